@@ -1,0 +1,40 @@
+# rfnet-native: `make build` for the binary, `make test` for the tests (what CI runs).
+GO       ?= go
+BIN      ?= bin/rfnet-native
+NVCC     ?= nvcc
+# SASS for Ampere, Ada and Hopper plus PTX for newer cards (Debian's nvcc 11.8 stops at sm_90).
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
+             -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
+CU_SRC   := $(wildcard kernels/*.cu)
+
+.PHONY: build test vet bench fuzz cuda clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/rfnet-native
+
+vet:
+	$(GO) vet ./...
+
+test: vet
+	$(GO) test ./...
+
+# Benchmarks of the CPU backend (GFLOP/s of matmul and conv2d); figures go in docs/benchmarks.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./cpu
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./weights
+
+# The CUDA build: kernels compiled by nvcc into one fatbin that the cuda package
+# embeds, then the binary with the cuda tag. Install nvcc with
+# ../shared/tools/install-cuda-toolkit.sh (Debian's CUDA 11.8).
+kernels/kernels.fatbin: $(CU_SRC)
+	@if [ -n "$(CU_SRC)" ]; then $(NVCC) --fatbin $(CUDA_ARCH) -O3 -o $@ $(CU_SRC); else : > $@; fi
+
+cuda: kernels/kernels.fatbin
+	$(GO) vet -tags cuda ./...
+	$(GO) build -tags cuda -o $(BIN) ./cmd/rfnet-native
+
+clean:
+	rm -rf bin kernels/*.fatbin

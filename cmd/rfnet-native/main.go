@@ -1,0 +1,96 @@
+// Command rfnet-native runs Stable Diffusion and RFNet from one native binary.
+//
+// Flags may be written with one dash or two (-weights or --weights).
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// command is one subcommand: its flags are defined on fs, and run does the work.
+type command struct {
+	summary string
+	setup   func(fs *pflag.FlagSet) func() error
+}
+
+var commands = map[string]command{
+	"inspect": {"list the tensors of a .safetensors file: names, dtypes, shapes, parameter counts", setupInspect},
+	"version": {"print the version", setupVersion},
+}
+
+const version = "0.1.0-dev"
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if !errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "rfnet-native:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage()
+		return nil
+	}
+	name := args[0]
+	cmd, ok := commands[name]
+	if !ok {
+		usage()
+		return fmt.Errorf("unknown command %q", name)
+	}
+	fs := pflag.NewFlagSet("rfnet-native "+name, pflag.ContinueOnError)
+	fs.SortFlags = false
+	do := cmd.setup(fs)
+	if err := fs.Parse(longFlags(args[1:], fs)); err != nil {
+		return err
+	}
+	return do()
+}
+
+// longFlags rewrites -name and -name=value as --name and --name=value when name is
+// a long flag of fs, so the single-dash spelling of the design works with pflag.
+func longFlags(args []string, fs *pflag.FlagSet) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if a == "--" {
+			copy(out[i:], args[i:])
+			break
+		}
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' {
+			name, _, _ := strings.Cut(a[1:], "=")
+			if len(name) > 1 && fs.Lookup(name) != nil {
+				out[i] = "-" + a
+			}
+		}
+	}
+	return out
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "rfnet-native %s: Stable Diffusion and RFNet in one native binary\n\nusage: rfnet-native COMMAND [flags]\n\ncommands:\n", version)
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(os.Stderr, "\nrfnet-native COMMAND --help lists a command's flags.")
+}
+
+func setupVersion(fs *pflag.FlagSet) func() error {
+	return func() error {
+		fmt.Println("rfnet-native", version)
+		return nil
+	}
+}

@@ -1,0 +1,13 @@
+module github.com/rfnet/rfnet-native
+
+go 1.26.8
+
+require github.com/x448/float16 v0.8.4
+
+require (
+	github.com/edsrzf/mmap-go v1.2.0 // indirect
+	github.com/nlpodyssey/safetensors v0.0.0-20250209183917-bfb01cc25f7c // indirect
+	github.com/spf13/pflag v1.1.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	gonum.org/v1/gonum v0.17.0 // indirect
+)

@@ -1,0 +1,212 @@
+package tensor
+
+import "errors"
+
+// ErrNoDevice is returned when a backend's device (a GPU, its driver) is not present.
+var ErrNoDevice = errors.New("no device")
+
+// ErrUnsupported is returned when a backend cannot run an op or dtype.
+var ErrUnsupported = errors.New("unsupported")
+
+// Buffer is a contiguous block of elements owned by one backend.
+type Buffer interface {
+	DType() DType
+	// Len is the number of elements.
+	Len() int
+}
+
+// UnaryOp names an elementwise function of one argument.
+type UnaryOp uint8
+
+const (
+	// SiLU is x·σ(x).
+	SiLU UnaryOp = iota
+	// GELU is the exact (erf) GELU: x·Φ(x).
+	GELU
+	// QuickGELU is x·σ(1.702·x), the activation of OpenAI's CLIP.
+	QuickGELU
+	// Sigmoid is σ(x) = 1/(1+e^-x).
+	Sigmoid
+	// Exp is e^x.
+	Exp
+	// Abs is |x|; its derivative at 0 is taken as 0.
+	Abs
+	// Square is x².
+	Square
+	// Sqrt is √x.
+	Sqrt
+	numUnaryOps
+)
+
+var unaryNames = [...]string{SiLU: "silu", GELU: "gelu", QuickGELU: "quick_gelu", Sigmoid: "sigmoid", Exp: "exp", Abs: "abs", Square: "square", Sqrt: "sqrt"}
+
+func (op UnaryOp) String() string { return unaryNames[op] }
+
+// UnaryOps lists every UnaryOp, for tests.
+func UnaryOps() []UnaryOp {
+	ops := make([]UnaryOp, numUnaryOps)
+	for i := range ops {
+		ops[i] = UnaryOp(i)
+	}
+	return ops
+}
+
+// BinaryOp names an elementwise function of two arguments.
+type BinaryOp uint8
+
+const (
+	// Add is a+b.
+	Add BinaryOp = iota
+	// Sub is a-b.
+	Sub
+	// Mul is a·b.
+	Mul
+	// Div is a/b.
+	Div
+)
+
+var binaryNames = [...]string{Add: "add", Sub: "sub", Mul: "mul", Div: "div"}
+
+func (op BinaryOp) String() string { return binaryNames[op] }
+
+// Broadcast describes a binary op over an output of shape Shape: element i of the
+// output reads a and b at the dot product of its index with StrideA and StrideB.
+// A stride of 0 repeats that operand along the axis.
+type Broadcast struct {
+	Shape            Shape
+	StrideA, StrideB []int
+}
+
+// MatMulParams describes Batch independent products out[i] = op(a[i])·op(b[i]),
+// out[i] being M×N and the inner size K. With TransA, a[i] is stored K×M; with
+// TransB, b[i] is stored N×K (the layout of a Linear weight). A batch stride of 0
+// reuses the same matrix for every batch entry (a weight shared across the batch).
+type MatMulParams struct {
+	Batch, M, N, K             int
+	TransA, TransB             bool
+	BatchStrideA, BatchStrideB int
+}
+
+// Conv2dParams describes a 2-D convolution of x [N, C, H, W] with w [O, C, KH, KW],
+// the same stride and zero padding on both spatial axes.
+type Conv2dParams struct {
+	N, C, H, W  int
+	O, KH, KW   int
+	Stride, Pad int
+}
+
+// OutH is the output height.
+func (p Conv2dParams) OutH() int { return (p.H+2*p.Pad-p.KH)/p.Stride + 1 }
+
+// OutW is the output width.
+func (p Conv2dParams) OutW() int { return (p.W+2*p.Pad-p.KW)/p.Stride + 1 }
+
+// GroupNormParams describes a group norm of x [N, C, HW] with Groups groups of
+// C/Groups channels; statistics are per (sample, group).
+type GroupNormParams struct {
+	N, C, HW, Groups int
+	Eps              float64
+}
+
+// TopKParams describes the masked top-k mean over the last axis of x [Rows, Cols]:
+// y[r] = mean of the K largest entries of x[r,:]⊙mask[r mod MaskRows,:]. A nil mask
+// means no masking (MaskRows is then ignored).
+type TopKParams struct {
+	Rows, Cols, K int
+	MaskRows      int
+}
+
+// Backend runs coarse ops on contiguous buffers. Each method documents shapes and
+// layout; all sizes are explicit, and buffers are row-major. Outputs are new buffers.
+// Float ops accept any float dtype the backend computes in (Float32 and Float64 on
+// the CPU); all float inputs of one call share a dtype. A size mismatch is a bug in
+// the caller and panics.
+type Backend interface {
+	// Name is a short description ("cpu", "cuda:0 NVIDIA H100 ...").
+	Name() string
+	// Computes reports whether arithmetic runs in dtype d on this backend.
+	Computes(d DType) bool
+
+	// Alloc returns n zeroed elements.
+	Alloc(d DType, n int) Buffer
+	// FromFloat64 copies v into a new buffer of dtype d, rounding as needed.
+	FromFloat64(d DType, v []float64) Buffer
+	// FromFloat32 copies v into a new buffer of dtype d, rounding as needed.
+	FromFloat32(d DType, v []float32) Buffer
+	// FromInt32 copies v into a new Int32 buffer.
+	FromInt32(v []int32) Buffer
+	// FromRaw decodes little-endian elements of dtype src (a safetensors payload)
+	// into a new buffer of dtype d.
+	FromRaw(d DType, src DType, raw []byte) Buffer
+	// Float64s copies a float buffer to the host.
+	Float64s(x Buffer) []float64
+	// Float32s copies a float buffer to the host.
+	Float32s(x Buffer) []float32
+	// Int32s copies an Int32 buffer to the host.
+	Int32s(x Buffer) []int32
+	// Convert returns x converted to dtype d.
+	Convert(x Buffer, d DType) Buffer
+	// Free releases x early; x must not be used afterwards. Backends with a
+	// garbage-collected heap may ignore it.
+	Free(x Buffer)
+
+	// Unary returns op(x) elementwise.
+	Unary(op UnaryOp, x Buffer) Buffer
+	// UnaryBackward returns dy·op'(x) elementwise.
+	UnaryBackward(op UnaryOp, x, dy Buffer) Buffer
+	// Affine returns a·x + b elementwise.
+	Affine(x Buffer, a, b float64) Buffer
+	// Binary returns op(a, b) over bc.Shape.
+	Binary(op BinaryOp, a, b Buffer, bc Broadcast) Buffer
+
+	// MatMul returns the Batch products of p as one [Batch, M, N] buffer.
+	MatMul(a, b Buffer, p MatMulParams) Buffer
+	// Conv2d returns x ⋆ w + bias as [N, O, OutH, OutW]; bias [O] may be nil.
+	Conv2d(x, w, bias Buffer, p Conv2dParams) Buffer
+	// Conv2dBackwardInput returns dL/dx [N, C, H, W] for dy [N, O, OutH, OutW].
+	Conv2dBackwardInput(dy, w Buffer, p Conv2dParams) Buffer
+
+	// GroupNorm returns y = (x-mean)·rstd·gamma + beta over x [N, C, HW], and the
+	// per-(sample, group) mean and 1/sqrt(var+eps), each [N, Groups]. gamma and beta
+	// [C] may be nil (no affine).
+	GroupNorm(x, gamma, beta Buffer, p GroupNormParams) (y, mean, rstd Buffer)
+	// GroupNormBackward returns dL/dx from the forward's saved statistics.
+	GroupNormBackward(x, dy, mean, rstd, gamma Buffer, p GroupNormParams) Buffer
+	// LayerNorm normalizes each row of x [rows, cols]; gamma and beta are [cols]
+	// and may be nil. It returns y and the per-row mean and 1/sqrt(var+eps) [rows].
+	LayerNorm(x, gamma, beta Buffer, rows, cols int, eps float64) (y, mean, rstd Buffer)
+	// LayerNormBackward returns dL/dx from the forward's saved statistics.
+	LayerNormBackward(x, dy, mean, rstd, gamma Buffer, rows, cols int) Buffer
+	// Softmax normalizes each row of x [rows, cols].
+	Softmax(x Buffer, rows, cols int) Buffer
+	// SoftmaxBackward returns dL/dx = y·(dy - Σ dy·y) per row, from the forward's output y.
+	SoftmaxBackward(y, dy Buffer, rows, cols int) Buffer
+	// GEGLU splits each row of x [rows, 2·cols] into halves h, g and returns h·GELU(g) [rows, cols].
+	GEGLU(x Buffer, rows, cols int) Buffer
+	// GEGLUBackward returns dL/dx [rows, 2·cols] for dy [rows, cols].
+	GEGLUBackward(x, dy Buffer, rows, cols int) Buffer
+
+	// Permute returns x of shape `shape` with its axes reordered: output axis i is input axis perm[i].
+	Permute(x Buffer, shape Shape, perm []int) Buffer
+	// Concat joins buffers laid out as [outer, inners[i]] into [outer, Σ inners].
+	Concat(xs []Buffer, outer int, inners []int) Buffer
+	// Slice copies columns [start, start+size) of x [outer, inner] into [outer, size].
+	Slice(x Buffer, outer, inner, start, size int) Buffer
+	// SliceBackward returns zeros [outer, inner] with dy [outer, size] at columns [start, start+size).
+	SliceBackward(dy Buffer, outer, inner, start, size int) Buffer
+	// ReduceSum sums x [outer, n, inner] over its middle axis into [outer, inner].
+	ReduceSum(x Buffer, outer, n, inner int) Buffer
+	// Expand repeats x [outer, inner] n times into [outer, n, inner].
+	Expand(x Buffer, outer, n, inner int) Buffer
+	// Upsample2x repeats each element of x [planes, h, w] into a 2×2 block: [planes, 2h, 2w].
+	Upsample2x(x Buffer, planes, h, w int) Buffer
+	// Upsample2xBackward sums each 2×2 block of dy [planes, 2h, 2w] into [planes, h, w].
+	Upsample2xBackward(dy Buffer, planes, h, w int) Buffer
+	// TopKMean returns y [Rows] as described by TopKParams and the positions it chose,
+	// idx [Rows, K] (Int32). Ties go to the lower position.
+	TopKMean(x, mask Buffer, p TopKParams) (y, idx Buffer)
+	// TopKMeanBackward returns dL/dx [Rows, Cols] for dy [Rows].
+	TopKMeanBackward(dy, idx, mask Buffer, p TopKParams) Buffer
+	// Gather returns rows ids[i] of table [rows, dim] as [len(ids), dim] (embedding lookup).
+	Gather(table, ids Buffer, dim int) Buffer
+}

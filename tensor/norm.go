@@ -1,0 +1,49 @@
+package tensor
+
+import "fmt"
+
+type layerNormAttr struct{ rows, cols int }
+
+// GroupNorm normalizes x [N, C, ...] over groups of C/groups channels and all
+// remaining axes, then scales by gamma [C] and shifts by beta [C] (either may be nil).
+func (t *Tensor) GroupNorm(groups int, gamma, beta *Tensor, eps float64) *Tensor {
+	if t.Rank() < 2 || groups < 1 || t.shape[1]%groups != 0 {
+		panic(fmt.Sprintf("tensor: group_norm: %d groups for input %v", groups, t.shape))
+	}
+	checkVec("group_norm", "gamma", gamma, t.shape[1])
+	checkVec("group_norm", "beta", beta, t.shape[1])
+	requireUntracked("group_norm", gamma, beta)
+	p := GroupNormParams{N: t.shape[0], C: t.shape[1], HW: t.Numel() / (t.shape[0] * t.shape[1]), Groups: groups, Eps: eps}
+	y, mean, rstd := t.b.GroupNorm(t.buf, bufOf(gamma), bufOf(beta), p)
+	out := t.derive(y, t.shape)
+	record(OpGroupNorm, out, []*Tensor{t, gamma, beta},
+		[]*Tensor{t.derive(mean, Shape{p.N, groups}), t.derive(rstd, Shape{p.N, groups})}, p)
+	return out
+}
+
+// LayerNorm normalizes over the last axis and applies gamma and beta (either may be nil).
+func (t *Tensor) LayerNorm(gamma, beta *Tensor, eps float64) *Tensor {
+	cols := t.Dim(-1)
+	rows := t.Numel() / cols
+	checkVec("layer_norm", "gamma", gamma, cols)
+	checkVec("layer_norm", "beta", beta, cols)
+	requireUntracked("layer_norm", gamma, beta)
+	y, mean, rstd := t.b.LayerNorm(t.buf, bufOf(gamma), bufOf(beta), rows, cols, eps)
+	out := t.derive(y, t.shape)
+	record(OpLayerNorm, out, []*Tensor{t, gamma, beta},
+		[]*Tensor{t.derive(mean, Shape{rows}), t.derive(rstd, Shape{rows})}, layerNormAttr{rows, cols})
+	return out
+}
+
+func checkVec(op, name string, v *Tensor, n int) {
+	if v != nil && (v.Rank() != 1 || v.shape[0] != n) {
+		panic(fmt.Sprintf("tensor: %s: %s has shape %v, want [%d]", op, name, v.shape, n))
+	}
+}
+
+func bufOf(t *Tensor) Buffer {
+	if t == nil {
+		return nil
+	}
+	return t.buf
+}

@@ -1,0 +1,133 @@
+package weights
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rfnet/rfnet-native/cpu"
+	"github.com/rfnet/rfnet-native/tensor"
+	"github.com/rfnet/rfnet-native/tensor/backendtest"
+)
+
+// craft builds a safetensors file from a literal header and a payload of n bytes.
+func craft(header string, n int) []byte {
+	b := binary.LittleEndian.AppendUint64(nil, uint64(len(header)))
+	b = append(b, header...)
+	return append(b, make([]byte, n)...)
+}
+
+func writeTemp(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSaveOpenRoundTrip(t *testing.T) {
+	b := cpu.New()
+	x := backendtest.Randn(b, tensor.Float32, 1, 2, 3, 4)
+	scalar := tensor.Scalar(b, tensor.Float32, 4.6052)
+	path := filepath.Join(t.TempDir(), "m.safetensors")
+	entries := []Entry{{"a.f32", x, tensor.Float32}, {"b.f16", x, tensor.Float16}, {"c.bf16", x, tensor.BFloat16},
+		{"d.f64", x.To(tensor.Float64), tensor.Float64}, {"logit_scale", scalar, tensor.Float32}}
+	if err := Save(path, entries, map[string]string{"format": "pt"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := strings.Join(f.Names(), ","); got != "a.f32,b.f16,c.bf16,d.f64,logit_scale" {
+		t.Fatalf("names %s", got)
+	}
+	if f.Metadata()["format"] != "pt" {
+		t.Fatalf("metadata %v", f.Metadata())
+	}
+	tol := map[string]float64{"a.f32": 0, "b.f16": 1e-3, "c.bf16": 8e-3, "d.f64": 0}
+	for name, tl := range tol {
+		info, _ := f.Info(name)
+		if !info.Shape.Equal(tensor.Shape{2, 3, 4}) {
+			t.Fatalf("%s: shape %v", name, info.Shape)
+		}
+		for _, d := range []tensor.DType{tensor.Float32, tensor.Float64} {
+			got, err := f.Load(b, name, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			backendtest.AssertClose(t, got, x, tl)
+		}
+		v, _, err := f.Float32s(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		backendtest.AssertClose(t, tensor.FromFloat32(b, tensor.Float32, tensor.Shape{2, 3, 4}, v), x, tl)
+	}
+	if got, _ := f.Load(b, "logit_scale", tensor.Float32); got.Rank() != 0 || float32(got.Item()) != float32(4.6052) {
+		t.Fatalf("scalar: %v", got)
+	}
+	if _, err := f.Load(b, "missing", tensor.Float32); err == nil || !strings.Contains(err.Error(), `no tensor "missing"`) {
+		t.Fatalf("missing tensor: %v", err)
+	}
+}
+
+func TestIntegerTensorIsNotFloat(t *testing.T) {
+	path := writeTemp(t, "ids.safetensors", craft(`{"position_ids":{"dtype":"I64","shape":[1,2],"data_offsets":[0,16]}}`, 16))
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Load(cpu.New(), "position_ids", tensor.Float32); err == nil || !strings.Contains(err.Error(), "I64") {
+		t.Fatalf("loading I64 as float: %v", err)
+	}
+}
+
+func TestBadFiles(t *testing.T) {
+	valid := craft(`{"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}`, 16)
+	for _, c := range []struct {
+		name, want string
+		data       []byte
+	}{
+		{"empty", "too short", nil},
+		{"text file", "header length", []byte("this is a text file, not weights\n")},
+		{"header too large", "exceeds the format's limit", binary.LittleEndian.AppendUint64(nil, 1<<40)},
+		{"truncated header", "truncated: the header is", valid[:20]},
+		{"truncated data", `truncated or corrupt: tensor "w" occupies bytes [0, 16)`, valid[:len(valid)-3]},
+		{"not json", "not a JSON object", craft(`[1,2,3]`, 0)},
+		{"malformed json", "malformed header", craft(`{"w":{"dtype":"F32",`, 0)},
+		{"unknown dtype", "malformed header", craft(`{"w":{"dtype":"F8","shape":[2],"data_offsets":[0,2]}}`, 2)},
+		{"overlap", `tensors "a" [0, 8) and "b" [4, 12) overlap`,
+			craft(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}`, 12)},
+		{"past the end", `tensor "a" occupies bytes [0, 400)`, craft(`{"a":{"dtype":"F32","shape":[100],"data_offsets":[0,400]}}`, 8)},
+		{"size mismatch", `tensor "a": F16 [3 3] needs 18 bytes but its data offsets span 16`,
+			craft(`{"a":{"dtype":"F16","shape":[3,3],"data_offsets":[0,16]}}`, 16)},
+		{"reversed offsets", "reversed", craft(`{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}`, 8)},
+		{"gap", "gap in the data", craft(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, 8)},
+		{"trailing bytes", "belong to no tensor", craft(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, 8)},
+		{"huge shape", "needs", craft(`{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}`, 4)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := writeTemp(t, "bad.safetensors", c.data)
+			f, err := Open(path)
+			if err == nil {
+				f.Close()
+				t.Fatal("opened a bad file without error")
+			}
+			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q should name the file and say %q", err, c.want)
+			}
+		})
+	}
+	if _, err := Open(t.TempDir()); err == nil || !strings.Contains(err.Error(), "is a folder") {
+		t.Fatalf("folder: %v", err)
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "nope.safetensors")); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
