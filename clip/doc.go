@@ -1,0 +1,6 @@
+// Package clip owns the CLIP BPE tokenizer and the text encoders Stable Diffusion
+// conditions on: CLIP ViT-L/14 (SD 1.x: quick-GELU, last layer then the final
+// layer norm) and OpenCLIP ViT-H/14 (SD 2.x: GELU, the penultimate layer then the
+// final layer norm). Weights use the Hugging Face CLIPTextModel names; names.go
+// maps the single-file (original) names onto them.
+package clip
