@@ -95,5 +95,12 @@ func LoadUpsample(w *weights.Source, ch int) *Upsample {
 	return &Upsample{Conv: LoadConv2d(w.Sub("conv"), ch, ch, 3, 1)}
 }
 
-// Forward upsamples x [N, C, H, W].
+// Forward upsamples x [N, C, H, W] to [N, C, 2H, 2W].
 func (u *Upsample) Forward(x *tensor.Tensor) *tensor.Tensor { return u.Conv.Forward(x.Upsample2x()) }
+
+// ForwardTo upsamples x to h×w, at most 2H×2W: nearest-neighbour interpolation to
+// 2n-1 equals doubling and dropping the last row or column, which is what the
+// UNet needs after an odd size was halved (rounding up).
+func (u *Upsample) ForwardTo(x *tensor.Tensor, h, w int) *tensor.Tensor {
+	return u.Conv.Forward(x.Upsample2x().Narrow(2, 0, h).Narrow(3, 0, w))
+}

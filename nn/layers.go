@@ -65,4 +65,6 @@ func LoadLayerNorm(w *weights.Source, dim int, eps float64) *LayerNorm {
 }
 
 // Forward normalizes x over its last axis.
-func (l *LayerNorm) Forward(x *tensor.Tensor) *tensor.Tensor { return x.LayerNorm(l.Weight, l.Bias, l.Eps) }
+func (l *LayerNorm) Forward(x *tensor.Tensor) *tensor.Tensor {
+	return x.LayerNorm(l.Weight, l.Bias, l.Eps)
+}

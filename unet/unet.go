@@ -1,0 +1,180 @@
+package unet
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/rfnet/rfnet-native/nn"
+	"github.com/rfnet/rfnet-native/tensor"
+	"github.com/rfnet/rfnet-native/weights"
+)
+
+// UNet is a loaded UNet2DConditionModel.
+type UNet struct {
+	Config             Config
+	timeLin1, timeLin2 *nn.Linear
+	convIn             *nn.Conv2d
+	down               []*downBlock
+	midRes             [2]*nn.ResBlock
+	midAttn            *transformer
+	up                 []*upBlock
+	normOut            *nn.GroupNorm
+	convOut            *nn.Conv2d
+}
+
+type downBlock struct {
+	resnets []*nn.ResBlock
+	attns   []*transformer // empty for DownBlock2D
+	down    *nn.Downsample // nil for the last block
+}
+
+type upBlock struct {
+	resnets []*nn.ResBlock
+	attns   []*transformer
+	up      *nn.Upsample
+}
+
+// Load builds the UNet from w. Call w.Err() afterwards.
+func Load(w *weights.Source, c Config) *UNet {
+	ch := c.BlockOutChannels
+	temb := 4 * ch[0]
+	g, eps := c.NormNumGroups, c.NormEps
+	u := &UNet{
+		Config:   c,
+		timeLin1: nn.LoadLinear(w.Sub("time_embedding", "linear_1"), ch[0], temb, true),
+		timeLin2: nn.LoadLinear(w.Sub("time_embedding", "linear_2"), temb, temb, true),
+		convIn:   nn.LoadConv2d(w.Sub("conv_in"), c.InChannels, ch[0], 3, 1),
+		normOut:  nn.LoadGroupNorm(w.Sub("conv_norm_out"), g, ch[0], eps),
+		convOut:  nn.LoadConv2d(w.Sub("conv_out"), ch[0], c.OutChannels, 3, 1),
+	}
+	n := c.Levels()
+	for i := 0; i < n; i++ {
+		bw := w.Sub("down_blocks", i)
+		in := ch[max(i-1, 0)]
+		blk := &downBlock{}
+		for j := 0; j < c.LayersPerBlock; j++ {
+			rin := ch[i]
+			if j == 0 {
+				rin = in
+			}
+			blk.resnets = append(blk.resnets, nn.LoadResBlock(bw.Sub("resnets", j), rin, ch[i], temb, g, eps))
+			if c.downHasAttention(i) {
+				blk.attns = append(blk.attns, loadTransformer(bw.Sub("attentions", j), c, ch[i], c.HeadsOf(i)))
+			}
+		}
+		if i < n-1 {
+			blk.down = nn.LoadDownsample(bw.Sub("downsamplers", 0), ch[i], false)
+		}
+		u.down = append(u.down, blk)
+	}
+	last := ch[n-1]
+	u.midRes[0] = nn.LoadResBlock(w.Sub("mid_block", "resnets", 0), last, last, temb, g, eps)
+	u.midAttn = loadTransformer(w.Sub("mid_block", "attentions", 0), c, last, c.HeadsOf(n-1))
+	u.midRes[1] = nn.LoadResBlock(w.Sub("mid_block", "resnets", 1), last, last, temb, g, eps)
+	for i := 0; i < n; i++ {
+		// Channels as diffusers computes them (reversed block_out_channels).
+		level := n - 1 - i
+		out := ch[level]
+		prev := ch[min(level+1, n-1)]
+		skipIn := ch[max(level-1, 0)]
+		bw := w.Sub("up_blocks", i)
+		blk := &upBlock{}
+		for j := 0; j <= c.LayersPerBlock; j++ {
+			rin, skip := out, out
+			if j == 0 {
+				rin = prev
+			}
+			if j == c.LayersPerBlock {
+				skip = skipIn
+			}
+			blk.resnets = append(blk.resnets, nn.LoadResBlock(bw.Sub("resnets", j), rin+skip, out, temb, g, eps))
+			if c.upHasAttention(i) {
+				blk.attns = append(blk.attns, loadTransformer(bw.Sub("attentions", j), c, out, c.HeadsOf(level)))
+			}
+		}
+		if i < n-1 {
+			blk.up = nn.LoadUpsample(bw.Sub("upsamplers", 0), out)
+		}
+		u.up = append(u.up, blk)
+	}
+	return u
+}
+
+// Hook receives the cross-attention probabilities [B, heads, H·W, tokens] of the
+// layer named key; returning true stops the forward pass right there.
+type Hook func(key string, probs *tensor.Tensor) (stop bool)
+
+// ErrStopped is returned by Forward when the hook stopped it.
+var ErrStopped = errors.New("unet: forward stopped by the attention hook")
+
+type stopSignal struct{}
+
+// Forward predicts the noise (or v) for latent [B, C, H, W] at the given
+// timesteps (one per batch entry) under text context [B, 77, Cctx]. hook may be nil.
+func (u *UNet) Forward(latent *tensor.Tensor, timesteps []float64, context *tensor.Tensor, hook Hook) (out *tensor.Tensor, err error) {
+	if len(timesteps) != latent.Dim(0) || context.Dim(0) != latent.Dim(0) {
+		panic(fmt.Sprintf("unet: latent %v, %d timesteps, context %v", latent.Shape(), len(timesteps), context.Shape()))
+	}
+	if hook != nil {
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(stopSignal); !ok {
+					panic(r)
+				}
+				out, err = nil, ErrStopped
+			}
+		}()
+	}
+	// attnHook names the layer and turns a stop into an unwind to Forward.
+	attnHook := func(prefix string) func(int) nn.ProbsHook {
+		return func(k int) nn.ProbsHook {
+			if hook == nil {
+				return nil
+			}
+			return func(p *tensor.Tensor) {
+				if hook(fmt.Sprintf("%s.%d", prefix, k), p) {
+					panic(stopSignal{})
+				}
+			}
+		}
+	}
+	c := u.Config
+	emb := tensor.TimestepEmbedding(latent.Backend(), latent.DType(), timesteps, c.BlockOutChannels[0], c.FlipSinToCos, c.FreqShift, 10000)
+	temb := u.timeLin2.Forward(u.timeLin1.Forward(emb).SiLU())
+
+	x := u.convIn.Forward(latent)
+	skips := []*tensor.Tensor{x}
+	for i, blk := range u.down {
+		for j, r := range blk.resnets {
+			x = r.Forward(x, temb)
+			if len(blk.attns) > 0 {
+				x = blk.attns[j].forward(x, context, attnHook(fmt.Sprintf("down.%d.%d", i, j)))
+			}
+			skips = append(skips, x)
+		}
+		if blk.down != nil {
+			x = blk.down.Forward(x)
+			skips = append(skips, x)
+		}
+	}
+	x = u.midRes[0].Forward(x, temb)
+	x = u.midAttn.forward(x, context, attnHook("mid.0.0"))
+	x = u.midRes[1].Forward(x, temb)
+	for i, blk := range u.up {
+		for j, r := range blk.resnets {
+			skip := skips[len(skips)-1]
+			skips = skips[:len(skips)-1]
+			x = r.Forward(tensor.Concat(1, x, skip), temb)
+			if len(blk.attns) > 0 {
+				x = blk.attns[j].forward(x, context, attnHook(fmt.Sprintf("up.%d.%d", i, j)))
+			}
+		}
+		if blk.up != nil {
+			// Upsample to the size of the skip it meets next: with an odd size the
+			// stride-2 convolution rounded up, and doubling overshoots by one.
+			next := skips[len(skips)-1]
+			x = blk.up.ForwardTo(x, next.Dim(2), next.Dim(3))
+		}
+	}
+	return u.convOut.Forward(u.normOut.Forward(x).SiLU()), nil
+}
