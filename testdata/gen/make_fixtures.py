@@ -80,6 +80,26 @@ def load_ckpt_converters():
 
 convert_from_ckpt = load_ckpt_converters()
 torch.set_grad_enabled(False)
+
+
+def _zero_initialized_scores():
+    """Debian's torch 1.13 computes baddbmm(empty, q, kᵀ, beta=0) for small matrices (our tiny
+    SD 1.x heads have 2 channels) with a kernel that multiplies the uninitialized input by beta
+    instead of ignoring it, so NaNs in fresh memory leak into the scores at random. diffusers'
+    attention uses exactly that call when there is no mask; passing a zero mask instead selects
+    beta=1 on zeros, which computes the same scores without touching uninitialized memory."""
+    from diffusers.models import attention_processor as ap
+    original = ap.Attention.get_attention_scores
+
+    def scores(self, query, key, attention_mask=None):
+        if attention_mask is None:
+            attention_mask = torch.zeros(query.shape[0], query.shape[1], key.shape[1], dtype=query.dtype)
+        return original(self, query, key, attention_mask)
+
+    ap.Attention.get_attention_scores = scores
+
+
+_zero_initialized_scores()
 torch.use_deterministic_algorithms(True)
 
 # --------------------------------------------------------------------------------------------
@@ -508,6 +528,8 @@ def run_case(out, model_name, sched_name, case, unet, vae, text, tok, pad_id, pr
     image = vae.decode(latents / vae.config.scaling_factor).sample
     image = (image / 2 + 0.5).clamp(0, 1)
     base = f"{model_name}-{sched_name}-{case['case']}"
+    if not (torch.isfinite(torch.cat(trace)).all() and torch.isfinite(image).all()):
+        sys.exit(f"{base}: the reference run produced non-finite values")
     save_file({"cond": cond[0].contiguous(), "uncond": uncond[0].contiguous(), "init_latents": init.contiguous(),
                "latents_trace": torch.cat(trace).contiguous(), "image": image[0].half().contiguous(),
                "timesteps": sched.timesteps.double().contiguous()},

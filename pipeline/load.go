@@ -1,0 +1,309 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rfnet/rfnet-native/clip"
+	"github.com/rfnet/rfnet-native/sched"
+	"github.com/rfnet/rfnet-native/tensor"
+	"github.com/rfnet/rfnet-native/unet"
+	"github.com/rfnet/rfnet-native/vae"
+	"github.com/rfnet/rfnet-native/weights"
+)
+
+// LoadOptions says how to read a checkpoint. The zero value detects everything.
+type LoadOptions struct {
+	// ModelType names a variant (sd15, sd21-base, sd21, ...) instead of detecting the family.
+	ModelType string
+	// Prediction overrides the prediction type (epsilon or v).
+	Prediction string
+	// Tokenizer is a diffusers tokenizer/ folder or bpe_simple_vocab_16e6.txt.gz;
+	// single-file checkpoints need it, folders have their own.
+	Tokenizer string
+	// ConfigDir is a diffusers-style folder whose unet/, vae/, text_encoder/ and
+	// scheduler/ config files describe a single-file checkpoint (optional: the
+	// released models' configs are inferred from names and shapes).
+	ConfigDir string
+	// Backend and DType say where the weights go and in which compute dtype.
+	Backend tensor.Backend
+	DType   tensor.DType
+}
+
+// Model is a loaded Stable Diffusion checkpoint.
+type Model struct {
+	Variant    Variant
+	Path       string
+	Layout     string // "diffusers" or "single-file"
+	Tokenizer  *clip.Tokenizer
+	Text       *clip.TextEncoder
+	UNet       *unet.UNet
+	Decoder    *vae.Decoder
+	Encoder    *vae.Encoder
+	Backend    tensor.Backend
+	DType      tensor.DType
+	Components []Component
+	files      []*weights.File
+}
+
+// Component describes one model's weights, for inspect.
+type Component struct {
+	Name       string   `json:"name"`
+	File       string   `json:"file"`
+	Parameters int64    `json:"parameters"`
+	DTypes     []string `json:"dtypes"`
+}
+
+// Close releases the memory-mapped files (loaded weights stay valid).
+func (m *Model) Close() error {
+	var errs []error
+	for _, f := range m.files {
+		errs = append(errs, f.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Load reads a diffusers folder or a single-file checkpoint.
+func Load(path string, o LoadOptions) (*Model, error) {
+	if o.Backend == nil {
+		return nil, errors.New("pipeline: no backend")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: weights: %w", err)
+	}
+	m := &Model{Path: path, Backend: o.Backend, DType: o.DType}
+	if fi.IsDir() {
+		err = m.loadFolder(path, o)
+	} else {
+		err = m.loadSingleFile(path, o)
+	}
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// loadFolder reads a diffusers folder: model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/.
+func (m *Model) loadFolder(dir string, o LoadOptions) error {
+	m.Layout = "diffusers"
+	if _, err := os.Stat(filepath.Join(dir, "unet", "config.json")); err != nil {
+		return fmt.Errorf("pipeline: %s is not a diffusers folder (no unet/config.json)", dir)
+	}
+	v, err := m.folderVariant(dir, o)
+	if err != nil {
+		return err
+	}
+	m.Variant = v
+	tokPath := filepath.Join(dir, "tokenizer")
+	if o.Tokenizer != "" {
+		tokPath = o.Tokenizer
+	}
+	if m.Tokenizer, err = clip.LoadTokenizer(tokPath, v.Pad); err != nil {
+		return err
+	}
+	open := func(component string, names ...string) (*weights.File, error) {
+		for _, n := range names {
+			p := filepath.Join(dir, component, n)
+			if _, err := os.Stat(p); err == nil {
+				f, err := weights.Open(p)
+				if err == nil {
+					m.files = append(m.files, f)
+				}
+				return f, err
+			}
+		}
+		if pickles, _ := filepath.Glob(filepath.Join(dir, component, "*.bin")); len(pickles) > 0 {
+			return nil, fmt.Errorf("pipeline: %s holds only %s: rfnet-native reads .safetensors weights, never pickles (convert them with diffusers' save_pretrained(..., safe_serialization=True))",
+				filepath.Join(dir, component), filepath.Base(pickles[0]))
+		}
+		return nil, fmt.Errorf("pipeline: %s: no %s", filepath.Join(dir, component), strings.Join(names, " or "))
+	}
+	tf, err := open("text_encoder", "model.safetensors", "model.fp16.safetensors")
+	if err != nil {
+		return err
+	}
+	uf, err := open("unet", "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors")
+	if err != nil {
+		return err
+	}
+	vf, err := open("vae", "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors")
+	if err != nil {
+		return err
+	}
+	return m.build(clip.MapFolder(tf), unet.MapFolder(uf), vae.MapFolder(vf), map[string]*weights.File{"text encoder": tf, "unet": uf, "vae": vf})
+}
+
+// folderVariant reads the folder's configs over the variant the family implies.
+func (m *Model) folderVariant(dir string, o LoadOptions) (Variant, error) {
+	text, err := clip.LoadConfig(filepath.Join(dir, "text_encoder", "config.json"), clip.ViTL14())
+	if err != nil {
+		return Variant{}, err
+	}
+	v := SD15()
+	if text.HiddenAct == "gelu" {
+		v = SD21Base()
+	}
+	if o.ModelType != "" {
+		if v, err = VariantByName(o.ModelType); err != nil {
+			return Variant{}, err
+		}
+	}
+	if err := readConfigDir(&v, dir); err != nil {
+		return Variant{}, err
+	}
+	return withPrediction(v, o.Prediction)
+}
+
+func withPrediction(v Variant, p string) (Variant, error) {
+	if p == "" {
+		return v, nil
+	}
+	pred, err := sched.ParsePrediction(p)
+	if err != nil {
+		return Variant{}, err
+	}
+	v.Sched.PredictionType = pred
+	return v, nil
+}
+
+// loadSingleFile reads an original-layout checkpoint (model.diffusion_model.*,
+// first_stage_model.*, cond_stage_model.*).
+func (m *Model) loadSingleFile(path string, o LoadOptions) error {
+	m.Layout = "single-file"
+	f, err := weights.Open(path)
+	if err != nil {
+		return err
+	}
+	m.files = append(m.files, f)
+	v, err := singleFileVariant(f, o)
+	if err != nil {
+		return err
+	}
+	m.Variant = v
+	if o.Tokenizer == "" {
+		return fmt.Errorf("pipeline: %s is a single-file checkpoint, which holds no tokenizer: pass --tokenizer with a diffusers tokenizer/ folder (vocab.json and merges.txt) or OpenAI's bpe_simple_vocab_16e6.txt.gz", path)
+	}
+	if m.Tokenizer, err = clip.LoadTokenizer(o.Tokenizer, v.Pad); err != nil {
+		return err
+	}
+	text := clip.MapCLIP(f)
+	if v.Family == SD2 {
+		text = clip.MapOpenCLIP(f, v.Text.NumHiddenLayers)
+	}
+	return m.build(text, unet.MapSingleFile(f, v.UNet), vae.MapSingleFile(f, v.VAE), map[string]*weights.File{"text encoder": f, "unet": f, "vae": f})
+}
+
+// singleFileVariant detects the family from the text encoder's names and reads
+// the architecture from shapes (or from ConfigDir).
+func singleFileVariant(f *weights.File, o LoadOptions) (Variant, error) {
+	text, err := clip.InferConfig(f)
+	if err != nil {
+		return Variant{}, fmt.Errorf("pipeline: %s does not look like a Stable Diffusion checkpoint: %w", f.Path(), err)
+	}
+	v := SD15()
+	if text.HiddenAct == "gelu" {
+		v = SD21Base()
+	}
+	if o.ModelType != "" {
+		want, err := VariantByName(o.ModelType)
+		if err != nil {
+			return Variant{}, err
+		}
+		if want.Family != v.Family {
+			return Variant{}, fmt.Errorf("pipeline: --model-type %s is an %s model, but %s holds an %s text encoder (%s); choose an %s type",
+				o.ModelType, want.Family, f.Path(), v.Family, familyEvidence(v.Family), v.Family)
+		}
+		v = want
+	}
+	if o.ConfigDir != "" {
+		if err := readConfigDir(&v, o.ConfigDir); err != nil {
+			return Variant{}, err
+		}
+		return withPrediction(v, o.Prediction)
+	}
+	v.Text = text
+	if v.UNet, err = unet.InferConfig(f); err != nil {
+		return Variant{}, err
+	}
+	v.UNet.UpcastAttention = v.Name == "sd21"
+	if v.VAE, err = vae.InferConfig(f); err != nil {
+		return Variant{}, err
+	}
+	return withPrediction(v, o.Prediction)
+}
+
+// readConfigDir reads the config files of a diffusers-style folder over v.
+func readConfigDir(v *Variant, dir string) (err error) {
+	if v.Text, err = clip.LoadConfig(filepath.Join(dir, "text_encoder", "config.json"), v.Text); err != nil {
+		return err
+	}
+	if v.UNet, err = unet.LoadConfig(filepath.Join(dir, "unet", "config.json"), v.UNet); err != nil {
+		return err
+	}
+	if v.VAE, err = vae.LoadConfig(filepath.Join(dir, "vae", "config.json"), v.VAE); err != nil {
+		return err
+	}
+	if p := filepath.Join(dir, "scheduler", "scheduler_config.json"); fileExists(p) {
+		v.Sched, err = sched.LoadConfig(p, v.Sched)
+	}
+	return err
+}
+
+func familyEvidence(f Family) string {
+	if f == SD2 {
+		return clip.PrefixOpenCLIP + "*"
+	}
+	return clip.PrefixCLIP + "*"
+}
+
+// build loads the three models and reports every naming or shape problem at once.
+func (m *Model) build(text, u, v *weights.Mapping, files map[string]*weights.File) error {
+	ts := weights.NewSource("text encoder", text, m.Backend, m.DType)
+	us := weights.NewSource("unet", u, m.Backend, m.DType)
+	vs := weights.NewSource("vae", v, m.Backend, m.DType)
+	m.Text = clip.Load(ts, m.Variant.Text)
+	m.UNet = unet.Load(us, m.Variant.UNet)
+	m.Decoder = vae.LoadDecoder(vs, m.Variant.VAE)
+	m.Encoder = vae.LoadEncoder(vs, m.Variant.VAE)
+	var errs []error
+	for _, s := range []*weights.Source{ts, us, vs} {
+		if err := s.Err(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("pipeline: %s (as %s, %s layout): %w", m.Path, m.Variant.Name, m.Layout, errors.Join(errs...))
+	}
+	for _, c := range []struct {
+		name string
+		mp   *weights.Mapping
+	}{{"text encoder", text}, {"unet", u}, {"vae", v}} {
+		m.Components = append(m.Components, describe(c.name, files[c.name], c.mp))
+	}
+	return nil
+}
+
+func describe(name string, f *weights.File, mp *weights.Mapping) Component {
+	c := Component{Name: name, File: f.Path()}
+	seen := map[string]bool{}
+	for _, n := range mp.Canonical() {
+		ref, _ := mp.Lookup(n)
+		c.Parameters += int64(ref.Shape.Numel())
+		info, _ := f.Info(ref.Stored)
+		if !seen[info.DType] {
+			seen[info.DType] = true
+			c.DTypes = append(c.DTypes, info.DType)
+		}
+	}
+	return c
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

@@ -1,0 +1,170 @@
+package pipeline
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/rfnet/rfnet-native/clip"
+	"github.com/rfnet/rfnet-native/rng"
+	"github.com/rfnet/rfnet-native/sched"
+	"github.com/rfnet/rfnet-native/tensor"
+)
+
+// Request is one text-to-image generation.
+type Request struct {
+	Prompt, NegativePrompt string
+	Steps                  int
+	Guidance               float64
+	Scheduler              string
+	Width, Height          int
+	Seed                   uint64
+	// InitLatents, when set, replaces the noise drawn from Seed: [1, 4, H/8, W/8],
+	// already multiplied by the scheduler's init_noise_sigma.
+	InitLatents *tensor.Tensor
+}
+
+// Result is what a generation produced.
+type Result struct {
+	Image       *tensor.Tensor // [1, 3, H, W] in [0, 1]
+	Latents     *tensor.Tensor // the final latents [1, 4, H/8, W/8]
+	InitLatents *tensor.Tensor
+	Cond        *tensor.Tensor // [1, 77, width]
+	Uncond      *tensor.Tensor
+	Timesteps   []float64
+	// Truncated counts the prompt tokens past the 77-token window (dropped).
+	Truncated, NegativeTruncated int
+	Durations                    map[string]time.Duration
+}
+
+// Validate checks a request against the model and fills defaults (steps 50,
+// guidance 7.5, DDIM, the variant's size).
+func (m *Model) Validate(r *Request) error {
+	if r.Steps == 0 {
+		r.Steps = 50
+	}
+	if r.Scheduler == "" {
+		r.Scheduler = "ddim"
+	}
+	if r.Width == 0 {
+		r.Width = m.Variant.Width
+	}
+	if r.Height == 0 {
+		r.Height = m.Variant.Height
+	}
+	switch {
+	case r.Width%8 != 0 || r.Height%8 != 0 || r.Width < 8 || r.Height < 8:
+		return fmt.Errorf("pipeline: --width %d and --height %d must be positive multiples of 8 (the autoencoder works on 8×8 blocks)", r.Width, r.Height)
+	case r.Steps < 1:
+		return fmt.Errorf("pipeline: --steps %d must be at least 1", r.Steps)
+	case r.Guidance < 0:
+		return fmt.Errorf("pipeline: --guidance %v must not be negative", r.Guidance)
+	}
+	if _, err := sched.New(r.Scheduler, m.Variant.Sched, r.Steps); err != nil {
+		return err
+	}
+	if r.InitLatents != nil {
+		want := tensor.Shape{1, m.Variant.UNet.InChannels, r.Height / 8, r.Width / 8}
+		if !r.InitLatents.Shape().Equal(want) {
+			return fmt.Errorf("pipeline: initial latents have shape %v, want %v for %d×%d", r.InitLatents.Shape(), want, r.Width, r.Height)
+		}
+	}
+	return nil
+}
+
+// EncodePrompt tokenizes text and runs the text encoder: [1, 77, width], and
+// the number of tokens cut off past the window.
+func (m *Model) EncodePrompt(text string) (*tensor.Tensor, int) {
+	ids, truncated := m.Tokenizer.Tokenize(text)
+	return m.Text.Encode(tensor.FromInt32(m.Backend, tensor.Shape{1, clip.MaxLength}, ids)).To(m.DType), truncated
+}
+
+// Noise draws the initial latents for seed as diffusers does on the CPU
+// (torch.randn with torch.Generator().manual_seed(seed)), times sigma.
+func (m *Model) Noise(seed uint64, width, height int, sigma float64) *tensor.Tensor {
+	shape := tensor.Shape{1, m.Variant.UNet.InChannels, height / 8, width / 8}
+	v := rng.NewTorch(seed).Randn(shape.Numel())
+	return tensor.FromFloat32(m.Backend, m.DType, shape, v).Scale(sigma)
+}
+
+// Generate runs text-to-image with classifier-free guidance. progress, when
+// not nil, is called after each denoising step.
+func (m *Model) Generate(r Request, progress func(step, total int)) (*Result, error) {
+	if err := m.Validate(&r); err != nil {
+		return nil, err
+	}
+	res := &Result{Durations: map[string]time.Duration{}}
+	start := time.Now()
+	res.Cond, res.Truncated = m.EncodePrompt(r.Prompt)
+	res.Uncond, res.NegativeTruncated = m.EncodePrompt(r.NegativePrompt)
+	res.Durations["text"] = time.Since(start)
+
+	s, err := sched.New(r.Scheduler, m.Variant.Sched, r.Steps)
+	if err != nil {
+		return nil, err
+	}
+	latents := r.InitLatents
+	if latents == nil {
+		latents = m.Noise(r.Seed, r.Width, r.Height, s.InitNoiseSigma())
+	}
+	latents = latents.To(m.DType)
+	res.InitLatents = latents
+	res.Timesteps = s.Timesteps()
+
+	start = time.Now()
+	if latents, err = m.Denoise(s, latents, res.Cond, res.Uncond, r.Guidance, progress); err != nil {
+		return nil, err
+	}
+	res.Latents = latents
+	res.Durations["denoise"] = time.Since(start)
+
+	start = time.Now()
+	res.Image = m.DecodeImage(latents)
+	res.Durations["decode"] = time.Since(start)
+	return res, nil
+}
+
+// Denoise runs every step of s from latents. With guidance > 1 the UNet sees
+// [uncond, cond] as one batch and the two predictions are combined as
+// uncond + guidance·(cond - uncond); otherwise only cond is used.
+func (m *Model) Denoise(s sched.Scheduler, latents, cond, uncond *tensor.Tensor, guidance float64, progress func(step, total int)) (*tensor.Tensor, error) {
+	ts := s.Timesteps()
+	cfg := guidance > 1
+	context := cond
+	if cfg {
+		context = tensor.Concat(0, uncond, cond)
+	}
+	for i, t := range ts {
+		x := latents
+		times := []float64{t}
+		if cfg {
+			x = tensor.Concat(0, latents, latents)
+			times = []float64{t, t}
+		}
+		out, err := m.UNet.Forward(s.ScaleModelInput(x, i), times, context, nil)
+		if err != nil {
+			return nil, err
+		}
+		if cfg {
+			parts := out.Chunk(2, 0)
+			out = parts[0].Add(parts[1].Sub(parts[0]).Scale(guidance))
+		}
+		latents = s.Step(out, latents, i)
+		if progress != nil {
+			progress(i+1, len(ts))
+		}
+	}
+	return latents, nil
+}
+
+// DecodeImage turns latents into an image in [0, 1] (diffusers' postprocess:
+// decode(latents / scaling_factor) / 2 + 0.5, clamped when written out).
+func (m *Model) DecodeImage(latents *tensor.Tensor) *tensor.Tensor {
+	img := m.Decoder.Decode(latents.Scale(1 / m.Variant.VAE.ScalingFactor))
+	return img.Affine(0.5, 0.5)
+}
+
+// EncodeImage turns an image in [0, 1] [1, 3, H, W] into latents (the
+// posterior mean times the scaling factor).
+func (m *Model) EncodeImage(img *tensor.Tensor) *tensor.Tensor {
+	return m.Encoder.Encode(img.To(m.DType).Affine(2, -1)).Scale(m.Variant.VAE.ScalingFactor)
+}

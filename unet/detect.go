@@ -1,0 +1,79 @@
+package unet
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+
+	"github.com/rfnet/rfnet-native/weights"
+)
+
+var inputBlockOp = regexp.MustCompile(`^model\.diffusion_model\.input_blocks\.(\d+)\.0\.op\.weight$`)
+
+// InferConfig reads the UNet configuration of a single-file checkpoint from its
+// names and shapes. What the file does not say follows the released models'
+// conventions: a 768-wide text context means SD 1.x (8 heads everywhere),
+// otherwise 64 channels per head (SD 2.x).
+func InferConfig(f *weights.File) (Config, error) {
+	shape := func(name string) ([]int, bool) {
+		info, ok := f.Info(Prefix + name)
+		return info.Shape, ok
+	}
+	c := SD14()
+	convIn, ok := shape("input_blocks.0.0.weight")
+	if !ok || len(convIn) != 4 {
+		return Config{}, fmt.Errorf("unet: %s has no UNet (no %sinput_blocks.0.0.weight)", f.Path(), Prefix)
+	}
+	c.InChannels = convIn[1]
+	if out, ok := shape("out.2.weight"); ok && len(out) == 4 {
+		c.OutChannels = out[0]
+	}
+	// Downsamplers sit at input_blocks[(L+1)·(i+1)]: the first gives L, their count the levels.
+	first, count := 0, 0
+	for _, n := range f.Names() {
+		if g := inputBlockOp.FindStringSubmatch(n); g != nil {
+			i, _ := strconv.Atoi(g[1])
+			if first == 0 || i < first {
+				first = i
+			}
+			count++
+		}
+	}
+	if first < 2 {
+		return Config{}, fmt.Errorf("unet: %s: cannot find the downsampling blocks (input_blocks.N.0.op)", f.Path())
+	}
+	L := first - 1
+	levels := count + 1
+	c.LayersPerBlock = L
+	c.BlockOutChannels = make([]int, levels)
+	c.DownBlockTypes = make([]string, levels)
+	c.UpBlockTypes = make([]string, levels)
+	for i := 0; i < levels; i++ {
+		idx := (L+1)*i + 1
+		w, ok := shape(fmt.Sprintf("input_blocks.%d.0.out_layers.3.weight", idx))
+		if !ok || len(w) != 4 {
+			return Config{}, fmt.Errorf("unet: %s: missing %sinput_blocks.%d.0.out_layers.3.weight", f.Path(), Prefix, idx)
+		}
+		c.BlockOutChannels[i] = w[0]
+		c.DownBlockTypes[i] = "DownBlock2D"
+		c.UpBlockTypes[levels-1-i] = "UpBlock2D"
+		if proj, ok := shape(fmt.Sprintf("input_blocks.%d.1.proj_in.weight", idx)); ok {
+			c.DownBlockTypes[i] = "CrossAttnDownBlock2D"
+			c.UpBlockTypes[levels-1-i] = "CrossAttnUpBlock2D"
+			c.UseLinearProjection = len(proj) == 2
+			if k, ok := shape(fmt.Sprintf("input_blocks.%d.1.transformer_blocks.0.attn2.to_k.weight", idx)); ok {
+				c.CrossAttentionDim = k[1]
+			}
+		}
+	}
+	if c.CrossAttentionDim == 768 {
+		c.Heads = HeadList{8}
+	} else {
+		c.Heads = make(HeadList, levels)
+		for i, ch := range c.BlockOutChannels {
+			c.Heads[i] = max(1, ch/64)
+		}
+	}
+	c.SampleSize = 64
+	return c, c.Validate()
+}
