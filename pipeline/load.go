@@ -31,6 +31,8 @@ type LoadOptions struct {
 	// Backend and DType say where the weights go and in which compute dtype.
 	Backend tensor.Backend
 	DType   tensor.DType
+	// NoTokenizer skips the tokenizer (inspect).
+	NoTokenizer bool
 }
 
 // Model is a loaded Stable Diffusion checkpoint.
@@ -88,6 +90,66 @@ func Load(path string, o LoadOptions) (*Model, error) {
 	return m, nil
 }
 
+// Inspect builds the model on o.Backend (tensor.Meta for a check that reads
+// no weights) without a tokenizer.
+func Inspect(path string, o LoadOptions) (*Model, error) {
+	o.NoTokenizer = true
+	return Load(path, o)
+}
+
+func errNoTokenizer(path string) error {
+	return fmt.Errorf("pipeline: %s is a single-file checkpoint, which holds no tokenizer: pass --tokenizer with a diffusers tokenizer/ folder (vocab.json and merges.txt) or OpenAI's bpe_simple_vocab_16e6.txt.gz", path)
+}
+
+// LoadTokenizer reads the tokenizer a checkpoint uses without loading weights:
+// a folder's own tokenizer/ unless tokenizer is given, with the padding of the
+// checkpoint's family (or of modelType; with neither, SD 1.x's).
+func LoadTokenizer(weightsPath, tokenizer, modelType string) (*clip.Tokenizer, error) {
+	v := SD15()
+	if modelType != "" {
+		var err error
+		if v, err = VariantByName(modelType); err != nil {
+			return nil, err
+		}
+	}
+	if weightsPath != "" {
+		fi, err := os.Stat(weightsPath)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: weights: %w", err)
+		}
+		switch {
+		case fi.IsDir():
+			if tokenizer == "" {
+				tokenizer = filepath.Join(weightsPath, "tokenizer")
+			}
+			if modelType == "" {
+				if text, err := clip.LoadConfig(filepath.Join(weightsPath, "text_encoder", "config.json"), clip.ViTL14()); err == nil && text.HiddenAct == "gelu" {
+					v = SD21Base()
+				}
+			}
+		default:
+			if tokenizer == "" {
+				return nil, errNoTokenizer(weightsPath)
+			}
+			if modelType == "" {
+				f, err := weights.Open(weightsPath)
+				if err != nil {
+					return nil, err
+				}
+				text, err := clip.InferConfig(f)
+				f.Close()
+				if err != nil {
+					return nil, err
+				}
+				if text.HiddenAct == "gelu" {
+					v = SD21Base()
+				}
+			}
+		}
+	}
+	return clip.LoadTokenizer(tokenizer, v.Pad)
+}
+
 // loadFolder reads a diffusers folder: model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/.
 func (m *Model) loadFolder(dir string, o LoadOptions) error {
 	m.Layout = "diffusers"
@@ -99,12 +161,14 @@ func (m *Model) loadFolder(dir string, o LoadOptions) error {
 		return err
 	}
 	m.Variant = v
-	tokPath := filepath.Join(dir, "tokenizer")
-	if o.Tokenizer != "" {
-		tokPath = o.Tokenizer
-	}
-	if m.Tokenizer, err = clip.LoadTokenizer(tokPath, v.Pad); err != nil {
-		return err
+	if !o.NoTokenizer {
+		tokPath := filepath.Join(dir, "tokenizer")
+		if o.Tokenizer != "" {
+			tokPath = o.Tokenizer
+		}
+		if m.Tokenizer, err = clip.LoadTokenizer(tokPath, v.Pad); err != nil {
+			return err
+		}
 	}
 	open := func(component string, names ...string) (*weights.File, error) {
 		for _, n := range names {
@@ -185,11 +249,13 @@ func (m *Model) loadSingleFile(path string, o LoadOptions) error {
 		return err
 	}
 	m.Variant = v
-	if o.Tokenizer == "" {
-		return fmt.Errorf("pipeline: %s is a single-file checkpoint, which holds no tokenizer: pass --tokenizer with a diffusers tokenizer/ folder (vocab.json and merges.txt) or OpenAI's bpe_simple_vocab_16e6.txt.gz", path)
-	}
-	if m.Tokenizer, err = clip.LoadTokenizer(o.Tokenizer, v.Pad); err != nil {
-		return err
+	if !o.NoTokenizer {
+		if o.Tokenizer == "" {
+			return errNoTokenizer(path)
+		}
+		if m.Tokenizer, err = clip.LoadTokenizer(o.Tokenizer, v.Pad); err != nil {
+			return err
+		}
 	}
 	text := clip.MapCLIP(f)
 	if v.Family == SD2 {

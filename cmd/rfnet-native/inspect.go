@@ -2,41 +2,65 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"sort"
-	"strings"
 
 	"github.com/spf13/pflag"
 
+	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/weights"
 )
 
 func setupInspect(fs *pflag.FlagSet) func() error {
-	path := fs.String("weights", "", "a .safetensors file")
-	list := fs.Bool("list", false, "print every tensor (name, dtype, shape)")
-	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	var m modelFlags
+	m.register(fs)
+	list := fs.Bool("list", false, "also print every tensor of a .safetensors file (name, dtype, shape)")
+	asJSON := fs.Bool("json", false, "print JSON")
 	return func() error {
-		if *path == "" {
-			return errors.New("inspect: --weights is required (a .safetensors file)")
-		}
-		f, err := weights.Open(*path)
+		// Building the model on the meta backend checks every name and shape
+		// without reading the weights.
+		o, err := m.options(tensor.Meta{}, tensor.Float32)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		s := summarize(f)
+		model, err := pipeline.Inspect(m.weights, o)
+		if err != nil {
+			return err
+		}
+		defer model.Close()
+		s := struct {
+			Path       string               `json:"path"`
+			Layout     string               `json:"layout"`
+			Family     pipeline.Family      `json:"family"`
+			ModelType  string               `json:"model_type"`
+			Prediction string               `json:"prediction"`
+			Size       [2]int               `json:"native_size"`
+			Components []pipeline.Component `json:"components"`
+		}{model.Path, model.Layout, model.Variant.Family, model.Variant.Name, string(model.Variant.Sched.PredictionType),
+			[2]int{model.Variant.Width, model.Variant.Height}, model.Components}
 		if *asJSON {
 			enc := json.NewEncoder(os.Stdout)
 			enc.SetIndent("", "  ")
 			return enc.Encode(s)
 		}
-		fmt.Printf("file:       %s\ntensors:    %d\nparameters: %d\n", s.File, s.Tensors, s.Parameters)
-		for _, g := range s.Groups {
-			fmt.Printf("  %-28s %6d tensors %14d parameters  %s\n", g.Prefix, g.Tensors, g.Parameters, strings.Join(g.DTypes, ","))
+		fmt.Printf("path:        %s\nlayout:      %s\nfamily:      %s\nmodel type:  %s\nprediction:  %s\nnative size: %dx%d\n",
+			s.Path, s.Layout, s.Family, s.ModelType, s.Prediction, s.Size[0], s.Size[1])
+		if model.Layout == "single-file" && m.prediction == "" && m.modelType == "" {
+			fmt.Println("             (a single file does not record its prediction type: pass --prediction v or --model-type sd21 for the 768 v-models)")
 		}
-		if *list {
+		var total int64
+		for _, c := range s.Components {
+			fmt.Printf("  %-13s %13d parameters  %v  %s\n", c.Name, c.Parameters, c.DTypes, c.File)
+			total += c.Parameters
+		}
+		fmt.Printf("  %-13s %13d parameters\n", "total", total)
+		if *list && model.Layout == "single-file" {
+			f, err := weights.Open(m.weights)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
 			for _, name := range f.Names() {
 				info, _ := f.Info(name)
 				fmt.Printf("%s %s %v\n", name, info.DType, info.Shape)
@@ -44,61 +68,4 @@ func setupInspect(fs *pflag.FlagSet) func() error {
 		}
 		return nil
 	}
-}
-
-// summary is what inspect prints: totals, and per top-level prefix group.
-type summary struct {
-	File       string  `json:"file"`
-	Tensors    int     `json:"tensors"`
-	Parameters int64   `json:"parameters"`
-	Groups     []group `json:"groups"`
-}
-
-type group struct {
-	Prefix     string   `json:"prefix"`
-	Tensors    int      `json:"tensors"`
-	Parameters int64    `json:"parameters"`
-	DTypes     []string `json:"dtypes"`
-}
-
-// groupOf is the part of a tensor name that says which model it belongs to:
-// the first component, or the first two for the single-file prefixes
-// (model.diffusion_model, first_stage_model, cond_stage_model.transformer, ...).
-func groupOf(name string) string {
-	parts := strings.SplitN(name, ".", 3)
-	if len(parts) >= 2 && (parts[0] == "model" || parts[0] == "cond_stage_model") {
-		return parts[0] + "." + parts[1]
-	}
-	return parts[0]
-}
-
-func summarize(f *weights.File) summary {
-	s := summary{File: f.Path()}
-	byPrefix := map[string]*group{}
-	dtypes := map[string]map[string]bool{}
-	for _, name := range f.Names() {
-		info, _ := f.Info(name)
-		n := int64(info.Shape.Numel())
-		s.Tensors++
-		s.Parameters += n
-		p := groupOf(name)
-		g := byPrefix[p]
-		if g == nil {
-			g = &group{Prefix: p}
-			byPrefix[p] = g
-			dtypes[p] = map[string]bool{}
-		}
-		g.Tensors++
-		g.Parameters += n
-		dtypes[p][info.DType] = true
-	}
-	for p, g := range byPrefix {
-		for d := range dtypes[p] {
-			g.DTypes = append(g.DTypes, d)
-		}
-		sort.Strings(g.DTypes)
-		s.Groups = append(s.Groups, *g)
-	}
-	sort.Slice(s.Groups, func(i, j int) bool { return s.Groups[i].Prefix < s.Groups[j].Prefix })
-	return s
 }

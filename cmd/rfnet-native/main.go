@@ -20,8 +20,10 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"inspect": {"list the tensors of a .safetensors file: names, dtypes, shapes, parameter counts", setupInspect},
-	"version": {"print the version", setupVersion},
+	"generate": {"generate an image from a prompt (the default command)", setupGenerate},
+	"tokenize": {"print the CLIP token ids of a prompt as JSON", setupTokenize},
+	"inspect":  {"check a checkpoint and print its family, prediction type, dtypes and parameter counts", setupInspect},
+	"version":  {"print the version", setupVersion},
 }
 
 const version = "0.1.0-dev"
@@ -41,6 +43,10 @@ func run(args []string) error {
 		return nil
 	}
 	name := args[0]
+	if strings.HasPrefix(name, "-") {
+		// rfnet-native -weights M -prompt P: flags without a command mean generate.
+		name, args = "generate", append([]string{"generate"}, args...)
+	}
 	cmd, ok := commands[name]
 	if !ok {
 		usage()

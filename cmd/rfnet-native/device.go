@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+
+	"github.com/rfnet/rfnet-native/cpu"
+	"github.com/rfnet/rfnet-native/cuda"
+	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/tensor"
+)
+
+// modelFlags are the flags every command that loads a checkpoint shares.
+type modelFlags struct {
+	weights, tokenizer, modelType, prediction, config, device, dtype string
+}
+
+func (m *modelFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&m.weights, "weights", "", "checkpoint: a diffusers folder or a single .safetensors file (original layout)")
+	fs.StringVar(&m.tokenizer, "tokenizer", "", "tokenizer/ folder or bpe_simple_vocab_16e6.txt.gz (needed for single-file checkpoints)")
+	fs.StringVar(&m.modelType, "model-type", "", "override the detected model: sd14, sd15, sd21-base, sd21 (768, v-prediction)")
+	fs.StringVar(&m.prediction, "prediction", "", "override the prediction type: epsilon or v")
+	fs.StringVar(&m.config, "config", "", "for a single file: a diffusers-style folder whose config files describe it")
+	fs.StringVar(&m.device, "device", "cpu", "cpu or cuda")
+	fs.StringVar(&m.dtype, "dtype", "fp32", "compute dtype: fp32, fp16 or bf16 (fp16/bf16 need --device cuda)")
+}
+
+// backend opens the device the flags name and checks the dtype against it.
+func (m *modelFlags) backend() (tensor.Backend, tensor.DType, error) {
+	d, err := tensor.ParseDType(m.dtype)
+	if err != nil {
+		return nil, 0, fmt.Errorf("--dtype: %w", err)
+	}
+	var b tensor.Backend
+	switch m.device {
+	case "cpu":
+		b = cpu.New()
+	case "cuda", "gpu":
+		if b, err = cuda.New(); err != nil {
+			return nil, 0, err
+		}
+	default:
+		return nil, 0, fmt.Errorf("--device %q: want cpu or cuda", m.device)
+	}
+	if !b.Computes(d) {
+		return nil, 0, fmt.Errorf("--dtype %s: the %s backend computes in fp32 only (fp16 and bf16 need --device cuda)", d, m.device)
+	}
+	return b, d, nil
+}
+
+// options turns the flags into load options for backend b.
+func (m *modelFlags) options(b tensor.Backend, d tensor.DType) (pipeline.LoadOptions, error) {
+	if m.weights == "" {
+		return pipeline.LoadOptions{}, fmt.Errorf("--weights is required (a diffusers folder or a .safetensors checkpoint)")
+	}
+	return pipeline.LoadOptions{ModelType: m.modelType, Prediction: m.prediction, Tokenizer: m.tokenizer,
+		ConfigDir: m.config, Backend: b, DType: d}, nil
+}

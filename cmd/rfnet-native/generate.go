@@ -1,0 +1,204 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/pflag"
+
+	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/sched"
+	"github.com/rfnet/rfnet-native/tensor"
+	"github.com/rfnet/rfnet-native/weights"
+)
+
+type generateFlags struct {
+	model                                        modelFlags
+	method, prompt, negative, scheduler, out     string
+	initLatents, saveLatents, saveTextEmbeddings string
+	steps, width, height                         int
+	guidance                                     float64
+	seed                                         uint64
+	quiet                                        bool
+}
+
+func setupGenerate(fs *pflag.FlagSet) func() error {
+	g := &generateFlags{}
+	g.model.register(fs)
+	fs.StringVar(&g.method, "method", "sd", "generation method: sd (plain Stable Diffusion)")
+	fs.StringVar(&g.prompt, "prompt", "", "the text prompt")
+	fs.StringVar(&g.negative, "negative-prompt", "", "the negative prompt (the unconditional branch of guidance)")
+	fs.IntVar(&g.steps, "steps", 50, "denoising steps")
+	fs.Float64Var(&g.guidance, "guidance", 7.5, "classifier-free guidance scale (1 or less: none)")
+	fs.StringVar(&g.scheduler, "scheduler", "ddim", "scheduler: "+strings.Join(sched.Names(), ", "))
+	fs.IntVar(&g.width, "width", 0, "image width, a multiple of 8 (default: the model's native size)")
+	fs.IntVar(&g.height, "height", 0, "image height, a multiple of 8 (default: the model's native size)")
+	fs.Uint64Var(&g.seed, "seed", 0, "noise seed (the same noise as diffusers with torch.Generator().manual_seed on the CPU)")
+	fs.StringVar(&g.initLatents, "init-latents", "", "start from this .safetensors tensor \"latents\" [1,4,H/8,W/8] instead of --seed")
+	fs.StringVar(&g.saveLatents, "save-latents", "", "write the initial latents (noise × init_noise_sigma) to this .safetensors file")
+	fs.StringVar(&g.saveTextEmbeddings, "save-text-embeddings", "", "write the text embeddings \"cond\" and \"uncond\" to this .safetensors file")
+	fs.StringVar(&g.out, "out", "out.png", "output PNG (a JSON sidecar with the parameters is written next to it)")
+	fs.BoolVar(&g.quiet, "quiet", false, "no progress bar")
+	return func() error { return g.run(fs) }
+}
+
+func (g *generateFlags) run(fs *pflag.FlagSet) error {
+	if g.method != "sd" {
+		return fmt.Errorf("--method %q: this build generates with sd only", g.method)
+	}
+	if g.prompt == "" {
+		return errors.New("--prompt is required")
+	}
+	if fs.Changed("seed") && g.initLatents != "" {
+		return errors.New("--seed and --init-latents exclude each other")
+	}
+	b, d, err := g.model.backend()
+	if err != nil {
+		return err
+	}
+	o, err := g.model.options(b, d)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	m, err := pipeline.Load(g.model.weights, o)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	loadTime := time.Since(start)
+	req := pipeline.Request{Prompt: g.prompt, NegativePrompt: g.negative, Steps: g.steps, Guidance: g.guidance,
+		Scheduler: g.scheduler, Width: g.width, Height: g.height, Seed: g.seed}
+	if g.initLatents != "" {
+		if req.InitLatents, err = readLatents(g.initLatents, b, d); err != nil {
+			return err
+		}
+	}
+	if err := m.Validate(&req); err != nil {
+		return err
+	}
+	var bar *progressbar.ProgressBar
+	progress := func(step, total int) {}
+	if !g.quiet {
+		bar = progressbar.NewOptions(len(mustSchedule(m, req).Timesteps()), progressbar.OptionSetWriter(os.Stderr),
+			progressbar.OptionSetDescription("denoising"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("step"), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+		progress = func(step, total int) { bar.Set(step) }
+	}
+	res, err := m.Generate(req, progress)
+	if err != nil {
+		return err
+	}
+	if bar != nil {
+		bar.Finish()
+	}
+	for _, w := range []struct {
+		n    int
+		what string
+	}{{res.Truncated, "--prompt"}, {res.NegativeTruncated, "--negative-prompt"}} {
+		if w.n > 0 {
+			fmt.Fprintf(os.Stderr, "rfnet-native: warning: %s is %d tokens past the text encoder's 77-token window; the end was dropped\n", w.what, w.n)
+		}
+	}
+	if g.saveLatents != "" {
+		if err := weights.Save(g.saveLatents, []weights.Entry{{Name: "latents", Tensor: res.InitLatents, DType: tensor.Float32}}, nil); err != nil {
+			return err
+		}
+	}
+	if g.saveTextEmbeddings != "" {
+		if err := weights.Save(g.saveTextEmbeddings, []weights.Entry{{Name: "cond", Tensor: res.Cond, DType: tensor.Float32},
+			{Name: "uncond", Tensor: res.Uncond, DType: tensor.Float32}}, nil); err != nil {
+			return err
+		}
+	}
+	meta := g.metadata(m, req, res, loadTime)
+	if err := pipeline.WritePNG(g.out, pipeline.ToRGBA(res.Image), map[string]string{"parameters": meta.parameters()}); err != nil {
+		return err
+	}
+	if err := pipeline.WriteJSON(pipeline.SidecarPath(g.out), meta); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "rfnet-native: wrote %s (%dx%d, %d steps, %s) in %s\n", g.out, req.Width, req.Height, req.Steps,
+		req.Scheduler, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func mustSchedule(m *pipeline.Model, r pipeline.Request) sched.Scheduler {
+	s, err := sched.New(r.Scheduler, m.Variant.Sched, r.Steps)
+	if err != nil {
+		panic(err) // Validate checked it
+	}
+	return s
+}
+
+// readLatents reads the tensor "latents" of a .safetensors file.
+func readLatents(path string, b tensor.Backend, d tensor.DType) (*tensor.Tensor, error) {
+	f, err := weights.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--init-latents: %w", err)
+	}
+	defer f.Close()
+	t, err := f.Load(b, "latents", d)
+	if err != nil {
+		return nil, fmt.Errorf("--init-latents: %w (the file must hold a tensor named \"latents\")", err)
+	}
+	return t, nil
+}
+
+// generationMeta is the JSON sidecar and the source of the PNG's parameters text.
+type generationMeta struct {
+	Version        string             `json:"version"`
+	Method         string             `json:"method"`
+	Prompt         string             `json:"prompt"`
+	NegativePrompt string             `json:"negative_prompt"`
+	Steps          int                `json:"steps"`
+	Guidance       float64            `json:"guidance"`
+	Scheduler      string             `json:"scheduler"`
+	Seed           *uint64            `json:"seed,omitempty"`
+	InitLatents    string             `json:"init_latents,omitempty"`
+	Width          int                `json:"width"`
+	Height         int                `json:"height"`
+	Model          string             `json:"model"`
+	ModelType      string             `json:"model_type"`
+	Layout         string             `json:"layout"`
+	Prediction     string             `json:"prediction"`
+	Device         string             `json:"device"`
+	DType          string             `json:"dtype"`
+	Truncated      int                `json:"truncated_prompt_tokens,omitempty"`
+	Seconds        map[string]float64 `json:"seconds"`
+}
+
+func (g *generateFlags) metadata(m *pipeline.Model, r pipeline.Request, res *pipeline.Result, load time.Duration) generationMeta {
+	meta := generationMeta{Version: version, Method: g.method, Prompt: r.Prompt, NegativePrompt: r.NegativePrompt,
+		Steps: r.Steps, Guidance: r.Guidance, Scheduler: r.Scheduler, InitLatents: g.initLatents, Width: r.Width, Height: r.Height,
+		Model: m.Path, ModelType: m.Variant.Name, Layout: m.Layout, Prediction: string(m.Variant.Sched.PredictionType),
+		Device: m.Backend.Name(), DType: m.DType.String(), Truncated: res.Truncated, Seconds: map[string]float64{"load": load.Seconds()}}
+	if g.initLatents == "" {
+		seed := r.Seed
+		meta.Seed = &seed
+	}
+	for k, v := range res.Durations {
+		meta.Seconds[k] = v.Seconds()
+	}
+	return meta
+}
+
+// parameters is the "parameters" text other Stable Diffusion tools write into PNGs.
+func (m generationMeta) parameters() string {
+	var b strings.Builder
+	b.WriteString(m.Prompt)
+	if m.NegativePrompt != "" {
+		b.WriteString("\nNegative prompt: " + m.NegativePrompt)
+	}
+	seed := "init-latents " + m.InitLatents
+	if m.Seed != nil {
+		seed = fmt.Sprint(*m.Seed)
+	}
+	fmt.Fprintf(&b, "\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %s, Size: %dx%d, Model: %s, Method: %s, Prediction: %s",
+		m.Steps, m.Scheduler, m.Guidance, seed, m.Width, m.Height, m.ModelType, m.Method, m.Prediction)
+	return b.String()
+}
