@@ -8,7 +8,7 @@ CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=s
              -gencode arch=compute_90,code=compute_90
 CU_SRC   := $(wildcard kernels/*.cu)
 
-.PHONY: build test vet bench fuzz cuda clean
+.PHONY: build test test-short vet bench fuzz cuda clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/rfnet-native
@@ -16,12 +16,20 @@ build:
 vet:
 	$(GO) vet ./...
 
+# RFNET_CLIP_VOCAB points the real-vocabulary tokenizer test at the CLIP BPE
+# files (../shared/data/clip in the team's checkout; the test skips without it).
 test: vet
-	$(GO) test ./...
+	$(GO) test -timeout 30m ./...
 
-# Benchmarks of the CPU backend (GFLOP/s of matmul and conv2d); figures go in docs/benchmarks.md.
+# The same without the full-size checkpoint test (a few seconds instead of minutes).
+test-short: vet
+	$(GO) test -short ./...
+
+# Benchmarks of the CPU backend (GFLOP/s of matmul and conv2d) and of model calls
+# (tiny models, and full-size SD 1.5 from a random checkpoint: several minutes);
+# figures go in docs/benchmarks.md.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./cpu
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./cpu ./pipeline
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./weights

@@ -86,9 +86,11 @@ func (m *Model) Noise(seed uint64, width, height int, sigma float64) *tensor.Ten
 	return tensor.FromFloat32(m.Backend, m.DType, shape, v).Scale(sigma)
 }
 
-// Generate runs text-to-image with classifier-free guidance. progress, when
-// not nil, is called after each denoising step.
-func (m *Model) Generate(r Request, progress func(step, total int)) (*Result, error) {
+// Progress is called after each denoising step with the latents it produced.
+type Progress func(step, total int, latents *tensor.Tensor)
+
+// Generate runs text-to-image with classifier-free guidance. progress may be nil.
+func (m *Model) Generate(r Request, progress Progress) (*Result, error) {
 	if err := m.Validate(&r); err != nil {
 		return nil, err
 	}
@@ -126,7 +128,7 @@ func (m *Model) Generate(r Request, progress func(step, total int)) (*Result, er
 // Denoise runs every step of s from latents. With guidance > 1 the UNet sees
 // [uncond, cond] as one batch and the two predictions are combined as
 // uncond + guidance·(cond - uncond); otherwise only cond is used.
-func (m *Model) Denoise(s sched.Scheduler, latents, cond, uncond *tensor.Tensor, guidance float64, progress func(step, total int)) (*tensor.Tensor, error) {
+func (m *Model) Denoise(s sched.Scheduler, latents, cond, uncond *tensor.Tensor, guidance float64, progress Progress) (*tensor.Tensor, error) {
 	ts := s.Timesteps()
 	cfg := guidance > 1
 	context := cond
@@ -150,7 +152,7 @@ func (m *Model) Denoise(s sched.Scheduler, latents, cond, uncond *tensor.Tensor,
 		}
 		latents = s.Step(out, latents, i)
 		if progress != nil {
-			progress(i+1, len(ts))
+			progress(i+1, len(ts), latents)
 		}
 	}
 	return latents, nil

@@ -43,12 +43,20 @@ func TestTextToImageMatchesReference(t *testing.T) {
 				m = loadTiny(t, c.Model, single, tensor.Float32)
 				models[key] = m
 			}
+			trace := want("latents_trace")
+			// Step for step: the latent after every step stays within 1e-3 of diffusers'.
+			worst := 0.0
+			onStep := func(step, total int, latents *tensor.Tensor) {
+				worst = math.Max(worst, fixtures.RelL2(latents, trace.Narrow(0, step, 1)))
+			}
 			res, err := m.Generate(Request{Prompt: c.Prompt, NegativePrompt: c.NegativePrompt, Steps: c.Steps,
-				Guidance: c.Guidance, Scheduler: c.Scheduler, Width: 64, Height: 64, InitLatents: want("init_latents").To(tensor.Float32)}, nil)
+				Guidance: c.Guidance, Scheduler: c.Scheduler, Width: 64, Height: 64, InitLatents: want("init_latents").To(tensor.Float32)}, onStep)
 			if err != nil {
 				t.Fatal(err)
 			}
-			trace := want("latents_trace")
+			if !(worst < 1e-3) {
+				t.Errorf("%s %s: a step's latents differ by %.3g (relative L2)", c.Name, key, worst)
+			}
 			final := trace.Narrow(0, trace.Dim(0)-1, 1)
 			if e := fixtures.RelL2(res.Latents, final); !(e < 1e-3) {
 				t.Errorf("%s %s: final latents: relative L2 error %.3g", c.Name, key, e)

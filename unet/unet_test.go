@@ -1,6 +1,9 @@
 package unet
 
 import (
+	"fmt"
+	"math"
+	"slices"
 	"testing"
 
 	"github.com/rfnet/rfnet-native/cpu"
@@ -59,5 +62,46 @@ func TestUNetMatchesReference(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// The hook sees every cross-attention layer, named as RFNet names them, with
+// probabilities [B, heads, H·W, 77] that sum to 1 over the tokens; stopping at a
+// layer ends the forward pass there.
+func TestCrossAttentionHook(t *testing.T) {
+	u := loadTiny(t, "tiny-sd2", false, tensor.Float64)
+	want := fixtures.Tensors(t, "tiny-sd2-components")
+	var keys []string
+	hook := func(key string, p *tensor.Tensor) bool {
+		keys = append(keys, fmt.Sprintf("%s %v", key, p.Shape()))
+		sums := p.Sum(-1).Float64s()
+		for _, s := range sums {
+			if math.Abs(s-1) > 1e-9 {
+				t.Fatalf("%s: probabilities sum to %v", key, s)
+			}
+		}
+		return false
+	}
+	out, err := u.Forward(want("sample"), want("timesteps").Float64s(), want("context"), hook)
+	if err != nil || out == nil {
+		t.Fatal(err)
+	}
+	wantKeys := []string{
+		"down.0.0.0 [2 2 64 77]", "down.0.1.0 [2 2 64 77]", "down.1.0.0 [2 2 16 77]", "down.1.1.0 [2 2 16 77]",
+		"down.2.0.0 [2 4 4 77]", "down.2.1.0 [2 4 4 77]", "mid.0.0.0 [2 4 1 77]",
+		"up.1.0.0 [2 4 4 77]", "up.1.1.0 [2 4 4 77]", "up.1.2.0 [2 4 4 77]",
+		"up.2.0.0 [2 2 16 77]", "up.2.1.0 [2 2 16 77]", "up.2.2.0 [2 2 16 77]",
+		"up.3.0.0 [2 2 64 77]", "up.3.1.0 [2 2 64 77]", "up.3.2.0 [2 2 64 77]",
+	}
+	if !slices.Equal(keys, wantKeys) {
+		t.Fatalf("layers %q\nwant %q", keys, wantKeys)
+	}
+	keys = nil
+	out, err = u.Forward(want("sample"), want("timesteps").Float64s(), want("context"), func(key string, p *tensor.Tensor) bool {
+		keys = append(keys, key)
+		return key == "up.1.2.0"
+	})
+	if err != ErrStopped || out != nil || keys[len(keys)-1] != "up.1.2.0" || len(keys) != 10 {
+		t.Fatalf("stop at up.1.2.0: err %v, out %v, layers %v", err, out, keys)
 	}
 }

@@ -82,12 +82,12 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 		return err
 	}
 	var bar *progressbar.ProgressBar
-	progress := func(step, total int) {}
+	var progress pipeline.Progress
 	if !g.quiet {
 		bar = progressbar.NewOptions(len(mustSchedule(m, req).Timesteps()), progressbar.OptionSetWriter(os.Stderr),
 			progressbar.OptionSetDescription("denoising"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
 			progressbar.OptionSetItsString("step"), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
-		progress = func(step, total int) { bar.Set(step) }
+		progress = func(step, total int, _ *tensor.Tensor) { bar.Set(step) }
 	}
 	res, err := m.Generate(req, progress)
 	if err != nil {

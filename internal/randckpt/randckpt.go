@@ -1,0 +1,163 @@
+// Package randckpt writes checkpoints with the exact tensor names, dtypes and
+// shapes of released Stable Diffusion files (testdata/manifests, copied from
+// ../shared/data/checkpoint-manifests) and random or zero contents: full-size
+// models without downloading any weights, for loading tests and benchmarks.
+package randckpt
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/nlpodyssey/safetensors"
+
+	"github.com/rfnet/rfnet-native/internal/atomicfile"
+	"github.com/rfnet/rfnet-native/internal/fixtures"
+)
+
+// Tensor is one manifest entry.
+type Tensor struct {
+	DType string `json:"dtype"`
+	Shape []int  `json:"shape"`
+}
+
+// Manifest maps tensor names to their dtype and shape.
+type Manifest map[string]Tensor
+
+// ReadSingleFile reads testdata/manifests/<name>.json (one file's tensors).
+func ReadSingleFile(name string) (Manifest, error) {
+	var m Manifest
+	return m, readJSON(fixtures.Path("manifests", name+".json"), &m)
+}
+
+// ReadDiffusers reads testdata/manifests/<name>.json (component file → tensors).
+func ReadDiffusers(name string) (map[string]Manifest, error) {
+	var m map[string]Manifest
+	return m, readJSON(fixtures.Path("manifests", name+".json"), &m)
+}
+
+func readJSON(path string, v any) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// lazyView is a safetensors view whose bytes are made when the writer asks.
+type lazyView struct {
+	dtype safetensors.DType
+	shape []uint64
+	n     uint64
+	fill  func([]byte)
+}
+
+func (v lazyView) DType() safetensors.DType { return v.dtype }
+func (v lazyView) Shape() []uint64          { return v.shape }
+func (v lazyView) DataLen() uint64          { return v.n }
+func (v lazyView) Data() []byte {
+	b := make([]byte, v.n)
+	v.fill(b)
+	return b
+}
+
+// Write writes the manifest's tensors to path with random contents: F16 values
+// of magnitude 2⁻⁹..2⁻⁵ with random signs (norm scales near 1), and I64
+// position ids 0, 1, 2, ... Any other dtype is an error.
+func Write(path string, m Manifest, seed uint64) error {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	views := make(map[string]lazyView, len(m))
+	for i, name := range names {
+		t := m[name]
+		dt, err := safetensors.ParseDType(t.DType)
+		if err != nil || (dt != safetensors.F16 && dt != safetensors.I64) {
+			return fmt.Errorf("randckpt: %s: dtype %s (want F16 or I64)", name, t.DType)
+		}
+		shape := make([]uint64, len(t.Shape))
+		n := uint64(1)
+		for j, d := range t.Shape {
+			shape[j] = uint64(d)
+			n *= uint64(d)
+		}
+		r := rand.New(rand.NewPCG(seed, uint64(i)))
+		norm := len(t.Shape) == 1 && (filepath.Ext(name) == ".weight")
+		fill := func(b []byte) {
+			if dt == safetensors.I64 {
+				for k := 0; k < len(b)/8; k++ {
+					binary.LittleEndian.PutUint64(b[8*k:], uint64(k%77))
+				}
+				return
+			}
+			for k := 0; k < len(b)/2; k++ {
+				bits := r.Uint32()
+				// sign, exponent 6..10 (2⁻⁹..2⁻⁵), 10 random mantissa bits; norm scales near 1.
+				h := uint16(bits&0x8000) | uint16(6+bits>>16%5)<<10 | uint16(bits>>20)&0x3ff
+				if norm {
+					h = 0x3c00 | uint16(bits>>20)&0xff // 1.0 .. 1.25
+				}
+				binary.LittleEndian.PutUint16(b[2*k:], h)
+			}
+		}
+		views[name] = lazyView{dtype: dt, shape: shape, n: n * dt.Size(), fill: fill}
+	}
+	return atomicfile.Write(path, func(w io.Writer) error {
+		return safetensors.SerializeToWriter(views, map[string]string{"format": "pt", "note": "random weights"}, w)
+	})
+}
+
+// WriteSparse writes the manifest's header and a hole of the right size where
+// the data goes: a valid file that takes no disk space, for checks of names
+// and shapes that never read the weights.
+func WriteSparse(path string, m Manifest) error {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	header := map[string]any{}
+	off := uint64(0)
+	for _, name := range names {
+		t := m[name]
+		dt, err := safetensors.ParseDType(t.DType)
+		if err != nil {
+			return fmt.Errorf("randckpt: %s: %w", name, err)
+		}
+		n := dt.Size()
+		for _, d := range t.Shape {
+			n *= uint64(d)
+		}
+		header[name] = map[string]any{"dtype": t.DType, "shape": t.Shape, "data_offsets": []uint64{off, off + n}}
+		off += n
+	}
+	h, err := json.Marshal(header)
+	if err != nil {
+		return err
+	}
+	for len(h)%8 != 0 {
+		h = append(h, ' ')
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := binary.Write(f, binary.LittleEndian, uint64(len(h))); err != nil {
+		return err
+	}
+	if _, err := f.Write(h); err != nil {
+		return err
+	}
+	return f.Truncate(int64(8 + len(h) + int(off)))
+}
