@@ -6,54 +6,23 @@ import "github.com/rfnet/rfnet-native/tensor"
 // only, diffusers' scheduling_pndm.py. The second step re-evaluates the first
 // step's timestep, so there are steps+1 model calls.
 type pndm struct {
-	c         Config
-	acp       []float64
-	final     float64
-	timesteps []float64
-	stride    int
+	alphaSchedule
 	ets       []*tensor.Tensor
 	counter   int
 	curSample *tensor.Tensor
 }
 
 func newPNDM(c Config, steps int) (Scheduler, error) {
-	spacing := c.TimestepSpacing
-	if spacing == "" {
-		spacing = "leading"
-	}
-	ts, err := spaced(spacing, c.NumTrainTimesteps, steps, c.StepsOffset)
+	a, err := newAlphaSchedule(c, steps)
 	if err != nil {
 		return nil, err
 	}
-	for i := range ts {
-		ts[i] = roundSpacing(spacing, ts[i])
+	// PLMS evaluates the second-largest timestep twice (diffusers:
+	// concatenate([ts[:-1], ts[-2:-1], ts[-1:]]) in ascending order, reversed).
+	if ts := a.timesteps; steps > 1 {
+		a.timesteps = append([]float64{ts[0], ts[1]}, ts[1:]...)
 	}
-	// ts is largest first; PLMS evaluates the second-largest timestep twice
-	// (diffusers: concatenate([ts[:-1], ts[-2:-1], ts[-1:]]) in ascending order, reversed).
-	plms := ts
-	if steps > 1 {
-		plms = append([]float64{ts[0], ts[1]}, ts[1:]...)
-	}
-	acp := c.alphasCumprod()
-	final := acp[0]
-	if c.SetAlphaToOne {
-		final = 1
-	}
-	return &pndm{c: c, acp: acp, final: final, timesteps: plms, stride: c.NumTrainTimesteps / steps}, nil
-}
-
-func (s *pndm) Timesteps() []float64    { return s.timesteps }
-func (s *pndm) InitNoiseSigma() float64 { return 1 }
-func (s *pndm) ScaleModelInput(latent *tensor.Tensor, _ int) *tensor.Tensor {
-	return latent
-}
-func (s *pndm) GuidanceScale(step int) float64 { return sqrt(1 - s.acp[int(s.timesteps[step])]) }
-
-func (s *pndm) alphaProd(t int) float64 {
-	if t < 0 {
-		return s.final
-	}
-	return s.acp[t]
+	return &pndm{alphaSchedule: a}, nil
 }
 
 // Step is step_plms: Adams-Bashforth combinations of the last model outputs.

@@ -2,6 +2,7 @@ package backendtest
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/rfnet/rfnet-native/tensor"
@@ -29,28 +30,16 @@ func testStorage(t *testing.T, b tensor.Backend) {
 			raw := tensor.EncodeRaw(d, in)
 			for _, to := range computeDTypes(b) {
 				y := tensor.Wrap(b, b.FromRaw(to, d, raw), tensor.Shape{len(in)})
-				if g := y.Float32s(); !equal32(g, w) {
+				if g := y.Float32s(); !slices.Equal(g, w) {
 					t.Errorf("from raw %s to %s: %v, want %v", d, to, g, w)
 				}
-				if g := x.To(to).To(d).To(to).Float32s(); !equal32(g, w) {
+				if g := x.To(to).To(d).To(to).Float32s(); !slices.Equal(g, w) {
 					t.Errorf("round trip %s→%s: %v, want %v", d, to, g, w)
 				}
 			}
-			if g := tensor.Wrap(b, b.FromRaw(d, d, raw), tensor.Shape{len(in)}).Float32s(); !equal32(g, w) {
+			if g := tensor.Wrap(b, b.FromRaw(d, d, raw), tensor.Shape{len(in)}).Float32s(); !slices.Equal(g, w) {
 				t.Errorf("raw %s kept as %s: %v, want %v", d, d, g, w)
 			}
 		})
 	}
-}
-
-func equal32(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
