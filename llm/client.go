@@ -1,0 +1,244 @@
+package llm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/rfnet/rfnet-native/internal/atomicfile"
+)
+
+// Planner turns a caption into a plan.
+type Planner interface {
+	Plan(ctx context.Context, caption string) (*Plan, error)
+}
+
+// ErrUnavailable is wrapped when the endpoint kept failing (timeouts, 429, 5xx)
+// after every retry.
+var ErrUnavailable = errors.New("the LLM endpoint is unavailable")
+
+// Config configures the OpenAI-compatible planner.
+type Config struct {
+	// BaseURL of the API (OPENAI_BASE_URL; https://api.openai.com/v1 when empty).
+	BaseURL string
+	// APIKey (OPENAI_API_KEY); local servers often need none.
+	APIKey string
+	// Model name, for example gpt-4o or the name a local server gives its model.
+	Model string
+	// Temperature and MaxTokens of the request (the reference: 0.25 and 900).
+	Temperature float32
+	MaxTokens   int
+	// Timeout bounds each request; Retries is how many times a request that
+	// timed out or got 429/5xx is retried, waiting Backoff, then twice as long, ...
+	Timeout time.Duration
+	Retries int
+	Backoff time.Duration
+	// ParseAttempts is how many answers are asked for when they do not parse (3 in the reference).
+	ParseAttempts int
+	// CacheDir keeps answers on disk, keyed by endpoint, model, template version
+	// and caption; empty disables the cache.
+	CacheDir string
+	// Options turn answers into plans.
+	Options Options
+	// Log receives one line per retry and fallback (nil: quiet).
+	Log io.Writer
+}
+
+// DefaultConfig fills what the caller leaves out, reading OPENAI_BASE_URL and OPENAI_API_KEY.
+func DefaultConfig() Config {
+	return Config{BaseURL: os.Getenv("OPENAI_BASE_URL"), APIKey: os.Getenv("OPENAI_API_KEY"), Model: "gpt-4o",
+		Temperature: 0.25, MaxTokens: 900, Timeout: 120 * time.Second, Retries: 4, Backoff: 2 * time.Second,
+		ParseAttempts: 3, Options: DefaultOptions()}
+}
+
+// Configured reports whether an endpoint is set up (an API key or a base URL).
+func (c Config) Configured() bool { return c.APIKey != "" || c.BaseURL != "" }
+
+// OpenAI plans with a chat-completions endpoint.
+type OpenAI struct {
+	c      Config
+	client *openai.Client
+	schema bool // ask for JSON-schema output; turned off when the server refuses it
+}
+
+// NewOpenAI returns a planner for c.
+func NewOpenAI(c Config) *OpenAI {
+	cc := openai.DefaultConfig(c.APIKey)
+	if c.BaseURL != "" {
+		cc.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	}
+	return &OpenAI{c: c, client: openai.NewClientWithConfig(cc), schema: true}
+}
+
+func (o *OpenAI) endpoint() string {
+	if o.c.BaseURL != "" {
+		return o.c.BaseURL
+	}
+	return "https://api.openai.com/v1"
+}
+
+func (o *OpenAI) logf(format string, args ...any) {
+	if o.c.Log != nil {
+		fmt.Fprintf(o.c.Log, "rfnet-native: llm: "+format+"\n", args...)
+	}
+}
+
+// Plan asks the model (or the cache) for a plan of caption.
+func (o *OpenAI) Plan(ctx context.Context, caption string) (*Plan, error) {
+	caption = CleanCaption(caption)
+	src := &Source{Planner: "openai", Endpoint: o.endpoint(), Model: o.c.Model, TemplateVersion: TemplateVersion}
+	key := o.cacheKey(caption)
+	if text, ok := o.cached(key); ok {
+		if p, err := o.toPlan(caption, text, src); err == nil {
+			p.Source.Cached = true
+			return p, nil
+		}
+		o.logf("the cached answer for %q no longer parses; asking again", caption)
+	}
+	var lastErr error
+	for attempt := 1; attempt <= max(1, o.c.ParseAttempts); attempt++ {
+		text, err := o.complete(ctx, renderTemplate(caption))
+		if err != nil {
+			return nil, err
+		}
+		p, err := o.toPlan(caption, text, src)
+		if err == nil {
+			o.store(key, caption, text)
+			return p, nil
+		}
+		lastErr = err
+		o.logf("answer %d does not give a plan (%v)", attempt, err)
+	}
+	return nil, lastErr
+}
+
+func (o *OpenAI) toPlan(caption, text string, src *Source) (*Plan, error) {
+	r, err := parseReply(text)
+	if err != nil {
+		return nil, err
+	}
+	p, err := buildPlan(caption, r, o.c.Options)
+	if err != nil {
+		return nil, err
+	}
+	s := *src
+	s.Response = text
+	p.Source = &s
+	return p, nil
+}
+
+// complete sends one chat request, retrying timeouts, 429 and 5xx with
+// exponential backoff, and dropping the JSON schema if the server refuses it.
+func (o *OpenAI) complete(ctx context.Context, prompt string) (string, error) {
+	wait := o.c.Backoff
+	for try := 0; ; try++ {
+		req := openai.ChatCompletionRequest{
+			Model:       o.c.Model,
+			Messages:    []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: prompt}},
+			Temperature: o.c.Temperature,
+			MaxTokens:   o.c.MaxTokens,
+		}
+		if o.schema {
+			req.ResponseFormat = &openai.ChatCompletionResponseFormat{Type: openai.ChatCompletionResponseFormatTypeJSONSchema,
+				JSONSchema: &openai.ChatCompletionResponseFormatJSONSchema{Name: "scene_plan", Schema: planSchema}}
+		}
+		rctx, cancel := context.WithTimeout(ctx, o.c.Timeout)
+		resp, err := o.client.CreateChatCompletion(rctx, req)
+		cancel()
+		if err == nil {
+			if len(resp.Choices) == 0 {
+				return "", fmt.Errorf("llm: %s returned no choices", o.endpoint())
+			}
+			return resp.Choices[0].Message.Content, nil
+		}
+		status := statusOf(err)
+		if o.schema && status == 400 {
+			o.logf("%s refused the JSON schema (%v); asking without it", o.endpoint(), err)
+			o.schema = false
+			continue
+		}
+		if !retryable(status, err) {
+			return "", fmt.Errorf("llm: %s: %w", o.endpoint(), err)
+		}
+		if try >= o.c.Retries {
+			return "", fmt.Errorf("llm: %s: %w after %d tries: %v", o.endpoint(), ErrUnavailable, try+1, err)
+		}
+		o.logf("%s: %v; retrying in %s", o.endpoint(), err, wait)
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+func statusOf(err error) int {
+	var apiErr *openai.APIError
+	var reqErr *openai.RequestError
+	switch {
+	case errors.As(err, &apiErr):
+		return apiErr.HTTPStatusCode
+	case errors.As(err, &reqErr):
+		return reqErr.HTTPStatusCode
+	}
+	return 0
+}
+
+// retryable: rate limits, server errors, timeouts and refused connections.
+func retryable(status int, err error) bool {
+	if status == 429 || status >= 500 {
+		return true
+	}
+	var netErr net.Error
+	return status == 0 && (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF))
+}
+
+func (o *OpenAI) cacheKey(caption string) string {
+	h := sha256.Sum256([]byte(strings.Join([]string{o.endpoint(), o.c.Model, TemplateVersion, caption}, "\x00")))
+	return hex.EncodeToString(h[:])
+}
+
+type cacheEntry struct {
+	Endpoint, Model, TemplateVersion, Caption, Response string
+}
+
+func (o *OpenAI) cached(key string) (string, bool) {
+	if o.c.CacheDir == "" {
+		return "", false
+	}
+	raw, err := os.ReadFile(filepath.Join(o.c.CacheDir, key+".json"))
+	if err != nil {
+		return "", false
+	}
+	var e cacheEntry
+	if json.Unmarshal(raw, &e) != nil {
+		return "", false
+	}
+	return e.Response, true
+}
+
+func (o *OpenAI) store(key, caption, text string) {
+	if o.c.CacheDir == "" {
+		return
+	}
+	if err := os.MkdirAll(o.c.CacheDir, 0o755); err != nil {
+		o.logf("cache: %v", err)
+		return
+	}
+	data, _ := json.MarshalIndent(cacheEntry{o.endpoint(), o.c.Model, TemplateVersion, caption, text}, "", "  ")
+	if err := atomicfile.WriteBytes(filepath.Join(o.c.CacheDir, key+".json"), data); err != nil {
+		o.logf("cache: %v", err)
+	}
+}

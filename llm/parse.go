@@ -1,0 +1,202 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// reply is an LLM answer before it is checked: objects with optional boxes,
+// and descriptions keyed by object name.
+type reply struct {
+	Objects    []replyObject
+	Main       []namedText    // the main description of each object
+	More       [2][]namedText // the two alternative description sets
+	Background string
+	Negative   string
+}
+
+type replyObject struct {
+	Name string
+	Box  []float64 // nil when the answer gave none
+}
+
+type namedText struct{ Name, Text string }
+
+// ErrNoPlan is wrapped by parse errors: the answer holds no usable plan.
+var ErrNoPlan = errors.New("no usable plan in the answer")
+
+// parseReply reads an answer in JSON (as the JSON template asks, possibly
+// wrapped in prose or a code fence) or in the paper's labelled text format.
+func parseReply(text string) (*reply, error) {
+	if start := strings.IndexByte(text, '{'); start >= 0 && !strings.Contains(text[:start], "Objects:") {
+		if r, err := parseJSONReply(text[start:]); err == nil {
+			return r, nil
+		} else if !strings.Contains(text, "Descriptions:") {
+			return nil, err
+		}
+	}
+	return parseTextReply(text)
+}
+
+// jsonReply is the shape the JSON template asks for.
+type jsonReply struct {
+	Objects    []jsonObject `json:"objects"`
+	Background string       `json:"background"`
+	Negative   string       `json:"negative"`
+}
+
+type jsonObject struct {
+	Name         string    `json:"name"`
+	Box          []float64 `json:"box"`
+	Description  string    `json:"description"`
+	Alternatives []string  `json:"alternatives"`
+}
+
+func parseJSONReply(text string) (*reply, error) {
+	var j jsonReply
+	dec := json.NewDecoder(bytes.NewReader([]byte(text)))
+	if err := dec.Decode(&j); err != nil {
+		return nil, fmt.Errorf("llm: %w: the JSON answer does not parse (%v): %s", ErrNoPlan, err, quote(text))
+	}
+	r := &reply{Background: strings.TrimSpace(j.Background), Negative: strings.TrimSpace(j.Negative)}
+	for _, o := range j.Objects {
+		r.Objects = append(r.Objects, replyObject{Name: o.Name, Box: o.Box})
+		r.Main = append(r.Main, namedText{o.Name, o.Description})
+		for k := 0; k < 2 && k < len(o.Alternatives); k++ {
+			r.More[k] = append(r.More[k], namedText{o.Name, o.Alternatives[k]})
+		}
+	}
+	return r, nil
+}
+
+// parseTextReply follows the reference parser (§3.4 of the algorithm notes):
+// Objects: ... Descriptions: ... More Description: ... Background prompt: ...
+// Negative prompt: ..., each value a Python literal or free text.
+func parseTextReply(text string) (*reply, error) {
+	if i := strings.Index(text, "Objects:"); i >= 0 {
+		text = text[i+len("Objects:"):]
+	}
+	cut := func(s, label string) (string, string, error) {
+		before, after, ok := strings.Cut(s, label)
+		if !ok {
+			return "", "", fmt.Errorf("llm: %w: the answer has no %q section: %s", ErrNoPlan, label, quote(s))
+		}
+		if strings.Contains(after, label) {
+			return "", "", fmt.Errorf("llm: %w: %q appears twice in the answer", ErrNoPlan, label)
+		}
+		return before, after, nil
+	}
+	objText, descText, err := cut(text, "Descriptions:")
+	if err != nil {
+		return nil, err
+	}
+	mainText, rest, err := cut(descText, "More Description:")
+	if err != nil {
+		// Answers cut short after the main descriptions still plan a scene.
+		mainText, rest = descText, ""
+	}
+	moreText, rest, _ := strings.Cut(rest, "Background prompt:")
+	bg, neg, _ := strings.Cut(rest, "Negative prompt:")
+	r := &reply{Background: strings.TrimSpace(bg), Negative: strings.TrimSpace(neg)}
+	if r.Negative == "None" {
+		r.Negative = ""
+	}
+	objText = strings.TrimSpace(objText)
+	if objText == "" || strings.Contains(objText, "No objects") {
+		objText = "[]"
+	}
+	objs, err := parseLiteral(objText)
+	if err != nil {
+		return nil, fmt.Errorf("llm: %w: the object list does not parse (%v): %s", ErrNoPlan, err, quote(objText))
+	}
+	list, ok := objs.([]any)
+	if !ok {
+		return nil, fmt.Errorf("llm: %w: the object list is not a list: %s", ErrNoPlan, quote(objText))
+	}
+	for _, item := range list {
+		pair, ok := item.([]any)
+		if !ok || len(pair) < 1 {
+			return nil, fmt.Errorf("llm: %w: an object is not a (name, [x, y, w, h]) pair: %s", ErrNoPlan, quote(fmt.Sprint(item)))
+		}
+		name, ok := pair[0].(string)
+		if !ok {
+			return nil, fmt.Errorf("llm: %w: an object's name is not a string: %s", ErrNoPlan, quote(fmt.Sprint(item)))
+		}
+		o := replyObject{Name: name}
+		if len(pair) > 1 {
+			if box, ok := pair[1].([]any); ok {
+				for _, v := range box {
+					if f, ok := v.(float64); ok {
+						o.Box = append(o.Box, f)
+					}
+				}
+				if len(o.Box) != 4 {
+					return nil, fmt.Errorf("llm: %w: object %q: box %s is not [x, y, w, h]", ErrNoPlan, name, quote(fmt.Sprint(box)))
+				}
+			}
+		}
+		r.Objects = append(r.Objects, o)
+	}
+	if r.Main, err = namedTexts(strings.TrimSpace(mainText), "Descriptions"); err != nil {
+		return nil, err
+	}
+	if moreText = strings.TrimSpace(moreText); moreText != "" {
+		v, err := parseLiteral(moreText)
+		if err != nil {
+			return nil, fmt.Errorf("llm: %w: More Description does not parse (%v): %s", ErrNoPlan, err, quote(moreText))
+		}
+		sets, _ := v.([]any)
+		for k := 0; k < 2 && k < len(sets); k++ {
+			set, err := namedTextList(sets[k], "More Description")
+			if err != nil {
+				return nil, err
+			}
+			r.More[k] = set
+		}
+	}
+	return r, nil
+}
+
+func namedTexts(text, label string) ([]namedText, error) {
+	if text == "" {
+		return nil, nil
+	}
+	v, err := parseLiteral(text)
+	if err != nil {
+		return nil, fmt.Errorf("llm: %w: %s does not parse (%v): %s", ErrNoPlan, label, err, quote(text))
+	}
+	return namedTextList(v, label)
+}
+
+func namedTextList(v any, label string) ([]namedText, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("llm: %w: %s is not a list of (name, text) pairs: %s", ErrNoPlan, label, quote(fmt.Sprint(v)))
+	}
+	var out []namedText
+	for _, item := range list {
+		pair, ok := item.([]any)
+		if !ok || len(pair) != 2 {
+			return nil, fmt.Errorf("llm: %w: %s: %s is not a (name, text) pair", ErrNoPlan, label, quote(fmt.Sprint(item)))
+		}
+		name, ok1 := pair[0].(string)
+		text, ok2 := pair[1].(string)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("llm: %w: %s: %s is not a pair of strings", ErrNoPlan, label, quote(fmt.Sprint(item)))
+		}
+		out = append(out, namedText{name, text})
+	}
+	return out, nil
+}
+
+// quote shortens an offending fragment for an error message.
+func quote(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return fmt.Sprintf("%q", s)
+}
