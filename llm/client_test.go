@@ -109,10 +109,10 @@ func TestFallbackToOffline(t *testing.T) {
 
 func TestOfflinePlanner(t *testing.T) {
 	for caption, want := range map[string][]string{
-		"a mouse hunting a lion":                              {"a mouse", "a lion"},
-		"an octopus and a seahorse playing chess":             {"an octopus", "a seahorse"},
+		"a mouse hunting a lion":                             {"a mouse", "a lion"},
+		"an octopus and a seahorse playing chess":            {"an octopus", "a seahorse"},
 		"a drop of water on the International Space Station": {"a drop", "the International Space Station"},
-		"fish swimming in clouds":                             nil,
+		"fish swimming in clouds":                            nil,
 	} {
 		p, err := Offline{}.Plan(context.Background(), caption)
 		if err != nil {

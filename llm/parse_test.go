@@ -10,10 +10,10 @@ import (
 func TestParseLiteral(t *testing.T) {
 	for in, want := range map[string]any{
 		`[('a cat', [1, 2.5, -3, 4e1]), ("a dog", None)]`: []any{[]any{"a cat", []any{1.0, 2.5, -3.0, 40.0}}, []any{"a dog", nil}},
-		`[('the cat's toy', 'it's red'),]`:                 []any{[]any{"the cat's toy", "it's red"}},
-		`[(“a fox”, ‘sly, quick’)]`:                        []any{[]any{"a fox", "sly, quick"}},
-		`'escaped \' quote \n'`:                            "escaped ' quote \n",
-		`[]`:                                               []any{},
+		`[('the cat's toy', 'it's red'),]`:                []any{[]any{"the cat's toy", "it's red"}},
+		`[(“a fox”, ‘sly, quick’)]`:                       []any{[]any{"a fox", "sly, quick"}},
+		`'escaped \' quote \n'`:                           "escaped ' quote \n",
+		`[]`:                                              []any{},
 	} {
 		got, err := parseLiteral(in)
 		if err != nil || !reflect.DeepEqual(got, want) {

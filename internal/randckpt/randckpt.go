@@ -7,8 +7,8 @@ package randckpt
 import (
 	"encoding/binary"
 	"encoding/json"
-	"io"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
