@@ -31,6 +31,7 @@ func TimestepEmbedding(b Backend, d DType, timesteps []float64, dim int, flipSin
 			freq := float32(math.Exp(float64(exponent)))
 			angle := float64(float32(ts) * freq)
 			s, c := math.Sincos(angle)
+			s, c = float64(float32(s)), float64(float32(c)) // float32 results, as diffusers has them
 			if flipSinToCos {
 				row[i], row[half+i] = c, s
 			} else {

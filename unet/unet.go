@@ -100,9 +100,15 @@ func Load(w *weights.Source, c Config) *UNet {
 	return u
 }
 
-// Hook receives the cross-attention probabilities [B, heads, H·W, tokens] of the
-// layer named key; returning true stops the forward pass right there.
-type Hook func(key string, probs *tensor.Tensor) (stop bool)
+// Layer names a cross-attention layer and the grid its queries cover.
+type Layer struct {
+	Key  string // down.{block}.{attention}.{transformer}, mid.0.0.0, up.{block}.{attention}.{transformer}
+	H, W int    // the grid: query n is cell (n / W, n % W)
+}
+
+// Hook receives the cross-attention probabilities [B, heads, H·W, tokens] of a
+// layer; returning true stops the forward pass right there.
+type Hook func(layer Layer, probs *tensor.Tensor) (stop bool)
 
 // ErrStopped is returned by Forward when the hook stopped it.
 var ErrStopped = errors.New("unet: forward stopped by the attention hook")
@@ -126,13 +132,13 @@ func (u *UNet) Forward(latent *tensor.Tensor, timesteps []float64, context *tens
 		}()
 	}
 	// attnHook names the layer and turns a stop into an unwind to Forward.
-	attnHook := func(prefix string) func(int) nn.ProbsHook {
+	attnHook := func(prefix string, x *tensor.Tensor) func(int) nn.ProbsHook {
 		return func(k int) nn.ProbsHook {
 			if hook == nil {
 				return nil
 			}
 			return func(p *tensor.Tensor) {
-				if hook(fmt.Sprintf("%s.%d", prefix, k), p) {
+				if hook(Layer{Key: fmt.Sprintf("%s.%d", prefix, k), H: x.Dim(2), W: x.Dim(3)}, p) {
 					panic(stopSignal{})
 				}
 			}
@@ -148,7 +154,7 @@ func (u *UNet) Forward(latent *tensor.Tensor, timesteps []float64, context *tens
 		for j, r := range blk.resnets {
 			x = r.Forward(x, temb)
 			if len(blk.attns) > 0 {
-				x = blk.attns[j].forward(x, context, attnHook(fmt.Sprintf("down.%d.%d", i, j)))
+				x = blk.attns[j].forward(x, context, attnHook(fmt.Sprintf("down.%d.%d", i, j), x))
 			}
 			skips = append(skips, x)
 		}
@@ -158,7 +164,7 @@ func (u *UNet) Forward(latent *tensor.Tensor, timesteps []float64, context *tens
 		}
 	}
 	x = u.midRes[0].Forward(x, temb)
-	x = u.midAttn.forward(x, context, attnHook("mid.0.0"))
+	x = u.midAttn.forward(x, context, attnHook("mid.0.0", x))
 	x = u.midRes[1].Forward(x, temb)
 	for i, blk := range u.up {
 		for j, r := range blk.resnets {
@@ -166,7 +172,7 @@ func (u *UNet) Forward(latent *tensor.Tensor, timesteps []float64, context *tens
 			skips = skips[:len(skips)-1]
 			x = r.Forward(tensor.Concat(1, x, skip), temb)
 			if len(blk.attns) > 0 {
-				x = blk.attns[j].forward(x, context, attnHook(fmt.Sprintf("up.%d.%d", i, j)))
+				x = blk.attns[j].forward(x, context, attnHook(fmt.Sprintf("up.%d.%d", i, j), x))
 			}
 		}
 		if blk.up != nil {
@@ -177,4 +183,30 @@ func (u *UNet) Forward(latent *tensor.Tensor, timesteps []float64, context *tens
 		}
 	}
 	return u.convOut.Forward(u.normOut.Forward(x).SiLU()), nil
+}
+
+// CrossAttentionLayers lists the cross-attention layers in forward order, with
+// the grid each works on for a latent of h×w.
+func (u *UNet) CrossAttentionLayers(h, w int) []Layer {
+	n := len(u.down)
+	hs, ws := make([]int, n), make([]int, n)
+	for i, blk := range u.down {
+		hs[i], ws[i] = h, w
+		if blk.down != nil { // a stride-2 3×3 convolution with padding 1 rounds up
+			h, w = (h+1)/2, (w+1)/2
+		}
+	}
+	var out []Layer
+	for i, blk := range u.down {
+		for j := range blk.attns {
+			out = append(out, Layer{Key: fmt.Sprintf("down.%d.%d.0", i, j), H: hs[i], W: ws[i]})
+		}
+	}
+	out = append(out, Layer{Key: "mid.0.0.0", H: hs[n-1], W: ws[n-1]})
+	for i, blk := range u.up {
+		for j := range blk.attns {
+			out = append(out, Layer{Key: fmt.Sprintf("up.%d.%d.0", i, j), H: hs[n-1-i], W: ws[n-1-i]})
+		}
+	}
+	return out
 }

@@ -72,7 +72,11 @@ func TestCrossAttentionHook(t *testing.T) {
 	u := loadTiny(t, "tiny-sd2", false, tensor.Float64)
 	want := fixtures.Tensors(t, "tiny-sd2-components")
 	var keys []string
-	hook := func(key string, p *tensor.Tensor) bool {
+	hook := func(l Layer, p *tensor.Tensor) bool {
+		key := l.Key
+		if l.H*l.W != p.Dim(2) {
+			t.Fatalf("%s: grid %dx%d for %d queries", key, l.H, l.W, p.Dim(2))
+		}
 		keys = append(keys, fmt.Sprintf("%s %v", key, p.Shape()))
 		sums := p.Sum(-1).Float64s()
 		for _, s := range sums {
@@ -96,10 +100,17 @@ func TestCrossAttentionHook(t *testing.T) {
 	if !slices.Equal(keys, wantKeys) {
 		t.Fatalf("layers %q\nwant %q", keys, wantKeys)
 	}
+	var listed []string
+	for _, l := range u.CrossAttentionLayers(8, 8) {
+		listed = append(listed, fmt.Sprintf("%s [2 %d %d 77]", l.Key, map[bool]int{true: 4, false: 2}[l.H <= 2], l.H*l.W))
+	}
+	if !slices.Equal(listed, wantKeys) {
+		t.Fatalf("CrossAttentionLayers %q\nwant %q", listed, wantKeys)
+	}
 	keys = nil
-	out, err = u.Forward(want("sample"), want("timesteps").Float64s(), want("context"), func(key string, p *tensor.Tensor) bool {
-		keys = append(keys, key)
-		return key == "up.1.2.0"
+	out, err = u.Forward(want("sample"), want("timesteps").Float64s(), want("context"), func(l Layer, p *tensor.Tensor) bool {
+		keys = append(keys, l.Key)
+		return l.Key == "up.1.2.0"
 	})
 	if err != ErrStopped || out != nil || keys[len(keys)-1] != "up.1.2.0" || len(keys) != 10 {
 		t.Fatalf("stop at up.1.2.0: err %v, out %v, layers %v", err, out, keys)

@@ -27,6 +27,9 @@ It writes, all from fixed seeds:
                                   text embeddings, initial noise, the latent after every step, the
                                   decoded image
   parity/*-components.safetensors single UNet, VAE-encoder and VAE-decoder calls per model
+  rfnet/losses.*                  RFNet's single-object box loss and overall loss (suppression + reference
+                                  attention) on the tiny SD 2.x UNet in float64, with their gradients with
+                                  respect to the latent (our own PyTorch code of the algorithm notes' formulas)
 
 The text encoder is a small torch module with the Hugging Face CLIPTextModel parameter names
 (transformers is not in the reference environment); for SD 2.x it is checked against open_clip's
@@ -622,6 +625,143 @@ def real_vocab_fixture(out, bpe):
         json.dump(rows, f, ensure_ascii=False, indent=0)
 
 
+# --------------------------------------------------------------------------------------------
+# RFNet guidance losses (our own PyTorch implementation of §7.2 and §10.2-10.4 of the algorithm
+# notes) on the tiny SD 2.x UNet, in float64, with their gradients with respect to the latent.
+# --------------------------------------------------------------------------------------------
+
+GUIDANCE_KEYS = ["mid.0.0.0", "up.1.0.0", "up.1.1.0", "up.1.2.0"]
+
+
+def attention_key(name):
+    """diffusers module name of an attn2 processor -> RFNet's key (part.block.attention.transformer)."""
+    parts = name.split(".")
+    if parts[0] == "mid_block":
+        return "mid.0.%s.%s" % (parts[2], parts[4])
+    return "%s.%s.%s.%s" % (parts[0].split("_")[0], parts[1], parts[3], parts[5])
+
+
+def capture_cross_attention(unet, store):
+    """Processors that keep every cross-attention probability tensor [B, heads, N, 77] (on the graph)."""
+    from diffusers.models.attention_processor import AttnProcessor
+
+    class Capture:
+        def __init__(self, key):
+            self.key = key
+
+        def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, scale=1.0):
+            b, n, _ = hidden_states.shape
+            q = attn.head_to_batch_dim(attn.to_q(hidden_states))
+            k = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))
+            v = attn.head_to_batch_dim(attn.to_v(encoder_hidden_states))
+            probs = attn.get_attention_scores(q, k, None)
+            store[self.key] = probs.view(b, attn.heads, n, -1)
+            out = attn.batch_to_head_dim(torch.bmm(probs, v))
+            return attn.to_out[1](attn.to_out[0](out))
+
+    procs = {}
+    for name in unet.attn_processors:
+        procs[name] = Capture(attention_key(name)) if "attn2" in name else AttnProcessor()
+    unet.set_attn_processor(procs)
+
+
+def raster(box, h, w):
+    """§6.3: corner and size rounded half-to-even (Python's round), clamped."""
+    xa, ya = round(box[0] * w), round(box[1] * h)
+    xb, yb = xa + round((box[2] - box[0]) * w), ya + round((box[3] - box[1]) * h)
+    m = torch.zeros(h, w, dtype=torch.float64)
+    m[max(ya, 0):min(yb, h), max(xa, 0):min(xb, w)] = 1
+    return m.flatten()
+
+
+def top_mean(v, k):
+    return v.topk(k, dim=-1).values.mean(-1)
+
+
+def grid_of(n):
+    s = int(round(n ** 0.5))
+    return s, s
+
+
+def box_term(A, tokens, m, fg_p, bg_p, w_fg, w_bg):
+    n, inside = m.numel(), int(m.sum())
+    k_fg, k_bg = max(1, math.floor(fg_p * inside)), max(1, math.floor(bg_p * (n - inside)))
+    term = 0
+    for tau in tokens:
+        a = A[:, :, tau]  # [heads, N]
+        if w_fg:
+            term = term + (w_fg * (1 - top_mean(a * m, k_fg))).sum()
+        if w_bg:
+            term = term + (w_bg * top_mean(a * (1 - m), k_bg)).sum()
+    return term / len(tokens)
+
+
+def so_loss(store, tokens, box):
+    total = 0
+    for key in GUIDANCE_KEYS:
+        A = store[key][0]
+        total = total + box_term(A, tokens, raster(box, *grid_of(A.shape[1])), 0.2, 0.2, 1.0, 4.0)
+    return total / len(GUIDANCE_KEYS)
+
+
+def overall_loss(store, phrases, refs):
+    """L_sup (gamma 10, overall_bg_top_p 0.2) + L_ref (guid 15 x weight 2, eps 1e-5), over P phrases and the keys."""
+    total = 0
+    for key in GUIDANCE_KEYS:
+        A = store[key][0]
+        h, w = grid_of(A.shape[1])
+        for p in phrases:
+            m = torch.stack([raster(b, h, w) for b in p["boxes"]]).max(0).values
+            total = total + box_term(A, p["tokens"], m, 0.2, 0.2, 0, 10.0)
+            lp = 0
+            for b, ref_name in zip(p["boxes"], p["refs"]):
+                mb = raster(b, h, w)
+                a = A[:, :, p["word"]] * mb
+                a = a / (a.sum(-1, keepdim=True) + 1e-5)
+                r = refs[ref_name + "/" + key] * mb
+                r = r / (r.sum(-1, keepdim=True) + 1e-5)
+                lp = lp + (a - r).abs().sum(-1).mean()
+            total = total + 15.0 * 2.0 * lp / len(p["boxes"])
+    return total / (len(phrases) * len(GUIDANCE_KEYS))
+
+
+def loss_fixture(out, unet_path):
+    unet = UNet2DConditionModel.from_pretrained(unet_path).double().eval()
+    store = {}
+    capture_cross_attention(unet, store)
+    g = torch.Generator().manual_seed(77)
+    z = torch.randn((1, 4, 16, 16), generator=g, dtype=torch.float64)
+    ctx_so = torch.randn((1, 77, unet.config.cross_attention_dim), generator=g, dtype=torch.float64)
+    ctx_all = torch.randn((1, 77, unet.config.cross_attention_dim), generator=g, dtype=torch.float64)
+    t = 801.0
+    so = {"tokens": [7, 8], "box": [0.3, 0.35, 0.7, 0.8]}
+    phrases = [{"tokens": [5, 6], "word": 6, "boxes": [[0.05, 0.4, 0.4, 0.9]], "refs": ["ref0"]},
+               {"tokens": [9, 10, 11], "word": 11, "boxes": [[0.45, 0.1, 0.95, 0.7], [0.5, 0.6, 0.8, 0.95]], "refs": ["ref1", "ref2"]}]
+    refs = {}
+    with torch.no_grad():
+        unet(z, t, encoder_hidden_states=ctx_all)
+    for ref in ("ref0", "ref1", "ref2"):
+        for key in GUIDANCE_KEYS:
+            heads, n = store[key].shape[1], store[key].shape[2]
+            refs[ref + "/" + key] = torch.rand((heads, n), generator=g, dtype=torch.float64) * 0.1
+    results = {"z": z, "context_so": ctx_so, "context_all": ctx_all}
+    results.update(refs)
+    for name, ctx, fn in (("so", ctx_so, lambda: so_loss(store, so["tokens"], so["box"])),
+                          ("overall", ctx_all, lambda: overall_loss(store, phrases, refs))):
+        with torch.enable_grad():
+            zz = z.clone().requires_grad_(True)
+            unet(zz, t, encoder_hidden_states=ctx)
+            loss = fn()
+            grad, = torch.autograd.grad(loss, [zz])
+        results["loss_" + name] = loss.detach().reshape(1)
+        results["grad_" + name] = grad
+        print(f"rfnet {name} loss {float(loss):.6f}")
+    os.makedirs(os.path.join(out, "rfnet"), exist_ok=True)
+    save_file({k: v.contiguous() for k, v in results.items()}, os.path.join(out, "rfnet", "losses.safetensors"))
+    with open(os.path.join(out, "rfnet", "losses.json"), "w") as f:
+        json.dump({"model": "tiny-sd2", "timestep": t, "keys": GUIDANCE_KEYS, "so": so, "phrases": phrases}, f, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="testdata")
@@ -661,6 +801,7 @@ def main():
 
     for i, (name, unet, vae, _, _, _) in enumerate(runs):
         component_fixtures(out, name, unet, vae, i)
+    loss_fixture(out, os.path.join(out, "models", "tiny-sd2", "unet"))
     seed = 0
     for name, unet, vae, text, pad_id, prediction in runs:
         for i, sched_name in enumerate(SCHEDULERS):

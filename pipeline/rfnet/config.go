@@ -1,0 +1,151 @@
+package rfnet
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+// Config holds every RFNet hyperparameter. JSON keys are the reference's
+// names where it has one.
+type Config struct {
+	Steps     int     `json:"num_inference_steps"`
+	Guidance  float64 `json:"guidance_scale"`
+	Scheduler string  `json:"scheduler"`
+	Width     int     `json:"width"`
+	Height    int     `json:"height"`
+
+	// SONegative and OverallNegative are the default negative prompts (§3.7);
+	// the plan's negative prompt is put in front of them.
+	SONegative      string `json:"so_negative_prompt"`
+	OverallNegative string `json:"overall_negative_prompt"`
+
+	// Ablations (§10.6): SAA off uses the main description alone; the other two
+	// drop the guidance (reference attention) and suppression terms.
+	SAA                bool `json:"saa"`
+	GuidanceConstraint bool `json:"guidance_constraint"`
+	Suppression        bool `json:"suppression_constraint"`
+	// SAACrossObject picks one description per object by the best combination
+	// across objects (the paper's prose) instead of the best pair per object (the code).
+	SAACrossObject bool `json:"saa_cross_object"`
+
+	BgSeed      uint64  `json:"bg_seed"`
+	FgSeedStart uint64  `json:"fg_seed_start"`
+	FgBlending  float64 `json:"fg_blending_ratio"`
+
+	SOCenterBox    bool    `json:"so_center_box"`
+	SOFloorPadding float64 `json:"so_floor_padding"`
+
+	LossScale     float64  `json:"loss_scale"`
+	LossThreshold float64  `json:"loss_threshold"`
+	MaxIter       []int    `json:"max_iter"`
+	MaxIndexStep  int      `json:"max_index_step"`
+	FgTopP        float64  `json:"fg_top_p"`
+	BgTopP        float64  `json:"bg_top_p"`
+	FgWeight      float64  `json:"fg_weight"`
+	BgWeight      float64  `json:"bg_weight"`
+	GuidanceKeys  []string `json:"guidance_attn_keys"`
+	ObjectKey     string   `json:"obj_attn_key"`
+	AggStart      int      `json:"attn_aggregation_step_start"`
+
+	MaskSigma float64 `json:"mask_gaussian_sigma"`
+	MaskTau   float64 `json:"mask_threshold"`
+
+	HorizontalShiftOnly bool    `json:"horizontal_shift_only"`
+	ComposeBoxToBg      bool    `json:"compose_box_to_bg"`
+	FrozenStepRatio     float64 `json:"frozen_step_ratio"`
+
+	OverallLossScale     float64 `json:"overall_loss_scale"`
+	OverallLossThreshold float64 `json:"overall_loss_threshold"`
+	OverallMaxIter       []int   `json:"overall_max_iter"`
+	OverallMaxIndexStep  int     `json:"overall_max_index_step"`
+	OverallBgTopP        float64 `json:"overall_bg_top_p"`
+	// SuppressionWeight (the reference's hidden supp = 10), RefWeight
+	// (ref_ca_loss_weight = 2) and RefScale (the hidden guid = 15).
+	SuppressionWeight float64 `json:"suppression_weight"`
+	RefWeight         float64 `json:"ref_ca_loss_weight"`
+	RefScale          float64 `json:"ref_ca_scale"`
+	RefEps            float64 `json:"ref_ca_eps"`
+
+	// RemeasureLoss re-measures the loss at the start of each step instead of
+	// carrying the last measured loss over (the reference stops all guidance once
+	// a measured loss reaches the threshold, §14.9).
+	RemeasureLoss bool `json:"remeasure_loss"`
+}
+
+// schedule is [4]*5 + [3]*5 + [2]*10 + [1]*10.
+func schedule() []int {
+	var s []int
+	for _, p := range []struct{ n, v int }{{5, 4}, {5, 3}, {10, 2}, {10, 1}} {
+		for i := 0; i < p.n; i++ {
+			s = append(s, p.v)
+		}
+	}
+	return s
+}
+
+// Default is the authors' published run: SD 2.1-base, DDIM 50 steps, CFG 7.5,
+// 512×512, frozen_step_ratio 0.5, no box scaling.
+func Default() Config {
+	return Config{
+		Steps: 50, Guidance: 7.5, Scheduler: "ddim", Width: 512, Height: 512,
+		SONegative:      "artifacts, blurry, smooth texture, bad quality, distortions, unrealistic, distorted image, bad proportions, duplicate, two, many, group, occlusion, occluded, side, border, collate",
+		OverallNegative: "artifacts, blurry, smooth texture, bad quality, distortions, unrealistic, distorted image, bad proportions, duplicate",
+		SAA:             true, GuidanceConstraint: true, Suppression: true,
+		BgSeed: 1, FgSeedStart: 20, FgBlending: 0.01,
+		SOCenterBox: true, SOFloorPadding: 0.2,
+		LossScale: 5, LossThreshold: 5, MaxIter: schedule(), MaxIndexStep: 30,
+		FgTopP: 0.2, BgTopP: 0.2, FgWeight: 1, BgWeight: 4,
+		GuidanceKeys: []string{"mid.0.0.0", "up.1.0.0", "up.1.1.0", "up.1.2.0"}, ObjectKey: "down.2.1.0", AggStart: 10,
+		MaskSigma: 1.5, MaskTau: 0.25,
+		ComposeBoxToBg: true, FrozenStepRatio: 0.5,
+		OverallLossScale: 5, OverallLossThreshold: 5, OverallMaxIter: schedule(), OverallMaxIndexStep: 30, OverallBgTopP: 0.2,
+		SuppressionWeight: 10, RefWeight: 2, RefScale: 15, RefEps: 1e-5,
+	}
+}
+
+// LoadConfig reads a JSON file over Default(); keys it lacks keep their defaults.
+func LoadConfig(path string) (Config, error) {
+	c := Default()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("rfnet: config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("rfnet: config %s: %w", path, err)
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the numbers.
+func (c Config) Validate() error {
+	switch {
+	case c.Steps < 1:
+		return fmt.Errorf("rfnet: config: num_inference_steps %d", c.Steps)
+	case c.FrozenStepRatio < 0 || c.FrozenStepRatio > 1:
+		return fmt.Errorf("rfnet: config: frozen_step_ratio %v is outside [0, 1]", c.FrozenStepRatio)
+	case c.FgTopP <= 0 || c.BgTopP <= 0 || c.OverallBgTopP <= 0 || c.FgTopP > 1 || c.BgTopP > 1 || c.OverallBgTopP > 1:
+		return fmt.Errorf("rfnet: config: top-p values must be in (0, 1]")
+	case len(c.GuidanceKeys) == 0:
+		return fmt.Errorf("rfnet: config: guidance_attn_keys is empty")
+	case c.MaskTau <= 0 || c.MaskTau >= 1:
+		return fmt.Errorf("rfnet: config: mask_threshold %v is outside (0, 1)", c.MaskTau)
+	case c.FgBlending < 0 || c.FgBlending > 1:
+		return fmt.Errorf("rfnet: config: fg_blending_ratio %v is outside [0, 1]", c.FgBlending)
+	}
+	return nil
+}
+
+// frozenSteps is floor(steps · frozen_step_ratio).
+func (c Config) frozenSteps() int { return int(float64(c.Steps) * c.FrozenStepRatio) }
+
+// maxIter is the iteration budget at step i: the schedule's entry, or its last one past the end.
+func maxIter(schedule []int, i int) int {
+	if len(schedule) == 0 {
+		return 0
+	}
+	return schedule[min(i, len(schedule)-1)]
+}

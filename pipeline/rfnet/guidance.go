@@ -1,0 +1,162 @@
+package rfnet
+
+import (
+	"errors"
+	"math"
+
+	"github.com/rfnet/rfnet-native/sched"
+	"github.com/rfnet/rfnet-native/tensor"
+	"github.com/rfnet/rfnet-native/unet"
+)
+
+// TraceEvent is one line of trace.jsonl: a guidance iteration (Loss set) or a
+// stage timing (Seconds set).
+type TraceEvent struct {
+	Stage     string   `json:"stage"`            // "object" or "overall"
+	Object    *int     `json:"object,omitempty"` // the object's index in the sorted order
+	Step      *int     `json:"step,omitempty"`
+	Iteration *int     `json:"iteration,omitempty"`
+	Loss      *float64 `json:"loss,omitempty"` // the unscaled loss, before the update
+	Seconds   *float64 `json:"seconds,omitempty"`
+	Name      string   `json:"name,omitempty"`
+}
+
+// loop describes one guided denoising run (a single-object run or the overall one).
+type loop struct {
+	stage  string
+	object int // -1 for the overall run
+	sched  sched.Scheduler
+	cond   *tensor.Tensor // [1, 77, D]
+	uncond *tensor.Tensor
+	// loss returns the unscaled guidance loss at a step from the captured
+	// maps; nil means no guidance.
+	loss             func(step int, maps map[string]capture) (*tensor.Tensor, error)
+	keys             []string // the layers the loss reads
+	scale, threshold float64
+	maxIter          []int
+	maxIndexStep     int
+	remeasure        bool
+	// save, when not empty, keeps the cond half's attention of token saveToken
+	// at these layers after every denoising step.
+	save      []string
+	saveToken int
+	// after adjusts the latent after each denoising step (frozen-step replacement).
+	after func(step int, z *tensor.Tensor) *tensor.Tensor
+}
+
+// savedMaps are one step's saved attention maps by key: [heads·h·w] values and the grid.
+type savedMaps map[string]savedMap
+
+type savedMap struct {
+	heads, h, w int
+	v           []float64 // [heads, h·w]
+}
+
+// loopResult holds the latent before the first and after every step, and the saved maps per step.
+type loopResult struct {
+	latents []*tensor.Tensor
+	saved   []savedMaps
+}
+
+// guide runs loop l from z, with guidance on the schedule of §7.3: while the
+// last measured (scaled) loss is above scale·threshold and the step's
+// iteration budget lasts, measure the loss on z, step z down its gradient by
+// the scheduler's guidance scale, and keep that (pre-update) loss. The last
+// loss carries over steps, so once a measured loss reaches the threshold no
+// later step guides (unless remeasure is set).
+func (m *Model) guide(l loop, z *tensor.Tensor) (*loopResult, error) {
+	res := &loopResult{latents: []*tensor.Tensor{z}}
+	last := 10000.0
+	ts := l.sched.Timesteps()
+	context := tensor.Concat(0, l.uncond, l.cond)
+	for i, t := range ts {
+		if l.loss != nil && i < l.maxIndexStep {
+			if l.remeasure {
+				last = math.Inf(1)
+			}
+			for n := 0; last/l.scale > l.threshold && n < maxIter(l.maxIter, i); n++ {
+				loss, grad, err := m.guidancePass(l, z, i, t)
+				if err != nil {
+					return nil, err
+				}
+				z = z.Sub(grad.Scale(l.sched.GuidanceScale(i)))
+				last = loss
+				m.emit(TraceEvent{Stage: l.stage, Object: objectIndex(l.object), Step: ptr(i), Iteration: ptr(n), Loss: ptr(loss / l.scale)})
+			}
+		}
+		var saved savedMaps
+		var hook unet.Hook
+		if len(l.save) > 0 {
+			saved = savedMaps{}
+			want := map[string]bool{}
+			for _, k := range l.save {
+				want[k] = true
+			}
+			hook = func(layer unet.Layer, p *tensor.Tensor) bool {
+				if want[layer.Key] {
+					// cond half, the word token's column: [heads, h·w]
+					col := p.Narrow(0, 1, 1).Narrow(3, l.saveToken, 1)
+					saved[layer.Key] = savedMap{heads: p.Dim(1), h: layer.H, w: layer.W, v: col.Float64s()}
+				}
+				return false
+			}
+		}
+		x := l.sched.ScaleModelInput(tensor.Concat(0, z, z), i)
+		out, err := m.UNet.Forward(x, []float64{t, t}, context, hook)
+		if err != nil {
+			return nil, err
+		}
+		parts := out.Chunk(2, 0)
+		eps := parts[0].Add(parts[1].Sub(parts[0]).Scale(m.cfg.Guidance))
+		z = l.sched.Step(eps, z, i)
+		if l.after != nil {
+			z = l.after(i, z)
+		}
+		res.latents = append(res.latents, z)
+		res.saved = append(res.saved, saved)
+		if m.progress != nil {
+			m.progress(l.stage, l.object, i+1, len(ts))
+		}
+	}
+	return res, nil
+}
+
+// guidancePass runs the UNet on z (tracked, batch 1, cond only) up to the last
+// layer the loss reads, and returns the scaled loss and its gradient with respect to z.
+func (m *Model) guidancePass(l loop, z *tensor.Tensor, step int, t float64) (float64, *tensor.Tensor, error) {
+	tape := tensor.NewTape()
+	zt := tape.Track(z)
+	maps := map[string]capture{}
+	want := map[string]bool{}
+	for _, k := range l.keys {
+		want[k] = true
+	}
+	_, err := m.UNet.Forward(l.sched.ScaleModelInput(zt, step), []float64{t}, l.cond, func(layer unet.Layer, p *tensor.Tensor) bool {
+		if want[layer.Key] {
+			maps[layer.Key] = capture{probs: p, h: layer.H, w: layer.W}
+		}
+		return len(maps) == len(want)
+	})
+	if err != nil && !errors.Is(err, unet.ErrStopped) {
+		return 0, nil, err
+	}
+	loss, err := l.loss(step, maps)
+	if err != nil {
+		return 0, nil, err
+	}
+	loss = loss.Scale(l.scale)
+	grads, err := tape.Backward(loss, zt)
+	if err != nil {
+		return 0, nil, err
+	}
+	return loss.Item(), grads[0], nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func objectIndex(j int) *int {
+	if j < 0 {
+		return nil
+	}
+	return ptr(j)
+}

@@ -1,0 +1,254 @@
+package rfnet
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/rfnet/rfnet-native/llm"
+	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/sched"
+	"github.com/rfnet/rfnet-native/tensor"
+	"github.com/rfnet/rfnet-native/unet"
+)
+
+// Options configure a run.
+type Options struct {
+	Config Config
+	// Trace receives one event per guidance iteration and per stage (may be nil).
+	Trace func(TraceEvent)
+	// Progress is called after every denoising step of every run (may be nil).
+	Progress func(stage string, object, step, total int)
+}
+
+// Model is a Stable Diffusion model running RFNet.
+type Model struct {
+	*pipeline.Model
+	cfg      Config
+	emit     func(TraceEvent)
+	progress func(stage string, object, step, total int)
+}
+
+// ObjectResult is what the single-object run of one box produced.
+type ObjectResult struct {
+	Name     string
+	Prompt   string
+	Box      Box // in the scene
+	SOBox    Box // where the single-object run drew it
+	Image    *tensor.Tensor
+	Mask     []float64 // latent-grid mask, before alignment
+	Saliency []float64 // the word token's aggregated attention at the object key
+	SalH     int
+	SalW     int
+	Shift    [2]int // latent cells
+}
+
+// Result is a whole RFNet generation.
+type Result struct {
+	Image           *tensor.Tensor // [1, 3, H, W] in [0, 1]
+	Latents         *tensor.Tensor
+	Plan            *llm.Plan
+	SAA             []SAAResult
+	OverallPrompt   string
+	OverallNegative string
+	SONegative      string
+	Objects         []ObjectResult
+	LatentH         int
+	LatentW         int
+	Durations       map[string]time.Duration
+}
+
+// Run generates plan's scene with m.
+func Run(m *pipeline.Model, plan *llm.Plan, o Options) (*Result, error) {
+	c := o.Config
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if err := plan.Check(); err != nil {
+		return nil, fmt.Errorf("rfnet: plan: %w", err)
+	}
+	req := pipeline.Request{Prompt: plan.Prompt, Steps: c.Steps, Guidance: c.Guidance, Scheduler: c.Scheduler, Width: c.Width, Height: c.Height}
+	if err := m.Validate(&req); err != nil {
+		return nil, err
+	}
+	rm := &Model{Model: m, cfg: c, emit: func(TraceEvent) {}, progress: o.Progress}
+	if o.Trace != nil {
+		rm.emit = o.Trace
+	}
+	return rm.run(plan)
+}
+
+// stage times a part of the run and reports it to the trace.
+func (m *Model) stage(res *Result, name string, start time.Time) {
+	d := time.Since(start)
+	res.Durations[name] += d
+	m.emit(TraceEvent{Stage: "timing", Name: name, Seconds: ptr(d.Seconds())})
+}
+
+func (m *Model) newScheduler() (sched.Scheduler, error) {
+	return sched.New(m.cfg.Scheduler, m.Variant.Sched, m.cfg.Steps)
+}
+
+func (m *Model) run(plan *llm.Plan) (*Result, error) {
+	c := m.cfg
+	res := &Result{Plan: plan, Durations: map[string]time.Duration{}}
+	ch, h, w := m.Variant.UNet.InChannels, c.Height/8, c.Width/8
+	res.LatentH, res.LatentW = h, w
+	layers := map[string]unet.Layer{}
+	base := h
+	for _, l := range m.UNet.CrossAttentionLayers(h, w) {
+		layers[l.Key] = l
+		base = min(base, l.H)
+	}
+	for _, k := range append(append([]string(nil), c.GuidanceKeys...), c.ObjectKey) {
+		if _, ok := layers[k]; !ok {
+			return nil, fmt.Errorf("rfnet: attention key %q is not a cross-attention layer of this UNet (it has %v)", k, keys(layers))
+		}
+	}
+
+	// Prompts: SAA picks the descriptions, then the prompts and token positions.
+	start := time.Now()
+	s := newSpec(plan, c)
+	res.SAA = runSAA(s.Objects, c, textEncoder(m.EncodePrompt))
+	if err := s.buildPrompts(m.Tokenizer); err != nil {
+		return nil, err
+	}
+	res.OverallPrompt, res.OverallNegative, res.SONegative = s.Overall, s.OverallNegative, s.SONegative
+	soUncond, _ := m.EncodePrompt(s.SONegative)
+	overallUncond, _ := m.EncodePrompt(s.OverallNegative)
+	overallCond, _ := m.EncodePrompt(s.Overall)
+	m.stage(res, "prompts", start)
+
+	probe, err := m.newScheduler()
+	if err != nil {
+		return nil, err
+	}
+	sigma := probe.InitNoiseSigma()
+	bg := noise(c.BgSeed, ch*h*w)
+	seeds := fgSeeds(c, len(s.Objects))
+
+	// Stage 2, step 1: every object alone, under box guidance.
+	var placedObjs []placed
+	for j := range s.Objects {
+		start := time.Now()
+		o := &s.Objects[j]
+		cond, _ := m.EncodePrompt(o.Prompt)
+		sc, err := m.newScheduler()
+		if err != nil {
+			return nil, err
+		}
+		z0 := toLatent(m.Backend, m.DType, objectNoise(bg, seeds[j], o.SOBox, ch, h, w, c.FgBlending), ch, h, w, sigma)
+		l := loop{stage: "object", object: j, sched: sc, cond: cond, uncond: soUncond, keys: c.GuidanceKeys,
+			scale: c.LossScale, threshold: c.LossThreshold, maxIter: c.MaxIter, maxIndexStep: c.MaxIndexStep,
+			remeasure: c.RemeasureLoss, save: append([]string{c.ObjectKey}, c.GuidanceKeys...), saveToken: o.Word,
+			loss: func(_ int, maps map[string]capture) (*tensor.Tensor, error) {
+				return boxLoss(maps, c.GuidanceKeys, o.Tokens, o.SOBox, c)
+			}}
+		run, err := m.guide(l, z0)
+		if err != nil {
+			return nil, fmt.Errorf("rfnet: object %q: %w", o.Name, err)
+		}
+		or := ObjectResult{Name: o.Name, Prompt: o.Prompt, Box: o.Box, SOBox: o.SOBox,
+			Image: m.DecodeImage(run.latents[len(run.latents)-1])}
+		sal, ok := saliency(run.saved, c.ObjectKey, c.AggStart)
+		if !ok { // fewer steps than the aggregation start: use every step
+			sal, _ = saliency(run.saved, c.ObjectKey, 0)
+		}
+		mask := extractMask(sal, o.SOBox, h, w, c.MaskSigma, c.MaskTau)
+		sh := alignment(mask, o.Box, base, c.HorizontalShiftOnly)
+		or.Mask, or.Saliency, or.SalH, or.SalW = mask.v, sal.v, sal.h, sal.w
+		or.Shift[0], or.Shift[1] = sh.at(w, h)
+		host := make([][]float64, len(run.latents))
+		for i, z := range run.latents {
+			host[i] = z.Float64s()
+		}
+		placedObjs = append(placedObjs, place(host, mask, run.saved, sh))
+		res.Objects = append(res.Objects, or)
+		m.stage(res, fmt.Sprintf("object %d", j), start)
+	}
+
+	// Composition and stage 2, step 2: the overall scene.
+	start = time.Now()
+	bgScaled := make([]float64, len(bg))
+	for i, v := range bg {
+		bgScaled[i] = v * sigma
+	}
+	comp := compose(bgScaled, placedObjs, c.Steps, ch, h, w, c.ComposeBoxToBg)
+	sc, err := m.newScheduler()
+	if err != nil {
+		return nil, err
+	}
+	frozen := c.frozenSteps()
+	if len(placedObjs) == 0 {
+		frozen = 0
+	}
+	frozenMask := tensor.FromFloat64(m.Backend, m.DType, tensor.Shape{1, 1, h, w}, comp.frozen)
+	l := loop{stage: "overall", object: -1, sched: sc, cond: overallCond, uncond: overallUncond, keys: c.GuidanceKeys,
+		scale: c.OverallLossScale, threshold: c.OverallLossThreshold, maxIter: c.OverallMaxIter,
+		maxIndexStep: c.OverallMaxIndexStep, remeasure: c.RemeasureLoss,
+		after: func(i int, z *tensor.Tensor) *tensor.Tensor {
+			if i >= frozen {
+				return z
+			}
+			// z = C[i+1]·F + z·(1-F)
+			ci := tensor.FromFloat64(m.Backend, m.DType, tensor.Shape{1, ch, h, w}, comp.latents[i+1])
+			return ci.Mul(frozenMask).Add(z.Mul(frozenMask.Neg().AddScalar(1)))
+		}}
+	if len(s.Phrases) > 0 && (c.Suppression || c.GuidanceConstraint) {
+		l.loss = func(step int, maps map[string]capture) (*tensor.Tensor, error) {
+			return overallLoss(maps, s, placedObjs, step, c)
+		}
+	}
+	z0 := tensor.FromFloat64(m.Backend, m.DType, tensor.Shape{1, ch, h, w}, comp.latents[0])
+	run, err := m.guide(l, z0)
+	if err != nil {
+		return nil, fmt.Errorf("rfnet: overall generation: %w", err)
+	}
+	res.Latents = run.latents[len(run.latents)-1]
+	m.stage(res, "overall", start)
+	start = time.Now()
+	res.Image = m.DecodeImage(res.Latents)
+	m.stage(res, "decode", start)
+	return res, nil
+}
+
+// overallLoss is L_all = L_sup + L_ref (§10.2-10.4), each divided by P·|K|.
+func overallLoss(maps map[string]capture, s *spec, objs []placed, step int, c Config) (*tensor.Tensor, error) {
+	var total *tensor.Tensor
+	for _, k := range c.GuidanceKeys {
+		cp, ok := maps[k]
+		if !ok {
+			return nil, fmt.Errorf("rfnet: guidance key %q was not captured", k)
+		}
+		for _, p := range s.Phrases {
+			if c.Suppression {
+				var ms [][]float64
+				for _, j := range p.Objects {
+					ms = append(ms, s.Objects[j].Box.mask(cp.h, cp.w))
+				}
+				total = add(total, boxTerm(cp, p.Tokens, union(ms...), c.FgTopP, c.OverallBgTopP, 0, c.SuppressionWeight))
+			}
+			if c.GuidanceConstraint {
+				var lp *tensor.Tensor
+				for _, j := range p.Objects {
+					ref, ok := objs[j].saved[step][k]
+					if !ok {
+						return nil, fmt.Errorf("rfnet: no reference attention of %q at step %d, layer %s", s.Objects[j].Name, step, k)
+					}
+					lp = add(lp, refTerm(cp, p.Word, ref.v, s.Objects[j].Box.mask(cp.h, cp.w), c.RefEps))
+				}
+				total = add(total, lp.Scale(c.RefScale*c.RefWeight/float64(len(p.Objects))))
+			}
+		}
+	}
+	return total.Scale(1 / float64(len(s.Phrases)*len(c.GuidanceKeys))), nil
+}
+
+func keys(m map[string]unet.Layer) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
