@@ -18,18 +18,22 @@ import (
 
 type generateFlags struct {
 	model                                        modelFlags
+	llm                                          llmFlags
 	method, prompt, negative, scheduler, out     string
 	initLatents, saveLatents, saveTextEmbeddings string
 	steps, width, height                         int
 	guidance                                     float64
 	seed                                         uint64
 	quiet                                        bool
+	// RFNet
+	plan, outDir, rfnetConfig                        string
+	noSAA, noGuidance, noSuppression, saaCrossObject bool
 }
 
 func setupGenerate(fs *pflag.FlagSet) func() error {
 	g := &generateFlags{}
 	g.model.register(fs)
-	fs.StringVar(&g.method, "method", "sd", "generation method: sd (plain Stable Diffusion)")
+	fs.StringVar(&g.method, "method", "rfnet", "rfnet (LLM-planned layout, object-by-object generation and composition) or sd (plain Stable Diffusion)")
 	fs.StringVar(&g.prompt, "prompt", "", "the text prompt")
 	fs.StringVar(&g.negative, "negative-prompt", "", "the negative prompt (the unconditional branch of guidance)")
 	fs.IntVar(&g.steps, "steps", 50, "denoising steps")
@@ -43,12 +47,24 @@ func setupGenerate(fs *pflag.FlagSet) func() error {
 	fs.StringVar(&g.saveTextEmbeddings, "save-text-embeddings", "", "write the text embeddings \"cond\" and \"uncond\" to this .safetensors file")
 	fs.StringVar(&g.out, "out", "out.png", "output PNG (a JSON sidecar with the parameters is written next to it)")
 	fs.BoolVar(&g.quiet, "quiet", false, "no progress bar")
+	fs.StringVar(&g.plan, "plan", "", "rfnet: use this plan file (from rfnet-native plan, or written by hand) instead of asking the LLM")
+	fs.StringVar(&g.outDir, "out-dir", "rfnet-out", "rfnet: folder for the image, plan, layout, objects, masks, attention maps, SAA scores and trace")
+	fs.StringVar(&g.rfnetConfig, "rfnet-config", "", "rfnet: JSON file of hyperparameters over the defaults (keys as in run.json's config)")
+	fs.BoolVar(&g.noSAA, "no-saa", false, "rfnet ablation: no Semantic Alignment Assessment (main descriptions only)")
+	fs.BoolVar(&g.noGuidance, "no-guidance-constraint", false, "rfnet ablation: no guidance (reference attention) constraint")
+	fs.BoolVar(&g.noSuppression, "no-suppression-constraint", false, "rfnet ablation: no suppression constraint")
+	fs.BoolVar(&g.saaCrossObject, "saa-cross-object", false, "rfnet: choose descriptions by similarity across objects (the paper's prose) instead of per object (its code)")
+	g.llm.register(fs)
 	return func() error { return g.run(fs) }
 }
 
 func (g *generateFlags) run(fs *pflag.FlagSet) error {
-	if g.method != "sd" {
-		return fmt.Errorf("--method %q: this build generates with sd only", g.method)
+	switch g.method {
+	case "rfnet":
+		return g.runRFNet(fs)
+	case "sd":
+	default:
+		return fmt.Errorf("--method %q: want rfnet or sd", g.method)
 	}
 	if g.prompt == "" {
 		return errors.New("--prompt is required")
@@ -125,6 +141,13 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 	fmt.Fprintf(os.Stderr, "rfnet-native: wrote %s (%dx%d, %d steps, %s) in %s\n", g.out, req.Width, req.Height, req.Steps,
 		req.Scheduler, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// newBar is the progress bar on stderr: steps done, speed, ETA.
+func newBar(total int, what string) *progressbar.ProgressBar {
+	return progressbar.NewOptions(total, progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetDescription(what), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("step"), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
 }
 
 func mustSchedule(m *pipeline.Model, r pipeline.Request) sched.Scheduler {

@@ -18,7 +18,7 @@ import (
 func TestGenerateWritesImageAndSidecar(t *testing.T) {
 	dir := t.TempDir()
 	out, lat, emb := filepath.Join(dir, "a.png"), filepath.Join(dir, "noise.safetensors"), filepath.Join(dir, "text.safetensors")
-	err := run([]string{"-weights", fixtures.Path("models", "tiny-sd1"), "-prompt", "a mouse hunting a lion",
+	err := run([]string{"-method", "sd", "-weights", fixtures.Path("models", "tiny-sd1"), "-prompt", "a mouse hunting a lion",
 		"-negative-prompt", "blurry", "-steps", "4", "-width", "64", "-height", "64", "-seed", "7",
 		"-save-latents", lat, "-save-text-embeddings", emb, "-out", out, "-quiet"})
 	if err != nil {
@@ -46,7 +46,7 @@ func TestGenerateWritesImageAndSidecar(t *testing.T) {
 		}
 	}
 	again := filepath.Join(dir, "b.png")
-	err = run([]string{"generate", "--weights", fixtures.Path("models", "tiny-sd1"), "--prompt", "a mouse hunting a lion",
+	err = run([]string{"generate", "--method", "sd", "--weights", fixtures.Path("models", "tiny-sd1"), "--prompt", "a mouse hunting a lion",
 		"--negative-prompt", "blurry", "--steps", "4", "--width", "64", "--height", "64", "--init-latents", lat, "--out", again, "--quiet"})
 	if err != nil {
 		t.Fatal(err)
@@ -78,13 +78,16 @@ func TestGenerateFlagErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"generate", "--prompt", "x"}, "--weights is required"},
-		{[]string{"generate", "--weights", fixtures.Path("models", "tiny-sd1")}, "--prompt is required"},
-		{[]string{"generate", "--weights", fixtures.Path("models", "tiny-sd1"), "--prompt", "x", "--dtype", "fp16"}, "fp16 and bf16 need --device cuda"},
-		{[]string{"generate", "--weights", fixtures.Path("models", "tiny-sd1"), "--prompt", "x", "--device", "tpu"}, `--device "tpu"`},
-		{[]string{"generate", "--weights", fixtures.Path("models", "tiny-sd1"), "--prompt", "x", "--scheduler", "heun", "--quiet"}, "choose one of ddim, dpm++2m, euler, pndm"},
-		{[]string{"generate", "--weights", fixtures.Path("models", "tiny-sd1"), "--prompt", "x", "--width", "100", "--quiet"}, "--width 100"},
-		{[]string{"generate", "--weights", fixtures.Path("models", "tiny-sd1"), "--prompt", "x", "--seed", "1", "--init-latents", "n.safetensors"}, "exclude each other"},
+		{[]string{"generate", "--method", "sd", "--prompt", "x"}, "--weights is required"},
+		{[]string{"generate", "--method", "sd", "--weights", fixtures.Path("models", "tiny-sd1")}, "--prompt is required"},
+		{[]string{"generate", "--weights", fixtures.Path("models", "tiny-sd1")}, "--prompt (or --plan) is required"},
+		{[]string{"generate", "--method", "dalle", "--prompt", "x"}, "want rfnet or sd"},
+		{[]string{"generate", "--weights", fixtures.Path("models", "tiny-sd1"), "--prompt", "x", "--init-latents", "n.safetensors"}, "applies to --method sd"},
+		{[]string{"generate", "--method", "sd", "--weights", fixtures.Path("models", "tiny-sd1"), "--prompt", "x", "--dtype", "fp16"}, "fp16 and bf16 need --device cuda"},
+		{[]string{"generate", "--method", "sd", "--weights", fixtures.Path("models", "tiny-sd1"), "--prompt", "x", "--device", "tpu"}, `--device "tpu"`},
+		{[]string{"generate", "--method", "sd", "--weights", fixtures.Path("models", "tiny-sd1"), "--prompt", "x", "--scheduler", "heun", "--quiet"}, "choose one of ddim, dpm++2m, euler, pndm"},
+		{[]string{"generate", "--method", "sd", "--weights", fixtures.Path("models", "tiny-sd1"), "--prompt", "x", "--width", "100", "--quiet"}, "--width 100"},
+		{[]string{"generate", "--method", "sd", "--weights", fixtures.Path("models", "tiny-sd1"), "--prompt", "x", "--seed", "1", "--init-latents", "n.safetensors"}, "exclude each other"},
 	} {
 		err := run(c.args)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -111,3 +111,12 @@ func norm(v []float64) float64 {
 	}
 	return math.Sqrt(s)
 }
+
+// oneStep is a one-step DDIM schedule at the fixture's model.
+func oneStep(t *testing.T, f *lossFixture) sched.Scheduler {
+	s, err := sched.New("ddim", f.m.Variant.Sched, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

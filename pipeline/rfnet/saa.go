@@ -94,10 +94,22 @@ func runSAA(objs []object, c Config, enc encoder) []SAAResult {
 			}
 		}
 		p := pairs[best]
-		objs[j].Final = strings.Join([]string{cand[p[0]], cand[p[1]]}, ", ")
+		objs[j].Final = joinDistinct(cand[p[0]], cand[p[1]])
 		results[j].Chosen, results[j].Final = []int{p[0] + 1, p[1] + 1}, objs[j].Final
 	}
 	return results
+}
+
+// joinDistinct joins the pair with ", ", leaving out empty and repeated
+// strings (candidates filled in for missing alternatives are copies).
+func joinDistinct(a, b string) string {
+	switch {
+	case b == "" || b == a:
+		return a
+	case a == "":
+		return b
+	}
+	return strings.Join([]string{a, b}, ", ")
 }
 
 // crossObjectSAA enumerates the 3^K choices of one candidate per object.

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rfnet/rfnet-native/internal/fakeopenai"
+	"github.com/rfnet/rfnet-native/internal/fixtures"
+	"github.com/rfnet/rfnet-native/llm"
+)
+
+const fakePlan = `{"objects": [{"name": "a mouse", "box": [40, 250, 160, 160], "description": "baring tiny teeth", "alternatives": ["stalking low", "eyes fixed on its prey"]},
+{"name": "a lion", "box": [240, 120, 240, 300], "description": "cowering in fear", "alternatives": ["backing away", "trembling"]}],
+"background": "the savanna at dusk", "negative": "cartoon"}`
+
+// rfnetArgs are the flags of a short RFNet run on the tiny SD 2.x model.
+func rfnetArgs(outDir string, extra ...string) []string {
+	return append([]string{"generate", "--weights", fixtures.Path("models", "tiny-sd2"), "--prompt", "a mouse hunting a lion",
+		"--width", "128", "--height", "128", "--steps", "6", "--out-dir", outDir, "--quiet"}, extra...)
+}
+
+// checkArtifacts asserts that every file of the out-dir is there.
+func checkArtifacts(t *testing.T, dir string, objects []string, withSAA bool) {
+	t.Helper()
+	files := []string{"image.png", "plan.json", "layout.png", "saa.json", "run.json", "trace.jsonl"}
+	for j, o := range objects {
+		for _, suffix := range []string{".png", "-mask.png", "-attention.png"} {
+			files = append(files, filepath.Join("objects", strings.Replace(fmtIndex(j)+o, " ", "-", -1)+suffix))
+		}
+	}
+	for _, f := range files {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("missing or empty %s: %v", f, err)
+		}
+	}
+	tr, _ := os.Open(filepath.Join(dir, "trace.jsonl"))
+	defer tr.Close()
+	stages := map[string]int{}
+	sc := bufio.NewScanner(tr)
+	for sc.Scan() {
+		var e map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("trace line %q: %v", sc.Text(), err)
+		}
+		key := e["stage"].(string)
+		if _, ok := e["loss"]; ok {
+			key += "/loss"
+		}
+		stages[key]++
+	}
+	if stages["object/loss"] == 0 || stages["timing"] < len(objects)+2 {
+		t.Errorf("trace: %v", stages)
+	}
+	var saa []map[string]any
+	raw, _ := os.ReadFile(filepath.Join(dir, "saa.json"))
+	json.Unmarshal(raw, &saa)
+	if len(saa) != len(objects) {
+		t.Fatalf("saa.json: %s", raw)
+	}
+	if scores, _ := saa[0]["scores"].([]any); withSAA != (len(scores) == 3) {
+		t.Errorf("saa.json (SAA %v): %s", withSAA, raw)
+	}
+}
+
+func fmtIndex(j int) string { return string(rune('0'+j/10)) + string(rune('0'+j%10)) + "-" }
+
+func TestRFNetWithFakeLLM(t *testing.T) {
+	s := fakeopenai.New(func(int, fakeopenai.Request) fakeopenai.Reply { return fakeopenai.Reply{Content: fakePlan} })
+	defer s.Close()
+	dir := t.TempDir()
+	err := run(rfnetArgs(dir, "--llm-base-url", s.BaseURL(), "--llm-api-key", "k", "--llm-cache", filepath.Join(dir, "cache")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sorted by name, as the reference orders objects: "a lion" before "a mouse".
+	checkArtifacts(t, dir, []string{"a lion", "a mouse"}, true)
+	p, err := llm.ReadPlan(filepath.Join(dir, "plan.json"))
+	if err != nil || p.Source.Planner != "openai" || p.Negative != "cartoon" {
+		t.Fatalf("plan: %v %+v", err, p)
+	}
+	var info struct {
+		OverallPrompt   string `json:"overall_prompt"`
+		OverallNegative string `json:"overall_negative_prompt"`
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, "run.json"))
+	json.Unmarshal(raw, &info)
+	if !strings.HasPrefix(info.OverallPrompt, "the savanna at dusk with a lion ") || !strings.HasPrefix(info.OverallNegative, "cartoon, artifacts") {
+		t.Fatalf("run.json: %s", raw)
+	}
+	if len(s.Requests()) != 1 {
+		t.Fatalf("%d LLM requests", len(s.Requests()))
+	}
+}
+
+func TestRFNetWithPlanFileAndNoServer(t *testing.T) {
+	t.Setenv("OPENAI_API_KEY", "")
+	t.Setenv("OPENAI_BASE_URL", "")
+	dir := t.TempDir()
+	plan := `{"version": 1, "prompt": "a cat chased by a mouse", "objects": [
+  {"name": "a cat", "box": [250, 150, 220, 260], "descriptions": ["fleeing in panic", "ears flat, running", "glancing back in fear"]},
+  {"name": "a mouse", "box": [40, 300, 140, 120], "descriptions": ["chasing fiercely", "tiny but determined", "teeth bared"]},
+  {"name": "a mouse", "box": [60, 180, 100, 90], "descriptions": ["leading the chase", "small and fast", "whiskers forward"]}],
+  "background": "a kitchen floor", "negative": ""}`
+	planPath := filepath.Join(dir, "plan-in.json")
+	os.WriteFile(planPath, []byte(plan), 0o644)
+	out := filepath.Join(dir, "out")
+	if err := run(append(rfnetArgs(out, "--plan", planPath, "--no-saa"), "--out", filepath.Join(dir, "final.png"))); err != nil {
+		t.Fatal(err)
+	}
+	checkArtifacts(t, out, []string{"a cat", "a mouse", "a mouse"}, false)
+	if _, err := os.Stat(filepath.Join(dir, "final.png")); err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		OverallPrompt string `json:"overall_prompt"`
+	}
+	raw, _ := os.ReadFile(filepath.Join(out, "run.json"))
+	json.Unmarshal(raw, &info)
+	// Two boxes named "a mouse" are one phrase, "two mice"; without SAA each uses its main description.
+	if info.OverallPrompt != "a kitchen floor with a cat fleeing in panic, two mice chasing fiercely" {
+		t.Fatalf("overall prompt %q", info.OverallPrompt)
+	}
+}
+
+func TestPlanCommand(t *testing.T) {
+	s := fakeopenai.New(func(int, fakeopenai.Request) fakeopenai.Reply { return fakeopenai.Reply{Content: fakePlan} })
+	defer s.Close()
+	out := filepath.Join(t.TempDir(), "plan.json")
+	if err := run([]string{"plan", "--prompt", "a mouse hunting a lion", "--llm-base-url", s.BaseURL(), "--llm-cache", "", "--out", out}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := llm.ReadPlan(out)
+	if err != nil || len(p.Objects) != 2 || p.Objects[0].Descriptions[1] != "stalking low" {
+		t.Fatalf("%v %+v", err, p)
+	}
+}

@@ -1,0 +1,204 @@
+package rfnet
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/basicfont"
+	"golang.org/x/image/math/fixed"
+
+	"github.com/rfnet/rfnet-native/llm"
+	"github.com/rfnet/rfnet-native/pipeline"
+)
+
+// Trace appends events to a trace.jsonl file, one JSON object per line,
+// flushed as they come so that a killed run keeps what it traced.
+type Trace struct {
+	mu sync.Mutex
+	f  *os.File
+	w  *bufio.Writer
+}
+
+// OpenTrace creates (truncates) path.
+func OpenTrace(path string) (*Trace, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("rfnet: trace: %w", err)
+	}
+	return &Trace{f: f, w: bufio.NewWriter(f)}, nil
+}
+
+// Add writes one event.
+func (t *Trace) Add(e TraceEvent) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	line, _ := json.Marshal(e)
+	t.w.Write(append(line, '\n'))
+	t.w.Flush()
+}
+
+// Close closes the file.
+func (t *Trace) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.w.Flush()
+	return t.f.Close()
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-z0-9]+`)
+
+// slug turns an object name into a file name part.
+func slug(s string) string {
+	s = strings.Trim(unsafeChars.ReplaceAllString(strings.ToLower(s), "-"), "-")
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	if s == "" {
+		s = "object"
+	}
+	return s
+}
+
+// RunInfo is run.json: what ran and how long it took.
+type RunInfo struct {
+	Prompt          string             `json:"prompt"`
+	OverallPrompt   string             `json:"overall_prompt"`
+	OverallNegative string             `json:"overall_negative_prompt"`
+	SONegative      string             `json:"so_negative_prompt"`
+	ObjectPrompts   []string           `json:"object_prompts"`
+	Config          Config             `json:"config"`
+	Model           map[string]string  `json:"model"`
+	Seconds         map[string]float64 `json:"seconds"`
+}
+
+// WriteArtifacts writes everything a run produced into dir: image.png (with
+// the parameters text chunk), plan.json, layout.png (the plan's boxes and
+// labels over the image), saa.json, run.json, and per object
+// objects/NN-name.png, -mask.png and -attention.png (the word token's
+// aggregated cross-attention over the object image).
+func WriteArtifacts(dir string, res *Result, cfg Config, model map[string]string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "objects"), 0o755); err != nil {
+		return fmt.Errorf("rfnet: %w", err)
+	}
+	img := pipeline.ToRGBA(res.Image)
+	params := fmt.Sprintf("%s\nNegative prompt: %s\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %d, Size: %dx%d, Method: rfnet, Overall prompt: %s",
+		res.Plan.Prompt, res.OverallNegative, cfg.Steps, cfg.Scheduler, cfg.Guidance, cfg.BgSeed, cfg.Width, cfg.Height, res.OverallPrompt)
+	if err := pipeline.WritePNG(filepath.Join(dir, "image.png"), img, map[string]string{"parameters": params}); err != nil {
+		return err
+	}
+	if err := res.Plan.Write(filepath.Join(dir, "plan.json")); err != nil {
+		return err
+	}
+	if err := pipeline.WritePNG(filepath.Join(dir, "layout.png"), drawPlan(img, res.Plan), nil); err != nil {
+		return err
+	}
+	if err := pipeline.WriteJSON(filepath.Join(dir, "saa.json"), res.SAA); err != nil {
+		return err
+	}
+	info := RunInfo{Prompt: res.Plan.Prompt, OverallPrompt: res.OverallPrompt, OverallNegative: res.OverallNegative,
+		SONegative: res.SONegative, Config: cfg, Model: model, Seconds: map[string]float64{}}
+	for k, d := range res.Durations {
+		info.Seconds[k] = d.Seconds()
+	}
+	for j, o := range res.Objects {
+		info.ObjectPrompts = append(info.ObjectPrompts, o.Prompt)
+		base := filepath.Join(dir, "objects", fmt.Sprintf("%02d-%s", j, slug(o.Name)))
+		oi := pipeline.ToRGBA(o.Image)
+		if err := pipeline.WritePNG(base+".png", oi, map[string]string{"parameters": o.Prompt}); err != nil {
+			return err
+		}
+		if err := pipeline.WritePNG(base+"-mask.png", maskImage(o.Mask, res.LatentH, res.LatentW, oi.Bounds()), nil); err != nil {
+			return err
+		}
+		if err := pipeline.WritePNG(base+"-attention.png", heatmap(oi, o.Saliency, o.SalH, o.SalW), nil); err != nil {
+			return err
+		}
+	}
+	return pipeline.WriteJSON(filepath.Join(dir, "run.json"), info)
+}
+
+var palette = []color.RGBA{{230, 25, 75, 255}, {60, 180, 75, 255}, {0, 130, 200, 255}, {245, 130, 48, 255},
+	{145, 30, 180, 255}, {70, 240, 240, 255}, {240, 50, 230, 255}, {210, 245, 60, 255}}
+
+// drawPlan draws each object's box (on the image's scale) and name over a copy of img.
+func drawPlan(img *image.RGBA, p *llm.Plan) *image.RGBA {
+	out := image.NewRGBA(img.Bounds())
+	draw.Draw(out, out.Bounds(), img, image.Point{}, draw.Src)
+	W, H := float64(img.Bounds().Dx()), float64(img.Bounds().Dy())
+	for i, o := range p.Objects {
+		c := palette[i%len(palette)]
+		b := o.NormalizedBox()
+		x0, y0, x1, y1 := int(b[0]*W), int(b[1]*H), int(b[2]*W)-1, int(b[3]*H)-1
+		for t := 0; t < 2; t++ {
+			for x := x0; x <= x1; x++ {
+				out.SetRGBA(x, y0+t, c)
+				out.SetRGBA(x, y1-t, c)
+			}
+			for y := y0; y <= y1; y++ {
+				out.SetRGBA(x0+t, y, c)
+				out.SetRGBA(x1-t, y, c)
+			}
+		}
+		label := o.Name
+		face := basicfont.Face7x13
+		w := font.MeasureString(face, label).Ceil()
+		draw.Draw(out, image.Rect(x0, y0, x0+w+4, y0+15), &image.Uniform{c}, image.Point{}, draw.Over)
+		d := font.Drawer{Dst: out, Src: image.White, Face: face, Dot: fixed.P(x0+2, y0+12)}
+		d.DrawString(label)
+	}
+	return out
+}
+
+// maskImage upsamples a latent-grid mask (nearest) to the image bounds, white on black.
+func maskImage(m []float64, h, w int, r image.Rectangle) *image.Gray {
+	out := image.NewGray(r)
+	for y := 0; y < r.Dy(); y++ {
+		for x := 0; x < r.Dx(); x++ {
+			if m[(y*h/r.Dy())*w+x*w/r.Dx()] > 0 {
+				out.SetGray(x, y, color.Gray{255})
+			}
+		}
+	}
+	return out
+}
+
+// heatmap blends a normalized, bilinearly upsampled attention map over img
+// with a blue-to-red color scale.
+func heatmap(img *image.RGBA, sal []float64, h, w int) *image.RGBA {
+	out := image.NewRGBA(img.Bounds())
+	draw.Draw(out, out.Bounds(), img, image.Point{}, draw.Src)
+	if len(sal) == 0 {
+		return out
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, v := range sal {
+		lo, hi = math.Min(lo, v), math.Max(hi, v)
+	}
+	g := bilinear(grid{h, w, sal}, img.Bounds().Dy(), img.Bounds().Dx())
+	for y := 0; y < g.h; y++ {
+		for x := 0; x < g.w; x++ {
+			v := 0.0
+			if hi > lo {
+				v = (g.v[y*g.w+x] - lo) / (hi - lo)
+			}
+			c := img.RGBAAt(x, y)
+			heat := color.RGBA{uint8(255 * clamp01(1.5-math.Abs(4*v-3))), uint8(255 * clamp01(1.5-math.Abs(4*v-2))), uint8(255 * clamp01(1.5-math.Abs(4*v-1))), 255}
+			mix := func(a, b uint8) uint8 { return uint8((int(a) + int(b)) / 2) }
+			out.SetRGBA(x, y, color.RGBA{mix(c.R, heat.R), mix(c.G, heat.G), mix(c.B, heat.B), 255})
+		}
+	}
+	return out
+}
+
+func clamp01(v float64) float64 { return math.Max(0, math.Min(1, v)) }
