@@ -33,6 +33,7 @@ bench:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./weights
+	$(GO) test -run '^$$' -fuzz FuzzParseReply -fuzztime 60s ./llm
 
 # The CUDA build: kernels compiled by nvcc into one fatbin that the cuda package
 # embeds, then the binary with the cuda tag. Install nvcc with
