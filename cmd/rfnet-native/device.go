@@ -14,16 +14,18 @@ import (
 // modelFlags are the flags every command that loads a checkpoint shares.
 type modelFlags struct {
 	weights, tokenizer, modelType, prediction, config, device, dtype string
+	offline                                                          bool
 }
 
 func (m *modelFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&m.weights, "weights", "", "checkpoint: a diffusers folder or a single .safetensors file (original layout)")
+	fs.StringVar(&m.weights, "weights", "", "checkpoint: a diffusers folder, a .safetensors file (original layout), a Hub repository org/name[@revision], hf://org/name/file.safetensors, or sd14, sd15, sd21-base, sd21")
 	fs.StringVar(&m.tokenizer, "tokenizer", "", "tokenizer/ folder or bpe_simple_vocab_16e6.txt.gz (needed for single-file checkpoints)")
 	fs.StringVar(&m.modelType, "model-type", "", "override the detected model: sd14, sd15, sd21-base, sd21 (768, v-prediction)")
 	fs.StringVar(&m.prediction, "prediction", "", "override the prediction type: epsilon or v")
 	fs.StringVar(&m.config, "config", "", "for a single file: a diffusers-style folder whose config files describe it")
 	fs.StringVar(&m.device, "device", "cpu", "cpu or cuda")
 	fs.StringVar(&m.dtype, "dtype", "fp32", "compute dtype: fp32, fp16 or bf16 (fp16/bf16 need --device cuda)")
+	fs.BoolVar(&m.offline, "offline", false, "never use the network: Hub names must be in the Hugging Face cache (as HF_HUB_OFFLINE=1)")
 }
 
 // backend opens the device the flags name and checks the dtype against it.
@@ -52,8 +54,13 @@ func (m *modelFlags) backend() (tensor.Backend, tensor.DType, error) {
 // options turns the flags into load options for backend b.
 func (m *modelFlags) options(b tensor.Backend, d tensor.DType) (pipeline.LoadOptions, error) {
 	if m.weights == "" {
-		return pipeline.LoadOptions{}, fmt.Errorf("--weights is required (a diffusers folder or a .safetensors checkpoint)")
+		return pipeline.LoadOptions{}, fmt.Errorf("--weights is required (a diffusers folder, a .safetensors checkpoint, or a Hub name such as sd21-base)")
 	}
+	path, err := resolveWeights(m.weights, m.offline, d != tensor.Float32)
+	if err != nil {
+		return pipeline.LoadOptions{}, err
+	}
+	m.weights = path
 	return pipeline.LoadOptions{ModelType: m.modelType, Prediction: m.prediction, Tokenizer: m.tokenizer,
 		ConfigDir: m.config, Backend: b, DType: d}, nil
 }

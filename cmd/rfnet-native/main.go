@@ -23,6 +23,7 @@ var commands = map[string]command{
 	"generate": {"generate an image from a prompt with RFNet or plain SD (the default command)", setupGenerate},
 	"plan":     {"ask the LLM for a scene plan and write it as JSON (edit it, then generate --plan)", setupPlan},
 	"tokenize": {"print the CLIP token ids of a prompt as JSON", setupTokenize},
+	"download": {"fetch a model from the Hugging Face Hub into its cache and print where it is", setupDownload},
 	"inspect":  {"check a checkpoint and print its family, prediction type, dtypes and parameter counts", setupInspect},
 	"version":  {"print the version", setupVersion},
 }

@@ -20,6 +20,12 @@ func setupTokenize(fs *pflag.FlagSet) func() error {
 		if weightsPath == "" && tokenizer == "" {
 			return errors.New("tokenize: pass --weights (and --tokenizer for a single file) or --tokenizer with --model-type")
 		}
+		if weightsPath != "" {
+			var err error
+			if weightsPath, err = resolveWeights(weightsPath, false, false); err != nil {
+				return err
+			}
+		}
 		tok, err := pipeline.LoadTokenizer(weightsPath, tokenizer, modelType)
 		if err != nil {
 			return err
