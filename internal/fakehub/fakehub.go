@@ -47,7 +47,9 @@ func New(repos map[string]*Repo) *Server {
 }
 
 // IsLFS: the Hub stores weights with git LFS; they are redirected to the CDN.
-func IsLFS(path string) bool { return strings.HasSuffix(path, ".safetensors") || strings.HasSuffix(path, ".bin") }
+func IsLFS(path string) bool {
+	return strings.HasSuffix(path, ".safetensors") || strings.HasSuffix(path, ".bin")
+}
 
 // GitSHA1 is the ETag of a regular file: the git blob hash.
 func GitSHA1(b []byte) string {
