@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,25 +67,16 @@ func (c Config) Configured() bool { return c.APIKey != "" || c.BaseURL != "" }
 // OpenAI plans with a chat-completions endpoint.
 type OpenAI struct {
 	c      Config
-	client *openai.Client
+	chat   *Chat
 	schema bool // ask for JSON-schema output; turned off when the server refuses it
 }
 
 // NewOpenAI returns a planner for c.
 func NewOpenAI(c Config) *OpenAI {
-	cc := openai.DefaultConfig(c.APIKey)
-	if c.BaseURL != "" {
-		cc.BaseURL = strings.TrimRight(c.BaseURL, "/")
-	}
-	return &OpenAI{c: c, client: openai.NewClientWithConfig(cc), schema: true}
+	return &OpenAI{c: c, chat: NewChat(c), schema: true}
 }
 
-func (o *OpenAI) endpoint() string {
-	if o.c.BaseURL != "" {
-		return o.c.BaseURL
-	}
-	return "https://api.openai.com/v1"
-}
+func (o *OpenAI) endpoint() string { return o.chat.Endpoint() }
 
 func (o *OpenAI) logf(format string, args ...any) {
 	if o.c.Log != nil {
@@ -138,13 +128,10 @@ func (o *OpenAI) toPlan(caption, text string, src *Source) (*Plan, error) {
 	return p, nil
 }
 
-// complete sends one chat request, retrying timeouts, 429 and 5xx with
-// exponential backoff, and dropping the JSON schema if the server refuses it.
+// complete asks for a plan, dropping the JSON schema if the server refuses it.
 func (o *OpenAI) complete(ctx context.Context, prompt string) (string, error) {
-	wait := o.c.Backoff
-	for try := 0; ; try++ {
+	for {
 		req := openai.ChatCompletionRequest{
-			Model:       o.c.Model,
 			Messages:    []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: prompt}},
 			Temperature: o.c.Temperature,
 			MaxTokens:   o.c.MaxTokens,
@@ -153,56 +140,14 @@ func (o *OpenAI) complete(ctx context.Context, prompt string) (string, error) {
 			req.ResponseFormat = &openai.ChatCompletionResponseFormat{Type: openai.ChatCompletionResponseFormatTypeJSONSchema,
 				JSONSchema: &openai.ChatCompletionResponseFormatJSONSchema{Name: "scene_plan", Schema: planSchema}}
 		}
-		rctx, cancel := context.WithTimeout(ctx, o.c.Timeout)
-		resp, err := o.client.CreateChatCompletion(rctx, req)
-		cancel()
-		if err == nil {
-			if len(resp.Choices) == 0 {
-				return "", fmt.Errorf("llm: %s returned no choices", o.endpoint())
-			}
-			return resp.Choices[0].Message.Content, nil
-		}
-		status := statusOf(err)
-		if o.schema && status == 400 {
+		text, err := o.chat.Complete(ctx, req)
+		if err != nil && o.schema && StatusOf(err) == 400 {
 			o.logf("%s refused the JSON schema (%v); asking without it", o.endpoint(), err)
 			o.schema = false
 			continue
 		}
-		if !retryable(status, err) {
-			return "", fmt.Errorf("llm: %s: %w", o.endpoint(), err)
-		}
-		if try >= o.c.Retries {
-			return "", fmt.Errorf("llm: %s: %w after %d tries: %v", o.endpoint(), ErrUnavailable, try+1, err)
-		}
-		o.logf("%s: %v; retrying in %s", o.endpoint(), err, wait)
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(wait):
-		}
-		wait *= 2
+		return text, err
 	}
-}
-
-func statusOf(err error) int {
-	var apiErr *openai.APIError
-	var reqErr *openai.RequestError
-	switch {
-	case errors.As(err, &apiErr):
-		return apiErr.HTTPStatusCode
-	case errors.As(err, &reqErr):
-		return reqErr.HTTPStatusCode
-	}
-	return 0
-}
-
-// retryable: rate limits, server errors, timeouts and refused connections.
-func retryable(status int, err error) bool {
-	if status == 429 || status >= 500 {
-		return true
-	}
-	var netErr net.Error
-	return status == 0 && (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF))
 }
 
 func (o *OpenAI) cacheKey(caption string) string {

@@ -1,0 +1,97 @@
+package llm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+)
+
+// Chat sends chat-completion requests to an OpenAI-compatible endpoint, with a
+// timeout per request and retries with exponential backoff on timeouts, 429
+// and 5xx. The planner and the benchmark's judges share it.
+type Chat struct {
+	c      Config
+	client *openai.Client
+}
+
+// NewChat returns a client for c's endpoint, key, model, timeout and retries.
+func NewChat(c Config) *Chat {
+	cc := openai.DefaultConfig(c.APIKey)
+	if c.BaseURL != "" {
+		cc.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	}
+	return &Chat{c: c, client: openai.NewClientWithConfig(cc)}
+}
+
+// Endpoint is the base URL requests go to.
+func (ch *Chat) Endpoint() string {
+	if ch.c.BaseURL != "" {
+		return ch.c.BaseURL
+	}
+	return "https://api.openai.com/v1"
+}
+
+// Model is the model requests name.
+func (ch *Chat) Model() string { return ch.c.Model }
+
+// Complete sends req (its Model set from the config) and returns the first
+// choice's text. An endpoint that keeps failing gives an error wrapping
+// ErrUnavailable; other failures wrap the client's error (StatusOf reads its HTTP status).
+func (ch *Chat) Complete(ctx context.Context, req openai.ChatCompletionRequest) (string, error) {
+	req.Model = ch.c.Model
+	wait := ch.c.Backoff
+	for try := 0; ; try++ {
+		rctx, cancel := context.WithTimeout(ctx, ch.c.Timeout)
+		resp, err := ch.client.CreateChatCompletion(rctx, req)
+		cancel()
+		if err == nil {
+			if len(resp.Choices) == 0 {
+				return "", fmt.Errorf("llm: %s returned no choices", ch.Endpoint())
+			}
+			return resp.Choices[0].Message.Content, nil
+		}
+		if !retryable(StatusOf(err), err) || ctx.Err() != nil {
+			return "", fmt.Errorf("llm: %s: %w", ch.Endpoint(), err)
+		}
+		if try >= ch.c.Retries {
+			return "", fmt.Errorf("llm: %s: %w after %d tries: %v", ch.Endpoint(), ErrUnavailable, try+1, err)
+		}
+		if ch.c.Log != nil {
+			fmt.Fprintf(ch.c.Log, "rfnet-native: llm: %s: %v; retrying in %s\n", ch.Endpoint(), err, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+// StatusOf is the HTTP status of a failed request (0 when there was none).
+func StatusOf(err error) int {
+	var apiErr *openai.APIError
+	var reqErr *openai.RequestError
+	switch {
+	case errors.As(err, &apiErr):
+		return apiErr.HTTPStatusCode
+	case errors.As(err, &reqErr):
+		return reqErr.HTTPStatusCode
+	}
+	return 0
+}
+
+// retryable: rate limits, server errors, timeouts and refused connections.
+func retryable(status int, err error) bool {
+	if status == 429 || status >= 500 {
+		return true
+	}
+	var netErr net.Error
+	return status == 0 && (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF))
+}
