@@ -1,8 +1,11 @@
 package pipeline
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -372,4 +375,27 @@ func describe(name string, f *weights.File, mp *weights.Mapping) Component {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// Hash is the SHA-256 of the model's weight files (in a fixed order), as hex:
+// it identifies the checkpoint in benchmark metadata. It reads every byte once.
+func (m *Model) Hash() (string, error) {
+	h := sha256.New()
+	seen := map[string]bool{}
+	for _, f := range m.files {
+		if seen[f.Path()] {
+			continue
+		}
+		seen[f.Path()] = true
+		r, err := os.Open(f.Path())
+		if err != nil {
+			return "", fmt.Errorf("pipeline: hash: %w", err)
+		}
+		_, err = io.Copy(h, r)
+		r.Close()
+		if err != nil {
+			return "", fmt.Errorf("pipeline: hash %s: %w", f.Path(), err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

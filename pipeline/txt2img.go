@@ -170,3 +170,19 @@ func (m *Model) DecodeImage(latents *tensor.Tensor) *tensor.Tensor {
 func (m *Model) EncodeImage(img *tensor.Tensor) *tensor.Tensor {
 	return m.Encoder.Encode(img.To(m.DType).Affine(2, -1)).Scale(m.Variant.VAE.ScalingFactor)
 }
+
+// TextFeature is a text's pooled feature: the text encoder's last hidden
+// state (after the final layer norm) at the first end-of-text token, as
+// Hugging Face's CLIPTextModel pools it.
+func (m *Model) TextFeature(text string) []float64 {
+	ids, _ := m.Tokenizer.Tokenize(text)
+	pos := 0
+	for i, id := range ids {
+		if id == m.Tokenizer.EndID() {
+			pos = i
+			break
+		}
+	}
+	e := m.Text.Encode(tensor.FromInt32(m.Backend, tensor.Shape{1, clip.MaxLength}, ids))
+	return e.Narrow(1, pos, 1).Float64s()
+}

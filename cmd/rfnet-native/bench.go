@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/rfnet/rfnet-native/judge"
+	"github.com/rfnet/rfnet-native/llm"
+	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/pipeline/rfnet"
+	"github.com/rfnet/rfnet-native/report"
+	"github.com/rfnet/rfnet-native/rfbench"
+)
+
+// interruptible is a context cancelled by Ctrl-C or SIGTERM (a Kubernetes pod
+// being stopped), so runs stop between items.
+func interruptible() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func setupBench(fs *pflag.FlagSet) func() error {
+	var model modelFlags
+	var lf llmFlags
+	model.register(fs)
+	lf.register(fs)
+	prompts := fs.String("prompts", "", "prompt file, JSONL or CSV with id, area, category, prompt (default: the built-in 234-prompt set)")
+	methods := fs.String("methods", "sd,rfnet", "comma-separated: sd, rfnet, rfnet-no-saa, rfnet-no-guidance, rfnet-no-suppression, rfnet-none")
+	seeds := fs.Int("seeds", 1, "images per prompt and method")
+	out := fs.String("out", "bench-run", "run folder (finished images are kept and skipped)")
+	shard := fs.String("shard", "0/1", "run part i of n (0-based), for several machines")
+	limit := fs.Int("limit", 0, "only the first K prompts (0: all)")
+	steps := fs.Int("steps", 0, "denoising steps (default: the RFNet config's, 50)")
+	size := fs.Int("size", 0, "image width and height (default: the RFNet config's, 512)")
+	cfgFile := fs.String("rfnet-config", "", "JSON file of RFNet hyperparameters")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	return func() error {
+		ps := rfbench.DefaultPrompts()
+		source := "built-in"
+		if *prompts != "" {
+			var err error
+			if ps, err = rfbench.LoadPrompts(*prompts); err != nil {
+				return err
+			}
+			source = *prompts
+		}
+		if *limit > 0 && *limit < len(ps) {
+			ps = ps[:*limit]
+		}
+		ms, err := rfbench.ParseMethods(*methods)
+		if err != nil {
+			return err
+		}
+		sh, err := rfbench.ParseShard(*shard)
+		if err != nil {
+			return err
+		}
+		if *seeds < 1 {
+			return fmt.Errorf("--seeds %d: want at least 1", *seeds)
+		}
+		cfg := rfnet.Default()
+		if *cfgFile != "" {
+			if cfg, err = rfnet.LoadConfig(*cfgFile); err != nil {
+				return err
+			}
+		}
+		if *steps > 0 {
+			cfg.Steps = *steps
+		}
+		if *size > 0 {
+			cfg.Width, cfg.Height = *size, *size
+		}
+		b, d, err := model.backend()
+		if err != nil {
+			return err
+		}
+		o, err := model.options(b, d)
+		if err != nil {
+			return err
+		}
+		m, err := pipeline.Load(model.weights, o)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		hash, err := m.Hash()
+		if err != nil {
+			return err
+		}
+		info := map[string]string{"weights": m.Path, "hash": hash, "model_type": m.Variant.Name, "dtype": d.String(), "device": b.Name(), "version": version}
+		if err := rfbench.Start(*out, rfbench.Run{Version: 1, PromptsFile: source, PromptsSHA256: rfbench.PromptsHash(ps),
+			Methods: ms, Seeds: *seeds, Config: cfg, Model: info}); err != nil {
+			return err
+		}
+		items := sh.Select(rfbench.Items(ps, ms, *seeds))
+		r := &rfbench.Runner{Model: m, Planner: lf.planner(os.Stderr), Config: cfg, Out: *out, Info: info, Log: os.Stderr}
+		if !*quiet {
+			bar := newBar(len(items), "bench")
+			r.Progress = func(done, total int) { bar.Set(done) }
+			defer bar.Finish()
+		}
+		ctx, stop := interruptible()
+		defer stop()
+		s, err := r.Run(ctx, items)
+		fmt.Fprintf(os.Stderr, "rfnet-native: bench: shard %d/%d: %d generated, %d already done, %d failed (%s)\n", sh.I, sh.N, s.Generated, s.Skipped, s.Failed, *out)
+		if err != nil {
+			return err
+		}
+		if s.Failed > 0 {
+			return fmt.Errorf("bench: %d items failed (run the same command again to retry them)", s.Failed)
+		}
+		return nil
+	}
+}
+
+func setupBenchMerge(fs *pflag.FlagSet) func() error {
+	out := fs.String("out", "", "the merged run folder")
+	return func() error {
+		if *out == "" || fs.NArg() == 0 {
+			return errors.New("bench merge: usage: rfnet-native bench merge --out DIR SHARD_DIR...")
+		}
+		n, err := rfbench.Merge(*out, fs.Args())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "rfnet-native: bench merge: %d files copied into %s\n", n, *out)
+		return nil
+	}
+}
+
+func setupEval(fs *pflag.FlagSet) func() error {
+	var model modelFlags
+	model.register(fs)
+	run := fs.String("run", "", "the benchmark run folder")
+	judgeName := fs.String("judge", "gpt4score", "gpt4score or gpt4clip")
+	judgeModel := fs.String("judge-model", "gpt-4o", "the vision model at the endpoint")
+	baseURL := fs.String("llm-base-url", "", "OpenAI-compatible API base URL (default $OPENAI_BASE_URL)")
+	apiKey := fs.String("llm-api-key", "", "API key (default $OPENAI_API_KEY)")
+	concurrency := fs.Int("concurrency", 4, "requests at a time")
+	cache := fs.String("judge-cache", defaultJudgeCache(), "folder of cached judge answers (empty: none)")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	return func() error {
+		if *run == "" {
+			return errors.New("eval: --run is required")
+		}
+		c := llm.DefaultConfig()
+		c.Model, c.Log = *judgeModel, os.Stderr
+		if *baseURL != "" {
+			c.BaseURL = *baseURL
+		}
+		if *apiKey != "" {
+			c.APIKey = *apiKey
+		}
+		if !c.Configured() {
+			return errors.New("eval: no judge endpoint: set OPENAI_API_KEY (or --llm-base-url for a local vision server)")
+		}
+		jc := judge.Config{Chat: c, CacheDir: *cache}
+		var j judge.Judge
+		switch *judgeName {
+		case "gpt4score":
+			j = judge.NewGPT4Score(jc)
+		case "gpt4clip":
+			m, err := modelForRun(&model, *run)
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			j = judge.NewGPT4CLIP(jc, m.TextFeature)
+		default:
+			return fmt.Errorf("eval: --judge %q: want gpt4score or gpt4clip", *judgeName)
+		}
+		var progress func(int, int)
+		if !*quiet {
+			bar := newBar(0, "eval "+*judgeName)
+			progress = func(done, total int) { bar.ChangeMax(total); bar.Set(done) }
+			defer bar.Finish()
+		}
+		ctx, stop := interruptible()
+		defer stop()
+		s, err := rfbench.Evaluate(ctx, *run, j, *concurrency, progress)
+		fmt.Fprintf(os.Stderr, "rfnet-native: eval %s: %d judged, %d already judged, %d failed\n", *judgeName, s.Generated, s.Skipped, s.Failed)
+		if err == nil && s.Failed > 0 {
+			err = fmt.Errorf("eval: %d items failed (recorded as failed in %s/eval/%s; run eval again to retry them)", s.Failed, *run, *judgeName)
+		}
+		return err
+	}
+}
+
+// modelForRun loads the checkpoint whose text encoder GPT4-CLIP uses: --weights,
+// or the one bench.json names.
+func modelForRun(model *modelFlags, run string) (*pipeline.Model, error) {
+	if model.weights == "" {
+		info, err := rfbench.ReadRun(run)
+		if err != nil {
+			return nil, err
+		}
+		model.weights = info.Model["weights"]
+	}
+	b, d, err := model.backend()
+	if err != nil {
+		return nil, err
+	}
+	o, err := model.options(b, d)
+	if err != nil {
+		return nil, err
+	}
+	return pipeline.Load(model.weights, o)
+}
+
+func defaultJudgeCache() string {
+	if dir, err := os.UserCacheDir(); err == nil {
+		return dir + "/rfnet-native/judge"
+	}
+	return ""
+}
+
+func setupReport(fs *pflag.FlagSet) func() error {
+	run := fs.String("run", "", "the benchmark run folder")
+	out := fs.String("out", "", "the HTML file (default: report.html in the run folder)")
+	return func() error {
+		if *run == "" {
+			return errors.New("report: --run is required")
+		}
+		path := *out
+		if path == "" {
+			path = *run + "/report.html"
+		}
+		if err := report.Write(*run, path); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "rfnet-native: report:", path)
+		return nil
+	}
+}

@@ -1,0 +1,93 @@
+package judge
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rfnet/rfnet-native/internal/fakeopenai"
+	"github.com/rfnet/rfnet-native/llm"
+)
+
+func TestParseRating(t *testing.T) {
+	for reply, want := range map[string]float64{
+		`{"score": 85, "explanation": "mostly right"}`:                               85,
+		"Here you go:\n```json\n{\n  \"score\": 60,\n  \"explanation\": \"x\"\n}\n```": 60,
+		`{"score": "72.5", "explanation": "quoted number"}`:                          72.5,
+		`I would rate it. Score: 40 because nothing happens.`:                       40,
+		`{"explanation": "no number here", "rating": 3} score = 90`:                   90,
+	} {
+		got, _, err := ParseRating(reply)
+		if err != nil || got != want {
+			t.Errorf("ParseRating(%q) = %v, %v; want %v", reply, got, err, want)
+		}
+	}
+	for _, bad := range []string{`{"score": 150}`, `I cannot rate this image.`, `{"score": -5}`, ``} {
+		if _, _, err := ParseRating(bad); err == nil {
+			t.Errorf("ParseRating(%q) should fail", bad)
+		}
+	}
+}
+
+func judgeConfig(s *fakeopenai.Server) Config {
+	c := llm.DefaultConfig()
+	c.BaseURL, c.APIKey, c.Model, c.Backoff, c.Retries = s.BaseURL(), "k", "vision", time.Millisecond, 3
+	return Config{Chat: c}
+}
+
+// The two-turn protocol: the image and a description request first, then the
+// rating request with the earlier answer in the conversation; 429 is retried.
+func TestGPT4ScoreConversation(t *testing.T) {
+	s := fakeopenai.New(func(n int, r fakeopenai.Request) fakeopenai.Reply {
+		if n == 0 {
+			return fakeopenai.Reply{Status: 429}
+		}
+		if len(r.Messages) == 2 {
+			return fakeopenai.Reply{Content: "A grey mouse chases a lion across dry grass."}
+		}
+		return fakeopenai.Reply{Content: "```json\n{\"score\": 80, \"explanation\": \"the roles are reversed as asked\"}\n```"}
+	})
+	defer s.Close()
+	a, err := NewGPT4Score(judgeConfig(s)).Score(context.Background(), "a mouse hunting a lion", []byte("\x89PNG fake"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *a.Score != 0.8 || a.Explanation != "the roles are reversed as asked" || !strings.HasPrefix(a.Description, "A grey mouse") {
+		t.Fatalf("%+v", a)
+	}
+	reqs := s.Requests()
+	if len(reqs) != 3 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	first, second := reqs[1], reqs[2]
+	if !strings.Contains(string(first.Messages[1].Content), "data:image/png;base64,") || strings.Contains(first.Messages[1].Text(), "mouse") {
+		t.Fatalf("turn 1 must send the image and not the prompt: %s", first.Messages[1].Content)
+	}
+	if len(second.Messages) != 4 || second.Messages[2].Role != "assistant" || !strings.Contains(second.Messages[3].Text(), `"a mouse hunting a lion"`) {
+		t.Fatalf("turn 2: %+v", second.Messages)
+	}
+}
+
+func TestMalformedRatingFails(t *testing.T) {
+	s := fakeopenai.New(func(n int, r fakeopenai.Request) fakeopenai.Reply {
+		if len(r.Messages) == 2 {
+			return fakeopenai.Reply{Content: "a picture"}
+		}
+		return fakeopenai.Reply{Content: "I'd say it's pretty good!"}
+	})
+	defer s.Close()
+	a, err := NewGPT4Score(judgeConfig(s)).Score(context.Background(), "x", []byte("png"))
+	if err == nil || a.Score != nil || !strings.Contains(err.Error(), "no score") {
+		t.Fatalf("%+v %v", a, err)
+	}
+}
+
+func TestCLIPScore(t *testing.T) {
+	if s := CLIPScore([]float64{1, 0}, []float64{1, 1}); s < 0.7071 || s > 0.7072 {
+		t.Fatalf("%v", s)
+	}
+	if s := CLIPScore([]float64{1, 0}, []float64{-1, 0}); s != 0 {
+		t.Fatalf("negative cosine must clamp to 0, got %v", s)
+	}
+}

@@ -1,0 +1,49 @@
+package report
+
+const pageTemplate = `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>RFBench report</title>
+<style>
+body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
+table { border-collapse: collapse; margin: 12px 0 28px; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
+th { background: #f3f3f3; } td.name, th.name { text-align: left; }
+.count { color: #888; font-size: 11px; }
+.grid td { vertical-align: top; text-align: left; width: 260px; }
+.frame { position: relative; width: 256px; }
+.frame img { display: block; width: 256px; }
+.bbox { position: absolute; border: 2px solid; box-sizing: border-box; }
+.bbox span { position: absolute; top: -1px; left: -1px; font-size: 10px; color: #fff; padding: 0 2px; }
+.score { font-size: 12px; margin-top: 4px; } .expl { color: #555; }
+.prompt { font-weight: 600; } .cat { color: #777; font-size: 12px; }
+</style></head><body>
+<h1>RFBench report</h1>
+<p>{{.ImageCount}} images; methods: {{range $i, $m := .Methods}}{{if $i}}, {{end}}{{$m}}{{end}}; seeds: {{.Run.Seeds}};
+model: {{index .Run.Model "model_type"}} ({{index .Run.Model "weights"}}); {{.Run.Config.Steps}} steps at {{.Run.Config.Width}}×{{.Run.Config.Height}}.</p>
+
+<h2>Scores</h2>
+<p>R&amp;A and C&amp;I average the items of each area; Avg pools every item (not the mean of the two areas). Counts: scored / generated, failed judgements in brackets.</p>
+{{$t := .Table}}{{$cols := .Columns}}
+<table id="scores">
+<tr><th class="name" rowspan="2">method</th>{{range $t.Judges}}<th colspan="3">{{.}}</th>{{end}}</tr>
+<tr>{{range $t.Judges}}{{range $cols}}<th>{{.Label}}</th>{{end}}{{end}}</tr>
+{{range $m := $t.Methods}}<tr><td class="name">{{$m}}</td>{{range $j := $t.Judges}}{{range $cols}}{{$c := cell $t $j $m .Key}}<td data-judge="{{$j}}" data-method="{{$m}}" data-col="{{.Key}}">{{fmt3 $c}} <span class="count">{{$c.Scored}}/{{$c.Total}}{{if $c.Failed}} [{{$c.Failed}}]{{end}}</span></td>{{end}}{{end}}</tr>
+{{end}}</table>
+
+<h2>By subcategory</h2>
+<table id="categories">
+<tr><th class="name" rowspan="2">subcategory</th>{{range $t.Judges}}<th colspan="{{len $t.Methods}}">{{.}}</th>{{end}}</tr>
+<tr>{{range $t.Judges}}{{range $t.Methods}}<th>{{.}}</th>{{end}}{{end}}</tr>
+{{range $cat := $t.Categories}}<tr><td class="name">{{$cat}}</td>{{range $j := $t.Judges}}{{range $m := $t.Methods}}{{$c := cell $t $j $m $cat}}<td data-judge="{{$j}}" data-method="{{$m}}" data-col="{{$cat}}">{{fmt3 $c}} <span class="count">{{$c.Scored}}</span></td>{{end}}{{end}}</tr>
+{{end}}</table>
+
+<h2>Images</h2>
+<table class="grid">
+<tr><th class="name">prompt</th>{{range .Methods}}<th class="name">{{.}}</th>{{end}}</tr>
+{{range .Rows}}<tr id="{{.ID}}-s{{.Seed}}"><td><div class="prompt">{{.Prompt}}</div><div class="cat">{{.ID}} · seed {{.Seed}} · {{.Category}}</div></td>
+{{range .Cells}}<td>{{if .Missing}}<span class="count">not generated</span>{{else}}<div class="frame"><img src="{{.Image}}" alt="{{.Method}}">{{range .Boxes}}<div class="bbox" style="left:{{.Left}}%;top:{{.Top}}%;width:{{.W}}%;height:{{.H}}%;border-color:{{.Color}}"><span style="background:{{.Color}}">{{.Name}}</span></div>{{end}}</div>
+{{range .Scores}}<div class="score"><b>{{.Judge}}</b> {{.Text}}{{if .Explanation}} <span class="expl">— {{.Explanation}}</span>{{end}}</div>{{end}}{{end}}</td>
+{{end}}</tr>
+{{end}}</table>
+</body></html>
+`

@@ -1,0 +1,11 @@
+// Package rfbench runs the Realistic-Fantasy benchmark: a prompt set in the
+// paper's two areas and nine subcategories (prompts.jsonl, written for this
+// project; a user's own JSONL or CSV file works too), one image per (prompt,
+// method, seed), sharded deterministically over machines, resumable (finished
+// images are skipped, every file is written atomically), with plans cached and
+// reused across methods and seeds. The judges (package judge) and the HTML
+// report (package report) read what it writes.
+//
+// A run folder holds bench.json (what was run), plans/<id>.json, and
+// images/<method>/<id>-s<seed>.png with a .json metadata file beside each.
+package rfbench
