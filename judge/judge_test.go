@@ -12,11 +12,11 @@ import (
 
 func TestParseRating(t *testing.T) {
 	for reply, want := range map[string]float64{
-		`{"score": 85, "explanation": "mostly right"}`:                               85,
+		`{"score": 85, "explanation": "mostly right"}`:                                 85,
 		"Here you go:\n```json\n{\n  \"score\": 60,\n  \"explanation\": \"x\"\n}\n```": 60,
-		`{"score": "72.5", "explanation": "quoted number"}`:                          72.5,
-		`I would rate it. Score: 40 because nothing happens.`:                       40,
-		`{"explanation": "no number here", "rating": 3} score = 90`:                   90,
+		`{"score": "72.5", "explanation": "quoted number"}`:                            72.5,
+		`I would rate it. Score: 40 because nothing happens.`:                          40,
+		`{"explanation": "no number here", "rating": 3} score = 90`:                    90,
 	} {
 		got, _, err := ParseRating(reply)
 		if err != nil || got != want {

@@ -36,7 +36,7 @@ func (o Offline) Plan(_ context.Context, caption string) (*Plan, error) {
 		}
 		j := i + 1
 		for j < len(words) && !phraseStop[strings.ToLower(strings.Trim(words[j], ",;:!?"))] && !phraseStart[strings.ToLower(words[j])] &&
-			!strings.HasSuffix(strings.ToLower(words[j]), "ing") {
+			!looksLikeVerb(strings.ToLower(words[j])) {
 			j++
 			if strings.ContainsAny(words[j-1], ",;:!?") {
 				break
@@ -74,6 +74,11 @@ func (o Offline) Plan(_ context.Context, caption string) (*Plan, error) {
 		p.Objects = append(p.Objects, Object{Name: name, Box: box, Descriptions: []string{desc, desc, desc}})
 	}
 	return p, p.Check()
+}
+
+// looksLikeVerb guesses participles ("hunting", "chased") without a dictionary.
+func looksLikeVerb(w string) bool {
+	return strings.HasSuffix(w, "ing") || (len(w) > 4 && strings.HasSuffix(w, "ed"))
 }
 
 // Fallback plans with Primary and, when its endpoint is unavailable, with

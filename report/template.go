@@ -23,7 +23,7 @@ model: {{index .Run.Model "model_type"}} ({{index .Run.Model "weights"}}); {{.Ru
 
 <h2>Scores</h2>
 <p>R&amp;A and C&amp;I average the items of each area; Avg pools every item (not the mean of the two areas). Counts: scored / generated, failed judgements in brackets.</p>
-{{$t := .Table}}{{$cols := .Columns}}
+{{$t := .Table}}{{$cols := .Columns}}{{if not $t.Judges}}<p><b>No judge results yet:</b> run <code>rfnet-native eval --run DIR --judge gpt4score</code> (and <code>--judge gpt4clip</code>).</p>{{end}}
 <table id="scores">
 <tr><th class="name" rowspan="2">method</th>{{range $t.Judges}}<th colspan="3">{{.}}</th>{{end}}</tr>
 <tr>{{range $t.Judges}}{{range $cols}}<th>{{.Label}}</th>{{end}}{{end}}</tr>

@@ -117,6 +117,10 @@ func TestBenchEvalReport(t *testing.T) {
 	if got := cells["gpt4score/rfnet/Role reversal or conflict"]; got != 0.4 {
 		t.Errorf("subcategory cell %v", got)
 	}
+	page, _ := os.ReadFile(out)
+	if !strings.Contains(string(page), `class="bbox"`) || !strings.Contains(string(page), "judged p1") || !strings.Contains(string(page), "data:image/jpeg;base64,") {
+		t.Error("the report lacks plan boxes, explanations or embedded images")
+	}
 	screenshot(t, out)
 }
 
