@@ -49,6 +49,7 @@ type ops interface {
 	topKMean(x, mask tensor.Buffer, p tensor.TopKParams) (y, idx tensor.Buffer)
 	topKMeanBackward(dy, idx, mask tensor.Buffer, p tensor.TopKParams) tensor.Buffer
 	gather(table, ids tensor.Buffer, dim int) tensor.Buffer
+	attention(q, k, v tensor.Buffer, p tensor.AttentionParams) tensor.Buffer
 }
 
 // kern holds the loops for one compute dtype.
@@ -147,4 +148,7 @@ func (*Backend) TopKMeanBackward(dy, idx, mask tensor.Buffer, p tensor.TopKParam
 }
 func (*Backend) Gather(table, ids tensor.Buffer, dim int) tensor.Buffer {
 	return pick("gather", table).gather(table, ids, dim)
+}
+func (*Backend) Attention(q, k, v tensor.Buffer, p tensor.AttentionParams) tensor.Buffer {
+	return pick("attention", q).attention(q, k, v, p)
 }

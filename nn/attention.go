@@ -62,26 +62,14 @@ func MergeHeads(x *tensor.Tensor) *tensor.Tensor {
 	return x.Permute(0, 2, 1, 3).Reshape(b, n, h*d)
 }
 
-// chunkScores is the largest number of score elements computed at once when
-// nobody needs the whole probability tensor (64×64 self-attention at batch 2
-// with 8 heads would otherwise hold 1 GiB of scores on the CPU).
-const chunkScores = 1 << 26
-
 // ScaledDotProduct returns softmax(scale·q·kᵀ + mask)·v for q [B, H, N, D] and
-// k, v [B, H, M, D]; mask broadcasts to [B, H, N, M] and may be nil.
+// k, v [B, H, M, D]; mask broadcasts to [B, H, N, M] and may be nil. When nobody
+// needs the probabilities or gradients, the backend's fused attention runs
+// (no N×M scores in memory); otherwise scores, softmax and the product are
+// separate ops on the tape.
 func ScaledDotProduct(q, k, v, mask *tensor.Tensor, scale float64, upcast bool, hook ProbsHook) *tensor.Tensor {
-	b, h, n, m := q.Dim(0), q.Dim(1), q.Dim(2), k.Dim(2)
-	if hook == nil && mask == nil && !q.Tracked() && !k.Tracked() && !v.Tracked() && b*h*n*m > chunkScores && b*h > 1 {
-		// Head by head (in groups) to bound the memory of the scores.
-		qs, ks, vs := q.Reshape(b*h, n, -1), k.Reshape(b*h, m, -1), v.Reshape(b*h, m, -1)
-		per := max(1, chunkScores/(n*m))
-		var outs []*tensor.Tensor
-		for i := 0; i < b*h; i += per {
-			c := min(per, b*h-i)
-			outs = append(outs, ScaledDotProduct(qs.Narrow(0, i, c).Reshape(1, c, n, -1), ks.Narrow(0, i, c).Reshape(1, c, m, -1),
-				vs.Narrow(0, i, c).Reshape(1, c, m, -1), nil, scale, upcast, nil).Reshape(c, n, -1))
-		}
-		return tensor.Concat(0, outs...).Reshape(b, h, n, -1)
+	if hook == nil && mask == nil && !q.Tracked() && !k.Tracked() && !v.Tracked() {
+		return tensor.Attention(q, k, v, scale)
 	}
 	dt := q.DType()
 	if upcast && dt != tensor.Float32 && dt != tensor.Float64 {

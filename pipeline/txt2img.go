@@ -151,6 +151,9 @@ func (m *Model) Denoise(s sched.Scheduler, latents, cond, uncond *tensor.Tensor,
 			out = parts[0].Add(parts[1].Sub(parts[0]).Scale(guidance))
 		}
 		latents = s.Step(out, latents, i)
+		if err := m.Backend.Sync(); err != nil {
+			return nil, fmt.Errorf("pipeline: step %d: %w", i, err)
+		}
 		if progress != nil {
 			progress(i+1, len(ts), latents)
 		}

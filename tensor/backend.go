@@ -116,6 +116,13 @@ type TopKParams struct {
 	MaskRows      int
 }
 
+// AttentionParams describes Batch independent attentions (batch × heads):
+// queries [Batch, N, D], keys and values [Batch, M, D], out = softmax(Scale·q·kᵀ)·v.
+type AttentionParams struct {
+	Batch, N, M, D int
+	Scale          float64
+}
+
 // Backend runs coarse ops on contiguous buffers. Each method documents shapes and
 // layout; all sizes are explicit, and buffers are row-major. Outputs are new buffers.
 // Float ops accept any float dtype the backend computes in (Float32 and Float64 on
@@ -149,6 +156,9 @@ type Backend interface {
 	// Free releases x early; x must not be used afterwards. Backends with a
 	// garbage-collected heap may ignore it.
 	Free(x Buffer)
+	// Sync waits for queued work and returns the first error any op hit since
+	// the last Sync (asynchronous backends report kernel faults here).
+	Sync() error
 
 	// Unary returns op(x) elementwise.
 	Unary(op UnaryOp, x Buffer) Buffer
@@ -209,4 +219,8 @@ type Backend interface {
 	TopKMeanBackward(dy, idx, mask Buffer, p TopKParams) Buffer
 	// Gather returns rows ids[i] of table [rows, dim] as [len(ids), dim] (embedding lookup).
 	Gather(table, ids Buffer, dim int) Buffer
+	// Attention returns softmax(scale·q·kᵀ)·v [Batch, N, D] without keeping the
+	// N×M scores (forward only: the guidance pass, which needs gradients and
+	// the probabilities, composes matmul and softmax instead).
+	Attention(q, k, v Buffer, p AttentionParams) Buffer
 }

@@ -34,3 +34,6 @@ func (Meta) FromFloat32(d DType, v []float32) Buffer { return metaBuf{d, len(v)}
 
 // Free does nothing.
 func (Meta) Free(Buffer) {}
+
+// Sync has nothing to wait for.
+func (Meta) Sync() error { return nil }

@@ -2,6 +2,7 @@ package rfnet
 
 import (
 	"errors"
+	"fmt"
 	"math"
 
 	"github.com/rfnet/rfnet-native/sched"
@@ -111,6 +112,9 @@ func (m *Model) guide(l loop, z *tensor.Tensor) (*loopResult, error) {
 		z = l.sched.Step(eps, z, i)
 		if l.after != nil {
 			z = l.after(i, z)
+		}
+		if err := m.Backend.Sync(); err != nil {
+			return nil, fmt.Errorf("step %d: %w", i, err)
 		}
 		res.latents = append(res.latents, z)
 		res.saved = append(res.saved, saved)

@@ -188,6 +188,24 @@ func testForward(t *testing.T, b tensor.Backend) {
 				check(t, x.MaskedTopKMean(nil, 1), tensor.Shape{6}, refTopKMean(xv, nil, 50, 1))
 			})
 
+			t.Run("attention", func(t *testing.T) {
+				for _, c := range []struct{ b, n, m, d int }{{2, 7, 5, 8}, {3, 64, 77, 40}, {1, 33, 33, 160}} {
+					qv, q := host(23, c.b, c.n, c.d)
+					kv, k := host(24, c.b, c.m, c.d)
+					vv, v := host(25, c.b, c.m, c.d)
+					scale := 1 / math.Sqrt(float64(c.d))
+					var want []float64
+					for i := 0; i < c.b; i++ {
+						scores := refMatMul(qv[i*c.n*c.d:(i+1)*c.n*c.d], kv[i*c.m*c.d:(i+1)*c.m*c.d], c.n, c.m, c.d, false, true)
+						for j := range scores {
+							scores[j] *= scale
+						}
+						want = append(want, refMatMul(refSoftmax(scores, c.m), vv[i*c.m*c.d:(i+1)*c.m*c.d], c.n, c.d, c.m, false, false)...)
+					}
+					check(t, tensor.Attention(q, k, v, scale), tensor.Shape{c.b, c.n, c.d}, want)
+				}
+			})
+
 			t.Run("embedding", func(t *testing.T) {
 				tv, table := host(22, 5, 3)
 				ids := tensor.FromInt32(b, tensor.Shape{2, 2}, []int32{4, 0, 4, 2})
