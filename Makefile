@@ -7,8 +7,10 @@ CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=s
              -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90
 CU_SRC   := $(wildcard kernels/*.cu)
+# One fatbin per kernels/*.cu, embedded by the cuda package (go:embed cannot reach ../kernels).
+FATBINS  := $(patsubst kernels/%.cu,cuda/fatbin/%.fatbin,$(CU_SRC))
 
-.PHONY: build test test-short vet bench fuzz cuda clean
+.PHONY: build test test-short vet bench fuzz kernels cuda clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/rfnet-native
@@ -35,15 +37,20 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./weights
 	$(GO) test -run '^$$' -fuzz FuzzParseReply -fuzztime 60s ./llm
 
-# The CUDA build: kernels compiled by nvcc into one fatbin that the cuda package
-# embeds, then the binary with the cuda tag. Install nvcc with
+# The CUDA build: each kernels/*.cu compiled by nvcc into a fatbin (SASS for
+# sm_80..sm_90, PTX for newer cards) that the cuda package embeds, then the
+# binary and the test binaries with the cuda tag. Install nvcc with
 # ../shared/tools/install-cuda-toolkit.sh (Debian's CUDA 11.8).
-kernels/kernels.fatbin: $(CU_SRC)
-	@if [ -n "$(CU_SRC)" ]; then $(NVCC) --fatbin $(CUDA_ARCH) -O3 -o $@ $(CU_SRC); else : > $@; fi
+cuda/fatbin/%.fatbin: kernels/%.cu kernels/common.cuh
+	@mkdir -p cuda/fatbin
+	$(NVCC) --fatbin $(CUDA_ARCH) -O3 -o $@ $<
 
-cuda: kernels/kernels.fatbin
+kernels: $(FATBINS)
+
+cuda: kernels
 	$(GO) vet -tags cuda ./...
 	$(GO) build -tags cuda -o $(BIN) ./cmd/rfnet-native
+	$(GO) test -tags cuda -run '^$$' ./...
 
 clean:
-	rm -rf bin kernels/*.fatbin
+	rm -rf bin cuda/fatbin

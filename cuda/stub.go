@@ -1,3 +1,5 @@
+//go:build !cuda
+
 package cuda
 
 import (
@@ -6,8 +8,14 @@ import (
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
-// New would open the first GPU. The kernels and their launchers are not in this
-// tree yet (issue 4), so every build reports that it has no CUDA support.
-func New() (tensor.Backend, error) {
-	return nil, fmt.Errorf("cuda: this build of rfnet-native has no CUDA backend; use --device cpu: %w", tensor.ErrNoDevice)
+// Options configure the GPU backend (used by builds with the cuda tag).
+type Options struct {
+	Ordinal int
+	TF32    bool
+	Poison  bool
+}
+
+// New reports that this binary was built without the CUDA backend.
+func New(Options) (tensor.Backend, error) {
+	return nil, fmt.Errorf("cuda: this binary was built without the CUDA backend (build it with `make cuda`); use --device cpu: %w", tensor.ErrNoDevice)
 }

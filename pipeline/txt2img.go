@@ -108,7 +108,7 @@ func (m *Model) Generate(r Request, progress Progress) (*Result, error) {
 	if latents == nil {
 		latents = m.Noise(r.Seed, r.Width, r.Height, s.InitNoiseSigma())
 	}
-	latents = latents.To(m.DType)
+	latents = latents.Move(m.Backend).To(m.DType)
 	res.InitLatents = latents
 	res.Timesteps = s.Timesteps()
 

@@ -50,6 +50,23 @@ func FromInt32(b Backend, shape Shape, ids []int32) *Tensor {
 	return Wrap(b, b.FromInt32(ids), shape)
 }
 
+// Move returns t's values on backend b with t's dtype (t itself when it is
+// already there): inputs prepared on the host side, such as stored initial
+// latents, go to the model's device this way. Values cross exactly.
+func (t *Tensor) Move(b Backend) *Tensor {
+	if t.b == b {
+		return t
+	}
+	switch d := t.DType(); d {
+	case Int32:
+		return FromInt32(b, t.shape, t.b.Int32s(t.buf))
+	case Float64:
+		return FromFloat64(b, d, t.shape, t.Float64s())
+	default:
+		return FromFloat32(b, d, t.shape, t.Float32s())
+	}
+}
+
 // Scalar returns a shape-[] tensor holding v.
 func Scalar(b Backend, d DType, v float64) *Tensor {
 	return FromFloat64(b, d, Shape{}, []float64{v})

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -14,7 +16,7 @@ import (
 // modelFlags are the flags every command that loads a checkpoint shares.
 type modelFlags struct {
 	weights, tokenizer, modelType, prediction, config, device, dtype string
-	offline                                                          bool
+	offline, tf32                                                    bool
 }
 
 func (m *modelFlags) register(fs *pflag.FlagSet) {
@@ -23,7 +25,8 @@ func (m *modelFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&m.modelType, "model-type", "", "override the detected model: sd14, sd15, sd21-base, sd21 (768, v-prediction)")
 	fs.StringVar(&m.prediction, "prediction", "", "override the prediction type: epsilon or v")
 	fs.StringVar(&m.config, "config", "", "for a single file: a diffusers-style folder whose config files describe it")
-	fs.StringVar(&m.device, "device", "cpu", "cpu or cuda")
+	fs.StringVar(&m.device, "device", "cpu", "cpu, cuda, or cuda:N for the N-th GPU")
+	fs.BoolVar(&m.tf32, "tf32", false, "cuda, fp32: let matrix products use TF32 tensor cores (faster, about 1e-3 relative error)")
 	fs.StringVar(&m.dtype, "dtype", "fp32", "compute dtype: fp32, fp16 or bf16 (fp16/bf16 need --device cuda)")
 	fs.BoolVar(&m.offline, "offline", false, "never use the network: Hub names must be in the Hugging Face cache (as HF_HUB_OFFLINE=1)")
 }
@@ -35,15 +38,22 @@ func (m *modelFlags) backend() (tensor.Backend, tensor.DType, error) {
 		return nil, 0, fmt.Errorf("--dtype: %w", err)
 	}
 	var b tensor.Backend
-	switch m.device {
+	name, ordinal, _ := strings.Cut(m.device, ":")
+	switch name {
 	case "cpu":
 		b = cpu.New()
 	case "cuda", "gpu":
-		if b, err = cuda.New(); err != nil {
-			return nil, 0, err
+		n := 0
+		if ordinal != "" {
+			if n, err = strconv.Atoi(ordinal); err != nil || n < 0 {
+				return nil, 0, fmt.Errorf("--device %q: want cuda:N with N a device number", m.device)
+			}
+		}
+		if b, err = cuda.New(cuda.Options{Ordinal: n, TF32: m.tf32}); err != nil {
+			return nil, 0, fmt.Errorf("--device %s: %w", m.device, err)
 		}
 	default:
-		return nil, 0, fmt.Errorf("--device %q: want cpu or cuda", m.device)
+		return nil, 0, fmt.Errorf("--device %q: want cpu, cuda or cuda:N", m.device)
 	}
 	if !b.Computes(d) {
 		return nil, 0, fmt.Errorf("--dtype %s: the %s backend computes in fp32 only (fp16 and bf16 need --device cuda)", d, m.device)

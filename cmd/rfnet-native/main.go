@@ -20,16 +20,17 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"generate":    {"generate an image from a prompt with RFNet or plain SD (the default command)", setupGenerate},
-	"plan":        {"ask the LLM for a scene plan and write it as JSON (edit it, then generate --plan)", setupPlan},
-	"tokenize":    {"print the CLIP token ids of a prompt as JSON", setupTokenize},
-	"bench":       {"generate a benchmark's images (prompts × methods × seeds), sharded and resumable", setupBench},
-	"bench merge": {"combine the run folders of shards: rfnet-native bench merge --out DIR SHARD_DIR...", setupBenchMerge},
-	"eval":        {"score a benchmark run with a vision judge (gpt4score, gpt4clip)", setupEval},
-	"report":      {"write a benchmark run's HTML report", setupReport},
-	"download":    {"fetch a model from the Hugging Face Hub into its cache and print where it is", setupDownload},
-	"inspect":     {"check a checkpoint and print its family, prediction type, dtypes and parameter counts", setupInspect},
-	"version":     {"print the version", setupVersion},
+	"generate":     {"generate an image from a prompt with RFNet or plain SD (the default command)", setupGenerate},
+	"plan":         {"ask the LLM for a scene plan and write it as JSON (edit it, then generate --plan)", setupPlan},
+	"tokenize":     {"print the CLIP token ids of a prompt as JSON", setupTokenize},
+	"bench":        {"generate a benchmark's images (prompts × methods × seeds), sharded and resumable", setupBench},
+	"bench merge":  {"combine the run folders of shards: rfnet-native bench merge --out DIR SHARD_DIR...", setupBenchMerge},
+	"eval":         {"score a benchmark run with a vision judge (gpt4score, gpt4clip)", setupEval},
+	"report":       {"write a benchmark run's HTML report", setupReport},
+	"download":     {"fetch a model from the Hugging Face Hub into its cache and print where it is", setupDownload},
+	"inspect":      {"check a checkpoint and print its family, prediction type, dtypes and parameter counts", setupInspect},
+	"bench-engine": {"time the engine's calls (text encoder, UNet, guidance pass, VAE, denoising loop) on full-size random or given weights", setupBenchEngine},
+	"version":      {"print the version", setupVersion},
 }
 
 const version = "0.1.0-dev"

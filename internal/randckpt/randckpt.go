@@ -1,10 +1,12 @@
 // Package randckpt writes checkpoints with the exact tensor names, dtypes and
-// shapes of released Stable Diffusion files (testdata/manifests, copied from
-// ../shared/data/checkpoint-manifests) and random or zero contents: full-size
-// models without downloading any weights, for loading tests and benchmarks.
+// shapes of released Stable Diffusion files (manifests/, copied from
+// ../shared/data/checkpoint-manifests and embedded) and random or zero
+// contents: full-size models without downloading any weights, for loading
+// tests and benchmarks (rfnet-native bench-engine builds one on the spot).
 package randckpt
 
 import (
+	"embed"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -17,7 +19,6 @@ import (
 	"github.com/nlpodyssey/safetensors"
 
 	"github.com/rfnet/rfnet-native/internal/atomicfile"
-	"github.com/rfnet/rfnet-native/internal/fixtures"
 )
 
 // Tensor is one manifest entry.
@@ -29,22 +30,28 @@ type Tensor struct {
 // Manifest maps tensor names to their dtype and shape.
 type Manifest map[string]Tensor
 
-// ReadSingleFile reads testdata/manifests/<name>.json (one file's tensors).
+// The manifests of SD 1.5 and 2.1: <model>-single-file.json (one file's
+// tensors) and <model>-diffusers.json (component file → tensors).
+//
+//go:embed manifests/*.json
+var manifests embed.FS
+
+// ReadSingleFile reads manifests/<name>.json (one file's tensors).
 func ReadSingleFile(name string) (Manifest, error) {
 	var m Manifest
-	return m, readJSON(fixtures.Path("manifests", name+".json"), &m)
+	return m, readJSON("manifests/"+name+".json", &m)
 }
 
-// ReadDiffusers reads testdata/manifests/<name>.json (component file → tensors).
+// ReadDiffusers reads manifests/<name>.json (component file → tensors).
 func ReadDiffusers(name string) (map[string]Manifest, error) {
 	var m map[string]Manifest
-	return m, readJSON(fixtures.Path("manifests", name+".json"), &m)
+	return m, readJSON("manifests/"+name+".json", &m)
 }
 
 func readJSON(path string, v any) error {
-	raw, err := os.ReadFile(path)
+	raw, err := manifests.ReadFile(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("randckpt: no manifest %s", path)
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		return fmt.Errorf("%s: %w", path, err)

@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/rfnet/rfnet-native/cpu"
 	"github.com/rfnet/rfnet-native/sched"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/tensor/backendtest"
@@ -20,8 +21,12 @@ type lossFixture struct {
 	z       *tensor.Tensor
 }
 
-func newLossFixture(t *testing.T) *lossFixture {
-	pm := tinyModel(t, "tiny-sd2", tensor.Float64)
+func newLossFixture(t *testing.T) *lossFixture { return newLossFixtureOn(t, cpu.New(), tensor.Float64) }
+
+// newLossFixtureOn builds the fixture on backend b in dtype d (the same
+// values on every backend: the GPU parity test compares them).
+func newLossFixtureOn(t *testing.T, b tensor.Backend, d tensor.DType) *lossFixture {
+	pm := tinyModelOn(t, "tiny-sd2", b, d)
 	c := testConfig()
 	m := &Model{Model: pm, cfg: c, emit: func(TraceEvent) {}}
 	s := newSpec(testPlan(), c)
@@ -36,7 +41,7 @@ func newLossFixture(t *testing.T) *lossFixture {
 	cond, _ := pm.EncodePrompt(s.Objects[0].Prompt)
 	overall, _ := pm.EncodePrompt(s.Overall)
 	o := s.Objects[0]
-	f := &lossFixture{m: m, spec: s, z: backendtest.Randn(pm.Backend, tensor.Float64, 5, 1, 4, 16, 16)}
+	f := &lossFixture{m: m, spec: s, z: backendtest.Randn(pm.Backend, d, 5, 1, 4, 16, 16)}
 	f.soLoop = loop{sched: sc, cond: cond, keys: c.GuidanceKeys, scale: c.LossScale,
 		loss: func(_ int, maps map[string]capture) (*tensor.Tensor, error) {
 			return boxLoss(maps, c.GuidanceKeys, o.Tokens, o.SOBox, c)

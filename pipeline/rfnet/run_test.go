@@ -12,7 +12,13 @@ import (
 
 func tinyModel(t testing.TB, model string, d tensor.DType) *pipeline.Model {
 	t.Helper()
-	m, err := pipeline.Load(fixtures.Path("models", model), pipeline.LoadOptions{Backend: cpu.New(), DType: d})
+	return tinyModelOn(t, model, cpu.New(), d)
+}
+
+// tinyModelOn loads a tiny reference model onto backend b.
+func tinyModelOn(t testing.TB, model string, b tensor.Backend, d tensor.DType) *pipeline.Model {
+	t.Helper()
+	m, err := pipeline.Load(fixtures.Path("models", model), pipeline.LoadOptions{Backend: b, DType: d})
 	if err != nil {
 		t.Fatal(err)
 	}

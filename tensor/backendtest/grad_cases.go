@@ -9,8 +9,12 @@ import (
 
 // gradCases lists a gradient check for every differentiable op, on small float64
 // shapes (finite differences cost two evaluations per input element).
-func gradCases(b tensor.Backend) []gradCase {
-	f64 := tensor.Float64
+func gradCases(b tensor.Backend) []gradCase { return gradCasesIn(b, tensor.Float64) }
+
+// gradCasesIn builds the cases with inputs of dtype d (the parity runner
+// builds them on two backends, in two dtypes, from the same seeds).
+func gradCasesIn(b tensor.Backend, d tensor.DType) []gradCase {
+	f64 := d
 	rn := func(seed uint64, shape ...int) *tensor.Tensor { return Randn(b, f64, seed, shape...) }
 	one := func(f func(x *tensor.Tensor) *tensor.Tensor) func([]*tensor.Tensor) *tensor.Tensor {
 		return func(in []*tensor.Tensor) *tensor.Tensor { return f(in[0]) }

@@ -32,17 +32,7 @@ func checkGrad(t *testing.T, b tensor.Backend, c gradCase) {
 	r := Randn(b, tensor.Float64, 99, out.Shape()...)
 	loss := func(in []*tensor.Tensor) *tensor.Tensor { return c.f(in).Mul(r).Sum() }
 
-	tape := tensor.NewTape()
-	in := append([]*tensor.Tensor(nil), c.inputs...)
-	wrt := make([]*tensor.Tensor, len(c.wrt))
-	for i, j := range c.wrt {
-		in[j] = tape.Track(in[j])
-		wrt[i] = in[j]
-	}
-	grads, err := tape.Backward(loss(in), wrt...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, grads := c.gradients(t, func(out *tensor.Tensor) *tensor.Tensor { return out.Mul(r).Sum() })
 	for i, j := range c.wrt {
 		x := c.inputs[j]
 		vals := x.Float64s()
@@ -63,6 +53,25 @@ func checkGrad(t *testing.T, b tensor.Backend, c gradCase) {
 			t.Errorf("%s: input %d: relative error %.3g of the gradient (tape %v vs finite differences %v)", c.name, j, e, head(got), head(num))
 		}
 	}
+}
+
+// gradients runs f with the inputs of wrt tracked by a new tape and returns
+// its output and the gradients of loss(output) with respect to them.
+func (c gradCase) gradients(t *testing.T, loss func(out *tensor.Tensor) *tensor.Tensor) (*tensor.Tensor, []*tensor.Tensor) {
+	t.Helper()
+	tape := tensor.NewTape()
+	in := append([]*tensor.Tensor(nil), c.inputs...)
+	wrt := make([]*tensor.Tensor, len(c.wrt))
+	for i, j := range c.wrt {
+		in[j] = tape.Track(in[j])
+		wrt[i] = in[j]
+	}
+	out := c.f(in)
+	grads, err := tape.Backward(loss(out), wrt...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, grads
 }
 
 // relErr is ‖a-b‖₂ / ‖b‖₂ (absolute when b is all zeros).

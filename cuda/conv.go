@@ -1,0 +1,111 @@
+//go:build cuda
+
+package cuda
+
+/*
+#include "driver.h"
+*/
+import "C"
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/rfnet/rfnet-native/tensor"
+)
+
+// colBudget bounds the im2col scratch buffer: samples are unfolded this many
+// bytes at a time and multiplied in one batched GEMM (the VAE's 512² layers
+// unfold to over 1 GiB per sample in float32, and run one sample at a time).
+const colBudget = 512 << 20
+
+// Conv2d is im2col + GEMM: out[n] = w [O, C·KH·KW] · col[n] [C·KH·KW, OH·OW];
+// a 1×1 convolution with stride 1 and no padding multiplies x directly.
+func (b *Backend) Conv2d(x, w, bias tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer {
+	xd, wd, bd := dev("conv2d", x), dev("conv2d", w), devOrNil("conv2d", bias)
+	d := same("conv2d", xd, wd, bd)
+	need("conv2d", xd, p.N*p.C*p.H*p.W)
+	need("conv2d", wd, p.O*p.C*p.KH*p.KW)
+	need("conv2d", bd, p.O)
+	P, ckk := p.OutH()*p.OutW(), p.C*p.KH*p.KW
+	out := b.newBuffer(d, p.N*p.O*P)
+	size := C.CUdeviceptr(d.Size())
+	if pointwise(p) {
+		b.gemm(d, out.ptr, wd.ptr, xd.ptr, tensor.MatMulParams{Batch: p.N, M: p.O, N: P, K: p.C, BatchStrideB: p.C * P})
+	} else {
+		chunk := chunkSamples(p.N, ckk*P*d.Size())
+		col := b.newBuffer(d, chunk*ckk*P)
+		for n0 := 0; n0 < p.N; n0 += chunk {
+			nb := min(chunk, p.N-n0)
+			for i := range nb {
+				b.im2col(d, col.ptr+C.CUdeviceptr(i*ckk*P)*size, xd.ptr+C.CUdeviceptr((n0+i)*p.C*p.H*p.W)*size, p)
+			}
+			b.gemm(d, out.ptr+C.CUdeviceptr(n0*p.O*P)*size, wd.ptr, col.ptr,
+				tensor.MatMulParams{Batch: nb, M: p.O, N: P, K: ckk, BatchStrideB: ckk * P})
+		}
+		b.Free(col)
+	}
+	if bd != nil {
+		n := int64(p.N * p.O * P)
+		b.run("add_bias"+suffix("", d), linear(n), new(args).ptr(out.ptr).ptr(bd.ptr).i64(int64(p.N)).i64(int64(p.O)).i64(int64(P)),
+			convWhat("conv2d bias", p))
+	}
+	return out
+}
+
+// Conv2dBackwardInput is the adjoint: dcol[n] = wᵀ · dy[n], then col2im.
+func (b *Backend) Conv2dBackwardInput(dy, w tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer {
+	gd, wd := dev("conv2d backward", dy), dev("conv2d backward", w)
+	d := same("conv2d backward", gd, wd)
+	P, ckk := p.OutH()*p.OutW(), p.C*p.KH*p.KW
+	need("conv2d backward", gd, p.N*p.O*P)
+	need("conv2d backward", wd, p.O*ckk)
+	dx := b.newBuffer(d, p.N*p.C*p.H*p.W)
+	size := C.CUdeviceptr(d.Size())
+	if pointwise(p) {
+		b.gemm(d, dx.ptr, wd.ptr, gd.ptr, tensor.MatMulParams{Batch: p.N, M: p.C, N: P, K: p.O, TransA: true, BatchStrideB: p.O * P})
+		return dx
+	}
+	chunk := chunkSamples(p.N, ckk*P*d.Size())
+	col := b.newBuffer(d, chunk*ckk*P)
+	for n0 := 0; n0 < p.N; n0 += chunk {
+		nb := min(chunk, p.N-n0)
+		b.gemm(d, col.ptr, wd.ptr, gd.ptr+C.CUdeviceptr(n0*p.O*P)*size,
+			tensor.MatMulParams{Batch: nb, M: ckk, N: P, K: p.O, TransA: true, BatchStrideB: p.O * P})
+		for i := range nb {
+			b.col2im(d, dx.ptr+C.CUdeviceptr((n0+i)*p.C*p.H*p.W)*size, col.ptr+C.CUdeviceptr(i*ckk*P)*size, p)
+		}
+	}
+	b.Free(col)
+	return dx
+}
+
+func pointwise(p tensor.Conv2dParams) bool {
+	return p.KH == 1 && p.KW == 1 && p.Stride == 1 && p.Pad == 0
+}
+
+// chunkSamples is how many samples' columns fit colBudget (at least one).
+func chunkSamples(n, bytesPerSample int) int { return max(1, min(n, colBudget/max(bytesPerSample, 1))) }
+
+// convRecord is struct Conv { int C, H, W, KH, KW, stride, pad, OH, OW; } (kernels/conv.cu).
+func convRecord(p tensor.Conv2dParams) []byte {
+	var rec []byte
+	for _, v := range []int{p.C, p.H, p.W, p.KH, p.KW, p.Stride, p.Pad, p.OutH(), p.OutW()} {
+		rec = binary.LittleEndian.AppendUint32(rec, uint32(v))
+	}
+	return rec
+}
+
+func (b *Backend) im2col(d tensor.DType, col, x C.CUdeviceptr, p tensor.Conv2dParams) {
+	n := int64(p.C * p.KH * p.KW * p.OutH() * p.OutW())
+	b.run("im2col"+suffix("", d), linear(n), new(args).ptr(col).ptr(x).record(convRecord(p)), convWhat("im2col", p))
+}
+
+func (b *Backend) col2im(d tensor.DType, dx, col C.CUdeviceptr, p tensor.Conv2dParams) {
+	n := int64(p.C * p.H * p.W)
+	b.run("col2im"+suffix("", d), linear(n), new(args).ptr(dx).ptr(col).record(convRecord(p)), convWhat("col2im", p))
+}
+
+func convWhat(op string, p tensor.Conv2dParams) string {
+	return fmt.Sprintf("%s of [%d, %d, %d, %d] with [%d, %d, %d, %d], stride %d, padding %d", op, p.N, p.C, p.H, p.W, p.O, p.C, p.KH, p.KW, p.Stride, p.Pad)
+}

@@ -1,0 +1,144 @@
+//go:build cuda
+
+package cuda
+
+/*
+#cgo LDFLAGS: -ldl
+#include <stdlib.h>
+#include "driver.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/rfnet/rfnet-native/tensor"
+)
+
+// Options configure the GPU backend.
+type Options struct {
+	// Ordinal is the device number.
+	Ordinal int
+	// TF32 lets float32 GEMMs use TF32 tensor cores (about 1e-3 relative error).
+	TF32 bool
+	// Poison fills every new buffer with NaN, so a kernel that leaves an
+	// element unwritten fails the parity tests.
+	Poison bool
+}
+
+// Backend is the CUDA backend: one device, its primary context, one stream.
+type Backend struct {
+	opts    Options
+	name    string
+	cublas  string // the cuBLAS library in use, "" for the built-in GEMM
+	mem     *allocator
+	kernels *kernels
+
+	mu  sync.Mutex
+	err error // the first error since the last Sync
+}
+
+var _ tensor.Backend = (*Backend)(nil)
+
+var (
+	openOnce sync.Once
+	opened   *Backend
+	openErr  error
+)
+
+// New opens the GPU (once per process: the driver state is global).
+func New(o Options) (tensor.Backend, error) {
+	openOnce.Do(func() { opened, openErr = open(o) })
+	return opened, openErr
+}
+
+func open(o Options) (*Backend, error) {
+	var msg [512]C.char
+	if r := C.rf_open(C.int(o.Ordinal), &msg[0], C.size_t(len(msg))); r != 0 {
+		return nil, fmt.Errorf("cuda: %s: %w", C.GoString(&msg[0]), tensor.ErrNoDevice)
+	}
+	var name [256]C.char
+	var total C.size_t
+	var major, minor, driver C.int
+	if r := C.rf_device_info(&name[0], C.size_t(len(name)), &total, &major, &minor, &driver); r != 0 {
+		return nil, driverError("device info", r)
+	}
+	if major < 8 {
+		return nil, fmt.Errorf("cuda: %s has compute capability %d.%d; this build targets 8.0 and newer (Ampere, Ada, Hopper): %w",
+			C.GoString(&name[0]), major, minor, tensor.ErrUnsupported)
+	}
+	b := &Backend{opts: o, mem: newAllocator()}
+	b.name = fmt.Sprintf("cuda:%d %s (sm_%d%d, %.0f GiB, driver %d.%d)", o.Ordinal, C.GoString(&name[0]), major, minor,
+		float64(total)/(1<<30), driver/1000, (driver%1000)/10)
+	var err error
+	if b.kernels, err = loadKernels(); err != nil {
+		return nil, err
+	}
+	var which [64]C.char
+	if C.rf_cublas_open(&which[0], C.size_t(len(which))) == 0 {
+		b.cublas = C.GoString(&which[0])
+	}
+	return b, nil
+}
+
+// Name describes the device and the GEMM in use.
+func (b *Backend) Name() string {
+	gemm := "built-in tensor-core GEMM"
+	if b.cublas != "" {
+		gemm = b.cublas
+	}
+	return b.name + ", " + gemm
+}
+
+// Computes is true for Float32, Float16 and BFloat16.
+func (b *Backend) Computes(d tensor.DType) bool {
+	return d == tensor.Float32 || d == tensor.Float16 || d == tensor.BFloat16
+}
+
+// Sync waits for the stream and returns the first error since the last Sync.
+func (b *Backend) Sync() error {
+	if r := C.rf_sync(); r != 0 {
+		b.fail(driverError("synchronize", r))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	err := b.err
+	b.err = nil
+	return err
+}
+
+// fail keeps the first error (the CUDA backend reports errors at Sync).
+func (b *Backend) fail(err error) {
+	b.mu.Lock()
+	if b.err == nil {
+		b.err = err
+	}
+	b.mu.Unlock()
+}
+
+// failed reports whether an error is pending: ops then do nothing until Sync.
+func (b *Backend) failed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err != nil
+}
+
+func driverError(what string, r C.CUresult) error {
+	return fmt.Errorf("cuda: %s: %s (CUDA error %d)", what, C.GoString(C.rf_error_string(r)), int(r))
+}
+
+// MemoryStats reports the bytes in use and their peak since the last ResetPeak.
+func (b *Backend) MemoryStats() (inUse, peak int64) { return b.mem.stats() }
+
+// ResetPeak restarts the peak measurement.
+func (b *Backend) ResetPeak() { b.mem.resetPeak() }
+
+// cBytes copies Go bytes into C memory (freed by the caller).
+func cBytes(p []byte) unsafe.Pointer {
+	if len(p) == 0 {
+		return C.malloc(1)
+	}
+	return C.CBytes(p)
+}

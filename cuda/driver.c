@@ -1,0 +1,186 @@
+//go:build cuda
+
+#include "driver.h"
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int CUdevice;
+typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream;
+
+static CUresult (*p_cuInit)(unsigned);
+static CUresult (*p_cuDriverGetVersion)(int *);
+static CUresult (*p_cuDeviceGetCount)(int *);
+static CUresult (*p_cuDeviceGet)(CUdevice *, int);
+static CUresult (*p_cuDeviceGetName)(char *, int, CUdevice);
+static CUresult (*p_cuDeviceTotalMem)(size_t *, CUdevice);
+static CUresult (*p_cuDeviceGetAttribute)(int *, int, CUdevice);
+static CUresult (*p_cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
+static CUresult (*p_cuCtxSetCurrent)(CUcontext);
+static CUresult (*p_cuCtxSynchronize)(void);
+static CUresult (*p_cuStreamCreate)(CUstream *, unsigned);
+static CUresult (*p_cuMemAlloc)(CUdeviceptr *, size_t);
+static CUresult (*p_cuMemFree)(CUdeviceptr);
+static CUresult (*p_cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
+static CUresult (*p_cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
+static CUresult (*p_cuMemcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
+static CUresult (*p_cuMemsetD8Async)(CUdeviceptr, unsigned char, size_t, CUstream);
+static CUresult (*p_cuMemGetInfo)(size_t *, size_t *);
+static CUresult (*p_cuModuleLoadData)(CUmodule *, const void *);
+static CUresult (*p_cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
+static CUresult (*p_cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void **, void **);
+static CUresult (*p_cuFuncSetAttribute)(CUfunction, int, int);
+static CUresult (*p_cuGetErrorString)(CUresult, const char **);
+
+static CUcontext ctx;
+static CUstream stream;
+static CUdevice device;
+
+#define CURRENT() do { CUresult r_ = p_cuCtxSetCurrent(ctx); if (r_) return r_; } while (0)
+
+static void *sym(void *lib, const char *name, int *missing) {
+    void *p = dlsym(lib, name);
+    if (!p) *missing = 1;
+    return p;
+}
+
+int rf_open(int ordinal, char *err, size_t errlen) {
+    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
+    if (!lib) lib = dlopen("libcuda.so", RTLD_NOW | RTLD_GLOBAL);
+    if (!lib) {
+        snprintf(err, errlen, "no NVIDIA driver: libcuda.so.1 cannot be loaded (%s)", dlerror());
+        return -1;
+    }
+    int missing = 0;
+#define LOAD(v, name) *(void **)(&v) = sym(lib, name, &missing)
+    LOAD(p_cuInit, "cuInit");
+    LOAD(p_cuDriverGetVersion, "cuDriverGetVersion");
+    LOAD(p_cuDeviceGetCount, "cuDeviceGetCount");
+    LOAD(p_cuDeviceGet, "cuDeviceGet");
+    LOAD(p_cuDeviceGetName, "cuDeviceGetName");
+    LOAD(p_cuDeviceTotalMem, "cuDeviceTotalMem_v2");
+    LOAD(p_cuDeviceGetAttribute, "cuDeviceGetAttribute");
+    LOAD(p_cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
+    LOAD(p_cuCtxSetCurrent, "cuCtxSetCurrent");
+    LOAD(p_cuCtxSynchronize, "cuCtxSynchronize");
+    LOAD(p_cuStreamCreate, "cuStreamCreate");
+    LOAD(p_cuMemAlloc, "cuMemAlloc_v2");
+    LOAD(p_cuMemFree, "cuMemFree_v2");
+    LOAD(p_cuMemcpyHtoD, "cuMemcpyHtoD_v2");
+    LOAD(p_cuMemcpyDtoH, "cuMemcpyDtoH_v2");
+    LOAD(p_cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2");
+    LOAD(p_cuMemsetD8Async, "cuMemsetD8Async");
+    LOAD(p_cuMemGetInfo, "cuMemGetInfo_v2");
+    LOAD(p_cuModuleLoadData, "cuModuleLoadData");
+    LOAD(p_cuModuleGetFunction, "cuModuleGetFunction");
+    LOAD(p_cuLaunchKernel, "cuLaunchKernel");
+    LOAD(p_cuFuncSetAttribute, "cuFuncSetAttribute");
+    LOAD(p_cuGetErrorString, "cuGetErrorString");
+#undef LOAD
+    if (missing) {
+        snprintf(err, errlen, "the NVIDIA driver's libcuda lacks functions this build needs (driver too old?)");
+        return -1;
+    }
+    CUresult r = p_cuInit(0);
+    if (r) {
+        snprintf(err, errlen, "cuInit failed: %s (no GPU, or a driver stub)", rf_error_string(r));
+        return r;
+    }
+    int count = 0;
+    if ((r = p_cuDeviceGetCount(&count))) return r;
+    if (ordinal >= count) {
+        snprintf(err, errlen, "no CUDA device %d (%d found)", ordinal, count);
+        return -1;
+    }
+    if ((r = p_cuDeviceGet(&device, ordinal))) return r;
+    if ((r = p_cuDevicePrimaryCtxRetain(&ctx, device))) return r;
+    if ((r = p_cuCtxSetCurrent(ctx))) return r;
+    return p_cuStreamCreate(&stream, 0);
+}
+
+int rf_device_info(char *name, size_t namelen, size_t *total, int *major, int *minor, int *driver) {
+    CURRENT();
+    CUresult r;
+    if ((r = p_cuDeviceGetName(name, (int)namelen, device))) return r;
+    if ((r = p_cuDeviceTotalMem(total, device))) return r;
+    if ((r = p_cuDeviceGetAttribute(major, 75, device))) return r; // COMPUTE_CAPABILITY_MAJOR
+    if ((r = p_cuDeviceGetAttribute(minor, 76, device))) return r; // COMPUTE_CAPABILITY_MINOR
+    return p_cuDriverGetVersion(driver);
+}
+
+const char *rf_error_string(CUresult r) {
+    const char *s = NULL;
+    if (p_cuGetErrorString && p_cuGetErrorString(r, &s) == 0 && s) return s;
+    return "unknown CUDA error";
+}
+
+CUresult rf_mem_alloc(CUdeviceptr *p, size_t bytes) { CURRENT(); return p_cuMemAlloc(p, bytes); }
+CUresult rf_mem_free(CUdeviceptr p) { CURRENT(); return p_cuMemFree(p); }
+// The synchronous copies also order with the stream: it is a blocking stream
+// (created with flags 0), so the legacy default stream waits for it.
+CUresult rf_memcpy_htod(CUdeviceptr dst, const void *src, size_t bytes) { CURRENT(); return p_cuMemcpyHtoD(dst, src, bytes); }
+CUresult rf_memcpy_dtoh(void *dst, CUdeviceptr src, size_t bytes) { CURRENT(); return p_cuMemcpyDtoH(dst, src, bytes); }
+CUresult rf_memcpy_dtod(CUdeviceptr dst, CUdeviceptr src, size_t bytes) { CURRENT(); return p_cuMemcpyDtoDAsync(dst, src, bytes, stream); }
+CUresult rf_memset8(CUdeviceptr dst, unsigned char v, size_t bytes) { CURRENT(); return p_cuMemsetD8Async(dst, v, bytes, stream); }
+CUresult rf_mem_info(size_t *free, size_t *total) { CURRENT(); return p_cuMemGetInfo(free, total); }
+CUresult rf_sync(void) { CURRENT(); return p_cuCtxSynchronize(); }
+
+CUresult rf_module_load(void **module, const void *image) { CURRENT(); return p_cuModuleLoadData((CUmodule *)module, image); }
+CUresult rf_module_function(void **fn, void *module, const char *name) { CURRENT(); return p_cuModuleGetFunction((CUfunction *)fn, module, name); }
+
+CUresult rf_launch(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                   unsigned shmem, const void *args, const int *offs, int nargs) {
+    CURRENT();
+    void *params[32];
+    if (nargs > 32) return 1; // CUDA_ERROR_INVALID_VALUE
+    for (int i = 0; i < nargs; i++) params[i] = (char *)args + offs[i];
+    return p_cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shmem, stream, params, NULL);
+}
+
+CUresult rf_set_max_shared(void *fn, int bytes) {
+    CURRENT();
+    return p_cuFuncSetAttribute(fn, 8, bytes); // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+}
+
+// cuBLAS, through the v2 API symbols that every cuBLAS 11-13 exports.
+typedef void *cublasHandle_t;
+static int (*p_cublasCreate)(cublasHandle_t *);
+static int (*p_cublasSetStream)(cublasHandle_t, CUstream);
+static int (*p_cublasGemmStridedBatchedEx)(cublasHandle_t, int, int, int, int, int, const void *, const void *, int, int, long long,
+                                             const void *, int, int, long long, const void *, void *, int, int, long long, int,
+                                             int, int);
+static cublasHandle_t handle;
+
+int rf_cublas_open(char *which, size_t whichlen) {
+    const char *names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"};
+    for (int i = 0; i < 4; i++) {
+        void *lib = dlopen(names[i], RTLD_NOW | RTLD_GLOBAL);
+        if (!lib) continue;
+        int missing = 0;
+        *(void **)(&p_cublasCreate) = sym(lib, "cublasCreate_v2", &missing);
+        *(void **)(&p_cublasSetStream) = sym(lib, "cublasSetStream_v2", &missing);
+        *(void **)(&p_cublasGemmStridedBatchedEx) = sym(lib, "cublasGemmStridedBatchedEx", &missing);
+        if (missing) continue;
+        if (p_cuCtxSetCurrent(ctx)) return -1;
+        if (p_cublasCreate(&handle) || p_cublasSetStream(handle, stream)) continue;
+        snprintf(which, whichlen, "%s", names[i]);
+        return 0;
+    }
+    return -1;
+}
+
+int rf_gemm(int dtype, int transA, int transB, int M, int N, int K, CUdeviceptr A, CUdeviceptr B, CUdeviceptr C,
+            long long strideA, long long strideB, long long strideC, int batch, int tf32) {
+    if (p_cuCtxSetCurrent(ctx)) return -1;
+    const float alpha = 1.f, beta = 0.f;
+    // Float accumulation; TF32 tensor cores for float32 inputs only when asked
+    // (CUBLAS_COMPUTE_32F_FAST_TF32 = 77, CUBLAS_COMPUTE_32F = 68).
+    int compute = dtype == 0 && tf32 ? 77 : 68;
+    // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ.
+    int lda = transA ? M : K, ldb = transB ? K : N;
+    return p_cublasGemmStridedBatchedEx(handle, transB ? 1 : 0, transA ? 1 : 0, N, M, K, &alpha,
+                                        (const void *)B, dtype, ldb, strideB, (const void *)A, dtype, lda, strideA, &beta,
+                                        (void *)C, dtype, N, strideC, batch,
+                                        compute, -1 /* CUBLAS_GEMM_DEFAULT */);
+}

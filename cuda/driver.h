@@ -1,0 +1,49 @@
+//go:build cuda
+
+// The CUDA driver API and cuBLAS, loaded at run time with dlopen: the binary
+// links neither libcuda nor libcublas, so it starts (and runs --device cpu) on
+// machines without them, and works with whichever driver (CUDA 11-13) and
+// cuBLAS (libcublas.so.11/12/13) a machine has. Every call first makes the
+// backend's context current on the calling thread (goroutines move between
+// threads).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+typedef int CUresult;
+typedef uint64_t CUdeviceptr;
+
+// rf_open loads libcuda, initializes it and opens device ordinal's primary
+// context with one stream. On failure it returns a CUresult (or -1 when the
+// library is missing) and writes a message into err.
+int rf_open(int ordinal, char *err, size_t errlen);
+// rf_device_info writes the device name, its total memory and compute capability.
+int rf_device_info(char *name, size_t namelen, size_t *total, int *major, int *minor, int *driver);
+const char *rf_error_string(CUresult r);
+
+CUresult rf_mem_alloc(CUdeviceptr *p, size_t bytes);
+CUresult rf_mem_free(CUdeviceptr p);
+CUresult rf_memcpy_htod(CUdeviceptr dst, const void *src, size_t bytes);
+CUresult rf_memcpy_dtoh(void *dst, CUdeviceptr src, size_t bytes);
+CUresult rf_memcpy_dtod(CUdeviceptr dst, CUdeviceptr src, size_t bytes);
+CUresult rf_memset8(CUdeviceptr dst, unsigned char v, size_t bytes);
+CUresult rf_mem_info(size_t *free, size_t *total);
+CUresult rf_sync(void);
+
+CUresult rf_module_load(void **module, const void *image);
+CUresult rf_module_function(void **fn, void *module, const char *name);
+// rf_launch launches fn on the stream; args is a block of argument values and
+// offs their offsets in it (nargs of them).
+CUresult rf_launch(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                   unsigned shmem, const void *args, const int *offs, int nargs);
+CUresult rf_set_max_shared(void *fn, int bytes);
+
+
+// rf_cublas_open looks for libcublas.so.13, .12, .11, then libcublas.so;
+// returns 0 and the version it found, or -1 when none loads.
+int rf_cublas_open(char *which, size_t whichlen);
+// rf_gemm is a row-major strided batched GEMM C = op(A)·op(B) through
+// cublasGemmStridedBatchedEx with float accumulation; dtype is the cudaDataType
+// of A, B and C. Returns the cublasStatus_t.
+int rf_gemm(int dtype, int transA, int transB, int M, int N, int K, CUdeviceptr A, CUdeviceptr B, CUdeviceptr C,
+            long long strideA, long long strideB, long long strideC, int batch, int tf32);

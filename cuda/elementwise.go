@@ -1,0 +1,96 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/rfnet/rfnet-native/tensor"
+)
+
+// Unary returns op(x) elementwise.
+func (b *Backend) Unary(op tensor.UnaryOp, x tensor.Buffer) tensor.Buffer {
+	xd := dev(op.String(), x)
+	d := same(op.String(), xd)
+	y := b.newBuffer(d, xd.n)
+	b.run("unary"+suffix("", d), linear(int64(xd.n)), new(args).i32(int32(op)).ptr(y.ptr).ptr(xd.ptr).i64(int64(xd.n)),
+		fmt.Sprintf("%s of %d elements", op, xd.n))
+	return y
+}
+
+// UnaryBackward returns dy·op'(x) elementwise.
+func (b *Backend) UnaryBackward(op tensor.UnaryOp, x, dy tensor.Buffer) tensor.Buffer {
+	what := op.String() + " backward"
+	xd, gd := dev(what, x), dev(what, dy)
+	d := same(what, xd, gd)
+	need(what, gd, xd.n)
+	dx := b.newBuffer(d, xd.n)
+	b.run("unary_bwd"+suffix("", d), linear(int64(xd.n)), new(args).i32(int32(op)).ptr(dx.ptr).ptr(xd.ptr).ptr(gd.ptr).i64(int64(xd.n)),
+		fmt.Sprintf("%s of %d elements", what, xd.n))
+	return dx
+}
+
+// Affine returns a·x + b elementwise.
+func (b *Backend) Affine(x tensor.Buffer, a, c float64) tensor.Buffer {
+	xd := dev("affine", x)
+	d := same("affine", xd)
+	y := b.newBuffer(d, xd.n)
+	b.run("affine"+suffix("", d), linear(int64(xd.n)), new(args).ptr(y.ptr).ptr(xd.ptr).f32(float32(a)).f32(float32(c)).i64(int64(xd.n)),
+		fmt.Sprintf("affine of %d elements", xd.n))
+	return y
+}
+
+// maxRank is the rank the index-mapping kernels (binary, permute) take.
+const maxRank = 6
+
+// Binary returns op(a, b) over bc.Shape.
+func (b *Backend) Binary(op tensor.BinaryOp, a, c tensor.Buffer, bc tensor.Broadcast) tensor.Buffer {
+	ad, cd := dev(op.String(), a), dev(op.String(), c)
+	d := same(op.String(), ad, cd)
+	n := bc.Shape.Numel()
+	out := b.newBuffer(d, n)
+	shape, sa, sb := simplifyBroadcast(bc)
+	if len(shape) > maxRank {
+		b.fail(fmt.Errorf("cuda: %s over shape %v: more than %d axes after merging: %w", op, bc.Shape, maxRank, tensor.ErrUnsupported))
+		return out
+	}
+	// struct Broadcast { int rank; int64_t shape[6], sa[6], sb[6]; } (kernels/elementwise.cu)
+	rec := binary.LittleEndian.AppendUint32(nil, uint32(len(shape)))
+	rec = append(rec, 0, 0, 0, 0)
+	for _, v := range [][]int{shape, sa, sb} {
+		for i := range maxRank {
+			var x int
+			if i < len(v) {
+				x = v[i]
+			}
+			rec = binary.LittleEndian.AppendUint64(rec, uint64(int64(x)))
+		}
+	}
+	b.run("binary"+suffix("", d), linear(int64(n)), new(args).i32(int32(op)).ptr(out.ptr).ptr(ad.ptr).ptr(cd.ptr).i64(int64(n)).record(rec),
+		fmt.Sprintf("%s over %v", op, bc.Shape))
+	return out
+}
+
+// GEGLU returns h·GELU(g) for each row [h | g] of x [rows, 2·cols].
+func (b *Backend) GEGLU(x tensor.Buffer, rows, cols int) tensor.Buffer {
+	xd := dev("geglu", x)
+	d := same("geglu", xd)
+	need("geglu", xd, 2*rows*cols)
+	y := b.newBuffer(d, rows*cols)
+	b.run("geglu"+suffix("", d), linear(int64(rows*cols)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(rows)).i64(int64(cols)),
+		fmt.Sprintf("geglu of [%d, 2·%d]", rows, cols))
+	return y
+}
+
+// GEGLUBackward returns dL/dx [rows, 2·cols] for dy [rows, cols].
+func (b *Backend) GEGLUBackward(x, dy tensor.Buffer, rows, cols int) tensor.Buffer {
+	xd, gd := dev("geglu backward", x), dev("geglu backward", dy)
+	d := same("geglu backward", xd, gd)
+	need("geglu backward", xd, 2*rows*cols)
+	need("geglu backward", gd, rows*cols)
+	dx := b.newBuffer(d, 2*rows*cols)
+	b.run("geglu_bwd"+suffix("", d), linear(int64(rows*cols)), new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(gd.ptr).i64(int64(rows)).i64(int64(cols)),
+		fmt.Sprintf("geglu backward of [%d, 2·%d]", rows, cols))
+	return dx
+}

@@ -1,0 +1,87 @@
+//go:build cuda
+
+package cuda
+
+/*
+#include "driver.h"
+*/
+import "C"
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/rfnet/rfnet-native/tensor"
+)
+
+// MatMul returns the Batch products of p as one [Batch, M, N] buffer.
+func (b *Backend) MatMul(a, c tensor.Buffer, p tensor.MatMulParams) tensor.Buffer {
+	ad, cd := dev("matmul", a), dev("matmul", c)
+	d := same("matmul", ad, cd)
+	out := b.newBuffer(d, p.Batch*p.M*p.N)
+	b.gemm(d, out.ptr, ad.ptr, cd.ptr, p)
+	return out
+}
+
+// cudaDataType codes of cuBLAS.
+var cublasType = map[tensor.DType]C.int{tensor.Float32: 0, tensor.Float16: 2, tensor.BFloat16: 14}
+
+// gemm writes the products of p into out, through cuBLAS when it was found,
+// else the kernels of gemm.cu. Batch strides are in elements.
+func (b *Backend) gemm(d tensor.DType, out, a, c C.CUdeviceptr, p tensor.MatMulParams) {
+	if b.failed() || p.Batch == 0 || p.M == 0 || p.N == 0 {
+		return
+	}
+	what := fmt.Sprintf("%d×[%d×%d]·[%d×%d] %s (transA %v, transB %v)", p.Batch, p.M, p.K, p.K, p.N, d, p.TransA, p.TransB)
+	if p.K == 0 {
+		b.fail(fmt.Errorf("cuda: matmul %s: empty inner dimension: %w", what, tensor.ErrUnsupported))
+		return
+	}
+	if b.cublas != "" {
+		b.cublasGemm(d, out, a, c, p, what)
+		return
+	}
+	b.kernelGemm(d, out, a, c, p, what)
+}
+
+// cublasGemm runs the products through cublasGemmStridedBatchedEx.
+func (b *Backend) cublasGemm(d tensor.DType, out, a, c C.CUdeviceptr, p tensor.MatMulParams, what string) {
+	st := C.rf_gemm(cublasType[d], cbool(p.TransA), cbool(p.TransB), C.int(p.M), C.int(p.N), C.int(p.K), a, c, out,
+		C.longlong(p.BatchStrideA), C.longlong(p.BatchStrideB), C.longlong(p.M*p.N), C.int(p.Batch), cbool(b.opts.TF32))
+	if st != 0 {
+		b.fail(fmt.Errorf("cuda: matmul %s: cuBLAS status %d", what, int(st)))
+	}
+}
+
+// kernelGemm runs the products through the kernels of gemm.cu.
+func (b *Backend) kernelGemm(d tensor.DType, out, a, c C.CUdeviceptr, p tensor.MatMulParams, what string) {
+	name, threads := "gemm_f32", 256
+	if d != tensor.Float32 {
+		name, threads = "gemm_wmma"+suffix("matmul", d), 128
+	}
+	// struct Gemm { int M, N, K, transA, transB; int64_t strideA, strideB; } (kernels/gemm.cu)
+	rec := make([]byte, 0, 40)
+	for _, v := range []int{p.M, p.N, p.K, b2i(p.TransA), b2i(p.TransB)} {
+		rec = binary.LittleEndian.AppendUint32(rec, uint32(v))
+	}
+	rec = append(rec, 0, 0, 0, 0)
+	rec = binary.LittleEndian.AppendUint64(rec, uint64(p.BatchStrideA))
+	rec = binary.LittleEndian.AppendUint64(rec, uint64(p.BatchStrideB))
+	size := C.CUdeviceptr(d.Size())
+	// The grid's z extent is at most 65535: larger batches go in chunks.
+	for b0 := 0; b0 < p.Batch; b0 += 65535 {
+		nb := min(p.Batch-b0, 65535)
+		l := launch{grid: [3]int{(p.N + 63) / 64, (p.M + 63) / 64, nb}, block: threads}
+		off := func(stride int) C.CUdeviceptr { return C.CUdeviceptr(b0*stride) * size }
+		b.run(name, l, new(args).ptr(out+off(p.M*p.N)).ptr(a+off(p.BatchStrideA)).ptr(c+off(p.BatchStrideB)).record(rec), "matmul "+what)
+	}
+}
+
+func cbool(v bool) C.int { return C.int(b2i(v)) }
+
+func b2i(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}

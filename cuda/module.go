@@ -1,0 +1,144 @@
+//go:build cuda
+
+package cuda
+
+/*
+#include <stdlib.h>
+#include "driver.h"
+*/
+import "C"
+
+import (
+	"embed"
+	"encoding/binary"
+	"fmt"
+	"io/fs"
+	"math"
+	"strings"
+	"sync"
+	"unsafe"
+)
+
+// The kernels of kernels/*.cu, one fatbin each, built by `make kernels`.
+//
+//go:embed fatbin/*.fatbin
+var fatbins embed.FS
+
+// kernels are the loaded modules and the functions looked up so far.
+type kernels struct {
+	modules map[string]unsafe.Pointer // by source file
+	mu      sync.Mutex
+	fns     map[string]unsafe.Pointer
+}
+
+func loadKernels() (*kernels, error) {
+	k := &kernels{modules: map[string]unsafe.Pointer{}, fns: map[string]unsafe.Pointer{}}
+	files, _ := fs.Glob(fatbins, "fatbin/*.fatbin")
+	if len(files) == 0 {
+		return nil, fmt.Errorf("cuda: no kernels embedded (build with `make cuda`)")
+	}
+	for _, f := range files {
+		image, err := fatbins.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		cimg := C.CBytes(image) // kept for the life of the process
+		var mod unsafe.Pointer
+		if r := C.rf_module_load(&mod, cimg); r != 0 {
+			return nil, fmt.Errorf("cuda: load module %s: %s (CUDA error %d; a card older than sm_80, or a driver too old for the PTX?)",
+				f, C.GoString(C.rf_error_string(r)), int(r))
+		}
+		k.modules[strings.TrimSuffix(strings.TrimPrefix(f, "fatbin/"), ".fatbin")] = mod
+	}
+	return k, nil
+}
+
+// fn finds a kernel by name in any module.
+func (k *kernels) fn(name string) (unsafe.Pointer, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if f, ok := k.fns[name]; ok {
+		return f, nil
+	}
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	for _, mod := range k.modules {
+		var f unsafe.Pointer
+		if C.rf_module_function(&f, mod, cname) == 0 {
+			k.fns[name] = f
+			return f, nil
+		}
+	}
+	var mods []string
+	for m := range k.modules {
+		mods = append(mods, m)
+	}
+	return nil, fmt.Errorf("cuda: no kernel %q in the modules %v", name, mods)
+}
+
+// args packs kernel arguments with C alignment.
+type args struct {
+	buf  []byte
+	offs []C.int
+}
+
+func (a *args) put(b []byte, align int) *args {
+	for len(a.buf)%align != 0 {
+		a.buf = append(a.buf, 0)
+	}
+	a.offs = append(a.offs, C.int(len(a.buf)))
+	a.buf = append(a.buf, b...)
+	return a
+}
+
+func (a *args) ptr(p C.CUdeviceptr) *args { return a.u64(uint64(p)) }
+func (a *args) u64(v uint64) *args        { return a.put(binary.LittleEndian.AppendUint64(nil, v), 8) }
+func (a *args) i64(v int64) *args         { return a.u64(uint64(v)) }
+func (a *args) i32(v int32) *args         { return a.put(binary.LittleEndian.AppendUint32(nil, uint32(v)), 4) }
+func (a *args) f32(v float32) *args {
+	return a.put(binary.LittleEndian.AppendUint32(nil, math.Float32bits(v)), 4)
+}
+
+// record appends a struct laid out as C lays it out (the caller builds the bytes).
+func (a *args) record(b []byte) *args { return a.put(b, 8) }
+
+// launch is a kernel launch: grid, block, dynamic shared memory.
+type launch struct {
+	grid   [3]int
+	block  int
+	shared int
+}
+
+// linear is the launch of a grid-stride loop over n elements.
+func linear(n int64) launch {
+	blocks := min((n+255)/256, 1<<20)
+	return launch{grid: [3]int{int(max(blocks, 1)), 1, 1}, block: 256}
+}
+
+// run launches kernel name; what names the op and its shapes for errors.
+func (b *Backend) run(name string, l launch, a *args, what string) {
+	if b.failed() || l.grid[0] == 0 || l.grid[1] == 0 || l.grid[2] == 0 {
+		return // after an error, or nothing to do
+	}
+	f, err := b.kernels.fn(name)
+	if err != nil {
+		b.fail(err)
+		return
+	}
+	if l.shared > 48<<10 {
+		if r := C.rf_set_max_shared(f, C.int(l.shared)); r != 0 {
+			b.fail(fmt.Errorf("cuda: %s (%s): %d bytes of shared memory: %w", name, what, l.shared, driverError("set attribute", r)))
+			return
+		}
+	}
+	cargs := cBytes(a.buf)
+	defer C.free(cargs)
+	coffs := C.malloc(C.size_t(len(a.offs)) * C.size_t(unsafe.Sizeof(C.int(0))))
+	defer C.free(coffs)
+	copy(unsafe.Slice((*C.int)(coffs), len(a.offs)), a.offs)
+	r := C.rf_launch(f, C.uint(l.grid[0]), C.uint(l.grid[1]), C.uint(l.grid[2]), C.uint(l.block), 1, 1, C.uint(l.shared),
+		cargs, (*C.int)(coffs), C.int(len(a.offs)))
+	if r != 0 {
+		b.fail(fmt.Errorf("cuda: launch %s (%s): %w", name, what, driverError("launch", r)))
+	}
+}

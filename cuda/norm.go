@@ -1,0 +1,119 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"fmt"
+
+	"github.com/rfnet/rfnet-native/tensor"
+)
+
+// rowThreads is the block size of the one-block-per-row kernels: enough
+// threads to stream long rows, fewer for short ones (a multiple of 32).
+func rowThreads(cols int) int {
+	switch {
+	case cols >= 4096:
+		return 512
+	case cols >= 512:
+		return 256
+	}
+	return 128
+}
+
+// GroupNorm normalizes each (sample, group) of x [N, C, HW]; the statistics
+// come back as float32 [N, Groups] whatever x's dtype.
+func (b *Backend) GroupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormParams) (y, mean, rstd tensor.Buffer) {
+	xd, gd, bd := dev("group_norm", x), devOrNil("group_norm", gamma), devOrNil("group_norm", beta)
+	d := same("group_norm", xd, gd, bd)
+	need("group_norm", xd, p.N*p.C*p.HW)
+	need("group_norm", gd, p.C)
+	need("group_norm", bd, p.C)
+	if p.Groups <= 0 || p.C%p.Groups != 0 {
+		panic(fmt.Sprintf("cuda: group_norm: %d channels in %d groups", p.C, p.Groups))
+	}
+	out := b.newBuffer(d, xd.n)
+	mu, rs := b.newBuffer(tensor.Float32, p.N*p.Groups), b.newBuffer(tensor.Float32, p.N*p.Groups)
+	l := launch{grid: [3]int{p.N * p.Groups, 1, 1}, block: rowThreads(p.C / p.Groups * p.HW)}
+	b.run("groupnorm"+suffix("", d), l, new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr).ptr(xd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).
+		i32(int32(p.C)).i64(int64(p.HW)).i32(int32(p.Groups)).f32(float32(p.Eps)),
+		fmt.Sprintf("group_norm of [%d, %d, %d] in %d groups", p.N, p.C, p.HW, p.Groups))
+	return out, mu, rs
+}
+
+// GroupNormBackward returns dL/dx from the forward's statistics.
+func (b *Backend) GroupNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer {
+	const op = "group_norm backward"
+	xd, dd, gd := dev(op, x), dev(op, dy), devOrNil(op, gamma)
+	md, rd := stats(op, mean, p.N*p.Groups), stats(op, rstd, p.N*p.Groups)
+	d := same(op, xd, dd, gd)
+	need(op, dd, xd.n)
+	dx := b.newBuffer(d, xd.n)
+	l := launch{grid: [3]int{p.N * p.Groups, 1, 1}, block: rowThreads(p.C / p.Groups * p.HW)}
+	b.run("groupnorm_bwd"+suffix("", d), l, new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).
+		i32(int32(p.C)).i64(int64(p.HW)).i32(int32(p.Groups)),
+		fmt.Sprintf("%s of [%d, %d, %d] in %d groups", op, p.N, p.C, p.HW, p.Groups))
+	return dx
+}
+
+// LayerNorm normalizes each row of x [rows, cols]; float32 statistics [rows].
+func (b *Backend) LayerNorm(x, gamma, beta tensor.Buffer, rows, cols int, eps float64) (y, mean, rstd tensor.Buffer) {
+	xd, gd, bd := dev("layer_norm", x), devOrNil("layer_norm", gamma), devOrNil("layer_norm", beta)
+	d := same("layer_norm", xd, gd, bd)
+	need("layer_norm", xd, rows*cols)
+	need("layer_norm", gd, cols)
+	need("layer_norm", bd, cols)
+	out := b.newBuffer(d, xd.n)
+	mu, rs := b.newBuffer(tensor.Float32, rows), b.newBuffer(tensor.Float32, rows)
+	l := launch{grid: [3]int{rows, 1, 1}, block: rowThreads(cols)}
+	b.run("layernorm"+suffix("", d), l, new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr).ptr(xd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).
+		i64(int64(cols)).f32(float32(eps)), fmt.Sprintf("layer_norm of [%d, %d]", rows, cols))
+	return out, mu, rs
+}
+
+// LayerNormBackward returns dL/dx from the forward's statistics.
+func (b *Backend) LayerNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, rows, cols int) tensor.Buffer {
+	const op = "layer_norm backward"
+	xd, dd, gd := dev(op, x), dev(op, dy), devOrNil(op, gamma)
+	md, rd := stats(op, mean, rows), stats(op, rstd, rows)
+	d := same(op, xd, dd, gd)
+	need(op, xd, rows*cols)
+	need(op, dd, rows*cols)
+	dx := b.newBuffer(d, xd.n)
+	l := launch{grid: [3]int{rows, 1, 1}, block: rowThreads(cols)}
+	b.run("layernorm_bwd"+suffix("", d), l, new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).
+		i64(int64(cols)), fmt.Sprintf("%s of [%d, %d]", op, rows, cols))
+	return dx
+}
+
+// stats checks a saved statistic: float32, n values (from this backend's forward).
+func stats(op string, x tensor.Buffer, n int) *buffer {
+	s := dev(op, x)
+	if s.dtype != tensor.Float32 {
+		panic(fmt.Sprintf("cuda: %s: statistics of dtype %s, want the forward's float32", op, s.dtype))
+	}
+	need(op, s, n)
+	return s
+}
+
+// Softmax normalizes each row of x [rows, cols].
+func (b *Backend) Softmax(x tensor.Buffer, rows, cols int) tensor.Buffer {
+	xd := dev("softmax", x)
+	d := same("softmax", xd)
+	need("softmax", xd, rows*cols)
+	y := b.newBuffer(d, xd.n)
+	b.run("softmax"+suffix("", d), launch{grid: [3]int{rows, 1, 1}, block: rowThreads(cols)},
+		new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(cols)), fmt.Sprintf("softmax of [%d, %d]", rows, cols))
+	return y
+}
+
+// SoftmaxBackward returns y·(dy - Σ dy·y) per row.
+func (b *Backend) SoftmaxBackward(y, dy tensor.Buffer, rows, cols int) tensor.Buffer {
+	yd, dd := dev("softmax backward", y), dev("softmax backward", dy)
+	d := same("softmax backward", yd, dd)
+	need("softmax backward", yd, rows*cols)
+	need("softmax backward", dd, rows*cols)
+	dx := b.newBuffer(d, yd.n)
+	b.run("softmax_bwd"+suffix("", d), launch{grid: [3]int{rows, 1, 1}, block: rowThreads(cols)},
+		new(args).ptr(dx.ptr).ptr(yd.ptr).ptr(dd.ptr).i64(int64(cols)), fmt.Sprintf("softmax backward of [%d, %d]", rows, cols))
+	return dx
+}

@@ -1,0 +1,182 @@
+//go:build cuda
+
+package cuda_test
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/rfnet/rfnet-native/cpu"
+	"github.com/rfnet/rfnet-native/tensor"
+	"github.com/rfnet/rfnet-native/tensor/backendtest"
+)
+
+// The conformance suite (forward references, storage dtypes, the tape) on the GPU.
+func TestConformance(t *testing.T) { backendtest.RunAll(t, device(t)) }
+
+// Every op's output and gradient on the GPU, in each compute dtype, against
+// the CPU in float64: the CPU twin of each kernel is its reference.
+func TestParityWithCPU(t *testing.T) {
+	g := device(t)
+	for _, d := range computeDTypes {
+		t.Run(d.String(), func(t *testing.T) { backendtest.RunParity(t, cpu.New(), g, d, backendtest.ParityTol[d]) })
+	}
+}
+
+// edgeCase is one op at sizes that reach the kernels' edges: partial GEMM
+// tiles, rows longer than a block, keys past one attention tile, heads wider
+// than the fused kernel, top-k rows past the shared-memory sort.
+type edgeCase struct {
+	name  string
+	in    [][]int
+	grad  bool // also compare the gradient of Σ f·r with respect to input 0
+	f     func(in []*tensor.Tensor) *tensor.Tensor
+	scale float64 // input scale (attention logits stay in a sane range)
+}
+
+func edgeCases() []edgeCase {
+	attn := func(d int) func(in []*tensor.Tensor) *tensor.Tensor {
+		return func(in []*tensor.Tensor) *tensor.Tensor {
+			return tensor.Attention(in[0], in[1], in[2], 1/math.Sqrt(float64(d)))
+		}
+	}
+	mask := func(in []*tensor.Tensor) *tensor.Tensor { return in[1].Abs() }
+	return []edgeCase{
+		{name: "matmul/batched_partial_tiles", in: [][]int{{3, 130, 70}, {3, 70, 150}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].MatMul(in[1]) }},
+		{name: "matmul/transposed", in: [][]int{{70, 130}, {150, 70}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return tensor.MatMulT(in[0], in[1], true, true) }},
+		{name: "matmul/shared_weight", in: [][]int{{2, 67, 33}, {33, 129}},
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].MatMul(in[1]) }},
+		{name: "conv2d/3x3_s1_bias", in: [][]int{{2, 5, 17, 13}, {7, 5, 3, 3}, {7}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], in[2], 1, 1) }},
+		{name: "conv2d/3x3_s2", in: [][]int{{2, 5, 17, 13}, {7, 5, 3, 3}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], nil, 2, 1) }},
+		{name: "conv2d/1x1", in: [][]int{{2, 9, 6, 7}, {4, 9, 1, 1}, {4}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], in[2], 1, 0) }},
+		{name: "attention/d40_keys77", in: [][]int{{2, 3, 37, 40}, {2, 3, 77, 40}, {2, 3, 77, 40}}, f: attn(40)},
+		{name: "attention/d64_keys300", in: [][]int{{1, 2, 70, 64}, {1, 2, 300, 64}, {1, 2, 300, 64}}, f: attn(64)},
+		{name: "attention/d160_one_key", in: [][]int{{2, 5, 160}, {2, 1, 160}, {2, 1, 160}}, f: attn(160)},
+		{name: "attention/d300_unfused", in: [][]int{{2, 9, 300}, {2, 11, 300}, {2, 11, 300}}, f: attn(300)},
+		{name: "softmax/long_rows", in: [][]int{{5, 5000}}, grad: true, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Softmax() }},
+		{name: "layer_norm/1280", in: [][]int{{7, 1280}, {1280}, {1280}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].LayerNorm(in[1], in[2], 1e-5) }},
+		{name: "group_norm/32_groups", in: [][]int{{2, 64, 32, 32}, {64}, {64}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GroupNorm(32, in[1], in[2], 1e-6) }},
+		{name: "sum/rows", in: [][]int{{3, 10000}}, scale: 0.01, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Sum(-1) }},
+		{name: "sum/middle", in: [][]int{{3, 1000, 7}}, scale: 0.01, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Sum(1) }},
+		{name: "topk/4096_cols", in: [][]int{{4, 4096}, {4096}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].MaskedTopKMean(mask(in), 100) }},
+		{name: "topk/5000_cols_host", in: [][]int{{3, 5000}, {3, 5000}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].MaskedTopKMean(mask(in), 50) }},
+		{name: "permute/rank5", in: [][]int{{2, 3, 4, 5, 6}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Permute(4, 0, 3, 1, 2) }},
+		{name: "concat_narrow", in: [][]int{{3, 70, 5}, {3, 30, 5}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return tensor.Concat(1, in[0], in[1]).Narrow(1, 50, 40) }},
+		{name: "upsample2x", in: [][]int{{2, 3, 5, 7}}, grad: true, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Upsample2x() }},
+		{name: "geglu", in: [][]int{{37, 140}}, grad: true, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GEGLU() }},
+		{name: "binary/broadcast", in: [][]int{{2, 3, 40, 50}, {3, 1, 50}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Mul(in[1]).Add(in[1]) }},
+		{name: "unary/chain", in: [][]int{{1000}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor {
+				x := in[0]
+				return x.SiLU().Add(x.GELU()).Add(x.Unary(tensor.QuickGELU)).Add(x.Abs().Sqrt()).Add(x.Sigmoid().Exp())
+			}},
+	}
+}
+
+func TestKernelEdges(t *testing.T) {
+	g, c := device(t), cpu.New()
+	for _, d := range computeDTypes {
+		tol := backendtest.ParityTol[d]
+		for _, ec := range edgeCases() {
+			t.Run(d.String()+"/"+ec.name, func(t *testing.T) {
+				var gin, cin []*tensor.Tensor
+				for i, shape := range ec.in {
+					v := backendtest.RandnValues(uint64(10+i), tensor.Shape(shape).Numel())
+					if ec.scale != 0 {
+						for j := range v {
+							v[j] *= ec.scale
+						}
+					}
+					x := tensor.FromFloat64(g, d, shape, v)
+					gin = append(gin, x)
+					cin = append(cin, tensor.FromFloat64(c, tensor.Float64, shape, x.Float64s())) // as rounded on the GPU
+				}
+				run := func(b tensor.Backend, d tensor.DType, in []*tensor.Tensor) (out, grad []float64) {
+					tape := tensor.NewTape()
+					if ec.grad {
+						in = append([]*tensor.Tensor(nil), in...)
+						in[0] = tape.Track(in[0])
+					}
+					y := ec.f(in)
+					out = y.Float64s()
+					if ec.grad {
+						r := backendtest.Randn(b, d, 99, y.Shape()...)
+						gs, err := tape.Backward(y.Mul(r).Sum(), in[0])
+						if err != nil {
+							t.Fatal(err)
+						}
+						grad = gs[0].Float64s()
+					}
+					return out, grad
+				}
+				wantOut, wantGrad := run(c, tensor.Float64, cin)
+				gotOut, gotGrad := run(g, d, gin)
+				syncOK(t, g)
+				backendtest.AssertCloseValues(t, gotOut, wantOut, tol)
+				if ec.grad {
+					backendtest.AssertCloseValues(t, gotGrad, wantGrad, tol)
+				}
+			})
+		}
+	}
+}
+
+// An id past the table is reported at Sync, naming the op; the backend then works on.
+func TestGatherReportsBadID(t *testing.T) {
+	g := device(t)
+	table := backendtest.Randn(g, tensor.Float32, 1, 10, 4)
+	ids := tensor.FromInt32(g, tensor.Shape{3}, []int32{1, 12, 3})
+	tensor.Embedding(table, ids)
+	err := g.Sync()
+	if err == nil || !strings.Contains(err.Error(), "id 12 at position 1") {
+		t.Fatalf("Sync() = %v, want an out-of-range id error", err)
+	}
+	ok := tensor.Embedding(table, tensor.FromInt32(g, tensor.Shape{1}, []int32{9}))
+	syncOK(t, g)
+	backendtest.AssertCloseValues(t, ok.Float64s(), table.Narrow(0, 9, 1).Float64s(), 0)
+}
+
+// Freed buffers come back from the cache: a loop that frees what it
+// allocates ends where it started and peaks at one iteration's buffers.
+func TestAllocatorReuse(t *testing.T) {
+	g := device(t)
+	mem, ok := g.(interface {
+		MemoryStats() (inUse, peak int64)
+		ResetPeak()
+	})
+	if !ok {
+		t.Fatalf("%T has no MemoryStats", g)
+	}
+	syncOK(t, g)
+	mem.ResetPeak()
+	before, _ := mem.MemoryStats()
+	for i := range 100 {
+		x := tensor.Zeros(g, tensor.Float32, 1<<20)
+		y := x.Affine(1, float64(i))
+		if i == 99 {
+			if v := y.Float64s()[5]; v != 99 {
+				t.Fatalf("zeros + 99 = %v", v)
+			}
+		}
+		x.Free()
+		y.Free()
+	}
+	syncOK(t, g)
+	after, peak := mem.MemoryStats()
+	if after > before || peak-before > 8<<20 {
+		t.Fatalf("in use %d → %d bytes, peak %d above the start: freed buffers are not reused", before, after, peak-before)
+	}
+}

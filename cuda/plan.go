@@ -1,0 +1,58 @@
+package cuda
+
+import "github.com/rfnet/rfnet-native/tensor"
+
+// Index plans of the kernels that map each output element to input offsets
+// (binary, permute). Pure Go, so they are tested without a GPU.
+
+// simplifyBroadcast drops axes of size 1 and merges neighbouring axes that
+// both operands traverse contiguously, so most broadcasts need 1-3 axes
+// (fewer divisions per element, and any rank fits the kernel's 6).
+func simplifyBroadcast(bc tensor.Broadcast) (shape, sa, sb []int) {
+	for i, s := range bc.Shape {
+		if s == 1 {
+			continue
+		}
+		if k := len(shape) - 1; k >= 0 && sa[k] == bc.StrideA[i]*s && sb[k] == bc.StrideB[i]*s {
+			shape[k] *= s
+			sa[k], sb[k] = bc.StrideA[i], bc.StrideB[i]
+			continue
+		}
+		shape = append(shape, s)
+		sa = append(sa, bc.StrideA[i])
+		sb = append(sb, bc.StrideB[i])
+	}
+	if len(shape) == 0 {
+		return []int{1}, []int{0}, []int{0}
+	}
+	return shape, sa, sb
+}
+
+// permutePlan is the output shape and, per output axis, the input stride of
+// x of shape `shape` permuted by perm (output axis i is input axis perm[i]).
+// Axes of size 1 are dropped and output neighbours that are input neighbours
+// in the same order are merged: an attention head split [B, N, H, D] →
+// [B, H, N, D] needs 3 axes, a transpose of a matrix 2.
+func permutePlan(shape tensor.Shape, perm []int) (oshape, istride []int) {
+	stride := make([]int, len(shape))
+	for i, s := len(shape)-1, 1; i >= 0; i-- {
+		stride[i] = s
+		s *= shape[i]
+	}
+	for _, a := range perm {
+		if shape[a] == 1 {
+			continue // an axis of size 1 moves nothing
+		}
+		if k := len(oshape) - 1; k >= 0 && istride[k] == stride[a]*shape[a] {
+			oshape[k] *= shape[a]
+			istride[k] = stride[a]
+			continue
+		}
+		oshape = append(oshape, shape[a])
+		istride = append(istride, stride[a])
+	}
+	if len(oshape) == 0 {
+		return []int{1}, []int{0}
+	}
+	return oshape, istride
+}

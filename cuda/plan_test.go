@@ -1,0 +1,88 @@
+package cuda
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/rfnet/rfnet-native/tensor"
+)
+
+// offsets maps every output element to an input offset by a (shape, strides) plan,
+// as the kernels do: the last axis varies fastest.
+func offsets(shape, strides []int) []int {
+	n := 1
+	for _, s := range shape {
+		n *= s
+	}
+	out := make([]int, n)
+	for i := range out {
+		rem, off := i, 0
+		for ax := len(shape) - 1; ax >= 0; ax-- {
+			off += (rem % shape[ax]) * strides[ax]
+			rem /= shape[ax]
+		}
+		out[i] = off
+	}
+	return out
+}
+
+func randomShape(r *rand.Rand) tensor.Shape {
+	s := make(tensor.Shape, 1+r.IntN(7))
+	for i := range s {
+		s[i] = 1 + r.IntN(4)
+	}
+	return s
+}
+
+// The merged plans address exactly the elements the unmerged ones do, in order.
+func TestPermutePlanKeepsOffsets(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		shape := randomShape(r)
+		perm := r.Perm(len(shape))
+		stride := make([]int, len(shape))
+		for i, s := len(shape)-1, 1; i >= 0; i-- {
+			stride[i] = s
+			s *= shape[i]
+		}
+		full, fullStride := make([]int, len(perm)), make([]int, len(perm))
+		for i, a := range perm {
+			full[i], fullStride[i] = shape[a], stride[a]
+		}
+		oshape, istride := permutePlan(shape, perm)
+		if !slices.Equal(offsets(oshape, istride), offsets(full, fullStride)) {
+			t.Fatalf("permute %v by %v: plan %v %v", shape, perm, oshape, istride)
+		}
+		if len(perm) >= 2 && perm[0] == 0 && perm[1] == 1 && len(oshape) > len(perm)-1 && shape[0] > 1 && shape[1] > 1 {
+			t.Fatalf("permute %v by %v: leading axes in place were not merged: %v", shape, perm, oshape)
+		}
+	}
+}
+
+func TestBroadcastPlanKeepsOffsets(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 2000 {
+		shape := randomShape(r)
+		// Each operand: contiguous over the axes it has, stride 0 over the ones it lacks.
+		strides := func() []int {
+			s := make([]int, len(shape))
+			for i, n := len(shape)-1, 1; i >= 0; i-- {
+				if r.IntN(3) > 0 {
+					s[i] = n
+					n *= shape[i]
+				}
+			}
+			return s
+		}
+		bc := tensor.Broadcast{Shape: shape, StrideA: strides(), StrideB: strides()}
+		s, sa, sb := simplifyBroadcast(bc)
+		if !slices.Equal(offsets(s, sa), offsets(shape, bc.StrideA)) || !slices.Equal(offsets(s, sb), offsets(shape, bc.StrideB)) {
+			t.Fatalf("broadcast %+v: plan %v %v %v", bc, s, sa, sb)
+		}
+	}
+	// Same shape on both sides collapses to one axis; a bias over channels to three at most.
+	if s, _, _ := simplifyBroadcast(tensor.Broadcast{Shape: tensor.Shape{2, 3, 4, 5}, StrideA: []int{60, 20, 5, 1}, StrideB: []int{60, 20, 5, 1}}); len(s) != 1 {
+		t.Fatalf("same-shape plan %v", s)
+	}
+}

@@ -1,0 +1,65 @@
+// Helpers shared by every kernel file: element types, float conversion, op
+// codes (numbered as tensor.UnaryOp and tensor.BinaryOp in Go), block
+// reductions. Kernels compute in float and store in the buffer's type; each
+// op is instantiated for float (_f32), __half (_f16) and __nv_bfloat16 (_bf16).
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+typedef __half f16;
+typedef __nv_bfloat16 bf16;
+
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(f16 x) { return __half2float(x); }
+__device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
+
+template <typename T> __device__ __forceinline__ T from_f(float x);
+template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
+template <> __device__ __forceinline__ f16 from_f<f16>(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ bf16 from_f<bf16>(float x) { return __float2bfloat16_rn(x); }
+
+// Unary ops, as tensor.UnaryOp.
+enum { OP_SILU, OP_GELU, OP_QUICK_GELU, OP_SIGMOID, OP_EXP, OP_ABS, OP_SQUARE, OP_SQRT };
+// Binary ops, as tensor.BinaryOp.
+enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV };
+
+// Grid-stride loop over n elements (64-bit indices: SD tensors pass 2^31 bytes).
+#define FOR_EACH(i, n) for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)blockDim.x * gridDim.x)
+
+// Sum over a block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
+__device__ __forceinline__ float block_sum(float v) {
+    __shared__ float partial[32];
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    int warps = blockDim.x >> 5;
+    v = lane < warps ? partial[lane] : 0.f;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+    return v;
+}
+
+// Maximum over a block, as block_sum.
+__device__ __forceinline__ float block_max(float v) {
+    __shared__ float partial[32];
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    int warps = blockDim.x >> 5;
+    v = lane < warps ? partial[lane] : -INFINITY;
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
+    return v;
+}
+
+// Instantiates a templated __device__ body name_impl<T> as the kernels
+// name_f32, name_f16 and name_bf16. Buffers cross the C boundary as void
+// pointers; inside args, T is the element type: KERNEL3(scale, (void *y, const
+// void *x, int64_t n), ((T *)y, (const T *)x, n)).
+#define KERNEL3(name, params, args)                                                         \
+    extern "C" __global__ void name##_f32 params { typedef float T; name##_impl<T> args; } \
+    extern "C" __global__ void name##_f16 params { typedef f16 T; name##_impl<T> args; }   \
+    extern "C" __global__ void name##_bf16 params { typedef bf16 T; name##_impl<T> args; }

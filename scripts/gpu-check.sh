@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# GPU check of the CUDA backend, in two halves:
+#
+#   scripts/gpu-check.sh build   here, no GPU needed: the kernels, the cuda
+#                                binary and the GPU test binaries into bin/gpu/
+#                                (stripped; with REFENV=/tmp/refenv also the
+#                                diffusers + huggingface_hub sources of the
+#                                reference environment, for the PyTorch baseline)
+#   scripts/gpu-check.sh run     on the GPU machine, from the repository root
+#                                (no Go there): parity of every kernel and of the
+#                                tiny models against the CPU backend and the
+#                                diffusers fixtures, the RFNet guidance gradient,
+#                                bench-engine on full-size random SD 1.5 / 2.1,
+#                                kernel benchmarks, the PyTorch baseline; prints a
+#                                short table, full logs under $OUT (or gpu-check-out/)
+#
+# With the device tool: build here, then run with carry ["bin/gpu"] and
+# command "scripts/gpu-check.sh run" (about 8 minutes on an H100).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+build() {
+	set -e
+	make kernels
+	mkdir -p bin/gpu
+	go build -tags cuda -trimpath -ldflags='-s -w' -o bin/gpu/rfnet-native ./cmd/rfnet-native
+	go test -tags cuda -trimpath -ldflags='-s -w' -c -o bin/gpu/cuda.test ./cuda
+	go test -tags cuda -trimpath -ldflags='-s -w' -c -o bin/gpu/rfnet.test ./pipeline/rfnet
+	if [ -n "${REFENV:-}" ] && [ -d "$REFENV/diffusers/src/diffusers" ]; then
+		rm -rf bin/gpu/refenv && mkdir -p bin/gpu/refenv
+		cp -r "$REFENV/diffusers/src/diffusers" "$REFENV/hfhub/src/huggingface_hub" bin/gpu/refenv/
+		find bin/gpu/refenv -name __pycache__ -prune -exec rm -rf {} +
+	fi
+	du -sh bin/gpu
+}
+
+run() {
+	local out="${OUT:-gpu-check-out}" root="$PWD"
+	mkdir -p "$out"
+	export RFNET_REQUIRE_GPU=1 RFNET_TESTDATA="$root/testdata"
+	# cuBLAS: the system's, else the one PyTorch's wheels bring (not on the loader's path).
+	local pipblas
+	pipblas=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null) &&
+		export LD_LIBRARY_PATH="$pipblas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+	local rows=()
+	row() { rows+=("$(printf '%-44s %s' "$1" "$2")"); }
+	nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+
+	# Parity: one line per top-level test, its verdict and time.
+	for t in TestConformance TestParityWithCPU TestKernelEdges TestKernelGemmMatchesCPU TestGatherReportsBadID TestAllocatorReuse TestModelsMatchCPU TestTextToImageMatchesDiffusers; do
+		if timeout 300 bin/gpu/cuda.test -test.run "^$t\$" -test.v >"$out/$t.log" 2>&1; then
+			row "$t" "PASS $(grep -m1 -o "^--- PASS: $t ([0-9.]*s)" "$out/$t.log" | grep -o '[0-9.]*s')"
+		else
+			row "$t" "FAIL ($(grep -c -- '--- FAIL' "$out/$t.log") failing; see $t.log)"
+		fi
+	done
+	if timeout 300 bin/gpu/rfnet.test -test.run '^TestGuidanceGradientOnGPU$' -test.v >"$out/guidance.log" 2>&1; then
+		row TestGuidanceGradientOnGPU PASS
+	else
+		row TestGuidanceGradientOnGPU "FAIL (see guidance.log)"
+	fi
+	grep -h "rel\. L2\|loss .* vs" "$out"/TestModelsMatchCPU.log "$out"/TestTextToImageMatchesDiffusers.log "$out"/guidance.log >"$out/parity-figures.txt" || true
+
+	# Speed: the engine on full-size random weights, then kernels and PyTorch at the same shapes.
+	for cfg in "sd15 fp16" "sd15 fp32" "sd21 fp16"; do
+		set -- $cfg
+		timeout 420 bin/gpu/rfnet-native bench-engine --device cuda --model "$1" --dtype "$2" --iters 5 --steps 50 \
+			--json "$out/engine-$1-$2.json" >"$out/engine-$1-$2.txt" 2>"$out/engine-$1-$2.err" &&
+			row "bench-engine $1 $2" "$(awk '/unet, batch 2/ {u=$(NF-3)} /vae decode/ {v=$(NF-3)} /denoise/ {d=$(NF-3)} END {printf "unet %s ms, vae %s ms, 50 steps %s ms", u, v, d}' "$out/engine-$1-$2.txt")" ||
+			row "bench-engine $1 $2" "FAIL (see engine-$1-$2.err)"
+	done
+	RFNET_CUDA_POISON=0 timeout 300 bin/gpu/cuda.test -test.run '^$' -test.bench . -test.benchtime 20x >"$out/kernels-bench.txt" 2>&1 ||
+		row "kernel benchmarks" "FAIL (see kernels-bench.txt)"
+	PYTHONPATH="$root/bin/gpu/refenv${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 timeout 300 \
+		python3 scripts/torch_baseline.py "$out/torch-baseline.json" >"$out/torch-baseline.txt" 2>&1 ||
+		row "torch baseline" "FAIL (see torch-baseline.txt)"
+
+	echo
+	echo "== gpu-check: $(cut -d, -f1 "$out/gpu.txt")"
+	printf '%s\n' "${rows[@]}"
+	echo
+	echo "== engine (rfnet-native bench-engine)"
+	cat "$out"/engine-*.txt 2>/dev/null
+	echo
+	echo "== kernels (GFLOP/s; ns/op)"
+	grep -E "^Benchmark" "$out/kernels-bench.txt" | awk '{printf "%-70s %12s %s %s %s\n", $1, $3, $4, $5, $6}'
+	echo
+	echo "== PyTorch at the same shapes"
+	cat "$out/torch-baseline.txt"
+	echo
+	echo "== parity figures"
+	cat "$out/parity-figures.txt"
+	! printf '%s\n' "${rows[@]}" | grep -q FAIL
+}
+
+case "${1:-}" in
+build) build ;;
+run) run ;;
+*) echo "usage: $0 build|run" >&2; exit 2 ;;
+esac

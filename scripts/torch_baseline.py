@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""PyTorch baseline for scripts/gpu-check.sh, run on the GPU machine.
+
+Times, on the same card and at the same shapes as rfnet-native's benchmarks:
+  * matmul, conv2d and scaled-dot-product attention (cuBLAS, cuDNN and
+    PyTorch's fused attention) -- the peers of `go test -bench ./cuda`;
+  * when diffusers can be imported (scripts/gpu-check.sh build stages the
+    reference environment's diffusers v0.21.4 and huggingface_hub sources
+    under bin/gpu/refenv), one UNet call with classifier-free guidance
+    (batch 2) and one VAE decode of SD 1.5 and 2.1 with random weights --
+    the peers of `rfnet-native bench-engine`.
+
+Prints a table and writes JSON to the path given as the first argument.
+"""
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+
+def timed(fn, runs=5):
+    fn()  # warm-up
+    torch.cuda.synchronize()
+    ms = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        ms.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(ms), min(ms)
+
+
+DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+
+
+def micro(rows):
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    dev = "cuda"
+    for name, dt in DTYPES.items():
+        for label, m, n, k in [("square_1024", 1024, 1024, 1024), ("attn_proj_64x64_320", 4096, 320, 320),
+                               ("ff_in_16x16_1280", 256, 10240, 1280), ("cross_kv_77_1024_to_640", 77, 640, 1024)]:
+            x = torch.randn(m, k, device=dev, dtype=dt)
+            w = torch.randn(n, k, device=dev, dtype=dt)
+            med, _ = timed(lambda: x @ w.t(), runs=20)
+            rows.append(("matmul/" + name + "/" + label, med, 2 * m * n * k / med / 1e9))
+        for c, h, o, ks, s, p in [(320, 64, 320, 3, 1, 1), (640, 32, 640, 3, 1, 1), (1280, 16, 1280, 3, 1, 1),
+                                  (320, 64, 320, 3, 2, 1), (640, 32, 1280, 1, 1, 0), (128, 256, 128, 3, 1, 1)]:
+            x = torch.randn(1, c, h, h, device=dev, dtype=dt)
+            w = torch.randn(o, c, ks, ks, device=dev, dtype=dt)
+            b = torch.randn(o, device=dev, dtype=dt)
+            oh = (h + 2 * p - ks) // s + 1
+            med, _ = timed(lambda: torch.nn.functional.conv2d(x, w, b, s, p), runs=20)
+            rows.append((f"conv2d/{name}/1x{c}x{h}_k{ks}_s{s}_to{o}", med, 2 * o * oh * oh * c * ks * ks / med / 1e9))
+    for name in ("f32", "f16"):
+        dt = DTYPES[name]
+        for b, n, d in [(16, 4096, 40), (16, 1024, 80), (10, 4096, 64)]:
+            q, k, v = (torch.randn(1, b, n, d, device=dev, dtype=dt) for _ in range(3))
+            med, _ = timed(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v), runs=20)
+            rows.append((f"attention/{name}/{b}x{n}x{d}", med, 4 * b * n * n * d / med / 1e9))
+
+
+def models(rows, notes):
+    try:
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+    except Exception as e:  # noqa: BLE001 - any import failure means "no baseline"
+        notes.append(f"diffusers not importable ({type(e).__name__}: {e}); model baselines skipped")
+        return
+    configs = {
+        "sd15": dict(cross_attention_dim=768, attention_head_dim=8),
+        "sd21": dict(cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True),
+    }
+    vae_cfg = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+                   up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512),
+                   layers_per_block=2, latent_channels=4, sample_size=512)
+    for model, extra in configs.items():
+        for name in ("f16", "f32"):
+            dt = DTYPES[name]
+            unet = UNet2DConditionModel(sample_size=64, **extra).to("cuda", dt).eval()
+            z = torch.randn(2, 4, 64, 64, device="cuda", dtype=dt)
+            ctx = torch.randn(2, 77, extra["cross_attention_dim"], device="cuda", dtype=dt)
+            t = torch.tensor([500, 500], device="cuda")
+            with torch.no_grad():
+                med, _ = timed(lambda: unet(z, t, ctx).sample)
+            rows.append((f"diffusers/{model}/{name}/unet batch 2, 64² latent", med, None))
+            del unet
+            if model == "sd15":
+                vae = AutoencoderKL(**vae_cfg).to("cuda", dt).eval()
+                with torch.no_grad():
+                    med, _ = timed(lambda: vae.decode(z[:1]).sample, runs=3)
+                rows.append((f"diffusers/{model}/{name}/vae decode to 512²", med, None))
+                del vae
+            torch.cuda.empty_cache()
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "torch-baseline.json"
+    rows, notes = [], []
+    micro(rows)
+    models(rows, notes)
+    print(f"PyTorch {torch.__version__} on {torch.cuda.get_device_name()}")
+    for n in notes:
+        print("note:", n)
+    print(f"{'call':64s} {'median ms':>10s} {'TFLOP/s':>8s}")
+    for name, med, tflops in rows:
+        print(f"{name:64s} {med:10.3f} {'' if tflops is None else f'{tflops:8.1f}'}")
+    with open(out, "w") as f:
+        json.dump({"torch": torch.__version__, "device": torch.cuda.get_device_name(), "notes": notes,
+                   "rows": [{"name": n, "median_ms": m, "tflops": t} for n, m, t in rows]}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+package backendtest
+
+import (
+	"testing"
+
+	"github.com/rfnet/rfnet-native/tensor"
+)
+
+// ParityTol is the tolerance of RunParity for each compute dtype: the
+// largest difference from the float64 reference, relative to max(1, |want|).
+// float32 leaves room for reordered sums; f16 (11 significant bits) and
+// bf16 (8) for rounding every stored intermediate.
+var ParityTol = map[tensor.DType]float64{tensor.Float32: 1e-5, tensor.Float16: 1e-2, tensor.BFloat16: 4e-2}
+
+// RunParity runs every gradient case on b in dtype d and on ref in float64
+// (ref being the CPU backend), and compares the outputs and the gradients
+// of L = Σ f(inputs)·r for the tracked inputs. The reference starts from
+// the device's inputs as stored (rounded to d), so only the arithmetic differs.
+func RunParity(t *testing.T, ref, b tensor.Backend, d tensor.DType, tol float64) {
+	want, got := gradCasesIn(ref, tensor.Float64), gradCasesIn(b, d)
+	for i, c := range got {
+		t.Run(c.name, func(t *testing.T) {
+			w := want[i]
+			for j, x := range c.inputs {
+				w.inputs[j] = tensor.FromFloat64(ref, tensor.Float64, x.Shape(), x.Float64s())
+			}
+			wantOut, wantGrads := evalCase(t, ref, w, tensor.Float64)
+			gotOut, gotGrads := evalCase(t, b, c, d)
+			t.Run("forward", func(t *testing.T) { AssertCloseValues(t, gotOut, wantOut, tol) })
+			for k := range wantGrads {
+				AssertCloseValues(t, gotGrads[k], wantGrads[k], tol)
+			}
+			if err := b.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// evalCase returns f(inputs) and the gradients of Σ f(inputs)·r (r fixed
+// random values of dtype d) with respect to the tracked inputs, on the host.
+func evalCase(t *testing.T, b tensor.Backend, c gradCase, d tensor.DType) ([]float64, [][]float64) {
+	t.Helper()
+	out, grads := c.gradients(t, func(out *tensor.Tensor) *tensor.Tensor { return out.Mul(Randn(b, d, 99, out.Shape()...)).Sum() })
+	g := make([][]float64, len(grads))
+	for i := range grads {
+		g[i] = grads[i].Float64s()
+	}
+	return out.Float64s(), g
+}
