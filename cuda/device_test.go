@@ -8,6 +8,7 @@ import (
 
 	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/tensor"
+	"github.com/rfnet/rfnet-native/tensor/backendtest"
 )
 
 // device opens the GPU for a test. Without one the test is skipped, unless
@@ -28,6 +29,15 @@ func device(t testing.TB) tensor.Backend {
 
 // computeDTypes are the dtypes the GPU computes in.
 var computeDTypes = []tensor.DType{tensor.Float32, tensor.Float16, tensor.BFloat16}
+
+// tol is the parity tolerance of dtype d: backendtest.ParityTol, with
+// backendtest.TF32Tol for float32 when RFNET_CUDA_TF32=1.
+func tol(d tensor.DType) float64 {
+	if d == tensor.Float32 && os.Getenv("RFNET_CUDA_TF32") == "1" {
+		return backendtest.TF32Tol
+	}
+	return backendtest.ParityTol[d]
+}
 
 // syncOK fails t with the first error the device hit.
 func syncOK(t testing.TB, b tensor.Backend) {

@@ -7,7 +7,7 @@
 #include <string.h>
 
 typedef int CUdevice;
-typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream;
+typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream, *CUevent;
 
 static CUresult (*p_cuInit)(unsigned);
 static CUresult (*p_cuDriverGetVersion)(int *);
@@ -32,6 +32,11 @@ static CUresult (*p_cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
 static CUresult (*p_cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void **, void **);
 static CUresult (*p_cuFuncSetAttribute)(CUfunction, int, int);
 static CUresult (*p_cuGetErrorString)(CUresult, const char **);
+static CUresult (*p_cuEventCreate)(CUevent *, unsigned);
+static CUresult (*p_cuEventRecord)(CUevent, CUstream);
+static CUresult (*p_cuEventSynchronize)(CUevent);
+static CUresult (*p_cuEventElapsedTime)(float *, CUevent, CUevent);
+static CUresult (*p_cuEventDestroy)(CUevent);
 
 static CUcontext ctx;
 static CUstream stream;
@@ -77,6 +82,11 @@ int rf_open(int ordinal, char *err, size_t errlen) {
     LOAD(p_cuLaunchKernel, "cuLaunchKernel");
     LOAD(p_cuFuncSetAttribute, "cuFuncSetAttribute");
     LOAD(p_cuGetErrorString, "cuGetErrorString");
+    LOAD(p_cuEventCreate, "cuEventCreate");
+    LOAD(p_cuEventRecord, "cuEventRecord");
+    LOAD(p_cuEventSynchronize, "cuEventSynchronize");
+    LOAD(p_cuEventElapsedTime, "cuEventElapsedTime");
+    LOAD(p_cuEventDestroy, "cuEventDestroy_v2");
 #undef LOAD
     if (missing) {
         snprintf(err, errlen, "the NVIDIA driver's libcuda lacks functions this build needs (driver too old?)");
@@ -142,6 +152,16 @@ CUresult rf_set_max_shared(void *fn, int bytes) {
     CURRENT();
     return p_cuFuncSetAttribute(fn, 8, bytes); // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
 }
+
+CUresult rf_event_create(void **ev) { CURRENT(); return p_cuEventCreate((CUevent *)ev, 0); }
+CUresult rf_event_record(void *ev) { CURRENT(); return p_cuEventRecord(ev, stream); }
+CUresult rf_event_elapsed(float *ms, void *start, void *end) {
+    CURRENT();
+    CUresult r = p_cuEventSynchronize(end);
+    if (r) return r;
+    return p_cuEventElapsedTime(ms, start, end);
+}
+CUresult rf_event_destroy(void *ev) { CURRENT(); return p_cuEventDestroy(ev); }
 
 // cuBLAS, through the v2 API symbols that every cuBLAS 11-13 exports.
 typedef void *cublasHandle_t;

@@ -38,6 +38,13 @@ CUresult rf_launch(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                    unsigned shmem, const void *args, const int *offs, int nargs);
 CUresult rf_set_max_shared(void *fn, int bytes);
 
+// Events on the stream, for timing on the device.
+CUresult rf_event_create(void **ev);
+CUresult rf_event_record(void *ev);
+// rf_event_elapsed waits for end and writes the milliseconds from start to end.
+CUresult rf_event_elapsed(float *ms, void *start, void *end);
+CUresult rf_event_destroy(void *ev);
+
 
 // rf_cublas_open looks for libcublas.so.13, .12, .11, then libcublas.so;
 // returns 0 and the version it found, or -1 when none loads.

@@ -48,7 +48,7 @@ func TestKernelGemmMatchesCPU(t *testing.T) {
 				}
 				// The CPU multiplies the values as stored on the GPU, in float64.
 				want := c.Float64s(c.MatMul(c.FromFloat64(tensor.Float64, g.Float64s(ga)), c.FromFloat64(tensor.Float64, g.Float64s(gb)), p))
-				backendtest.AssertCloseValues(t, g.Float64s(out), want, backendtest.ParityTol[d])
+				backendtest.AssertCloseValues(t, g.Float64s(out), want, backendtest.ParityTol[d]) // the kernels never use TF32
 			})
 		}
 	}

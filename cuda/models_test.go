@@ -14,10 +14,6 @@ import (
 	"github.com/rfnet/rfnet-native/unet"
 )
 
-// modelTol is the relative L2 difference allowed between a tiny model's
-// outputs on the GPU and on the CPU in float32, per GPU compute dtype.
-var modelTol = map[tensor.DType]float64{tensor.Float32: 1e-4, tensor.Float16: 2e-2, tensor.BFloat16: 8e-2}
-
 func loadOn(t *testing.T, model string, b tensor.Backend, d tensor.DType) *pipeline.Model {
 	t.Helper()
 	m, err := pipeline.Load(fixtures.Path("models", model), pipeline.LoadOptions{Backend: b, DType: d})
@@ -36,7 +32,7 @@ func TestModelsMatchCPU(t *testing.T) {
 		ref := loadOn(t, model, cpu.New(), tensor.Float32)
 		for _, d := range computeDTypes {
 			t.Run(model+"/"+d.String(), func(t *testing.T) {
-				tol := modelTol[d]
+				tol := tol(d) // as relative L2 of whole outputs
 				m := loadOn(t, model, g, d)
 				check := func(what string, e float64) {
 					t.Helper()

@@ -20,7 +20,7 @@ func TestConformance(t *testing.T) { backendtest.RunAll(t, device(t)) }
 func TestParityWithCPU(t *testing.T) {
 	g := device(t)
 	for _, d := range computeDTypes {
-		t.Run(d.String(), func(t *testing.T) { backendtest.RunParity(t, cpu.New(), g, d, backendtest.ParityTol[d]) })
+		t.Run(d.String(), func(t *testing.T) { backendtest.RunParity(t, cpu.New(), g, d, tol(d)) })
 	}
 }
 
@@ -89,7 +89,7 @@ func edgeCases() []edgeCase {
 func TestKernelEdges(t *testing.T) {
 	g, c := device(t), cpu.New()
 	for _, d := range computeDTypes {
-		tol := backendtest.ParityTol[d]
+		tol := tol(d)
 		for _, ec := range edgeCases() {
 			t.Run(d.String()+"/"+ec.name, func(t *testing.T) {
 				var gin, cin []*tensor.Tensor

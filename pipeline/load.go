@@ -238,6 +238,19 @@ func withPrediction(v Variant, p string) (Variant, error) {
 	return v, nil
 }
 
+// LoadFile builds a model from an original-layout checkpoint that is already
+// open, such as one held in memory (weights.FromBytes). Close leaves f open.
+func LoadFile(f *weights.File, o LoadOptions) (*Model, error) {
+	if o.Backend == nil {
+		return nil, errors.New("pipeline: no backend")
+	}
+	m := &Model{Path: f.Path(), Backend: o.Backend, DType: o.DType, Layout: "single-file"}
+	if err := m.buildSingleFile(f, o); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // loadSingleFile reads an original-layout checkpoint (model.diffusion_model.*,
 // first_stage_model.*, cond_stage_model.*).
 func (m *Model) loadSingleFile(path string, o LoadOptions) error {
@@ -247,6 +260,11 @@ func (m *Model) loadSingleFile(path string, o LoadOptions) error {
 		return err
 	}
 	m.files = append(m.files, f)
+	return m.buildSingleFile(f, o)
+}
+
+func (m *Model) buildSingleFile(f *weights.File, o LoadOptions) error {
+	path := f.Path()
 	v, err := singleFileVariant(f, o)
 	if err != nil {
 		return err

@@ -54,6 +54,11 @@ run() {
 			row "$t" "FAIL ($(grep -c -- '--- FAIL' "$out/$t.log") failing; see $t.log)"
 		fi
 	done
+	if RFNET_CUDA_TF32=1 timeout 300 bin/gpu/cuda.test -test.run '^(TestParityWithCPU|TestKernelEdges|TestModelsMatchCPU)$' -test.v >"$out/tf32.log" 2>&1; then
+		row "fp32 products on TF32 (tolerance 1e-3)" PASS
+	else
+		row "fp32 products on TF32 (tolerance 1e-3)" "FAIL (see tf32.log)"
+	fi
 	if timeout 300 bin/gpu/rfnet.test -test.run '^TestGuidanceGradientOnGPU$' -test.v >"$out/guidance.log" 2>&1; then
 		row TestGuidanceGradientOnGPU PASS
 	else
@@ -66,11 +71,12 @@ run() {
 		set -- $cfg
 		timeout 420 bin/gpu/rfnet-native bench-engine --device cuda --model "$1" --dtype "$2" --iters 5 --steps 50 \
 			--json "$out/engine-$1-$2.json" >"$out/engine-$1-$2.txt" 2>"$out/engine-$1-$2.err" &&
-			row "bench-engine $1 $2" "$(awk '/unet, batch 2/ {u=$(NF-3)} /vae decode/ {v=$(NF-3)} /denoise/ {d=$(NF-3)} END {printf "unet %s ms, vae %s ms, 50 steps %s ms", u, v, d}' "$out/engine-$1-$2.txt")" ||
+			row "bench-engine $1 $2" "$(awk '/unet, batch 2/ {u=$(NF-5)} /vae decode/ {v=$(NF-5)} /denoise/ {d=$(NF-5)} END {printf "unet %s ms, vae %s ms, 50 steps %s ms", u, v, d}' "$out/engine-$1-$2.txt")" ||
 			row "bench-engine $1 $2" "FAIL (see engine-$1-$2.err)"
 	done
 	RFNET_CUDA_POISON=0 timeout 300 bin/gpu/cuda.test -test.run '^$' -test.bench . -test.benchtime 20x >"$out/kernels-bench.txt" 2>&1 ||
 		row "kernel benchmarks" "FAIL (see kernels-bench.txt)"
+	# DIFFUSERS_SRC (a diffusers source tree) wins over the staged reference environment.
 	PYTHONPATH="$root/bin/gpu/refenv${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 timeout 300 \
 		python3 scripts/torch_baseline.py "$out/torch-baseline.json" >"$out/torch-baseline.txt" 2>&1 ||
 		row "torch baseline" "FAIL (see torch-baseline.txt)"
@@ -82,6 +88,9 @@ run() {
 	echo "== engine (rfnet-native bench-engine)"
 	cat "$out"/engine-*.txt 2>/dev/null
 	echo
+	echo "== rfnet-native / PyTorch (same card; ratio < 1: rfnet-native faster)"
+	python3 scripts/compare.py "$out" | tee "$out/compare.txt"
+	echo
 	echo "== kernels (GFLOP/s; ns/op)"
 	grep -E "^Benchmark" "$out/kernels-bench.txt" | awk '{printf "%-70s %12s %s %s %s\n", $1, $3, $4, $5, $6}'
 	echo
@@ -90,6 +99,9 @@ run() {
 	echo
 	echo "== parity figures"
 	cat "$out/parity-figures.txt"
+	echo
+	echo "== summary"
+	printf '%s\n' "${rows[@]}"
 	! printf '%s\n' "${rows[@]}" | grep -q FAIL
 }
 

@@ -4,18 +4,26 @@
 Times, on the same card and at the same shapes as rfnet-native's benchmarks:
   * matmul, conv2d and scaled-dot-product attention (cuBLAS, cuDNN and
     PyTorch's fused attention) -- the peers of `go test -bench ./cuda`;
-  * when diffusers can be imported (scripts/gpu-check.sh build stages the
-    reference environment's diffusers v0.21.4 and huggingface_hub sources
-    under bin/gpu/refenv), one UNet call with classifier-free guidance
-    (batch 2) and one VAE decode of SD 1.5 and 2.1 with random weights --
-    the peers of `rfnet-native bench-engine`.
+  * when diffusers can be imported (a source tree named by DIFFUSERS_SRC, or
+    the reference environment's diffusers v0.21.4 and huggingface_hub that
+    scripts/gpu-check.sh build stages under bin/gpu/refenv), SD 1.5 and
+    SD 2.1-base with random weights, eager, PyTorch's scaled_dot_product_attention
+    (diffusers' AttnProcessor2_0): the text encoder (transformers' CLIPTextModel,
+    when it imports), one UNet call with classifier-free guidance (batch 2,
+    64x64 latent), one VAE decode to 512x512, and a 50-step DDIM loop with
+    guidance -- the peers of `rfnet-native bench-engine`, keyed alike
+    (model/dtype/call) for scripts/compare.py.
 
 Prints a table and writes JSON to the path given as the first argument.
 """
 import json
+import os
 import statistics
 import sys
 import time
+
+if os.environ.get("DIFFUSERS_SRC"):
+    sys.path.insert(0, os.path.join(os.environ["DIFFUSERS_SRC"], "src"))
 
 import torch
 
@@ -64,33 +72,62 @@ def micro(rows):
 
 def models(rows, notes):
     try:
-        from diffusers import AutoencoderKL, UNet2DConditionModel
+        from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     except Exception as e:  # noqa: BLE001 - any import failure means "no baseline"
         notes.append(f"diffusers not importable ({type(e).__name__}: {e}); model baselines skipped")
         return
+    try:
+        from transformers import CLIPTextConfig, CLIPTextModel
+    except Exception as e:  # noqa: BLE001
+        CLIPTextModel = None
+        notes.append(f"transformers not importable ({type(e).__name__}); no text-encoder baseline")
     configs = {
-        "sd15": dict(cross_attention_dim=768, attention_head_dim=8),
-        "sd21": dict(cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True),
+        "sd15": (dict(cross_attention_dim=768, attention_head_dim=8),
+                 dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, hidden_act="quick_gelu")),
+        "sd21": (dict(cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True),
+                 dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16, hidden_act="gelu")),
     }
     vae_cfg = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
                    up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512),
                    layers_per_block=2, latent_channels=4, sample_size=512)
-    for model, extra in configs.items():
+    for model, (unet_cfg, text_cfg) in configs.items():
         for name in ("f16", "f32"):
             dt = DTYPES[name]
-            unet = UNet2DConditionModel(sample_size=64, **extra).to("cuda", dt).eval()
-            z = torch.randn(2, 4, 64, 64, device="cuda", dtype=dt)
-            ctx = torch.randn(2, 77, extra["cross_attention_dim"], device="cuda", dtype=dt)
-            t = torch.tensor([500, 500], device="cuda")
+            key = f"{model}/{name}/"
             with torch.no_grad():
-                med, _ = timed(lambda: unet(z, t, ctx).sample)
-            rows.append((f"diffusers/{model}/{name}/unet batch 2, 64² latent", med, None))
-            del unet
-            if model == "sd15":
+                if CLIPTextModel is not None:
+                    try:
+                        text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, max_position_embeddings=77, **text_cfg)).to("cuda", dt).eval()
+                        ids = torch.randint(0, 49407, (1, 77), device="cuda")
+                        med, _ = timed(lambda: text(ids).last_hidden_state)
+                        rows.append((key + "text", med, None))
+                        del text
+                    except Exception as e:  # noqa: BLE001
+                        notes.append(f"{key}text: {type(e).__name__}: {e}")
+                unet = UNet2DConditionModel(sample_size=64, **unet_cfg).to("cuda", dt).eval()
+                ctx = torch.randn(2, 77, unet_cfg["cross_attention_dim"], device="cuda", dtype=dt)
+                z = torch.randn(1, 4, 64, 64, device="cuda", dtype=dt)
+                t = torch.tensor([500, 500], device="cuda")
+                med, _ = timed(lambda: unet(torch.cat([z, z]), t, ctx).sample)
+                rows.append((key + "unet", med, None))
+
+                def loop():
+                    sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                          clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+                    sched.set_timesteps(50)
+                    x = z
+                    for step in sched.timesteps:
+                        eps = unet(torch.cat([x, x]), step, ctx).sample
+                        un, co = eps.chunk(2)
+                        x = sched.step(un + 7.5 * (co - un), step, x).prev_sample
+                    return x
+
+                med, _ = timed(loop, runs=1)
+                rows.append((key + "denoise50", med, None))
+                del unet
                 vae = AutoencoderKL(**vae_cfg).to("cuda", dt).eval()
-                with torch.no_grad():
-                    med, _ = timed(lambda: vae.decode(z[:1]).sample, runs=3)
-                rows.append((f"diffusers/{model}/{name}/vae decode to 512²", med, None))
+                med, _ = timed(lambda: vae.decode(z).sample, runs=3)
+                rows.append((key + "vae", med, None))
                 del vae
             torch.cuda.empty_cache()
 

@@ -73,6 +73,10 @@ func Open(path string) (*File, error) {
 	return file, nil
 }
 
+// FromBytes reads a .safetensors file held in memory (name is for messages):
+// random weights built on the spot (bench-engine), or a file already read.
+func FromBytes(name string, data []byte) (*File, error) { return parse(name, data) }
+
 // parse checks data, the bytes of a whole .safetensors file, and indexes its tensors.
 func parse(path string, data []byte) (*File, error) {
 	fail := func(format string, args ...any) error {

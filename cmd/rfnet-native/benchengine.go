@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/rfnet/rfnet-native/sched"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/unet"
+	"github.com/rfnet/rfnet-native/weights"
 )
 
 // engineReport is what bench-engine measures, printed as a table and written as JSON.
@@ -28,16 +28,20 @@ type engineReport struct {
 	DType   string        `json:"dtype"`
 	Latent  int           `json:"latent_size"`
 	LoadS   float64       `json:"load_s"`
+	Timer   string        `json:"timer"`
 	Timings []stageTiming `json:"timings"`
 }
 
 // stageTiming is one measured call: the median and fastest of its runs
-// after one warm-up, and the device memory it peaked at (GPU only).
+// after one warm-up, the FLOPs of its products and the rate they ran at
+// over the median, and the device memory it peaked at (GPU only).
 type stageTiming struct {
 	Name     string  `json:"name"`
 	MedianMS float64 `json:"median_ms"`
 	MinMS    float64 `json:"min_ms"`
 	Runs     int     `json:"runs"`
+	GFLOP    float64 `json:"gflop"`
+	TFLOPS   float64 `json:"tflops"`
 	PeakMiB  float64 `json:"peak_mib,omitempty"`
 }
 
@@ -47,10 +51,15 @@ type memoryStats interface {
 	ResetPeak()
 }
 
+// eventTimer is implemented by backends that time on the device (cuda: CUDA events).
+type eventTimer interface {
+	Elapsed(f func() error) (ms float64, err error)
+}
+
 func setupBenchEngine(fs *pflag.FlagSet) func() error {
 	var m modelFlags
 	m.register(fs)
-	model := fs.String("model", "sd15", "with no --weights: random full-size weights in the layout of sd15 or sd21 (built in a temporary file)")
+	model := fs.String("model", "sd15", "with no --weights: random full-size weights in the layout of sd15 or sd21 (built in memory)")
 	size := fs.Int("size", 0, "latent size (0: the model's native size, 64 for 512×512)")
 	iters := fs.Int("iters", 5, "timed runs of each call after one warm-up")
 	steps := fs.Int("steps", 50, "DDIM steps of the denoising-loop measurement (0 skips it)")
@@ -63,43 +72,40 @@ func setupBenchEngine(fs *pflag.FlagSet) func() error {
 		if err != nil {
 			return err
 		}
-		r := engineReport{Model: *model, Device: b.Name(), DType: d.String()}
+		r := engineReport{Model: *model, Device: b.Name(), DType: d.String(), Timer: "wall clock after Sync"}
+		if _, ok := b.(eventTimer); ok {
+			r.Timer = "CUDA events"
+		}
+		counter := tensor.CountFLOPs(b)
+		start := time.Now()
+		var mdl *pipeline.Model
 		if m.weights == "" {
-			path, cleanup, err := randomCheckpoint(*model)
+			// Random full-size weights built in memory: no checkpoint, no disk.
+			if mdl, err = randomModel(*model, m.modelType, counter, d); err != nil {
+				return err
+			}
+			r.Weights = "random " + *model + " (in memory)"
+		} else {
+			o, err := m.options(counter, d)
 			if err != nil {
 				return err
 			}
-			defer cleanup()
-			m.weights, r.Weights = path, "random "+*model
-			if m.modelType == "" && *model == "sd21" {
-				m.modelType = "sd21-base"
+			o.NoTokenizer = true // token ids are fixed: no vocabulary needed
+			if mdl, err = pipeline.Load(m.weights, o); err != nil {
+				return err
 			}
-		} else {
-			r.Weights, r.Model = m.weights, ""
+			defer mdl.Close()
+			r.Weights, r.Model = m.weights, mdl.Variant.Name
 		}
-		o, err := m.options(b, d)
-		if err != nil {
-			return err
-		}
-		o.NoTokenizer = true // token ids are fixed: no vocabulary needed
-		start := time.Now()
-		mdl, err := pipeline.Load(m.weights, o)
-		if err != nil {
-			return err
-		}
-		defer mdl.Close()
 		if err := b.Sync(); err != nil {
 			return err
 		}
 		r.LoadS = time.Since(start).Seconds()
-		if r.Model == "" {
-			r.Model = mdl.Variant.Name
-		}
 		r.Latent = *size
 		if r.Latent == 0 {
 			r.Latent = mdl.Variant.Width / 8
 		}
-		if r.Timings, err = benchStages(mdl, r.Latent, *iters, *steps); err != nil {
+		if r.Timings, err = benchStages(mdl, b, counter, r.Latent, *iters, *steps); err != nil {
 			return err
 		}
 		printEngineReport(r)
@@ -111,29 +117,32 @@ func setupBenchEngine(fs *pflag.FlagSet) func() error {
 	}
 }
 
-// randomCheckpoint writes a full-size single-file checkpoint of model with
-// random half-precision weights to a temporary file.
-func randomCheckpoint(model string) (string, func(), error) {
+// randomModel builds model (sd15 or sd21, the latter as SD 2.1-base unless
+// modelType says otherwise) from random half-precision weights in the
+// released single-file layout, generated in memory.
+func randomModel(model, modelType string, b tensor.Backend, d tensor.DType) (*pipeline.Model, error) {
 	man, err := randckpt.ReadSingleFile(model + "-single-file")
 	if err != nil {
-		return "", nil, fmt.Errorf("--model %q: want sd15 or sd21 (%v)", model, err)
+		return nil, fmt.Errorf("--model %q: want sd15 or sd21 (%v)", model, err)
 	}
-	dir, err := os.MkdirTemp("", "rfnet-bench-engine")
+	if modelType == "" && model == "sd21" {
+		modelType = "sd21-base"
+	}
+	fmt.Fprintf(os.Stderr, "building random %s weights in memory\n", model)
+	raw, err := randckpt.Bytes(man, 1)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	cleanup := func() { os.RemoveAll(dir) }
-	path := filepath.Join(dir, model+".safetensors")
-	fmt.Fprintf(os.Stderr, "writing random %s weights to %s\n", model, path)
-	if err := randckpt.Write(path, man, 1); err != nil {
-		cleanup()
-		return "", nil, err
+	f, err := weights.FromBytes("random "+model, raw)
+	if err != nil {
+		return nil, err
 	}
-	return path, cleanup, nil
+	return pipeline.LoadFile(f, pipeline.LoadOptions{ModelType: modelType, Backend: b, DType: d, NoTokenizer: true})
 }
 
-// benchStages times the calls a generation is made of.
-func benchStages(m *pipeline.Model, size, iters, steps int) ([]stageTiming, error) {
+// benchStages times the calls a generation is made of. The model runs on
+// counter (which wraps dev) so that the warm-up run of each call counts its FLOPs.
+func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCounter, size, iters, steps int) ([]stageTiming, error) {
 	b, d := m.Backend, m.DType
 	// CLIP's special tokens are the vocabulary's last two ids: <start> a
 	// mouse <end>, then <end> as padding (SD 1.x's; the cost is the same).
@@ -186,31 +195,29 @@ func benchStages(m *pipeline.Model, size, iters, steps int) ([]stageTiming, erro
 		}})
 	}
 	var out []stageTiming
-	mem, _ := b.(memoryStats)
+	mem, _ := dev.(memoryStats)
 	for _, s := range stages {
 		fmt.Fprintf(os.Stderr, "timing %s\n", s.name)
-		if err := s.f(); err != nil { // warm-up: kernel lookups, the allocator's cache, cuBLAS heuristics
+		// Warm-up (kernel lookups, the allocator's cache, cuBLAS heuristics), counting FLOPs.
+		counter.Reset()
+		if _, err := timeCall(dev, s.f); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.name, err)
 		}
-		if err := b.Sync(); err != nil {
-			return nil, fmt.Errorf("%s: %w", s.name, err)
-		}
+		flops := counter.FLOPs()
 		if mem != nil {
 			mem.ResetPeak()
 		}
 		var ms []float64
 		for range s.runs {
-			start := time.Now()
-			if err := s.f(); err != nil {
+			t, err := timeCall(dev, s.f)
+			if err != nil {
 				return nil, fmt.Errorf("%s: %w", s.name, err)
 			}
-			if err := b.Sync(); err != nil {
-				return nil, fmt.Errorf("%s: %w", s.name, err)
-			}
-			ms = append(ms, float64(time.Since(start).Microseconds())/1000)
+			ms = append(ms, t)
 		}
 		slices.Sort(ms)
-		t := stageTiming{Name: s.name, MedianMS: ms[len(ms)/2], MinMS: ms[0], Runs: len(ms)}
+		t := stageTiming{Name: s.name, MedianMS: ms[len(ms)/2], MinMS: ms[0], Runs: len(ms), GFLOP: float64(flops) / 1e9}
+		t.TFLOPS = float64(flops) / (t.MedianMS / 1e3) / 1e12
 		if mem != nil {
 			_, peak := mem.MemoryStats()
 			t.PeakMiB = float64(peak) / (1 << 20)
@@ -218,6 +225,22 @@ func benchStages(m *pipeline.Model, size, iters, steps int) ([]stageTiming, erro
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// timeCall runs f once and returns its milliseconds: by device events where
+// the backend has them, else by the wall clock up to Sync.
+func timeCall(b tensor.Backend, f func() error) (float64, error) {
+	if et, ok := b.(eventTimer); ok {
+		return et.Elapsed(f)
+	}
+	start := time.Now()
+	if err := f(); err != nil {
+		return 0, err
+	}
+	if err := b.Sync(); err != nil {
+		return 0, err
+	}
+	return float64(time.Since(start).Microseconds()) / 1000, nil
 }
 
 // guidancePass is the shape of RFNet's guidance step: the UNet run with the
@@ -245,13 +268,14 @@ func guidancePass(m *pipeline.Model, z, ctx *tensor.Tensor, keys map[string]bool
 }
 
 func printEngineReport(r engineReport) {
-	fmt.Printf("model %s (%s), %s, %s, latent %d² (%d×%d), load %.1f s\n", r.Model, r.Weights, r.Device, r.DType, r.Latent, 8*r.Latent, 8*r.Latent, r.LoadS)
-	fmt.Printf("%-72s %10s %10s %5s %10s\n", "call", "median ms", "min ms", "runs", "peak MiB")
+	fmt.Printf("model %s (%s), %s, %s, latent %d² (%d×%d), load %.1f s, timed by %s\n",
+		r.Model, r.Weights, r.Device, r.DType, r.Latent, 8*r.Latent, 8*r.Latent, r.LoadS, r.Timer)
+	fmt.Printf("%-72s %10s %10s %5s %9s %8s %9s\n", "call", "median ms", "min ms", "runs", "GFLOP", "TFLOP/s", "peak MiB")
 	for _, t := range r.Timings {
 		peak := "-"
 		if t.PeakMiB > 0 {
 			peak = fmt.Sprintf("%.0f", t.PeakMiB)
 		}
-		fmt.Printf("%-72s %10.1f %10.1f %5d %10s\n", t.Name, t.MedianMS, t.MinMS, t.Runs, peak)
+		fmt.Printf("%-72s %10.1f %10.1f %5d %9.1f %8.2f %9s\n", t.Name, t.MedianMS, t.MinMS, t.Runs, t.GFLOP, t.TFLOPS, peak)
 	}
 }

@@ -6,6 +6,7 @@
 package randckpt
 
 import (
+	"bytes"
 	"embed"
 	"encoding/binary"
 	"encoding/json"
@@ -80,6 +81,38 @@ func (v lazyView) Data() []byte {
 // of magnitude 2⁻⁹..2⁻⁵ with random signs (norm scales near 1), and I64
 // position ids 0, 1, 2, ... Any other dtype is an error.
 func Write(path string, m Manifest, seed uint64) error {
+	views, err := randomViews(m, seed)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, func(w io.Writer) error { return serialize(views, w) })
+}
+
+// Bytes is Write into memory: the whole file as one slice (about 2 GB for
+// SD 1.5), for benchmarks that need full-size weights and no disk.
+func Bytes(m Manifest, seed uint64) ([]byte, error) {
+	views, err := randomViews(m, seed)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	size := 0
+	for _, v := range views {
+		size += int(v.n)
+	}
+	buf.Grow(size + 1<<20)
+	if err := serialize(views, &buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func serialize(views map[string]lazyView, w io.Writer) error {
+	return safetensors.SerializeToWriter(views, map[string]string{"format": "pt", "note": "random weights"}, w)
+}
+
+// randomViews makes the lazily filled tensors of Write.
+func randomViews(m Manifest, seed uint64) (map[string]lazyView, error) {
 	names := make([]string, 0, len(m))
 	for n := range m {
 		names = append(names, n)
@@ -90,7 +123,7 @@ func Write(path string, m Manifest, seed uint64) error {
 		t := m[name]
 		dt, err := safetensors.ParseDType(t.DType)
 		if err != nil || (dt != safetensors.F16 && dt != safetensors.I64) {
-			return fmt.Errorf("randckpt: %s: dtype %s (want F16 or I64)", name, t.DType)
+			return nil, fmt.Errorf("randckpt: %s: dtype %s (want F16 or I64)", name, t.DType)
 		}
 		shape := make([]uint64, len(t.Shape))
 		n := uint64(1)
@@ -119,9 +152,7 @@ func Write(path string, m Manifest, seed uint64) error {
 		}
 		views[name] = lazyView{dtype: dt, shape: shape, n: n * dt.Size(), fill: fill}
 	}
-	return atomicfile.Write(path, func(w io.Writer) error {
-		return safetensors.SerializeToWriter(views, map[string]string{"format": "pt", "note": "random weights"}, w)
-	})
+	return views, nil
 }
 
 // WriteSparse writes the manifest's header and a hole of the right size where

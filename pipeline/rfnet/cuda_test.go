@@ -3,6 +3,7 @@
 package rfnet
 
 import (
+	"maps"
 	"math"
 	"os"
 	"testing"
@@ -10,13 +11,15 @@ import (
 	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/tensor"
+	"github.com/rfnet/rfnet-native/tensor/backendtest"
 )
 
 // The guidance passes on the GPU (UNet forward with the probability maps,
 // box and overall losses, gradient back to the latent) agree with the CPU's
 // float64 run of the same fixture.
 func TestGuidanceGradientOnGPU(t *testing.T) {
-	g, err := cuda.New(cuda.Options{Poison: true})
+	tf32 := os.Getenv("RFNET_CUDA_TF32") == "1"
+	g, err := cuda.New(cuda.Options{Poison: true, TF32: tf32})
 	if err != nil {
 		if os.Getenv("RFNET_REQUIRE_GPU") != "" {
 			t.Fatal(err)
@@ -24,7 +27,10 @@ func TestGuidanceGradientOnGPU(t *testing.T) {
 		t.Skipf("no GPU here: %v", err)
 	}
 	ref := newLossFixture(t)
-	tol := map[tensor.DType]float64{tensor.Float32: 1e-4, tensor.Float16: 3e-2, tensor.BFloat16: 1e-1}
+	tol := maps.Clone(backendtest.ParityTol)
+	if tf32 {
+		tol[tensor.Float32] = backendtest.TF32Tol
+	}
 	for _, d := range []tensor.DType{tensor.Float32, tensor.Float16, tensor.BFloat16} {
 		t.Run(d.String(), func(t *testing.T) {
 			f := newLossFixtureOn(t, g, d)

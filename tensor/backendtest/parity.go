@@ -9,8 +9,12 @@ import (
 // ParityTol is the tolerance of RunParity for each compute dtype: the
 // largest difference from the float64 reference, relative to max(1, |want|).
 // float32 leaves room for reordered sums; f16 (11 significant bits) and
-// bf16 (8) for rounding every stored intermediate.
-var ParityTol = map[tensor.DType]float64{tensor.Float32: 1e-5, tensor.Float16: 1e-2, tensor.BFloat16: 4e-2}
+// bf16 (8) for rounding every stored intermediate. TF32Tol replaces the
+// float32 figure when float32 products run on TF32 tensor cores.
+var ParityTol = map[tensor.DType]float64{tensor.Float32: 1e-5, tensor.Float16: 1e-2, tensor.BFloat16: 1e-2}
+
+// TF32Tol is the float32 tolerance with TF32 products (10-bit mantissas).
+const TF32Tol = 1e-3
 
 // RunParity runs every gradient case on b in dtype d and on ref in float64
 // (ref being the CPU backend), and compares the outputs and the gradients

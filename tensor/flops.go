@@ -1,0 +1,51 @@
+package tensor
+
+import "sync/atomic"
+
+// FLOPCounter wraps a backend and counts the floating-point operations of
+// the products it runs: matrix products, convolutions (forward and input
+// gradient) and fused attention, two per multiply-add. Elementwise ops,
+// norms and softmax are not counted (they are bound by memory bandwidth,
+// and achieved-TFLOP/s figures conventionally count the products only).
+// bench-engine runs each call once through it to get the call's FLOP count.
+type FLOPCounter struct {
+	Backend
+	n atomic.Int64
+}
+
+// CountFLOPs wraps b.
+func CountFLOPs(b Backend) *FLOPCounter { return &FLOPCounter{Backend: b} }
+
+// FLOPs is the count since the last Reset.
+func (c *FLOPCounter) FLOPs() int64 { return c.n.Load() }
+
+// Reset sets the count to zero.
+func (c *FLOPCounter) Reset() { c.n.Store(0) }
+
+// MatMul counts 2·Batch·M·N·K.
+func (c *FLOPCounter) MatMul(a, b Buffer, p MatMulParams) Buffer {
+	c.n.Add(2 * int64(p.Batch) * int64(p.M) * int64(p.N) * int64(p.K))
+	return c.Backend.MatMul(a, b, p)
+}
+
+// Conv2d counts 2·N·O·OutH·OutW·C·KH·KW.
+func (c *FLOPCounter) Conv2d(x, w, bias Buffer, p Conv2dParams) Buffer {
+	c.n.Add(convFLOPs(p))
+	return c.Backend.Conv2d(x, w, bias, p)
+}
+
+// Conv2dBackwardInput counts as many as the forward.
+func (c *FLOPCounter) Conv2dBackwardInput(dy, w Buffer, p Conv2dParams) Buffer {
+	c.n.Add(convFLOPs(p))
+	return c.Backend.Conv2dBackwardInput(dy, w, p)
+}
+
+// Attention counts its two products, 4·Batch·N·M·D.
+func (c *FLOPCounter) Attention(q, k, v Buffer, p AttentionParams) Buffer {
+	c.n.Add(4 * int64(p.Batch) * int64(p.N) * int64(p.M) * int64(p.D))
+	return c.Backend.Attention(q, k, v, p)
+}
+
+func convFLOPs(p Conv2dParams) int64 {
+	return 2 * int64(p.N) * int64(p.O) * int64(p.OutH()) * int64(p.OutW()) * int64(p.C) * int64(p.KH) * int64(p.KW)
+}
