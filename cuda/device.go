@@ -4,7 +4,6 @@ package cuda
 
 /*
 #cgo LDFLAGS: -ldl
-#include <stdlib.h>
 #include "driver.h"
 */
 import "C"
@@ -12,7 +11,6 @@ import "C"
 import (
 	"fmt"
 	"sync"
-	"unsafe"
 
 	"github.com/rfnet/rfnet-native/tensor"
 )
@@ -134,11 +132,3 @@ func (b *Backend) MemoryStats() (inUse, peak int64) { return b.mem.stats() }
 
 // ResetPeak restarts the peak measurement.
 func (b *Backend) ResetPeak() { b.mem.resetPeak() }
-
-// cBytes copies Go bytes into C memory (freed by the caller).
-func cBytes(p []byte) unsafe.Pointer {
-	if len(p) == 0 {
-		return C.malloc(1)
-	}
-	return C.CBytes(p)
-}

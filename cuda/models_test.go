@@ -61,7 +61,7 @@ func TestModelsMatchCPU(t *testing.T) {
 				}
 				check("unet", fixtures.RelL2(out, outRef))
 				for key, want := range mapsRef {
-					check("attention "+key, fixtures.RelL2Values(maps[key], want))
+					check("attention "+key, backendtest.RelL2(maps[key], want))
 				}
 				check("vae decoder", fixtures.RelL2(m.DecodeImage(latent.Move(g).To(d)), ref.DecodeImage(latent)))
 				syncOK(t, g)

@@ -131,13 +131,10 @@ func (b *Backend) run(name string, l launch, a *args, what string) {
 			return
 		}
 	}
-	cargs := cBytes(a.buf)
-	defer C.free(cargs)
-	coffs := C.malloc(C.size_t(len(a.offs)) * C.size_t(unsafe.Sizeof(C.int(0))))
-	defer C.free(coffs)
-	copy(unsafe.Slice((*C.int)(coffs), len(a.offs)), a.offs)
+	// The argument block is Go memory without Go pointers, so C may read it
+	// for the call; cuLaunchKernel copies the values before returning.
 	r := C.rf_launch(f, C.uint(l.grid[0]), C.uint(l.grid[1]), C.uint(l.grid[2]), C.uint(l.block), 1, 1, C.uint(l.shared),
-		cargs, (*C.int)(coffs), C.int(len(a.offs)))
+		unsafe.Pointer(&a.buf[0]), &a.offs[0], C.int(len(a.offs)))
 	if r != 0 {
 		b.fail(fmt.Errorf("cuda: launch %s (%s): %w", name, what, driverError("launch", r)))
 	}

@@ -35,26 +35,10 @@ func (r EvalResult) Key() string { return fmt.Sprintf("%s/%s-s%d", r.Method, r.I
 // LoadMetas reads the metadata of every finished image of a run, sorted by key.
 func LoadMetas(run string) ([]Meta, error) {
 	var out []Meta
-	root := filepath.Join(run, "images")
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() || !strings.HasSuffix(p, ".json") {
-			return nil
-		}
-		raw, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		var m Meta
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
+	err := eachJSON(filepath.Join(run, "images"), false, func(m Meta) {
 		if _, err := os.Stat(filepath.Join(run, m.Image)); err == nil {
 			out = append(out, m)
 		}
-		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rfbench: %s: %w", run, err)
@@ -72,10 +56,17 @@ func resultPath(run, judgeName string, m Meta) string {
 // LoadResults reads a judge's results of a run, keyed by item key.
 func LoadResults(run, judgeName string) (map[string]EvalResult, error) {
 	out := map[string]EvalResult{}
-	root := filepath.Join(run, "eval", judgeName)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err := eachJSON(filepath.Join(run, "eval", judgeName), true, func(r EvalResult) { out[r.Key()] = r })
+	return out, err
+}
+
+// eachJSON decodes every .json file below root as a T and hands it to use;
+// a file that does not decode is an error naming it. With missingOK a root
+// that does not exist holds nothing.
+func eachJSON[T any](root string, missingOK bool, use func(T)) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p == root {
+			if missingOK && errors.Is(err, fs.ErrNotExist) && p == root {
 				return filepath.SkipDir
 			}
 			return err
@@ -87,14 +78,13 @@ func LoadResults(run, judgeName string) (map[string]EvalResult, error) {
 		if err != nil {
 			return err
 		}
-		var r EvalResult
-		if err := json.Unmarshal(raw, &r); err != nil {
+		var v T
+		if err := json.Unmarshal(raw, &v); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		out[r.Key()] = r
+		use(v)
 		return nil
 	})
-	return out, err
 }
 
 // Evaluate judges every image of a run that has no successful result yet,

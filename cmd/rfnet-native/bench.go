@@ -75,15 +75,7 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		if *size > 0 {
 			cfg.Width, cfg.Height = *size, *size
 		}
-		b, d, err := model.backend()
-		if err != nil {
-			return err
-		}
-		o, err := model.options(b, d)
-		if err != nil {
-			return err
-		}
-		m, err := pipeline.Load(model.weights, o)
+		m, err := model.load()
 		if err != nil {
 			return err
 		}
@@ -92,7 +84,7 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		if err != nil {
 			return err
 		}
-		info := map[string]string{"weights": m.Path, "hash": hash, "model_type": m.Variant.Name, "dtype": d.String(), "device": b.Name(), "version": version}
+		info := map[string]string{"weights": m.Path, "hash": hash, "model_type": m.Variant.Name, "dtype": m.DType.String(), "device": m.Backend.Name(), "version": version}
 		if err := rfbench.Start(*out, rfbench.Run{Version: 1, PromptsFile: source, PromptsSHA256: rfbench.PromptsHash(ps),
 			Methods: ms, Seeds: *seeds, Config: cfg, Model: info}); err != nil {
 			return err
@@ -201,15 +193,7 @@ func modelForRun(model *modelFlags, run string) (*pipeline.Model, error) {
 		}
 		model.weights = info.Model["weights"]
 	}
-	b, d, err := model.backend()
-	if err != nil {
-		return nil, err
-	}
-	o, err := model.options(b, d)
-	if err != nil {
-		return nil, err
-	}
-	return pipeline.Load(model.weights, o)
+	return model.load()
 }
 
 func defaultJudgeCache() string {

@@ -155,9 +155,7 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 	tokens := tensor.FromInt32(b, tensor.Shape{1, 77}, ids)
 	var ctx *tensor.Tensor
 	encode := func() error { ctx = m.Text.Encode(tokens).To(d); return nil }
-	if err := encode(); err != nil {
-		return nil, err
-	}
+	encode() // ctx for the other calls
 	z := m.Noise(1, 8*size, 8*size, 1)
 	z2, ctx2 := tensor.Concat(0, z, z), tensor.Concat(0, ctx, ctx)
 
@@ -165,11 +163,12 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 	for _, k := range rfnet.Default().GuidanceKeys {
 		keys[k] = true
 	}
-	stages := []struct {
+	type stage struct {
 		name string
 		runs int
 		f    func() error
-	}{
+	}
+	stages := []stage{
 		{"text encoder (1×77 tokens)", iters, encode},
 		{fmt.Sprintf("unet, batch 2 (CFG step), %d² latent", size), iters, func() error {
 			_, err := m.UNet.Forward(z2, []float64{500, 500}, ctx2, nil)
@@ -181,11 +180,7 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 		{fmt.Sprintf("vae decode to %d²", 8*size), iters, func() error { m.DecodeImage(z); return nil }},
 	}
 	if steps > 0 {
-		stages = append(stages, struct {
-			name string
-			runs int
-			f    func() error
-		}{fmt.Sprintf("denoise: %d DDIM steps with CFG", steps), 1, func() error {
+		stages = append(stages, stage{fmt.Sprintf("denoise: %d DDIM steps with CFG", steps), 1, func() error {
 			s, err := sched.New("ddim", m.Variant.Sched, steps)
 			if err != nil {
 				return err

@@ -61,6 +61,20 @@ func (m *modelFlags) backend() (tensor.Backend, tensor.DType, error) {
 	return b, d, nil
 }
 
+// load opens the device and loads the checkpoint the flags name onto it.
+// The caller closes the model.
+func (m *modelFlags) load() (*pipeline.Model, error) {
+	b, d, err := m.backend()
+	if err != nil {
+		return nil, err
+	}
+	o, err := m.options(b, d)
+	if err != nil {
+		return nil, err
+	}
+	return pipeline.Load(m.weights, o)
+}
+
 // options turns the flags into load options for backend b.
 func (m *modelFlags) options(b tensor.Backend, d tensor.DType) (pipeline.LoadOptions, error) {
 	if m.weights == "" {

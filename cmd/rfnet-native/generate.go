@@ -72,16 +72,8 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 	if fs.Changed("seed") && g.initLatents != "" {
 		return errors.New("--seed and --init-latents exclude each other")
 	}
-	b, d, err := g.model.backend()
-	if err != nil {
-		return err
-	}
-	o, err := g.model.options(b, d)
-	if err != nil {
-		return err
-	}
 	start := time.Now()
-	m, err := pipeline.Load(g.model.weights, o)
+	m, err := g.model.load()
 	if err != nil {
 		return err
 	}
@@ -90,7 +82,7 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 	req := pipeline.Request{Prompt: g.prompt, NegativePrompt: g.negative, Steps: g.steps, Guidance: g.guidance,
 		Scheduler: g.scheduler, Width: g.width, Height: g.height, Seed: g.seed}
 	if g.initLatents != "" {
-		if req.InitLatents, err = readLatents(g.initLatents, b, d); err != nil {
+		if req.InitLatents, err = readLatents(g.initLatents, m.Backend, m.DType); err != nil {
 			return err
 		}
 	}

@@ -5,9 +5,10 @@ import (
 	"io"
 	"os"
 
-	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"slices"
 	"testing"
+
+	"github.com/rfnet/rfnet-native/internal/fixtures"
 
 	"github.com/spf13/pflag"
 )

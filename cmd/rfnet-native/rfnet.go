@@ -73,16 +73,8 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 		}
 		plan.Source = &llm.Source{Planner: "file"}
 	}
-	b, d, err := g.model.backend()
-	if err != nil {
-		return err
-	}
-	o, err := g.model.options(b, d)
-	if err != nil {
-		return err
-	}
 	start := time.Now()
-	m, err := pipeline.Load(g.model.weights, o)
+	m, err := g.model.load()
 	if err != nil {
 		return err
 	}

@@ -5,10 +5,8 @@ package rfnet
 import (
 	"maps"
 	"math"
-	"os"
 	"testing"
 
-	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/tensor/backendtest"
@@ -18,17 +16,10 @@ import (
 // box and overall losses, gradient back to the latent) agree with the CPU's
 // float64 run of the same fixture.
 func TestGuidanceGradientOnGPU(t *testing.T) {
-	tf32 := os.Getenv("RFNET_CUDA_TF32") == "1"
-	g, err := cuda.New(cuda.Options{Poison: true, TF32: tf32})
-	if err != nil {
-		if os.Getenv("RFNET_REQUIRE_GPU") != "" {
-			t.Fatal(err)
-		}
-		t.Skipf("no GPU here: %v", err)
-	}
+	g := fixtures.GPU(t)
 	ref := newLossFixture(t)
 	tol := maps.Clone(backendtest.ParityTol)
-	if tf32 {
+	if fixtures.TF32() {
 		tol[tensor.Float32] = backendtest.TF32Tol
 	}
 	for _, d := range []tensor.DType{tensor.Float32, tensor.Float16, tensor.BFloat16} {

@@ -49,7 +49,7 @@ func checkGrad(t *testing.T, b tensor.Backend, c gradCase) {
 			vals[k] = orig
 		}
 		got := grads[i].Float64s()
-		if e := relErr(got, num); !(e < gradTol) {
+		if e := RelL2(got, num); !(e < gradTol) {
 			t.Errorf("%s: input %d: relative error %.3g of the gradient (tape %v vs finite differences %v)", c.name, j, e, head(got), head(num))
 		}
 	}
@@ -74,8 +74,8 @@ func (c gradCase) gradients(t *testing.T, loss func(out *tensor.Tensor) *tensor.
 	return out, grads
 }
 
-// relErr is ‖a-b‖₂ / ‖b‖₂ (absolute when b is all zeros).
-func relErr(a, b []float64) float64 {
+// RelL2 is ‖a-b‖₂ / ‖b‖₂ (absolute when b is all zeros).
+func RelL2(a, b []float64) float64 {
 	var d, n float64
 	for i := range a {
 		d += (a[i] - b[i]) * (a[i] - b[i])

@@ -1,13 +1,13 @@
 //go:build cuda
 
-package cuda
+package cuda_test
 
 import (
 	"fmt"
-	"os"
 	"testing"
 
 	"github.com/rfnet/rfnet-native/cpu"
+	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/tensor/backendtest"
 )
@@ -15,15 +15,8 @@ import (
 // The built-in GEMM kernels (used when no libcublas loads) against the CPU,
 // whichever GEMM the backend picked: tile edges, transposes, a shared operand.
 func TestKernelGemmMatchesCPU(t *testing.T) {
-	nb, err := New(Options{Poison: true})
-	if err != nil {
-		if os.Getenv("RFNET_REQUIRE_GPU") != "" {
-			t.Fatal(err)
-		}
-		t.Skipf("no GPU here: %v", err)
-	}
-	g, c := nb.(*Backend), cpu.New()
-	for _, d := range []tensor.DType{tensor.Float32, tensor.Float16, tensor.BFloat16} {
+	g, c := device(t), cpu.New()
+	for _, d := range computeDTypes {
 		for _, p := range []tensor.MatMulParams{
 			{Batch: 1, M: 64, N: 64, K: 16},
 			{Batch: 3, M: 130, N: 150, K: 70, BatchStrideA: 130 * 70, BatchStrideB: 70 * 150},
@@ -32,20 +25,16 @@ func TestKernelGemmMatchesCPU(t *testing.T) {
 			{Batch: 4, M: 65, N: 1, K: 200, TransA: true, TransB: true, BatchStrideB: 200},
 		} {
 			t.Run(fmt.Sprintf("%s/%+v", d, p), func(t *testing.T) {
-				na, nbv := p.M*p.K, p.K*p.N // a batch stride of 0 shares one matrix
+				na, nb := p.M*p.K, p.K*p.N // a batch stride of 0 shares one matrix
 				if p.BatchStrideA > 0 {
 					na = p.BatchStrideA * p.Batch
 				}
 				if p.BatchStrideB > 0 {
-					nbv = p.BatchStrideB * p.Batch
+					nb = p.BatchStrideB * p.Batch
 				}
-				av, bv := backendtest.RandnValues(1, na), backendtest.RandnValues(2, nbv)
-				ga, gb := g.FromFloat64(d, av).(*buffer), g.FromFloat64(d, bv).(*buffer)
-				out := g.newBuffer(d, p.Batch*p.M*p.N)
-				g.kernelGemm(d, out.ptr, ga.ptr, gb.ptr, p, "test")
-				if err := g.Sync(); err != nil {
-					t.Fatal(err)
-				}
+				ga, gb := g.FromFloat64(d, backendtest.RandnValues(1, na)), g.FromFloat64(d, backendtest.RandnValues(2, nb))
+				out := cuda.KernelGemm(g, ga, gb, p)
+				syncOK(t, g)
 				// The CPU multiplies the values as stored on the GPU, in float64.
 				want := c.Float64s(c.MatMul(c.FromFloat64(tensor.Float64, g.Float64s(ga)), c.FromFloat64(tensor.Float64, g.Float64s(gb)), p))
 				backendtest.AssertCloseValues(t, g.Float64s(out), want, backendtest.ParityTol[d]) // the kernels never use TF32
