@@ -10,7 +10,7 @@ CU_SRC   := $(wildcard kernels/*.cu)
 # One fatbin per kernels/*.cu, embedded by the cuda package (go:embed cannot reach ../kernels).
 FATBINS  := $(patsubst kernels/%.cu,cuda/fatbin/%.fatbin,$(CU_SRC))
 
-.PHONY: build test test-short vet bench fuzz kernels cuda clean
+.PHONY: build test test-short vet bench fuzz kernels cuda emu test-emu clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/rfnet-native
@@ -52,5 +52,39 @@ cuda: kernels
 	$(GO) build -tags cuda -o $(BIN) ./cmd/rfnet-native
 	$(GO) test -tags cuda -run '^$$' ./...
 
+# The CUDA emulator (cuda/emu): a fake libcuda + libcublas in one library that
+# runs kernels/*.cu on the CPU, so the cuda-tagged tests run without a GPU.
+# test-emu runs them twice: through the emulated cuBLAS, and with no cuBLAS
+# (the built-in GEMM kernels of gemm.cu).
+EMU_DIR  := build/emu
+EMU_LIB  := $(EMU_DIR)/libcudaemu.so
+EMU_CXX  ?= g++
+EMU_FLAGS := -std=c++17 -O2 -g -fPIC -fvisibility=hidden -Wall -Wno-unused-function -Icuda/emu
+EMU_OBJS := $(patsubst kernels/%.cu,$(EMU_DIR)/%.o,$(CU_SRC)) $(EMU_DIR)/scheduler.o $(EMU_DIR)/driver.o $(EMU_DIR)/cublas.o
+
+$(EMU_DIR)/%.o: kernels/%.cu kernels/common.cuh cuda/emu/emu.h cuda/emu/runtime.h
+	@mkdir -p $(EMU_DIR)
+	$(EMU_CXX) $(EMU_FLAGS) -x c++ -include cuda/emu/emu.h -DRF_EMU_MODULE='"$*"' -c -o $@ $<
+
+$(EMU_DIR)/%.o: cuda/emu/%.cc cuda/emu/runtime.h
+	@mkdir -p $(EMU_DIR)
+	$(EMU_CXX) $(EMU_FLAGS) -c -o $@ $<
+
+$(EMU_LIB): $(EMU_OBJS)
+	$(EMU_CXX) -shared -o $@ $^
+
+$(EMU_DIR)/selftest: cuda/emu/selftest.cc cuda/emu/emu.h $(EMU_DIR)/scheduler.o $(EMU_DIR)/driver.o $(EMU_DIR)/cublas.o
+	$(EMU_CXX) $(EMU_FLAGS) -include cuda/emu/emu.h -DRF_EMU_MODULE='"selftest"' -o $@ $(filter-out %.h,$^)
+
+emu: $(EMU_LIB) $(EMU_DIR)/selftest
+
+EMU_ENV := RFNET_LIBCUDA=$(abspath $(EMU_LIB)) RFNET_REQUIRE_GPU=1
+EMU_PKGS := ./cuda ./pipeline/rfnet ./cmd/...
+
+test-emu: kernels emu
+	$(EMU_DIR)/selftest
+	$(EMU_ENV) RFNET_LIBCUBLAS=$(abspath $(EMU_LIB)) $(GO) test -count=1 -tags cuda -timeout 30m $(EMU_PKGS)
+	$(EMU_ENV) RFNET_LIBCUBLAS=none $(GO) test -count=1 -tags cuda -timeout 30m $(EMU_PKGS)
+
 clean:
-	rm -rf bin cuda/fatbin
+	rm -rf bin build cuda/fatbin

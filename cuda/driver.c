@@ -51,11 +51,23 @@ static void *sym(void *lib, const char *name, int *missing) {
 }
 
 int rf_open(int ordinal, char *err, size_t errlen) {
-    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
-    if (!lib) lib = dlopen("libcuda.so", RTLD_NOW | RTLD_GLOBAL);
-    if (!lib) {
-        snprintf(err, errlen, "no NVIDIA driver: libcuda.so.1 cannot be loaded (%s)", dlerror());
-        return -1;
+    // RFNET_LIBCUDA names the driver library to use instead: one outside the
+    // loader's path, or the CPU emulator of cuda/emu.
+    const char *path = getenv("RFNET_LIBCUDA");
+    void *lib;
+    if (path && *path) {
+        lib = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+        if (!lib) {
+            snprintf(err, errlen, "RFNET_LIBCUDA=%s cannot be loaded (%s)", path, dlerror());
+            return -1;
+        }
+    } else {
+        lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
+        if (!lib) lib = dlopen("libcuda.so", RTLD_NOW | RTLD_GLOBAL);
+        if (!lib) {
+            snprintf(err, errlen, "no NVIDIA driver: libcuda.so.1 cannot be loaded (%s)", dlerror());
+            return -1;
+        }
     }
     int missing = 0;
 #define LOAD(v, name) *(void **)(&v) = sym(lib, name, &missing)
@@ -174,7 +186,16 @@ static cublasHandle_t handle;
 
 int rf_cublas_open(char *which, size_t whichlen) {
     const char *names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"};
-    for (int i = 0; i < 4; i++) {
+    int count = 4;
+    // RFNET_LIBCUBLAS names the cuBLAS library to use instead, or "none" for
+    // the built-in GEMM kernels.
+    const char *path = getenv("RFNET_LIBCUBLAS");
+    if (path && *path) {
+        if (strcmp(path, "none") == 0) return -1;
+        names[0] = path;
+        count = 1;
+    }
+    for (int i = 0; i < count; i++) {
         void *lib = dlopen(names[i], RTLD_NOW | RTLD_GLOBAL);
         if (!lib) continue;
         int missing = 0;

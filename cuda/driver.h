@@ -46,7 +46,8 @@ CUresult rf_event_elapsed(float *ms, void *start, void *end);
 CUresult rf_event_destroy(void *ev);
 
 
-// rf_cublas_open looks for libcublas.so.13, .12, .11, then libcublas.so;
+// rf_cublas_open looks for libcublas.so.13, .12, .11, then libcublas.so (or
+// loads $RFNET_LIBCUBLAS; "none" finds none);
 // returns 0 and the version it found, or -1 when none loads.
 int rf_cublas_open(char *which, size_t whichlen);
 // rf_gemm is a row-major strided batched GEMM C = op(A)·op(B) through

@@ -3,8 +3,9 @@
 // Layout: q [B, N, D], k and v [B, M, D], D <= 256. Grid (ceil(N/4), B), 4
 // warps per block, one query row per warp. Keys and values come through
 // shared memory in tiles of 32; lane j scores key j of the tile, the running
-// maximum and sum are updated (online softmax), and each lane accumulates
-// output channels lane, lane+32, ... CPU reference: cpu/attention.go.
+// maximum and sum are updated (online softmax), the tile's probabilities are
+// shared through shared memory, and each lane accumulates output channels
+// lane, lane+32, ... CPU reference: cpu/attention.go.
 #include "common.cuh"
 
 #define ATT_WARPS 4
@@ -12,7 +13,8 @@
 #define ATT_MAXD 256
 
 template <typename T> __device__ void attention_impl(T *out, const T *q, const T *k, const T *v, int N, int M, int D, float scale) {
-    extern __shared__ float sm[];
+    DYNAMIC_SHARED(float, sm);
+    __shared__ float ps[ATT_WARPS][ATT_TILE];
     int pitch = D + 1; // padding avoids bank conflicts when lane j reads row j
     float *ks = sm, *vs = sm + ATT_TILE * pitch, *qs = vs + ATT_TILE * pitch;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -49,14 +51,15 @@ template <typename T> __device__ void attention_impl(T *out, const T *q, const T
         float corr = expf(mx - nmx); // 0 on the first tile (mx = -inf)
         sum = sum * corr + psum;
         mx = nmx;
-        // Every lane runs the same trip count: the shuffles need the whole warp.
-        for (int t = 0; t < (D + 31) / 32; t++) {
+        // The tile's probabilities go through shared memory (read as
+        // broadcasts), not 32 shuffles per group of channels; the
+        // __syncthreads at the top of the loop guards their reuse.
+        ps[warp][lane] = p;
+        __syncwarp();
+        for (int t = 0; t * 32 + lane < D; t++) {
             int d = t * 32 + lane;
             float a = acc[t] * corr;
-            for (int j = 0; j < ATT_TILE; j++) {
-                float pj = __shfl_sync(0xffffffff, p, j);
-                if (d < D) a += pj * vs[j * pitch + d];
-            }
+            for (int j = 0; j < ATT_TILE; j++) a += ps[warp][j] * vs[j * pitch + d];
             acc[t] = a;
         }
     }

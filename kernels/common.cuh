@@ -7,6 +7,14 @@
 #include <cuda_bf16.h>
 #include <stdint.h>
 
+// Hooks for the CPU emulator (cuda/emu/emu.h defines them when it compiles
+// these sources with g++): EMU_REGISTER records a kernel by name,
+// DYNAMIC_SHARED declares the launch's dynamic shared memory.
+#ifndef RF_EMU
+#define EMU_REGISTER(fn)
+#define DYNAMIC_SHARED(type, name) extern __shared__ __align__(16) type name[]
+#endif
+
 typedef __half f16;
 typedef __nv_bfloat16 bf16;
 
@@ -62,4 +70,5 @@ __device__ __forceinline__ float block_max(float v) {
 #define KERNEL3(name, params, args)                                                         \
     extern "C" __global__ void name##_f32 params { typedef float T; name##_impl<T> args; } \
     extern "C" __global__ void name##_f16 params { typedef f16 T; name##_impl<T> args; }   \
-    extern "C" __global__ void name##_bf16 params { typedef bf16 T; name##_impl<T> args; }
+    extern "C" __global__ void name##_bf16 params { typedef bf16 T; name##_impl<T> args; } \
+    EMU_REGISTER(name##_f32) EMU_REGISTER(name##_f16) EMU_REGISTER(name##_bf16)

@@ -107,7 +107,8 @@ template <typename S, typename D> __device__ void convert_impl(D *y, const S *x,
     FOR_EACH(i, n) y[i] = from_f<D>(to_f(x[i]));
 }
 #define CONVERT(sname, S, dname, D) \
-    extern "C" __global__ void convert_##sname##_##dname(void *y, const void *x, int64_t n) { convert_impl<S, D>((D *)y, (const S *)x, n); }
+    extern "C" __global__ void convert_##sname##_##dname(void *y, const void *x, int64_t n) { convert_impl<S, D>((D *)y, (const S *)x, n); } \
+    EMU_REGISTER(convert_##sname##_##dname)
 CONVERT(f32, float, f16, f16)
 CONVERT(f32, float, bf16, bf16)
 CONVERT(f16, f16, f32, float)

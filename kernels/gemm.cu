@@ -6,7 +6,9 @@
 // gemm_f32: a 64×64 tile per block of 256 threads on CUDA cores, 4×4 per thread.
 // CPU reference: cpu/matmul.go.
 #include "common.cuh"
+#ifndef RF_EMU
 #include <mma.h>
+#endif
 using namespace nvcuda;
 
 struct Gemm {
@@ -63,6 +65,8 @@ template <typename T> __device__ void gemm_wmma_impl(T *C, const T *A, const T *
 }
 extern "C" __global__ void gemm_wmma_f16(void *C, const void *A, const void *B, Gemm g) { gemm_wmma_impl<f16>((f16 *)C, (const f16 *)A, (const f16 *)B, g); }
 extern "C" __global__ void gemm_wmma_bf16(void *C, const void *A, const void *B, Gemm g) { gemm_wmma_impl<bf16>((bf16 *)C, (const bf16 *)A, (const bf16 *)B, g); }
+EMU_REGISTER(gemm_wmma_f16)
+EMU_REGISTER(gemm_wmma_bf16)
 
 extern "C" __global__ void gemm_f32(void *Cv, const void *Av, const void *Bv, Gemm g) {
     __shared__ float as[16][64 + 1];
@@ -91,3 +95,4 @@ extern "C" __global__ void gemm_f32(void *Cv, const void *Av, const void *Bv, Ge
             if (r < g.M && c < g.N) C[(int64_t)r * g.N + c] = acc[i][j];
         }
 }
+EMU_REGISTER(gemm_f32)

@@ -30,7 +30,7 @@ KERNEL3(reduce_rows, (void *y, const void *x, int64_t n), ((T *)y, (const T *)x,
 // positions kept. pow2 is the power of two >= cols, at most 4096.
 template <typename T>
 __device__ void topk_mean_impl(T *y, int32_t *idx, const T *x, const T *mask, int64_t cols, int k, int maskRows, int pow2) {
-    extern __shared__ unsigned char smem[];
+    DYNAMIC_SHARED(unsigned char, smem);
     float *val = (float *)smem;
     int32_t *pos = (int32_t *)(val + pow2);
     int64_t r = blockIdx.x;

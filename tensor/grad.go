@@ -70,10 +70,11 @@ var backwardOf = map[OpKind]backwardFunc{
 		case Sub: // ⇒ da = dy, db = -dy
 			da, db = dy, dy.Neg()
 		case Mul: // ⇒ da = dy·b, db = dy·a
-			da, db = dy.Mul(b), dy.Mul(a)
-		case Div: // ⇒ da = dy/b, db = -dy·a/b²
-			da = dy.Div(b)
-			db = da.Mul(n.out).Neg()
+			da = broadcastGrad(dy, a, func(dy *Tensor, f func(*Tensor) *Tensor) *Tensor { return dy.Mul(f(b)) })
+			db = broadcastGrad(dy, b, func(dy *Tensor, f func(*Tensor) *Tensor) *Tensor { return dy.Mul(f(a)) })
+		case Div: // ⇒ da = dy/b, db = -dy·a/b² = -(dy/b)·y
+			da = broadcastGrad(dy, a, func(dy *Tensor, f func(*Tensor) *Tensor) *Tensor { return dy.Div(f(b)) })
+			db = broadcastGrad(dy, b, func(dy *Tensor, f func(*Tensor) *Tensor) *Tensor { return dy.Div(f(b)).Mul(f(n.out)).Neg() })
 		}
 		return []*Tensor{reduceTo(da, a.shape), reduceTo(db, b.shape)}
 	},
@@ -205,4 +206,18 @@ func sumBatch(g, x *Tensor) *Tensor {
 		return g
 	}
 	return g.Reshape(-1, x.shape[0], x.shape[1]).Sum(0)
+}
+
+// broadcastGrad returns grad(dy, f), the gradient of operand x before its
+// reduction over broadcast axes, where f converts the other tensors grad
+// reads. When x was broadcast in a 16-bit dtype, grad runs in float32 and the
+// sum over the broadcast axes is rounded once: rounding every product to bf16
+// before summing costs about 1% of the result, the whole error budget of a
+// bf16 op.
+func broadcastGrad(dy, x *Tensor, grad func(dy *Tensor, f func(*Tensor) *Tensor) *Tensor) *Tensor {
+	if d := x.DType(); (d == Float16 || d == BFloat16) && !dy.shape.Equal(x.shape) {
+		wide := func(t *Tensor) *Tensor { return t.To(Float32) }
+		return reduceTo(grad(wide(dy), wide), x.shape).To(d)
+	}
+	return grad(dy, func(t *Tensor) *Tensor { return t })
 }

@@ -1,0 +1,307 @@
+// The emulator's driver API: the cu* functions cuda/driver.c loads, on host
+// memory. Device pointers are host addresses; every allocation is tracked, so
+// copies, memsets, kernel pointer arguments and frees are checked against
+// live allocations (the GPU would read garbage or fault, later and with less
+// to say). Launches run at once, synchronously; a failed launch makes the
+// context unusable, as on the hardware, and the message names the kernel.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "runtime.h"
+
+#define API extern "C" __attribute__((visibility("default")))
+
+typedef int CUresult;
+typedef uint64_t CUdeviceptr;
+
+namespace emu {
+
+std::vector<KernelInfo> &kernels() {
+    static std::vector<KernelInfo> all;
+    return all;
+}
+void register_kernel(const KernelInfo &k) { kernels().push_back(k); }
+
+namespace {
+
+enum {
+    SUCCESS = 0,
+    INVALID_VALUE = 1,
+    OUT_OF_MEMORY = 2,
+    INVALID_DEVICE = 101,
+    INVALID_IMAGE = 200,
+    INVALID_CONTEXT = 201,
+    INVALID_HANDLE = 400,
+    NOT_FOUND = 500,
+    LAUNCH_FAILED = 719,
+};
+
+std::mutex mu; // the driver state is global; Go may call from any thread
+std::map<uintptr_t, size_t> allocations;
+size_t inUse;
+size_t total = size_t(8) << 30;
+std::string detail;   // the last error, in words
+CUresult sticky;      // a failed launch loses the context
+int contextTag, streamTag;
+
+struct Module {
+    std::string name;
+};
+std::vector<Module *> modules;
+
+struct Event {
+    std::chrono::steady_clock::time_point t;
+    bool recorded;
+};
+
+CUresult fail(CUresult r, const std::string &what) {
+    detail = what;
+    return r;
+}
+
+// live finds the allocation holding [p, p+n); false when there is none.
+bool live(uintptr_t p, size_t n, uintptr_t *base = nullptr) {
+    auto it = allocations.upper_bound(p);
+    if (it == allocations.begin()) return false;
+    --it;
+    if (p < it->first || p + n > it->first + it->second) return false;
+    if (base) *base = it->first;
+    return true;
+}
+
+std::string hex(uintptr_t p) {
+    char b[32];
+    snprintf(b, sizeof b, "0x%llx", (unsigned long long)p);
+    return b;
+}
+
+CUresult check_range(const char *op, CUdeviceptr p, size_t n) {
+    if (n == 0) return SUCCESS;
+    if (!live(p, n)) return fail(INVALID_VALUE, std::string(op) + ": [" + hex(p) + ", +" + std::to_string(n) + ") is not inside one live device allocation");
+    return SUCCESS;
+}
+
+} // namespace
+
+// device_range reports whether [p, p+n) lies in one live allocation (for the cuBLAS emulation).
+bool device_range(const void *p, size_t n) {
+    return live((uintptr_t)p, n);
+}
+
+} // namespace emu
+
+using namespace emu;
+
+#define LOCK() std::lock_guard<std::mutex> lock_(mu)
+#define CONTEXT_OK() do { if (sticky) return fail(sticky, "the context was lost by an earlier failed launch: " + detail); } while (0)
+
+API CUresult cuInit(unsigned) {
+    if (const char *m = getenv("RFNET_EMU_MEMORY_GIB")) total = size_t(atof(m) * (1 << 30));
+    return SUCCESS;
+}
+API CUresult cuDriverGetVersion(int *v) { *v = 12040; return SUCCESS; }
+API CUresult cuDeviceGetCount(int *n) { *n = 1; return SUCCESS; }
+API CUresult cuDeviceGet(int *d, int ordinal) {
+    if (ordinal != 0) return fail(INVALID_DEVICE, "the emulator has one device, 0");
+    *d = 0;
+    return SUCCESS;
+}
+API CUresult cuDeviceGetName(char *name, int len, int) {
+    snprintf(name, len, "CUDA emulator on the CPU");
+    return SUCCESS;
+}
+API CUresult cuDeviceTotalMem_v2(size_t *bytes, int) { *bytes = total; return SUCCESS; }
+API CUresult cuDeviceGetAttribute(int *v, int attr, int) {
+    switch (attr) {
+    case 75: *v = 9; return SUCCESS;  // compute capability 9.0, as an H100
+    case 76: *v = 0; return SUCCESS;
+    case 97: *v = 232448; return SUCCESS; // shared memory per block, opt-in
+    }
+    return fail(INVALID_VALUE, "device attribute " + std::to_string(attr) + " is not emulated");
+}
+API CUresult cuDevicePrimaryCtxRetain(void **ctx, int) { *ctx = &contextTag; return SUCCESS; }
+API CUresult cuCtxSetCurrent(void *ctx) {
+    if (ctx != &contextTag) return fail(INVALID_CONTEXT, "not the emulator's context");
+    return SUCCESS;
+}
+API CUresult cuCtxSynchronize(void) { LOCK(); CONTEXT_OK(); return SUCCESS; }
+API CUresult cuStreamCreate(void **s, unsigned) { *s = &streamTag; return SUCCESS; }
+
+API CUresult cuMemAlloc_v2(CUdeviceptr *p, size_t n) {
+    LOCK();
+    CONTEXT_OK();
+    if (n == 0) return fail(INVALID_VALUE, "cuMemAlloc of 0 bytes");
+    if (inUse + n > total) return fail(OUT_OF_MEMORY, "out of the emulated " + std::to_string(total >> 20) + " MiB");
+    size_t rounded = (n + 255) / 256 * 256;
+    void *m = aligned_alloc(256, rounded);
+    if (!m) return fail(OUT_OF_MEMORY, "host allocation failed");
+    // Fresh device memory holds garbage; NaN bytes make reads of it visible.
+    memset(m, 0xFF, rounded);
+    allocations[(uintptr_t)m] = n;
+    inUse += n;
+    *p = (CUdeviceptr)m;
+    return SUCCESS;
+}
+API CUresult cuMemFree_v2(CUdeviceptr p) {
+    LOCK();
+    auto it = allocations.find((uintptr_t)p);
+    if (it == allocations.end()) return fail(INVALID_VALUE, "cuMemFree of " + hex(p) + ", which is not the start of a live allocation");
+    inUse -= it->second;
+    allocations.erase(it);
+    free((void *)p);
+    return SUCCESS;
+}
+API CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n) {
+    LOCK();
+    CONTEXT_OK();
+    if (CUresult r = check_range("cuMemcpyHtoD destination", dst, n)) return r;
+    memcpy((void *)dst, src, n);
+    return SUCCESS;
+}
+API CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n) {
+    LOCK();
+    CONTEXT_OK();
+    if (CUresult r = check_range("cuMemcpyDtoH source", src, n)) return r;
+    memcpy(dst, (const void *)src, n);
+    return SUCCESS;
+}
+API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, void *) {
+    LOCK();
+    CONTEXT_OK();
+    if (CUresult r = check_range("cuMemcpyDtoD destination", dst, n)) return r;
+    if (CUresult r = check_range("cuMemcpyDtoD source", src, n)) return r;
+    memmove((void *)dst, (const void *)src, n);
+    return SUCCESS;
+}
+API CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char v, size_t n, void *) {
+    LOCK();
+    CONTEXT_OK();
+    if (CUresult r = check_range("cuMemsetD8", dst, n)) return r;
+    memset((void *)dst, v, n);
+    return SUCCESS;
+}
+API CUresult cuMemGetInfo_v2(size_t *freeBytes, size_t *totalBytes) {
+    LOCK();
+    *freeBytes = total - inUse;
+    *totalBytes = total;
+    return SUCCESS;
+}
+
+// cuModuleLoadData accepts a fatbin whose text names every kernel of one
+// emulated kernels/*.cu: the module is that file's kernels, so a kernel the
+// fatbin lacks is not found, as on the hardware.
+API CUresult cuModuleLoadData(void **module, const void *image) {
+    LOCK();
+    const unsigned char *img = (const unsigned char *)image;
+    uint32_t magic;
+    uint16_t headerSize;
+    uint64_t fatSize;
+    memcpy(&magic, img, 4);
+    memcpy(&headerSize, img + 6, 2);
+    memcpy(&fatSize, img + 8, 8);
+    if (magic != 0xBA55ED50u) return fail(INVALID_IMAGE, "not a fatbin (magic " + hex(magic) + ")");
+    size_t size = headerSize + fatSize;
+    std::map<std::string, bool> complete; // module -> all its kernels named in the image
+    for (const KernelInfo &k : kernels()) {
+        std::string name = std::string(k.name) + '\0';
+        bool found = memmem(img, size, name.data(), name.size()) != nullptr;
+        auto it = complete.find(k.module);
+        complete[k.module] = (it == complete.end() ? true : it->second) && found;
+    }
+    for (auto &m : complete)
+        if (m.second) {
+            modules.push_back(new Module{m.first});
+            *module = modules.back();
+            return SUCCESS;
+        }
+    return fail(INVALID_IMAGE, "the fatbin holds the kernels of no emulated kernels/*.cu (stale fatbin or emulator?)");
+}
+
+API CUresult cuModuleGetFunction(void **fn, void *module, const char *name) {
+    LOCK();
+    Module *m = (Module *)module;
+    for (KernelInfo &k : kernels())
+        if (m->name == k.module && strcmp(k.name, name) == 0) {
+            *fn = &k;
+            return SUCCESS;
+        }
+    return fail(NOT_FOUND, std::string("no kernel ") + name + " in module " + m->name);
+}
+
+API CUresult cuFuncSetAttribute(void *fn, int attr, int value) {
+    LOCK();
+    KernelInfo *k = (KernelInfo *)fn;
+    if (attr != 8) return fail(INVALID_VALUE, "function attribute " + std::to_string(attr) + " is not emulated");
+    if (value < 0 || value > 232448) return fail(INVALID_VALUE, std::string(k->name) + ": " + std::to_string(value) + " bytes of dynamic shared memory is more than a block may have (227 KiB)");
+    k->maxDynamicShared = value;
+    return SUCCESS;
+}
+
+API CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                            unsigned shmem, void *, void **params, void **extra) {
+    LOCK();
+    CONTEXT_OK();
+    KernelInfo *k = (KernelInfo *)fn;
+    std::string name = k->name;
+    if (extra) return fail(INVALID_VALUE, name + ": the extra argument form is not emulated");
+    if (bx == 0 || by == 0 || bz == 0 || bx > 1024 || by > 1024 || bz > 64 || (size_t)bx * by * bz > 1024)
+        return fail(INVALID_VALUE, name + ": block " + std::to_string(bx) + "×" + std::to_string(by) + "×" + std::to_string(bz) + " (at most 1024 threads)");
+    if (gx == 0 || gy == 0 || gz == 0 || gx > 2147483647u || gy > 65535 || gz > 65535)
+        return fail(INVALID_VALUE, name + ": grid " + std::to_string(gx) + "×" + std::to_string(gy) + "×" + std::to_string(gz) + " out of range");
+    if ((int)shmem > k->maxDynamicShared)
+        return fail(INVALID_VALUE, name + ": " + std::to_string(shmem) + " bytes of dynamic shared memory, more than the " +
+                                       std::to_string(k->maxDynamicShared) + " allowed (cuFuncSetAttribute raises it)");
+    for (size_t i = 0; i < k->pointer.size(); i++) {
+        if (!k->pointer[i]) continue;
+        uintptr_t p;
+        memcpy(&p, params[i], sizeof p);
+        if (p != 0 && !live(p, 1))
+            return fail(INVALID_VALUE, name + ": pointer argument " + std::to_string(i) + " (" + hex(p) + ") is not live device memory (freed, or never allocated)");
+    }
+    std::string err = run_grid(*k, params, Dim3{gx, gy, gz}, Dim3{bx, by, bz}, shmem);
+    if (!err.empty()) {
+        sticky = LAUNCH_FAILED;
+        return fail(LAUNCH_FAILED, name + ": " + err);
+    }
+    return SUCCESS;
+}
+
+API CUresult cuGetErrorString(CUresult r, const char **s) {
+    static std::string msg;
+    const char *base;
+    switch (r) {
+    case SUCCESS: base = "no error"; break;
+    case INVALID_VALUE: base = "invalid argument"; break;
+    case OUT_OF_MEMORY: base = "out of memory"; break;
+    case INVALID_DEVICE: base = "invalid device ordinal"; break;
+    case INVALID_IMAGE: base = "device kernel image is invalid"; break;
+    case INVALID_CONTEXT: base = "invalid device context"; break;
+    case INVALID_HANDLE: base = "invalid resource handle"; break;
+    case NOT_FOUND: base = "named symbol not found"; break;
+    case LAUNCH_FAILED: base = "unspecified launch failure"; break;
+    default: return INVALID_VALUE;
+    }
+    msg = std::string(base) + (detail.empty() ? "" : " [emulator: " + detail + "]");
+    *s = msg.c_str();
+    return SUCCESS;
+}
+
+API CUresult cuEventCreate(void **ev, unsigned) { *ev = new Event{{}, false}; return SUCCESS; }
+API CUresult cuEventRecord(void *ev, void *) {
+    ((Event *)ev)->t = std::chrono::steady_clock::now();
+    ((Event *)ev)->recorded = true;
+    return SUCCESS;
+}
+API CUresult cuEventSynchronize(void *) { return SUCCESS; }
+API CUresult cuEventElapsedTime(float *ms, void *start, void *end) {
+    Event *a = (Event *)start, *b = (Event *)end;
+    if (!a->recorded || !b->recorded) return fail(INVALID_HANDLE, "elapsed time of an event never recorded");
+    *ms = std::chrono::duration<float, std::milli>(b->t - a->t).count();
+    return SUCCESS;
+}
+API CUresult cuEventDestroy_v2(void *ev) { delete (Event *)ev; return SUCCESS; }
