@@ -2,8 +2,10 @@
 // memory. Device pointers are host addresses; every allocation is tracked, so
 // copies, memsets, kernel pointer arguments and frees are checked against
 // live allocations (the GPU would read garbage or fault, later and with less
-// to say). Launches run at once, synchronously; a failed launch makes the
+// to say), and each ends at an inaccessible page. Launches run at once, synchronously; a failed launch makes the
 // context unusable, as on the hardware, and the message names the kernel.
+#include <sys/mman.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -42,7 +44,12 @@ enum {
 };
 
 std::mutex mu; // the driver state is global; Go may call from any thread
-std::map<uintptr_t, size_t> allocations;
+std::map<uintptr_t, size_t> allocations; // start -> bytes asked for
+struct Mapping {
+    char *base;
+    size_t length;
+};
+std::map<uintptr_t, Mapping> mappings; // start -> the pages holding it
 size_t inUse;
 size_t total = size_t(8) << 30;
 std::string detail;   // the last error, in words
@@ -137,11 +144,17 @@ API CUresult cuMemAlloc_v2(CUdeviceptr *p, size_t n) {
     CONTEXT_OK();
     if (n == 0) return fail(INVALID_VALUE, "cuMemAlloc of 0 bytes");
     if (inUse + n > total) return fail(OUT_OF_MEMORY, "out of the emulated " + std::to_string(total >> 20) + " MiB");
-    size_t rounded = (n + 255) / 256 * 256;
-    void *m = aligned_alloc(256, rounded);
-    if (!m) return fail(OUT_OF_MEMORY, "host allocation failed");
+    // The allocation ends where an inaccessible page begins, so a kernel that
+    // runs past the end (by more than the rounding to 256 bytes, the
+    // driver's alignment) stops with SIGSEGV in the kernel, not later.
+    size_t rounded = (n + 255) / 256 * 256, page = 4096, mapped = (rounded + page - 1) / page * page + page;
+    char *map = (char *)mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) return fail(OUT_OF_MEMORY, "host allocation failed");
+    mprotect(map + mapped - page, page, PROT_NONE);
+    char *m = map + mapped - page - rounded;
     // Fresh device memory holds garbage; NaN bytes make reads of it visible.
     memset(m, 0xFF, rounded);
+    mappings[(uintptr_t)m] = Mapping{map, mapped};
     allocations[(uintptr_t)m] = n;
     inUse += n;
     *p = (CUdeviceptr)m;
@@ -153,7 +166,10 @@ API CUresult cuMemFree_v2(CUdeviceptr p) {
     if (it == allocations.end()) return fail(INVALID_VALUE, "cuMemFree of " + hex(p) + ", which is not the start of a live allocation");
     inUse -= it->second;
     allocations.erase(it);
-    free((void *)p);
+    // Unmapped: a kernel using the freed buffer faults (until the addresses are reused).
+    Mapping mp = mappings[(uintptr_t)p];
+    mappings.erase((uintptr_t)p);
+    munmap(mp.base, mp.length);
     return SUCCESS;
 }
 API CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n) {

@@ -2,6 +2,10 @@
 // barrier and shuffle semantics the kernels rely on, WMMA, and the faults
 // the emulator must report instead of computing garbage. Compiled like a
 // kernel file: g++ -include emu.h.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -114,6 +118,9 @@ extern "C" __global__ void dynamic_sum(float *out, int n) {
     }
 }
 EMU_REGISTER(dynamic_sum)
+
+extern "C" __global__ void write_at(float *x, int i) { x[i] = 1.f; }
+EMU_REGISTER(write_at)
 
 // --- harness ---
 
@@ -245,6 +252,24 @@ int main() {
         r = cuLaunchKernel(fn, 1, 1, 1, 32, 1, 1, 128, nullptr, params, nullptr);
         CHECK(r == 1 && error_text(r).find("not live device memory") != std::string::npos, "freed pointer: %d %s", r, error_text(r).c_str());
         CHECK(cuMemFree_v2(p) == 1, "double free accepted");
+
+        // A write just past the end of an allocation stops the kernel (SIGSEGV), in a child process.
+        CUdeviceptr q;
+        CHECK(cuMemAlloc_v2(&q, 4096) == 0, "alloc");
+        void *wfn;
+        CHECK(cuModuleGetFunction(&wfn, module, "write_at") == 0, "get function");
+        int last = 1023, past = 1024;
+        void *inside[] = {&q, &last}, *outside[] = {&q, &past};
+        CHECK(cuLaunchKernel(wfn, 1, 1, 1, 1, 1, 1, 0, nullptr, inside, nullptr) == 0, "write of the last element");
+        fflush(stderr);
+        pid_t child = fork();
+        if (child == 0) {
+            cuLaunchKernel(wfn, 1, 1, 1, 1, 1, 1, 0, nullptr, outside, nullptr);
+            _exit(0);
+        }
+        int status = 0;
+        waitpid(child, &status, 0);
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV, "a write past the end did not fault (status %d)", status);
     }
     if (failures) {
         fprintf(stderr, "cuda emulator self-test: %d failures\n", failures);
