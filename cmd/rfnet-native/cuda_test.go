@@ -1,0 +1,80 @@
+//go:build cuda
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rfnet/rfnet-native/internal/fixtures"
+)
+
+// The commands with --device cuda --dtype fp16 on the tiny SD 1.x model, on a
+// GPU or the CUDA emulator (make test-emu): plain generation, an RFNet run
+// with the offline planner (guidance backward on the device), and
+// bench-engine timed by CUDA events. Skipped without a GPU, unless
+// RFNET_REQUIRE_GPU is set.
+func TestCommandsOnGPU(t *testing.T) {
+	fixtures.GPU(t)
+	weights := fixtures.Path("models", "tiny-sd1")
+	gpu := []string{"--device", "cuda", "--dtype", "fp16"}
+
+	t.Run("generate", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "a.png")
+		err := run(append([]string{"generate", "--method", "sd", "--weights", weights, "--prompt", "a mouse hunting a lion",
+			"--steps", "3", "--width", "64", "--height", "64", "--out", out, "--quiet"}, gpu...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(out)
+		if img, err := png.Decode(bytes.NewReader(data)); err != nil || img.Bounds().Dx() != 64 {
+			t.Fatalf("png: %v", err)
+		}
+	})
+
+	t.Run("rfnet", func(t *testing.T) {
+		t.Setenv("OPENAI_API_KEY", "")
+		t.Setenv("OPENAI_BASE_URL", "")
+		dir := t.TempDir()
+		err := run(append([]string{"generate", "--weights", weights, "--prompt", "a mouse hunting a lion",
+			"--steps", "3", "--width", "64", "--height", "64", "--out-dir", dir, "--quiet"}, gpu...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := os.ReadFile(filepath.Join(dir, "run.json"))
+		if !bytes.Contains(raw, []byte(`"device": "cuda:`)) || !bytes.Contains(raw, []byte(`"dtype": "f16"`)) {
+			t.Fatalf("run.json does not record the device and dtype:\n%s", raw)
+		}
+		if fi, err := os.Stat(filepath.Join(dir, "image.png")); err != nil || fi.Size() == 0 {
+			t.Fatalf("image.png: %v", err)
+		}
+	})
+
+	t.Run("bench-engine", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "engine.json")
+		captureStdout(t, func() error {
+			return run(append([]string{"bench-engine", "--weights", weights, "--size", "8", "--iters", "2", "--steps", "2", "--json", out}, gpu...))
+		})
+		raw, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r engineReport
+		if err := json.Unmarshal(raw, &r); err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Timings) != 5 || !strings.HasPrefix(r.Device, "cuda:") || r.DType != "f16" || !strings.Contains(r.Timer, "CUDA events") {
+			t.Fatalf("report %+v", r)
+		}
+		for _, s := range r.Timings {
+			if !(s.MedianMS > 0) || !(s.PeakMiB > 0) {
+				t.Errorf("%s: median %v ms, peak %v MiB", s.Name, s.MedianMS, s.PeakMiB)
+			}
+		}
+	})
+}
