@@ -20,14 +20,7 @@ func TestBenchEngine(t *testing.T) {
 	if !strings.Contains(stdout, "unet, batch 2") {
 		t.Fatalf("table:\n%s", stdout)
 	}
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r engineReport
-	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Fatal(err)
-	}
+	r := readEngineReport(t, out)
 	if len(r.Timings) != 5 || r.Latent != 8 || !strings.HasPrefix(r.Device, "cpu") {
 		t.Fatalf("report %+v", r)
 	}
@@ -43,4 +36,18 @@ func TestBenchEngineRejectsUnknownModel(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `--model "sd3"`) {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// readEngineReport reads the --json report of bench-engine.
+func readEngineReport(t *testing.T, path string) engineReport {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r engineReport
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -4,7 +4,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -60,14 +59,7 @@ func TestCommandsOnGPU(t *testing.T) {
 		captureStdout(t, func() error {
 			return run(append([]string{"bench-engine", "--weights", weights, "--size", "8", "--iters", "2", "--steps", "2", "--json", out}, gpu...))
 		})
-		raw, err := os.ReadFile(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r engineReport
-		if err := json.Unmarshal(raw, &r); err != nil {
-			t.Fatal(err)
-		}
+		r := readEngineReport(t, out)
 		if len(r.Timings) != 5 || !strings.HasPrefix(r.Device, "cuda:") || r.DType != "f16" || !strings.Contains(r.Timer, "CUDA events") {
 			t.Fatalf("report %+v", r)
 		}
