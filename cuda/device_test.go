@@ -16,14 +16,8 @@ func device(t testing.TB) tensor.Backend { return fixtures.GPU(t) }
 // computeDTypes are the dtypes the GPU computes in.
 var computeDTypes = []tensor.DType{tensor.Float32, tensor.Float16, tensor.BFloat16}
 
-// tol is the parity tolerance of dtype d: backendtest.ParityTol, with
-// backendtest.TF32Tol for float32 when RFNET_CUDA_TF32=1.
-func tol(d tensor.DType) float64 {
-	if d == tensor.Float32 && fixtures.TF32() {
-		return backendtest.TF32Tol
-	}
-	return backendtest.ParityTol[d]
-}
+// tol is the per-op parity tolerance of dtype d (fixtures.GPUTol).
+func tol(d tensor.DType) float64 { return fixtures.GPUTol(backendtest.ParityTol, d) }
 
 // syncOK fails t with the first error the device hit.
 func syncOK(t testing.TB, b tensor.Backend) {

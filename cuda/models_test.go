@@ -16,14 +16,21 @@ import (
 	"github.com/rfnet/rfnet-native/weights"
 )
 
-func loadOn(t *testing.T, model string, b tensor.Backend, d tensor.DType) *pipeline.Model {
+// load loads a checkpoint for the length of the test.
+func load(t *testing.T, path string, o pipeline.LoadOptions) *pipeline.Model {
 	t.Helper()
-	m, err := pipeline.Load(fixtures.Path("models", model), pipeline.LoadOptions{Backend: b, DType: d})
+	m, err := pipeline.Load(path, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
 	return m
+}
+
+// loadOn loads a tiny model's diffusers folder.
+func loadOn(t *testing.T, model string, b tensor.Backend, d tensor.DType) *pipeline.Model {
+	t.Helper()
+	return load(t, fixtures.Path("models", model), pipeline.LoadOptions{Backend: b, DType: d})
 }
 
 // roundedCheckpoint writes model's single-file checkpoint with every tensor
@@ -57,22 +64,8 @@ func roundedCheckpoint(t *testing.T, model string, d tensor.DType) string {
 // and configs of its folder.
 func loadFile(t *testing.T, path, model string, b tensor.Backend, d tensor.DType) *pipeline.Model {
 	t.Helper()
-	m, err := pipeline.Load(path, pipeline.LoadOptions{Backend: b, DType: d,
+	return load(t, path, pipeline.LoadOptions{Backend: b, DType: d,
 		Tokenizer: fixtures.Path("models", model, "tokenizer"), ConfigDir: fixtures.Path("models", model)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
-}
-
-// modelTol is backendtest.ModelTol, with backendtest.TF32Tol for float32
-// when RFNET_CUDA_TF32=1.
-func modelTol(d tensor.DType) float64 {
-	if d == tensor.Float32 {
-		return tol(d)
-	}
-	return backendtest.ModelTol[d]
 }
 
 // The text encoder, the UNet with every cross-attention probability map,
@@ -83,7 +76,7 @@ func TestModelsMatchCPU(t *testing.T) {
 	for _, model := range []string{"tiny-sd1", "tiny-sd2"} {
 		for _, d := range computeDTypes {
 			t.Run(model+"/"+d.String(), func(t *testing.T) {
-				tol := modelTol(d) // as relative L2 of whole outputs
+				tol := fixtures.GPUTol(backendtest.ModelTol, d) // as relative L2 of whole outputs
 				path := roundedCheckpoint(t, model, d)
 				ref := loadFile(t, path, model, cpu.New(), tensor.Float32)
 				m := loadFile(t, path, model, g, d)

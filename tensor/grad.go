@@ -62,21 +62,37 @@ var backwardOf = map[OpKind]backwardFunc{
 	},
 	// y = a∘b with broadcasting ⇒ each operand's gradient summed over its broadcast axes
 	OpBinary: func(n *node, dy *Tensor) []*Tensor {
-		a, b := n.in[0], n.in[1]
+		a, b, y := n.in[0], n.in[1], n.out
+		op := n.attr.(BinaryOp)
+		// A broadcast operand's gradient of a product or quotient sums
+		// several terms: in a 16-bit dtype they are formed and summed in
+		// float32 and rounded once (rounding every term to bf16 before the
+		// sum costs about 1% of the result, a bf16 op's whole error budget).
+		d := dy.DType()
+		wide := (op == Mul || op == Div) && (d == Float16 || d == BFloat16) && !(a.shape.Equal(y.shape) && b.shape.Equal(y.shape))
+		if wide {
+			dy, a, b = dy.To(Float32), a.To(Float32), b.To(Float32)
+			if op == Div {
+				y = y.To(Float32)
+			}
+		}
 		var da, db *Tensor
-		switch n.attr.(BinaryOp) {
+		switch op {
 		case Add: // ⇒ da = dy, db = dy
 			da, db = dy, dy
 		case Sub: // ⇒ da = dy, db = -dy
 			da, db = dy, dy.Neg()
 		case Mul: // ⇒ da = dy·b, db = dy·a
-			da = broadcastGrad(dy, a, func(dy *Tensor, f func(*Tensor) *Tensor) *Tensor { return dy.Mul(f(b)) })
-			db = broadcastGrad(dy, b, func(dy *Tensor, f func(*Tensor) *Tensor) *Tensor { return dy.Mul(f(a)) })
-		case Div: // ⇒ da = dy/b, db = -dy·a/b² = -(dy/b)·y
-			da = broadcastGrad(dy, a, func(dy *Tensor, f func(*Tensor) *Tensor) *Tensor { return dy.Div(f(b)) })
-			db = broadcastGrad(dy, b, func(dy *Tensor, f func(*Tensor) *Tensor) *Tensor { return dy.Div(f(b)).Mul(f(n.out)).Neg() })
+			da, db = dy.Mul(b), dy.Mul(a)
+		case Div: // ⇒ da = dy/b, db = -dy·a/b² = -da·y
+			da = dy.Div(b)
+			db = da.Mul(y).Neg()
 		}
-		return []*Tensor{reduceTo(da, a.shape), reduceTo(db, b.shape)}
+		da, db = reduceTo(da, a.shape), reduceTo(db, b.shape)
+		if wide {
+			da, db = da.To(d), db.To(d)
+		}
+		return []*Tensor{da, db}
 	},
 	// C = A'·B' with A' = op(A), B' = op(B)
 	// ⇒ dA' = dC·B'ᵀ, dB' = A'ᵀ·dC, transposed back when A or B is stored transposed;
@@ -206,18 +222,4 @@ func sumBatch(g, x *Tensor) *Tensor {
 		return g
 	}
 	return g.Reshape(-1, x.shape[0], x.shape[1]).Sum(0)
-}
-
-// broadcastGrad returns grad(dy, f), the gradient of operand x before its
-// reduction over broadcast axes, where f converts the other tensors grad
-// reads. When x was broadcast in a 16-bit dtype, grad runs in float32 and the
-// sum over the broadcast axes is rounded once: rounding every product to bf16
-// before summing costs about 1% of the result, the whole error budget of a
-// bf16 op.
-func broadcastGrad(dy, x *Tensor, grad func(dy *Tensor, f func(*Tensor) *Tensor) *Tensor) *Tensor {
-	if d := x.DType(); (d == Float16 || d == BFloat16) && !dy.shape.Equal(x.shape) {
-		wide := func(t *Tensor) *Tensor { return t.To(Float32) }
-		return reduceTo(grad(wide(dy), wide), x.shape).To(d)
-	}
-	return grad(dy, func(t *Tensor) *Tensor { return t })
 }

@@ -44,12 +44,12 @@ enum {
 };
 
 std::mutex mu; // the driver state is global; Go may call from any thread
-std::map<uintptr_t, size_t> allocations; // start -> bytes asked for
-struct Mapping {
-    char *base;
-    size_t length;
+struct Allocation {
+    size_t bytes;  // asked for
+    char *map;     // the pages holding it, the last one inaccessible
+    size_t mapped;
 };
-std::map<uintptr_t, Mapping> mappings; // start -> the pages holding it
+std::map<uintptr_t, Allocation> allocations; // by start
 size_t inUse;
 size_t total = size_t(8) << 30;
 std::string detail;   // the last error, in words
@@ -72,13 +72,11 @@ CUresult fail(CUresult r, const std::string &what) {
 }
 
 // live finds the allocation holding [p, p+n); false when there is none.
-bool live(uintptr_t p, size_t n, uintptr_t *base = nullptr) {
+bool live(uintptr_t p, size_t n) {
     auto it = allocations.upper_bound(p);
     if (it == allocations.begin()) return false;
     --it;
-    if (p < it->first || p + n > it->first + it->second) return false;
-    if (base) *base = it->first;
-    return true;
+    return p >= it->first && p + n <= it->first + it->second.bytes;
 }
 
 std::string hex(uintptr_t p) {
@@ -154,8 +152,7 @@ API CUresult cuMemAlloc_v2(CUdeviceptr *p, size_t n) {
     char *m = map + mapped - page - rounded;
     // Fresh device memory holds garbage; NaN bytes make reads of it visible.
     memset(m, 0xFF, rounded);
-    mappings[(uintptr_t)m] = Mapping{map, mapped};
-    allocations[(uintptr_t)m] = n;
+    allocations[(uintptr_t)m] = Allocation{n, map, mapped};
     inUse += n;
     *p = (CUdeviceptr)m;
     return SUCCESS;
@@ -164,12 +161,10 @@ API CUresult cuMemFree_v2(CUdeviceptr p) {
     LOCK();
     auto it = allocations.find((uintptr_t)p);
     if (it == allocations.end()) return fail(INVALID_VALUE, "cuMemFree of " + hex(p) + ", which is not the start of a live allocation");
-    inUse -= it->second;
-    allocations.erase(it);
+    inUse -= it->second.bytes;
     // Unmapped: a kernel using the freed buffer faults (until the addresses are reused).
-    Mapping mp = mappings[(uintptr_t)p];
-    mappings.erase((uintptr_t)p);
-    munmap(mp.base, mp.length);
+    munmap(it->second.map, it->second.mapped);
+    allocations.erase(it);
     return SUCCESS;
 }
 API CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n) {

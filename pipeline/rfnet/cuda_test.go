@@ -3,7 +3,6 @@
 package rfnet
 
 import (
-	"maps"
 	"math"
 	"testing"
 
@@ -18,12 +17,9 @@ import (
 func TestGuidanceGradientOnGPU(t *testing.T) {
 	g := fixtures.GPU(t)
 	ref := newLossFixture(t)
-	tol := maps.Clone(backendtest.ModelTol)
-	if fixtures.TF32() {
-		tol[tensor.Float32] = backendtest.TF32Tol
-	}
 	for _, d := range []tensor.DType{tensor.Float32, tensor.Float16, tensor.BFloat16} {
 		t.Run(d.String(), func(t *testing.T) {
+			tol := fixtures.GPUTol(backendtest.ModelTol, d)
 			f := newLossFixtureOn(t, g, d)
 			ts := f.soLoop.sched.Timesteps()
 			for _, c := range []struct {
@@ -44,8 +40,8 @@ func TestGuidanceGradientOnGPU(t *testing.T) {
 				le := math.Abs(loss-wantLoss) / math.Max(math.Abs(wantLoss), 1e-12)
 				ge := fixtures.RelL2(grad, wantGrad)
 				t.Logf("%s: loss %.6g vs %.6g (rel. %.2e), gradient rel. L2 %.2e", c.name, loss, wantLoss, le, ge)
-				if !(le < tol[d]) || !(ge < tol[d]) {
-					t.Errorf("%s: loss rel. error %.3g, gradient rel. L2 %.3g (tolerance %.g)", c.name, le, ge, tol[d])
+				if !(le < tol) || !(ge < tol) {
+					t.Errorf("%s: loss rel. error %.3g, gradient rel. L2 %.3g (tolerance %.g)", c.name, le, ge, tol)
 				}
 			}
 		})
