@@ -40,6 +40,15 @@ func testClient(t *testing.T, s *fakehub.Server) *Client {
 	return c
 }
 
+// tinyHub serves tinyRepo as org/tiny-sd1 until the test ends and returns
+// the repository, the server and a client of it.
+func tinyHub(t *testing.T) (*fakehub.Repo, *fakehub.Server, *Client) {
+	repo := tinyRepo(t)
+	s := fakehub.New(map[string]*fakehub.Repo{"org/tiny-sd1": repo})
+	t.Cleanup(s.Close)
+	return repo, s, testClient(t, s)
+}
+
 func downloads(log []string) []string {
 	var out []string
 	for _, l := range log {
@@ -51,10 +60,7 @@ func downloads(log []string) []string {
 }
 
 func TestColdDownloadCacheLayoutAndWarmRun(t *testing.T) {
-	repo := tinyRepo(t)
-	s := fakehub.New(map[string]*fakehub.Repo{"org/tiny-sd1": repo})
-	defer s.Close()
-	c := testClient(t, s)
+	repo, s, c := tinyHub(t)
 	ref, _, _ := ParseRef("org/tiny-sd1")
 	files, err := c.Resolve(context.Background(), ref, false)
 	if err != nil {
@@ -100,10 +106,7 @@ func TestColdDownloadCacheLayoutAndWarmRun(t *testing.T) {
 }
 
 func TestResumeAfterCutConnection(t *testing.T) {
-	repo := tinyRepo(t)
-	s := fakehub.New(map[string]*fakehub.Repo{"org/tiny-sd1": repo})
-	defer s.Close()
-	c := testClient(t, s)
+	repo, s, c := tinyHub(t)
 	ref := Ref{Repo: "org/tiny-sd1", Revision: "main", File: "unet/diffusion_pytorch_model.safetensors"}
 	s.CutAfter = 1000
 	files, err := c.Resolve(context.Background(), ref, false)
@@ -126,10 +129,7 @@ func TestResumeAfterCutConnection(t *testing.T) {
 }
 
 func TestDamagedBlobIsFetchedAgain(t *testing.T) {
-	repo := tinyRepo(t)
-	s := fakehub.New(map[string]*fakehub.Repo{"org/tiny-sd1": repo})
-	defer s.Close()
-	c := testClient(t, s)
+	repo, s, c := tinyHub(t)
 	ref := Ref{Repo: "org/tiny-sd1", Revision: "main", File: "vae/diffusion_pytorch_model.safetensors"}
 	files, err := c.Resolve(context.Background(), ref, false)
 	if err != nil {
@@ -182,10 +182,7 @@ func TestGatedRepository(t *testing.T) {
 }
 
 func TestOffline(t *testing.T) {
-	repo := tinyRepo(t)
-	s := fakehub.New(map[string]*fakehub.Repo{"org/tiny-sd1": repo})
-	defer s.Close()
-	c := testClient(t, s)
+	_, s, c := tinyHub(t)
 	ref := Ref{Repo: "org/tiny-sd1", Revision: "main"}
 	if _, err := c.Resolve(context.Background(), ref, false); err != nil {
 		t.Fatal(err)
@@ -209,10 +206,7 @@ func TestOffline(t *testing.T) {
 // A cache written by huggingface_hub (laid out here by hand: blobs named by
 // their hash, refs/main, relative snapshot links) is used as it is.
 func TestUsesPythonToolsCache(t *testing.T) {
-	repo := tinyRepo(t)
-	s := fakehub.New(map[string]*fakehub.Repo{"org/tiny-sd1": repo})
-	defer s.Close()
-	c := testClient(t, s)
+	repo, s, c := tinyHub(t)
 	dir := filepath.Join(c.CacheDir, "models--org--tiny-sd1")
 	for path, data := range repo.Files {
 		etag := fakehub.GitSHA1(data)
