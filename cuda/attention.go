@@ -8,12 +8,19 @@ import (
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
-// attentionMaxD is the widest head the fused kernel takes (its per-lane
-// accumulators are sized for it); SD heads are 40-160 wide.
-const attentionMaxD = 256
+// attentionMaxD is the widest head the fused kernels take (the per-lane
+// accumulators of attention.cu are sized for it); SD heads are 40-160 wide.
+// attentionTCMaxD is the widest the tensor-core kernel takes (its fragments
+// live in registers: 64 or 128 columns).
+const (
+	attentionMaxD   = 256
+	attentionTCMaxD = 128
+)
 
-// Attention is the fused flash-style kernel of kernels/attention.cu; heads
-// wider than it takes go through matmul, softmax, matmul.
+// Attention is a fused flash-style kernel: on tensor cores
+// (kernels/attention_tc.cu) for f16/bf16 heads up to 128 wide, on CUDA cores
+// (kernels/attention.cu) for float and wider heads; heads wider than 256 go
+// through matmul, softmax, matmul.
 func (b *Backend) Attention(q, k, v tensor.Buffer, p tensor.AttentionParams) tensor.Buffer {
 	qd, kd, vd := dev("attention", q), dev("attention", k), dev("attention", v)
 	d := same("attention", qd, kd, vd)
@@ -33,9 +40,29 @@ func (b *Backend) Attention(q, k, v tensor.Buffer, p tensor.AttentionParams) ten
 		return out
 	}
 	out := b.newBuffer(d, p.Batch*p.N*p.D)
+	what := fmt.Sprintf("attention of %d×[%d×%d] over %d keys", p.Batch, p.N, p.D, p.M)
+	if d != tensor.Float32 && p.D <= attentionTCMaxD {
+		b.attentionTC(out, qd, kd, vd, p, d, what)
+		return out
+	}
 	const warps, tile = 4, 32
 	l := launch{grid: [3]int{(p.N + warps - 1) / warps, p.Batch, 1}, block: 32 * warps, shared: (2*tile*(p.D+1) + warps*p.D) * 4}
-	b.run("attention"+suffix("", d), l, new(args).ptr(out.ptr).ptr(qd.ptr).ptr(kd.ptr).ptr(vd.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
-		fmt.Sprintf("attention of %d×[%d×%d] over %d keys", p.Batch, p.N, p.D, p.M))
+	b.run("attention"+suffix("", d), l, new(args).ptr(out.ptr).ptr(qd.ptr).ptr(kd.ptr).ptr(vd.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)), what)
 	return out
+}
+
+// attentionTC launches kernels/attention_tc.cu: 64 queries per block of 4
+// warps; shared memory holds a key and a value tile (64 rows of the head
+// rounded up to 16, plus 8 of padding), each warp's float scratch, and 32
+// bytes of alignment slack.
+func (b *Backend) attentionTC(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType, what string) {
+	const rows, tile, warps, scratch = 64, 64, 4, 16*68 + 16
+	name := "attention_tc4" // heads up to 64 wide
+	if p.D > 64 {
+		name = "attention_tc8"
+	}
+	ld := (p.D+15)/16*16 + 8
+	l := launch{grid: [3]int{(p.N + rows - 1) / rows, p.Batch, 1}, block: 32 * warps,
+		shared: 2*tile*ld*d.Size() + warps*scratch*4 + 32}
+	b.run(name+suffix("", d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)), what)
 }

@@ -33,6 +33,9 @@ type edgeCase struct {
 	grad  bool // also compare the gradient of Σ f·r with respect to input 0
 	f     func(in []*tensor.Tensor) *tensor.Tensor
 	scale float64 // input scale (attention logits stay in a sane range)
+	// prep, if set, shapes input i's random values before they are rounded
+	// to the tested dtype (both backends then see the same inputs).
+	prep func(i int, v []float64)
 }
 
 func edgeCases() []edgeCase {
@@ -57,6 +60,19 @@ func edgeCases() []edgeCase {
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], in[2], 1, 0) }},
 		{name: "attention/d40_keys77", in: [][]int{{2, 3, 37, 40}, {2, 3, 77, 40}, {2, 3, 77, 40}}, f: attn(40)},
 		{name: "attention/d64_keys300", in: [][]int{{1, 2, 70, 64}, {1, 2, 300, 64}, {1, 2, 300, 64}}, f: attn(64)},
+		{name: "attention/d80_keys130", in: [][]int{{2, 70, 80}, {2, 130, 80}, {2, 130, 80}}, f: attn(80)},
+		{name: "attention/d128_one_tile", in: [][]int{{1, 64, 128}, {1, 64, 128}, {1, 64, 128}}, f: attn(128)},
+		{name: "attention/d20_unaligned_rows", in: [][]int{{3, 33, 20}, {3, 65, 20}, {3, 65, 20}}, f: attn(20)},
+		// Keys growing along the sequence: the running maximum jumps tile
+		// after tile, so the tensor-core kernel rescales its accumulators.
+		{name: "attention/d64_rising_keys", in: [][]int{{2, 40, 64}, {2, 320, 64}, {2, 320, 64}}, f: attn(64),
+			prep: func(i int, v []float64) {
+				if i == 1 {
+					for j := range v {
+						v[j] *= 1 + float64(j/64%320)/20
+					}
+				}
+			}},
 		{name: "attention/d160_one_key", in: [][]int{{2, 5, 160}, {2, 1, 160}, {2, 1, 160}}, f: attn(160)},
 		{name: "attention/d300_unfused", in: [][]int{{2, 9, 300}, {2, 11, 300}, {2, 11, 300}}, f: attn(300)},
 		{name: "softmax/long_rows", in: [][]int{{5, 5000}}, grad: true, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Softmax() }},
@@ -99,6 +115,9 @@ func TestKernelEdges(t *testing.T) {
 						for j := range v {
 							v[j] *= ec.scale
 						}
+					}
+					if ec.prep != nil {
+						ec.prep(i, v)
 					}
 					x := tensor.FromFloat64(g, d, shape, v)
 					gin = append(gin, x)

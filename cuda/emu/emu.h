@@ -87,6 +87,12 @@ template <class T> inline T __shfl_down_sync(unsigned mask, T v, unsigned delta,
 
 inline float rsqrtf(float x) { return 1.f / sqrtf(x); }
 
+// The 16-byte vector type of 128-bit loads and stores (built into nvcc).
+struct __attribute__((aligned(16))) uint4 {
+    unsigned x, y, z, w;
+};
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
+
 #define DYNAMIC_SHARED(type, name) type *name = (type *)emu::dynamic_shared()
 #define EMU_REGISTER(fn) static emu::Registrar emu_reg_##fn(RF_EMU_MODULE, #fn, fn);
 
