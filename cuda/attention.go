@@ -40,22 +40,33 @@ func (b *Backend) Attention(q, k, v tensor.Buffer, p tensor.AttentionParams) ten
 		return out
 	}
 	out := b.newBuffer(d, p.Batch*p.N*p.D)
-	what := fmt.Sprintf("attention of %d×[%d×%d] over %d keys", p.Batch, p.N, p.D, p.M)
 	if d != tensor.Float32 && p.D <= attentionTCMaxD {
-		b.attentionTC(out, qd, kd, vd, p, d, what)
-		return out
+		b.attentionTC(out, qd, kd, vd, p, d)
+	} else {
+		b.attentionCore(out, qd, kd, vd, p, d)
 	}
+	return out
+}
+
+func attentionWhat(p tensor.AttentionParams) string {
+	return fmt.Sprintf("attention of %d×[%d×%d] over %d keys", p.Batch, p.N, p.D, p.M)
+}
+
+// attentionCore launches kernels/attention.cu: 4 query rows per block of 4
+// warps; shared memory holds a key and a value tile of 32 rows (padded by
+// one column) and each warp's scaled query row, in float.
+func (b *Backend) attentionCore(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
 	const warps, tile = 4, 32
 	l := launch{grid: [3]int{(p.N + warps - 1) / warps, p.Batch, 1}, block: 32 * warps, shared: (2*tile*(p.D+1) + warps*p.D) * 4}
-	b.run("attention"+suffix("", d), l, new(args).ptr(out.ptr).ptr(qd.ptr).ptr(kd.ptr).ptr(vd.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)), what)
-	return out
+	b.run("attention"+suffix("", d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
+		attentionWhat(p))
 }
 
 // attentionTC launches kernels/attention_tc.cu: 64 queries per block of 4
 // warps; shared memory holds a key and a value tile (64 rows of the head
 // rounded up to 16, plus 8 of padding), each warp's float scratch, and 32
 // bytes of alignment slack.
-func (b *Backend) attentionTC(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType, what string) {
+func (b *Backend) attentionTC(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
 	const rows, tile, warps, scratch = 64, 64, 4, 16*68 + 16
 	name := "attention_tc4" // heads up to 64 wide
 	if p.D > 64 {
@@ -64,5 +75,6 @@ func (b *Backend) attentionTC(out, q, k, v *buffer, p tensor.AttentionParams, d 
 	ld := (p.D+15)/16*16 + 8
 	l := launch{grid: [3]int{(p.N + rows - 1) / rows, p.Batch, 1}, block: 32 * warps,
 		shared: 2*tile*ld*d.Size() + warps*scratch*4 + 32}
-	b.run(name+suffix("", d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)), what)
+	b.run(name+suffix("", d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
+		attentionWhat(p))
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/tensor/backendtest"
 )
@@ -28,24 +29,37 @@ func BenchmarkConv2d(b *testing.B) {
 	}
 }
 
-// BenchmarkAttention times the fused kernel at SD's self-attention shapes
-// (batch 2 × heads, 64² and 32² latents) and reports TFLOP/s of the two products.
+// BenchmarkAttention times the fused kernels at SD's self-attention shapes
+// (batch 2 × heads, 64² and 32² latents, and SD 2.1's 64² latent against its
+// 77 text tokens) and reports TFLOP/s of the two products: "fused" is what
+// tensor.Attention picks (tensor cores for f16/bf16), "core" the CUDA-core
+// kernel at the same shape, side by side.
 func BenchmarkAttention(b *testing.B) {
 	g := device(b)
-	for _, d := range []tensor.DType{tensor.Float32, tensor.Float16} {
-		for _, c := range []struct{ batch, n, dim int }{{16, 4096, 40}, {16, 1024, 80}, {10, 4096, 64}} {
-			b.Run(fmt.Sprintf("%s/%dx%dx%d", d, c.batch, c.n, c.dim), func(b *testing.B) {
-				q := backendtest.Randn(g, d, 1, c.batch, c.n, c.dim)
-				k := backendtest.Randn(g, d, 2, c.batch, c.n, c.dim)
-				v := backendtest.Randn(g, d, 3, c.batch, c.n, c.dim)
-				b.ResetTimer()
-				for range b.N {
-					tensor.Attention(q, k, v, 1/math.Sqrt(float64(c.dim)))
+	for _, d := range computeDTypes {
+		for _, c := range []struct{ batch, n, m, dim int }{{16, 4096, 4096, 40}, {16, 1024, 1024, 80}, {10, 4096, 4096, 64}, {10, 4096, 77, 64}} {
+			q := backendtest.Randn(g, d, 1, c.batch, c.n, c.dim)
+			k := backendtest.Randn(g, d, 2, c.batch, c.m, c.dim)
+			v := backendtest.Randn(g, d, 3, c.batch, c.m, c.dim)
+			scale := 1 / math.Sqrt(float64(c.dim))
+			p := tensor.AttentionParams{Batch: c.batch, N: c.n, M: c.m, D: c.dim, Scale: scale}
+			kernels := map[string]func(){
+				"fused": func() { tensor.Attention(q, k, v, scale).Free() },
+				"core":  func() { g.Free(cuda.CoreAttention(g, q.Buffer(), k.Buffer(), v.Buffer(), p)) },
+			}
+			for _, name := range []string{"fused", "core"} {
+				if name == "core" && d == tensor.Float32 {
+					continue // the same kernel as fused
 				}
-				syncOK(b, g)
-				flops := 4 * float64(c.batch) * float64(c.n) * float64(c.n) * float64(c.dim)
-				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e12, "TFLOP/s")
-			})
+				b.Run(fmt.Sprintf("%s/%s/%dx%dx%dx%d", d, name, c.batch, c.n, c.m, c.dim), func(b *testing.B) {
+					for range b.N {
+						kernels[name]()
+					}
+					syncOK(b, g)
+					flops := 4 * float64(c.batch) * float64(c.n) * float64(c.m) * float64(c.dim)
+					b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e12, "TFLOP/s")
+				})
+			}
 		}
 	}
 }

@@ -13,3 +13,13 @@ func KernelGemm(b tensor.Backend, a, c tensor.Buffer, p tensor.MatMulParams) ten
 	g.kernelGemm(ad.dtype, out.ptr, ad.ptr, cd.ptr, p, "test")
 	return out
 }
+
+// CoreAttention runs the CUDA-core attention kernel (kernels/attention.cu)
+// whatever the dtype, for benchmarks that set it beside the tensor-core one.
+func CoreAttention(b tensor.Backend, q, k, v tensor.Buffer, p tensor.AttentionParams) tensor.Buffer {
+	g := b.(*Backend)
+	qd, kd, vd := dev("core attention", q), dev("core attention", k), dev("core attention", v)
+	out := g.newBuffer(qd.dtype, p.Batch*p.N*p.D)
+	g.attentionCore(out, qd, kd, vd, p, qd.dtype)
+	return out
+}

@@ -18,6 +18,11 @@
 typedef __half f16;
 typedef __nv_bfloat16 bf16;
 
+// The helpers have internal linkage: each kernel file keeps its own copy
+// (in the emulator that includes the shared arrays of block_sum and
+// block_max, which it places in a section of its own to poison them).
+namespace {
+
 __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(f16 x) { return __half2float(x); }
 __device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
@@ -62,6 +67,8 @@ __device__ __forceinline__ float block_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
     return v;
 }
+
+} // namespace
 
 // Instantiates a templated __device__ body name_impl<T> as the kernels
 // name_f32, name_f16 and name_bf16. Buffers cross the C boundary as void

@@ -3,7 +3,8 @@
 #
 #   scripts/gpu-check.sh build   here, no GPU needed: the kernels, the cuda
 #                                binary and the GPU test binaries into bin/gpu/
-#                                (stripped; with REFENV=/tmp/refenv also the
+#                                (stripped and gzipped: all four fit the device
+#                                tool's 64 MiB; with REFENV=/tmp/refenv also the
 #                                diffusers + huggingface_hub sources of the
 #                                reference environment, for the PyTorch baseline)
 #   scripts/gpu-check.sh run     on the GPU machine, from the repository root
@@ -26,6 +27,8 @@ build() {
 	go build -tags cuda -trimpath -ldflags='-s -w' -o bin/gpu/rfnet-native ./cmd/rfnet-native
 	go test -tags cuda -trimpath -ldflags='-s -w' -c -o bin/gpu/cuda.test ./cuda
 	go test -tags cuda -trimpath -ldflags='-s -w' -c -o bin/gpu/rfnet.test ./pipeline/rfnet
+	go test -tags cuda -trimpath -ldflags='-s -w' -c -o bin/gpu/cmd.test ./cmd/rfnet-native
+	gzip -9 -n -f bin/gpu/rfnet-native bin/gpu/cuda.test bin/gpu/rfnet.test bin/gpu/cmd.test
 	if [ -n "${REFENV:-}" ] && [ -d "$REFENV/diffusers/src/diffusers" ]; then
 		rm -rf bin/gpu/refenv && mkdir -p bin/gpu/refenv
 		cp -r "$REFENV/diffusers/src/diffusers" "$REFENV/hfhub/src/huggingface_hub" bin/gpu/refenv/
@@ -35,8 +38,11 @@ build() {
 }
 
 run() {
-	local out="${OUT:-gpu-check-out}" root="$PWD"
-	mkdir -p "$out"
+	local out="${OUT:-gpu-check-out}" root="$PWD" bin=/tmp/gpu-check-bin
+	mkdir -p "$out" "$bin"
+	for f in bin/gpu/*.gz; do
+		gunzip -c "$f" >"$bin/$(basename "$f" .gz)" && chmod +x "$bin/$(basename "$f" .gz)" || { echo "cannot unpack $f (run build first)" >&2; return 1; }
+	done
 	export RFNET_REQUIRE_GPU=1 RFNET_TESTDATA="$root/testdata"
 	# cuBLAS: the system's, else the one PyTorch's wheels bring (not on the loader's path).
 	local pipblas
@@ -48,33 +54,38 @@ run() {
 
 	# Parity: one line per top-level test, its verdict and time.
 	for t in TestConformance TestParityWithCPU TestKernelEdges TestKernelGemmMatchesCPU TestGatherReportsBadID TestAllocatorReuse TestModelsMatchCPU TestTextToImageMatchesDiffusers; do
-		if timeout 300 bin/gpu/cuda.test -test.run "^$t\$" -test.v >"$out/$t.log" 2>&1; then
+		if timeout 300 "$bin/cuda.test" -test.run "^$t\$" -test.v >"$out/$t.log" 2>&1; then
 			row "$t" "PASS $(grep -m1 -o "^--- PASS: $t ([0-9.]*s)" "$out/$t.log" | grep -o '[0-9.]*s')"
 		else
 			row "$t" "FAIL ($(grep -c -- '--- FAIL' "$out/$t.log") failing; see $t.log)"
 		fi
 	done
-	if RFNET_CUDA_TF32=1 timeout 300 bin/gpu/cuda.test -test.run '^(TestParityWithCPU|TestKernelEdges|TestModelsMatchCPU)$' -test.v >"$out/tf32.log" 2>&1; then
+	if RFNET_CUDA_TF32=1 timeout 300 "$bin/cuda.test" -test.run '^(TestParityWithCPU|TestKernelEdges|TestModelsMatchCPU)$' -test.v >"$out/tf32.log" 2>&1; then
 		row "fp32 products on TF32 (tolerance 1e-3)" PASS
 	else
 		row "fp32 products on TF32 (tolerance 1e-3)" "FAIL (see tf32.log)"
 	fi
-	if timeout 300 bin/gpu/rfnet.test -test.run '^TestGuidanceGradientOnGPU$' -test.v >"$out/guidance.log" 2>&1; then
+	if timeout 300 "$bin/rfnet.test" -test.run '^TestGuidanceGradientOnGPU$' -test.v >"$out/guidance.log" 2>&1; then
 		row TestGuidanceGradientOnGPU PASS
 	else
 		row TestGuidanceGradientOnGPU "FAIL (see guidance.log)"
+	fi
+	if timeout 300 "$bin/cmd.test" -test.run '^TestCommandsOnGPU$' -test.v >"$out/commands.log" 2>&1; then
+		row "TestCommandsOnGPU (generate, rfnet, bench-engine)" PASS
+	else
+		row "TestCommandsOnGPU (generate, rfnet, bench-engine)" "FAIL (see commands.log)"
 	fi
 	grep -h "rel\. L2\|loss .* vs" "$out"/TestModelsMatchCPU.log "$out"/TestTextToImageMatchesDiffusers.log "$out"/guidance.log >"$out/parity-figures.txt" || true
 
 	# Speed: the engine on full-size random weights, then kernels and PyTorch at the same shapes.
 	for cfg in "sd15 fp16" "sd15 fp32" "sd21 fp16"; do
 		set -- $cfg
-		timeout 420 bin/gpu/rfnet-native bench-engine --device cuda --model "$1" --dtype "$2" --iters 5 --steps 50 \
+		timeout 420 "$bin/rfnet-native" bench-engine --device cuda --model "$1" --dtype "$2" --iters 5 --steps 50 \
 			--json "$out/engine-$1-$2.json" >"$out/engine-$1-$2.txt" 2>"$out/engine-$1-$2.err" &&
 			row "bench-engine $1 $2" "$(awk '/unet, batch 2/ {u=$(NF-5)} /vae decode/ {v=$(NF-5)} /denoise/ {d=$(NF-5)} END {printf "unet %s ms, vae %s ms, 50 steps %s ms", u, v, d}' "$out/engine-$1-$2.txt")" ||
 			row "bench-engine $1 $2" "FAIL (see engine-$1-$2.err)"
 	done
-	RFNET_CUDA_POISON=0 timeout 300 bin/gpu/cuda.test -test.run '^$' -test.bench . -test.benchtime 20x >"$out/kernels-bench.txt" 2>&1 ||
+	RFNET_CUDA_POISON=0 timeout 300 "$bin/cuda.test" -test.run '^$' -test.bench . -test.benchtime 20x >"$out/kernels-bench.txt" 2>&1 ||
 		row "kernel benchmarks" "FAIL (see kernels-bench.txt)"
 	# DIFFUSERS_SRC (a diffusers source tree) wins over the staged reference environment.
 	PYTHONPATH="$root/bin/gpu/refenv${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 timeout 300 \

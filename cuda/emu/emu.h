@@ -36,8 +36,9 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
-// Blocks run one at a time, so a static is the block's shared memory.
-#define __shared__ static
+// Blocks run one at a time, so a static is the block's shared memory; the
+// scheduler poisons the section at each block's start.
+#define __shared__ static __attribute__((section("emu_shared")))
 #define __align__(n) __attribute__((aligned(n)))
 
 namespace emu {

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -79,6 +80,17 @@ uint64_t slots[kMaxThreads / 32][2][32];
 WarpScratch scratch[kMaxThreads / 32];
 std::vector<unsigned char> shared;
 std::string fault; // what device code found wrong in this launch
+// RFNET_EMU_ORDER=reverse runs blocks, warps and the lanes of a warp last to
+// first. A kernel whose result depends on that order between two barriers
+// (a missing __syncthreads or __syncwarp, or blocks that read each other's
+// output) then gives another answer than in the default order.
+bool reversed;
+
+// emu.h places __shared__ arrays in the section emu_shared (g++ leaves out
+// those declared inside function templates); the linker's bounds of that
+// section let each block start with them poisoned, as the hardware's
+// shared memory starts with garbage.
+extern "C" char __start_emu_shared[] __attribute__((weak)), __stop_emu_shared[] __attribute__((weak));
 
 [[noreturn]] void fiber_main() {
     kernel->invoke(kernel->fn, params);
@@ -119,10 +131,12 @@ std::string run_block(int n) {
     for (;;) {
         // Each warp runs until its live threads are all at __syncthreads or
         // done; a warp barrier releases as soon as the whole warp is there.
-        for (int w = 0; w < warps; w++) {
+        for (int wi = 0; wi < warps; wi++) {
+            int w = reversed ? warps - 1 - wi : wi;
             int lo = w * 32, hi = std::min(n, lo + 32);
             for (;;) {
-                for (int i = lo; i < hi; i++) {
+                for (int k = lo; k < hi; k++) {
+                    int i = reversed ? lo + hi - 1 - k : k;
                     if (fibers[i].state != RUNNABLE) continue;
                     current = &fibers[i];
                     emu_switch(&schedulerSP, fibers[i].sp);
@@ -205,11 +219,14 @@ std::string run_grid(const KernelInfo &k, void **p, Dim3 grid, Dim3 block, size_
     // Dynamic shared memory is garbage at the start of each block on the
     // hardware; NaN bytes here make a kernel that reads it unwritten fail.
     shared.resize(dynamicShared);
+    const char *order = getenv("RFNET_EMU_ORDER");
+    reversed = order && strcmp(order, "reverse") == 0;
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {
-                g_blockIdx = Dim3{x, y, z};
+                g_blockIdx = reversed ? Dim3{grid.x - 1 - x, grid.y - 1 - y, grid.z - 1 - z} : Dim3{x, y, z};
                 std::fill(shared.begin(), shared.end(), 0xFF);
+                if (__start_emu_shared) std::fill(__start_emu_shared, __stop_emu_shared, 0xFF);
                 std::string err = run_block(n);
                 if (err.empty() && !fault.empty()) err = fault;
                 if (!err.empty()) return err;

@@ -119,6 +119,16 @@ extern "C" __global__ void dynamic_sum(float *out, int n) {
 }
 EMU_REGISTER(dynamic_sum)
 
+// A race: each thread reads the shared value its lower neighbour writes,
+// with no barrier between. The default order hides it (lower threads run
+// first); RFNET_EMU_ORDER=reverse exposes it.
+extern "C" __global__ void neighbour_race(int *out) {
+    __shared__ int v[64];
+    v[threadIdx.x] = (int)threadIdx.x;
+    out[threadIdx.x] = threadIdx.x ? v[threadIdx.x - 1] : -1;
+}
+EMU_REGISTER(neighbour_race)
+
 extern "C" __global__ void write_at(float *x, int i) { x[i] = 1.f; }
 EMU_REGISTER(write_at)
 
@@ -173,6 +183,22 @@ int main() {
         std::string err = run("early_exit", {&op}, 1, 64);
         CHECK(err.empty(), "early_exit: %s", err.c_str());
         CHECK(out[39] == 1 && out[40] == 0, "early_exit wrote %d %d", out[39], out[40]);
+    }
+    { // the reversed order exposes a read of a lower thread's write without a barrier
+        std::vector<int> out(64);
+        int *op = out.data();
+        auto racy = [&](const char *order) {
+            setenv("RFNET_EMU_ORDER", order, 1);
+            std::fill(out.begin(), out.end(), 0);
+            std::string err = run("neighbour_race", {&op}, 1, 64);
+            CHECK(err.empty(), "neighbour_race (%s): %s", order, err.c_str());
+            int wrong = 0;
+            for (int i = 1; i < 64; i++) wrong += out[i] != i - 1;
+            return wrong;
+        };
+        CHECK(racy("forward") == 0, "the default order should hide the race");
+        CHECK(racy("reverse") > 0, "RFNET_EMU_ORDER=reverse should expose the race");
+        unsetenv("RFNET_EMU_ORDER");
     }
     { // faults
         std::vector<float> out(64);
