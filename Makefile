@@ -10,7 +10,7 @@ CU_SRC   := $(wildcard kernels/*.cu)
 # One fatbin per kernels/*.cu, embedded by the cuda package (go:embed cannot reach ../kernels).
 FATBINS  := $(patsubst kernels/%.cu,cuda/fatbin/%.fatbin,$(CU_SRC))
 
-.PHONY: build test test-short vet bench fuzz kernels cuda emu emu-selftest test-emu test-emu-cublas test-emu-gemm clean
+.PHONY: build test test-short vet bench fuzz kernels cuda emu emu-selftest test-emu test-emu-cublas test-emu-gemm test-emu-tf32 clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/rfnet-native
@@ -82,8 +82,8 @@ EMU_ENV := RFNET_LIBCUDA=$(abspath $(EMU_LIB)) RFNET_REQUIRE_GPU=1
 EMU_PKGS := ./cuda ./pipeline/rfnet ./cmd/...
 
 # -count=1: Go's test cache does not see the variables the C side reads.
-# The two passes are independent: `make -j2 test-emu` runs them side by side.
-test-emu: test-emu-cublas test-emu-gemm
+# The passes are independent: `make -j2 test-emu` runs two at a time.
+test-emu: test-emu-cublas test-emu-gemm test-emu-tf32
 
 emu-selftest: kernels emu
 	$(EMU_DIR)/selftest
@@ -95,6 +95,14 @@ test-emu-cublas: emu-selftest
 # (RFNET_EMU_ORDER=reverse): a race the default order hides shows there.
 test-emu-gemm: emu-selftest
 	$(EMU_ENV) RFNET_LIBCUBLAS=none RFNET_EMU_ORDER=reverse $(GO) test -count=1 -tags cuda -timeout 40m $(EMU_PKGS)
+
+# float32 products on TF32 (RFNET_CUDA_TF32=1; the emulated cuBLAS rounds
+# their inputs as the tensor cores do): the f32 parity and model tests.
+TF32_RUN := -run '^(TestParityWithCPU|TestKernelEdges|TestGuidanceGradientOnGPU)$$/^f32$$'
+TF32_RUN_MODELS := -run '^(TestModelsMatchCPU|TestTextToImageMatchesDiffusers)$$/./^f32$$'
+test-emu-tf32: emu-selftest
+	$(EMU_ENV) RFNET_LIBCUBLAS=$(abspath $(EMU_LIB)) RFNET_CUDA_TF32=1 $(GO) test -count=1 -tags cuda -timeout 40m $(TF32_RUN) ./cuda ./pipeline/rfnet
+	$(EMU_ENV) RFNET_LIBCUBLAS=$(abspath $(EMU_LIB)) RFNET_CUDA_TF32=1 $(GO) test -count=1 -tags cuda -timeout 40m $(TF32_RUN_MODELS) ./cuda
 
 clean:
 	rm -rf bin build cuda/fatbin

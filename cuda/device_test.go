@@ -7,7 +7,6 @@ import (
 
 	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/tensor"
-	"github.com/rfnet/rfnet-native/tensor/backendtest"
 )
 
 // device opens the GPU for a test (see fixtures.GPU: skipped without one).
@@ -16,8 +15,8 @@ func device(t testing.TB) tensor.Backend { return fixtures.GPU(t) }
 // computeDTypes are the dtypes the GPU computes in.
 var computeDTypes = []tensor.DType{tensor.Float32, tensor.Float16, tensor.BFloat16}
 
-// tol is the per-op parity tolerance of dtype d (fixtures.GPUTol).
-func tol(d tensor.DType) float64 { return fixtures.GPUTol(backendtest.ParityTol, d) }
+// tol is the per-op parity tolerance of dtype d (fixtures.GPUOpTol).
+func tol(d tensor.DType) float64 { return fixtures.GPUOpTol(d) }
 
 // syncOK fails t with the first error the device hit.
 func syncOK(t testing.TB, b tensor.Backend) {

@@ -52,29 +52,26 @@ run() {
 	row() { rows+=("$(printf '%-44s %s' "$1" "$2")"); }
 	nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 
-	# Parity: one line per top-level test, its verdict and time.
+	# check NAME LOG CMD...: runs CMD (300 s at most) into $out/LOG and adds
+	# a row with its verdict, the failing subtests and the time of a passing
+	# top-level test.
+	check() {
+		local name=$1 log=$2
+		shift 2
+		timeout 300 "$@" >"$out/$log" 2>&1
+		case $? in
+		0) row "$name" "PASS $(sed -n "s/^--- PASS: $name (\([0-9.]*s\))\$/\1/p" "$out/$log")" ;;
+		124) row "$name" "TIMEOUT after 300 s (see $log)" ;;
+		*) row "$name" "FAIL ($(grep -c -- '--- FAIL' "$out/$log") failing; see $log)" ;;
+		esac
+	}
+	# Parity: one line per top-level test.
 	for t in TestConformance TestParityWithCPU TestKernelEdges TestKernelGemmMatchesCPU TestGatherReportsBadID TestAllocatorReuse TestModelsMatchCPU TestTextToImageMatchesDiffusers; do
-		if timeout 300 "$bin/cuda.test" -test.run "^$t\$" -test.v >"$out/$t.log" 2>&1; then
-			row "$t" "PASS $(grep -m1 -o "^--- PASS: $t ([0-9.]*s)" "$out/$t.log" | grep -o '[0-9.]*s')"
-		else
-			row "$t" "FAIL ($(grep -c -- '--- FAIL' "$out/$t.log") failing; see $t.log)"
-		fi
+		check "$t" "$t.log" "$bin/cuda.test" -test.run "^$t\$" -test.v
 	done
-	if RFNET_CUDA_TF32=1 timeout 300 "$bin/cuda.test" -test.run '^(TestParityWithCPU|TestKernelEdges|TestModelsMatchCPU)$' -test.v >"$out/tf32.log" 2>&1; then
-		row "fp32 products on TF32 (tolerance 1e-3)" PASS
-	else
-		row "fp32 products on TF32 (tolerance 1e-3)" "FAIL (see tf32.log)"
-	fi
-	if timeout 300 "$bin/rfnet.test" -test.run '^TestGuidanceGradientOnGPU$' -test.v >"$out/guidance.log" 2>&1; then
-		row TestGuidanceGradientOnGPU PASS
-	else
-		row TestGuidanceGradientOnGPU "FAIL (see guidance.log)"
-	fi
-	if timeout 300 "$bin/cmd.test" -test.run '^TestCommandsOnGPU$' -test.v >"$out/commands.log" 2>&1; then
-		row "TestCommandsOnGPU (generate, rfnet, bench-engine)" PASS
-	else
-		row "TestCommandsOnGPU (generate, rfnet, bench-engine)" "FAIL (see commands.log)"
-	fi
+	check "fp32 products on TF32 (tolerance 1e-3)" tf32.log env RFNET_CUDA_TF32=1 "$bin/cuda.test" -test.run '^(TestParityWithCPU|TestKernelEdges|TestModelsMatchCPU)$' -test.v
+	check TestGuidanceGradientOnGPU guidance.log "$bin/rfnet.test" -test.run '^TestGuidanceGradientOnGPU$' -test.v
+	check TestCommandsOnGPU commands.log "$bin/cmd.test" -test.run '^TestCommandsOnGPU$' -test.v
 	grep -h "rel\. L2\|loss .* vs" "$out"/TestModelsMatchCPU.log "$out"/TestTextToImageMatchesDiffusers.log "$out"/guidance.log >"$out/parity-figures.txt" || true
 
 	# Speed: the engine on full-size random weights, then kernels and PyTorch at the same shapes.
@@ -113,7 +110,7 @@ run() {
 	echo
 	echo "== summary"
 	printf '%s\n' "${rows[@]}"
-	! printf '%s\n' "${rows[@]}" | grep -q FAIL
+	! printf '%s\n' "${rows[@]}" | grep -qE 'FAIL|TIMEOUT'
 }
 
 case "${1:-}" in

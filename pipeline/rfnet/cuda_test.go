@@ -8,18 +8,17 @@ import (
 
 	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/tensor"
-	"github.com/rfnet/rfnet-native/tensor/backendtest"
 )
 
 // The guidance passes on the GPU (UNet forward with the probability maps,
 // box and overall losses, gradient back to the latent) agree with the CPU's
-// float64 run of the same fixture, within backendtest.ModelTol.
+// float64 run of the same fixture, within fixtures.GPUModelTol.
 func TestGuidanceGradientOnGPU(t *testing.T) {
 	g := fixtures.GPU(t)
 	ref := newLossFixture(t)
 	for _, d := range []tensor.DType{tensor.Float32, tensor.Float16, tensor.BFloat16} {
 		t.Run(d.String(), func(t *testing.T) {
-			tol := fixtures.GPUTol(backendtest.ModelTol, d)
+			tol := fixtures.GPUModelTol(d)
 			f := newLossFixtureOn(t, g, d)
 			ts := f.soLoop.sched.Timesteps()
 			for _, c := range []struct {

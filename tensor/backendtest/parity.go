@@ -24,8 +24,16 @@ var ParityTol = map[tensor.DType]float64{tensor.Float32: 1e-5, tensor.Float16: 1
 // gradient; scores in float32 do not help: the error is already in q and k).
 var ModelTol = map[tensor.DType]float64{tensor.Float32: 1e-5, tensor.Float16: 1e-2, tensor.BFloat16: 1e-1}
 
-// TF32Tol is the float32 tolerance with TF32 products (10-bit mantissas).
+// TF32Tol is the float32 tolerance of one op whose products run on TF32
+// tensor cores (10-bit mantissas in the products, float sums).
 const TF32Tol = 1e-3
+
+// TF32ModelTol is the float32 whole-model tolerance on TF32: f16's ModelTol,
+// since every product carries f16's 10-bit mantissa. 1e-3 does not hold
+// through a model: measured on the CUDA emulator (whose cuBLAS rounds float32
+// inputs to TF32 as the hardware does), the tiny UNet output is at 1.0e-3,
+// its attention maps up to 1.5e-3, the box-loss gradient at 3.7e-3.
+const TF32ModelTol = 1e-2
 
 // RunParity runs every gradient case on b in dtype d and on ref in float64
 // (ref being the CPU backend), and compares the outputs and the gradients
