@@ -102,8 +102,11 @@ template <typename T, int NK> __device__ void attention_tc_impl(T *out, const T 
         stage_rows(vs, ld, v, j0, M, D, Dp);
         __syncthreads();
 
-        // S = Q·Kᵀ: the key tile read column-major is Kᵀ.
-        for (int n = 0; n < ATT_TC_BN / 16; n++) {
+        // S = Q·Kᵀ: the key tile read column-major is Kᵀ. Slices of 16 keys
+        // wholly past M are skipped here and in P·V (their scores are never
+        // read, their P is 0): the second tile of 77 text tokens is mostly empty.
+        int live = M - j0 >= ATT_TC_BN ? ATT_TC_BN / 16 : (M - j0 + 15) / 16;
+        for (int n = 0; n < live; n++) {
             acc_frag s;
             wmma::fill_fragment(s, 0.f);
             for (int kk = 0; kk < NK; kk++) {
@@ -147,7 +150,7 @@ template <typename T, int NK> __device__ void attention_tc_impl(T *out, const T 
         __syncwarp();
 
         // O += P·V
-        for (int kk = 0; kk < ATT_TC_BN / 16; kk++) {
+        for (int kk = 0; kk < live; kk++) {
             wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pf;
             wmma::load_matrix_sync(pf, pm + kk * 16, ATT_TC_PPITCH);
             for (int f = 0; f < NK; f++) {
