@@ -70,7 +70,13 @@ $(EMU_DIR)/%.o: cuda/emu/%.cc cuda/emu/runtime.h
 	@mkdir -p $(EMU_DIR)
 	$(EMU_CXX) $(EMU_FLAGS) -c -o $@ $<
 
+# A __shared__ array declared inside a function template escapes the section
+# the emulator poisons per block (g++ ignores the attribute there): kernels
+# keep such arrays in dynamic shared memory, and this check holds them to it.
 $(EMU_LIB): $(EMU_OBJS)
+	@bad=$$(for o in $(filter-out $(EMU_DIR)/scheduler.o $(EMU_DIR)/driver.o $(EMU_DIR)/cublas.o,$^); do \
+		objdump -t $$o | awk -v f=$$o '/_ZZ/ && !/emu_shared/ && !/_ZGV/ {print f ": " $$NF}'; done); \
+	if [ -n "$$bad" ]; then echo "__shared__ arrays in templates (use DYNAMIC_SHARED):" >&2; echo "$$bad" | c++filt >&2; exit 1; fi
 	$(EMU_CXX) -shared -o $@ $^
 
 $(EMU_DIR)/selftest: cuda/emu/selftest.cc cuda/emu/emu.h $(EMU_DIR)/scheduler.o $(EMU_DIR)/driver.o $(EMU_DIR)/cublas.o

@@ -54,10 +54,10 @@ func attentionWhat(p tensor.AttentionParams) string {
 
 // attentionCore launches kernels/attention.cu: 4 query rows per block of 4
 // warps; shared memory holds a key and a value tile of 32 rows (padded by
-// one column) and each warp's scaled query row, in float.
+// one column), each warp's scaled query row and its 32 probabilities, in float.
 func (b *Backend) attentionCore(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
 	const warps, tile = 4, 32
-	l := launch{grid: [3]int{(p.N + warps - 1) / warps, p.Batch, 1}, block: 32 * warps, shared: (2*tile*(p.D+1) + warps*p.D) * 4}
+	l := launch{grid: [3]int{(p.N + warps - 1) / warps, p.Batch, 1}, block: 32 * warps, shared: (2*tile*(p.D+1) + warps*p.D + warps*tile) * 4}
 	b.run("attention"+suffix("", d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
 		attentionWhat(p))
 }

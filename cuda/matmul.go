@@ -55,9 +55,10 @@ func (b *Backend) cublasGemm(d tensor.DType, out, a, c C.CUdeviceptr, p tensor.M
 
 // kernelGemm runs the products through the kernels of gemm.cu.
 func (b *Backend) kernelGemm(d tensor.DType, out, a, c C.CUdeviceptr, p tensor.MatMulParams, what string) {
-	name, threads := "gemm_f32", 256
+	name, threads, shared := "gemm_f32", 256, 0
 	if d != tensor.Float32 {
-		name, threads = "gemm_wmma"+suffix("matmul", d), 128
+		// GEMM_WMMA_SHARED of kernels/gemm.cu: two 64×16 slices, a 64×64 float tile, 32 bytes of alignment slack.
+		name, threads, shared = "gemm_wmma"+suffix("matmul", d), 128, 2*64*16*2+64*64*4+32
 	}
 	// struct Gemm { int M, N, K, transA, transB; int64_t strideA, strideB; } (kernels/gemm.cu)
 	rec := make([]byte, 0, 40)
@@ -71,7 +72,7 @@ func (b *Backend) kernelGemm(d tensor.DType, out, a, c C.CUdeviceptr, p tensor.M
 	// The grid's z extent is at most 65535: larger batches go in chunks.
 	for b0 := 0; b0 < p.Batch; b0 += 65535 {
 		nb := min(p.Batch-b0, 65535)
-		l := launch{grid: [3]int{(p.N + 63) / 64, (p.M + 63) / 64, nb}, block: threads}
+		l := launch{grid: [3]int{(p.N + 63) / 64, (p.M + 63) / 64, nb}, block: threads, shared: shared}
 		off := func(stride int) C.CUdeviceptr { return C.CUdeviceptr(b0*stride) * size }
 		b.run(name, l, new(args).ptr(out+off(p.M*p.N)).ptr(a+off(p.BatchStrideA)).ptr(c+off(p.BatchStrideB)).record(rec), "matmul "+what)
 	}

@@ -14,10 +14,10 @@
 
 template <typename T> __device__ void attention_impl(T *out, const T *q, const T *k, const T *v, int N, int M, int D, float scale) {
     DYNAMIC_SHARED(float, sm);
-    __shared__ float ps[ATT_WARPS][ATT_TILE];
     int pitch = D + 1; // padding avoids bank conflicts when lane j reads row j
-    float *ks = sm, *vs = sm + ATT_TILE * pitch, *qs = vs + ATT_TILE * pitch;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float *ks = sm, *vs = sm + ATT_TILE * pitch, *qs = vs + ATT_TILE * pitch;
+    float *ps = qs + ATT_WARPS * D + warp * ATT_TILE; // this warp's probabilities of the tile
     int64_t b = blockIdx.y;
     int row = blockIdx.x * ATT_WARPS + warp;
     bool active = row < N;
@@ -54,12 +54,12 @@ template <typename T> __device__ void attention_impl(T *out, const T *q, const T
         // The tile's probabilities go through shared memory (read as
         // broadcasts), not 32 shuffles per group of channels; the
         // __syncthreads at the top of the loop guards their reuse.
-        ps[warp][lane] = p;
+        ps[lane] = p;
         __syncwarp();
         for (int t = 0; t * 32 + lane < D; t++) {
             int d = t * 32 + lane;
             float a = acc[t] * corr;
-            for (int j = 0; j < ATT_TILE; j++) a += ps[warp][j] * vs[j * pitch + d];
+            for (int j = 0; j < ATT_TILE; j++) a += ps[j] * vs[j * pitch + d];
             acc[t] = a;
         }
     }

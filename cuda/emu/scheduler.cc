@@ -87,7 +87,8 @@ std::string fault; // what device code found wrong in this launch
 bool reversed;
 
 // emu.h places __shared__ arrays in the section emu_shared (g++ leaves out
-// those declared inside function templates); the linker's bounds of that
+// those declared inside function templates, so kernels keep theirs in
+// dynamic shared memory; the Makefile checks); the linker's bounds of that
 // section let each block start with them poisoned, as the hardware's
 // shared memory starts with garbage.
 extern "C" char __start_emu_shared[] __attribute__((weak)), __stop_emu_shared[] __attribute__((weak));
