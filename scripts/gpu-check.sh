@@ -44,9 +44,18 @@ run() {
 		gunzip -c "$f" >"$bin/$(basename "$f" .gz)" && chmod +x "$bin/$(basename "$f" .gz)" || { echo "cannot unpack $f (run build first)" >&2; return 1; }
 	done
 	export RFNET_REQUIRE_GPU=1 RFNET_TESTDATA="$root/testdata"
-	# cuBLAS: the system's, else the one PyTorch's wheels bring (not on the loader's path).
+	# cuBLAS: the system's, else the one PyTorch's wheels bring (not on the
+	# loader's path; nvidia/cublas/lib in the CUDA 12 wheels, nvidia/cu13/lib
+	# in CUDA 13's). The engine's report names the GEMM it found.
 	local pipblas
-	pipblas=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null) &&
+	pipblas=$(python3 -c '
+import glob, os, site
+for d in site.getsitepackages() + [site.getusersitepackages()]:
+    found = sorted(glob.glob(os.path.join(d, "nvidia", "**", "libcublas.so.*"), recursive=True))
+    if found:
+        print(os.path.dirname(found[-1]))
+        break
+' 2>/dev/null) && [ -n "$pipblas" ] &&
 		export LD_LIBRARY_PATH="$pipblas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 	local rows=()
 	row() { rows+=("$(printf '%-44s %s' "$1" "$2")"); }
