@@ -54,13 +54,14 @@ cuda: kernels
 
 # The CUDA emulator (cuda/emu): a fake libcuda + libcublas in one library that
 # runs kernels/*.cu on the CPU, so the cuda-tagged tests run without a GPU.
-# test-emu runs them twice: through the emulated cuBLAS, and with no cuBLAS
-# (the built-in GEMM kernels of gemm.cu).
+# test-emu runs them through the emulated cuBLAS, with no cuBLAS (the
+# built-in GEMM kernels of gemm.cu) in reversed order, and on TF32.
 EMU_DIR  := build/emu
 EMU_LIB  := $(EMU_DIR)/libcudaemu.so
 EMU_CXX  ?= g++
 EMU_FLAGS := -std=c++17 -O2 -g -fPIC -fvisibility=hidden -Wall -Wno-unused-function -Icuda/emu
-EMU_OBJS := $(patsubst kernels/%.cu,$(EMU_DIR)/%.o,$(CU_SRC)) $(EMU_DIR)/scheduler.o $(EMU_DIR)/driver.o $(EMU_DIR)/cublas.o
+EMU_KERNEL_OBJS := $(patsubst kernels/%.cu,$(EMU_DIR)/%.o,$(CU_SRC))
+EMU_RUNTIME_OBJS := $(EMU_DIR)/scheduler.o $(EMU_DIR)/driver.o $(EMU_DIR)/cublas.o
 
 $(EMU_DIR)/%.o: kernels/%.cu kernels/common.cuh cuda/emu/emu.h cuda/emu/runtime.h
 	@mkdir -p $(EMU_DIR)
@@ -73,18 +74,19 @@ $(EMU_DIR)/%.o: cuda/emu/%.cc cuda/emu/runtime.h
 # A __shared__ array declared inside a function template escapes the section
 # the emulator poisons per block (g++ ignores the attribute there): kernels
 # keep such arrays in dynamic shared memory, and this check holds them to it.
-$(EMU_LIB): $(EMU_OBJS)
-	@bad=$$(for o in $(filter-out $(EMU_DIR)/scheduler.o $(EMU_DIR)/driver.o $(EMU_DIR)/cublas.o,$^); do \
+$(EMU_LIB): $(EMU_KERNEL_OBJS) $(EMU_RUNTIME_OBJS)
+	@bad=$$(for o in $(EMU_KERNEL_OBJS); do \
 		objdump -t $$o | awk -v f=$$o '/_ZZ/ && !/emu_shared/ && !/_ZGV/ {print f ": " $$NF}'; done); \
 	if [ -n "$$bad" ]; then echo "__shared__ arrays in templates (use DYNAMIC_SHARED):" >&2; echo "$$bad" | c++filt >&2; exit 1; fi
 	$(EMU_CXX) -shared -o $@ $^
 
-$(EMU_DIR)/selftest: cuda/emu/selftest.cc cuda/emu/emu.h $(EMU_DIR)/scheduler.o $(EMU_DIR)/driver.o $(EMU_DIR)/cublas.o
+$(EMU_DIR)/selftest: cuda/emu/selftest.cc cuda/emu/emu.h $(EMU_RUNTIME_OBJS)
 	$(EMU_CXX) $(EMU_FLAGS) -include cuda/emu/emu.h -DRF_EMU_MODULE='"selftest"' -o $@ $(filter-out %.h,$^)
 
 emu: $(EMU_LIB) $(EMU_DIR)/selftest
 
 EMU_ENV := RFNET_LIBCUDA=$(abspath $(EMU_LIB)) RFNET_REQUIRE_GPU=1
+EMU_TEST := $(GO) test -count=1 -tags cuda -timeout 40m
 EMU_PKGS := ./cuda ./pipeline/rfnet ./cmd/...
 
 # -count=1: Go's test cache does not see the variables the C side reads.
@@ -95,20 +97,20 @@ emu-selftest: kernels emu
 	$(EMU_DIR)/selftest
 
 test-emu-cublas: emu-selftest
-	$(EMU_ENV) RFNET_LIBCUBLAS=$(abspath $(EMU_LIB)) $(GO) test -count=1 -tags cuda -timeout 40m $(EMU_PKGS)
+	$(EMU_ENV) RFNET_LIBCUBLAS=$(abspath $(EMU_LIB)) $(EMU_TEST) $(EMU_PKGS)
 
 # The built-in GEMM pass also runs blocks, warps and lanes last to first
 # (RFNET_EMU_ORDER=reverse): a race the default order hides shows there.
 test-emu-gemm: emu-selftest
-	$(EMU_ENV) RFNET_LIBCUBLAS=none RFNET_EMU_ORDER=reverse $(GO) test -count=1 -tags cuda -timeout 40m $(EMU_PKGS)
+	$(EMU_ENV) RFNET_LIBCUBLAS=none RFNET_EMU_ORDER=reverse $(EMU_TEST) $(EMU_PKGS)
 
 # float32 products on TF32 (RFNET_CUDA_TF32=1; the emulated cuBLAS rounds
 # their inputs as the tensor cores do): the f32 parity and model tests.
 TF32_RUN := -run '^(TestParityWithCPU|TestKernelEdges|TestGuidanceGradientOnGPU)$$/^f32$$'
 TF32_RUN_MODELS := -run '^(TestModelsMatchCPU|TestTextToImageMatchesDiffusers)$$/./^f32$$'
 test-emu-tf32: emu-selftest
-	$(EMU_ENV) RFNET_LIBCUBLAS=$(abspath $(EMU_LIB)) RFNET_CUDA_TF32=1 $(GO) test -count=1 -tags cuda -timeout 40m $(TF32_RUN) ./cuda ./pipeline/rfnet
-	$(EMU_ENV) RFNET_LIBCUBLAS=$(abspath $(EMU_LIB)) RFNET_CUDA_TF32=1 $(GO) test -count=1 -tags cuda -timeout 40m $(TF32_RUN_MODELS) ./cuda
+	$(EMU_ENV) RFNET_LIBCUBLAS=$(abspath $(EMU_LIB)) RFNET_CUDA_TF32=1 $(EMU_TEST) $(TF32_RUN) ./cuda ./pipeline/rfnet
+	$(EMU_ENV) RFNET_LIBCUBLAS=$(abspath $(EMU_LIB)) RFNET_CUDA_TF32=1 $(EMU_TEST) $(TF32_RUN_MODELS) ./cuda
 
 clean:
 	rm -rf bin build cuda/fatbin

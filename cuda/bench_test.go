@@ -35,6 +35,10 @@ func BenchmarkConv2d(b *testing.B) {
 // tensor.Attention picks (tensor cores for f16/bf16), "core" the CUDA-core
 // kernel at the same shape, side by side.
 func BenchmarkAttention(b *testing.B) {
+	type kernel struct {
+		name string
+		run  func()
+	}
 	g := device(b)
 	for _, d := range computeDTypes {
 		for _, c := range []struct{ batch, n, m, dim int }{{16, 4096, 4096, 40}, {16, 1024, 1024, 80}, {10, 4096, 4096, 64}, {10, 4096, 77, 64}} {
@@ -43,17 +47,14 @@ func BenchmarkAttention(b *testing.B) {
 			v := backendtest.Randn(g, d, 3, c.batch, c.m, c.dim)
 			scale := 1 / math.Sqrt(float64(c.dim))
 			p := tensor.AttentionParams{Batch: c.batch, N: c.n, M: c.m, D: c.dim, Scale: scale}
-			kernels := map[string]func(){
-				"fused": func() { tensor.Attention(q, k, v, scale).Free() },
-				"core":  func() { g.Free(cuda.CoreAttention(g, q.Buffer(), k.Buffer(), v.Buffer(), p)) },
+			kernels := []kernel{{"fused", func() { tensor.Attention(q, k, v, scale).Free() }}}
+			if d != tensor.Float32 { // in float32, fused is the CUDA-core kernel
+				kernels = append(kernels, kernel{"core", func() { g.Free(cuda.CoreAttention(g, q.Buffer(), k.Buffer(), v.Buffer(), p)) }})
 			}
-			for _, name := range []string{"fused", "core"} {
-				if name == "core" && d == tensor.Float32 {
-					continue // the same kernel as fused
-				}
-				b.Run(fmt.Sprintf("%s/%s/%dx%dx%dx%d", d, name, c.batch, c.n, c.m, c.dim), func(b *testing.B) {
+			for _, kern := range kernels {
+				b.Run(fmt.Sprintf("%s/%s/%dx%dx%dx%d", d, kern.name, c.batch, c.n, c.m, c.dim), func(b *testing.B) {
 					for range b.N {
-						kernels[name]()
+						kern.run()
 					}
 					syncOK(b, g)
 					flops := 4 * float64(c.batch) * float64(c.n) * float64(c.m) * float64(c.dim)

@@ -15,9 +15,6 @@ func device(t testing.TB) tensor.Backend { return fixtures.GPU(t) }
 // computeDTypes are the dtypes the GPU computes in.
 var computeDTypes = []tensor.DType{tensor.Float32, tensor.Float16, tensor.BFloat16}
 
-// tol is the per-op parity tolerance of dtype d (fixtures.GPUOpTol).
-func tol(d tensor.DType) float64 { return fixtures.GPUOpTol(d) }
-
 // syncOK fails t with the first error the device hit.
 func syncOK(t testing.TB, b tensor.Backend) {
 	t.Helper()

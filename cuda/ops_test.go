@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/rfnet/rfnet-native/cpu"
+	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/tensor/backendtest"
 )
@@ -20,7 +21,7 @@ func TestConformance(t *testing.T) { backendtest.RunAll(t, device(t)) }
 func TestParityWithCPU(t *testing.T) {
 	g := device(t)
 	for _, d := range computeDTypes {
-		t.Run(d.String(), func(t *testing.T) { backendtest.RunParity(t, cpu.New(), g, d, tol(d)) })
+		t.Run(d.String(), func(t *testing.T) { backendtest.RunParity(t, cpu.New(), g, d, fixtures.GPUOpTol(d)) })
 	}
 }
 
@@ -105,7 +106,7 @@ func edgeCases() []edgeCase {
 func TestKernelEdges(t *testing.T) {
 	g, c := device(t), cpu.New()
 	for _, d := range computeDTypes {
-		tol := tol(d)
+		tol := fixtures.GPUOpTol(d)
 		for _, ec := range edgeCases() {
 			t.Run(d.String()+"/"+ec.name, func(t *testing.T) {
 				var gin, cin []*tensor.Tensor

@@ -69,8 +69,7 @@ template <int NK> __device__ void scale_rows(acc_frag (&o)[NK], int nk, float *s
 // NK: the widest head the instantiation takes, in 16-column slices (4: D ≤ 64, 8: D ≤ 128).
 template <typename T, int NK> __device__ void attention_tc_impl(T *out, const T *q, const T *k, const T *v, int N, int M, int D, float scale) {
     DYNAMIC_SHARED(char, att_tc_smem);
-    // WMMA pointers must be 32-byte aligned; the launch adds 32 bytes of slack.
-    char *base = (char *)(((uintptr_t)att_tc_smem + 31) & ~(uintptr_t)31);
+    char *base = align32(att_tc_smem); // the launch adds 32 bytes of slack
     int nk = (D + 15) / 16, Dp = nk * 16, ld = Dp + 8;
     T *ks = (T *)base, *vs = ks + ATT_TC_BN * ld;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;

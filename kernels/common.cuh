@@ -54,6 +54,11 @@ __device__ __forceinline__ float block_sum(float v) {
     return v;
 }
 
+// align32 rounds p up to 32 bytes, the alignment WMMA loads and stores need;
+// kernels that carve WMMA tiles out of dynamic shared memory ask for 32
+// bytes of slack and start there.
+__device__ __forceinline__ char *align32(void *p) { return (char *)(((uintptr_t)p + 31) & ~(uintptr_t)31); }
+
 // Maximum over a block, as block_sum.
 __device__ __forceinline__ float block_max(float v) {
     __shared__ float partial[32];

@@ -27,15 +27,12 @@ template <typename T> __device__ __forceinline__ T loadB(const T *B, const Gemm 
     return g.transB ? B[(int64_t)c * g.K + r] : B[(int64_t)r * g.N + c];
 }
 
-// Shared memory of gemm_wmma: A and B slices and the C tile, in dynamic
-// shared memory (so the CUDA emulator poisons it per block like the rest; it
-// cannot for static arrays in templates), plus 32 bytes of slack to align it.
-#define GEMM_WMMA_SHARED (2 * 64 * 16 * 2 + 64 * 64 * 4 + 32)
-
+// The A and B slices and the C tile live in dynamic shared memory (the CUDA
+// emulator poisons it per block; it cannot poison static arrays in
+// templates): 2·64·16 elements, 64·64 floats, and 32 bytes of slack for align32.
 template <typename T> __device__ void gemm_wmma_impl(T *C, const T *A, const T *B, Gemm g) {
-    // WMMA loads and stores need 256-bit aligned addresses.
     DYNAMIC_SHARED(char, gemm_smem);
-    char *base = (char *)(((uintptr_t)gemm_smem + 31) & ~(uintptr_t)31);
+    char *base = align32(gemm_smem);
     T(*as)[16] = (T(*)[16])base;
     T(*bs)[64] = (T(*)[64])(base + 64 * 16 * sizeof(T));
     float(*cs)[64] = (float(*)[64])(base + 2 * 64 * 16 * sizeof(T));

@@ -40,8 +40,10 @@ build() {
 run() {
 	local out="${OUT:-gpu-check-out}" root="$PWD" bin=/tmp/gpu-check-bin
 	mkdir -p "$out" "$bin"
+	local f exe
 	for f in bin/gpu/*.gz; do
-		gunzip -c "$f" >"$bin/$(basename "$f" .gz)" && chmod +x "$bin/$(basename "$f" .gz)" || { echo "cannot unpack $f (run build first)" >&2; return 1; }
+		exe="$bin/$(basename "$f" .gz)"
+		gunzip -c "$f" >"$exe" && chmod +x "$exe" || { echo "cannot unpack $f (run build first)" >&2; return 1; }
 	done
 	export RFNET_REQUIRE_GPU=1 RFNET_TESTDATA="$root/testdata"
 	# cuBLAS: the system's, else the one PyTorch's wheels bring (not on the
@@ -81,7 +83,7 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 	for t in TestConformance TestParityWithCPU TestKernelEdges TestKernelGemmMatchesCPU TestGatherReportsBadID TestAllocatorReuse TestModelsMatchCPU TestTextToImageMatchesDiffusers; do
 		check "$t" "$t.log" "$bin/cuda.test" -test.run "^$t\$" -test.v
 	done
-	check "fp32 products on TF32 (tolerance 1e-3)" tf32.log env RFNET_CUDA_TF32=1 "$bin/cuda.test" -test.run '^(TestParityWithCPU|TestKernelEdges|TestModelsMatchCPU)$' -test.v
+	check "fp32 products on TF32 (1e-3 per op, 1e-2 per model)" tf32.log env RFNET_CUDA_TF32=1 "$bin/cuda.test" -test.run '^(TestParityWithCPU|TestKernelEdges|TestModelsMatchCPU)$' -test.v
 	check TestGuidanceGradientOnGPU guidance.log "$bin/rfnet.test" -test.run '^TestGuidanceGradientOnGPU$' -test.v
 	check TestCommandsOnGPU commands.log "$bin/cmd.test" -test.run '^TestCommandsOnGPU$' -test.v
 	grep -h "rel\. L2\|loss .* vs" "$out"/TestModelsMatchCPU.log "$out"/TestTextToImageMatchesDiffusers.log "$out"/guidance.log >"$out/parity-figures.txt" || true
