@@ -31,7 +31,7 @@ func (b *Backend) Conv2d(x, w, bias tensor.Buffer, p tensor.Conv2dParams) tensor
 	out := b.newBuffer(d, p.N*p.O*P)
 	size := C.CUdeviceptr(d.Size())
 	if pointwise(p) {
-		b.gemm(d, out.ptr, wd.ptr, xd.ptr, tensor.MatMulParams{Batch: p.N, M: p.O, N: P, K: p.C, BatchStrideB: p.C * P})
+		b.gemm(d, "conv2d", out.ptr, wd.ptr, xd.ptr, tensor.MatMulParams{Batch: p.N, M: p.O, N: P, K: p.C, BatchStrideB: p.C * P})
 	} else {
 		chunk := chunkSamples(p.N, ckk*P*d.Size())
 		col := b.newBuffer(d, chunk*ckk*P)
@@ -40,7 +40,7 @@ func (b *Backend) Conv2d(x, w, bias tensor.Buffer, p tensor.Conv2dParams) tensor
 			for i := range nb {
 				b.im2col(d, col.ptr+C.CUdeviceptr(i*ckk*P)*size, xd.ptr+C.CUdeviceptr((n0+i)*p.C*p.H*p.W)*size, p)
 			}
-			b.gemm(d, out.ptr+C.CUdeviceptr(n0*p.O*P)*size, wd.ptr, col.ptr,
+			b.gemm(d, "conv2d", out.ptr+C.CUdeviceptr(n0*p.O*P)*size, wd.ptr, col.ptr,
 				tensor.MatMulParams{Batch: nb, M: p.O, N: P, K: ckk, BatchStrideB: ckk * P})
 		}
 		b.Free(col)
@@ -63,14 +63,14 @@ func (b *Backend) Conv2dBackwardInput(dy, w tensor.Buffer, p tensor.Conv2dParams
 	dx := b.newBuffer(d, p.N*p.C*p.H*p.W)
 	size := C.CUdeviceptr(d.Size())
 	if pointwise(p) {
-		b.gemm(d, dx.ptr, wd.ptr, gd.ptr, tensor.MatMulParams{Batch: p.N, M: p.C, N: P, K: p.O, TransA: true, BatchStrideB: p.O * P})
+		b.gemm(d, "conv2d backward", dx.ptr, wd.ptr, gd.ptr, tensor.MatMulParams{Batch: p.N, M: p.C, N: P, K: p.O, TransA: true, BatchStrideB: p.O * P})
 		return dx
 	}
 	chunk := chunkSamples(p.N, ckk*P*d.Size())
 	col := b.newBuffer(d, chunk*ckk*P)
 	for n0 := 0; n0 < p.N; n0 += chunk {
 		nb := min(chunk, p.N-n0)
-		b.gemm(d, col.ptr, wd.ptr, gd.ptr+C.CUdeviceptr(n0*p.O*P)*size,
+		b.gemm(d, "conv2d backward", col.ptr, wd.ptr, gd.ptr+C.CUdeviceptr(n0*p.O*P)*size,
 			tensor.MatMulParams{Batch: nb, M: ckk, N: P, K: p.O, TransA: true, BatchStrideB: p.O * P})
 		for i := range nb {
 			b.col2im(d, dx.ptr+C.CUdeviceptr((n0+i)*p.C*p.H*p.W)*size, col.ptr+C.CUdeviceptr(i*ckk*P)*size, p)

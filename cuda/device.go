@@ -11,6 +11,7 @@ import "C"
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rfnet/rfnet-native/tensor"
 )
@@ -33,6 +34,7 @@ type Backend struct {
 	cublas  string // the cuBLAS library in use, "" for the built-in GEMM
 	mem     *allocator
 	kernels *kernels
+	prof    atomic.Pointer[profiler] // set while Profile runs
 
 	mu  sync.Mutex
 	err error // the first error since the last Sync

@@ -10,7 +10,7 @@ func KernelGemm(b tensor.Backend, a, c tensor.Buffer, p tensor.MatMulParams) ten
 	g := b.(*Backend)
 	ad, cd := dev("kernel gemm", a), dev("kernel gemm", c)
 	out := g.newBuffer(ad.dtype, p.Batch*p.M*p.N)
-	g.kernelGemm(ad.dtype, out.ptr, ad.ptr, cd.ptr, p, "test")
+	g.kernelGemm(ad.dtype, "test", out.ptr, ad.ptr, cd.ptr, p, "test")
 	return out
 }
 

@@ -19,7 +19,7 @@ func (b *Backend) MatMul(a, c tensor.Buffer, p tensor.MatMulParams) tensor.Buffe
 	ad, cd := dev("matmul", a), dev("matmul", c)
 	d := same("matmul", ad, cd)
 	out := b.newBuffer(d, p.Batch*p.M*p.N)
-	b.gemm(d, out.ptr, ad.ptr, cd.ptr, p)
+	b.gemm(d, "matmul", out.ptr, ad.ptr, cd.ptr, p)
 	return out
 }
 
@@ -27,8 +27,9 @@ func (b *Backend) MatMul(a, c tensor.Buffer, p tensor.MatMulParams) tensor.Buffe
 var cublasType = map[tensor.DType]C.int{tensor.Float32: 0, tensor.Float16: 2, tensor.BFloat16: 14}
 
 // gemm writes the products of p into out, through cuBLAS when it was found,
-// else the kernels of gemm.cu. Batch strides are in elements.
-func (b *Backend) gemm(d tensor.DType, out, a, c C.CUdeviceptr, p tensor.MatMulParams) {
+// else the kernels of gemm.cu; op names the caller in profiles. Batch
+// strides are in elements.
+func (b *Backend) gemm(d tensor.DType, op string, out, a, c C.CUdeviceptr, p tensor.MatMulParams) {
 	if b.failed() || p.Batch == 0 || p.M == 0 || p.N == 0 {
 		return
 	}
@@ -38,14 +39,21 @@ func (b *Backend) gemm(d tensor.DType, out, a, c C.CUdeviceptr, p tensor.MatMulP
 		return
 	}
 	if b.cublas != "" {
-		b.cublasGemm(d, out, a, c, p, what)
+		b.cublasGemm(d, op, out, a, c, p, what)
 		return
 	}
-	b.kernelGemm(d, out, a, c, p, what)
+	b.kernelGemm(d, op, out, a, c, p, what)
+}
+
+func gemmFLOPs(p tensor.MatMulParams) float64 {
+	return 2 * float64(p.Batch) * float64(p.M) * float64(p.N) * float64(p.K)
 }
 
 // cublasGemm runs the products through cublasGemmStridedBatchedEx.
-func (b *Backend) cublasGemm(d tensor.DType, out, a, c C.CUdeviceptr, p tensor.MatMulParams, what string) {
+func (b *Backend) cublasGemm(d tensor.DType, op string, out, a, c C.CUdeviceptr, p tensor.MatMulParams, what string) {
+	prof := b.prof.Load()
+	start := prof.begin()
+	defer func() { prof.end(start, profileKey("cublas gemm "+d.String(), op), gemmFLOPs(p)) }()
 	st := C.rf_gemm(cublasType[d], cbool(p.TransA), cbool(p.TransB), C.int(p.M), C.int(p.N), C.int(p.K), a, c, out,
 		C.longlong(p.BatchStrideA), C.longlong(p.BatchStrideB), C.longlong(p.M*p.N), C.int(p.Batch), cbool(b.opts.TF32))
 	if st != 0 {
@@ -54,7 +62,7 @@ func (b *Backend) cublasGemm(d tensor.DType, out, a, c C.CUdeviceptr, p tensor.M
 }
 
 // kernelGemm runs the products through the kernels of gemm.cu.
-func (b *Backend) kernelGemm(d tensor.DType, out, a, c C.CUdeviceptr, p tensor.MatMulParams, what string) {
+func (b *Backend) kernelGemm(d tensor.DType, op string, out, a, c C.CUdeviceptr, p tensor.MatMulParams, what string) {
 	name, threads, shared := "gemm_f32", 256, 0
 	if d != tensor.Float32 {
 		// gemm_wmma_impl's shared memory: two 64×16 slices, a 64×64 float tile, 32 bytes of alignment slack.
@@ -72,7 +80,8 @@ func (b *Backend) kernelGemm(d tensor.DType, out, a, c C.CUdeviceptr, p tensor.M
 	// The grid's z extent is at most 65535: larger batches go in chunks.
 	for b0 := 0; b0 < p.Batch; b0 += 65535 {
 		nb := min(p.Batch-b0, 65535)
-		l := launch{grid: [3]int{(p.N + 63) / 64, (p.M + 63) / 64, nb}, block: threads, shared: shared}
+		l := launch{grid: [3]int{(p.N + 63) / 64, (p.M + 63) / 64, nb}, block: threads, shared: shared,
+			op: op, flops: gemmFLOPs(tensor.MatMulParams{Batch: nb, M: p.M, N: p.N, K: p.K})}
 		off := func(stride int) C.CUdeviceptr { return C.CUdeviceptr(b0*stride) * size }
 		b.run(name, l, new(args).ptr(out+off(p.M*p.N)).ptr(a+off(p.BatchStrideA)).ptr(c+off(p.BatchStrideB)).record(rec), "matmul "+what)
 	}

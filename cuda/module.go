@@ -102,11 +102,15 @@ func (a *args) f32(v float32) *args {
 // record appends a struct laid out as C lays it out (the caller builds the bytes).
 func (a *args) record(b []byte) *args { return a.put(b, 8) }
 
-// launch is a kernel launch: grid, block, dynamic shared memory.
+// launch is a kernel launch: grid, block, dynamic shared memory; for
+// profiles, the op that asked for it (when the kernel serves several) and
+// the FLOPs of its products.
 type launch struct {
 	grid   [3]int
 	block  int
 	shared int
+	op     string
+	flops  float64
 }
 
 // linear is the launch of a grid-stride loop over n elements.
@@ -133,9 +137,20 @@ func (b *Backend) run(name string, l launch, a *args, what string) {
 	}
 	// The argument block is Go memory without Go pointers, so C may read it
 	// for the call; cuLaunchKernel copies the values before returning.
+	prof := b.prof.Load()
+	start := prof.begin()
 	r := C.rf_launch(f, C.uint(l.grid[0]), C.uint(l.grid[1]), C.uint(l.grid[2]), C.uint(l.block), 1, 1, C.uint(l.shared),
 		unsafe.Pointer(&a.buf[0]), &a.offs[0], C.int(len(a.offs)))
+	prof.end(start, profileKey(name, l.op), l.flops)
 	if r != 0 {
 		b.fail(fmt.Errorf("cuda: launch %s (%s): %w", name, what, driverError("launch", r)))
 	}
+}
+
+// profileKey names a launch in profiles: the kernel, and the op when given.
+func profileKey(kernel, op string) string {
+	if op == "" {
+		return kernel
+	}
+	return kernel + " (" + op + ")"
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/internal/atomicfile"
 	"github.com/rfnet/rfnet-native/internal/randckpt"
 	"github.com/rfnet/rfnet-native/pipeline"
@@ -43,6 +44,8 @@ type stageTiming struct {
 	GFLOP    float64 `json:"gflop"`
 	TFLOPS   float64 `json:"tflops"`
 	PeakMiB  float64 `json:"peak_mib,omitempty"`
+	// Profile is one more run's device time by kernel (--profile).
+	Profile *cuda.KernelProfile `json:"profile,omitempty"`
 }
 
 // memoryStats is implemented by backends that track device memory (cuda).
@@ -56,6 +59,14 @@ type eventTimer interface {
 	Elapsed(f func() error) (ms float64, err error)
 }
 
+// kernelProfiler is implemented by backends that time each kernel (cuda).
+type kernelProfiler interface {
+	Profile(f func() error) (cuda.KernelProfile, error)
+}
+
+// profileTop is how many kernels the table shows per call (the JSON has all).
+const profileTop = 15
+
 func setupBenchEngine(fs *pflag.FlagSet) func() error {
 	var m modelFlags
 	m.register(fs)
@@ -64,6 +75,7 @@ func setupBenchEngine(fs *pflag.FlagSet) func() error {
 	iters := fs.Int("iters", 5, "timed runs of each call after one warm-up")
 	steps := fs.Int("steps", 50, "DDIM steps of the denoising-loop measurement (0 skips it)")
 	out := fs.String("json", "", "also write the report as JSON to this file")
+	profile := fs.Bool("profile", false, "after timing each call (but the denoising loop), run it once more with every kernel timed and print where the device time went (--device cuda)")
 	return func() error {
 		if *iters < 1 {
 			return fmt.Errorf("--iters %d: want at least 1", *iters)
@@ -71,6 +83,13 @@ func setupBenchEngine(fs *pflag.FlagSet) func() error {
 		b, d, err := m.backend()
 		if err != nil {
 			return err
+		}
+		var prof kernelProfiler
+		if *profile {
+			var ok bool
+			if prof, ok = b.(kernelProfiler); !ok {
+				return fmt.Errorf("--profile times GPU kernels; %s has none (use --device cuda)", b.Name())
+			}
 		}
 		r := engineReport{Model: *model, Device: b.Name(), DType: d.String(), Timer: "wall clock after Sync"}
 		if _, ok := b.(eventTimer); ok {
@@ -105,7 +124,7 @@ func setupBenchEngine(fs *pflag.FlagSet) func() error {
 		if r.Latent == 0 {
 			r.Latent = mdl.Variant.Width / 8
 		}
-		if r.Timings, err = benchStages(mdl, b, counter, r.Latent, *iters, *steps); err != nil {
+		if r.Timings, err = benchStages(mdl, b, counter, prof, r.Latent, *iters, *steps); err != nil {
 			return err
 		}
 		printEngineReport(r)
@@ -141,8 +160,10 @@ func randomModel(model, modelType string, b tensor.Backend, d tensor.DType) (*pi
 }
 
 // benchStages times the calls a generation is made of. The model runs on
-// counter (which wraps dev) so that the warm-up run of each call counts its FLOPs.
-func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCounter, size, iters, steps int) ([]stageTiming, error) {
+// counter (which wraps dev) so that the warm-up run of each call counts its
+// FLOPs. With prof, each call but the denoising loop (its steps are UNet
+// calls) runs once more, profiled.
+func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCounter, prof kernelProfiler, size, iters, steps int) ([]stageTiming, error) {
 	b, d := m.Backend, m.DType
 	// CLIP's special tokens are the vocabulary's last two ids: <start> a
 	// mouse <end>, then <end> as padding (SD 1.x's; the cost is the same).
@@ -164,23 +185,24 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 		keys[k] = true
 	}
 	type stage struct {
-		name string
-		runs int
-		f    func() error
+		name    string
+		runs    int
+		profile bool
+		f       func() error
 	}
 	stages := []stage{
-		{"text encoder (1×77 tokens)", iters, encode},
-		{fmt.Sprintf("unet, batch 2 (CFG step), %d² latent", size), iters, func() error {
+		{"text encoder (1×77 tokens)", iters, true, encode},
+		{fmt.Sprintf("unet, batch 2 (CFG step), %d² latent", size), iters, true, func() error {
 			_, err := m.UNet.Forward(z2, []float64{500, 500}, ctx2, nil)
 			return err
 		}},
-		{"rfnet guidance pass (forward to the last map + backward to the latent)", iters, func() error {
+		{"rfnet guidance pass (forward to the last map + backward to the latent)", iters, true, func() error {
 			return guidancePass(m, z, ctx, keys)
 		}},
-		{fmt.Sprintf("vae decode to %d²", 8*size), iters, func() error { m.DecodeImage(z); return nil }},
+		{fmt.Sprintf("vae decode to %d²", 8*size), iters, true, func() error { m.DecodeImage(z); return nil }},
 	}
 	if steps > 0 {
-		stages = append(stages, stage{fmt.Sprintf("denoise: %d DDIM steps with CFG", steps), 1, func() error {
+		stages = append(stages, stage{fmt.Sprintf("denoise: %d DDIM steps with CFG", steps), 1, false, func() error {
 			s, err := sched.New("ddim", m.Variant.Sched, steps)
 			if err != nil {
 				return err
@@ -216,6 +238,13 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 		if mem != nil {
 			_, peak := mem.MemoryStats()
 			t.PeakMiB = float64(peak) / (1 << 20)
+		}
+		if prof != nil && s.profile {
+			p, err := prof.Profile(s.f)
+			if err != nil {
+				return nil, fmt.Errorf("%s: profile: %w", s.name, err)
+			}
+			t.Profile = &p
 		}
 		out = append(out, t)
 	}
@@ -272,5 +301,12 @@ func printEngineReport(r engineReport) {
 			peak = fmt.Sprintf("%.0f", t.PeakMiB)
 		}
 		fmt.Printf("%-72s %10.1f %10.1f %5d %9.1f %8.2f %9s\n", t.Name, t.MedianMS, t.MinMS, t.Runs, t.GFLOP, t.TFLOPS, peak)
+	}
+	for _, t := range r.Timings {
+		if t.Profile != nil {
+			// Two event records per launch make a profiled run a little slower than the timed ones.
+			fmt.Printf("\nprofile of one %s (%d kernels; profiling slows it a little: the shares matter)\n", t.Name, len(t.Profile.Kernels))
+			t.Profile.Write(os.Stdout, profileTop)
+		}
 	}
 }

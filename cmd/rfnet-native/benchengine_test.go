@@ -38,6 +38,14 @@ func TestBenchEngineRejectsUnknownModel(t *testing.T) {
 	}
 }
 
+// --profile times kernels; the CPU backend has none, which it says before loading anything.
+func TestBenchEngineProfileNeedsCUDA(t *testing.T) {
+	err := run([]string{"bench-engine", "--weights", fixtures.Path("models", "tiny-sd1"), "--profile"})
+	if err == nil || !strings.Contains(err.Error(), "--profile") || !strings.Contains(err.Error(), "--device cuda") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 // readEngineReport reads the --json report of bench-engine.
 func readEngineReport(t *testing.T, path string) engineReport {
 	t.Helper()

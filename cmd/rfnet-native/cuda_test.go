@@ -56,8 +56,8 @@ func TestCommandsOnGPU(t *testing.T) {
 
 	t.Run("bench-engine", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "engine.json")
-		captureStdout(t, func() error {
-			return run(append([]string{"bench-engine", "--weights", weights, "--size", "8", "--iters", "2", "--steps", "2", "--json", out}, gpu...))
+		stdout := captureStdout(t, func() error {
+			return run(append([]string{"bench-engine", "--weights", weights, "--size", "8", "--iters", "2", "--steps", "2", "--profile", "--json", out}, gpu...))
 		})
 		r := readEngineReport(t, out)
 		if len(r.Timings) != 5 || !strings.HasPrefix(r.Device, "cuda:") || r.DType != "f16" || !strings.Contains(r.Timer, "CUDA events") {
@@ -67,6 +67,14 @@ func TestCommandsOnGPU(t *testing.T) {
 			if !(s.MedianMS > 0) || !(s.PeakMiB > 0) {
 				t.Errorf("%s: median %v ms, peak %v MiB", s.Name, s.MedianMS, s.PeakMiB)
 			}
+			// --profile: every call but the denoising loop, with its kernels.
+			denoise := strings.HasPrefix(s.Name, "denoise")
+			if denoise != (s.Profile == nil) || (s.Profile != nil && (s.Profile.Launches() == 0 || !(s.Profile.TotalMS > 0))) {
+				t.Errorf("%s: profile %+v", s.Name, s.Profile)
+			}
+		}
+		if !strings.Contains(stdout, "profile of one unet, batch 2") || !strings.Contains(stdout, "(whole call)") {
+			t.Errorf("no UNet profile in the table:\n%s", stdout)
 		}
 	})
 }

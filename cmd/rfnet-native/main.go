@@ -94,12 +94,14 @@ func longFlags(args []string, fs *pflag.FlagSet) []string {
 func usage() {
 	fmt.Fprintf(os.Stderr, "rfnet-native %s: Stable Diffusion and RFNet in one native binary\n\nusage: rfnet-native COMMAND [flags]\n\ncommands:\n", version)
 	names := make([]string, 0, len(commands))
+	width := 0
 	for n := range commands {
 		names = append(names, n)
+		width = max(width, len(n))
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(os.Stderr, "  %-*s  %s\n", width, n, commands[n].summary)
 	}
 	fmt.Fprintln(os.Stderr, "\nrfnet-native COMMAND --help lists a command's flags.")
 }
