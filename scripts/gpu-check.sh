@@ -13,10 +13,13 @@
 #                                diffusers fixtures, the RFNet guidance gradient,
 #                                bench-engine on full-size random SD 1.5 / 2.1,
 #                                kernel benchmarks, the PyTorch baseline; prints a
-#                                short table, full logs under $OUT (or gpu-check-out/)
+#                                short table, and writes report.txt, summary.txt
+#                                and gpu-check-logs.tar.gz into $OUT (or
+#                                gpu-check-out/), all within GPU_CHECK_BUDGET
+#                                seconds (500 by default)
 #
-# With the device tool: build here, then run with carry ["bin/gpu"] and
-# command "scripts/gpu-check.sh run" (about 8 minutes on an H100).
+# With the device tool: build here, then run with carry ["bin/gpu"], command
+# "scripts/gpu-check.sh run" and timeout_s 560.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,8 +41,16 @@ build() {
 }
 
 run() {
-	local out="${OUT:-gpu-check-out}" root="$PWD" bin=/tmp/gpu-check-bin
-	mkdir -p "$out" "$bin"
+	# The device tool brings back at most 8 files from $OUT: the logs are
+	# written elsewhere and packed into $OUT/gpu-check-logs.tar.gz after
+	# every step, beside summary.txt, so a run cut short still returns them.
+	local out="${OUT:-gpu-check-out}" root="$PWD" bin=/tmp/gpu-check-bin logs
+	if [ -n "${OUT:-}" ]; then logs=/tmp/gpu-check-logs; else logs="$out/logs"; fi
+	mkdir -p "$out" "$bin" "$logs"
+	# Every step gets at most what is left of the budget (GPU_CHECK_BUDGET
+	# seconds from the start, 500 by default: inside the device tool's
+	# 600-second command), so the table is always printed.
+	local budget="${GPU_CHECK_BUDGET:-500}"
 	local f exe
 	for f in bin/gpu/*.gz; do
 		exe="$bin/$(basename "$f" .gz)"
@@ -60,71 +71,129 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 ' 2>/dev/null) && [ -n "$pipblas" ] &&
 		export LD_LIBRARY_PATH="$pipblas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 	local rows=()
-	row() { rows+=("$(printf '%-44s %s' "$1" "$2")"); }
+	pack() { tar -czf "$out/gpu-check-logs.tar.gz" -C "$logs" . 2>/dev/null; }
+	row() {
+		rows+=("$(printf '%-44s %s' "$1" "$2")")
+		printf '%s\n' "${rows[@]}" >"$out/summary.txt"
+		pack
+	}
+	# slot LIMIT: the seconds a step may take, LIMIT or what is left of the budget.
+	slot() { local left=$((budget - SECONDS)); echo $((left < $1 ? left : $1)); }
 	# (Without nvidia-smi, e.g. a smoke test of this script on the CUDA emulator
 	# with RFNET_LIBCUDA set, the card is just unnamed.)
-	nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | tee "$out/gpu.txt" ||
-		echo "no nvidia-smi" | tee "$out/gpu.txt"
+	nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | tee "$logs/gpu.txt" ||
+		echo "no nvidia-smi" | tee "$logs/gpu.txt"
 
-	# check NAME LOG CMD...: runs CMD (300 s at most) into $out/LOG and adds
-	# a row with its verdict, the failing subtests and the time of a passing
-	# top-level test.
+	# step NAME LOG LIMIT CMD...: runs CMD (LIMIT seconds at most, less when
+	# the budget is nearly spent) into $logs/LOG and returns its status; a
+	# step with under 20 seconds left is skipped (status 125).
+	step() {
+		local name=$1 log=$2 t
+		t=$(slot "$3")
+		shift 3
+		if [ "$t" -lt 20 ]; then
+			echo "skipped: the budget of $budget s was spent" >"$logs/$log"
+			return 125
+		fi
+		echo "[$SECONDS s] $name" >&2
+		timeout "$t" "$@" >"$logs/$log" 2>&1
+	}
+	# verdict NAME LOG STATUS: the row of a finished step.
+	verdict() {
+		case $3 in
+		0) row "$1" "PASS $(sed -n "s/^--- PASS: $1 (\([0-9.]*s\))\$/\1/p" "$logs/$2")" ;;
+		124) row "$1" "TIMEOUT (see $2)" ;;
+		125) row "$1" "SKIPPED (time budget spent)" ;;
+		*) row "$1" "FAIL ($(grep -c -- '--- FAIL' "$logs/$2") failing; see $2)" ;;
+		esac
+	}
+	# check NAME LOG CMD...: a test binary's run as one row.
 	check() {
 		local name=$1 log=$2
 		shift 2
-		timeout 300 "$@" >"$out/$log" 2>&1
+		step "$name" "$log" 300 "$@"
+		verdict "$name" "$log" $?
+	}
+	# engine MODEL DTYPE: bench-engine on random full-size weights, profiled.
+	engine() {
+		local base="engine-$1-$2"
+		step "bench-engine $1 $2" "$base.txt" 240 "$bin/rfnet-native" bench-engine --device cuda --model "$1" --dtype "$2" \
+			--iters 5 --steps 50 --profile --json "$logs/$base.json"
 		case $? in
-		0) row "$name" "PASS $(sed -n "s/^--- PASS: $name (\([0-9.]*s\))\$/\1/p" "$out/$log")" ;;
-		124) row "$name" "TIMEOUT after 300 s (see $log)" ;;
-		*) row "$name" "FAIL ($(grep -c -- '--- FAIL' "$out/$log") failing; see $log)" ;;
+		0) row "bench-engine $1 $2" "$(awk '/^unet, batch 2/ {u=$(NF-5)} /^vae decode/ {v=$(NF-5)} /^denoise/ {d=$(NF-5)} END {printf "unet %s ms, vae %s ms, 50 steps %s ms", u, v, d}' "$logs/$base.txt")" ;;
+		124) row "bench-engine $1 $2" "TIMEOUT (see $base.txt)" ;;
+		125) row "bench-engine $1 $2" "SKIPPED (time budget spent)" ;;
+		*) row "bench-engine $1 $2" "FAIL (see $base.txt)" ;;
 		esac
 	}
-	# Parity: one line per top-level test.
-	for t in TestConformance TestParityWithCPU TestKernelEdges TestKernelGemmMatchesCPU TestGatherReportsBadID TestAllocatorReuse TestModelsMatchCPU TestTextToImageMatchesDiffusers; do
+
+	# Parity first (one row per top-level test), then speed, the headline
+	# figures first: SD 2.1-base fp16 against diffusers on the same card.
+	for t in TestConformance TestParityWithCPU TestKernelEdges TestKernelGemmMatchesCPU TestGatherReportsBadID TestAllocatorReuse TestProfileCountsLaunches TestModelsMatchCPU TestTextToImageMatchesDiffusers; do
 		check "$t" "$t.log" "$bin/cuda.test" -test.run "^$t\$" -test.v
 	done
 	check "fp32 products on TF32 (1e-3 per op, 1e-2 per model)" tf32.log env RFNET_CUDA_TF32=1 "$bin/cuda.test" -test.run '^(TestParityWithCPU|TestKernelEdges|TestModelsMatchCPU)$' -test.v
 	check TestGuidanceGradientOnGPU guidance.log "$bin/rfnet.test" -test.run '^TestGuidanceGradientOnGPU$' -test.v
 	check TestCommandsOnGPU commands.log "$bin/cmd.test" -test.run '^TestCommandsOnGPU$' -test.v
-	grep -h "rel\. L2\|loss .* vs" "$out"/TestModelsMatchCPU.log "$out"/TestTextToImageMatchesDiffusers.log "$out"/guidance.log >"$out/parity-figures.txt" || true
+	grep -h "rel\. L2\|loss .* vs" "$logs"/TestModelsMatchCPU.log "$logs"/TestTextToImageMatchesDiffusers.log "$logs"/guidance.log >"$logs/parity-figures.txt" || true
 
-	# Speed: the engine on full-size random weights, then kernels and PyTorch at the same shapes.
-	for cfg in "sd15 fp16" "sd15 fp32" "sd21 fp16"; do
-		set -- $cfg
-		timeout 420 "$bin/rfnet-native" bench-engine --device cuda --model "$1" --dtype "$2" --iters 5 --steps 50 \
-			--json "$out/engine-$1-$2.json" >"$out/engine-$1-$2.txt" 2>"$out/engine-$1-$2.err" &&
-			row "bench-engine $1 $2" "$(awk '/unet, batch 2/ {u=$(NF-5)} /vae decode/ {v=$(NF-5)} /denoise/ {d=$(NF-5)} END {printf "unet %s ms, vae %s ms, 50 steps %s ms", u, v, d}' "$out/engine-$1-$2.txt")" ||
-			row "bench-engine $1 $2" "FAIL (see engine-$1-$2.err)"
-	done
-	RFNET_CUDA_POISON=0 timeout 300 "$bin/cuda.test" -test.run '^$' -test.bench . -test.benchtime 20x >"$out/kernels-bench.txt" 2>&1 ||
-		row "kernel benchmarks" "FAIL (see kernels-bench.txt)"
+	engine sd21 fp16
 	# DIFFUSERS_SRC (a diffusers source tree) wins over the staged reference environment.
-	PYTHONPATH="$root/bin/gpu/refenv${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 timeout 300 \
-		python3 scripts/torch_baseline.py "$out/torch-baseline.json" >"$out/torch-baseline.txt" 2>&1 ||
-		row "torch baseline" "FAIL (see torch-baseline.txt)"
+	step "torch baseline" torch-baseline.txt 240 env PYTHONPATH="$root/bin/gpu/refenv${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 \
+		python3 scripts/torch_baseline.py "$logs/torch-baseline.json"
+	case $? in
+	0) row "torch baseline" "done" ;;
+	125) row "torch baseline" "SKIPPED (time budget spent)" ;;
+	*) row "torch baseline" "FAIL or TIMEOUT (see torch-baseline.txt)" ;;
+	esac
+	engine sd15 fp16
+	step "kernel benchmarks" kernels-bench.txt 150 env RFNET_CUDA_POISON=0 "$bin/cuda.test" -test.run '^$' -test.bench . -test.benchtime 20x
+	case $? in
+	0) row "kernel benchmarks" "done" ;;
+	125) row "kernel benchmarks" "SKIPPED (time budget spent)" ;;
+	*) row "kernel benchmarks" "FAIL or TIMEOUT (see kernels-bench.txt)" ;;
+	esac
+	engine sd15 fp32
 
-	echo
-	echo "== gpu-check: $(cut -d, -f1 "$out/gpu.txt")"
-	printf '%s\n' "${rows[@]}"
-	echo
-	echo "== engine (rfnet-native bench-engine)"
-	cat "$out"/engine-*.txt 2>/dev/null
-	echo
-	echo "== rfnet-native / PyTorch (same card; ratio < 1: rfnet-native faster)"
-	python3 scripts/compare.py "$out" | tee "$out/compare.txt"
-	echo
-	echo "== kernels (GFLOP/s; ns/op)"
-	grep -E "^Benchmark" "$out/kernels-bench.txt" | awk '{printf "%-70s %12s %s %s %s\n", $1, $3, $4, $5, $6}'
-	echo
-	echo "== PyTorch at the same shapes"
-	cat "$out/torch-baseline.txt"
-	echo
-	echo "== parity figures"
-	cat "$out/parity-figures.txt"
-	echo
-	echo "== summary"
-	printf '%s\n' "${rows[@]}"
-	! printf '%s\n' "${rows[@]}" | grep -qE 'FAIL|TIMEOUT'
+	# The report: everything into report.txt; the console gets the same
+	# without the kernel profiles but SD 2.1 fp16's UNet (the tool shows the
+	# last 12,000 characters).
+	python3 scripts/compare.py "$logs" >"$logs/compare.txt" 2>&1
+	{
+		echo "== gpu-check: $(cut -d, -f1 "$logs/gpu.txt")"
+		printf '%s\n' "${rows[@]}"
+		echo
+		echo "== engine (rfnet-native bench-engine)"
+		for f in "$logs"/engine-*.txt; do [ -e "$f" ] && sed '/^profile of one/,$d' "$f"; done
+		echo
+		echo "== where SD 2.1 fp16's UNet call spends its device time"
+		sed -n '/^profile of one unet/,/(whole call)/p' "$logs/engine-sd21-fp16.txt" 2>/dev/null
+		echo
+		echo "== rfnet-native / PyTorch (same card; ratio < 1: rfnet-native faster)"
+		cat "$logs/compare.txt"
+		echo
+		echo "== kernels (GFLOP/s; ns/op)"
+		grep -E "^Benchmark" "$logs/kernels-bench.txt" 2>/dev/null | awk '{printf "%-70s %12s %s %s %s\n", $1, $3, $4, $5, $6}'
+		echo
+		echo "== PyTorch at the same shapes"
+		cat "$logs/torch-baseline.txt" 2>/dev/null
+		echo
+		echo "== parity figures"
+		cat "$logs/parity-figures.txt"
+		echo
+		echo "== summary ($SECONDS s of a $budget s budget)"
+		printf '%s\n' "${rows[@]}"
+	} >"$logs/console.txt"
+	{
+		cat "$logs/console.txt"
+		echo
+		echo "== kernel profiles of every call"
+		for f in "$logs"/engine-*.txt; do [ -e "$f" ] && echo "-- $(basename "$f" .txt)" && sed -n '/^profile of one/,$p' "$f"; done
+	} >"$out/report.txt"
+	pack
+	cat "$logs/console.txt"
+	echo "(everything: report.txt; the logs: gpu-check-logs.tar.gz)"
+	! printf '%s\n' "${rows[@]}" | grep -qE 'FAIL|TIMEOUT|SKIPPED'
 }
 
 case "${1:-}" in
