@@ -64,3 +64,40 @@ func BenchmarkAttention(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGroupNorm times group norm at SD's largest shapes (batch-2 UNet
+// at 64² and 16², the VAE decoder at 256² and 512²) in GB/s of x read once
+// and y written once: "auto" is what GroupNorm picks (runs cut into slices
+// when they are few and long), "one_block" one block per run, side by side.
+func BenchmarkGroupNorm(b *testing.B) {
+	g := device(b)
+	for _, d := range computeDTypes {
+		for _, c := range []struct{ n, c, hw int }{{2, 320, 64 * 64}, {2, 1280, 16 * 16}, {1, 256, 256 * 256}, {1, 128, 512 * 512}} {
+			x := backendtest.Randn(g, d, 1, c.n, c.c, c.hw)
+			gamma := backendtest.Randn(g, d, 2, c.c)
+			beta := backendtest.Randn(g, d, 3, c.c)
+			p := tensor.GroupNormParams{N: c.n, C: c.c, HW: c.hw, Groups: 32, Eps: 1e-6}
+			for _, kern := range []struct {
+				name string
+				run  func() tensor.Buffer
+			}{
+				{"auto", func() tensor.Buffer {
+					y, mean, rstd := g.GroupNorm(x.Buffer(), gamma.Buffer(), beta.Buffer(), p)
+					g.Free(mean)
+					g.Free(rstd)
+					return y
+				}},
+				{"one_block", func() tensor.Buffer { return cuda.OneBlockGroupNorm(g, x.Buffer(), gamma.Buffer(), beta.Buffer(), p) }},
+			} {
+				b.Run(fmt.Sprintf("%s/%s/%dx%dx%d", d, kern.name, c.n, c.c, c.hw), func(b *testing.B) {
+					for range b.N {
+						g.Free(kern.run())
+					}
+					syncOK(b, g)
+					bytes := 2 * float64(c.n*c.c*c.hw*d.Size())
+					b.ReportMetric(bytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+				})
+			}
+		}
+	}
+}

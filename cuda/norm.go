@@ -20,9 +20,30 @@ func rowThreads(cols int) int {
 	return 128
 }
 
+// groupSlices is how many blocks stream each (sample, group) run of size
+// values: 1 (one block per run, one launch) when there are runs enough to
+// fill the GPU or the runs are short, else enough slices of at least
+// minSlice values for about targetBlocks blocks in all (two launches:
+// per-slice partial statistics, then merge and normalize). One block alone
+// keeps too few loads in flight to stream a long run at the memory's speed:
+// batch-2 SD has only 64 runs of 40K values at 64², the VAE 32 runs of up
+// to 1M values.
+func groupSlices(runs, size int) int {
+	const targetBlocks, minSlice, maxSlices = 1024, 2048, 128
+	return max(1, min((targetBlocks+runs-1)/runs, size/minSlice, maxSlices))
+}
+
+// sliceThreads is the block size of the split group-norm kernels.
+const sliceThreads = 256
+
 // GroupNorm normalizes each (sample, group) of x [N, C, HW]; the statistics
 // come back as float32 [N, Groups] whatever x's dtype.
 func (b *Backend) GroupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormParams) (y, mean, rstd tensor.Buffer) {
+	return b.groupNorm(x, gamma, beta, p, groupSlices(p.N*p.Groups, p.C/max(p.Groups, 1)*p.HW))
+}
+
+// groupNorm is GroupNorm with each run cut into the given number of slices.
+func (b *Backend) groupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormParams, slices int) (y, mean, rstd tensor.Buffer) {
 	xd, gd, bd := dev("group_norm", x), devOrNil("group_norm", gamma), devOrNil("group_norm", beta)
 	d := same("group_norm", xd, gd, bd)
 	need("group_norm", xd, p.N*p.C*p.HW)
@@ -32,11 +53,22 @@ func (b *Backend) GroupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormPara
 		panic(fmt.Sprintf("cuda: group_norm: %d channels in %d groups", p.C, p.Groups))
 	}
 	out := b.newBuffer(d, xd.n)
-	mu, rs := b.newBuffer(tensor.Float32, p.N*p.Groups), b.newBuffer(tensor.Float32, p.N*p.Groups)
-	l := launch{grid: [3]int{p.N * p.Groups, 1, 1}, block: rowThreads(p.C / p.Groups * p.HW)}
-	b.run("groupnorm"+suffix("", d), l, new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr).ptr(xd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).
-		i32(int32(p.C)).i64(int64(p.HW)).i32(int32(p.Groups)).f32(float32(p.Eps)),
-		fmt.Sprintf("group_norm of [%d, %d, %d] in %d groups", p.N, p.C, p.HW, p.Groups))
+	runs, size := p.N*p.Groups, p.C/p.Groups*p.HW
+	mu, rs := b.newBuffer(tensor.Float32, runs), b.newBuffer(tensor.Float32, runs)
+	what := fmt.Sprintf("group_norm of [%d, %d, %d] in %d groups", p.N, p.C, p.HW, p.Groups)
+	shape := func(a *args) *args {
+		return a.ptr(xd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).i32(int32(p.C)).i64(int64(p.HW)).i32(int32(p.Groups)).f32(float32(p.Eps))
+	}
+	if s := slices; s > 1 {
+		part := b.newBuffer(tensor.Float32, 2*runs*s) // float2 per slice
+		l := launch{grid: [3]int{s, runs, 1}, block: sliceThreads}
+		b.run("groupnorm_partial"+suffix("", d), l, new(args).ptr(part.ptr).ptr(xd.ptr).i64(int64(size)), what)
+		b.run("groupnorm_apply"+suffix("", d), l, shape(new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr).ptr(part.ptr)), what)
+		b.Free(part)
+		return out, mu, rs
+	}
+	l := launch{grid: [3]int{runs, 1, 1}, block: rowThreads(size)}
+	b.run("groupnorm"+suffix("", d), l, shape(new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr)), what)
 	return out, mu, rs
 }
 
@@ -48,10 +80,21 @@ func (b *Backend) GroupNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, p te
 	d := same(op, xd, dd, gd)
 	need(op, dd, xd.n)
 	dx := b.newBuffer(d, xd.n)
-	l := launch{grid: [3]int{p.N * p.Groups, 1, 1}, block: rowThreads(p.C / p.Groups * p.HW)}
-	b.run("groupnorm_bwd"+suffix("", d), l, new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).
-		i32(int32(p.C)).i64(int64(p.HW)).i32(int32(p.Groups)),
-		fmt.Sprintf("%s of [%d, %d, %d] in %d groups", op, p.N, p.C, p.HW, p.Groups))
+	runs, size := p.N*p.Groups, p.C/p.Groups*p.HW
+	what := fmt.Sprintf("%s of [%d, %d, %d] in %d groups", op, p.N, p.C, p.HW, p.Groups)
+	shape := func(a *args) *args {
+		return a.ptr(xd.ptr).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).i32(int32(p.C)).i64(int64(p.HW)).i32(int32(p.Groups))
+	}
+	if s := groupSlices(runs, size); s > 1 {
+		part := b.newBuffer(tensor.Float32, 2*runs*s) // float2 per slice
+		l := launch{grid: [3]int{s, runs, 1}, block: sliceThreads}
+		b.run("groupnorm_bwd_partial"+suffix("", d), l, shape(new(args).ptr(part.ptr)), what)
+		b.run("groupnorm_bwd_apply"+suffix("", d), l, shape(new(args).ptr(dx.ptr).ptr(part.ptr)), what)
+		b.Free(part)
+		return dx
+	}
+	l := launch{grid: [3]int{runs, 1, 1}, block: rowThreads(size)}
+	b.run("groupnorm_bwd"+suffix("", d), l, shape(new(args).ptr(dx.ptr)), what)
 	return dx
 }
 

@@ -81,6 +81,15 @@ func edgeCases() []edgeCase {
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].LayerNorm(in[1], in[2], 1e-5) }},
 		{name: "group_norm/32_groups", in: [][]int{{2, 64, 32, 32}, {64}, {64}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GroupNorm(32, in[1], in[2], 1e-6) }},
+		// Few long runs: each is cut into slices (groupnorm_partial/apply),
+		// here not on channel boundaries, and with channel means far apart
+		// so that merging the slices' statistics matters.
+		{name: "group_norm/sliced_runs", in: [][]int{{2, 6, 37, 41}, {6}, {6}}, grad: true,
+			f:    func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GroupNorm(2, in[1], in[2], 1e-5) },
+			prep: offsetChannels(0, 6, 37*41)},
+		{name: "group_norm/one_group_19_slices", in: [][]int{{2, 4, 100, 100}, {4}, {4}}, grad: true,
+			f:    func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GroupNorm(1, in[1], in[2], 1e-6) },
+			prep: offsetChannels(0, 4, 100*100)},
 		{name: "sum/rows", in: [][]int{{3, 10000}}, scale: 0.01, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Sum(-1) }},
 		{name: "sum/middle", in: [][]int{{3, 1000, 7}}, scale: 0.01, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Sum(1) }},
 		{name: "topk/4096_cols", in: [][]int{{4, 4096}, {4096}}, grad: true,
@@ -100,6 +109,17 @@ func edgeCases() []edgeCase {
 				x := in[0]
 				return x.SiLU().Add(x.GELU()).Add(x.Unary(tensor.QuickGELU)).Add(x.Abs().Sqrt()).Add(x.Sigmoid().Exp())
 			}},
+	}
+}
+
+// offsetChannels shifts channel c of input i ([N, C, HW]) by 2c-3.
+func offsetChannels(i, channels, hw int) func(int, []float64) {
+	return func(in int, v []float64) {
+		if in == i {
+			for j := range v {
+				v[j] += float64(2*(j/hw%channels) - 3)
+			}
+		}
 	}
 }
 

@@ -1,8 +1,12 @@
 // Group norm and layer norm, forward and backward, with float statistics.
-// Group norm: x [N, C, HW]; one block per (sample, group), whose elements are
-// the contiguous run of C/G·HW values. Layer norm: x [rows, cols]; one block
-// per row. Mean and 1/sqrt(var+eps) are written as float whatever T is, and
-// the backward reads them back. CPU references: cpu/groupnorm.go, cpu/layernorm.go.
+// Group norm: x [N, C, HW]; each (sample, group) is a contiguous run of
+// C/G·HW values, streamed by one block (groupnorm, groupnorm_bwd) or, when
+// there are too few groups to fill the GPU (SD's 64² layers, the VAE's 256²
+// and 512² ones: 32 or 64 runs of 40K to 1M values), cut into slices of one
+// block each, in two launches (groupnorm_partial + groupnorm_apply, and the
+// same for the backward). Layer norm: x [rows, cols]; one block per row.
+// Mean and 1/sqrt(var+eps) are written as float whatever T is, and the
+// backward reads them back. CPU references: cpu/groupnorm.go, cpu/layernorm.go.
 #include "common.cuh"
 
 // moments: two passes over n values starting at x (mean, then squared deviations).
@@ -37,22 +41,39 @@ __device__ void groupnorm_impl(T *y, float *mean, float *rstd, const T *x, const
 KERNEL3(groupnorm, (void *y, float *mean, float *rstd, const void *x, const void *gamma, const void *beta, int C, int64_t HW, int G, float eps),
         ((T *)y, mean, rstd, (const T *)x, (const T *)gamma, (const T *)beta, C, HW, G, eps))
 
-// normalized backward over one group of n values: dx = rstd·(g - mean(g) - x̂·mean(g·x̂)), g = dy·gamma.
+// The normalized backward over a group of n values is
+// dx = rstd·(g - mean(g) - x̂·mean(g·x̂)), g = dy·gamma; element i of the
+// group has gamma[gammaOff + i/gammaDiv]. bwd_sums adds g and g·x̂ over the
+// elements [lo, hi) (a whole group, or a slice of one); bwd_apply writes dx there.
 template <typename T>
-__device__ void norm_bwd(T *dx, const T *x, const T *dy, const T *gamma, int64_t n, int64_t gammaDiv, int gammaOff,
-                         float mu, float rs) {
-    float sg = 0.f, sgx = 0.f;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+__device__ void bwd_sums(const T *x, const T *dy, const T *gamma, int64_t lo, int64_t hi, int64_t gammaDiv, int gammaOff,
+                         float mu, float rs, float *sg, float *sgx) {
+    float a = 0.f, b = 0.f;
+    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
         float g = to_f(dy[i]) * (gamma ? to_f(gamma[gammaOff + i / gammaDiv]) : 1.f);
-        sg += g;
-        sgx += g * (to_f(x[i]) - mu) * rs;
+        a += g;
+        b += g * (to_f(x[i]) - mu) * rs;
     }
-    float mg = block_sum(sg) / n, mgx = block_sum(sgx) / n;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    *sg = block_sum(a);
+    *sgx = block_sum(b);
+}
+
+template <typename T>
+__device__ void bwd_apply(T *dx, const T *x, const T *dy, const T *gamma, int64_t lo, int64_t hi, int64_t gammaDiv, int gammaOff,
+                          float mu, float rs, float mg, float mgx) {
+    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
         float g = to_f(dy[i]) * (gamma ? to_f(gamma[gammaOff + i / gammaDiv]) : 1.f);
         float xh = (to_f(x[i]) - mu) * rs;
         dx[i] = from_f<T>(rs * (g - mg - xh * mgx));
     }
+}
+
+template <typename T>
+__device__ void norm_bwd(T *dx, const T *x, const T *dy, const T *gamma, int64_t n, int64_t gammaDiv, int gammaOff,
+                         float mu, float rs) {
+    float sg, sgx;
+    bwd_sums(x, dy, gamma, 0, n, gammaDiv, gammaOff, mu, rs, &sg, &sgx);
+    bwd_apply(dx, x, dy, gamma, 0, n, gammaDiv, gammaOff, mu, rs, sg / n, sgx / n);
 }
 
 template <typename T>
@@ -64,6 +85,119 @@ __device__ void groupnorm_bwd_impl(T *dx, const T *x, const T *dy, const float *
 }
 KERNEL3(groupnorm_bwd, (void *dx, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, int C, int64_t HW, int G),
         ((T *)dx, (const T *)x, (const T *)dy, mean, rstd, (const T *)gamma, C, HW, G))
+
+// The split group norm: grid (S, N·G), block s of run ng takes the slice
+// [size·s/S, size·(s+1)/S) of the run's size values.
+namespace {
+
+__device__ __forceinline__ int64_t slice_start(int64_t size, int s, int S) { return size * s / S; }
+
+// merged_moments merges the S slices' (mean, M2) of a run (Chan et al.'s
+// pairwise update: exact in real arithmetic, and no cancellation as
+// Σx² - n·mean² would have) into the run's mean and 1/sqrt(var+eps); thread
+// 0 merges, every thread gets the result.
+__device__ void merged_moments(const float2 *part, int S, int64_t size, float eps, float *mean, float *rstd) {
+    __shared__ float stats[2];
+    if (threadIdx.x == 0) {
+        float n = 0.f, mu = 0.f, m2 = 0.f;
+        for (int s = 0; s < S; s++) {
+            float nb = (float)(slice_start(size, s + 1, S) - slice_start(size, s, S)), nn = n + nb;
+            float2 p = part[s];
+            float d = p.x - mu;
+            mu += d * (nb / nn);
+            m2 += p.y + d * d * (n * nb / nn);
+            n = nn;
+        }
+        stats[0] = mu;
+        stats[1] = rsqrtf(m2 / (float)size + eps);
+    }
+    __syncthreads();
+    *mean = stats[0];
+    *rstd = stats[1];
+}
+
+// summed_pairs sums the S slices' float2 partials; every thread gets the sums.
+__device__ void summed_pairs(const float2 *part, int S, float *a, float *b) {
+    __shared__ float sums[2];
+    if (threadIdx.x == 0) {
+        float x = 0.f, y = 0.f;
+        for (int s = 0; s < S; s++) { x += part[s].x; y += part[s].y; }
+        sums[0] = x;
+        sums[1] = y;
+    }
+    __syncthreads();
+    *a = sums[0];
+    *b = sums[1];
+}
+
+} // namespace
+
+// groupnorm_partial: each slice's mean and M2 (squared deviations from the
+// slice's own mean; its second pass reads the slice back from L2) into part [N·G, S].
+template <typename T> __device__ void groupnorm_partial_impl(float2 *part, const T *x, int64_t size) {
+    int s = blockIdx.x, S = gridDim.x;
+    int64_t ng = blockIdx.y, lo = slice_start(size, s, S), hi = slice_start(size, s + 1, S);
+    const T *seg = x + ng * size;
+    float sum = 0.f;
+    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) sum += to_f(seg[i]);
+    float mu = block_sum(sum) / (float)(hi - lo);
+    float m2 = 0.f;
+    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) { float d = to_f(seg[i]) - mu; m2 += d * d; }
+    m2 = block_sum(m2);
+    if (threadIdx.x == 0) part[ng * S + s] = make_float2(mu, m2);
+}
+KERNEL3(groupnorm_partial, (float2 *part, const void *x, int64_t size), (part, (const T *)x, size))
+
+// groupnorm_apply: merges the run's slices, normalizes this block's slice;
+// slice 0 writes the run's statistics.
+template <typename T>
+__device__ void groupnorm_apply_impl(T *y, float *mean, float *rstd, const float2 *part, const T *x, const T *gamma, const T *beta,
+                                     int C, int64_t HW, int G, float eps) {
+    int s = blockIdx.x, S = gridDim.x, cpg = C / G;
+    int64_t ng = blockIdx.y, size = cpg * HW, lo = slice_start(size, s, S), hi = slice_start(size, s + 1, S);
+    int g = (int)(ng % G);
+    float mu, rs;
+    merged_moments(part + ng * S, S, size, eps, &mu, &rs);
+    if (s == 0 && threadIdx.x == 0) { mean[ng] = mu; rstd[ng] = rs; }
+    const T *seg = x + ng * size;
+    T *out = y + ng * size;
+    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+        int c = g * cpg + (int)(i / HW);
+        float v = (to_f(seg[i]) - mu) * rs;
+        if (gamma) v *= to_f(gamma[c]);
+        if (beta) v += to_f(beta[c]);
+        out[i] = from_f<T>(v);
+    }
+}
+KERNEL3(groupnorm_apply, (void *y, float *mean, float *rstd, const float2 *part, const void *x, const void *gamma, const void *beta, int C, int64_t HW, int G, float eps),
+        ((T *)y, mean, rstd, part, (const T *)x, (const T *)gamma, (const T *)beta, C, HW, G, eps))
+
+// groupnorm_bwd_partial: each slice's sums of g and g·x̂ into part [N·G, S].
+template <typename T>
+__device__ void groupnorm_bwd_partial_impl(float2 *part, const T *x, const T *dy, const float *mean, const float *rstd, const T *gamma,
+                                           int C, int64_t HW, int G) {
+    int s = blockIdx.x, S = gridDim.x, cpg = C / G;
+    int64_t ng = blockIdx.y, size = cpg * HW, off = ng * size;
+    float sg, sgx;
+    bwd_sums(x + off, dy + off, gamma, slice_start(size, s, S), slice_start(size, s + 1, S), HW, (int)(ng % G) * cpg, mean[ng], rstd[ng], &sg, &sgx);
+    if (threadIdx.x == 0) part[ng * S + s] = make_float2(sg, sgx);
+}
+KERNEL3(groupnorm_bwd_partial, (float2 *part, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, int C, int64_t HW, int G),
+        (part, (const T *)x, (const T *)dy, mean, rstd, (const T *)gamma, C, HW, G))
+
+// groupnorm_bwd_apply: the run's sums from its slices, then dx over this block's slice.
+template <typename T>
+__device__ void groupnorm_bwd_apply_impl(T *dx, const float2 *part, const T *x, const T *dy, const float *mean, const float *rstd, const T *gamma,
+                                         int C, int64_t HW, int G) {
+    int s = blockIdx.x, S = gridDim.x, cpg = C / G;
+    int64_t ng = blockIdx.y, size = cpg * HW, off = ng * size;
+    float sg, sgx;
+    summed_pairs(part + ng * S, S, &sg, &sgx);
+    bwd_apply(dx + off, x + off, dy + off, gamma, slice_start(size, s, S), slice_start(size, s + 1, S), HW, (int)(ng % G) * cpg,
+              mean[ng], rstd[ng], sg / (float)size, sgx / (float)size);
+}
+KERNEL3(groupnorm_bwd_apply, (void *dx, const float2 *part, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, int C, int64_t HW, int G),
+        ((T *)dx, part, (const T *)x, (const T *)dy, mean, rstd, (const T *)gamma, C, HW, G))
 
 template <typename T>
 __device__ void layernorm_impl(T *y, float *mean, float *rstd, const T *x, const T *gamma, const T *beta, int64_t cols, float eps) {

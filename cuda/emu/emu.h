@@ -93,6 +93,11 @@ struct __attribute__((aligned(16))) uint4 {
     unsigned x, y, z, w;
 };
 inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
+// The float pair of partial statistics (built into nvcc).
+struct __attribute__((aligned(8))) float2 {
+    float x, y;
+};
+inline float2 make_float2(float x, float y) { return float2{x, y}; }
 
 #define DYNAMIC_SHARED(type, name) type *name = (type *)emu::dynamic_shared()
 #define EMU_REGISTER(fn) static emu::Registrar emu_reg_##fn(RF_EMU_MODULE, #fn, fn);
