@@ -59,14 +59,33 @@ struct Broadcast {
     int64_t sa[6], sb[6];
 };
 
+// binary_offsets maps output index i to the operands' offsets. The
+// outermost axis needs no division; I is int when every index fits 31 bits
+// (64-bit division costs several times more, and these kernels have little
+// else to do besides moving memory).
+template <typename I> __device__ __forceinline__ void binary_offsets(I i, const Broadcast &bc, I *ia, I *ib) {
+    I rem = i, a = 0, b = 0;
+    for (int ax = bc.rank - 1; ax > 0; ax--) {
+        I s = (I)bc.shape[ax], c = rem % s;
+        rem /= s;
+        a += c * (I)bc.sa[ax];
+        b += c * (I)bc.sb[ax];
+    }
+    *ia = a + rem * (I)bc.sa[0];
+    *ib = b + rem * (I)bc.sb[0];
+}
+
 template <typename T> __device__ void binary_impl(int op, T *out, const T *a, const T *b, int64_t n, Broadcast bc) {
+    // Strides are at most the operands' sizes, which are at most n.
+    bool narrow = n <= INT32_MAX;
     FOR_EACH(i, n) {
-        int64_t rem = i, ia = 0, ib = 0;
-        for (int ax = bc.rank - 1; ax >= 0; ax--) {
-            int64_t c = rem % bc.shape[ax];
-            rem /= bc.shape[ax];
-            ia += c * bc.sa[ax];
-            ib += c * bc.sb[ax];
+        int64_t ia, ib;
+        if (narrow) {
+            int ja, jb;
+            binary_offsets<int>((int)i, bc, &ja, &jb);
+            ia = ja, ib = jb;
+        } else {
+            binary_offsets<int64_t>(i, bc, &ia, &ib);
         }
         float x = to_f(a[ia]), y = to_f(b[ib]), r;
         switch (op) {
@@ -81,10 +100,21 @@ template <typename T> __device__ void binary_impl(int op, T *out, const T *a, co
 KERNEL3(binary, (int op, void *out, const void *a, const void *b, int64_t n, Broadcast bc),
         (op, (T *)out, (const T *)a, (const T *)b, n, bc))
 
+// row_col splits i into row and column, in 32 bits when i fits (see binary_offsets).
+__device__ __forceinline__ void row_col(int64_t i, int64_t cols, int64_t *r, int64_t *c) {
+    if (i <= INT32_MAX && cols <= INT32_MAX) {
+        int q = (int)i / (int)cols;
+        *r = q, *c = (int)i - q * (int)cols;
+    } else {
+        *r = i / cols, *c = i % cols;
+    }
+}
+
 // GEGLU: each row of x [rows, 2·cols] is [h | g]; y = h·GELU(g).
 template <typename T> __device__ void geglu_impl(T *y, const T *x, int64_t rows, int64_t cols) {
     FOR_EACH(i, rows * cols) {
-        int64_t r = i / cols, c = i % cols;
+        int64_t r, c;
+        row_col(i, cols, &r, &c);
         float h = to_f(x[2 * r * cols + c]), g = to_f(x[(2 * r + 1) * cols + c]);
         y[i] = from_f<T>(h * geluf(g));
     }
@@ -93,7 +123,8 @@ KERNEL3(geglu, (void *y, const void *x, int64_t rows, int64_t cols), ((T *)y, (c
 
 template <typename T> __device__ void geglu_bwd_impl(T *dx, const T *x, const T *dy, int64_t rows, int64_t cols) {
     FOR_EACH(i, rows * cols) {
-        int64_t r = i / cols, c = i % cols;
+        int64_t r, c;
+        row_col(i, cols, &r, &c);
         float h = to_f(x[2 * r * cols + c]), g = to_f(x[(2 * r + 1) * cols + c]), d = to_f(dy[i]);
         dx[2 * r * cols + c] = from_f<T>(d * geluf(g));
         dx[(2 * r + 1) * cols + c] = from_f<T>(d * h * gelu_deriv(g));
