@@ -22,7 +22,7 @@ static CUresult (*p_cuCtxSynchronize)(void);
 static CUresult (*p_cuStreamCreate)(CUstream *, unsigned);
 static CUresult (*p_cuMemAlloc)(CUdeviceptr *, size_t);
 static CUresult (*p_cuMemFree)(CUdeviceptr);
-static CUresult (*p_cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
+static CUresult (*p_cuMemcpyHtoDAsync)(CUdeviceptr, const void *, size_t, CUstream);
 static CUresult (*p_cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
 static CUresult (*p_cuMemcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
 static CUresult (*p_cuMemsetD8Async)(CUdeviceptr, unsigned char, size_t, CUstream);
@@ -84,7 +84,7 @@ int rf_open(int ordinal, char *err, size_t errlen) {
     LOAD(p_cuStreamCreate, "cuStreamCreate");
     LOAD(p_cuMemAlloc, "cuMemAlloc_v2");
     LOAD(p_cuMemFree, "cuMemFree_v2");
-    LOAD(p_cuMemcpyHtoD, "cuMemcpyHtoD_v2");
+    LOAD(p_cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
     LOAD(p_cuMemcpyDtoH, "cuMemcpyDtoH_v2");
     LOAD(p_cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2");
     LOAD(p_cuMemsetD8Async, "cuMemsetD8Async");
@@ -139,9 +139,14 @@ const char *rf_error_string(CUresult r) {
 
 CUresult rf_mem_alloc(CUdeviceptr *p, size_t bytes) { CURRENT(); return p_cuMemAlloc(p, bytes); }
 CUresult rf_mem_free(CUdeviceptr p) { CURRENT(); return p_cuMemFree(p); }
-// The synchronous copies also order with the stream: it is a blocking stream
-// (created with flags 0), so the legacy default stream waits for it.
-CUresult rf_memcpy_htod(CUdeviceptr dst, const void *src, size_t bytes) { CURRENT(); return p_cuMemcpyHtoD(dst, src, bytes); }
+// Uploads go on the stream: from pageable memory (all of Go's) the driver
+// copies src into a staging buffer before returning, so src may change at
+// once, and unlike cuMemcpyHtoD it does not first wait for the stream (a
+// timestep embedding uploaded per UNet call would otherwise drain the
+// queue every step). The synchronous download orders with the stream: it is
+// a blocking stream (created with flags 0), so the legacy default stream
+// waits for it.
+CUresult rf_memcpy_htod(CUdeviceptr dst, const void *src, size_t bytes) { CURRENT(); return p_cuMemcpyHtoDAsync(dst, src, bytes, stream); }
 CUresult rf_memcpy_dtoh(void *dst, CUdeviceptr src, size_t bytes) { CURRENT(); return p_cuMemcpyDtoH(dst, src, bytes); }
 CUresult rf_memcpy_dtod(CUdeviceptr dst, CUdeviceptr src, size_t bytes) { CURRENT(); return p_cuMemcpyDtoDAsync(dst, src, bytes, stream); }
 CUresult rf_memset8(CUdeviceptr dst, unsigned char v, size_t bytes) { CURRENT(); return p_cuMemsetD8Async(dst, v, bytes, stream); }

@@ -167,7 +167,8 @@ API CUresult cuMemFree_v2(CUdeviceptr p) {
     allocations.erase(it);
     return SUCCESS;
 }
-API CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n) {
+// Kernels run at launch, so the stream is always drained: the async copy is immediate.
+API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, void *) {
     LOCK();
     CONTEXT_OK();
     if (CUresult r = check_range("cuMemcpyHtoD destination", dst, n)) return r;

@@ -18,7 +18,7 @@ extern "C" {
 CUresult cuInit(unsigned);
 CUresult cuMemAlloc_v2(CUdeviceptr *, size_t);
 CUresult cuMemFree_v2(CUdeviceptr);
-CUresult cuMemcpyHtoD_v2(CUdeviceptr, const void *, size_t);
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr, const void *, size_t, void *);
 CUresult cuModuleLoadData(void **, const void *);
 CUresult cuModuleGetFunction(void **, void *, const char *);
 CUresult cuLaunchKernel(void *, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void *, void **, void **);
@@ -265,7 +265,7 @@ int main() {
         CUdeviceptr p;
         CHECK(cuMemAlloc_v2(&p, 64) == 0, "alloc");
         float host[32] = {};
-        CUresult r = cuMemcpyHtoD_v2(p + 32, host, 64);
+        CUresult r = cuMemcpyHtoDAsync_v2(p + 32, host, 64, nullptr);
         CHECK(r == 1 && error_text(r).find("not inside one live device allocation") != std::string::npos, "overrun copy: %d %s", r,
               error_text(r).c_str());
         int n = 4;
