@@ -53,9 +53,11 @@ func gemmFLOPs(p tensor.MatMulParams) float64 {
 func (b *Backend) cublasGemm(d tensor.DType, op string, out, a, c C.CUdeviceptr, p tensor.MatMulParams, what string) {
 	prof := b.prof.Load()
 	start := prof.begin()
-	defer func() { prof.end(start, profileKey("cublas gemm "+d.String(), op), gemmFLOPs(p)) }()
 	st := C.rf_gemm(cublasType[d], cbool(p.TransA), cbool(p.TransB), C.int(p.M), C.int(p.N), C.int(p.K), a, c, out,
 		C.longlong(p.BatchStrideA), C.longlong(p.BatchStrideB), C.longlong(p.M*p.N), C.int(p.Batch), cbool(b.opts.TF32))
+	if prof != nil {
+		prof.end(start, "cublas gemm "+d.String(), op, gemmFLOPs(p))
+	}
 	if st != 0 {
 		b.fail(fmt.Errorf("cuda: matmul %s: cuBLAS status %d", what, int(st)))
 	}

@@ -141,16 +141,8 @@ func (b *Backend) run(name string, l launch, a *args, what string) {
 	start := prof.begin()
 	r := C.rf_launch(f, C.uint(l.grid[0]), C.uint(l.grid[1]), C.uint(l.grid[2]), C.uint(l.block), 1, 1, C.uint(l.shared),
 		unsafe.Pointer(&a.buf[0]), &a.offs[0], C.int(len(a.offs)))
-	prof.end(start, profileKey(name, l.op), l.flops)
+	prof.end(start, name, l.op, l.flops)
 	if r != 0 {
 		b.fail(fmt.Errorf("cuda: launch %s (%s): %w", name, what, driverError("launch", r)))
 	}
-}
-
-// profileKey names a launch in profiles: the kernel, and the op when given.
-func profileKey(kernel, op string) string {
-	if op == "" {
-		return kernel
-	}
-	return kernel + " (" + op + ")"
 }

@@ -60,10 +60,15 @@ func (p *profiler) begin() unsafe.Pointer {
 	return p.event("before a launch")
 }
 
-// end records the event after the launch that begin preceded.
-func (p *profiler) end(start unsafe.Pointer, key string, flops float64) {
+// end records the event after the launch that begin preceded: kernel, run
+// for op (when the kernel serves several), doing flops in its products.
+func (p *profiler) end(start unsafe.Pointer, kernel, op string, flops float64) {
 	if p == nil || start == nil {
 		return
+	}
+	key := kernel
+	if op != "" {
+		key += " (" + op + ")"
 	}
 	stop := p.event("after " + key)
 	p.mu.Lock()
