@@ -27,7 +27,8 @@ func rowThreads(cols int) int {
 // per-slice partial statistics, then merge and normalize). One block alone
 // keeps too few loads in flight to stream a long run at the memory's speed:
 // batch-2 SD has only 64 runs of 40K values at 64², the VAE 32 runs of up
-// to 1M values.
+// to 1M values. Split runs are fewer than targetBlocks, well inside the
+// grid's y extent (65535) that indexes them.
 func groupSlices(runs, size int) int {
 	const targetBlocks, minSlice, maxSlices = 1024, 2048, 128
 	return max(1, min((targetBlocks+runs-1)/runs, size/minSlice, maxSlices))
@@ -59,9 +60,9 @@ func (b *Backend) groupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormPara
 	shape := func(a *args) *args {
 		return a.ptr(xd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).i32(int32(p.C)).i64(int64(p.HW)).i32(int32(p.Groups)).f32(float32(p.Eps))
 	}
-	if s := slices; s > 1 {
-		part := b.newBuffer(tensor.Float32, 2*runs*s) // float2 per slice
-		l := launch{grid: [3]int{s, runs, 1}, block: sliceThreads}
+	if slices > 1 {
+		part := b.newBuffer(tensor.Float32, 2*runs*slices) // float2 per slice
+		l := launch{grid: [3]int{slices, runs, 1}, block: sliceThreads}
 		b.run("groupnorm_partial"+suffix("", d), l, new(args).ptr(part.ptr).ptr(xd.ptr).i64(int64(size)), what)
 		b.run("groupnorm_apply"+suffix("", d), l, shape(new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr).ptr(part.ptr)), what)
 		b.Free(part)
