@@ -2,8 +2,9 @@ package cuda
 
 import "github.com/rfnet/rfnet-native/tensor"
 
-// Index plans of the kernels that map each output element to input offsets
-// (binary, permute). Pure Go, so they are tested without a GPU.
+// Launch plans: the index plans of the kernels that map each output element
+// to input offsets (binary, permute), and how group norm splits its runs.
+// Pure Go, so they are tested without a GPU.
 
 // simplifyBroadcast drops axes of size 1 and merges neighbouring axes that
 // both operands traverse contiguously, so most broadcasts need 1-3 axes
@@ -55,4 +56,18 @@ func permutePlan(shape tensor.Shape, perm []int) (oshape, istride []int) {
 		return []int{1}, []int{0}
 	}
 	return oshape, istride
+}
+
+// groupSlices is how many blocks stream each (sample, group) run of size
+// values: 1 (one block per run, one launch) when there are runs enough to
+// fill the GPU or the runs are short, else enough slices of at least
+// minSlice values for about targetBlocks blocks in all (two launches:
+// per-slice partial statistics, then merge and normalize). One block alone
+// keeps too few loads in flight to stream a long run at the memory's speed:
+// batch-2 SD has only 64 runs of 40K values at 64², the VAE 32 runs of up
+// to 1M values. Split runs are fewer than targetBlocks, well inside the
+// grid's y extent (65535) that indexes them.
+func groupSlices(runs, size int) int {
+	const targetBlocks, minSlice, maxSlices = 1024, 2048, 128
+	return max(1, min((targetBlocks+runs-1)/runs, size/minSlice, maxSlices))
 }

@@ -86,3 +86,22 @@ func TestBroadcastPlanKeepsOffsets(t *testing.T) {
 		t.Fatalf("same-shape plan %v", s)
 	}
 }
+
+// Group norm splits runs only where there are few long ones: SD's batch-2
+// UNet at 64², 32² and 16², and the VAE; not at 8², nor for many runs.
+func TestGroupSlices(t *testing.T) {
+	for _, c := range []struct{ runs, size, want int }{
+		{64, 10 * 64 * 64, 16},  // UNet 64², 320 channels: 16 slices of 2560
+		{64, 20 * 32 * 32, 10},  // UNet 32², 640 channels: limited by 2K-value slices
+		{64, 40 * 8 * 8, 1},     // UNet 8²: short runs stay whole
+		{32, 4 * 512 * 512, 32}, // VAE 512², batch 1: 1024 blocks
+		{2, 4 * 100 * 100, 19},  // the edge test: 19 slices
+		{1, 1 << 30, 128},       // at most 128 slices
+		{2048, 1 << 20, 1},      // runs enough to fill the GPU
+		{1, 100, 1},             // tiny
+	} {
+		if got := groupSlices(c.runs, c.size); got != c.want {
+			t.Errorf("groupSlices(%d, %d) = %d, want %d", c.runs, c.size, got, c.want)
+		}
+	}
+}
