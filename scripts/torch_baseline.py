@@ -14,7 +14,9 @@ Times, on the same card and at the same shapes as rfnet-native's benchmarks:
     guidance -- the peers of `rfnet-native bench-engine`, keyed alike
     (model/dtype/call) for scripts/compare.py.
 
-Prints a table and writes JSON to the path given as the first argument.
+Prints a table and writes JSON to the path given as the first argument,
+rewritten after every row, the headline first (SD 2.1 fp16), so a run cut
+short by gpu-check's time budget keeps what it measured.
 """
 import json
 import os
@@ -43,9 +45,7 @@ def timed(fn, runs=5):
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
 
-def micro(rows):
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+def micro(add):
     dev = "cuda"
     for name, dt in DTYPES.items():
         for label, m, n, k in [("square_1024", 1024, 1024, 1024), ("attn_proj_64x64_320", 4096, 320, 320),
@@ -53,7 +53,7 @@ def micro(rows):
             x = torch.randn(m, k, device=dev, dtype=dt)
             w = torch.randn(n, k, device=dev, dtype=dt)
             med, _ = timed(lambda: x @ w.t(), runs=20)
-            rows.append(("matmul/" + name + "/" + label, med, 2 * m * n * k / med / 1e9))
+            add("matmul/" + name + "/" + label, med, 2 * m * n * k / med / 1e9)
         for c, h, o, ks, s, p in [(320, 64, 320, 3, 1, 1), (640, 32, 640, 3, 1, 1), (1280, 16, 1280, 3, 1, 1),
                                   (320, 64, 320, 3, 2, 1), (640, 32, 1280, 1, 1, 0), (128, 256, 128, 3, 1, 1)]:
             x = torch.randn(1, c, h, h, device=dev, dtype=dt)
@@ -61,16 +61,21 @@ def micro(rows):
             b = torch.randn(o, device=dev, dtype=dt)
             oh = (h + 2 * p - ks) // s + 1
             med, _ = timed(lambda: torch.nn.functional.conv2d(x, w, b, s, p), runs=20)
-            rows.append((f"conv2d/{name}/1x{c}x{h}_k{ks}_s{s}_to{o}", med, 2 * o * oh * oh * c * ks * ks / med / 1e9))
+            add(f"conv2d/{name}/1x{c}x{h}_k{ks}_s{s}_to{o}", med, 2 * o * oh * oh * c * ks * ks / med / 1e9)
     for name in ("f32", "f16"):
         dt = DTYPES[name]
         for b, n, d in [(16, 4096, 40), (16, 1024, 80), (10, 4096, 64)]:
             q, k, v = (torch.randn(1, b, n, d, device=dev, dtype=dt) for _ in range(3))
             med, _ = timed(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v), runs=20)
-            rows.append((f"attention/{name}/{b}x{n}x{d}", med, 4 * b * n * n * d / med / 1e9))
+            add(f"attention/{name}/{b}x{n}x{d}", med, 4 * b * n * n * d / med / 1e9)
 
 
-def models(rows, notes):
+# The model runs in order of importance (the step may be cut short): SD 2.1's
+# fp16 loop is issue 4's headline ratio; bench-engine runs SD 1.5 in fp16 and fp32.
+MODEL_RUNS = [("sd21", "f16"), ("sd15", "f16"), ("sd15", "f32")]
+
+
+def models(add, notes):
     try:
         from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     except Exception as e:  # noqa: BLE001 - any import failure means "no baseline"
@@ -90,62 +95,74 @@ def models(rows, notes):
     vae_cfg = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
                    up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512),
                    layers_per_block=2, latent_channels=4, sample_size=512)
-    for model, (unet_cfg, text_cfg) in configs.items():
-        for name in ("f16", "f32"):
-            dt = DTYPES[name]
-            key = f"{model}/{name}/"
-            with torch.no_grad():
-                if CLIPTextModel is not None:
-                    try:
-                        text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, max_position_embeddings=77, **text_cfg)).to("cuda", dt).eval()
-                        ids = torch.randint(0, 49407, (1, 77), device="cuda")
-                        med, _ = timed(lambda: text(ids).last_hidden_state)
-                        rows.append((key + "text", med, None))
-                        del text
-                    except Exception as e:  # noqa: BLE001
-                        notes.append(f"{key}text: {type(e).__name__}: {e}")
-                unet = UNet2DConditionModel(sample_size=64, **unet_cfg).to("cuda", dt).eval()
-                ctx = torch.randn(2, 77, unet_cfg["cross_attention_dim"], device="cuda", dtype=dt)
-                z = torch.randn(1, 4, 64, 64, device="cuda", dtype=dt)
-                t = torch.tensor([500, 500], device="cuda")
-                med, _ = timed(lambda: unet(torch.cat([z, z]), t, ctx).sample)
-                rows.append((key + "unet", med, None))
+    for model, name in MODEL_RUNS:
+        unet_cfg, text_cfg = configs[model]
+        dt = DTYPES[name]
+        key = f"{model}/{name}/"
+        with torch.no_grad():
+            if CLIPTextModel is not None:
+                try:
+                    text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, max_position_embeddings=77, **text_cfg)).to("cuda", dt).eval()
+                    ids = torch.randint(0, 49407, (1, 77), device="cuda")
+                    med, _ = timed(lambda: text(ids).last_hidden_state)
+                    add(key + "text", med)
+                    del text
+                except Exception as e:  # noqa: BLE001
+                    notes.append(f"{key}text: {type(e).__name__}: {e}")
+            unet = UNet2DConditionModel(sample_size=64, **unet_cfg).to("cuda", dt).eval()
+            ctx = torch.randn(2, 77, unet_cfg["cross_attention_dim"], device="cuda", dtype=dt)
+            z = torch.randn(1, 4, 64, 64, device="cuda", dtype=dt)
+            t = torch.tensor([500, 500], device="cuda")
+            med, _ = timed(lambda: unet(torch.cat([z, z]), t, ctx).sample)
+            add(key + "unet", med)
 
-                def loop():
-                    sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                          clip_sample=False, set_alpha_to_one=False, steps_offset=1)
-                    sched.set_timesteps(50)
-                    x = z
-                    for step in sched.timesteps:
-                        eps = unet(torch.cat([x, x]), step, ctx).sample
-                        un, co = eps.chunk(2)
-                        x = sched.step(un + 7.5 * (co - un), step, x).prev_sample
-                    return x
+            def loop():
+                sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                      clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+                sched.set_timesteps(50)
+                x = z
+                for step in sched.timesteps:
+                    eps = unet(torch.cat([x, x]), step, ctx).sample
+                    un, co = eps.chunk(2)
+                    x = sched.step(un + 7.5 * (co - un), step, x).prev_sample
+                return x
 
-                med, _ = timed(loop, runs=1)
-                rows.append((key + "denoise50", med, None))
-                del unet
-                vae = AutoencoderKL(**vae_cfg).to("cuda", dt).eval()
-                med, _ = timed(lambda: vae.decode(z).sample, runs=3)
-                rows.append((key + "vae", med, None))
-                del vae
-            torch.cuda.empty_cache()
+            med, _ = timed(loop, runs=1)
+            add(key + "denoise50", med)
+            del unet
+            vae = AutoencoderKL(**vae_cfg).to("cuda", dt).eval()
+            med, _ = timed(lambda: vae.decode(z).sample, runs=3)
+            add(key + "vae", med)
+            del vae
+        torch.cuda.empty_cache()
 
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "torch-baseline.json"
+    # float32 stays float32 (rfnet-native uses TF32 only when asked).
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     rows, notes = [], []
-    micro(rows)
-    models(rows, notes)
+
+    def save():
+        # Rewritten after every row, atomically: a run cut short keeps what it measured.
+        with open(out + ".tmp", "w") as f:
+            json.dump({"torch": torch.__version__, "device": torch.cuda.get_device_name(), "notes": notes,
+                       "rows": [{"name": n, "median_ms": m, "tflops": t} for n, m, t in rows]}, f, indent=1)
+        os.replace(out + ".tmp", out)
+
+    def add(name, med, tflops=None):
+        rows.append((name, med, tflops))
+        print(f"{name:64s} {med:10.3f} {'' if tflops is None else f'{tflops:8.1f}'}")
+        save()
+
     print(f"PyTorch {torch.__version__} on {torch.cuda.get_device_name()}")
+    print(f"{'call':64s} {'median ms':>10s} {'TFLOP/s':>8s}")
+    models(add, notes)
+    micro(add)
     for n in notes:
         print("note:", n)
-    print(f"{'call':64s} {'median ms':>10s} {'TFLOP/s':>8s}")
-    for name, med, tflops in rows:
-        print(f"{name:64s} {med:10.3f} {'' if tflops is None else f'{tflops:8.1f}'}")
-    with open(out, "w") as f:
-        json.dump({"torch": torch.__version__, "device": torch.cuda.get_device_name(), "notes": notes,
-                   "rows": [{"name": n, "median_ms": m, "tflops": t} for n, m, t in rows]}, f, indent=1)
+    save()
 
 
 if __name__ == "__main__":
