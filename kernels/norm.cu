@@ -9,16 +9,37 @@
 // backward reads them back. CPU references: cpu/groupnorm.go, cpu/layernorm.go.
 #include "common.cuh"
 
-// moments: two passes over n values starting at x (mean, then squared deviations).
-template <typename T> __device__ void moments(const T *x, int64_t n, float eps, float *mean, float *rstd) {
+// mean_m2: two passes over n values starting at x: their mean, then the sum
+// of squared deviations from it (M2).
+template <typename T> __device__ void mean_m2(const T *x, int64_t n, float *mean, float *m2) {
     float s = 0.f;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += to_f(x[i]);
     float mu = block_sum(s) / n;
     float ss = 0.f;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) { float d = to_f(x[i]) - mu; ss += d * d; }
-    float var = block_sum(ss) / n;
     *mean = mu;
-    *rstd = rsqrtf(var + eps);
+    *m2 = block_sum(ss);
+}
+
+// moments: the mean and 1/sqrt(var+eps) of n values starting at x.
+template <typename T> __device__ void moments(const T *x, int64_t n, float eps, float *mean, float *rstd) {
+    float m2;
+    mean_m2(x, n, mean, &m2);
+    *rstd = rsqrtf(m2 / n + eps);
+}
+
+// groupnorm_write normalizes the elements [lo, hi) of one run (seg in, out
+// out), whose element i is in channel c0 + i/HW.
+template <typename T>
+__device__ void groupnorm_write(T *out, const T *seg, const T *gamma, const T *beta, int64_t lo, int64_t hi, int64_t HW, int c0,
+                                float mu, float rs) {
+    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+        int c = c0 + (int)(i / HW);
+        float v = (to_f(seg[i]) - mu) * rs;
+        if (gamma) v *= to_f(gamma[c]);
+        if (beta) v += to_f(beta[c]);
+        out[i] = from_f<T>(v);
+    }
 }
 
 template <typename T>
@@ -30,13 +51,7 @@ __device__ void groupnorm_impl(T *y, float *mean, float *rstd, const T *x, const
     float mu, rs;
     moments(seg, size, eps, &mu, &rs);
     if (threadIdx.x == 0) { mean[ng] = mu; rstd[ng] = rs; }
-    for (int64_t i = threadIdx.x; i < size; i += blockDim.x) {
-        int c = g * cpg + (int)(i / HW);
-        float v = (to_f(seg[i]) - mu) * rs;
-        if (gamma) v *= to_f(gamma[c]);
-        if (beta) v += to_f(beta[c]);
-        y[ng * size + i] = from_f<T>(v);
-    }
+    groupnorm_write(y + ng * size, seg, gamma, beta, 0, size, HW, g * cpg, mu, rs);
 }
 KERNEL3(groupnorm, (void *y, float *mean, float *rstd, const void *x, const void *gamma, const void *beta, int C, int64_t HW, int G, float eps),
         ((T *)y, mean, rstd, (const T *)x, (const T *)gamma, (const T *)beta, C, HW, G, eps))
@@ -132,18 +147,13 @@ __device__ void summed_pairs(const float2 *part, int S, float *a, float *b) {
 
 } // namespace
 
-// groupnorm_partial: each slice's mean and M2 (squared deviations from the
-// slice's own mean; its second pass reads the slice back from L2) into part [N·G, S].
+// groupnorm_partial: each slice's mean and M2 (its second pass reads the
+// slice back from L2) into part [N·G, S].
 template <typename T> __device__ void groupnorm_partial_impl(float2 *part, const T *x, int64_t size) {
     int s = blockIdx.x, S = gridDim.x;
     int64_t ng = blockIdx.y, lo = slice_start(size, s, S), hi = slice_start(size, s + 1, S);
-    const T *seg = x + ng * size;
-    float sum = 0.f;
-    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) sum += to_f(seg[i]);
-    float mu = block_sum(sum) / (float)(hi - lo);
-    float m2 = 0.f;
-    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) { float d = to_f(seg[i]) - mu; m2 += d * d; }
-    m2 = block_sum(m2);
+    float mu, m2;
+    mean_m2(x + ng * size + lo, hi - lo, &mu, &m2);
     if (threadIdx.x == 0) part[ng * S + s] = make_float2(mu, m2);
 }
 KERNEL3(groupnorm_partial, (float2 *part, const void *x, int64_t size), (part, (const T *)x, size))
@@ -159,15 +169,7 @@ __device__ void groupnorm_apply_impl(T *y, float *mean, float *rstd, const float
     float mu, rs;
     merged_moments(part + ng * S, S, size, eps, &mu, &rs);
     if (s == 0 && threadIdx.x == 0) { mean[ng] = mu; rstd[ng] = rs; }
-    const T *seg = x + ng * size;
-    T *out = y + ng * size;
-    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
-        int c = g * cpg + (int)(i / HW);
-        float v = (to_f(seg[i]) - mu) * rs;
-        if (gamma) v *= to_f(gamma[c]);
-        if (beta) v += to_f(beta[c]);
-        out[i] = from_f<T>(v);
-    }
+    groupnorm_write(y + ng * size, x + ng * size, gamma, beta, lo, hi, HW, g * cpg, mu, rs);
 }
 KERNEL3(groupnorm_apply, (void *y, float *mean, float *rstd, const float2 *part, const void *x, const void *gamma, const void *beta, int C, int64_t HW, int G, float eps),
         ((T *)y, mean, rstd, part, (const T *)x, (const T *)gamma, (const T *)beta, C, HW, G, eps))
