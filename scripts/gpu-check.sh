@@ -101,30 +101,26 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 		echo "[$SECONDS s] $name" >&2
 		timeout "$t" "$@" >"$logs/$log" 2>&1
 	}
-	# verdict NAME LOG STATUS: the row of a finished step.
-	verdict() {
-		case $3 in
-		0) row "$1" "PASS $(sed -n "s/^--- PASS: $1 (\([0-9.]*s\))\$/\1/p" "$logs/$2")" ;;
-		124) row "$1" "TIMEOUT (see $2)" ;;
-		125) row "$1" "SKIPPED (time budget spent)" ;;
-		*) row "$1" "FAIL ($(grep -c -- '--- FAIL' "$logs/$2") failing; see $2)" ;;
-		esac
-	}
-	# check NAME LOG CMD...: a test binary's run as one row.
-	check() {
-		local name=$1 log=$2
-		shift 2
-		step "$name" "$log" 300 "$@"
-		verdict "$name" "$log" $?
-	}
-	# outcome NAME LOG STATUS [TEXT]: the row of a step that is not a test binary.
+	# outcome NAME LOG STATUS [DONE [FAILED]]: the row of a finished step,
+	# with DONE (default "done") and FAILED (default "FAIL (see LOG)") as
+	# its text when it passed or failed.
 	outcome() {
 		case $3 in
 		0) row "$1" "${4:-done}" ;;
 		124) row "$1" "TIMEOUT (see $2)" ;;
 		125) row "$1" "SKIPPED (time budget spent)" ;;
-		*) row "$1" "FAIL (see $2)" ;;
+		*) row "$1" "${5:-FAIL (see $2)}" ;;
 		esac
+	}
+	# check NAME LOG CMD...: a test binary's run as one row, with the time
+	# of a passing top-level test or the count of failing (sub)tests.
+	check() {
+		local name=$1 log=$2 st
+		shift 2
+		step "$name" "$log" 300 "$@"
+		st=$?
+		outcome "$name" "$log" $st "PASS $(sed -n "s/^--- PASS: $name (\([0-9.]*s\))\$/\1/p" "$logs/$log")" \
+			"FAIL ($(grep -c -- '--- FAIL' "$logs/$log") failing; see $log)"
 	}
 	# engine MODEL DTYPE: bench-engine on random full-size weights, profiled.
 	engine() {
