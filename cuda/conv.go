@@ -47,7 +47,7 @@ func (b *Backend) Conv2d(x, w, bias tensor.Buffer, p tensor.Conv2dParams) tensor
 	}
 	if bd != nil {
 		n := int64(p.N * p.O * P)
-		b.run("add_bias"+suffix("", d), linear(n), new(args).ptr(out.ptr).ptr(bd.ptr).i64(int64(p.N)).i64(int64(p.O)).i64(int64(P)),
+		b.run("add_bias"+suffix("", d), linear(n), new(args).ptr(out.ptr).ptr(bd.ptr).i64(int64(p.N)).div(P).div(p.O),
 			convWhat("conv2d bias", p))
 	}
 	return out
@@ -97,13 +97,13 @@ func convRecord(p tensor.Conv2dParams) []byte {
 }
 
 func (b *Backend) im2col(d tensor.DType, col, x C.CUdeviceptr, p tensor.Conv2dParams) {
-	n := int64(p.C * p.KH * p.KW * p.OutH() * p.OutW())
-	b.run("im2col"+suffix("", d), linear(n), new(args).ptr(col).ptr(x).record(convRecord(p)), convWhat("im2col", p))
+	P := p.OutH() * p.OutW()
+	b.run("im2col"+suffix("", d), linear(int64(p.C*P)), new(args).ptr(col).ptr(x).record(convRecord(p)).div(p.OutW()).div(P), convWhat("im2col", p))
 }
 
 func (b *Backend) col2im(d tensor.DType, dx, col C.CUdeviceptr, p tensor.Conv2dParams) {
 	n := int64(p.C * p.H * p.W)
-	b.run("col2im"+suffix("", d), linear(n), new(args).ptr(dx).ptr(col).record(convRecord(p)), convWhat("col2im", p))
+	b.run("col2im"+suffix("", d), linear(n), new(args).ptr(dx).ptr(col).record(convRecord(p)).div(p.W).div(p.H*p.W).div(p.Stride), convWhat("col2im", p))
 }
 
 func convWhat(op string, p tensor.Conv2dParams) string {

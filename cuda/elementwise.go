@@ -55,10 +55,17 @@ func (b *Backend) Binary(op tensor.BinaryOp, a, c tensor.Buffer, bc tensor.Broad
 		b.fail(fmt.Errorf("cuda: %s over shape %v: more than %d axes after merging: %w", op, bc.Shape, maxRank, tensor.ErrUnsupported))
 		return out
 	}
-	// struct Broadcast { int rank; int64_t shape[6], sa[6], sb[6]; } (kernels/elementwise.cu)
+	// struct Broadcast { int rank; Divisor shape[6]; int64_t sa[6], sb[6]; } (kernels/elementwise.cu)
 	rec := binary.LittleEndian.AppendUint32(nil, uint32(len(shape)))
 	rec = append(rec, 0, 0, 0, 0)
-	for _, v := range [][]int{shape, sa, sb} {
+	for i := range maxRank {
+		x := 1
+		if i < len(shape) {
+			x = shape[i]
+		}
+		rec = append(rec, newDivisor(x).bytes()...)
+	}
+	for _, v := range [][]int{sa, sb} {
 		for i := range maxRank {
 			var x int
 			if i < len(v) {
@@ -78,7 +85,7 @@ func (b *Backend) GEGLU(x tensor.Buffer, rows, cols int) tensor.Buffer {
 	d := same("geglu", xd)
 	need("geglu", xd, 2*rows*cols)
 	y := b.newBuffer(d, rows*cols)
-	b.run("geglu"+suffix("", d), linear(int64(rows*cols)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(rows)).i64(int64(cols)),
+	b.run("geglu"+suffix("", d), linear(int64(rows*cols)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(rows)).div(cols),
 		fmt.Sprintf("geglu of [%d, 2·%d]", rows, cols))
 	return y
 }
@@ -90,7 +97,7 @@ func (b *Backend) GEGLUBackward(x, dy tensor.Buffer, rows, cols int) tensor.Buff
 	need("geglu backward", xd, 2*rows*cols)
 	need("geglu backward", gd, rows*cols)
 	dx := b.newBuffer(d, 2*rows*cols)
-	b.run("geglu_bwd"+suffix("", d), linear(int64(rows*cols)), new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(gd.ptr).i64(int64(rows)).i64(int64(cols)),
+	b.run("geglu_bwd"+suffix("", d), linear(int64(rows*cols)), new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(gd.ptr).i64(int64(rows)).div(cols),
 		fmt.Sprintf("geglu backward of [%d, 2·%d]", rows, cols))
 	return dx
 }

@@ -22,17 +22,22 @@ func (b *Backend) Permute(x tensor.Buffer, shape tensor.Shape, perm []int) tenso
 		b.fail(fmt.Errorf("cuda: %s: more than %d axes after merging: %w", what, maxRank, tensor.ErrUnsupported))
 		return y
 	}
-	// struct Perm { int rank; int64_t oshape[6], istride[6]; } (kernels/layout.cu)
+	// struct Perm { int rank; Divisor oshape[6]; int64_t istride[6]; } (kernels/layout.cu)
 	rec := binary.LittleEndian.AppendUint32(nil, uint32(len(oshape)))
 	rec = append(rec, 0, 0, 0, 0)
-	for _, v := range [][]int{oshape, istride} {
-		for i := range maxRank {
-			var s int
-			if i < len(v) {
-				s = v[i]
-			}
-			rec = binary.LittleEndian.AppendUint64(rec, uint64(int64(s)))
+	for i := range maxRank {
+		s := 1
+		if i < len(oshape) {
+			s = oshape[i]
 		}
+		rec = append(rec, newDivisor(s).bytes()...)
+	}
+	for i := range maxRank {
+		var s int
+		if i < len(istride) {
+			s = istride[i]
+		}
+		rec = binary.LittleEndian.AppendUint64(rec, uint64(int64(s)))
 	}
 	b.run("permute"+elemSuffix("permute", d), linear(int64(xd.n)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(xd.n)).record(rec), what)
 	return y
@@ -52,7 +57,7 @@ func elemSuffix(op string, d tensor.DType) string {
 
 // copy2d copies rows × cols elements between strided row layouts.
 func (b *Backend) copy2d(d tensor.DType, dst, src *buffer, rows, cols, dstStride, dstOff, srcStride, srcOff int, what string) {
-	b.run("copy2d"+elemSuffix(what, d), linear(int64(rows*cols)), new(args).ptr(dst.ptr).ptr(src.ptr).i64(int64(rows)).i64(int64(cols)).
+	b.run("copy2d"+elemSuffix(what, d), linear(int64(rows*cols)), new(args).ptr(dst.ptr).ptr(src.ptr).i64(int64(rows)).div(cols).
 		i64(int64(dstStride)).i64(int64(dstOff)).i64(int64(srcStride)).i64(int64(srcOff)), what)
 }
 
@@ -118,7 +123,7 @@ func (b *Backend) Expand(x tensor.Buffer, outer, n, inner int) tensor.Buffer {
 	xd := dev("expand", x)
 	need("expand", xd, outer*inner)
 	y := b.newBuffer(xd.dtype, outer*n*inner)
-	b.run("expand"+elemSuffix("expand", xd.dtype), linear(int64(outer*n*inner)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(outer)).i64(int64(n)).i64(int64(inner)),
+	b.run("expand"+elemSuffix("expand", xd.dtype), linear(int64(outer*n*inner)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(outer)).div(n*inner).div(inner),
 		fmt.Sprintf("expand [%d, %d] ×%d", outer, inner, n))
 	return y
 }
@@ -129,7 +134,7 @@ func (b *Backend) Upsample2x(x tensor.Buffer, planes, h, w int) tensor.Buffer {
 	d := same("upsample", xd)
 	need("upsample", xd, planes*h*w)
 	y := b.newBuffer(d, 4*planes*h*w)
-	b.run("upsample2x"+suffix("", d), linear(int64(4*planes*h*w)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(planes)).i64(int64(h)).i64(int64(w)),
+	b.run("upsample2x"+suffix("", d), linear(int64(4*planes*h*w)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(planes)).div(2*h).div(2*w),
 		fmt.Sprintf("upsample [%d, %d, %d]", planes, h, w))
 	return y
 }
@@ -140,7 +145,7 @@ func (b *Backend) Upsample2xBackward(dy tensor.Buffer, planes, h, w int) tensor.
 	d := same("upsample backward", dd)
 	need("upsample backward", dd, 4*planes*h*w)
 	dx := b.newBuffer(d, planes*h*w)
-	b.run("upsample2x_bwd"+suffix("", d), linear(int64(planes*h*w)), new(args).ptr(dx.ptr).ptr(dd.ptr).i64(int64(planes)).i64(int64(h)).i64(int64(w)),
+	b.run("upsample2x_bwd"+suffix("", d), linear(int64(planes*h*w)), new(args).ptr(dx.ptr).ptr(dd.ptr).i64(int64(planes)).div(h).div(w),
 		fmt.Sprintf("upsample backward [%d, %d, %d]", planes, h, w))
 	return dx
 }

@@ -102,6 +102,9 @@ func (a *args) f32(v float32) *args {
 // record appends a struct laid out as C lays it out (the caller builds the bytes).
 func (a *args) record(b []byte) *args { return a.put(b, 8) }
 
+// div appends a struct Divisor for d (kernels/common.cuh).
+func (a *args) div(d int) *args { return a.record(newDivisor(d).bytes()) }
+
 // launch is a kernel launch: grid, block, dynamic shared memory; for
 // profiles, the op that asked for it (when the kernel serves several) and
 // the FLOPs of its products.

@@ -44,7 +44,7 @@ func (b *Backend) groupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormPara
 	mu, rs := b.newBuffer(tensor.Float32, runs), b.newBuffer(tensor.Float32, runs)
 	what := fmt.Sprintf("group_norm of [%d, %d, %d] in %d groups", p.N, p.C, p.HW, p.Groups)
 	shape := func(a *args) *args {
-		return a.ptr(xd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).i32(int32(p.C)).i64(int64(p.HW)).i32(int32(p.Groups)).f32(float32(p.Eps))
+		return a.ptr(xd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).i32(int32(p.C)).div(p.HW).i32(int32(p.Groups)).f32(float32(p.Eps))
 	}
 	if slices > 1 {
 		part := b.newBuffer(tensor.Float32, 2*runs*slices) // float2 per slice
@@ -70,7 +70,7 @@ func (b *Backend) GroupNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, p te
 	runs, size := p.N*p.Groups, p.C/p.Groups*p.HW
 	what := fmt.Sprintf("%s of [%d, %d, %d] in %d groups", op, p.N, p.C, p.HW, p.Groups)
 	shape := func(a *args) *args {
-		return a.ptr(xd.ptr).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).i32(int32(p.C)).i64(int64(p.HW)).i32(int32(p.Groups))
+		return a.ptr(xd.ptr).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).i32(int32(p.C)).div(p.HW).i32(int32(p.Groups))
 	}
 	if s := groupSlices(runs, size); s > 1 {
 		part := b.newBuffer(tensor.Float32, 2*runs*s) // float2 per slice

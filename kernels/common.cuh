@@ -54,6 +54,24 @@ __device__ __forceinline__ float block_sum(float v) {
     return v;
 }
 
+// Divisor divides by a value fixed for the launch with a multiply-high, an
+// add and a shift (Granlund and Montgomery's method, in the form of PyTorch's
+// IntDivider) instead of the division sequence nvcc emits for a runtime
+// divisor: about 20 instructions, and for 64-bit operands a range check in
+// front of it. Index-mapping kernels (im2col, permutes, concat, broadcasts)
+// do a few divisions per element and little else, so the sequence made them
+// compute-bound. The host fills m and s (cuda/divisor.go) when d < 2^31;
+// quot takes a plain division when d or n is wider than that.
+struct Divisor {
+    int64_t d;
+    uint32_t m, s;
+};
+
+__device__ __forceinline__ int64_t quot(int64_t n, const Divisor &v) {
+    if ((uint64_t)(n | v.d) <= (uint64_t)INT32_MAX) return (int64_t)((__umulhi((uint32_t)n, v.m) + (uint32_t)n) >> v.s);
+    return n / v.d;
+}
+
 // align32 rounds p up to 32 bytes, the alignment WMMA loads and stores need;
 // kernels that carve WMMA tiles out of dynamic shared memory ask for 32
 // bytes of slack and start there.

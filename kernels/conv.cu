@@ -8,42 +8,62 @@ struct Conv {
     int C, H, W, KH, KW, stride, pad, OH, OW;
 };
 
-template <typename T> __device__ void im2col_impl(T *col, const T *x, Conv p) {
-    int64_t ohw = (int64_t)p.OH * p.OW;
-    FOR_EACH(i, (int64_t)p.C * p.KH * p.KW * ohw) {
-        int64_t q = i % ohw, rowi = i / ohw;
-        int kx = rowi % p.KW, ky = (rowi / p.KW) % p.KH, c = rowi / (p.KW * p.KH);
-        int oy = q / p.OW, ox = q % p.OW;
-        int iy = oy * p.stride + ky - p.pad, ix = ox * p.stride + kx - p.pad;
-        col[i] = (iy >= 0 && iy < p.H && ix >= 0 && ix < p.W) ? x[((int64_t)c * p.H + iy) * p.W + ix] : from_f<T>(0.f);
+// im2col: one thread per input channel and output position, writing that
+// position's KH·KW taps (each tap a coalesced row of col). hw divides by OW,
+// planes by OH·OW.
+template <typename T> __device__ void im2col_impl(T *col, const T *x, Conv p, Divisor ow, Divisor plane) {
+    int64_t P = (int64_t)p.OH * p.OW;
+    FOR_EACH(i, (int64_t)p.C * P) {
+        int64_t c = quot(i, plane), q = i - c * P;
+        int oy = (int)quot(q, ow), ox = (int)q - oy * p.OW;
+        const T *xc = x + c * p.H * p.W;
+        T *out = col + c * p.KH * p.KW * P + q;
+        for (int ky = 0; ky < p.KH; ky++) {
+            int iy = oy * p.stride + ky - p.pad;
+            bool rowIn = iy >= 0 && iy < p.H;
+            for (int kx = 0; kx < p.KW; kx++, out += P) {
+                int ix = ox * p.stride + kx - p.pad;
+                *out = rowIn && ix >= 0 && ix < p.W ? xc[(int64_t)iy * p.W + ix] : from_f<T>(0.f);
+            }
+        }
     }
 }
-KERNEL3(im2col, (void *col, const void *x, Conv p), ((T *)col, (const T *)x, p))
+KERNEL3(im2col, (void *col, const void *x, Conv p, Divisor ow, Divisor plane), ((T *)col, (const T *)x, p, ow, plane))
 
-template <typename T> __device__ void col2im_impl(T *dx, const T *col, Conv p) {
-    int64_t ohw = (int64_t)p.OH * p.OW;
-    FOR_EACH(i, (int64_t)p.C * p.H * p.W) {
-        int ix = i % p.W, iy = (i / p.W) % p.H, c = i / ((int64_t)p.W * p.H);
+// col2im: one thread per input element, summing the taps that read it (a
+// gather: deterministic, no atomics). w divides by W, plane by H·W, stride
+// by the stride.
+template <typename T> __device__ void col2im_impl(T *dx, const T *col, Conv p, Divisor w, Divisor plane, Divisor stride) {
+    int64_t ohw = (int64_t)p.OH * p.OW, hw = (int64_t)p.H * p.W;
+    FOR_EACH(i, (int64_t)p.C * hw) {
+        int64_t c = quot(i, plane), r = i - c * hw;
+        int iy = (int)quot(r, w), ix = (int)r - iy * p.W;
+        const T *cc = col + c * p.KH * p.KW * ohw;
         float s = 0.f;
         for (int ky = 0; ky < p.KH; ky++) {
             int ty = iy + p.pad - ky;
-            if (ty < 0 || ty % p.stride) continue;
-            int oy = ty / p.stride;
-            if (oy >= p.OH) continue;
+            if (ty < 0) continue;
+            int oy = (int)quot(ty, stride);
+            if (oy * p.stride != ty || oy >= p.OH) continue;
             for (int kx = 0; kx < p.KW; kx++) {
                 int tx = ix + p.pad - kx;
-                if (tx < 0 || tx % p.stride) continue;
-                int ox = tx / p.stride;
-                if (ox >= p.OW) continue;
-                s += to_f(col[(((int64_t)c * p.KH + ky) * p.KW + kx) * ohw + oy * p.OW + ox]);
+                if (tx < 0) continue;
+                int ox = (int)quot(tx, stride);
+                if (ox * p.stride != tx || ox >= p.OW) continue;
+                s += to_f(cc[(int64_t)(ky * p.KW + kx) * ohw + oy * p.OW + ox]);
             }
         }
         dx[i] = from_f<T>(s);
     }
 }
-KERNEL3(col2im, (void *dx, const void *col, Conv p), ((T *)dx, (const T *)col, p))
+KERNEL3(col2im, (void *dx, const void *col, Conv p, Divisor w, Divisor plane, Divisor stride),
+        ((T *)dx, (const T *)col, p, w, plane, stride))
 
-template <typename T> __device__ void add_bias_impl(T *out, const T *bias, int64_t n, int64_t O, int64_t P) {
-    FOR_EACH(i, n * O * P) out[i] = from_f<T>(to_f(out[i]) + to_f(bias[(i / P) % O]));
+// add_bias: out [n, O, P] += bias[o]; plane divides by P, channels by O.
+template <typename T> __device__ void add_bias_impl(T *out, const T *bias, int64_t n, Divisor plane, Divisor channels) {
+    FOR_EACH(i, n * channels.d * plane.d) {
+        int64_t row = quot(i, plane);
+        out[i] = from_f<T>(to_f(out[i]) + to_f(bias[row - quot(row, channels) * channels.d]));
+    }
 }
-KERNEL3(add_bias, (void *out, const void *bias, int64_t n, int64_t O, int64_t P), ((T *)out, (const T *)bias, n, O, P))
+KERNEL3(add_bias, (void *out, const void *bias, int64_t n, Divisor plane, Divisor channels), ((T *)out, (const T *)bias, n, plane, channels))

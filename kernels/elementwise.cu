@@ -51,42 +51,32 @@ template <typename T> __device__ void affine_impl(T *y, const T *x, float a, flo
 }
 KERNEL3(affine, (void *y, const void *x, float a, float b, int64_t n), ((T *)y, (const T *)x, a, b, n))
 
-// Broadcast describes the output shape (rank <= 6) and each operand's strides,
-// 0 on broadcast axes, as tensor.Broadcast.
+// Broadcast describes the output shape (rank <= 6, each axis as a Divisor)
+// and each operand's strides, 0 on broadcast axes, as tensor.Broadcast.
 struct Broadcast {
     int rank;
-    int64_t shape[6];
+    Divisor shape[6];
     int64_t sa[6], sb[6];
 };
 
-// binary_offsets maps output index i to the operands' offsets. The
-// outermost axis needs no division; I is int when every index fits 31 bits
-// (64-bit division costs several times more, and these kernels have little
-// else to do besides moving memory).
-template <typename I> __device__ __forceinline__ void binary_offsets(I i, const Broadcast &bc, I *ia, I *ib) {
-    I rem = i, a = 0, b = 0;
+// binary_offsets maps output index i to the operands' offsets; the
+// outermost axis needs no division.
+__device__ __forceinline__ void binary_offsets(int64_t i, const Broadcast &bc, int64_t *ia, int64_t *ib) {
+    int64_t rem = i, a = 0, b = 0;
     for (int ax = bc.rank - 1; ax > 0; ax--) {
-        I s = (I)bc.shape[ax], c = rem % s;
-        rem /= s;
-        a += c * (I)bc.sa[ax];
-        b += c * (I)bc.sb[ax];
+        int64_t q = quot(rem, bc.shape[ax]), c = rem - q * bc.shape[ax].d;
+        rem = q;
+        a += c * bc.sa[ax];
+        b += c * bc.sb[ax];
     }
-    *ia = a + rem * (I)bc.sa[0];
-    *ib = b + rem * (I)bc.sb[0];
+    *ia = a + rem * bc.sa[0];
+    *ib = b + rem * bc.sb[0];
 }
 
 template <typename T> __device__ void binary_impl(int op, T *out, const T *a, const T *b, int64_t n, Broadcast bc) {
-    // Strides are at most the operands' sizes, which are at most n.
-    bool narrow = n <= INT32_MAX;
     FOR_EACH(i, n) {
         int64_t ia, ib;
-        if (narrow) {
-            int ja, jb;
-            binary_offsets<int>((int)i, bc, &ja, &jb);
-            ia = ja, ib = jb;
-        } else {
-            binary_offsets<int64_t>(i, bc, &ia, &ib);
-        }
+        binary_offsets(i, bc, &ia, &ib);
         float x = to_f(a[ia]), y = to_f(b[ib]), r;
         switch (op) {
         case OP_ADD: r = x + y; break;
@@ -100,37 +90,27 @@ template <typename T> __device__ void binary_impl(int op, T *out, const T *a, co
 KERNEL3(binary, (int op, void *out, const void *a, const void *b, int64_t n, Broadcast bc),
         (op, (T *)out, (const T *)a, (const T *)b, n, bc))
 
-// row_col splits i into row and column, in 32 bits when i fits (see binary_offsets).
-__device__ __forceinline__ void row_col(int64_t i, int64_t cols, int64_t *r, int64_t *c) {
-    if (i <= INT32_MAX && cols <= INT32_MAX) {
-        int q = (int)i / (int)cols;
-        *r = q, *c = (int)i - q * (int)cols;
-    } else {
-        *r = i / cols, *c = i % cols;
-    }
-}
-
-// GEGLU: each row of x [rows, 2·cols] is [h | g]; y = h·GELU(g).
-template <typename T> __device__ void geglu_impl(T *y, const T *x, int64_t rows, int64_t cols) {
-    FOR_EACH(i, rows * cols) {
-        int64_t r, c;
-        row_col(i, cols, &r, &c);
-        float h = to_f(x[2 * r * cols + c]), g = to_f(x[(2 * r + 1) * cols + c]);
+// GEGLU: each row of x [rows, 2·cols.d] is [h | g]; y = h·GELU(g).
+template <typename T> __device__ void geglu_impl(T *y, const T *x, int64_t rows, Divisor cols) {
+    int64_t w = cols.d;
+    FOR_EACH(i, rows * w) {
+        int64_t r = quot(i, cols), c = i - r * w;
+        float h = to_f(x[2 * r * w + c]), g = to_f(x[(2 * r + 1) * w + c]);
         y[i] = from_f<T>(h * geluf(g));
     }
 }
-KERNEL3(geglu, (void *y, const void *x, int64_t rows, int64_t cols), ((T *)y, (const T *)x, rows, cols))
+KERNEL3(geglu, (void *y, const void *x, int64_t rows, Divisor cols), ((T *)y, (const T *)x, rows, cols))
 
-template <typename T> __device__ void geglu_bwd_impl(T *dx, const T *x, const T *dy, int64_t rows, int64_t cols) {
-    FOR_EACH(i, rows * cols) {
-        int64_t r, c;
-        row_col(i, cols, &r, &c);
-        float h = to_f(x[2 * r * cols + c]), g = to_f(x[(2 * r + 1) * cols + c]), d = to_f(dy[i]);
-        dx[2 * r * cols + c] = from_f<T>(d * geluf(g));
-        dx[(2 * r + 1) * cols + c] = from_f<T>(d * h * gelu_deriv(g));
+template <typename T> __device__ void geglu_bwd_impl(T *dx, const T *x, const T *dy, int64_t rows, Divisor cols) {
+    int64_t w = cols.d;
+    FOR_EACH(i, rows * w) {
+        int64_t r = quot(i, cols), c = i - r * w;
+        float h = to_f(x[2 * r * w + c]), g = to_f(x[(2 * r + 1) * w + c]), d = to_f(dy[i]);
+        dx[2 * r * w + c] = from_f<T>(d * geluf(g));
+        dx[(2 * r + 1) * w + c] = from_f<T>(d * h * gelu_deriv(g));
     }
 }
-KERNEL3(geglu_bwd, (void *dx, const void *x, const void *dy, int64_t rows, int64_t cols),
+KERNEL3(geglu_bwd, (void *dx, const void *x, const void *dy, int64_t rows, Divisor cols),
         ((T *)dx, (const T *)x, (const T *)dy, rows, cols))
 
 // Conversions between the element types (round to nearest even).

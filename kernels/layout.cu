@@ -1,65 +1,71 @@
 // Layout kernels: permute, strided row copies (concat, slice and its
 // backward), expand, nearest 2× upsampling and its backward, embedding
-// gather. One thread per output element. CPU references: cpu/layout.go,
+// gather. One thread per output element; the index divisions go through
+// Divisor (common.cuh), as these kernels do little else. CPU references: cpu/layout.go,
 // cpu/reduce.go (expand), cpu/upsample.go, cpu/gather.go.
 #include "common.cuh"
 
-// Permutation of a rank <= 6 tensor: out axis a reads input stride istride[a].
+// Permutation of a rank <= 6 tensor: out axis a has oshape[a].d elements
+// and reads input stride istride[a].
 struct Perm {
     int rank;
-    int64_t oshape[6];
+    Divisor oshape[6];
     int64_t istride[6];
 };
 
 template <typename T> __device__ void permute_impl(T *y, const T *x, int64_t n, Perm p) {
     FOR_EACH(i, n) {
         int64_t rem = i, off = 0;
-        for (int ax = p.rank - 1; ax >= 0; ax--) {
-            off += (rem % p.oshape[ax]) * p.istride[ax];
-            rem /= p.oshape[ax];
+        for (int ax = p.rank - 1; ax > 0; ax--) {
+            int64_t q = quot(rem, p.oshape[ax]);
+            off += (rem - q * p.oshape[ax].d) * p.istride[ax];
+            rem = q;
         }
-        y[i] = x[off];
+        y[i] = x[off + rem * p.istride[0]];
     }
 }
 KERNEL3(permute, (void *y, const void *x, int64_t n, Perm p), ((T *)y, (const T *)x, n, p))
 
-// copy2d: for o < rows, j < cols: dst[o·dstStride + dstOff + j] = src[o·srcStride + srcOff + j].
+// copy2d: for o < rows, j < cols.d: dst[o·dstStride + dstOff + j] = src[o·srcStride + srcOff + j].
 template <typename T>
-__device__ void copy2d_impl(T *dst, const T *src, int64_t rows, int64_t cols, int64_t dstStride, int64_t dstOff, int64_t srcStride, int64_t srcOff) {
-    FOR_EACH(i, rows * cols) {
-        int64_t o = i / cols, j = i % cols;
+__device__ void copy2d_impl(T *dst, const T *src, int64_t rows, Divisor cols, int64_t dstStride, int64_t dstOff, int64_t srcStride, int64_t srcOff) {
+    FOR_EACH(i, rows * cols.d) {
+        int64_t o = quot(i, cols), j = i - o * cols.d;
         dst[o * dstStride + dstOff + j] = src[o * srcStride + srcOff + j];
     }
 }
-KERNEL3(copy2d, (void *dst, const void *src, int64_t rows, int64_t cols, int64_t dstStride, int64_t dstOff, int64_t srcStride, int64_t srcOff),
+KERNEL3(copy2d, (void *dst, const void *src, int64_t rows, Divisor cols, int64_t dstStride, int64_t dstOff, int64_t srcStride, int64_t srcOff),
         ((T *)dst, (const T *)src, rows, cols, dstStride, dstOff, srcStride, srcOff))
 
-// expand: [outer, inner] -> [outer, n, inner].
-template <typename T> __device__ void expand_impl(T *y, const T *x, int64_t outer, int64_t n, int64_t inner) {
-    FOR_EACH(i, outer * n * inner) {
-        int64_t o = i / (n * inner), in = i % inner;
-        y[i] = x[o * inner + in];
+// expand: [outer, inner.d] -> [outer, n, inner.d]; block divides by n·inner.
+template <typename T> __device__ void expand_impl(T *y, const T *x, int64_t outer, Divisor block, Divisor inner) {
+    FOR_EACH(i, outer * block.d) {
+        int64_t o = quot(i, block), in = i - quot(i, inner) * inner.d;
+        y[i] = x[o * inner.d + in];
     }
 }
-KERNEL3(expand, (void *y, const void *x, int64_t outer, int64_t n, int64_t inner), ((T *)y, (const T *)x, outer, n, inner))
+KERNEL3(expand, (void *y, const void *x, int64_t outer, Divisor block, Divisor inner), ((T *)y, (const T *)x, outer, block, inner))
 
-// upsample2x: x [planes, h, w] -> y [planes, 2h, 2w], each value a 2×2 block.
-template <typename T> __device__ void upsample2x_impl(T *y, const T *x, int64_t planes, int64_t h, int64_t w) {
-    FOR_EACH(i, planes * 4 * h * w) {
-        int64_t ox = i % (2 * w), oy = (i / (2 * w)) % (2 * h), p = i / (4 * h * w);
+// upsample2x: x [planes, h.d, w.d] -> y [planes, 2h, 2w], each value a 2×2
+// block; w2 and h2 divide by 2w and 2h.
+template <typename T> __device__ void upsample2x_impl(T *y, const T *x, int64_t planes, Divisor h2, Divisor w2) {
+    int64_t h = h2.d / 2, w = w2.d / 2;
+    FOR_EACH(i, planes * h2.d * w2.d) {
+        int64_t row = quot(i, w2), ox = i - row * w2.d, p = quot(row, h2), oy = row - p * h2.d;
         y[i] = x[(p * h + oy / 2) * w + ox / 2];
     }
 }
-KERNEL3(upsample2x, (void *y, const void *x, int64_t planes, int64_t h, int64_t w), ((T *)y, (const T *)x, planes, h, w))
+KERNEL3(upsample2x, (void *y, const void *x, int64_t planes, Divisor h2, Divisor w2), ((T *)y, (const T *)x, planes, h2, w2))
 
-template <typename T> __device__ void upsample2x_bwd_impl(T *dx, const T *dy, int64_t planes, int64_t h, int64_t w) {
+template <typename T> __device__ void upsample2x_bwd_impl(T *dx, const T *dy, int64_t planes, Divisor hd, Divisor wd) {
+    int64_t h = hd.d, w = wd.d;
     FOR_EACH(i, planes * h * w) {
-        int64_t x = i % w, y = (i / w) % h, p = i / (h * w);
+        int64_t row = quot(i, wd), x = i - row * w, p = quot(row, hd), y = row - p * h;
         const T *r0 = dy + (p * 2 * h + 2 * y) * 2 * w, *r1 = r0 + 2 * w;
         dx[i] = from_f<T>(to_f(r0[2 * x]) + to_f(r0[2 * x + 1]) + to_f(r1[2 * x]) + to_f(r1[2 * x + 1]));
     }
 }
-KERNEL3(upsample2x_bwd, (void *dx, const void *dy, int64_t planes, int64_t h, int64_t w), ((T *)dx, (const T *)dy, planes, h, w))
+KERNEL3(upsample2x_bwd, (void *dx, const void *dy, int64_t planes, Divisor h, Divisor w), ((T *)dx, (const T *)dy, planes, h, w))
 
 // gather: rows ids[i] of table [rows, dim]; an id out of range writes zeros
 // and sets *bad (the launcher reports it).

@@ -29,12 +29,12 @@ template <typename T> __device__ void moments(const T *x, int64_t n, float eps, 
 }
 
 // groupnorm_write normalizes the elements [lo, hi) of one run (seg in, out
-// out), whose element i is in channel c0 + i/HW.
+// out), whose element i is in channel c0 + i/HW.d.
 template <typename T>
-__device__ void groupnorm_write(T *out, const T *seg, const T *gamma, const T *beta, int64_t lo, int64_t hi, int64_t HW, int c0,
+__device__ void groupnorm_write(T *out, const T *seg, const T *gamma, const T *beta, int64_t lo, int64_t hi, Divisor HW, int c0,
                                 float mu, float rs) {
     for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
-        int c = c0 + (int)(i / HW);
+        int c = c0 + (int)quot(i, HW);
         float v = (to_f(seg[i]) - mu) * rs;
         if (gamma) v *= to_f(gamma[c]);
         if (beta) v += to_f(beta[c]);
@@ -44,28 +44,28 @@ __device__ void groupnorm_write(T *out, const T *seg, const T *gamma, const T *b
 
 template <typename T>
 __device__ void groupnorm_impl(T *y, float *mean, float *rstd, const T *x, const T *gamma, const T *beta,
-                               int C, int64_t HW, int G, float eps) {
+                               int C, Divisor HW, int G, float eps) {
     int ng = blockIdx.x, g = ng % G, cpg = C / G;
-    int64_t size = cpg * HW;
+    int64_t size = cpg * HW.d;
     const T *seg = x + ng * size;
     float mu, rs;
     moments(seg, size, eps, &mu, &rs);
     if (threadIdx.x == 0) { mean[ng] = mu; rstd[ng] = rs; }
     groupnorm_write(y + ng * size, seg, gamma, beta, 0, size, HW, g * cpg, mu, rs);
 }
-KERNEL3(groupnorm, (void *y, float *mean, float *rstd, const void *x, const void *gamma, const void *beta, int C, int64_t HW, int G, float eps),
+KERNEL3(groupnorm, (void *y, float *mean, float *rstd, const void *x, const void *gamma, const void *beta, int C, Divisor HW, int G, float eps),
         ((T *)y, mean, rstd, (const T *)x, (const T *)gamma, (const T *)beta, C, HW, G, eps))
 
 // The normalized backward over a group of n values is
 // dx = rstd·(g - mean(g) - x̂·mean(g·x̂)), g = dy·gamma; element i of the
-// group has gamma[gammaOff + i/gammaDiv]. bwd_sums adds g and g·x̂ over the
+// group has gamma[gammaOff + i/gammaDiv.d]. bwd_sums adds g and g·x̂ over the
 // elements [lo, hi) (a whole group, or a slice of one); bwd_apply writes dx there.
 template <typename T>
-__device__ void bwd_sums(const T *x, const T *dy, const T *gamma, int64_t lo, int64_t hi, int64_t gammaDiv, int gammaOff,
+__device__ void bwd_sums(const T *x, const T *dy, const T *gamma, int64_t lo, int64_t hi, Divisor gammaDiv, int gammaOff,
                          float mu, float rs, float *sg, float *sgx) {
     float a = 0.f, b = 0.f;
     for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
-        float g = to_f(dy[i]) * (gamma ? to_f(gamma[gammaOff + i / gammaDiv]) : 1.f);
+        float g = to_f(dy[i]) * (gamma ? to_f(gamma[gammaOff + quot(i, gammaDiv)]) : 1.f);
         a += g;
         b += g * (to_f(x[i]) - mu) * rs;
     }
@@ -74,17 +74,17 @@ __device__ void bwd_sums(const T *x, const T *dy, const T *gamma, int64_t lo, in
 }
 
 template <typename T>
-__device__ void bwd_apply(T *dx, const T *x, const T *dy, const T *gamma, int64_t lo, int64_t hi, int64_t gammaDiv, int gammaOff,
+__device__ void bwd_apply(T *dx, const T *x, const T *dy, const T *gamma, int64_t lo, int64_t hi, Divisor gammaDiv, int gammaOff,
                           float mu, float rs, float mg, float mgx) {
     for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
-        float g = to_f(dy[i]) * (gamma ? to_f(gamma[gammaOff + i / gammaDiv]) : 1.f);
+        float g = to_f(dy[i]) * (gamma ? to_f(gamma[gammaOff + quot(i, gammaDiv)]) : 1.f);
         float xh = (to_f(x[i]) - mu) * rs;
         dx[i] = from_f<T>(rs * (g - mg - xh * mgx));
     }
 }
 
 template <typename T>
-__device__ void norm_bwd(T *dx, const T *x, const T *dy, const T *gamma, int64_t n, int64_t gammaDiv, int gammaOff,
+__device__ void norm_bwd(T *dx, const T *x, const T *dy, const T *gamma, int64_t n, Divisor gammaDiv, int gammaOff,
                          float mu, float rs) {
     float sg, sgx;
     bwd_sums(x, dy, gamma, 0, n, gammaDiv, gammaOff, mu, rs, &sg, &sgx);
@@ -93,12 +93,12 @@ __device__ void norm_bwd(T *dx, const T *x, const T *dy, const T *gamma, int64_t
 
 template <typename T>
 __device__ void groupnorm_bwd_impl(T *dx, const T *x, const T *dy, const float *mean, const float *rstd, const T *gamma,
-                                   int C, int64_t HW, int G) {
+                                   int C, Divisor HW, int G) {
     int ng = blockIdx.x, cpg = C / G;
-    int64_t size = cpg * HW, off = ng * size;
+    int64_t size = cpg * HW.d, off = ng * size;
     norm_bwd(dx + off, x + off, dy + off, gamma, size, HW, (ng % G) * cpg, mean[ng], rstd[ng]);
 }
-KERNEL3(groupnorm_bwd, (void *dx, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, int C, int64_t HW, int G),
+KERNEL3(groupnorm_bwd, (void *dx, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, int C, Divisor HW, int G),
         ((T *)dx, (const T *)x, (const T *)dy, mean, rstd, (const T *)gamma, C, HW, G))
 
 // The split group norm: grid (S, N·G), block s of run ng takes the slice
@@ -162,43 +162,43 @@ KERNEL3(groupnorm_partial, (float2 *part, const void *x, int64_t size), (part, (
 // slice 0 writes the run's statistics.
 template <typename T>
 __device__ void groupnorm_apply_impl(T *y, float *mean, float *rstd, const float2 *part, const T *x, const T *gamma, const T *beta,
-                                     int C, int64_t HW, int G, float eps) {
+                                     int C, Divisor HW, int G, float eps) {
     int s = blockIdx.x, S = gridDim.x, cpg = C / G;
-    int64_t ng = blockIdx.y, size = cpg * HW, lo = slice_start(size, s, S), hi = slice_start(size, s + 1, S);
+    int64_t ng = blockIdx.y, size = cpg * HW.d, lo = slice_start(size, s, S), hi = slice_start(size, s + 1, S);
     int g = (int)(ng % G);
     float mu, rs;
     merged_moments(part + ng * S, S, size, eps, &mu, &rs);
     if (s == 0 && threadIdx.x == 0) { mean[ng] = mu; rstd[ng] = rs; }
     groupnorm_write(y + ng * size, x + ng * size, gamma, beta, lo, hi, HW, g * cpg, mu, rs);
 }
-KERNEL3(groupnorm_apply, (void *y, float *mean, float *rstd, const float2 *part, const void *x, const void *gamma, const void *beta, int C, int64_t HW, int G, float eps),
+KERNEL3(groupnorm_apply, (void *y, float *mean, float *rstd, const float2 *part, const void *x, const void *gamma, const void *beta, int C, Divisor HW, int G, float eps),
         ((T *)y, mean, rstd, part, (const T *)x, (const T *)gamma, (const T *)beta, C, HW, G, eps))
 
 // groupnorm_bwd_partial: each slice's sums of g and g·x̂ into part [N·G, S].
 template <typename T>
 __device__ void groupnorm_bwd_partial_impl(float2 *part, const T *x, const T *dy, const float *mean, const float *rstd, const T *gamma,
-                                           int C, int64_t HW, int G) {
+                                           int C, Divisor HW, int G) {
     int s = blockIdx.x, S = gridDim.x, cpg = C / G;
-    int64_t ng = blockIdx.y, size = cpg * HW, off = ng * size;
+    int64_t ng = blockIdx.y, size = cpg * HW.d, off = ng * size;
     float sg, sgx;
     bwd_sums(x + off, dy + off, gamma, slice_start(size, s, S), slice_start(size, s + 1, S), HW, (int)(ng % G) * cpg, mean[ng], rstd[ng], &sg, &sgx);
     if (threadIdx.x == 0) part[ng * S + s] = make_float2(sg, sgx);
 }
-KERNEL3(groupnorm_bwd_partial, (float2 *part, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, int C, int64_t HW, int G),
+KERNEL3(groupnorm_bwd_partial, (float2 *part, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, int C, Divisor HW, int G),
         (part, (const T *)x, (const T *)dy, mean, rstd, (const T *)gamma, C, HW, G))
 
 // groupnorm_bwd_apply: the run's sums from its slices, then dx over this block's slice.
 template <typename T>
 __device__ void groupnorm_bwd_apply_impl(T *dx, const float2 *part, const T *x, const T *dy, const float *mean, const float *rstd, const T *gamma,
-                                         int C, int64_t HW, int G) {
+                                         int C, Divisor HW, int G) {
     int s = blockIdx.x, S = gridDim.x, cpg = C / G;
-    int64_t ng = blockIdx.y, size = cpg * HW, off = ng * size;
+    int64_t ng = blockIdx.y, size = cpg * HW.d, off = ng * size;
     float sg, sgx;
     summed_pairs(part + ng * S, S, &sg, &sgx);
     bwd_apply(dx + off, x + off, dy + off, gamma, slice_start(size, s, S), slice_start(size, s + 1, S), HW, (int)(ng % G) * cpg,
               mean[ng], rstd[ng], sg / (float)size, sgx / (float)size);
 }
-KERNEL3(groupnorm_bwd_apply, (void *dx, const float2 *part, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, int C, int64_t HW, int G),
+KERNEL3(groupnorm_bwd_apply, (void *dx, const float2 *part, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, int C, Divisor HW, int G),
         ((T *)dx, part, (const T *)x, (const T *)dy, mean, rstd, (const T *)gamma, C, HW, G))
 
 template <typename T>
@@ -221,7 +221,7 @@ KERNEL3(layernorm, (void *y, float *mean, float *rstd, const void *x, const void
 template <typename T>
 __device__ void layernorm_bwd_impl(T *dx, const T *x, const T *dy, const float *mean, const float *rstd, const T *gamma, int64_t cols) {
     int64_t r = blockIdx.x, off = r * cols;
-    norm_bwd(dx + off, x + off, dy + off, gamma, cols, 1, 0, mean[r], rstd[r]);
+    norm_bwd(dx + off, x + off, dy + off, gamma, cols, Divisor{1, 1, 0}, 0, mean[r], rstd[r]);
 }
 KERNEL3(layernorm_bwd, (void *dx, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, int64_t cols),
         ((T *)dx, (const T *)x, (const T *)dy, mean, rstd, (const T *)gamma, cols))

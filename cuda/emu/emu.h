@@ -87,6 +87,7 @@ template <class T> inline T __shfl_down_sync(unsigned mask, T v, unsigned delta,
 }
 
 inline float rsqrtf(float x) { return 1.f / sqrtf(x); }
+inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((unsigned long long)a * b) >> 32); }
 
 // The 16-byte vector type of 128-bit loads and stores (built into nvcc).
 struct __attribute__((aligned(16))) uint4 {
