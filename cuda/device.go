@@ -16,6 +16,9 @@ import (
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
+// Compiled reports whether this binary has the CUDA backend (the cuda build tag).
+const Compiled = true
+
 // Options configure the GPU backend.
 type Options struct {
 	// Ordinal is the device number.

@@ -8,6 +8,9 @@ import (
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
+// Compiled reports whether this binary has the CUDA backend (the cuda build tag).
+const Compiled = false
+
 // Options configure the GPU backend (used by builds with the cuda tag).
 type Options struct {
 	Ordinal int

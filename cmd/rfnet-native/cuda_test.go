@@ -14,7 +14,8 @@ import (
 )
 
 // The commands with --device cuda --dtype fp16 on the tiny SD 1.x model, on a
-// GPU or the CUDA emulator (make test-emu): plain generation, an RFNet run
+// GPU or the CUDA emulator (make test-emu): plain generation (also with the
+// default --device auto and --dtype auto), an RFNet run
 // with the offline planner (guidance backward on the device), and
 // bench-engine timed by CUDA events. Skipped without a GPU, unless
 // RFNET_REQUIRE_GPU is set.
@@ -33,6 +34,21 @@ func TestCommandsOnGPU(t *testing.T) {
 		data, _ := os.ReadFile(out)
 		if img, err := png.Decode(bytes.NewReader(data)); err != nil || img.Bounds().Dx() != 64 {
 			t.Fatalf("png: %v", err)
+		}
+	})
+
+	// No --device or --dtype: auto takes the GPU, in fp16.
+	t.Run("auto", func(t *testing.T) {
+		t.Setenv(deviceEnv, "")
+		out := filepath.Join(t.TempDir(), "a.png")
+		err := run([]string{"generate", "--method", "sd", "--weights", weights, "--prompt", "a mouse hunting a lion",
+			"--steps", "2", "--width", "64", "--height", "64", "--out", out, "--quiet"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := os.ReadFile(strings.TrimSuffix(out, ".png") + ".json")
+		if !bytes.Contains(raw, []byte(`"device": "cuda:`)) || !bytes.Contains(raw, []byte(`"dtype": "f16"`)) {
+			t.Fatalf("--device auto did not run on the GPU in fp16:\n%s", raw)
 		}
 	})
 

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -25,40 +28,99 @@ func (m *modelFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&m.modelType, "model-type", "", "override the detected model: sd14, sd15, sd21-base, sd21 (768, v-prediction)")
 	fs.StringVar(&m.prediction, "prediction", "", "override the prediction type: epsilon or v")
 	fs.StringVar(&m.config, "config", "", "for a single file: a diffusers-style folder whose config files describe it")
-	fs.StringVar(&m.device, "device", "cpu", "cpu, cuda, or cuda:N for the N-th GPU")
+	fs.StringVar(&m.device, "device", defaultDevice(), "auto (the GPU when this binary has CUDA and one answers, else the CPU), cpu, cuda, or cuda:N for the N-th GPU; $"+deviceEnv+" sets the default")
 	fs.BoolVar(&m.tf32, "tf32", false, "cuda, fp32: let matrix products use TF32 tensor cores (faster, about 1e-3 relative error)")
-	fs.StringVar(&m.dtype, "dtype", "fp32", "compute dtype: fp32, fp16 or bf16 (fp16/bf16 need --device cuda)")
+	fs.StringVar(&m.dtype, "dtype", "auto", "compute dtype: auto (fp16 on a GPU, fp32 on the CPU), fp32, fp16 or bf16 (fp16/bf16 need a GPU)")
 	fs.BoolVar(&m.offline, "offline", false, "never use the network: Hub names must be in the Hugging Face cache (as HF_HUB_OFFLINE=1)")
 }
 
-// backend opens the device the flags name and checks the dtype against it.
-func (m *modelFlags) backend() (tensor.Backend, tensor.DType, error) {
-	d, err := tensor.ParseDType(m.dtype)
-	if err != nil {
-		return nil, 0, fmt.Errorf("--dtype: %w", err)
+// deviceEnv names the variable that sets --device's default (a deployment's
+// choice without a flag in every command; the tests pin the CPU with it).
+const deviceEnv = "RFNET_DEVICE"
+
+func defaultDevice() string {
+	if d := os.Getenv(deviceEnv); d != "" {
+		return d
 	}
-	var b tensor.Backend
-	name, ordinal, _ := strings.Cut(m.device, ":")
-	switch name {
-	case "cpu":
-		b = cpu.New()
-	case "cuda", "gpu":
-		n := 0
-		if ordinal != "" {
-			if n, err = strconv.Atoi(ordinal); err != nil || n < 0 {
-				return nil, 0, fmt.Errorf("--device %q: want cuda:N with N a device number", m.device)
-			}
+	return "auto"
+}
+
+// backend opens the device the flags name and resolves the dtype on it:
+// auto is fp16 where the backend computes in fp16 (a GPU), else fp32.
+func (m *modelFlags) backend() (tensor.Backend, tensor.DType, error) {
+	var d tensor.DType
+	if m.dtype != "auto" {
+		var err error
+		if d, err = tensor.ParseDType(m.dtype); err != nil {
+			return nil, 0, fmt.Errorf("--dtype: %w", err)
 		}
-		if b, err = cuda.New(cuda.Options{Ordinal: n, TF32: m.tf32}); err != nil {
-			return nil, 0, fmt.Errorf("--device %s: %w", m.device, err)
+	}
+	b, err := m.open()
+	if err != nil {
+		return nil, 0, err
+	}
+	if m.dtype == "auto" {
+		d = tensor.Float32
+		if b.Computes(tensor.Float16) {
+			d = tensor.Float16
 		}
-	default:
-		return nil, 0, fmt.Errorf("--device %q: want cpu, cuda or cuda:N", m.device)
 	}
 	if !b.Computes(d) {
-		return nil, 0, fmt.Errorf("--dtype %s: the %s backend computes in fp32 only (fp16 and bf16 need --device cuda)", d, m.device)
+		return nil, 0, fmt.Errorf("--dtype %s: %s computes in fp32 only (fp16 and bf16 need --device cuda)", d, b.Name())
 	}
 	return b, d, nil
+}
+
+// open opens the device --device names.
+func (m *modelFlags) open() (tensor.Backend, error) {
+	name, ordinal, _ := strings.Cut(m.device, ":")
+	switch {
+	case name == "cpu" && ordinal == "":
+		return cpu.New(), nil
+	case name == "auto" && ordinal == "":
+		return autoDevice(func() (tensor.Backend, error) { return cuda.New(cuda.Options{TF32: m.tf32}) }, cuda.Compiled, os.Stderr)
+	case name == "cuda" || name == "gpu":
+		n := 0
+		if ordinal != "" {
+			var err error
+			if n, err = strconv.Atoi(ordinal); err != nil || n < 0 {
+				return nil, fmt.Errorf("--device %q%s: want cuda:N with N a device number", m.device, fromEnv(m.device))
+			}
+		}
+		b, err := cuda.New(cuda.Options{Ordinal: n, TF32: m.tf32})
+		if err != nil {
+			return nil, fmt.Errorf("--device %s: %w", m.device, err)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("--device %q%s: want auto, cpu, cuda or cuda:N", m.device, fromEnv(m.device))
+}
+
+// fromEnv says where a --device value came from when it was $RFNET_DEVICE.
+func fromEnv(device string) string {
+	if os.Getenv(deviceEnv) == device {
+		return " (from $" + deviceEnv + ")"
+	}
+	return ""
+}
+
+// autoDevice is --device auto: the GPU that openGPU opens, else the CPU when
+// there is none (no driver, no device, or a binary built without CUDA: the
+// first two get a note on w, since whoever built with CUDA expected a GPU).
+// A GPU that is there but unusable (too old, a driver error) is an error,
+// not an hour-long run on the CPU that nobody asked for.
+func autoDevice(openGPU func() (tensor.Backend, error), compiled bool, w io.Writer) (tensor.Backend, error) {
+	b, err := openGPU()
+	switch {
+	case err == nil:
+		return b, nil
+	case errors.Is(err, tensor.ErrNoDevice):
+		if compiled {
+			fmt.Fprintf(w, "rfnet-native: no GPU (%v); running on the CPU\n", err)
+		}
+		return cpu.New(), nil
+	}
+	return nil, fmt.Errorf("--device auto: %w (--device cpu runs on the CPU)", err)
 }
 
 // load opens the device and loads the checkpoint the flags name onto it.
