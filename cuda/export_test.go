@@ -32,3 +32,13 @@ func OneBlockGroupNorm(b tensor.Backend, x, gamma, beta tensor.Buffer, p tensor.
 	b.Free(rstd)
 	return y
 }
+
+// Im2col unfolds sample 0 of x [N, C, H, W] as Conv2d does (col [C·KH·KW,
+// OH·OW]), for benchmarks that time it apart from the GEMM.
+func Im2col(b tensor.Backend, x tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer {
+	g := b.(*Backend)
+	xd := dev("im2col", x)
+	col := g.newBuffer(xd.dtype, p.C*p.KH*p.KW*p.OutH()*p.OutW())
+	g.im2col(xd.dtype, col.ptr, xd.ptr, p)
+	return col
+}
