@@ -9,8 +9,8 @@ struct Conv {
 };
 
 // im2col: one thread per input channel and output position, writing that
-// position's KH·KW taps (each tap a coalesced row of col). hw divides by OW,
-// planes by OH·OW.
+// position's KH·KW taps (each tap a coalesced row of col). ow divides by OW,
+// plane by OH·OW.
 template <typename T> __device__ void im2col_impl(T *col, const T *x, Conv p, Divisor ow, Divisor plane) {
     int64_t P = (int64_t)p.OH * p.OW;
     FOR_EACH(i, (int64_t)p.C * P) {
