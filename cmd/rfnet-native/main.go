@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/rfnet/rfnet-native/cuda"
 )
 
 // command is one subcommand: its flags are defined on fs, and run does the work.
@@ -109,6 +111,16 @@ func usage() {
 func setupVersion(fs *pflag.FlagSet) func() error {
 	return func() error {
 		fmt.Println("rfnet-native", version)
+		fmt.Println(backendsLine(cuda.Compiled))
 		return nil
 	}
+}
+
+// backendsLine says which backends this binary has, so that whoever
+// deploys it can tell a CPU-only build from a CUDA one.
+func backendsLine(withCUDA bool) string {
+	if withCUDA {
+		return "backends: cpu, cuda (kernels for sm_80, sm_86, sm_89 and sm_90, PTX for newer cards; --device auto takes a GPU when one answers)"
+	}
+	return "backends: cpu (built without CUDA: `make cuda` builds the GPU backend in)"
 }

@@ -4,13 +4,14 @@ import (
 	"encoding/json"
 	"io"
 	"os"
-
 	"slices"
+	"strings"
 	"testing"
 
-	"github.com/rfnet/rfnet-native/internal/fixtures"
-
 	"github.com/spf13/pflag"
+
+	"github.com/rfnet/rfnet-native/cuda"
+	"github.com/rfnet/rfnet-native/internal/fixtures"
 )
 
 func TestLongFlags(t *testing.T) {
@@ -70,5 +71,17 @@ func TestInspectAndTokenize(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &tok); err != nil || len(tok.IDs) != 77 || tok.Tokens[2] != "lion</w>" {
 		t.Fatalf("tokenize: %v %s", err, out)
+	}
+}
+
+// version names the version and the backends built in.
+func TestVersion(t *testing.T) {
+	out := captureStdout(t, func() error { return run([]string{"version"}) })
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || lines[0] != "rfnet-native "+version || lines[1] != backendsLine(cuda.Compiled) {
+		t.Fatalf("version printed %q", out)
+	}
+	if !strings.Contains(backendsLine(false), "make cuda") || !strings.Contains(backendsLine(true), "cuda (kernels") {
+		t.Fatalf("backend lines %q, %q", backendsLine(false), backendsLine(true))
 	}
 }
