@@ -109,16 +109,21 @@ int rf_open(int ordinal, char *err, size_t errlen) {
         snprintf(err, errlen, "cuInit failed: %s (no GPU, or a driver stub)", rf_error_string(r));
         return r;
     }
+    // Every failure names the call, so that the Go side's error says more
+    // than a bare code (a busy GPU in exclusive mode fails the context).
+#define TRY(call, what) do { if ((r = (call))) { snprintf(err, errlen, "%s failed: %s", what, rf_error_string(r)); return r; } } while (0)
     int count = 0;
-    if ((r = p_cuDeviceGetCount(&count))) return r;
+    TRY(p_cuDeviceGetCount(&count), "cuDeviceGetCount");
     if (ordinal >= count) {
         snprintf(err, errlen, "no CUDA device %d (%d found)", ordinal, count);
         return -1;
     }
-    if ((r = p_cuDeviceGet(&device, ordinal))) return r;
-    if ((r = p_cuDevicePrimaryCtxRetain(&ctx, device))) return r;
-    if ((r = p_cuCtxSetCurrent(ctx))) return r;
-    return p_cuStreamCreate(&stream, 0);
+    TRY(p_cuDeviceGet(&device, ordinal), "cuDeviceGet");
+    TRY(p_cuDevicePrimaryCtxRetain(&ctx, device), "cuDevicePrimaryCtxRetain");
+    TRY(p_cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
+    TRY(p_cuStreamCreate(&stream, 0), "cuStreamCreate");
+#undef TRY
+    return 0;
 }
 
 int rf_device_info(char *name, size_t namelen, size_t *total, int *major, int *minor, int *driver) {
