@@ -107,7 +107,7 @@ func fromEnv(device string) string {
 // autoDevice is --device auto: the GPU that openGPU opens, else the CPU when
 // there is none (no driver, no device, or a binary built without CUDA: the
 // first two get a note on w, since whoever built with CUDA expected a GPU).
-// A GPU that is there but unusable (too old, a driver error) is an error,
+// A GPU that is there but unusable (too old, or a driver that cannot load the kernels) is an error,
 // not an hour-long run on the CPU that nobody asked for.
 func autoDevice(openGPU func() (tensor.Backend, error), compiled bool, w io.Writer) (tensor.Backend, error) {
 	b, err := openGPU()
