@@ -3,7 +3,6 @@
 package cuda
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/rfnet/rfnet-native/tensor"
@@ -41,9 +40,6 @@ func (b *Backend) Affine(x tensor.Buffer, a, c float64) tensor.Buffer {
 	return y
 }
 
-// maxRank is the rank the index-mapping kernels (binary, permute) take.
-const maxRank = 6
-
 // Binary returns op(a, b) over bc.Shape.
 func (b *Backend) Binary(op tensor.BinaryOp, a, c tensor.Buffer, bc tensor.Broadcast) tensor.Buffer {
 	ad, cd := dev(op.String(), a), dev(op.String(), c)
@@ -56,24 +52,7 @@ func (b *Backend) Binary(op tensor.BinaryOp, a, c tensor.Buffer, bc tensor.Broad
 		return out
 	}
 	// struct Broadcast { int rank; Divisor shape[6]; int64_t sa[6], sb[6]; } (kernels/elementwise.cu)
-	rec := binary.LittleEndian.AppendUint32(nil, uint32(len(shape)))
-	rec = append(rec, 0, 0, 0, 0)
-	for i := range maxRank {
-		x := 1
-		if i < len(shape) {
-			x = shape[i]
-		}
-		rec = append(rec, newDivisor(x).bytes()...)
-	}
-	for _, v := range [][]int{sa, sb} {
-		for i := range maxRank {
-			var x int
-			if i < len(v) {
-				x = v[i]
-			}
-			rec = binary.LittleEndian.AppendUint64(rec, uint64(int64(x)))
-		}
-	}
+	rec := indexRecord(shape, sa, sb)
 	b.run("binary"+suffix("", d), linear(int64(n)), new(args).i32(int32(op)).ptr(out.ptr).ptr(ad.ptr).ptr(cd.ptr).i64(int64(n)).record(rec),
 		fmt.Sprintf("%s over %v", op, bc.Shape))
 	return out

@@ -3,7 +3,6 @@
 package cuda
 
 import (
-	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -23,22 +22,7 @@ func (b *Backend) Permute(x tensor.Buffer, shape tensor.Shape, perm []int) tenso
 		return y
 	}
 	// struct Perm { int rank; Divisor oshape[6]; int64_t istride[6]; } (kernels/layout.cu)
-	rec := binary.LittleEndian.AppendUint32(nil, uint32(len(oshape)))
-	rec = append(rec, 0, 0, 0, 0)
-	for i := range maxRank {
-		s := 1
-		if i < len(oshape) {
-			s = oshape[i]
-		}
-		rec = append(rec, newDivisor(s).bytes()...)
-	}
-	for i := range maxRank {
-		var s int
-		if i < len(istride) {
-			s = istride[i]
-		}
-		rec = binary.LittleEndian.AppendUint64(rec, uint64(int64(s)))
-	}
+	rec := indexRecord(oshape, istride)
 	b.run("permute"+elemSuffix("permute", d), linear(int64(xd.n)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(xd.n)).record(rec), what)
 	return y
 }

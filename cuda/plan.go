@@ -1,6 +1,13 @@
 package cuda
 
-import "github.com/rfnet/rfnet-native/tensor"
+import (
+	"encoding/binary"
+
+	"github.com/rfnet/rfnet-native/tensor"
+)
+
+// maxRank is the rank the index-mapping kernels (binary, permute) take.
+const maxRank = 6
 
 // Launch plans: the index plans of the kernels that map each output element
 // to input offsets (binary, permute), and how group norm splits its runs.
@@ -70,4 +77,30 @@ func permutePlan(shape tensor.Shape, perm []int) (oshape, istride []int) {
 func groupSlices(runs, size int) int {
 	const targetBlocks, minSlice, maxSlices = 1024, 2048, 128
 	return max(1, min((targetBlocks+runs-1)/runs, size/minSlice, maxSlices))
+}
+
+// indexRecord lays out an index plan as the kernels' structs Broadcast and
+// Perm do: int rank (padded to 8 bytes), a Divisor per output axis, then
+// each strides array; maxRank entries each, the unused axes of size 1 and
+// stride 0.
+func indexRecord(shape []int, strides ...[]int) []byte {
+	rec := binary.LittleEndian.AppendUint32(nil, uint32(len(shape)))
+	rec = append(rec, 0, 0, 0, 0)
+	for i := range maxRank {
+		s := 1
+		if i < len(shape) {
+			s = shape[i]
+		}
+		rec = append(rec, newDivisor(s).bytes()...)
+	}
+	for _, v := range strides {
+		for i := range maxRank {
+			var s int
+			if i < len(v) {
+				s = v[i]
+			}
+			rec = binary.LittleEndian.AppendUint64(rec, uint64(int64(s)))
+		}
+	}
+	return rec
 }

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -103,5 +104,25 @@ func TestGroupSlices(t *testing.T) {
 		if got := groupSlices(c.runs, c.size); got != c.want {
 			t.Errorf("groupSlices(%d, %d) = %d, want %d", c.runs, c.size, got, c.want)
 		}
+	}
+}
+
+// The index record of binary and permute: rank, a Divisor per axis (unused
+// axes of size 1), then each strides array (unused axes 0).
+func TestIndexRecord(t *testing.T) {
+	rec := indexRecord([]int{4, 320}, []int{320, 1}, []int{1, 0})
+	if len(rec) != 8+16*maxRank+2*8*maxRank {
+		t.Fatalf("%d bytes", len(rec))
+	}
+	u64 := func(off int) int64 { return int64(binary.LittleEndian.Uint64(rec[off:])) }
+	if binary.LittleEndian.Uint32(rec) != 2 || u64(8) != 4 || u64(24) != 320 || u64(40) != 1 {
+		t.Errorf("rank and divisors: %x", rec[:56])
+	}
+	if v := newDivisor(320).bytes(); string(rec[24:40]) != string(v) {
+		t.Errorf("divisor of 320: %x, want %x", rec[24:40], v)
+	}
+	strides := 8 + 16*maxRank
+	if u64(strides) != 320 || u64(strides+8) != 1 || u64(strides+16) != 0 || u64(strides+8*maxRank) != 1 || u64(strides+8*maxRank+8) != 0 {
+		t.Errorf("strides: %x", rec[strides:])
 	}
 }
