@@ -48,11 +48,6 @@ func (b *Backend) Attention(q, k, v tensor.Buffer, p tensor.AttentionParams) ten
 	return out
 }
 
-// attentionFLOPs counts the two products, as tensor.CountFLOPs does.
-func attentionFLOPs(p tensor.AttentionParams) float64 {
-	return 4 * float64(p.Batch) * float64(p.N) * float64(p.M) * float64(p.D)
-}
-
 func attentionWhat(p tensor.AttentionParams) string {
 	return fmt.Sprintf("attention of %d×[%d×%d] over %d keys", p.Batch, p.N, p.D, p.M)
 }
@@ -63,7 +58,7 @@ func attentionWhat(p tensor.AttentionParams) string {
 func (b *Backend) attentionCore(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
 	const warps, tile = 4, 32
 	l := launch{grid: [3]int{(p.N + warps - 1) / warps, p.Batch, 1}, block: 32 * warps, shared: (2*tile*(p.D+1) + warps*p.D + warps*tile) * 4,
-		flops: attentionFLOPs(p)}
+		flops: float64(p.FLOPs())}
 	b.run("attention"+suffix("", d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
 		attentionWhat(p))
 }
@@ -80,7 +75,7 @@ func (b *Backend) attentionTC(out, q, k, v *buffer, p tensor.AttentionParams, d 
 	}
 	ld := (p.D+15)/16*16 + 8
 	l := launch{grid: [3]int{(p.N + rows - 1) / rows, p.Batch, 1}, block: 32 * warps,
-		shared: 2*tile*ld*d.Size() + warps*scratch*4 + 32, flops: attentionFLOPs(p)}
+		shared: 2*tile*ld*d.Size() + warps*scratch*4 + 32, flops: float64(p.FLOPs())}
 	b.run(name+suffix("", d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
 		attentionWhat(p))
 }

@@ -57,8 +57,7 @@ func BenchmarkAttention(b *testing.B) {
 						kern.run()
 					}
 					syncOK(b, g)
-					flops := 4 * float64(c.batch) * float64(c.n) * float64(c.m) * float64(c.dim)
-					b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e12, "TFLOP/s")
+					b.ReportMetric(float64(p.FLOPs())*float64(b.N)/b.Elapsed().Seconds()/1e12, "TFLOP/s")
 				})
 			}
 		}
@@ -118,7 +117,7 @@ func BenchmarkDataMovement(b *testing.B) {
 		conv := tensor.Conv2dParams{N: 2, C: 320, H: 64, W: 64, O: 320, KH: 3, KW: 3, Stride: 1, Pad: 1}
 		for _, c := range []struct {
 			name  string
-			bytes int // elements read and written
+			elems int // elements read and written
 			run   func() tensor.Buffer
 		}{
 			{"copy", 2 * n, func() tensor.Buffer { return g.Affine(x.Buffer(), 1, 0) }},
@@ -140,7 +139,7 @@ func BenchmarkDataMovement(b *testing.B) {
 					g.Free(c.run())
 				}
 				syncOK(b, g)
-				b.ReportMetric(float64(c.bytes*d.Size())*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+				b.ReportMetric(float64(c.elems*d.Size())*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 			})
 		}
 	}

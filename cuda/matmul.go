@@ -45,10 +45,6 @@ func (b *Backend) gemm(d tensor.DType, op string, out, a, c C.CUdeviceptr, p ten
 	b.kernelGemm(d, op, out, a, c, p, what)
 }
 
-func gemmFLOPs(p tensor.MatMulParams) float64 {
-	return 2 * float64(p.Batch) * float64(p.M) * float64(p.N) * float64(p.K)
-}
-
 // cublasGemm runs the products through cublasGemmStridedBatchedEx.
 func (b *Backend) cublasGemm(d tensor.DType, op string, out, a, c C.CUdeviceptr, p tensor.MatMulParams, what string) {
 	prof := b.prof.Load()
@@ -56,7 +52,7 @@ func (b *Backend) cublasGemm(d tensor.DType, op string, out, a, c C.CUdeviceptr,
 	st := C.rf_gemm(cublasType[d], cbool(p.TransA), cbool(p.TransB), C.int(p.M), C.int(p.N), C.int(p.K), a, c, out,
 		C.longlong(p.BatchStrideA), C.longlong(p.BatchStrideB), C.longlong(p.M*p.N), C.int(p.Batch), cbool(b.opts.TF32))
 	if prof != nil {
-		prof.end(start, "cublas gemm "+d.String(), op, gemmFLOPs(p))
+		prof.end(start, "cublas gemm "+d.String(), op, float64(p.FLOPs()))
 	}
 	if st != 0 {
 		b.fail(fmt.Errorf("cuda: matmul %s: cuBLAS status %d", what, int(st)))
@@ -83,7 +79,7 @@ func (b *Backend) kernelGemm(d tensor.DType, op string, out, a, c C.CUdeviceptr,
 	for b0 := 0; b0 < p.Batch; b0 += 65535 {
 		nb := min(p.Batch-b0, 65535)
 		l := launch{grid: [3]int{(p.N + 63) / 64, (p.M + 63) / 64, nb}, block: threads, shared: shared,
-			op: op, flops: gemmFLOPs(tensor.MatMulParams{Batch: nb, M: p.M, N: p.N, K: p.K})}
+			op: op, flops: float64(tensor.MatMulParams{Batch: nb, M: p.M, N: p.N, K: p.K}.FLOPs())}
 		off := func(stride int) C.CUdeviceptr { return C.CUdeviceptr(b0*stride) * size }
 		b.run(name, l, new(args).ptr(out+off(p.M*p.N)).ptr(a+off(p.BatchStrideA)).ptr(c+off(p.BatchStrideB)).record(rec), "matmul "+what)
 	}

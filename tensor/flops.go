@@ -24,28 +24,39 @@ func (c *FLOPCounter) Reset() { c.n.Store(0) }
 
 // MatMul counts 2·Batch·M·N·K.
 func (c *FLOPCounter) MatMul(a, b Buffer, p MatMulParams) Buffer {
-	c.n.Add(2 * int64(p.Batch) * int64(p.M) * int64(p.N) * int64(p.K))
+	c.n.Add(p.FLOPs())
 	return c.Backend.MatMul(a, b, p)
 }
 
 // Conv2d counts 2·N·O·OutH·OutW·C·KH·KW.
 func (c *FLOPCounter) Conv2d(x, w, bias Buffer, p Conv2dParams) Buffer {
-	c.n.Add(convFLOPs(p))
+	c.n.Add(p.FLOPs())
 	return c.Backend.Conv2d(x, w, bias, p)
 }
 
 // Conv2dBackwardInput counts as many as the forward.
 func (c *FLOPCounter) Conv2dBackwardInput(dy, w Buffer, p Conv2dParams) Buffer {
-	c.n.Add(convFLOPs(p))
+	c.n.Add(p.FLOPs())
 	return c.Backend.Conv2dBackwardInput(dy, w, p)
 }
 
 // Attention counts its two products, 4·Batch·N·M·D.
 func (c *FLOPCounter) Attention(q, k, v Buffer, p AttentionParams) Buffer {
-	c.n.Add(4 * int64(p.Batch) * int64(p.N) * int64(p.M) * int64(p.D))
+	c.n.Add(p.FLOPs())
 	return c.Backend.Attention(q, k, v, p)
 }
 
-func convFLOPs(p Conv2dParams) int64 {
+// FLOPs of the products: 2·Batch·M·N·K.
+func (p MatMulParams) FLOPs() int64 {
+	return 2 * int64(p.Batch) * int64(p.M) * int64(p.N) * int64(p.K)
+}
+
+// FLOPs of the convolution as a product: 2·N·O·OutH·OutW·C·KH·KW.
+func (p Conv2dParams) FLOPs() int64 {
 	return 2 * int64(p.N) * int64(p.O) * int64(p.OutH()) * int64(p.OutW()) * int64(p.C) * int64(p.KH) * int64(p.KW)
+}
+
+// FLOPs of the two products q·kᵀ and p·v: 4·Batch·N·M·D.
+func (p AttentionParams) FLOPs() int64 {
+	return 4 * int64(p.Batch) * int64(p.N) * int64(p.M) * int64(p.D)
 }

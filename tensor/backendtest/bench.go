@@ -61,7 +61,7 @@ func BenchmarkConv2d(b *testing.B, be tensor.Backend, d tensor.DType) {
 				x.Conv2d(w, bias, c.s, c.p)
 			}
 			sync(b, be)
-			reportFLOPs(b, 2*float64(c.n*c.o*p.OutH()*p.OutW()*c.c*c.k*c.k))
+			reportFLOPs(b, float64(p.FLOPs()))
 		})
 	}
 	b.Run("backward_input_1x320x64_k3", func(b *testing.B) {
@@ -73,7 +73,7 @@ func BenchmarkConv2d(b *testing.B, be tensor.Backend, d tensor.DType) {
 			be.Conv2dBackwardInput(x.Buffer(), w.Buffer(), p)
 		}
 		sync(b, be)
-		reportFLOPs(b, 2*320*64*64*320*9)
+		reportFLOPs(b, float64(p.FLOPs()))
 	})
 }
 
