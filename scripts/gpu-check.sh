@@ -177,7 +177,7 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 		echo "== rfnet-native / PyTorch (same card; ratio < 1: rfnet-native faster)"
 		cat "$logs/compare.txt"
 		echo
-		echo "== kernels (GFLOP/s; ns/op)"
+		echo "== kernels (GFLOP/s, TFLOP/s or GB/s; ns/op)"
 		grep -E "^Benchmark" "$logs/kernels-bench.txt" 2>/dev/null | awk '{printf "%-70s %12s %s %s %s\n", $1, $3, $4, $5, $6}'
 		echo
 		echo "== PyTorch at the same shapes"

@@ -171,7 +171,7 @@ API CUresult cuMemFree_v2(CUdeviceptr p) {
 API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, void *) {
     LOCK();
     CONTEXT_OK();
-    if (CUresult r = check_range("cuMemcpyHtoD destination", dst, n)) return r;
+    if (CUresult r = check_range("cuMemcpyHtoDAsync destination", dst, n)) return r;
     memcpy((void *)dst, src, n);
     return SUCCESS;
 }
