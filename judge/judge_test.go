@@ -69,6 +69,33 @@ func TestGPT4ScoreConversation(t *testing.T) {
 	}
 }
 
+// A reasoning model as the judge (gpt-5 here) gets both turns with
+// max_completion_tokens (the reference's 300 plus the reasoning budget) and no
+// temperature or max_tokens, which it would refuse.
+func TestGPT4ScoreOnReasoningModel(t *testing.T) {
+	s := fakeopenai.New(func(n int, r fakeopenai.Request) fakeopenai.Reply {
+		ok := fakeopenai.Reply{Content: `{"score": 70, "explanation": "fine"}`}
+		if len(r.Messages) == 2 {
+			ok.Content = "a picture"
+		}
+		return fakeopenai.RefuseAsReasoningModel(r, ok)
+	})
+	defer s.Close()
+	c := judgeConfig(s)
+	c.Chat.Model = "gpt-5"
+	a, err := NewGPT4Score(c).Score(context.Background(), "x", []byte("png"))
+	if err != nil || *a.Score != 0.7 {
+		t.Fatalf("%+v %v", a, err)
+	}
+	want := 300 + llm.DefaultConfig().ReasoningTokens
+	for i, r := range s.Requests() {
+		if r.MaxTokens != nil || r.Temperature != nil || r.MaxCompletionTokens == nil || *r.MaxCompletionTokens != want {
+			t.Fatalf("request %d: max_tokens %v, temperature %v, max_completion_tokens %v; want only max_completion_tokens %d",
+				i, r.MaxTokens, r.Temperature, r.MaxCompletionTokens, want)
+		}
+	}
+}
+
 func TestMalformedRatingFails(t *testing.T) {
 	s := fakeopenai.New(func(n int, r fakeopenai.Request) fakeopenai.Reply {
 		if len(r.Messages) == 2 {

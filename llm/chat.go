@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -14,10 +15,14 @@ import (
 
 // Chat sends chat-completion requests to an OpenAI-compatible endpoint, with a
 // timeout per request and retries with exponential backoff on timeouts, 429
-// and 5xx. The planner and the benchmark's judges share it.
+// and 5xx. The planner and the benchmark's judges share it (the judges from
+// several goroutines).
 type Chat struct {
 	c      Config
 	client *openai.Client
+	// reasoning: send requests in a reasoning model's form (reasoning.go);
+	// set from the model's name, or once the server refuses the other form.
+	reasoning atomic.Bool
 }
 
 // NewChat returns a client for c's endpoint, key, model, timeout and retries.
@@ -26,7 +31,9 @@ func NewChat(c Config) *Chat {
 	if c.BaseURL != "" {
 		cc.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	}
-	return &Chat{c: c, client: openai.NewClientWithConfig(cc)}
+	ch := &Chat{c: c, client: openai.NewClientWithConfig(cc)}
+	ch.reasoning.Store(reasoningModel(c.Model))
+	return ch
 }
 
 // Endpoint is the base URL requests go to.
@@ -41,20 +48,40 @@ func (ch *Chat) Endpoint() string {
 func (ch *Chat) Model() string { return ch.c.Model }
 
 // Complete sends req (its Model set from the config) and returns the first
-// choice's text. An endpoint that keeps failing gives an error wrapping
-// ErrUnavailable; other failures wrap the client's error (StatusOf reads its HTTP status).
+// choice's text. A reasoning model gets the request in its form (reasoning.go),
+// also when the server first refuses the usual one. An endpoint that keeps
+// failing gives an error wrapping ErrUnavailable; other failures wrap the
+// client's error (StatusOf reads its HTTP status).
 func (ch *Chat) Complete(ctx context.Context, req openai.ChatCompletionRequest) (string, error) {
 	req.Model = ch.c.Model
+	for {
+		reasoning := ch.reasoning.Load()
+		r := req
+		if reasoning {
+			r = asReasoning(req, ch.c.ReasoningTokens)
+		}
+		text, err := ch.send(ctx, r)
+		if err != nil && !reasoning && refusedAsReasoning(err) {
+			if ch.c.Log != nil {
+				fmt.Fprintf(ch.c.Log, "rfnet-native: llm: %s refused the request's token limit or temperature for %s (%v); "+
+					"asking again as a reasoning model expects: max_completion_tokens, no temperature\n", ch.Endpoint(), ch.c.Model, err)
+			}
+			ch.reasoning.Store(true)
+			continue
+		}
+		return text, err
+	}
+}
+
+// send is one request with its retries.
+func (ch *Chat) send(ctx context.Context, req openai.ChatCompletionRequest) (string, error) {
 	wait := ch.c.Backoff
 	for try := 0; ; try++ {
 		rctx, cancel := context.WithTimeout(ctx, ch.c.Timeout)
 		resp, err := ch.client.CreateChatCompletion(rctx, req)
 		cancel()
 		if err == nil {
-			if len(resp.Choices) == 0 {
-				return "", fmt.Errorf("llm: %s returned no choices", ch.Endpoint())
-			}
-			return resp.Choices[0].Message.Content, nil
+			return ch.answer(resp, req)
 		}
 		if !retryable(StatusOf(err), err) || ctx.Err() != nil {
 			return "", fmt.Errorf("llm: %s: %w", ch.Endpoint(), err)
@@ -72,6 +99,25 @@ func (ch *Chat) Complete(ctx context.Context, req openai.ChatCompletionRequest) 
 		}
 		wait *= 2
 	}
+}
+
+// answer is the first choice's text. An empty answer cut at the token limit
+// (a reasoning model that spent its budget thinking) is an error that says
+// which limit to raise, rather than an empty plan or verdict.
+func (ch *Chat) answer(resp openai.ChatCompletionResponse, req openai.ChatCompletionRequest) (string, error) {
+	if len(resp.Choices) == 0 {
+		return "", fmt.Errorf("llm: %s returned no choices", ch.Endpoint())
+	}
+	c := resp.Choices[0]
+	if strings.TrimSpace(c.Message.Content) == "" && c.FinishReason == openai.FinishReasonLength {
+		limit := fmt.Sprintf("max_tokens %d", req.MaxTokens)
+		if req.MaxCompletionTokens > 0 {
+			limit = fmt.Sprintf("max_completion_tokens %d, %d of them for reasoning: raise --llm-reasoning-tokens",
+				req.MaxCompletionTokens, max(ch.c.ReasoningTokens, 0))
+		}
+		return "", fmt.Errorf("llm: %s: %s reached its token limit (%s) before writing an answer", ch.Endpoint(), ch.c.Model, limit)
+	}
+	return c.Message.Content, nil
 }
 
 // StatusOf is the HTTP status of a failed request (0 when there was none).

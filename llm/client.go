@@ -36,8 +36,12 @@ type Config struct {
 	// Model name, for example gpt-4o or the name a local server gives its model.
 	Model string
 	// Temperature and MaxTokens of the request (the reference: 0.25 and 900).
-	Temperature float32
-	MaxTokens   int
+	// Reasoning models (reasoning.go) take no temperature, and get MaxTokens
+	// plus ReasoningTokens as max_completion_tokens, which counts their hidden
+	// reasoning too.
+	Temperature     float32
+	MaxTokens       int
+	ReasoningTokens int
 	// Timeout bounds each request; Retries is how many times a request that
 	// timed out or got 429/5xx is retried, waiting Backoff, then twice as long, ...
 	Timeout time.Duration
@@ -57,7 +61,7 @@ type Config struct {
 // DefaultConfig fills what the caller leaves out, reading OPENAI_BASE_URL and OPENAI_API_KEY.
 func DefaultConfig() Config {
 	return Config{BaseURL: os.Getenv("OPENAI_BASE_URL"), APIKey: os.Getenv("OPENAI_API_KEY"), Model: "gpt-4o",
-		Temperature: 0.25, MaxTokens: 900, Timeout: 120 * time.Second, Retries: 4, Backoff: 2 * time.Second,
+		Temperature: 0.25, MaxTokens: 900, ReasoningTokens: 8192, Timeout: 120 * time.Second, Retries: 4, Backoff: 2 * time.Second,
 		ParseAttempts: 3, Options: DefaultOptions()}
 }
 

@@ -133,6 +133,7 @@ func setupEval(fs *pflag.FlagSet) func() error {
 	judgeModel := fs.String("judge-model", "gpt-4o", "the vision model at the endpoint")
 	baseURL := fs.String("llm-base-url", "", "OpenAI-compatible API base URL (default $OPENAI_BASE_URL)")
 	apiKey := fs.String("llm-api-key", "", "API key (default $OPENAI_API_KEY)")
+	reasoningTokens := fs.Int("llm-reasoning-tokens", llm.DefaultConfig().ReasoningTokens, reasoningTokensUsage)
 	concurrency := fs.Int("concurrency", 4, "requests at a time")
 	cache := fs.String("judge-cache", defaultJudgeCache(), "folder of cached judge answers (empty: none)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
@@ -141,7 +142,7 @@ func setupEval(fs *pflag.FlagSet) func() error {
 			return errors.New("eval: --run is required")
 		}
 		c := llm.DefaultConfig()
-		c.Model, c.Log = *judgeModel, os.Stderr
+		c.Model, c.Log, c.ReasoningTokens = *judgeModel, os.Stderr, *reasoningTokens
 		if *baseURL != "" {
 			c.BaseURL = *baseURL
 		}

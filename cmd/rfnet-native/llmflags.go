@@ -15,7 +15,7 @@ import (
 type llmFlags struct {
 	model, baseURL, apiKey, cache string
 	timeout                       time.Duration
-	retries                       int
+	retries, reasoningTokens      int
 	offline, scaleBoxes           bool
 	maxObjects                    int
 }
@@ -27,11 +27,15 @@ func (f *llmFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.apiKey, "llm-api-key", "", "API key (default $OPENAI_API_KEY)")
 	fs.DurationVar(&f.timeout, "llm-timeout", d.Timeout, "timeout of one LLM request")
 	fs.IntVar(&f.retries, "llm-retries", d.Retries, "retries of a request that timed out or got 429/5xx (exponential backoff)")
+	fs.IntVar(&f.reasoningTokens, "llm-reasoning-tokens", d.ReasoningTokens, reasoningTokensUsage)
 	fs.StringVar(&f.cache, "llm-cache", defaultCacheDir(), "folder of cached LLM answers (empty: no cache)")
 	fs.BoolVar(&f.offline, "offline-planner", false, "plan without an LLM (noun phrases side by side)")
 	fs.BoolVar(&f.scaleBoxes, "scale-boxes", false, "rescale the LLM's boxes to fill the canvas (the reference CLI's default; off in the paper's run)")
 	fs.IntVar(&f.maxObjects, "max-objects", llm.DefaultOptions().MaxObjects, "keep at most this many objects of a plan")
 }
+
+// reasoningTokensUsage is shared by the planner's and the judges' flags.
+const reasoningTokensUsage = "tokens a reasoning model (o1/o3/o4, gpt-5, gpt-6) may spend thinking, on top of the answer's own limit"
 
 func defaultCacheDir() string {
 	if dir, err := os.UserCacheDir(); err == nil {
@@ -46,6 +50,7 @@ func defaultCacheDir() string {
 func (f *llmFlags) planner(log io.Writer) llm.Planner {
 	c := llm.DefaultConfig()
 	c.Model, c.Timeout, c.Retries, c.CacheDir, c.Log = f.model, f.timeout, f.retries, f.cache, log
+	c.ReasoningTokens = f.reasoningTokens
 	if f.baseURL != "" {
 		c.BaseURL = f.baseURL
 	}

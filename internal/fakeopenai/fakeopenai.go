@@ -4,6 +4,7 @@
 package fakeopenai
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -11,11 +12,15 @@ import (
 	"time"
 )
 
-// Request is the part of a chat request a test looks at.
+// Request is the part of a chat request a test looks at; the pointers are nil
+// when the request leaves the field out.
 type Request struct {
-	Model          string          `json:"model"`
-	Messages       []Message       `json:"messages"`
-	ResponseFormat json.RawMessage `json:"response_format"`
+	Model               string          `json:"model"`
+	Messages            []Message       `json:"messages"`
+	ResponseFormat      json.RawMessage `json:"response_format"`
+	MaxTokens           *int            `json:"max_tokens"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens"`
+	Temperature         *float64        `json:"temperature"`
 }
 
 // Message is a chat message; Content is a string, or a list of parts for vision requests.
@@ -46,6 +51,25 @@ type Reply struct {
 	Status  int           // 0 or 200: success with Content
 	Content string        // the assistant's text
 	Delay   time.Duration // wait before answering
+	// Param and Message fill an error's body (OpenAI names the refused
+	// parameter in param); Message defaults to the status text.
+	Param, Message string
+	// FinishReason of a success ("stop" when empty).
+	FinishReason string
+}
+
+// RefuseAsReasoningModel answers as OpenAI does a request to a reasoning
+// model that names max_tokens or a temperature other than 1, and ok otherwise.
+func RefuseAsReasoningModel(r Request, ok Reply) Reply {
+	switch {
+	case r.MaxTokens != nil:
+		return Reply{Status: http.StatusBadRequest, Param: "max_tokens",
+			Message: "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."}
+	case r.Temperature != nil && *r.Temperature != 1:
+		return Reply{Status: http.StatusBadRequest, Param: "temperature",
+			Message: "Unsupported value: 'temperature' does not support this value with this model. Only the default (1) value is supported."}
+	}
+	return ok
 }
 
 // Server is a running fake endpoint.
@@ -79,12 +103,16 @@ func New(answer func(n int, r Request) Reply) *Server {
 		w.Header().Set("Content-Type", "application/json")
 		if a.Status != 0 && a.Status != http.StatusOK {
 			w.WriteHeader(a.Status)
-			json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": http.StatusText(a.Status), "type": "fake"}})
+			e := map[string]any{"message": cmp.Or(a.Message, http.StatusText(a.Status)), "type": "fake"}
+			if a.Param != "" {
+				e["param"] = a.Param
+			}
+			json.NewEncoder(w).Encode(map[string]any{"error": e})
 			return
 		}
 		json.NewEncoder(w).Encode(map[string]any{
 			"id": "fake", "object": "chat.completion", "model": r.Model,
-			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+			"choices": []any{map[string]any{"index": 0, "finish_reason": cmp.Or(a.FinishReason, "stop"),
 				"message": map[string]any{"role": "assistant", "content": a.Content}}},
 		})
 	}))
