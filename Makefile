@@ -10,7 +10,7 @@ CU_SRC   := $(wildcard kernels/*.cu)
 # One fatbin per kernels/*.cu, embedded by the cuda package (go:embed cannot reach ../kernels).
 FATBINS  := $(patsubst kernels/%.cu,cuda/fatbin/%.fatbin,$(CU_SRC))
 
-.PHONY: build test test-short vet bench fuzz kernels cuda emu emu-selftest test-emu test-emu-cublas test-emu-gemm test-emu-tf32 clean
+.PHONY: build test test-short vet bench fuzz kernels sass-check cuda emu emu-selftest test-emu test-emu-cublas test-emu-gemm test-emu-tf32 clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/rfnet-native
@@ -47,7 +47,12 @@ cuda/fatbin/%.fatbin: kernels/%.cu kernels/common.cuh
 
 kernels: $(FATBINS)
 
-cuda: kernels
+# The compiled kernels' SASS: no local memory, no generic loads and stores
+# where shared memory was meant (scripts/sass-check.sh says why).
+sass-check: kernels
+	scripts/sass-check.sh
+
+cuda: kernels sass-check
 	$(GO) vet -tags cuda ./...
 	$(GO) build -tags cuda -o $(BIN) ./cmd/rfnet-native
 	$(GO) test -tags cuda -run '^$$' ./...

@@ -56,15 +56,22 @@ template <typename T> __device__ void attention_impl(T *out, const T *q, const T
         // __syncthreads at the top of the loop guards their reuse.
         ps[lane] = p;
         __syncwarp();
-        for (int t = 0; t * 32 + lane < D; t++) {
+        // Unrolled with a guard rather than looping while t·32 + lane < D: a
+        // run-time index would put acc in local memory.
+#pragma unroll
+        for (int t = 0; t < ATT_MAXD / 32; t++) {
             int d = t * 32 + lane;
+            if (d >= D) break;
             float a = acc[t] * corr;
             for (int j = 0; j < ATT_TILE; j++) a += ps[j] * vs[j * pitch + d];
             acc[t] = a;
         }
     }
-    if (active)
-        for (int t = 0; t * 32 + lane < D; t++) out[(b * N + row) * D + t * 32 + lane] = from_f<T>(acc[t] / sum);
+    if (active) {
+#pragma unroll
+        for (int t = 0; t < ATT_MAXD / 32; t++)
+            if (t * 32 + lane < D) out[(b * N + row) * D + t * 32 + lane] = from_f<T>(acc[t] / sum);
+    }
 }
 KERNEL3(attention, (void *out, const void *q, const void *k, const void *v, int N, int M, int D, float scale),
         ((T *)out, (const T *)q, (const T *)k, (const T *)v, N, M, D, scale))

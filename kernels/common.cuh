@@ -74,8 +74,11 @@ __device__ __forceinline__ int64_t quot(int64_t n, const Divisor &v) {
 
 // align32 rounds p up to 32 bytes, the alignment WMMA loads and stores need;
 // kernels that carve WMMA tiles out of dynamic shared memory ask for 32
-// bytes of slack and start there.
-__device__ __forceinline__ char *align32(void *p) { return (char *)(((uintptr_t)p + 31) & ~(uintptr_t)31); }
+// bytes of slack and start there. It adds an offset to p rather than rounding
+// the address as an integer: a pointer rebuilt from an integer loses its
+// shared address space, and every access through it compiles to a generic
+// LD/ST with 64-bit address arithmetic instead of LDS/STS.
+__device__ __forceinline__ char *align32(char *p) { return p + ((32u - (unsigned)(uintptr_t)p) & 31u); }
 
 // Maximum over a block, as block_sum.
 __device__ __forceinline__ float block_max(float v) {
