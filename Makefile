@@ -64,7 +64,7 @@ cuda: kernels sass-check
 EMU_DIR  := build/emu
 EMU_LIB  := $(EMU_DIR)/libcudaemu.so
 EMU_CXX  ?= g++
-EMU_FLAGS := -std=c++17 -O2 -g -fPIC -fvisibility=hidden -Wall -Wno-unused-function -Icuda/emu
+EMU_FLAGS := -std=c++17 -O2 -g -fPIC -fvisibility=hidden -Wall -Wno-unused-function -Wno-unknown-pragmas -Icuda/emu
 EMU_KERNEL_OBJS := $(patsubst kernels/%.cu,$(EMU_DIR)/%.o,$(CU_SRC))
 EMU_RUNTIME_OBJS := $(EMU_DIR)/scheduler.o $(EMU_DIR)/driver.o $(EMU_DIR)/cublas.o
 

@@ -46,8 +46,11 @@ func (b *Backend) Conv2d(x, w, bias tensor.Buffer, p tensor.Conv2dParams) tensor
 		b.Free(col)
 	}
 	if bd != nil {
-		n := int64(p.N * p.O * P)
-		b.run("add_bias"+suffix("", d), linear(n), new(args).ptr(out.ptr).ptr(bd.ptr).i64(int64(p.N)).div(P).div(p.O),
+		l := linear(int64(p.N * p.O * P))
+		if P%vecLen(d) == 0 {
+			l = linearVec(p.N*p.O*P, d) // a Vec per thread (kernels/conv.cu)
+		}
+		b.run("add_bias"+suffix("", d), l, new(args).ptr(out.ptr).ptr(bd.ptr).i64(int64(p.N)).div(P).div(p.O),
 			convWhat("conv2d bias", p))
 	}
 	return out

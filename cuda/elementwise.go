@@ -2,6 +2,11 @@
 
 package cuda
 
+/*
+#include "driver.h"
+*/
+import "C"
+
 import (
 	"fmt"
 
@@ -13,7 +18,7 @@ func (b *Backend) Unary(op tensor.UnaryOp, x tensor.Buffer) tensor.Buffer {
 	xd := dev(op.String(), x)
 	d := same(op.String(), xd)
 	y := b.newBuffer(d, xd.n)
-	b.run("unary"+suffix("", d), linear(int64(xd.n)), new(args).i32(int32(op)).ptr(y.ptr).ptr(xd.ptr).i64(int64(xd.n)),
+	b.run("unary"+suffix("", d), linearVec(xd.n, d), new(args).i32(int32(op)).ptr(y.ptr).ptr(xd.ptr).i64(int64(xd.n)),
 		fmt.Sprintf("%s of %d elements", op, xd.n))
 	return y
 }
@@ -25,7 +30,7 @@ func (b *Backend) UnaryBackward(op tensor.UnaryOp, x, dy tensor.Buffer) tensor.B
 	d := same(what, xd, gd)
 	need(what, gd, xd.n)
 	dx := b.newBuffer(d, xd.n)
-	b.run("unary_bwd"+suffix("", d), linear(int64(xd.n)), new(args).i32(int32(op)).ptr(dx.ptr).ptr(xd.ptr).ptr(gd.ptr).i64(int64(xd.n)),
+	b.run("unary_bwd"+suffix("", d), linearVec(xd.n, d), new(args).i32(int32(op)).ptr(dx.ptr).ptr(xd.ptr).ptr(gd.ptr).i64(int64(xd.n)),
 		fmt.Sprintf("%s of %d elements", what, xd.n))
 	return dx
 }
@@ -35,7 +40,7 @@ func (b *Backend) Affine(x tensor.Buffer, a, c float64) tensor.Buffer {
 	xd := dev("affine", x)
 	d := same("affine", xd)
 	y := b.newBuffer(d, xd.n)
-	b.run("affine"+suffix("", d), linear(int64(xd.n)), new(args).ptr(y.ptr).ptr(xd.ptr).f32(float32(a)).f32(float32(c)).i64(int64(xd.n)),
+	b.run("affine"+suffix("", d), linearVec(xd.n, d), new(args).ptr(y.ptr).ptr(xd.ptr).f32(float32(a)).f32(float32(c)).i64(int64(xd.n)),
 		fmt.Sprintf("affine of %d elements", xd.n))
 	return y
 }
@@ -53,9 +58,41 @@ func (b *Backend) Binary(op tensor.BinaryOp, a, c tensor.Buffer, bc tensor.Broad
 	}
 	// struct Broadcast { int rank; Divisor shape[6]; int64_t sa[6], sb[6]; } (kernels/elementwise.cu)
 	rec := indexRecord(shape, sa, sb)
-	b.run("binary"+suffix("", d), linear(int64(n)), new(args).i32(int32(op)).ptr(out.ptr).ptr(ad.ptr).ptr(cd.ptr).i64(int64(n)).record(rec),
+	kernel, l := "binary", linear(int64(n))
+	if vecBinary(shape, [][]int{sa, sb}, []C.CUdeviceptr{out.ptr, ad.ptr, cd.ptr}, d) {
+		kernel, l = "binary_vec", linearVec(n, d)
+	}
+	b.run(kernel+suffix("", d), l, new(args).i32(int32(op)).ptr(out.ptr).ptr(ad.ptr).ptr(cd.ptr).i64(int64(n)).record(rec),
 		fmt.Sprintf("%s over %v", op, bc.Shape))
 	return out
+}
+
+// vecBinary reports whether binary_vec can run: the last axis a whole number
+// of Vecs, each operand either contiguous along it (then its other strides
+// whole Vecs too, and its pointer aligned) or constant along it, and the
+// output aligned.
+func vecBinary(shape []int, strides [][]int, ptrs []C.CUdeviceptr, d tensor.DType) bool {
+	v, last := vecLen(d), len(shape)-1
+	if shape[last]%v != 0 || !vecAligned(ptrs[0]) {
+		return false
+	}
+	for i, s := range strides {
+		switch s[last] {
+		case 0:
+		case 1:
+			if !vecAligned(ptrs[i+1]) {
+				return false
+			}
+			for _, st := range s[:last] {
+				if st%v != 0 {
+					return false
+				}
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // GEGLU returns h·GELU(g) for each row [h | g] of x [rows, 2·cols].
@@ -64,7 +101,11 @@ func (b *Backend) GEGLU(x tensor.Buffer, rows, cols int) tensor.Buffer {
 	d := same("geglu", xd)
 	need("geglu", xd, 2*rows*cols)
 	y := b.newBuffer(d, rows*cols)
-	b.run("geglu"+suffix("", d), linear(int64(rows*cols)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(rows)).div(cols),
+	l := linear(int64(rows * cols))
+	if cols%vecLen(d) == 0 {
+		l = linearVec(rows*cols, d) // a Vec per thread (kernels/elementwise.cu)
+	}
+	b.run("geglu"+suffix("", d), l, new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(rows)).div(cols),
 		fmt.Sprintf("geglu of [%d, 2·%d]", rows, cols))
 	return y
 }

@@ -137,7 +137,8 @@ func (b *Backend) Convert(x tensor.Buffer, d tensor.DType) tensor.Buffer {
 	}
 	y := b.newBuffer(d, s.n)
 	name := "convert" + suffix("convert", s.dtype) + suffix("convert", d)
-	b.run(name, linear(int64(s.n)), new(args).ptr(y.ptr).ptr(s.ptr).i64(int64(s.n)), fmt.Sprintf("%d elements", s.n))
+	// 8 elements per thread where aligned (kernels/elementwise.cu).
+	b.run(name, linear(int64((s.n+7)/8)), new(args).ptr(y.ptr).ptr(s.ptr).i64(int64(s.n)), fmt.Sprintf("%d elements", s.n))
 	return y
 }
 

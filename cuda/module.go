@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"unsafe"
+
+	"github.com/rfnet/rfnet-native/tensor"
 )
 
 // The kernels of kernels/*.cu, one fatbin each, built by `make kernels`.
@@ -121,6 +123,20 @@ func linear(n int64) launch {
 	blocks := min((n+255)/256, 1<<20)
 	return launch{grid: [3]int{int(max(blocks, 1)), 1, 1}, block: 256}
 }
+
+// vecLen is how many elements of d one 16-byte access moves (Vec in
+// kernels/common.cuh: 8 in f16 and bf16, 4 in f32).
+func vecLen(d tensor.DType) int { return 16 / d.Size() }
+
+// linearVec is a launch for n elements of d moved a Vec per thread.
+func linearVec(n int, d tensor.DType) launch {
+	v := vecLen(d)
+	return linear(int64((n + v - 1) / v))
+}
+
+// vecAligned reports whether p may be accessed as a Vec (cuMemAlloc's blocks
+// are; offsets into them may not be).
+func vecAligned(p C.CUdeviceptr) bool { return p%16 == 0 }
 
 // run launches kernel name; what names the op and its shapes for errors.
 func (b *Backend) run(name string, l launch, a *args, what string) {

@@ -104,6 +104,19 @@ func edgeCases() []edgeCase {
 		{name: "geglu", in: [][]int{{37, 140}}, grad: true, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GEGLU() }},
 		{name: "binary/broadcast", in: [][]int{{2, 3, 40, 50}, {3, 1, 50}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Mul(in[1]).Add(in[1]) }},
+		// Vec paths (16 bytes per thread: the last axis a multiple of 8) and
+		// their tails, beside the element-wise shapes above.
+		{name: "geglu/vec", in: [][]int{{37, 128}}, grad: true, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GEGLU() }},
+		{name: "binary/same_shape_vec", in: [][]int{{2, 3, 40, 64}, {2, 3, 40, 64}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Add(in[1]).Mul(in[0]).Div(in[1].Abs().AddScalar(1)) }},
+		{name: "binary/per_channel_vec", in: [][]int{{2, 8, 16, 16}, {8, 1, 1}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Add(in[1]).Sub(in[0].Mul(in[1])) }},
+		{name: "binary/row_bias_vec", in: [][]int{{5, 7, 64}, {64}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[1].Sub(in[0]).Add(in[1]) }},
+		{name: "conv2d/bias_vec_planes", in: [][]int{{2, 5, 8, 12}, {7, 5, 3, 3}, {7}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], in[2], 1, 1) }},
+		{name: "unary/tail", in: [][]int{{1003}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].SiLU().Affine(0.5, -1).Exp() }},
 		{name: "unary/chain", in: [][]int{{1000}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor {
 				x := in[0]

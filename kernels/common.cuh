@@ -40,6 +40,39 @@ enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV };
 // Grid-stride loop over n elements (64-bit indices: SD tensors pass 2^31 bytes).
 #define FOR_EACH(i, n) for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)blockDim.x * gridDim.x)
 
+// Vec is N elements moved by one wide access: 16 bytes (VEC<T> elements) is
+// one LDG.128/STG.128. Memory-bound kernels move a Vec per thread where the
+// layout allows: with one 2-byte f16 access per thread an SM keeps a quarter
+// of the bytes in flight that it needs to stream at full bandwidth.
+template <typename T, int N> struct alignas(sizeof(T) * N) Vec {
+    T v[N];
+};
+template <typename T> struct VecLen {
+    enum { value = 16 / sizeof(T) };
+};
+#define VEC(T) VecLen<T>::value
+
+// vec_aligned: whether p may be read or written as a Vec<T, N>.
+template <typename T, int N> __device__ __forceinline__ bool vec_aligned(const T *p) {
+    return ((uintptr_t)p & (sizeof(Vec<T, N>) - 1)) == 0;
+}
+template <int N, typename T> __device__ __forceinline__ Vec<T, N> load_vec(const T *p) {
+#ifdef RF_EMU
+    Vec<T, N> r; // g++ may assume an f16 array is never read as a Vec
+    memcpy((void *)&r, p, sizeof r);
+    return r;
+#else
+    return *(const Vec<T, N> *)p;
+#endif
+}
+template <int N, typename T> __device__ __forceinline__ void store_vec(T *p, const Vec<T, N> &r) {
+#ifdef RF_EMU
+    memcpy((void *)p, &r, sizeof r);
+#else
+    *(Vec<T, N> *)p = r;
+#endif
+}
+
 // Sum over a block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
 __device__ __forceinline__ float block_sum(float v) {
     __shared__ float partial[32];

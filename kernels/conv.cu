@@ -59,9 +59,24 @@ template <typename T> __device__ void col2im_impl(T *dx, const T *col, Conv p, D
 KERNEL3(col2im, (void *dx, const void *col, Conv p, Divisor w, Divisor plane, Divisor stride),
         ((T *)dx, (const T *)col, p, w, plane, stride))
 
-// add_bias: out [n, O, P] += bias[o]; plane divides by P, channels by O.
+// add_bias: out [n, O, P] += bias[o]; plane divides by P, channels by O. A
+// Vec of a plane per thread when P is a whole number of them (the launcher
+// sizes the grid the same way).
 template <typename T> __device__ void add_bias_impl(T *out, const T *bias, int64_t n, Divisor plane, Divisor channels) {
-    FOR_EACH(i, n * channels.d * plane.d) {
+    constexpr int N = VEC(T);
+    int64_t total = n * channels.d * plane.d;
+    if (plane.d % N == 0 && vec_aligned<T, N>(out)) {
+        FOR_EACH(k, total / N) {
+            int64_t row = quot(k * N, plane);
+            float c = to_f(bias[row - quot(row, channels) * channels.d]);
+            Vec<T, N> v = load_vec<N>(out + k * N);
+#pragma unroll
+            for (int j = 0; j < N; j++) v.v[j] = from_f<T>(to_f(v.v[j]) + c);
+            store_vec<N>(out + k * N, v);
+        }
+        return;
+    }
+    FOR_EACH(i, total) {
         int64_t row = quot(i, plane);
         out[i] = from_f<T>(to_f(out[i]) + to_f(bias[row - quot(row, channels) * channels.d]));
     }

@@ -1,7 +1,8 @@
 // Elementwise kernels: unary activations and their derivatives, a·x+b,
-// binary ops with broadcasting, GEGLU, dtype conversion. One thread per
-// element (grid-stride). CPU references: cpu/elementwise.go, cpu/geglu.go,
-// cpu/memory.go.
+// binary ops with broadcasting, GEGLU, dtype conversion. Grid-stride; each
+// thread moves a Vec (16 bytes) at a time where the pointers and the layout
+// allow it (the launchers size the grid for that), else one element. CPU
+// references: cpu/elementwise.go, cpu/geglu.go, cpu/memory.go.
 #include "common.cuh"
 
 __device__ __forceinline__ float sigmoidf(float x) { return 1.f / (1.f + expf(-x)); }
@@ -36,18 +37,53 @@ __device__ __forceinline__ float unary_deriv(int op, float x) {
     }
 }
 
+// map1: y[i] = f(x[i]) over n elements, a Vec per thread when both pointers
+// are aligned (then the last n mod N elements one by one).
+template <typename T, typename F> __device__ __forceinline__ void map1(T *y, const T *x, int64_t n, F f) {
+    constexpr int N = VEC(T);
+    if (vec_aligned<T, N>(y) && vec_aligned<T, N>(x)) {
+        FOR_EACH(k, n / N) {
+            Vec<T, N> v = load_vec<N>(x + k * N);
+#pragma unroll
+            for (int j = 0; j < N; j++) v.v[j] = from_f<T>(f(to_f(v.v[j])));
+            store_vec<N>(y + k * N, v);
+        }
+        int64_t done = n / N * N;
+        FOR_EACH(i, n - done) y[done + i] = from_f<T>(f(to_f(x[done + i])));
+        return;
+    }
+    FOR_EACH(i, n) y[i] = from_f<T>(f(to_f(x[i])));
+}
+
+// map2: y[i] = f(x[i], z[i]), as map1.
+template <typename T, typename F> __device__ __forceinline__ void map2(T *y, const T *x, const T *z, int64_t n, F f) {
+    constexpr int N = VEC(T);
+    if (vec_aligned<T, N>(y) && vec_aligned<T, N>(x) && vec_aligned<T, N>(z)) {
+        FOR_EACH(k, n / N) {
+            Vec<T, N> v = load_vec<N>(x + k * N), w = load_vec<N>(z + k * N);
+#pragma unroll
+            for (int j = 0; j < N; j++) v.v[j] = from_f<T>(f(to_f(v.v[j]), to_f(w.v[j])));
+            store_vec<N>(y + k * N, v);
+        }
+        int64_t done = n / N * N;
+        FOR_EACH(i, n - done) y[done + i] = from_f<T>(f(to_f(x[done + i]), to_f(z[done + i])));
+        return;
+    }
+    FOR_EACH(i, n) y[i] = from_f<T>(f(to_f(x[i]), to_f(z[i])));
+}
+
 template <typename T> __device__ void unary_impl(int op, T *y, const T *x, int64_t n) {
-    FOR_EACH(i, n) y[i] = from_f<T>(unary_op(op, to_f(x[i])));
+    map1(y, x, n, [op](float v) { return unary_op(op, v); });
 }
 KERNEL3(unary, (int op, void *y, const void *x, int64_t n), (op, (T *)y, (const T *)x, n))
 
 template <typename T> __device__ void unary_bwd_impl(int op, T *dx, const T *x, const T *dy, int64_t n) {
-    FOR_EACH(i, n) dx[i] = from_f<T>(to_f(dy[i]) * unary_deriv(op, to_f(x[i])));
+    map2(dx, x, dy, n, [op](float v, float g) { return g * unary_deriv(op, v); });
 }
 KERNEL3(unary_bwd, (int op, void *dx, const void *x, const void *dy, int64_t n), (op, (T *)dx, (const T *)x, (const T *)dy, n))
 
 template <typename T> __device__ void affine_impl(T *y, const T *x, float a, float b, int64_t n) {
-    FOR_EACH(i, n) y[i] = from_f<T>(a * to_f(x[i]) + b);
+    map1(y, x, n, [a, b](float v) { return a * v + b; });
 }
 KERNEL3(affine, (void *y, const void *x, float a, float b, int64_t n), ((T *)y, (const T *)x, a, b, n))
 
@@ -73,26 +109,68 @@ __device__ __forceinline__ void binary_offsets(int64_t i, const Broadcast &bc, i
     *ib = b + rem * bc.sb[0];
 }
 
+__device__ __forceinline__ float binary_op(int op, float x, float y) {
+    switch (op) {
+    case OP_ADD: return x + y;
+    case OP_SUB: return x - y;
+    case OP_MUL: return x * y;
+    default: return x / y;
+    }
+}
+
 template <typename T> __device__ void binary_impl(int op, T *out, const T *a, const T *b, int64_t n, Broadcast bc) {
     FOR_EACH(i, n) {
         int64_t ia, ib;
         binary_offsets(i, bc, &ia, &ib);
-        float x = to_f(a[ia]), y = to_f(b[ib]), r;
-        switch (op) {
-        case OP_ADD: r = x + y; break;
-        case OP_SUB: r = x - y; break;
-        case OP_MUL: r = x * y; break;
-        default: r = x / y;
-        }
-        out[i] = from_f<T>(r);
+        out[i] = from_f<T>(binary_op(op, to_f(a[ia]), to_f(b[ib])));
     }
 }
 KERNEL3(binary, (int op, void *out, const void *a, const void *b, int64_t n, Broadcast bc),
         (op, (T *)out, (const T *)a, (const T *)b, n, bc))
 
-// GEGLU: each row of x [rows, 2·cols.d] is [h | g]; y = h·GELU(g).
+// binary_vec: binary by groups of N = VEC(T) outputs along the last axis,
+// whose length is a multiple of N. An operand with stride 1 there is read as
+// a Vec, one with stride 0 (a per-channel bias, the time embedding) as one
+// element for the group. The launcher (cuda/elementwise.go) checks that the
+// layout and the pointers allow it: the residual adds and the broadcasts of
+// the UNet do.
+template <typename T> __device__ void binary_vec_impl(int op, T *out, const T *a, const T *b, int64_t n, Broadcast bc) {
+    constexpr int N = VEC(T);
+    bool va = bc.sa[bc.rank - 1] == 1, vb = bc.sb[bc.rank - 1] == 1;
+    FOR_EACH(k, n / N) {
+        int64_t ia, ib;
+        binary_offsets(k * N, bc, &ia, &ib);
+        Vec<T, N> x, y;
+        if (va) x = load_vec<N>(a + ia);
+        else
+            for (int j = 0; j < N; j++) x.v[j] = a[ia];
+        if (vb) y = load_vec<N>(b + ib);
+        else
+            for (int j = 0; j < N; j++) y.v[j] = b[ib];
+#pragma unroll
+        for (int j = 0; j < N; j++) x.v[j] = from_f<T>(binary_op(op, to_f(x.v[j]), to_f(y.v[j])));
+        store_vec<N>(out + k * N, x);
+    }
+}
+KERNEL3(binary_vec, (int op, void *out, const void *a, const void *b, int64_t n, Broadcast bc),
+        (op, (T *)out, (const T *)a, (const T *)b, n, bc))
+
+// GEGLU: each row of x [rows, 2·cols.d] is [h | g]; y = h·GELU(g). A Vec of
+// a row per thread when the width is a whole number of them (the launcher
+// sizes the grid the same way).
 template <typename T> __device__ void geglu_impl(T *y, const T *x, int64_t rows, Divisor cols) {
+    constexpr int N = VEC(T);
     int64_t w = cols.d;
+    if (w % N == 0 && vec_aligned<T, N>(y) && vec_aligned<T, N>(x)) {
+        FOR_EACH(k, rows * w / N) {
+            int64_t i = k * N, r = quot(i, cols), c = i - r * w;
+            Vec<T, N> h = load_vec<N>(x + 2 * r * w + c), g = load_vec<N>(x + (2 * r + 1) * w + c);
+#pragma unroll
+            for (int j = 0; j < N; j++) h.v[j] = from_f<T>(to_f(h.v[j]) * geluf(to_f(g.v[j])));
+            store_vec<N>(y + i, h);
+        }
+        return;
+    }
     FOR_EACH(i, rows * w) {
         int64_t r = quot(i, cols), c = i - r * w;
         float h = to_f(x[2 * r * w + c]), g = to_f(x[(2 * r + 1) * w + c]);
@@ -113,9 +191,23 @@ template <typename T> __device__ void geglu_bwd_impl(T *dx, const T *x, const T 
 KERNEL3(geglu_bwd, (void *dx, const void *x, const void *dy, int64_t rows, Divisor cols),
         ((T *)dx, (const T *)x, (const T *)dy, rows, cols))
 
-// Conversions between the element types (round to nearest even).
+// Conversions between the element types (round to nearest even), 8
+// elements per thread where aligned (16 bytes of the 16-bit side, 32 of
+// float's).
 template <typename S, typename D> __device__ void convert_impl(D *y, const S *x, int64_t n) {
-    FOR_EACH(i, n) y[i] = from_f<D>(to_f(x[i]));
+    constexpr int N = 8;
+    int64_t done = 0;
+    if (vec_aligned<D, N>(y) && vec_aligned<S, N>(x)) {
+        FOR_EACH(k, n / N) {
+            Vec<S, N> v = load_vec<N>(x + k * N);
+            Vec<D, N> w;
+#pragma unroll
+            for (int j = 0; j < N; j++) w.v[j] = from_f<D>(to_f(v.v[j]));
+            store_vec<N>(y + k * N, w);
+        }
+        done = n / N * N;
+    }
+    FOR_EACH(i, n - done) y[done + i] = from_f<D>(to_f(x[done + i]));
 }
 #define CONVERT(sname, S, dname, D) \
     extern "C" __global__ void convert_##sname##_##dname(void *y, const void *x, int64_t n) { convert_impl<S, D>((D *)y, (const S *)x, n); } \
