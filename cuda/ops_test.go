@@ -108,7 +108,9 @@ func edgeCases() []edgeCase {
 		// their tails, beside the element-wise shapes above.
 		{name: "geglu/vec", in: [][]int{{37, 128}}, grad: true, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GEGLU() }},
 		{name: "binary/same_shape_vec", in: [][]int{{2, 3, 40, 64}, {2, 3, 40, 64}}, grad: true,
-			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Add(in[1]).Mul(in[0]).Div(in[1].Abs().AddScalar(1)) }},
+			f: func(in []*tensor.Tensor) *tensor.Tensor {
+				return in[0].Add(in[1]).Mul(in[0]).Div(in[1].Abs().AddScalar(1))
+			}},
 		{name: "binary/per_channel_vec", in: [][]int{{2, 8, 16, 16}, {8, 1, 1}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Add(in[1]).Sub(in[0].Mul(in[1])) }},
 		{name: "binary/row_bias_vec", in: [][]int{{5, 7, 64}, {64}}, grad: true,
