@@ -9,14 +9,30 @@
 // backward reads them back. CPU references: cpu/groupnorm.go, cpu/layernorm.go.
 #include "common.cuh"
 
+// for_range calls f(v) for each element of x[lo, hi) as a float, the
+// block's threads striding a Vec at a time when x + lo is aligned and the
+// range a whole number of Vecs, else one element at a time.
+template <typename T, typename F> __device__ __forceinline__ void for_range(const T *x, int64_t lo, int64_t hi, F f) {
+    constexpr int N = VEC(T);
+    if (vec_aligned<T, N>(x + lo) && (hi - lo) % N == 0) {
+        for (int64_t k = lo + (int64_t)threadIdx.x * N; k < hi; k += (int64_t)blockDim.x * N) {
+            Vec<T, N> v = load_vec<N>(x + k);
+#pragma unroll
+            for (int j = 0; j < N; j++) f(to_f(v.v[j]));
+        }
+        return;
+    }
+    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) f(to_f(x[i]));
+}
+
 // mean_m2: two passes over n values starting at x: their mean, then the sum
 // of squared deviations from it (M2).
 template <typename T> __device__ void mean_m2(const T *x, int64_t n, float *mean, float *m2) {
     float s = 0.f;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += to_f(x[i]);
+    for_range(x, 0, n, [&](float v) { s += v; });
     float mu = block_sum(s) / n;
     float ss = 0.f;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) { float d = to_f(x[i]) - mu; ss += d * d; }
+    for_range(x, 0, n, [&](float v) { float d = v - mu; ss += d * d; });
     *mean = mu;
     *m2 = block_sum(ss);
 }
@@ -29,10 +45,26 @@ template <typename T> __device__ void moments(const T *x, int64_t n, float eps, 
 }
 
 // groupnorm_write normalizes the elements [lo, hi) of one run (seg in, out
-// out), whose element i is in channel c0 + i/HW.d.
+// out), whose element i is in channel c0 + i/HW.d: a Vec per thread when a
+// plane is a whole number of them (a Vec is then in one channel) and the
+// range starts aligned.
 template <typename T>
 __device__ void groupnorm_write(T *out, const T *seg, const T *gamma, const T *beta, int64_t lo, int64_t hi, Divisor HW, int c0,
                                 float mu, float rs) {
+    constexpr int N = VEC(T);
+    if (HW.d % N == 0 && (hi - lo) % N == 0 && vec_aligned<T, N>(seg + lo) && vec_aligned<T, N>(out + lo)) {
+        for (int64_t k = lo + (int64_t)threadIdx.x * N; k < hi; k += (int64_t)blockDim.x * N) {
+            int c = c0 + (int)quot(k, HW);
+            // (x - mu)·a + b: not x·a + (b - mu·a), which cancels when mu is
+            // large beside the spread.
+            float a = gamma ? rs * to_f(gamma[c]) : rs, b = beta ? to_f(beta[c]) : 0.f;
+            Vec<T, N> v = load_vec<N>(seg + k);
+#pragma unroll
+            for (int j = 0; j < N; j++) v.v[j] = from_f<T>((to_f(v.v[j]) - mu) * a + b);
+            store_vec<N>(out + k, v);
+        }
+        return;
+    }
     for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
         int c = c0 + (int)quot(i, HW);
         float v = (to_f(seg[i]) - mu) * rs;
@@ -105,7 +137,9 @@ KERNEL3(groupnorm_bwd, (void *dx, const void *x, const void *dy, const float *me
 // [size·s/S, size·(s+1)/S) of the run's size values.
 namespace {
 
-__device__ __forceinline__ int64_t slice_start(int64_t size, int s, int S) { return size * s / S; }
+// Slices start on multiples of 8 elements (the last ends at size), so that
+// each starts on a Vec when the run does.
+__device__ __forceinline__ int64_t slice_start(int64_t size, int s, int S) { return s >= S ? size : size * s / S / 8 * 8; }
 
 // merged_moments merges the S slices' (mean, M2) of a run (Chan et al.'s
 // pairwise update: exact in real arithmetic, and no cancellation as
@@ -208,11 +242,30 @@ __device__ void layernorm_impl(T *y, float *mean, float *rstd, const T *x, const
     float mu, rs;
     moments(row, cols, eps, &mu, &rs);
     if (threadIdx.x == 0) { mean[r] = mu; rstd[r] = rs; }
+    T *out = y + r * cols;
+    constexpr int N = VEC(T);
+    if (cols % N == 0 && vec_aligned<T, N>(row) && vec_aligned<T, N>(out) && (!gamma || vec_aligned<T, N>(gamma)) &&
+        (!beta || vec_aligned<T, N>(beta))) {
+        for (int64_t k = (int64_t)threadIdx.x * N; k < cols; k += (int64_t)blockDim.x * N) {
+            Vec<T, N> v = load_vec<N>(row + k), g, b;
+            if (gamma) g = load_vec<N>(gamma + k);
+            if (beta) b = load_vec<N>(beta + k);
+#pragma unroll
+            for (int j = 0; j < N; j++) {
+                float t = (to_f(v.v[j]) - mu) * rs;
+                if (gamma) t *= to_f(g.v[j]);
+                if (beta) t += to_f(b.v[j]);
+                v.v[j] = from_f<T>(t);
+            }
+            store_vec<N>(out + k, v);
+        }
+        return;
+    }
     for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
         float v = (to_f(row[i]) - mu) * rs;
         if (gamma) v *= to_f(gamma[i]);
         if (beta) v += to_f(beta[i]);
-        y[r * cols + i] = from_f<T>(v);
+        out[i] = from_f<T>(v);
     }
 }
 KERNEL3(layernorm, (void *y, float *mean, float *rstd, const void *x, const void *gamma, const void *beta, int64_t cols, float eps),
