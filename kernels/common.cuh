@@ -62,14 +62,30 @@ template <int N, typename T> __device__ __forceinline__ Vec<T, N> load_vec(const
     memcpy((void *)&r, p, sizeof r);
     return r;
 #else
-    return *(const Vec<T, N> *)p;
+    // Through uint4: an aggregate copy of the Vec is sometimes split into
+    // 32-bit accesses.
+    union {
+        Vec<T, N> v;
+        uint4 u[sizeof(Vec<T, N>) / 16];
+    } r;
+#pragma unroll
+    for (int i = 0; i < (int)(sizeof r / 16); i++) r.u[i] = ((const uint4 *)p)[i];
+    return r.v;
 #endif
 }
 template <int N, typename T> __device__ __forceinline__ void store_vec(T *p, const Vec<T, N> &r) {
 #ifdef RF_EMU
     memcpy((void *)p, &r, sizeof r);
 #else
-    *(Vec<T, N> *)p = r;
+    union {
+        Vec<T, N> v;
+        uint4 u[sizeof(Vec<T, N>) / 16];
+    } w;
+    w.v = r;
+#pragma unroll
+    // __stcg (st.global.cg: kept in L2, where the next kernel reads it): a
+    // plain uint4 store was still split into four in groupnorm_apply.
+    for (int i = 0; i < (int)(sizeof w / 16); i++) __stcg((uint4 *)p + i, w.u[i]);
 #endif
 }
 
