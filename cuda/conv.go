@@ -99,9 +99,15 @@ func convRecord(p tensor.Conv2dParams) []byte {
 	return rec
 }
 
+// im2col launches one thread per input channel and output position, or per
+// Vec of positions when an output row is a whole number of them (the
+// kernel's two paths: kernels/conv.cu).
 func (b *Backend) im2col(d tensor.DType, col, x C.CUdeviceptr, p tensor.Conv2dParams) {
-	P := p.OutH() * p.OutW()
-	b.run("im2col"+suffix("", d), linear(int64(p.C*P)), new(args).ptr(col).ptr(x).record(convRecord(p)).div(p.OutW()).div(P), convWhat("im2col", p))
+	P, ow := p.OutH()*p.OutW(), p.OutW()
+	if v := vecLen(d); ow%v == 0 && vecAligned(col) {
+		P, ow = P/v, ow/v
+	}
+	b.run("im2col"+suffix("", d), linear(int64(p.C*P)), new(args).ptr(col).ptr(x).record(convRecord(p)).div(ow).div(P), convWhat("im2col", p))
 }
 
 func (b *Backend) col2im(d tensor.DType, dx, col C.CUdeviceptr, p tensor.Conv2dParams) {

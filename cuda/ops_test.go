@@ -117,6 +117,11 @@ func edgeCases() []edgeCase {
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[1].Sub(in[0]).Add(in[1]) }},
 		{name: "conv2d/bias_vec_planes", in: [][]int{{2, 5, 8, 12}, {7, 5, 3, 3}, {7}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], in[2], 1, 1) }},
+		// im2col's Vec path: output rows of 16 (two Vecs of f16).
+		{name: "conv2d/3x3_vec_rows", in: [][]int{{2, 5, 6, 16}, {7, 5, 3, 3}, {7}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], in[2], 1, 1) }},
+		{name: "conv2d/3x3_s2_vec_rows", in: [][]int{{2, 5, 12, 32}, {7, 5, 3, 3}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], nil, 2, 1) }},
 		{name: "unary/tail", in: [][]int{{1003}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].SiLU().Affine(0.5, -1).Exp() }},
 		{name: "unary/chain", in: [][]int{{1000}}, grad: true,
