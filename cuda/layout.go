@@ -39,10 +39,16 @@ func elemSuffix(op string, d tensor.DType) string {
 	return suffix(op, d)
 }
 
-// copy2d copies rows × cols elements between strided row layouts.
+// copy2d copies rows × cols elements between strided row layouts, a Vec per
+// thread when every row of both sides starts on one and holds whole Vecs
+// (the UNet's channel concats do): the kernel then counts in Vecs.
 func (b *Backend) copy2d(d tensor.DType, dst, src *buffer, rows, cols, dstStride, dstOff, srcStride, srcOff int, what string) {
-	b.run("copy2d"+elemSuffix(what, d), linear(int64(rows*cols)), new(args).ptr(dst.ptr).ptr(src.ptr).i64(int64(rows)).div(cols).
-		i64(int64(dstStride)).i64(int64(dstOff)).i64(int64(srcStride)).i64(int64(srcOff)), what)
+	unit := 1
+	if v := 16 / d.Size(); vecAligned(dst.ptr) && vecAligned(src.ptr) && (cols|dstStride|dstOff|srcStride|srcOff)%v == 0 {
+		unit = v
+	}
+	b.run("copy2d"+elemSuffix(what, d), linear(int64(rows*cols/unit)), new(args).ptr(dst.ptr).ptr(src.ptr).i64(int64(rows)).div(cols/unit).
+		i64(int64(dstStride)).i64(int64(dstOff)).i64(int64(srcStride)).i64(int64(srcOff)).i32(int32(unit)), what)
 }
 
 // Concat joins buffers laid out as [outer, inners[i]] into [outer, Σ inners].

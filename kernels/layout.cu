@@ -26,16 +26,28 @@ template <typename T> __device__ void permute_impl(T *y, const T *x, int64_t n, 
 }
 KERNEL3(permute, (void *y, const void *x, int64_t n, Perm p), ((T *)y, (const T *)x, n, p))
 
-// copy2d: for o < rows, j < cols.d: dst[o·dstStride + dstOff + j] = src[o·srcStride + srcOff + j].
+// copy2d: for o < rows, j < cols.d·unit: dst[o·dstStride + dstOff + j] =
+// src[o·srcStride + srcOff + j]. unit is 1, or VEC(T) when the launcher
+// (cuda/layout.go) found every row start on both sides aligned to a Vec and
+// the row length a whole number of them: cols then counts Vecs.
 template <typename T>
-__device__ void copy2d_impl(T *dst, const T *src, int64_t rows, Divisor cols, int64_t dstStride, int64_t dstOff, int64_t srcStride, int64_t srcOff) {
+__device__ void copy2d_impl(T *dst, const T *src, int64_t rows, Divisor cols, int64_t dstStride, int64_t dstOff, int64_t srcStride, int64_t srcOff,
+                            int unit) {
+    constexpr int N = VEC(T);
+    if (unit == N) {
+        FOR_EACH(i, rows * cols.d) {
+            int64_t o = quot(i, cols), j = (i - o * cols.d) * N;
+            store_vec<N>(dst + o * dstStride + dstOff + j, load_vec<N>(src + o * srcStride + srcOff + j));
+        }
+        return;
+    }
     FOR_EACH(i, rows * cols.d) {
         int64_t o = quot(i, cols), j = i - o * cols.d;
         dst[o * dstStride + dstOff + j] = src[o * srcStride + srcOff + j];
     }
 }
-KERNEL3(copy2d, (void *dst, const void *src, int64_t rows, Divisor cols, int64_t dstStride, int64_t dstOff, int64_t srcStride, int64_t srcOff),
-        ((T *)dst, (const T *)src, rows, cols, dstStride, dstOff, srcStride, srcOff))
+KERNEL3(copy2d, (void *dst, const void *src, int64_t rows, Divisor cols, int64_t dstStride, int64_t dstOff, int64_t srcStride, int64_t srcOff, int unit),
+        ((T *)dst, (const T *)src, rows, cols, dstStride, dstOff, srcStride, srcOff, unit))
 
 // expand: [outer, inner.d] -> [outer, n, inner.d]; block divides by n·inner.
 template <typename T> __device__ void expand_impl(T *y, const T *x, int64_t outer, Divisor block, Divisor inner) {
