@@ -59,7 +59,7 @@ func (b *Backend) Binary(op tensor.BinaryOp, a, c tensor.Buffer, bc tensor.Broad
 	// struct Broadcast { int rank; Divisor shape[6]; int64_t sa[6], sb[6]; } (kernels/elementwise.cu)
 	rec := indexRecord(shape, sa, sb)
 	kernel, l := "binary", linear(int64(n))
-	if vecBinary(shape, [][]int{sa, sb}, []C.CUdeviceptr{out.ptr, ad.ptr, cd.ptr}, d) {
+	if vecLastAxis(shape, [][]int{sa, sb}, []C.CUdeviceptr{out.ptr, ad.ptr, cd.ptr}, d) {
 		kernel, l = "binary_vec", linearVec(n, d)
 	}
 	b.run(kernel+suffix("", d), l, new(args).i32(int32(op)).ptr(out.ptr).ptr(ad.ptr).ptr(cd.ptr).i64(int64(n)).record(rec),
@@ -67,11 +67,12 @@ func (b *Backend) Binary(op tensor.BinaryOp, a, c tensor.Buffer, bc tensor.Broad
 	return out
 }
 
-// vecBinary reports whether binary_vec can run: the last axis a whole number
-// of Vecs, each operand either contiguous along it (then its other strides
-// whole Vecs too, and its pointer aligned) or constant along it, and the
-// output aligned.
-func vecBinary(shape []int, strides [][]int, ptrs []C.CUdeviceptr, d tensor.DType) bool {
+// vecLastAxis reports whether a kernel can move Vecs along the last axis of
+// an index plan (binary_vec, permute): the axis a whole number of Vecs,
+// each input either contiguous along it (then its other strides whole Vecs
+// too, and its pointer aligned) or constant along it, and the output
+// (ptrs[0]) aligned.
+func vecLastAxis(shape []int, strides [][]int, ptrs []C.CUdeviceptr, d tensor.DType) bool {
 	v, last := vecLen(d), len(shape)-1
 	if shape[last]%v != 0 || !vecAligned(ptrs[0]) {
 		return false

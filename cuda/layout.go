@@ -2,6 +2,11 @@
 
 package cuda
 
+/*
+#include "driver.h"
+*/
+import "C"
+
 import (
 	"fmt"
 	"slices"
@@ -23,7 +28,13 @@ func (b *Backend) Permute(x tensor.Buffer, shape tensor.Shape, perm []int) tenso
 	}
 	// struct Perm { int rank; Divisor oshape[6]; int64_t istride[6]; } (kernels/layout.cu)
 	rec := indexRecord(oshape, istride)
-	b.run("permute"+elemSuffix("permute", d), linear(int64(xd.n)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(xd.n)).record(rec), what)
+	// A Vec per thread when the innermost output axis is also the input's
+	// (the attention heads' split and merge: rows of the head width).
+	unit, l := 1, linear(int64(xd.n))
+	if vecLastAxis(oshape, [][]int{istride}, []C.CUdeviceptr{y.ptr, xd.ptr}, d) && istride[len(istride)-1] == 1 {
+		unit, l = 16/d.Size(), linearVec(xd.n, d)
+	}
+	b.run("permute"+elemSuffix("permute", d), l, new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(xd.n)).record(rec).i32(int32(unit)), what)
 	return y
 }
 

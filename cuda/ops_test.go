@@ -100,6 +100,8 @@ func edgeCases() []edgeCase {
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Permute(4, 0, 3, 1, 2) }},
 		{name: "concat_narrow", in: [][]int{{3, 70, 5}, {3, 30, 5}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return tensor.Concat(1, in[0], in[1]).Narrow(1, 50, 40) }},
+		{name: "permute/heads_vec", in: [][]int{{2, 10, 3, 40}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Permute(0, 2, 1, 3) }},
 		{name: "concat_narrow_vec", in: [][]int{{2, 16, 8}, {2, 8, 8}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return tensor.Concat(1, in[0], in[1]).Narrow(1, 8, 16) }},
 		{name: "upsample2x", in: [][]int{{2, 3, 5, 7}}, grad: true, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Upsample2x() }},

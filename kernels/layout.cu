@@ -13,18 +13,29 @@ struct Perm {
     int64_t istride[6];
 };
 
-template <typename T> __device__ void permute_impl(T *y, const T *x, int64_t n, Perm p) {
-    FOR_EACH(i, n) {
-        int64_t rem = i, off = 0;
-        for (int ax = p.rank - 1; ax > 0; ax--) {
-            int64_t q = quot(rem, p.oshape[ax]);
-            off += (rem - q * p.oshape[ax].d) * p.istride[ax];
-            rem = q;
-        }
-        y[i] = x[off + rem * p.istride[0]];
+__device__ __forceinline__ int64_t permute_offset(int64_t i, const Perm &p) {
+    int64_t rem = i, off = 0;
+    for (int ax = p.rank - 1; ax > 0; ax--) {
+        int64_t q = quot(rem, p.oshape[ax]);
+        off += (rem - q * p.oshape[ax].d) * p.istride[ax];
+        rem = q;
     }
+    return off + rem * p.istride[0];
 }
-KERNEL3(permute, (void *y, const void *x, int64_t n, Perm p), ((T *)y, (const T *)x, n, p))
+
+// permute: unit is 1, or VEC(T) when the launcher (cuda/layout.go) found the
+// innermost output axis contiguous in the input too and a whole number of
+// Vecs, with every other input stride a whole number of them: a thread then
+// moves a Vec.
+template <typename T> __device__ void permute_impl(T *y, const T *x, int64_t n, Perm p, int unit) {
+    constexpr int N = VEC(T);
+    if (unit == N) {
+        FOR_EACH(k, n / N) store_vec<N>(y + k * N, load_vec<N>(x + permute_offset(k * N, p)));
+        return;
+    }
+    FOR_EACH(i, n) y[i] = x[permute_offset(i, p)];
+}
+KERNEL3(permute, (void *y, const void *x, int64_t n, Perm p, int unit), ((T *)y, (const T *)x, n, p, unit))
 
 // copy2d: for o < rows, j < cols.d·unit: dst[o·dstStride + dstOff + j] =
 // src[o·srcStride + srcOff + j]. unit is 1, or VEC(T) when the launcher
