@@ -32,7 +32,7 @@ func (b *Backend) Permute(x tensor.Buffer, shape tensor.Shape, perm []int) tenso
 	// (the attention heads' split and merge: rows of the head width).
 	unit, l := 1, linear(int64(xd.n))
 	if vecLastAxis(oshape, [][]int{istride}, []C.CUdeviceptr{y.ptr, xd.ptr}, d) && istride[len(istride)-1] == 1 {
-		unit, l = 16/d.Size(), linearVec(xd.n, d)
+		unit, l = vecLen(d), linearVec(xd.n, d)
 	}
 	b.run("permute"+elemSuffix("permute", d), l, new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(xd.n)).record(rec).i32(int32(unit)), what)
 	return y
@@ -55,7 +55,7 @@ func elemSuffix(op string, d tensor.DType) string {
 // (the UNet's channel concats do): the kernel then counts in Vecs.
 func (b *Backend) copy2d(d tensor.DType, dst, src *buffer, rows, cols, dstStride, dstOff, srcStride, srcOff int, what string) {
 	unit := 1
-	if v := 16 / d.Size(); vecAligned(dst.ptr) && vecAligned(src.ptr) && (cols|dstStride|dstOff|srcStride|srcOff)%v == 0 {
+	if v := vecLen(d); vecAligned(dst.ptr) && vecAligned(src.ptr) && (cols|dstStride|dstOff|srcStride|srcOff)%v == 0 {
 		unit = v
 	}
 	b.run("copy2d"+elemSuffix(what, d), linear(int64(rows*cols/unit)), new(args).ptr(dst.ptr).ptr(src.ptr).i64(int64(rows)).div(cols/unit).
