@@ -46,11 +46,12 @@ func (b *Backend) Conv2d(x, w, bias tensor.Buffer, p tensor.Conv2dParams) tensor
 		b.Free(col)
 	}
 	if bd != nil {
-		l := linear(int64(p.N * p.O * P))
-		if P%vecLen(d) == 0 {
-			l = linearVec(p.N*p.O*P, d) // a Vec per thread (kernels/conv.cu)
+		// A Vec of a plane per thread when the planes are whole Vecs (kernels/conv.cu).
+		unit, l := 1, linear(int64(p.N*p.O*P))
+		if v := vecLen(d); P%v == 0 && vecAligned(out.ptr) {
+			unit, l = v, linearVec(p.N*p.O*P, d)
 		}
-		b.run("add_bias"+suffix("", d), l, new(args).ptr(out.ptr).ptr(bd.ptr).i64(int64(p.N)).div(P).div(p.O),
+		b.run("add_bias"+suffix("", d), l, new(args).ptr(out.ptr).ptr(bd.ptr).i64(int64(p.N)).div(P).div(p.O).i32(int32(unit)),
 			convWhat("conv2d bias", p))
 	}
 	return out
@@ -103,11 +104,12 @@ func convRecord(p tensor.Conv2dParams) []byte {
 // Vec of positions when an output row is a whole number of them (the
 // kernel's two paths: kernels/conv.cu).
 func (b *Backend) im2col(d tensor.DType, col, x C.CUdeviceptr, p tensor.Conv2dParams) {
-	P, ow := p.OutH()*p.OutW(), p.OutW()
+	P, ow, unit := p.OutH()*p.OutW(), p.OutW(), 1
 	if v := vecLen(d); ow%v == 0 && vecAligned(col) {
-		P, ow = P/v, ow/v
+		P, ow, unit = P/v, ow/v, v
 	}
-	b.run("im2col"+suffix("", d), linear(int64(p.C*P)), new(args).ptr(col).ptr(x).record(convRecord(p)).div(ow).div(P), convWhat("im2col", p))
+	b.run("im2col"+suffix("", d), linear(int64(p.C*P)), new(args).ptr(col).ptr(x).record(convRecord(p)).div(ow).div(P).i32(int32(unit)),
+		convWhat("im2col", p))
 }
 
 func (b *Backend) col2im(d tensor.DType, dx, col C.CUdeviceptr, p tensor.Conv2dParams) {

@@ -102,11 +102,12 @@ func (b *Backend) GEGLU(x tensor.Buffer, rows, cols int) tensor.Buffer {
 	d := same("geglu", xd)
 	need("geglu", xd, 2*rows*cols)
 	y := b.newBuffer(d, rows*cols)
-	l := linear(int64(rows * cols))
-	if cols%vecLen(d) == 0 {
-		l = linearVec(rows*cols, d) // a Vec per thread (kernels/elementwise.cu)
+	// A Vec of a row per thread when the width is whole Vecs (kernels/elementwise.cu).
+	unit, l := 1, linear(int64(rows*cols))
+	if v := vecLen(d); cols%v == 0 && vecAligned(y.ptr) && vecAligned(xd.ptr) {
+		unit, l = v, linearVec(rows*cols, d)
 	}
-	b.run("geglu"+suffix("", d), l, new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(rows)).div(cols),
+	b.run("geglu"+suffix("", d), l, new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(rows)).div(cols).i32(int32(unit)),
 		fmt.Sprintf("geglu of [%d, 2·%d]", rows, cols))
 	return y
 }

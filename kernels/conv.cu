@@ -12,16 +12,15 @@ struct Conv {
 // position's KH·KW taps (each tap a coalesced row of col). ow divides by OW,
 // plane by OH·OW.
 //
-// When an output row is a whole number of Vecs (SD's planes are, 8² to 512²)
-// a thread takes N = VEC(T) neighbouring positions of a row instead and
-// writes each tap as one Vec: an eighth of the store instructions in f16,
-// which made im2col, whose output is KH·KW times its input, store-bound.
-// The launcher (cuda/conv.go) sizes the grid the same way.
-template <typename T> __device__ void im2col_impl(T *col, const T *x, Conv p, Divisor ow, Divisor plane) {
+// unit is 1, or VEC(T) when the launcher (cuda/conv.go) found an output row
+// a whole number of Vecs (SD's planes are, 8² to 512²): a thread then takes N
+// neighbouring positions of a row and writes each tap as one Vec, an eighth
+// of the store instructions in f16, which made im2col, whose output is
+// KH·KW times its input, store-bound. ow and plane then divide by OW/N and P/N.
+template <typename T> __device__ void im2col_impl(T *col, const T *x, Conv p, Divisor ow, Divisor plane, int unit) {
     int64_t P = (int64_t)p.OH * p.OW;
     constexpr int N = VEC(T);
-    if (p.OW % N == 0 && vec_aligned<T, N>(col)) {
-        // ow and plane divide by OW/N and P/N here (the launcher's choice).
+    if (unit == N) {
         int64_t Pv = P / N;
         FOR_EACH(i, (int64_t)p.C * Pv) {
             int64_t c = quot(i, plane), q = (i - c * Pv) * N;
@@ -60,7 +59,7 @@ template <typename T> __device__ void im2col_impl(T *col, const T *x, Conv p, Di
         }
     }
 }
-KERNEL3(im2col, (void *col, const void *x, Conv p, Divisor ow, Divisor plane), ((T *)col, (const T *)x, p, ow, plane))
+KERNEL3(im2col, (void *col, const void *x, Conv p, Divisor ow, Divisor plane, int unit), ((T *)col, (const T *)x, p, ow, plane, unit))
 
 // col2im: one thread per input element, summing the taps that read it (a
 // gather: deterministic, no atomics). w divides by W, plane by H·W, stride
@@ -91,13 +90,13 @@ template <typename T> __device__ void col2im_impl(T *dx, const T *col, Conv p, D
 KERNEL3(col2im, (void *dx, const void *col, Conv p, Divisor w, Divisor plane, Divisor stride),
         ((T *)dx, (const T *)col, p, w, plane, stride))
 
-// add_bias: out [n, O, P] += bias[o]; plane divides by P, channels by O. A
-// Vec of a plane per thread when P is a whole number of them (the launcher
-// sizes the grid the same way).
-template <typename T> __device__ void add_bias_impl(T *out, const T *bias, int64_t n, Divisor plane, Divisor channels) {
+// add_bias: out [n, O, P] += bias[o]; plane divides by P, channels by O.
+// unit is 1, or VEC(T) when the launcher (cuda/conv.go) found P a whole
+// number of Vecs: a thread then adds to a Vec of a plane.
+template <typename T> __device__ void add_bias_impl(T *out, const T *bias, int64_t n, Divisor plane, Divisor channels, int unit) {
     constexpr int N = VEC(T);
     int64_t total = n * channels.d * plane.d;
-    if (plane.d % N == 0 && vec_aligned<T, N>(out)) {
+    if (unit == N) {
         FOR_EACH(k, total / N) {
             int64_t row = quot(k * N, plane);
             float c = to_f(bias[row - quot(row, channels) * channels.d]);
@@ -113,4 +112,5 @@ template <typename T> __device__ void add_bias_impl(T *out, const T *bias, int64
         out[i] = from_f<T>(to_f(out[i]) + to_f(bias[row - quot(row, channels) * channels.d]));
     }
 }
-KERNEL3(add_bias, (void *out, const void *bias, int64_t n, Divisor plane, Divisor channels), ((T *)out, (const T *)bias, n, plane, channels))
+KERNEL3(add_bias, (void *out, const void *bias, int64_t n, Divisor plane, Divisor channels, int unit),
+        ((T *)out, (const T *)bias, n, plane, channels, unit))

@@ -155,13 +155,13 @@ template <typename T> __device__ void binary_vec_impl(int op, T *out, const T *a
 KERNEL3(binary_vec, (int op, void *out, const void *a, const void *b, int64_t n, Broadcast bc),
         (op, (T *)out, (const T *)a, (const T *)b, n, bc))
 
-// GEGLU: each row of x [rows, 2·cols.d] is [h | g]; y = h·GELU(g). A Vec of
-// a row per thread when the width is a whole number of them (the launcher
-// sizes the grid the same way).
-template <typename T> __device__ void geglu_impl(T *y, const T *x, int64_t rows, Divisor cols) {
+// GEGLU: each row of x [rows, 2·cols.d] is [h | g]; y = h·GELU(g). unit is
+// 1, or VEC(T) when the launcher (cuda/elementwise.go) found the width a
+// whole number of Vecs: a thread then takes a Vec of a row.
+template <typename T> __device__ void geglu_impl(T *y, const T *x, int64_t rows, Divisor cols, int unit) {
     constexpr int N = VEC(T);
     int64_t w = cols.d;
-    if (w % N == 0 && vec_aligned<T, N>(y) && vec_aligned<T, N>(x)) {
+    if (unit == N) {
         FOR_EACH(k, rows * w / N) {
             int64_t i = k * N, r = quot(i, cols), c = i - r * w;
             Vec<T, N> h = load_vec<N>(x + 2 * r * w + c), g = load_vec<N>(x + (2 * r + 1) * w + c);
@@ -177,7 +177,7 @@ template <typename T> __device__ void geglu_impl(T *y, const T *x, int64_t rows,
         y[i] = from_f<T>(h * geluf(g));
     }
 }
-KERNEL3(geglu, (void *y, const void *x, int64_t rows, Divisor cols), ((T *)y, (const T *)x, rows, cols))
+KERNEL3(geglu, (void *y, const void *x, int64_t rows, Divisor cols, int unit), ((T *)y, (const T *)x, rows, cols, unit))
 
 template <typename T> __device__ void geglu_bwd_impl(T *dx, const T *x, const T *dy, int64_t rows, Divisor cols) {
     int64_t w = cols.d;

@@ -123,7 +123,7 @@ KERNEL3(groupnorm_bwd, (void *dx, const void *x, const void *dy, const float *me
         ((T *)dx, (const T *)x, (const T *)dy, mean, rstd, (const T *)gamma, C, HW, G))
 
 // The split group norm: grid (S, N·G), block s of run ng takes the slice
-// [size·s/S, size·(s+1)/S) of the run's size values.
+// [slice_start(s), slice_start(s+1)) of the run's size values, about size/S each.
 namespace {
 
 // Slices start on multiples of 8 elements (the last ends at size), so that
