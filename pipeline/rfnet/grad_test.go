@@ -21,13 +21,14 @@ type lossFixture struct {
 	z       *tensor.Tensor
 }
 
-func newLossFixture(t *testing.T) *lossFixture { return newLossFixtureOn(t, cpu.New(), tensor.Float64) }
+func newLossFixture(t *testing.T) *lossFixture {
+	return newLossFixtureOn(t, cpu.New(), tensor.Float64, testConfig())
+}
 
-// newLossFixtureOn builds the fixture on backend b in dtype d (the same
-// values on every backend: the GPU parity test compares them).
-func newLossFixtureOn(t *testing.T, b tensor.Backend, d tensor.DType) *lossFixture {
+// newLossFixtureOn builds the fixture with configuration c on backend b in
+// dtype d (the same values on every backend: the GPU parity test compares them).
+func newLossFixtureOn(t *testing.T, b tensor.Backend, d tensor.DType, c Config) *lossFixture {
 	pm := tinyModelOn(t, "tiny-sd2", b, d)
-	c := testConfig()
 	m := &Model{Model: pm, cfg: c, emit: func(TraceEvent) {}}
 	s := newSpec(testPlan(), c)
 	runSAA(s.Objects, Config{SAA: false}, nil)
