@@ -42,6 +42,13 @@ def timed(fn, runs=5):
     return statistics.median(ms), min(ms)
 
 
+def on_gpu():
+    """Builds modules on the GPU (torch >= 2.0): random initialization of a
+    UNet's 865M parameters takes seconds on the CPU, milliseconds there."""
+    import contextlib
+    return torch.device("cuda") if hasattr(torch.device, "__enter__") else contextlib.nullcontext()
+
+
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -75,41 +82,100 @@ def micro(add):
 MODEL_RUNS = [("sd21", "f16"), ("sd15", "f16"), ("sd15", "f32")]
 
 
-def models(add, notes):
-    try:
-        from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    except Exception as e:  # noqa: BLE001 - any import failure means "no baseline"
-        notes.append(f"diffusers not importable ({type(e).__name__}: {e}); model baselines skipped")
-        return
+# Optional packages that diffusers v0.21.4 imports when it finds them
+# (loaders.py, models/modeling_utils.py) and whose current releases need a
+# newer huggingface_hub than the 0.17.3 it runs with: hidden from it, so that
+# importlib.util.find_spec reports them missing. The text encoder, the one
+# thing transformers is wanted for, is timed in a child process that sees the
+# system's transformers and huggingface_hub instead (text_baselines).
+HIDDEN_FROM_DIFFUSERS = ("transformers", "accelerate", "peft")
+
+TEXT_CONFIGS = {
+    "sd15": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, hidden_act="quick_gelu"),
+    "sd21": dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16, hidden_act="gelu"),
+}
+
+
+def text_child():
+    """--text: times transformers' CLIPTextModel for every MODEL_RUNS entry and
+    prints one JSON object per line ({"name", "median_ms"} or {"note"})."""
+    torch.backends.cuda.matmul.allow_tf32 = False  # as main()
     try:
         from transformers import CLIPTextConfig, CLIPTextModel
-    except Exception as e:  # noqa: BLE001
-        CLIPTextModel = None
-        notes.append(f"transformers not importable ({type(e).__name__}); no text-encoder baseline")
+    except Exception as e:  # noqa: BLE001 - any import failure means "no text baseline"
+        print(json.dumps({"note": f"transformers not importable ({type(e).__name__}: {e}); no text-encoder baseline"}), flush=True)
+        return
+    for model, name in MODEL_RUNS:
+        dt = DTYPES[name]
+        try:
+            with torch.no_grad():
+                with on_gpu():
+                    text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, max_position_embeddings=77, **TEXT_CONFIGS[model]))
+                text = text.to("cuda", dt).eval()
+                ids = torch.randint(0, 49407, (1, 77), device="cuda")
+                med, _ = timed(lambda: text(ids).last_hidden_state)
+            print(json.dumps({"name": f"{model}/{name}/text", "median_ms": med}), flush=True)
+            del text
+        except Exception as e:  # noqa: BLE001
+            print(json.dumps({"note": f"{model}/{name}/text: {type(e).__name__}: {e}"}), flush=True)
+
+
+def text_baselines(add, notes):
+    """Runs text_child in a process whose PYTHONPATH leaves out the staged
+    reference environment (any entry holding a huggingface_hub package) and
+    DIFFUSERS_SRC, so transformers gets the hub it was released with."""
+    import subprocess
+    env = dict(os.environ)
+    env.pop("DIFFUSERS_SRC", None)
+    keep = [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+            if p and not os.path.isdir(os.path.join(p, "huggingface_hub"))]
+    env["PYTHONPATH"] = os.pathsep.join(keep)
+    try:
+        r = subprocess.run([sys.executable, os.path.abspath(__file__), "--text"], env=env, capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        notes.append("text-encoder baseline timed out")
+        return
+    for line in r.stdout.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if "note" in rec:
+            notes.append(rec["note"])
+        else:
+            add(rec["name"], rec["median_ms"])
+    if r.returncode != 0:
+        notes.append(f"text-encoder baseline exited {r.returncode}: {r.stderr.strip()[-400:]}")
+
+
+def models(add, notes):
+    text_baselines(add, notes)
+    for name in HIDDEN_FROM_DIFFUSERS:
+        sys.modules.setdefault(name, None)
+    try:
+        import diffusers
+        from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    except Exception as e:  # noqa: BLE001 - any import failure means "no baseline"
+        import traceback
+        traceback.print_exc()
+        notes.append(f"diffusers not importable ({type(e).__name__}: {e}); model baselines skipped")
+        return
     configs = {
-        "sd15": (dict(cross_attention_dim=768, attention_head_dim=8),
-                 dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, hidden_act="quick_gelu")),
-        "sd21": (dict(cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True),
-                 dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16, hidden_act="gelu")),
+        "sd15": dict(cross_attention_dim=768, attention_head_dim=8),
+        "sd21": dict(cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True),
     }
     vae_cfg = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
                    up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512),
                    layers_per_block=2, latent_channels=4, sample_size=512)
     for model, name in MODEL_RUNS:
-        unet_cfg, text_cfg = configs[model]
+        unet_cfg = configs[model]
         dt = DTYPES[name]
         key = f"{model}/{name}/"
         with torch.no_grad():
-            if CLIPTextModel is not None:
-                try:
-                    text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, max_position_embeddings=77, **text_cfg)).to("cuda", dt).eval()
-                    ids = torch.randint(0, 49407, (1, 77), device="cuda")
-                    med, _ = timed(lambda: text(ids).last_hidden_state)
-                    add(key + "text", med)
-                    del text
-                except Exception as e:  # noqa: BLE001
-                    notes.append(f"{key}text: {type(e).__name__}: {e}")
-            unet = UNet2DConditionModel(sample_size=64, **unet_cfg).to("cuda", dt).eval()
+            with on_gpu():
+                unet = UNet2DConditionModel(sample_size=64, **unet_cfg).to("cuda", dt).eval()
+            procs = sorted({type(p).__name__ for p in unet.attn_processors.values()})
+            notes.append(f"{key}: diffusers {diffusers.__version__}, attention processors {', '.join(procs)}")
             ctx = torch.randn(2, 77, unet_cfg["cross_attention_dim"], device="cuda", dtype=dt)
             z = torch.randn(1, 4, 64, 64, device="cuda", dtype=dt)
             t = torch.tensor([500, 500], device="cuda")
@@ -130,7 +196,8 @@ def models(add, notes):
             med, _ = timed(loop, runs=1)
             add(key + "denoise50", med)
             del unet
-            vae = AutoencoderKL(**vae_cfg).to("cuda", dt).eval()
+            with on_gpu():
+                vae = AutoencoderKL(**vae_cfg).to("cuda", dt).eval()
             med, _ = timed(lambda: vae.decode(z).sample, runs=3)
             add(key + "vae", med)
             del vae
@@ -166,4 +233,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--text"]:
+        text_child()
+    else:
+        main()
