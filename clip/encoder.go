@@ -56,6 +56,12 @@ func Load(w *weights.Source, c Config) *TextEncoder {
 
 // Encode returns the hidden states [B, 77, width] for token ids [B, 77].
 func (e *TextEncoder) Encode(ids *tensor.Tensor) *tensor.Tensor {
+	// Token ids carry no gradient: only the hidden states outlive the call,
+	// and the intermediates go back to the device cache as it returns.
+	return tensor.Scoped(ids.Backend(), func() *tensor.Tensor { return e.encode(ids) })
+}
+
+func (e *TextEncoder) encode(ids *tensor.Tensor) *tensor.Tensor {
 	n := ids.Dim(1)
 	x := tensor.Embedding(e.TokenEmb, ids).Add(e.PosEmb.Narrow(0, 0, n))
 	mask := causalMask(x.Backend(), x.DType(), n)

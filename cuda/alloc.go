@@ -25,6 +25,9 @@ type allocator struct {
 	inUse, peak  int64
 	cached       int64
 	sinceCollect int64
+	// counts since the start, for AllocStats: blocks taken from the driver
+	// (cuMemAlloc), and forced collections
+	driverAllocs, collects int64
 }
 
 const gcEvery = 2 << 30
@@ -74,6 +77,7 @@ func (a *allocator) alloc(n int64) (C.CUdeviceptr, int64, error) {
 	a.inUse += size
 	a.peak = max(a.peak, a.inUse)
 	a.sinceCollect += size
+	a.driverAllocs++
 	a.mu.Unlock()
 	return p, size, nil
 }
@@ -105,6 +109,9 @@ func (a *allocator) release(p C.CUdeviceptr, size int64) {
 // collect runs the garbage collector so that unreachable tensors return their
 // blocks (cleanups run on their own goroutine, hence the short wait).
 func (a *allocator) collect() {
+	a.mu.Lock()
+	a.collects++
+	a.mu.Unlock()
 	runtime.GC()
 	runtime.GC()
 	time.Sleep(10 * time.Millisecond)
@@ -127,6 +134,12 @@ func (a *allocator) stats() (inUse, peak int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.inUse, a.peak
+}
+
+func (a *allocator) counts() AllocStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return AllocStats{DriverAllocs: a.driverAllocs, Collects: a.collects}
 }
 
 func (a *allocator) resetPeak() {

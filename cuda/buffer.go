@@ -50,6 +50,7 @@ func (b *Backend) newBuffer(d tensor.DType, n int) *buffer {
 	}
 	x.ptr, x.size = p, size
 	x.cleanup = runtime.AddCleanup(x, func(blk block) { b.mem.release(blk.ptr, blk.size) }, block{p, size})
+	b.recordInScope(x)
 	if b.opts.Poison {
 		b.memset(x, 0xff) // all-ones bits are NaN in every float dtype
 	}

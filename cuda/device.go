@@ -38,6 +38,8 @@ type Backend struct {
 	mem     *allocator
 	kernels *kernels
 	prof    atomic.Pointer[profiler] // set while Profile runs
+	scopeMu sync.Mutex
+	scope   scopes // tensor.Scoped calls in progress
 
 	mu  sync.Mutex
 	err error // the first error since the last Sync
@@ -134,6 +136,9 @@ func driverError(what string, r C.CUresult) error {
 
 // MemoryStats reports the bytes in use and their peak since the last ResetPeak.
 func (b *Backend) MemoryStats() (inUse, peak int64) { return b.mem.stats() }
+
+// AllocStats returns the allocator's counts.
+func (b *Backend) AllocStats() AllocStats { return b.mem.counts() }
 
 // ResetPeak restarts the peak measurement.
 func (b *Backend) ResetPeak() { b.mem.resetPeak() }

@@ -7,6 +7,15 @@ import (
 	"slices"
 )
 
+// AllocStats counts, since the backend started, the blocks the caching
+// allocator had to take from the driver (cuMemAlloc: a miss of its cache)
+// and the garbage collections it forced to get unreachable buffers back.
+// In a steady loop both should stay flat.
+type AllocStats struct {
+	DriverAllocs int64 `json:"driver_allocs"`
+	Collects     int64 `json:"collects"`
+}
+
 // KernelTime is the device time one kernel (or one kind of cuBLAS call) took
 // over a profiled call, summed over its launches.
 type KernelTime struct {

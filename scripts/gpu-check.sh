@@ -128,7 +128,7 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 		step "bench-engine $1 $2" "$base.txt" 240 "$bin/rfnet-native" bench-engine --device cuda --model "$1" --dtype "$2" \
 			--iters 5 --steps 50 --profile --json "$logs/$base.json"
 		st=$?
-		outcome "bench-engine $1 $2" "$base.txt" $st "$(awk '/^unet, batch 2/ {u=$(NF-5)} /^vae decode/ {v=$(NF-5)} /^denoise/ {d=$(NF-5)} END {printf "unet %s ms, vae %s ms, 50 steps %s ms", u, v, d}' "$logs/$base.txt")"
+		outcome "bench-engine $1 $2" "$base.txt" $st "$(awk '/^host side/ {exit} /^unet, batch 2/ {u=$(NF-5)} /^vae decode/ {v=$(NF-5)} /^denoise/ {d=$(NF-5)} END {printf "unet %s ms, vae %s ms, 50 steps %s ms", u, v, d}' "$logs/$base.txt")"
 	}
 	# GPU_CHECK_STEPS picks the groups to run (a second, shorter run after a
 	# fix): parity, engine, torch, kernels; all by default.
@@ -138,7 +138,7 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 	# Parity first (one row per top-level test), then speed, the headline
 	# figures first: SD 2.1-base fp16 against diffusers on the same card.
 	if want parity; then
-		for t in TestConformance TestParityWithCPU TestKernelEdges TestKernelGemmMatchesCPU TestGatherReportsBadID TestAllocatorReuse TestProfileCountsLaunches TestModelsMatchCPU TestTextToImageMatchesDiffusers; do
+		for t in TestConformance TestParityWithCPU TestKernelEdges TestKernelGemmMatchesCPU TestGatherReportsBadID TestAllocatorReuse TestScopedCallsFreeIntermediates TestProfileCountsLaunches TestModelsMatchCPU TestTextToImageMatchesDiffusers; do
 			check "$t" "$t.log" "$bin/cuda.test" -test.run "^$t\$" -test.v
 		done
 		check "fp32 products on TF32 (1e-3 per op, 1e-2 per model)" tf32.log env RFNET_CUDA_TF32=1 "$bin/cuda.test" -test.run '^(TestParityWithCPU|TestKernelEdges|TestModelsMatchCPU)$' -test.v

@@ -121,6 +121,12 @@ func (u *UNet) Forward(latent *tensor.Tensor, timesteps []float64, context *tens
 	if len(timesteps) != latent.Dim(0) || context.Dim(0) != latent.Dim(0) {
 		panic(fmt.Sprintf("unet: latent %v, %d timesteps, context %v", latent.Shape(), len(timesteps), context.Shape()))
 	}
+	if hook == nil && !latent.Tracked() && !context.Tracked() {
+		// Only the prediction outlives a plain call (no tape keeps the
+		// intermediates, no hook is shown the maps): the intermediates go
+		// back to the device cache as it returns.
+		return tensor.Scoped(latent.Backend(), func() *tensor.Tensor { return u.forward(latent, timesteps, context, nil) }), nil
+	}
 	if hook != nil {
 		defer func() {
 			if r := recover(); r != nil {
@@ -131,6 +137,11 @@ func (u *UNet) Forward(latent *tensor.Tensor, timesteps []float64, context *tens
 			}
 		}()
 	}
+	return u.forward(latent, timesteps, context, hook), nil
+}
+
+// forward is Forward's network; a stop by hook unwinds it as a stopSignal panic.
+func (u *UNet) forward(latent *tensor.Tensor, timesteps []float64, context *tensor.Tensor, hook Hook) *tensor.Tensor {
 	// attnHook names the layer and turns a stop into an unwind to Forward.
 	attnHook := func(prefix string, x *tensor.Tensor) func(int) nn.ProbsHook {
 		return func(k int) nn.ProbsHook {
@@ -182,7 +193,7 @@ func (u *UNet) Forward(latent *tensor.Tensor, timesteps []float64, context *tens
 			x = blk.up.ForwardTo(x, next.Dim(2), next.Dim(3))
 		}
 	}
-	return u.convOut.Forward(u.normOut.Forward(x).SiLU()), nil
+	return u.convOut.Forward(u.normOut.Forward(x).SiLU())
 }
 
 // CrossAttentionLayers lists the cross-attention layers in forward order, with

@@ -90,6 +90,15 @@ func LoadDecoder(w *weights.Source, c Config) *Decoder {
 // Decode turns latents [B, 4, h, w] (already divided by the scaling factor)
 // into images [B, 3, 8h, 8w] in [-1, 1] (not clamped).
 func (d *Decoder) Decode(latents *tensor.Tensor) *tensor.Tensor {
+	if !latents.Tracked() {
+		// Only the image outlives an untracked call: the intermediates go
+		// back to the device cache as it returns.
+		return tensor.Scoped(latents.Backend(), func() *tensor.Tensor { return d.decode(latents) })
+	}
+	return d.decode(latents)
+}
+
+func (d *Decoder) decode(latents *tensor.Tensor) *tensor.Tensor {
 	x := d.convIn.Forward(d.postQuant.Forward(latents))
 	x = d.mid.forward(x)
 	for _, blk := range d.up {
@@ -155,6 +164,13 @@ func LoadEncoder(w *weights.Source, c Config) *Encoder {
 // Encode returns the posterior mean [B, 4, H/8, W/8] of images [B, 3, H, W] in
 // [-1, 1], not yet multiplied by the scaling factor.
 func (e *Encoder) Encode(images *tensor.Tensor) *tensor.Tensor {
+	if !images.Tracked() {
+		return tensor.Scoped(images.Backend(), func() *tensor.Tensor { return e.encode(images) })
+	}
+	return e.encode(images)
+}
+
+func (e *Encoder) encode(images *tensor.Tensor) *tensor.Tensor {
 	x := e.convIn.Forward(images)
 	for _, blk := range e.down {
 		for _, r := range blk.resnets {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/metrics"
 	"slices"
 	"time"
 
@@ -44,9 +45,26 @@ type stageTiming struct {
 	GFLOP    float64 `json:"gflop"`
 	TFLOPS   float64 `json:"tflops"`
 	PeakMiB  float64 `json:"peak_mib,omitempty"`
+	// HostMS is the median wall-clock time of the call's own code on the
+	// host, without waiting for the device: close to MedianMS, the host's
+	// launches are what the device waits for. GCPerRun counts Go garbage
+	// collections, and Alloc the device allocator's driver allocations and
+	// forced collections (GPU only), per timed run.
+	HostMS   float64 `json:"host_ms"`
+	GCPerRun float64 `json:"gc_per_run"`
+	Alloc    *perRun `json:"alloc_per_run,omitempty"`
 	// Profile is one more run's device time by kernel (--profile).
 	Profile *cuda.KernelProfile `json:"profile,omitempty"`
 }
+
+// perRun is cuda.AllocStats averaged over a stage's timed runs.
+type perRun struct {
+	DriverAllocs float64 `json:"driver_allocs"`
+	Collects     float64 `json:"collects"`
+}
+
+// allocStats is implemented by backends with a caching device allocator (cuda).
+type allocStats interface{ AllocStats() cuda.AllocStats }
 
 // memoryStats is implemented by backends that track device memory (cuda).
 type memoryStats interface {
@@ -224,16 +242,35 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 		if mem != nil {
 			mem.ResetPeak()
 		}
-		var ms []float64
+		var ms, host []float64
+		as, _ := dev.(allocStats)
+		var before cuda.AllocStats
+		if as != nil {
+			before = as.AllocStats()
+		}
+		gcBefore := gcCycles()
 		for range s.runs {
-			t, err := timeCall(dev, s.f)
+			var h time.Duration
+			t, err := timeCall(dev, func() error {
+				start := time.Now()
+				err := s.f()
+				h = time.Since(start)
+				return err
+			})
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", s.name, err)
 			}
-			ms = append(ms, t)
+			ms, host = append(ms, t), append(host, float64(h.Microseconds())/1000)
 		}
 		slices.Sort(ms)
-		t := stageTiming{Name: s.name, MedianMS: ms[len(ms)/2], MinMS: ms[0], Runs: len(ms), GFLOP: float64(flops) / 1e9}
+		slices.Sort(host)
+		n := float64(len(ms))
+		t := stageTiming{Name: s.name, MedianMS: ms[len(ms)/2], MinMS: ms[0], Runs: len(ms), GFLOP: float64(flops) / 1e9,
+			HostMS: host[len(host)/2], GCPerRun: float64(gcCycles()-gcBefore) / n}
+		if as != nil {
+			after := as.AllocStats()
+			t.Alloc = &perRun{DriverAllocs: float64(after.DriverAllocs-before.DriverAllocs) / n, Collects: float64(after.Collects-before.Collects) / n}
+		}
 		t.TFLOPS = float64(flops) / (t.MedianMS / 1e3) / 1e12
 		if mem != nil {
 			_, peak := mem.MemoryStats()
@@ -249,6 +286,17 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// gcCycles is the number of Go garbage collections so far (runtime/metrics:
+// cheap, no stop of the world as runtime.ReadMemStats).
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 // timeCall runs f once and returns its milliseconds: by device events where
@@ -270,7 +318,17 @@ func timeCall(b tensor.Backend, f func() error) (float64, error) {
 // guidancePass is the shape of RFNet's guidance step: the UNet run with the
 // cross-attention maps of the guidance layers kept, a loss on them, and the
 // gradient back to the latent.
-func guidancePass(m *pipeline.Model, z, ctx *tensor.Tensor, keys map[string]bool) error {
+func guidancePass(m *pipeline.Model, z, ctx *tensor.Tensor, keys map[string]bool) (err error) {
+	// As RFNet's pass: only the gradient outlives it.
+	tensor.Scoped(m.Backend, func() *tensor.Tensor {
+		var g *tensor.Tensor
+		g, err = guidanceGradient(m, z, ctx, keys)
+		return g
+	})
+	return err
+}
+
+func guidanceGradient(m *pipeline.Model, z, ctx *tensor.Tensor, keys map[string]bool) (*tensor.Tensor, error) {
 	tape := tensor.NewTape()
 	zt := tape.Track(z)
 	var maps []*tensor.Tensor
@@ -281,14 +339,17 @@ func guidancePass(m *pipeline.Model, z, ctx *tensor.Tensor, keys map[string]bool
 		return len(maps) == len(keys)
 	})
 	if err != nil && !errors.Is(err, unet.ErrStopped) {
-		return err
+		return nil, err
 	}
 	loss := maps[0].Sum()
 	for _, p := range maps[1:] {
 		loss = loss.Add(p.Sum())
 	}
-	_, err = tape.Backward(loss, zt)
-	return err
+	grads, err := tape.Backward(loss, zt)
+	if err != nil {
+		return nil, err
+	}
+	return grads[0], nil
 }
 
 func printEngineReport(r engineReport) {
@@ -301,6 +362,17 @@ func printEngineReport(r engineReport) {
 			peak = fmt.Sprintf("%.0f", t.PeakMiB)
 		}
 		fmt.Printf("%-72s %10.1f %10.1f %5d %9.1f %8.2f %9s\n", t.Name, t.MedianMS, t.MinMS, t.Runs, t.GFLOP, t.TFLOPS, peak)
+	}
+	// The host side of each call: when host ms is close to the median, the
+	// device waits for launches; driver allocations and forced collections
+	// in a steady state mean the allocator's cache misses.
+	fmt.Printf("\n%-72s %10s %10s %14s %10s\n", "host side, per run", "host ms", "Go GCs", "driver allocs", "collects")
+	for _, t := range r.Timings {
+		da, co := "-", "-"
+		if t.Alloc != nil {
+			da, co = fmt.Sprintf("%.1f", t.Alloc.DriverAllocs), fmt.Sprintf("%.1f", t.Alloc.Collects)
+		}
+		fmt.Printf("%-72s %10.1f %10.1f %14s %10s\n", t.Name, t.HostMS, t.GCPerRun, da, co)
 	}
 	for _, t := range r.Timings {
 		if t.Profile != nil {

@@ -103,7 +103,14 @@ func (m *Model) guide(l loop, z *tensor.Tensor) (*loopResult, error) {
 			}
 		}
 		x := l.sched.ScaleModelInput(tensor.Concat(0, z, z), i)
-		out, err := m.UNet.Forward(x, []float64{t, t}, context, hook)
+		// The hook copies what it keeps to the host: only the prediction
+		// outlives the call, and its intermediates go back to the device cache.
+		var err error
+		out := tensor.Scoped(m.Backend, func() *tensor.Tensor {
+			var out *tensor.Tensor
+			out, err = m.UNet.Forward(x, []float64{t, t}, context, hook)
+			return out
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -127,7 +134,19 @@ func (m *Model) guide(l loop, z *tensor.Tensor) (*loopResult, error) {
 
 // guidancePass runs the UNet on z (tracked, batch 1, cond only) up to the last
 // layer the loss reads, and returns the scaled loss and its gradient with respect to z.
-func (m *Model) guidancePass(l loop, z *tensor.Tensor, step int, t float64) (float64, *tensor.Tensor, error) {
+func (m *Model) guidancePass(l loop, z *tensor.Tensor, step int, t float64) (loss float64, grad *tensor.Tensor, err error) {
+	// Only the gradient outlives the pass (the loss is read to the host, the
+	// maps and the tape die with it): everything else goes back to the device
+	// cache as it returns.
+	grad = tensor.Scoped(m.Backend, func() *tensor.Tensor {
+		var g *tensor.Tensor
+		loss, g, err = m.guidanceGradient(l, z, step, t)
+		return g
+	})
+	return loss, grad, err
+}
+
+func (m *Model) guidanceGradient(l loop, z *tensor.Tensor, step int, t float64) (float64, *tensor.Tensor, error) {
 	tape := tensor.NewTape()
 	zt := tape.Track(z)
 	maps := map[string]capture{}
