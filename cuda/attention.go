@@ -2,6 +2,9 @@
 
 package cuda
 
+// #include "driver.h"
+import "C"
+
 import (
 	"fmt"
 
@@ -17,35 +20,67 @@ const (
 	attentionTCMaxD = 128
 )
 
+// explicitMinScores: float attention with at least this many scores per
+// batch entry (N·M) goes through matmul, softmax, matmul. On an H100 the
+// CUDA-core fused kernel ran SD 1.5's 64² self-attention (16×4096×4096×40)
+// at 2.9 TFLOP/s, 15 ms, half of a float32 UNet call; cuBLAS's float GEMMs and
+// two passes over the scores take about a fifth of that. Below it (77 text
+// keys, small latents) the fused kernel wins: the scores would cost more
+// traffic than the products.
+//
+// explicitChunkBytes bounds the scores held at once: the batch goes through
+// in chunks of entries whose N·M scores fit (at least one entry).
+var (
+	explicitMinScores  = 1 << 20
+	explicitChunkBytes = 256 << 20
+)
+
 // Attention is a fused flash-style kernel: on tensor cores
 // (kernels/attention_tc.cu) for f16/bf16 heads up to 128 wide, on CUDA cores
-// (kernels/attention.cu) for float and wider heads; heads wider than 256 go
-// through matmul, softmax, matmul.
+// (kernels/attention.cu) for float and wider heads; heads wider than 256, and
+// float attention over many scores (explicitMinScores), go through matmul,
+// softmax, matmul.
 func (b *Backend) Attention(q, k, v tensor.Buffer, p tensor.AttentionParams) tensor.Buffer {
 	qd, kd, vd := dev("attention", q), dev("attention", k), dev("attention", v)
 	d := same("attention", qd, kd, vd)
 	need("attention", qd, p.Batch*p.N*p.D)
 	need("attention", kd, p.Batch*p.M*p.D)
 	need("attention", vd, p.Batch*p.M*p.D)
-	if p.D > attentionMaxD || p.Batch > 65535 {
-		scores := b.MatMul(q, k, tensor.MatMulParams{Batch: p.Batch, M: p.N, N: p.M, K: p.D, TransB: true,
-			BatchStrideA: p.N * p.D, BatchStrideB: p.M * p.D})
-		scaled := b.Affine(scores, p.Scale, 0)
-		b.Free(scores)
-		probs := b.Softmax(scaled, p.Batch*p.N, p.M)
-		b.Free(scaled)
-		out := b.MatMul(probs, v, tensor.MatMulParams{Batch: p.Batch, M: p.N, N: p.D, K: p.M,
-			BatchStrideA: p.N * p.M, BatchStrideB: p.M * p.D})
-		b.Free(probs)
-		return out
-	}
 	out := b.newBuffer(d, p.Batch*p.N*p.D)
-	if d != tensor.Float32 && p.D <= attentionTCMaxD {
+	switch {
+	case p.D > attentionMaxD || p.Batch > 65535 || (d == tensor.Float32 && p.N*p.M >= explicitMinScores):
+		b.attentionExplicit(out, qd, kd, vd, p, d)
+	case d != tensor.Float32 && p.D <= attentionTCMaxD:
 		b.attentionTC(out, qd, kd, vd, p, d)
-	} else {
+	default:
 		b.attentionCore(out, qd, kd, vd, p, d)
 	}
 	return out
+}
+
+// attentionExplicit writes softmax(scale·q·kᵀ)·v into out chunk by chunk of
+// the batch: scores by cuBLAS (or the built-in GEMM), scaled and normalized
+// in place of the next pass's buffer, then the product with v straight into
+// out's slice of the chunk.
+func (b *Backend) attentionExplicit(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
+	per := p.N * p.M * d.Size()
+	chunk := max(1, min(p.Batch, explicitChunkBytes/max(per, 1)))
+	at := func(x *buffer, entry, stride int) C.CUdeviceptr {
+		return x.ptr + C.CUdeviceptr(entry*stride*d.Size())
+	}
+	for b0 := 0; b0 < p.Batch && !b.failed(); b0 += chunk {
+		nb := min(chunk, p.Batch-b0)
+		scores := b.newBuffer(d, nb*p.N*p.M)
+		b.gemm(d, "attention", scores.ptr, at(q, b0, p.N*p.D), at(k, b0, p.M*p.D), tensor.MatMulParams{Batch: nb, M: p.N, N: p.M, K: p.D,
+			TransB: true, BatchStrideA: p.N * p.D, BatchStrideB: p.M * p.D})
+		scaled := b.Affine(scores, p.Scale, 0)
+		b.Free(scores)
+		probs := b.Softmax(scaled, nb*p.N, p.M)
+		b.Free(scaled)
+		b.gemm(d, "attention", at(out, b0, p.N*p.D), dev("attention", probs).ptr, at(v, b0, p.M*p.D), tensor.MatMulParams{Batch: nb, M: p.N, N: p.D, K: p.M,
+			BatchStrideA: p.N * p.M, BatchStrideB: p.M * p.D})
+		b.Free(probs)
+	}
 }
 
 func attentionWhat(p tensor.AttentionParams) string {

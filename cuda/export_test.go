@@ -42,3 +42,12 @@ func Im2col(b tensor.Backend, x tensor.Buffer, p tensor.Conv2dParams) tensor.Buf
 	g.im2col(xd.dtype, col.ptr, xd.ptr, p)
 	return col
 }
+
+// WithExplicitAttention sends attention with at least minScores scores per
+// batch entry through the explicit path, chunkBytes of scores at a time, until
+// the returned function restores the defaults.
+func WithExplicitAttention(minScores, chunkBytes int) (restore func()) {
+	m, c := explicitMinScores, explicitChunkBytes
+	explicitMinScores, explicitChunkBytes = minScores, chunkBytes
+	return func() { explicitMinScores, explicitChunkBytes = m, c }
+}
