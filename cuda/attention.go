@@ -59,9 +59,9 @@ func (b *Backend) Attention(q, k, v tensor.Buffer, p tensor.AttentionParams) ten
 }
 
 // attentionExplicit writes softmax(scale·q·kᵀ)·v into out chunk by chunk of
-// the batch: scores by cuBLAS (or the built-in GEMM), scaled and normalized
-// in place of the next pass's buffer, then the product with v straight into
-// out's slice of the chunk.
+// the batch: scale·q·kᵀ by cuBLAS (alpha = scale), or by the built-in GEMM and
+// a scaling pass, normalized by the softmax kernel, then the product with v
+// straight into out's slice of the chunk.
 func (b *Backend) attentionExplicit(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
 	per := p.N * p.M * d.Size()
 	chunk := max(1, min(p.Batch, explicitChunkBytes/max(per, 1)))
@@ -71,10 +71,16 @@ func (b *Backend) attentionExplicit(out, q, k, v *buffer, p tensor.AttentionPara
 	for b0 := 0; b0 < p.Batch && !b.failed(); b0 += chunk {
 		nb := min(chunk, p.Batch-b0)
 		scores := b.newBuffer(d, nb*p.N*p.M)
-		b.gemm(d, "attention", scores.ptr, at(q, b0, p.N*p.D), at(k, b0, p.M*p.D), tensor.MatMulParams{Batch: nb, M: p.N, N: p.M, K: p.D,
-			TransB: true, BatchStrideA: p.N * p.D, BatchStrideB: p.M * p.D})
-		scaled := b.Affine(scores, p.Scale, 0)
-		b.Free(scores)
+		qk := tensor.MatMulParams{Batch: nb, M: p.N, N: p.M, K: p.D, TransB: true, BatchStrideA: p.N * p.D, BatchStrideB: p.M * p.D}
+		var scaled tensor.Buffer = scores
+		if b.cublas != "" && !b.failed() {
+			// cuBLAS scales in the GEMM's epilogue (alpha): no pass over the scores.
+			b.cublasGemm(d, "attention", scores.ptr, at(q, b0, p.N*p.D), at(k, b0, p.M*p.D), qk, attentionWhat(p), float32(p.Scale))
+		} else {
+			b.gemm(d, "attention", scores.ptr, at(q, b0, p.N*p.D), at(k, b0, p.M*p.D), qk)
+			scaled = b.Affine(scores, p.Scale, 0)
+			b.Free(scores)
+		}
 		probs := b.Softmax(scaled, nb*p.N, p.M)
 		b.Free(scaled)
 		b.gemm(d, "attention", at(out, b0, p.N*p.D), dev("attention", probs).ptr, at(v, b0, p.M*p.D), tensor.MatMulParams{Batch: nb, M: p.N, N: p.D, K: p.M,

@@ -39,18 +39,18 @@ func (b *Backend) gemm(d tensor.DType, op string, out, a, c C.CUdeviceptr, p ten
 		return
 	}
 	if b.cublas != "" {
-		b.cublasGemm(d, op, out, a, c, p, what)
+		b.cublasGemm(d, op, out, a, c, p, what, 1)
 		return
 	}
 	b.kernelGemm(d, op, out, a, c, p, what)
 }
 
-// cublasGemm runs the products through cublasGemmStridedBatchedEx.
-func (b *Backend) cublasGemm(d tensor.DType, op string, out, a, c C.CUdeviceptr, p tensor.MatMulParams, what string) {
+// cublasGemm runs the products, times alpha, through cublasGemmStridedBatchedEx.
+func (b *Backend) cublasGemm(d tensor.DType, op string, out, a, c C.CUdeviceptr, p tensor.MatMulParams, what string, alpha float32) {
 	prof := b.prof.Load()
 	start := prof.begin()
 	st := C.rf_gemm(cublasType[d], cbool(p.TransA), cbool(p.TransB), C.int(p.M), C.int(p.N), C.int(p.K), a, c, out,
-		C.longlong(p.BatchStrideA), C.longlong(p.BatchStrideB), C.longlong(p.M*p.N), C.int(p.Batch), cbool(b.opts.TF32))
+		C.longlong(p.BatchStrideA), C.longlong(p.BatchStrideB), C.longlong(p.M*p.N), C.int(p.Batch), cbool(b.opts.TF32), C.float(alpha))
 	if prof != nil {
 		prof.end(start, "cublas gemm "+d.String(), op, float64(p.FLOPs()))
 	}
