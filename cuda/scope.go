@@ -13,6 +13,10 @@ import (
 // the garbage collector finds them: a UNet call at 512² makes a few hundred
 // intermediates, and without this each call took most of them from the
 // driver again (cuMemAlloc) and now and then stopped for a forced collection.
+//
+// A scope records every allocation on the backend, whichever goroutine makes
+// it: like its one stream, the backend serves one computation at a time
+// (the pipelines run their steps in one goroutine).
 type scopes struct {
 	depth int
 	bufs  []*buffer // allocated under the open scopes, innermost last
