@@ -73,11 +73,7 @@ func (b *Backend) attentionExplicit(out, q, k, v *buffer, p tensor.AttentionPara
 		scores := b.newBuffer(d, nb*p.N*p.M)
 		qk := tensor.MatMulParams{Batch: nb, M: p.N, N: p.M, K: p.D, TransB: true, BatchStrideA: p.N * p.D, BatchStrideB: p.M * p.D}
 		var scaled tensor.Buffer = scores
-		if b.cublas != "" && !b.failed() {
-			// cuBLAS scales in the GEMM's epilogue (alpha): no pass over the scores.
-			b.cublasGemm(d, "attention", scores.ptr, at(q, b0, p.N*p.D), at(k, b0, p.M*p.D), qk, attentionWhat(p), float32(p.Scale))
-		} else {
-			b.gemm(d, "attention", scores.ptr, at(q, b0, p.N*p.D), at(k, b0, p.M*p.D), qk)
+		if !b.scaledGemm(d, "attention", scores.ptr, at(q, b0, p.N*p.D), at(k, b0, p.M*p.D), qk, float32(p.Scale)) {
 			scaled = b.Affine(scores, p.Scale, 0)
 			b.Free(scores)
 		}

@@ -30,19 +30,28 @@ var cublasType = map[tensor.DType]C.int{tensor.Float32: 0, tensor.Float16: 2, te
 // else the kernels of gemm.cu; op names the caller in profiles. Batch
 // strides are in elements.
 func (b *Backend) gemm(d tensor.DType, op string, out, a, c C.CUdeviceptr, p tensor.MatMulParams) {
+	b.scaledGemm(d, op, out, a, c, p, 1)
+}
+
+// scaledGemm is gemm writing alpha times the products where it can: cuBLAS
+// scales in its epilogue, the kernels of gemm.cu do not. It reports whether
+// out holds the scaled products (or nothing was to be done); when false, out
+// holds the plain products and the caller scales them.
+func (b *Backend) scaledGemm(d tensor.DType, op string, out, a, c C.CUdeviceptr, p tensor.MatMulParams, alpha float32) (scaled bool) {
 	if b.failed() || p.Batch == 0 || p.M == 0 || p.N == 0 {
-		return
+		return true
 	}
 	what := fmt.Sprintf("%d×[%d×%d]·[%d×%d] %s (transA %v, transB %v)", p.Batch, p.M, p.K, p.K, p.N, d, p.TransA, p.TransB)
 	if p.K == 0 {
 		b.fail(fmt.Errorf("cuda: matmul %s: empty inner dimension: %w", what, tensor.ErrUnsupported))
-		return
+		return true
 	}
 	if b.cublas != "" {
-		b.cublasGemm(d, op, out, a, c, p, what, 1)
-		return
+		b.cublasGemm(d, op, out, a, c, p, what, alpha)
+		return true
 	}
 	b.kernelGemm(d, op, out, a, c, p, what)
+	return alpha == 1
 }
 
 // cublasGemm runs the products, times alpha, through cublasGemmStridedBatchedEx.
