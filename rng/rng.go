@@ -56,15 +56,25 @@ func (g *Torch) uniform32() float32 {
 }
 
 // Randn returns n standard normal float32 values as torch.randn(n) on the CPU
-// does: n uniforms first, then Box-Muller over blocks of 16 (the first 8 values of
-// a block pair with the last 8); when n is not a multiple of 16, the last 16
-// values are drawn again from fresh uniforms. Fewer than 16 values take torch's
-// scalar path, which this does not reproduce; callers ask for latents (≥ 16).
+// does. From 16 values on: n uniforms first, then Box-Muller over blocks of 16
+// (the first 8 values of a block pair with the last 8); when n is not a
+// multiple of 16, the last 16 values are drawn again from fresh uniforms.
+// Below 16 values torch takes its scalar path instead (normalScalar).
 func (g *Torch) Randn(n int) []float32 {
-	if n < 16 {
-		panic("rng: Randn needs at least 16 values (torch uses another algorithm below that)")
-	}
 	data := make([]float32, n)
+	if n < 16 {
+		var cached float64
+		for i := range data {
+			if i%2 == 1 {
+				data[i] = float32(cached)
+				continue
+			}
+			var v float64
+			v, cached = g.normalPair()
+			data[i] = float32(v)
+		}
+		return data
+	}
 	for i := range data {
 		data[i] = g.uniform32()
 	}
@@ -79,6 +89,27 @@ func (g *Torch) Randn(n int) []float32 {
 		boxMuller16(tail)
 	}
 	return data
+}
+
+// uniform64 is at::uniform_real_distribution<double>(0, 1): the low 53 bits of
+// random64(), which joins two outputs as (first << 32) | second.
+func (g *Torch) uniform64() float64 {
+	hi := uint64(g.Uint32())
+	lo := uint64(g.Uint32())
+	return float64((hi<<32|lo)&(1<<53-1)) * 0x1p-53
+}
+
+// normalPair is at::normal_distribution<double>'s draw when nothing is cached
+// (a small tensor's values come from it one at a time, in double precision,
+// each cast to float32): r·cos θ, and r·sin θ, which the generator keeps for
+// the next value. torch 1.13 computes r with log(1 - u2), as here; later
+// releases use log1p(-u2), which differs below float32's precision.
+func (g *Torch) normalPair() (cos, sin float64) {
+	u1 := g.uniform64()
+	u2 := g.uniform64()
+	r := math.Sqrt(-2 * math.Log(1-u2))
+	theta := 2 * math.Pi * u1
+	return r * math.Cos(theta), r * math.Sin(theta)
 }
 
 // boxMuller16 is torch's normal_fill_16 with mean 0 and std 1.

@@ -174,7 +174,39 @@ func New(name string, c Config, steps int) (Scheduler, error) {
 	if steps < 1 || steps > c.NumTrainTimesteps {
 		return nil, fmt.Errorf("sched: %d steps (want 1 to %d)", steps, c.NumTrainTimesteps)
 	}
-	return ctor(c, steps)
+	s, err := ctor(c, steps)
+	if err != nil || inTraining(s, c) {
+		return s, err
+	}
+	// With "leading" spacing the steps_offset pushes the largest timestep of a
+	// long schedule (1000 steps of 1000 with offset 1) past the training
+	// schedule, where there is no ᾱ: diffusers fails there too, with an index error.
+	most := 0
+	for n := steps - 1; n >= 1 && most == 0; n-- {
+		if s, err := ctor(c, n); err == nil && inTraining(s, c) {
+			most = n
+		}
+	}
+	if most == 0 {
+		return nil, fmt.Errorf("sched: %s reaches timestep %g with any number of steps, outside the training schedule's 0..%d: steps_offset %d is too large for num_train_timesteps %d",
+			name, s.Timesteps()[0], c.NumTrainTimesteps-1, c.StepsOffset, c.NumTrainTimesteps)
+	}
+	spacing := ""
+	if c.TimestepSpacing != "" {
+		spacing = fmt.Sprintf("timestep_spacing %q, ", c.TimestepSpacing)
+	}
+	return nil, fmt.Errorf("sched: %s with %d steps reaches timestep %g, outside the training schedule's 0..%d (%ssteps_offset %d): use at most %d steps",
+		name, steps, s.Timesteps()[0], c.NumTrainTimesteps-1, spacing, c.StepsOffset, most)
+}
+
+// inTraining reports whether every timestep of s lies in the training schedule [0, T-1].
+func inTraining(s Scheduler, c Config) bool {
+	for _, t := range s.Timesteps() {
+		if t < 0 || t > float64(c.NumTrainTimesteps-1) {
+			return false
+		}
+	}
+	return true
 }
 
 // spaced returns the timesteps of a schedule with the given spacing, largest
