@@ -37,19 +37,32 @@ type Client struct {
 	CacheDir string // the hub cache: HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub
 	Offline  bool   // HF_HUB_OFFLINE: never touch the network
 	// Verify re-hashes blobs found in the cache (size is always checked).
-	Verify  bool
-	HTTP    *http.Client
-	Retries int
-	Backoff time.Duration
+	Verify bool
+	// EtagTimeout is how long a metadata request (the repository listing, a
+	// file's HEAD) may go without receiving anything, connecting included;
+	// DownloadTimeout is the same for a file's download, which it never
+	// bounds as a whole. 0 is no limit.
+	EtagTimeout, DownloadTimeout time.Duration
+	HTTP                         *http.Client
+	Retries                      int
+	Backoff                      time.Duration
 	// Progress, when set, is called for each file downloaded and returns the
 	// writer that counts its bytes (a progress bar), or nil.
 	Progress func(name string, size int64) io.Writer
 	Log      io.Writer
 }
 
-// FromEnv returns a client configured as the Python tools are.
-func FromEnv() *Client {
+// FromEnv returns a client configured as the Python tools are. A malformed
+// HF_HUB_ETAG_TIMEOUT or HF_HUB_DOWNLOAD_TIMEOUT is an error naming it.
+func FromEnv() (*Client, error) {
 	c := &Client{Endpoint: "https://huggingface.co", Retries: 5, Backoff: time.Second, HTTP: &http.Client{}}
+	var err error
+	if c.EtagTimeout, err = envSeconds("HF_HUB_ETAG_TIMEOUT", DefaultEtagTimeout); err != nil {
+		return nil, err
+	}
+	if c.DownloadTimeout, err = envSeconds("HF_HUB_DOWNLOAD_TIMEOUT", DefaultDownloadTimeout); err != nil {
+		return nil, err
+	}
 	if e := os.Getenv("HF_ENDPOINT"); e != "" {
 		c.Endpoint = strings.TrimRight(e, "/")
 	}
@@ -70,7 +83,7 @@ func FromEnv() *Client {
 	case "1", "true", "yes", "on":
 		c.Offline = true
 	}
-	return c
+	return c, nil
 }
 
 func (c *Client) logf(format string, args ...any) {
@@ -86,16 +99,21 @@ func (c *Client) repoDir(repo string) string {
 
 var commitPattern = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
-// cachedCommit is the commit the cache records for a revision.
-func (c *Client) cachedCommit(ref Ref) (string, bool) {
-	if commitPattern.MatchString(ref.Revision) {
-		return ref.Revision, true
+// snapshotDir is the cached snapshot of ref's revision: the commit refs/<revision>
+// records, or the revision itself when it is a commit. ok is false when the
+// cache has no such folder.
+func (c *Client) snapshotDir(ref Ref) (dir string, ok bool) {
+	commit := ref.Revision
+	if !commitPattern.MatchString(commit) {
+		raw, err := os.ReadFile(filepath.Join(c.repoDir(ref.Repo), "refs", ref.Revision))
+		if err != nil {
+			return "", false
+		}
+		commit = strings.TrimSpace(string(raw))
 	}
-	raw, err := os.ReadFile(filepath.Join(c.repoDir(ref.Repo), "refs", ref.Revision))
-	if err != nil {
-		return "", false
-	}
-	return strings.TrimSpace(string(raw)), true
+	dir = filepath.Join(c.repoDir(ref.Repo), "snapshots", commit)
+	fi, err := os.Stat(dir)
+	return dir, err == nil && fi.IsDir()
 }
 
 // Files is the resolution of a reference: the snapshot folder and the files in it.
@@ -108,16 +126,56 @@ type Files struct {
 // snapshot: for a single file, that file; for a repository, what a Stable
 // Diffusion pipeline reads (see Select), with fp16 weight files when preferFP16
 // and the repository has them.
+//
+// When the Hub cannot be reached (network errors, timeouts, 429, 5xx), the
+// snapshot the cache has for ref's revision is used instead, with a warning on
+// Log, as huggingface_hub does.
 func (c *Client) Resolve(ctx context.Context, ref Ref, preferFP16 bool) (Files, error) {
 	if c.Offline {
-		return c.resolveOffline(ref, preferFP16)
+		return c.fromCache(ref, preferFP16, fmt.Sprintf("run `rfnet-native download %s` on a machine with internet, or unset HF_HUB_OFFLINE", ref))
 	}
+	// With the whole snapshot cached, a Hub that is down should cost one
+	// request, not the retries' half minute. With part of it cached, only the
+	// Hub can supply the rest, so it gets every retry.
+	first := c.Retries
+	if _, err := c.cachedSnapshot(ref, preferFP16, ""); err == nil {
+		first = 0
+	}
+	files, err := c.resolveOnline(ctx, ref, preferFP16, first)
+	// Only a Hub that could not be reached gives way to the cache. An answer
+	// does not: 401/403 says the token lost access (or the license is not
+	// accepted) and 404 that the repository or revision is gone, which serving
+	// the cache would hide. huggingface_hub falls back on those too (all but a
+	// missing revision); here HF_HUB_OFFLINE=1 is the way to use the cache anyway.
+	var down *unreachableError
+	if _, cached := c.snapshotDir(ref); !cached || !errors.As(err, &down) {
+		return files, err
+	}
+	host := c.Endpoint
+	if u, err := url.Parse(c.Endpoint); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	files, err = c.fromCache(ref, preferFP16, fmt.Sprintf("%s is unreachable (%v): run `rfnet-native download %s` once it is back, or set HF_HUB_OFFLINE=1 to use the cache without asking the Hub",
+		host, down.last, ref))
+	if err != nil {
+		return Files{}, err
+	}
+	c.logf("%s unreachable (%v); using the cached snapshot %s of %s@%s", host, down.last, filepath.Base(files.Dir), ref.Repo, ref.Revision)
+	return files, nil
+}
+
+// resolveOnline is Resolve with the Hub. Its first request (the repository
+// listing, or a single file's HEAD) is retried first times, the others
+// Retries times.
+func (c *Client) resolveOnline(ctx context.Context, ref Ref, preferFP16 bool, first int) (Files, error) {
 	var paths []string
 	commit := ""
+	headRetries := c.Retries
 	if ref.File != "" {
 		paths = []string{ref.File}
+		headRetries = first
 	} else {
-		info, err := c.repoInfo(ctx, ref)
+		info, err := c.repoInfo(ctx, ref, first)
 		if err != nil {
 			return Files{}, err
 		}
@@ -131,7 +189,7 @@ func (c *Client) Resolve(ctx context.Context, ref Ref, preferFP16 bool) (Files, 
 		}
 	}
 	for _, p := range paths {
-		cm, err := c.fetch(ctx, ref, p)
+		cm, err := c.fetch(ctx, ref, p, headRetries)
 		if err != nil {
 			return Files{}, err
 		}
@@ -151,14 +209,34 @@ func (c *Client) Resolve(ctx context.Context, ref Ref, preferFP16 bool) (Files, 
 	return Files{Dir: filepath.Join(c.repoDir(ref.Repo), "snapshots", commit), Paths: paths}, nil
 }
 
-// resolveOffline uses the cache alone.
-func (c *Client) resolveOffline(ref Ref, preferFP16 bool) (Files, error) {
-	commit, ok := c.cachedCommit(ref)
-	if !ok {
-		return Files{}, fmt.Errorf("hub: %s: %w (no %s in %s); download it first with `rfnet-native download %s` on a machine with internet, or unset HF_HUB_OFFLINE",
-			ref, ErrOffline, filepath.Join("refs", ref.Revision), c.repoDir(ref.Repo), ref)
+// fromCache resolves ref from the cache alone (HF_HUB_OFFLINE, or a Hub that
+// cannot be reached), verifying the blobs when Verify is set. Every error ends
+// with hint: what to do.
+func (c *Client) fromCache(ref Ref, preferFP16 bool, hint string) (Files, error) {
+	files, err := c.cachedSnapshot(ref, preferFP16, hint)
+	if err != nil || !c.Verify {
+		return files, err
 	}
-	dir := filepath.Join(c.repoDir(ref.Repo), "snapshots", commit)
+	for _, p := range files.Paths {
+		target, _ := filepath.EvalSymlinks(filepath.Join(files.Dir, p))
+		fi, err := os.Stat(target)
+		if err == nil {
+			err = verifyBlob(target, filepath.Base(target), fi.Size())
+		}
+		if err != nil {
+			return Files{}, fmt.Errorf("hub: %s: %s: %w; the cached copy cannot be fetched again now: %s", ref, p, err, hint)
+		}
+	}
+	return files, nil
+}
+
+// cachedSnapshot finds ref's files in its cached snapshot, checking only that
+// they are there.
+func (c *Client) cachedSnapshot(ref Ref, preferFP16 bool, hint string) (Files, error) {
+	dir, ok := c.snapshotDir(ref)
+	if !ok {
+		return Files{}, fmt.Errorf("hub: %s: %w (no snapshot of %s in %s); %s", ref, ErrOffline, ref.Revision, c.repoDir(ref.Repo), hint)
+	}
 	var paths []string
 	if ref.File != "" {
 		paths = []string{ref.File}
@@ -173,19 +251,13 @@ func (c *Client) resolveOffline(ref Ref, preferFP16 bool) (Files, error) {
 		})
 		var err error
 		if paths, err = Select(names, preferFP16); err != nil {
-			return Files{}, fmt.Errorf("hub: %s: %w: %v (offline: only the cached snapshot %s was searched; run `rfnet-native download %s` with internet)", ref, ErrOffline, err, dir, ref)
+			return Files{}, fmt.Errorf("hub: %s: %w: %v (only the cached snapshot %s was searched); %s", ref, ErrOffline, err, dir, hint)
 		}
 	}
 	for _, p := range paths {
 		fi, err := os.Stat(filepath.Join(dir, p))
 		if err != nil || fi.IsDir() {
-			return Files{}, fmt.Errorf("hub: %s: %w: %s is missing from %s; run `rfnet-native download %s` with internet, or unset HF_HUB_OFFLINE", ref, ErrOffline, p, dir, ref)
-		}
-		if c.Verify {
-			target, _ := filepath.EvalSymlinks(filepath.Join(dir, p))
-			if err := verifyBlob(target, filepath.Base(target), fi.Size()); err != nil {
-				return Files{}, fmt.Errorf("hub: %s: %s: %w (offline: cannot fetch it again)", ref, p, err)
-			}
+			return Files{}, fmt.Errorf("hub: %s: %w: %s is missing from %s; %s", ref, ErrOffline, p, dir, hint)
 		}
 	}
 	return Files{Dir: dir, Paths: paths}, nil
@@ -236,11 +308,11 @@ type repoInfo struct {
 	} `json:"siblings"`
 }
 
-func (c *Client) repoInfo(ctx context.Context, ref Ref) (*repoInfo, error) {
+func (c *Client) repoInfo(ctx context.Context, ref Ref, retries int) (*repoInfo, error) {
 	u := fmt.Sprintf("%s/api/models/%s/revision/%s", c.Endpoint, ref.Repo, url.PathEscape(ref.Revision))
 	var info repoInfo
-	err := c.retry(ctx, ref.String(), func() error {
-		resp, err := c.do(ctx, http.MethodGet, u, nil, true)
+	err := c.retry(ctx, ref.String(), retries, func() error {
+		resp, err := c.do(ctx, http.MethodGet, u, nil, true, c.etagTimeout())
 		if err != nil {
 			return err
 		}
@@ -267,11 +339,11 @@ type meta struct {
 
 // head asks the resolve endpoint about a file without following the CDN
 // redirect (its headers carry the commit, the linked ETag and size).
-func (c *Client) head(ctx context.Context, ref Ref, path string) (meta, error) {
+func (c *Client) head(ctx context.Context, ref Ref, path string, retries int) (meta, error) {
 	u := fmt.Sprintf("%s/%s/resolve/%s/%s", c.Endpoint, ref.Repo, url.PathEscape(ref.Revision), path)
 	var m meta
-	err := c.retry(ctx, ref.String()+" "+path, func() error {
-		resp, err := c.do(ctx, http.MethodHead, u, nil, false)
+	err := c.retry(ctx, ref.String()+" "+path, retries, func() error {
+		resp, err := c.do(ctx, http.MethodHead, u, nil, false, c.etagTimeout())
 		if err != nil {
 			return err
 		}
@@ -308,9 +380,9 @@ func (c *Client) head(ctx context.Context, ref Ref, path string) (meta, error) {
 }
 
 // fetch makes one file of ref available in the cache and links it into its
-// snapshot; it returns the commit.
-func (c *Client) fetch(ctx context.Context, ref Ref, path string) (string, error) {
-	m, err := c.head(ctx, ref, path)
+// snapshot; it returns the commit. Its HEAD is retried headRetries times.
+func (c *Client) fetch(ctx context.Context, ref Ref, path string, headRetries int) (string, error) {
+	m, err := c.head(ctx, ref, path, headRetries)
 	if err != nil {
 		return "", err
 	}
@@ -349,7 +421,8 @@ func (c *Client) fetch(ctx context.Context, ref Ref, path string) (string, error
 }
 
 // download fetches a file into blob: resumed from blob.incomplete with an HTTP
-// range, verified, then renamed into place.
+// range (after a cut connection or a stall: what arrived stays there),
+// verified, then renamed into place.
 func (c *Client) download(ctx context.Context, ref Ref, path string, m meta, blob string) error {
 	if err := os.MkdirAll(filepath.Dir(blob), 0o755); err != nil {
 		return fmt.Errorf("hub: %w", err)
@@ -359,7 +432,7 @@ func (c *Client) download(ctx context.Context, ref Ref, path string, m meta, blo
 	if c.Progress != nil {
 		counter = c.Progress(path, m.size)
 	}
-	err := c.retry(ctx, ref.String()+" "+path, func() error {
+	err := c.retry(ctx, ref.String()+" "+path, c.Retries, func() error {
 		f, err := os.OpenFile(part, os.O_CREATE|os.O_WRONLY, 0o644)
 		if err != nil {
 			return permanent(fmt.Errorf("hub: %w", err))
@@ -377,7 +450,7 @@ func (c *Client) download(ctx context.Context, ref Ref, path string, m meta, blo
 		if have > 0 {
 			hdr.Set("Range", fmt.Sprintf("bytes=%d-", have))
 		}
-		resp, err := c.do(ctx, http.MethodGet, m.location, hdr, true)
+		resp, err := c.do(ctx, http.MethodGet, m.location, hdr, true, c.downloadTimeout())
 		if err != nil {
 			return err
 		}
@@ -462,10 +535,14 @@ func verifyBlob(path, etag string, size int64) error {
 	return nil
 }
 
-// do sends a request with the token and, when follow is false, without following redirects.
-func (c *Client) do(ctx context.Context, method, u string, hdr http.Header, follow bool) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+// do sends a request with the token and, when follow is false, without
+// following redirects. The request ends with a timeoutError when nothing
+// arrives for t's limit (see idleTimer); closing the body releases its timer.
+func (c *Client) do(ctx context.Context, method, u string, hdr http.Header, follow bool, t timeout) (*http.Response, error) {
+	timer := startIdleTimer(ctx, method, u, t)
+	req, err := http.NewRequestWithContext(timer.ctx, method, u, nil)
 	if err != nil {
+		timer.stop()
 		return nil, permanent(err)
 	}
 	for k, v := range hdr {
@@ -479,7 +556,14 @@ func (c *Client) do(ctx context.Context, method, u string, hdr http.Header, foll
 	if !follow {
 		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	}
-	return client.Do(req)
+	resp, err := client.Do(req)
+	if err != nil {
+		timer.stop()
+		return nil, timer.explain(err)
+	}
+	timer.progress() // the headers arrived
+	resp.Body = &idleBody{resp.Body, timer}
+	return resp, nil
 }
 
 func sameHost(a, b string) bool {
@@ -525,9 +609,24 @@ func (p permanentError) Unwrap() error { return p.error }
 
 func permanent(err error) error { return permanentError{err} }
 
-// retry runs f until it succeeds, fails permanently, or the retries run out,
-// waiting Backoff, then twice as long, ...
-func (c *Client) retry(ctx context.Context, what string, f func() error) error {
+// unreachableError is what retry returns when every try failed in a way that
+// may pass (a network error, a timeout, 429, 5xx, a cut answer): for Resolve,
+// the Hub cannot be reached.
+type unreachableError struct {
+	what  string
+	tries int
+	last  error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("hub: %s: giving up after %d tries: %v", e.what, e.tries, e.last)
+}
+
+func (e *unreachableError) Unwrap() error { return e.last }
+
+// retry runs f until it succeeds, fails permanently, or the retries run out
+// (an unreachableError), waiting Backoff, then twice as long, ...
+func (c *Client) retry(ctx context.Context, what string, retries int, f func() error) error {
 	wait := c.Backoff
 	for try := 0; ; try++ {
 		err := f()
@@ -538,8 +637,8 @@ func (c *Client) retry(ctx context.Context, what string, f func() error) error {
 			}
 			return err
 		}
-		if try >= c.Retries {
-			return fmt.Errorf("hub: %s: giving up after %d tries: %w", what, try+1, err)
+		if try >= retries {
+			return &unreachableError{what, try + 1, err}
 		}
 		c.logf("%s: %v; retrying in %s", what, err, wait)
 		select {

@@ -34,7 +34,10 @@ func tinyRepo(t *testing.T) *fakehub.Repo {
 }
 
 func testClient(t *testing.T, s *fakehub.Server) *Client {
-	c := FromEnv()
+	c, err := FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.Endpoint, c.CacheDir, c.Token, c.Offline = s.URL, t.TempDir(), "", false
 	c.Backoff, c.Retries = time.Millisecond, 3
 	return c

@@ -2,6 +2,17 @@
 // API, the resolve endpoint with the Hub's headers (X-Repo-Commit, ETag,
 // X-Linked-Etag, X-Linked-Size, redirects of large files to a CDN path with
 // range support), gated repositories and error codes.
+//
+// Knobs on Server make it misbehave the ways a real Hub or CDN does; set them
+// between requests:
+//   - CutAfter: the next large-file body hangs up after that many bytes (once).
+//   - StallAfter: large-file bodies stop sending at that byte of the file and
+//     keep the connection open (a request that starts past it gets the headers
+//     only); StallOnce limits that to the next body.
+//   - Stall: requests whose "METHOD /path" starts with it get no answer at all.
+//   - Status: every request is answered with that HTTP status (429, 503, ...).
+//
+// A stalled request waits until the client gives up or the server closes.
 package fakehub
 
 import (
@@ -37,13 +48,39 @@ type Server struct {
 	Log []string
 	// CutAfter, when > 0, makes the next large-file body stop after that many bytes (once).
 	CutAfter int
+	// StallAfter, when > 0, makes large-file bodies stall at that offset of
+	// the file; with StallOnce only the next one does.
+	StallAfter int
+	StallOnce  bool
+	// Stall, when set, is a prefix of "METHOD /path" that gets no answer.
+	Stall string
+	// Status, when set, answers every request.
+	Status int
+
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 // New starts a Hub serving repos (keyed "org/name").
 func New(repos map[string]*Repo) *Server {
-	s := &Server{repos: repos}
+	s := &Server{repos: repos, closed: make(chan struct{})}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
+}
+
+// Close releases the stalled requests, then shuts the server down (it waits
+// for every request to end); a closed server refuses connections.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closed) })
+	s.Server.Close()
+}
+
+// hang holds a request open until the client gives up or the server closes.
+func (s *Server) hang(r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-s.closed:
+	}
 }
 
 // IsLFS: the Hub stores weights with git LFS; they are redirected to the CDN.
@@ -75,7 +112,16 @@ func (s *Server) Requests() []string {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.Log = append(s.Log, strings.TrimSpace(r.Method+" "+r.URL.Path+" "+r.Header.Get("Range")))
+	stall, status := s.Stall != "" && strings.HasPrefix(r.Method+" "+r.URL.Path, s.Stall), s.Status
 	s.mu.Unlock()
+	if stall {
+		s.hang(r)
+		return
+	}
+	if status != 0 {
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
 	path := strings.TrimPrefix(r.URL.Path, "/")
 	if sha, ok := strings.CutPrefix(path, "lfs/"); ok {
 		s.serveLFS(w, r, sha)
@@ -148,9 +194,16 @@ func (s *Server) serveLFS(w http.ResponseWriter, r *http.Request, sha string) {
 				continue
 			}
 			s.mu.Lock()
-			cut := s.CutAfter
+			cut, stallAt := s.CutAfter, s.StallAfter
 			s.CutAfter = 0
+			if s.StallOnce {
+				s.StallAfter = 0
+			}
 			s.mu.Unlock()
+			if stallAt > 0 && r.Method == http.MethodGet {
+				s.stallBody(w, r, data, stallAt)
+				return
+			}
 			if cut > 0 && r.Method == http.MethodGet {
 				// A connection that dies mid-file: send the first bytes, then hang up.
 				w.Header().Set("Content-Length", fmt.Sprint(len(data)))
@@ -168,4 +221,21 @@ func (s *Server) serveLFS(w http.ResponseWriter, r *http.Request, sha string) {
 		}
 	}
 	http.NotFound(w, r)
+}
+
+// stallBody answers a GET of data (from its Range, if any) with the bytes
+// before offset at, then sends nothing more while keeping the connection open.
+func (s *Server) stallBody(w http.ResponseWriter, r *http.Request, data []byte, at int) {
+	start := 0
+	fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-", &start)
+	w.Header().Set("Content-Length", fmt.Sprint(len(data)-start))
+	if start > 0 {
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, len(data)-1, len(data)))
+		w.WriteHeader(http.StatusPartialContent)
+	}
+	if start < at {
+		w.Write(data[start:at])
+	}
+	w.(http.Flusher).Flush()
+	s.hang(r)
 }
