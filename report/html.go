@@ -18,39 +18,55 @@ import (
 	"github.com/rfnet/rfnet-native/rfbench"
 )
 
-// Write renders the report of the run folder run into path.
+// Write renders the report of the run folder run into path. Files that fail
+// their check (see rfbench.Check) are left out and listed in the report.
 func Write(run, path string) error {
 	info, err := rfbench.ReadRun(run)
 	if err != nil {
 		return err
 	}
-	metas, err := rfbench.LoadMetas(run)
+	metas, skipped, err := rfbench.LoadMetas(run)
 	if err != nil {
 		return err
 	}
 	results := map[string]map[string]rfbench.EvalResult{}
 	entries, _ := os.ReadDir(filepath.Join(run, "eval"))
 	for _, e := range entries {
-		if e.IsDir() {
-			if results[e.Name()], err = rfbench.LoadResults(run, e.Name()); err != nil {
-				return err
+		if !e.IsDir() {
+			continue
+		}
+		rs, broken, err := rfbench.LoadResults(run, e.Name())
+		if err != nil {
+			return err
+		}
+		skipped = append(skipped, broken...)
+		for _, m := range metas {
+			if r, ok := rs[key(m)]; ok && !r.Of(m) {
+				delete(rs, key(m))
+				skipped = append(skipped, fmt.Sprintf("eval/%s/%s.json: judged an earlier image of the item (run eval again)", e.Name(), key(m)))
 			}
 		}
+		results[e.Name()] = rs
 	}
 	var buf bytes.Buffer
-	if err := page.Execute(&buf, build(run, info, metas, results)); err != nil {
+	if err := page.Execute(&buf, build(run, info, metas, results, skipped)); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	return atomicfile.WriteBytes(path, buf.Bytes())
 }
 
+// maxSkipped is how many skipped files the report names; it counts the rest.
+const maxSkipped = 20
+
 type view struct {
-	Run        rfbench.Run
-	Table      *Table
-	Rows       []row
-	Methods    []string
-	Columns    []column
-	ImageCount int
+	Run         rfbench.Run
+	Table       *Table
+	Rows        []row
+	Methods     []string
+	Columns     []column
+	ImageCount  int
+	Skipped     []string // the first maxSkipped, as "path: why"
+	SkippedMore int
 }
 
 type column struct{ Key, Label string }
@@ -81,9 +97,10 @@ type scoreView struct {
 
 var boxColors = []string{"#e6194b", "#3cb44b", "#0082c8", "#f58231", "#911eb4", "#46f0f0"}
 
-func build(run string, info rfbench.Run, metas []rfbench.Meta, results map[string]map[string]rfbench.EvalResult) view {
+func build(run string, info rfbench.Run, metas []rfbench.Meta, results map[string]map[string]rfbench.EvalResult, skipped []string) view {
 	methods := info.Methods
 	v := view{Run: info, Methods: methods, Table: Score(metas, results, methods), ImageCount: len(metas)}
+	v.Skipped, v.SkippedMore = skipped[:min(len(skipped), maxSkipped)], max(0, len(skipped)-maxSkipped)
 	v.Columns = []column{{"ra", "R&A"}, {"ci", "C&I"}, {"avg", "Avg"}}
 	type rowKey struct {
 		id   string

@@ -21,6 +21,11 @@ th { background: #f3f3f3; } td.name, th.name { text-align: left; }
 <p>{{.ImageCount}} images; methods: {{range $i, $m := .Methods}}{{if $i}}, {{end}}{{$m}}{{end}}; seeds: {{.Run.Seeds}};
 model: {{index .Run.Model "model_type"}} ({{index .Run.Model "weights"}}); {{.Run.Config.Steps}} steps at {{.Run.Config.Width}}×{{.Run.Config.Height}}.</p>
 
+{{if .Skipped}}<h2>Skipped items</h2>
+<p>These files failed their check and are left out of the scores and the images. <code>rfnet-native bench</code> with the run's settings generates broken images again; <code>rfnet-native eval</code> judges them again.</p>
+<ul id="skipped">{{range .Skipped}}<li><code>{{.}}</code></li>
+{{end}}</ul>{{if .SkippedMore}}<p>… and {{.SkippedMore}} more.</p>{{end}}{{end}}
+
 <h2>Scores</h2>
 <p>R&amp;A and C&amp;I average the items of each area; Avg pools every item (not the mean of the two areas). Counts: scored / generated, failed judgements in brackets.</p>
 {{$t := .Table}}{{$cols := .Columns}}{{if not $t.Judges}}<p><b>No judge results yet:</b> run <code>rfnet-native eval --run DIR --judge gpt4score</code> (and <code>--judge gpt4clip</code>).</p>{{end}}

@@ -7,5 +7,9 @@
 // report (package report) read what it writes.
 //
 // A run folder holds bench.json (what was run), plans/<id>.json, and
-// images/<method>/<id>-s<seed>.png with a .json metadata file beside each.
+// images/<method>/<id>-s<seed>.png with a .json metadata file (the sidecar)
+// beside each. The sidecar is written last and records the image's size and
+// SHA-256; Check is the one place that decides whether an item is finished
+// and intact. While bench runs, locks/ holds one file per process and an item
+// being made has a .claim file beside its image (see Lock).
 package rfbench

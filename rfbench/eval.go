@@ -2,7 +2,6 @@ package rfbench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -22,7 +21,8 @@ type EvalResult struct {
 	Method      string   `json:"method"`
 	Seed        int      `json:"seed"`
 	Judge       string   `json:"judge"`
-	Status      string   `json:"status"` // ok or failed
+	ImageSHA256 string   `json:"image_sha256"` // the image judged, as its sidecar records it
+	Status      string   `json:"status"`       // ok or failed
 	Score       *float64 `json:"score,omitempty"`
 	Explanation string   `json:"explanation,omitempty"`
 	Description string   `json:"description,omitempty"`
@@ -32,19 +32,33 @@ type EvalResult struct {
 // Key is the item key of the result.
 func (r EvalResult) Key() string { return fmt.Sprintf("%s/%s-s%d", r.Method, r.ID, r.Seed) }
 
-// LoadMetas reads the metadata of every finished image of a run, sorted by key.
-func LoadMetas(run string) ([]Meta, error) {
-	var out []Meta
-	err := eachJSON(filepath.Join(run, "images"), false, func(m Meta) {
-		if _, err := os.Stat(filepath.Join(run, m.Image)); err == nil {
-			out = append(out, m)
+// Of reports whether r judged the image m describes, and not an earlier image
+// of the same item that bench has since generated again.
+func (r EvalResult) Of(m Meta) bool { return r.Key() == metaKey(m) && r.ImageSHA256 == m.ImageSHA256 }
+
+// LoadMetas reads the metadata of every finished and intact item of a run,
+// sorted by key, and lists the sidecars that fail Check, each as "path: why".
+func LoadMetas(run string) (metas []Meta, broken []string, err error) {
+	err = filepath.WalkDir(filepath.Join(run, "images"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".json") {
+			return err
 		}
+		rel, err := filepath.Rel(run, p)
+		if err != nil {
+			return err
+		}
+		if m, err := Check(run, filepath.ToSlash(rel)); err != nil {
+			broken = append(broken, err.Error())
+		} else {
+			metas = append(metas, m)
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("rfbench: %s: %w", run, err)
+		return nil, nil, fmt.Errorf("rfbench: %s: %w", run, err)
 	}
-	sort.Slice(out, func(i, j int) bool { return metaKey(out[i]) < metaKey(out[j]) })
-	return out, nil
+	sort.Slice(metas, func(i, j int) bool { return metaKey(metas[i]) < metaKey(metas[j]) })
+	return metas, broken, nil
 }
 
 func metaKey(m Meta) string { return fmt.Sprintf("%s/%s-s%d", m.Method, m.ID, m.Seed) }
@@ -53,20 +67,16 @@ func resultPath(run, judgeName string, m Meta) string {
 	return filepath.Join(run, "eval", judgeName, filepath.FromSlash(metaKey(m))+".json")
 }
 
-// LoadResults reads a judge's results of a run, keyed by item key.
-func LoadResults(run, judgeName string) (map[string]EvalResult, error) {
+// LoadResults reads a judge's results of a run, keyed by item key, and lists
+// the result files that do not decode, each as "path: why" (Evaluate judges
+// their items again). A judge without results has none.
+func LoadResults(run, judgeName string) (map[string]EvalResult, []string, error) {
 	out := map[string]EvalResult{}
-	err := eachJSON(filepath.Join(run, "eval", judgeName), true, func(r EvalResult) { out[r.Key()] = r })
-	return out, err
-}
-
-// eachJSON decodes every .json file below root as a T and hands it to use;
-// a file that does not decode is an error naming it. With missingOK a root
-// that does not exist holds nothing.
-func eachJSON[T any](root string, missingOK bool, use func(T)) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	var broken []string
+	root := filepath.Join(run, "eval", judgeName)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if missingOK && errors.Is(err, fs.ErrNotExist) && p == root {
+			if errors.Is(err, fs.ErrNotExist) && p == root {
 				return filepath.SkipDir
 			}
 			return err
@@ -74,32 +84,32 @@ func eachJSON[T any](root string, missingOK bool, use func(T)) error {
 		if d.IsDir() || !strings.HasSuffix(p, ".json") {
 			return nil
 		}
-		raw, err := os.ReadFile(p)
-		if err != nil {
-			return err
+		var r EvalResult
+		if err := readJSON(p, &r); err != nil {
+			rel, _ := filepath.Rel(run, p)
+			broken = append(broken, fmt.Sprintf("%s: %v", filepath.ToSlash(rel), err))
+			return nil
 		}
-		var v T
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		use(v)
+		out[r.Key()] = r
 		return nil
 	})
+	return out, broken, err
 }
 
 // Evaluate judges every image of a run that has no successful result yet,
 // with up to concurrency requests at a time. A failed item is written as
-// failed (and tried again by the next Evaluate), never as a score.
+// failed (and tried again by the next Evaluate), never as a score. Items that
+// fail Check are not judged; the summary lists them.
 func Evaluate(ctx context.Context, run string, j judge.Judge, concurrency int, progress func(done, total int)) (Summary, error) {
-	metas, err := LoadMetas(run)
+	metas, broken, err := LoadMetas(run)
 	if err != nil {
 		return Summary{}, err
 	}
-	done, _ := LoadResults(run, j.Name())
+	done, _, _ := LoadResults(run, j.Name()) // what cannot be read is judged again
 	var todo []Meta
-	var s Summary
+	s := Summary{Broken: broken}
 	for _, m := range metas {
-		if r, ok := done[metaKey(m)]; ok && r.Status == "ok" {
+		if r, ok := done[metaKey(m)]; ok && r.Status == "ok" && r.Of(m) {
 			s.Skipped++
 			continue
 		}
@@ -149,7 +159,7 @@ func Evaluate(ctx context.Context, run string, j judge.Judge, concurrency int, p
 }
 
 func judgeOne(ctx context.Context, run string, j judge.Judge, m Meta) EvalResult {
-	r := EvalResult{ID: m.ID, Method: m.Method, Seed: m.Seed, Judge: j.Name(), Status: "failed"}
+	r := EvalResult{ID: m.ID, Method: m.Method, Seed: m.Seed, Judge: j.Name(), ImageSHA256: m.ImageSHA256, Status: "failed"}
 	png, err := os.ReadFile(filepath.Join(run, m.Image))
 	if err != nil {
 		r.Error = err.Error()

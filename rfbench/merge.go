@@ -6,13 +6,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/rfnet/rfnet-native/internal/atomicfile"
 )
 
 // Merge combines shard run folders into out: bench.json (the shards must
 // describe the same run), plans, images with their metadata, and judge
-// results. A file already in out is kept. It returns how many files it copied.
+// results; not locks or claims. A file already in out is kept. It returns how
+// many files it copied.
 func Merge(out string, shards []string) (int, error) {
 	var run *Run
 	copied := 0
@@ -44,7 +46,9 @@ func Merge(out string, shards []string) (int, error) {
 					}
 					return err
 				}
-				if d.IsDir() {
+				// A claim belongs to a process working in the shard, and a
+				// hidden file is a write in progress (or left by a killed one).
+				if d.IsDir() || strings.HasSuffix(p, ".claim") || strings.HasPrefix(d.Name(), ".") {
 					return nil
 				}
 				rel, _ := filepath.Rel(dir, p)

@@ -49,6 +49,8 @@ func LoadPrompts(path string) ([]Prompt, error) {
 }
 
 func parsePrompts(path string, data []byte) ([]Prompt, error) {
+	// Spreadsheets and Windows editors start UTF-8 files with a byte order mark.
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	var out []Prompt
 	if strings.HasSuffix(strings.ToLower(path), ".csv") {
 		r := csv.NewReader(bytes.NewReader(data))

@@ -51,6 +51,24 @@ func TestDefaultPrompts(t *testing.T) {
 	}
 }
 
+// A byte order mark, which spreadsheets and Windows editors write, is not part
+// of the first id or column name.
+func TestLoadPromptsBOM(t *testing.T) {
+	for _, c := range []struct{ name, text string }{
+		{"p.jsonl", "\ufeff{\"id\": \"x1\", \"area\": \"a\", \"category\": \"c\", \"prompt\": \"a cat\"}\n"},
+		{"p.csv", "\ufeffid,area,category,prompt\nx1,a,c,a cat\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), c.name)
+			os.WriteFile(path, []byte(c.text), 0o644)
+			ps, err := LoadPrompts(path)
+			if err != nil || len(ps) != 1 || ps[0].ID != "x1" || ps[0].Prompt != "a cat" {
+				t.Fatalf("%v %+v", err, ps)
+			}
+		})
+	}
+}
+
 func TestLoadCSV(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "p.csv")
 	os.WriteFile(path, []byte("prompt,id,category,area\n\"a cat, upside down\",x1,Imaginative scenes,Creativity & Imagination\n"), 0o644)
@@ -146,23 +164,22 @@ func TestResumeAfterKill(t *testing.T) {
 		t.Fatalf("%d files for %d items: %v", len(files), len(items), files)
 	}
 	for _, it := range items {
-		if !Done(out, it) {
-			t.Fatalf("%s missing", it.Key())
-		}
+		finished(t, out, it)
 	}
 	if n := planner.calls.Load(); n != 3 {
 		t.Fatalf("the planner was asked %d times for 3 prompts", n)
 	}
-	metas, err := LoadMetas(out)
-	if err != nil || len(metas) != len(items) {
-		t.Fatalf("%d metadata files, %v", len(metas), err)
+	metas, broken, err := LoadMetas(out)
+	if err != nil || len(metas) != len(items) || len(broken) != 0 {
+		t.Fatalf("%d metadata files, broken %v, %v", len(metas), broken, err)
 	}
 	for _, m := range metas {
 		if (m.Method == "rfnet") != (m.Plan != nil) || m.Model["hash"] != "test" || m.Seconds["total"] <= 0 {
 			t.Fatalf("metadata %+v", m)
 		}
 	}
-	// Merging two halves gives the whole run.
+	// Merging two halves gives the whole run, without the claim of a process
+	// still at work in one of them.
 	a, b := t.TempDir(), t.TempDir()
 	Start(a, Run{PromptsSHA256: "p", Model: map[string]string{"hash": "test"}})
 	Start(b, Run{PromptsSHA256: "p", Model: map[string]string{"hash": "test"}})
@@ -175,13 +192,24 @@ func TestResumeAfterKill(t *testing.T) {
 			os.WriteFile(filepath.Join(dst, f), data, 0o644)
 		}
 	}
+	os.WriteFile(filepath.Join(a, "images", "sd", "p9-s0.claim"), []byte(`{"pid": 1}`), 0o644)
 	merged := t.TempDir()
 	if _, err := Merge(merged, []string{a, b}); err != nil {
 		t.Fatal(err)
 	}
 	for _, it := range items {
-		if !Done(merged, it) {
-			t.Fatalf("merged run lacks %s", it.Key())
-		}
+		finished(t, merged, it)
+	}
+	if _, err := os.Stat(filepath.Join(merged, "images", "sd", "p9-s0.claim")); err == nil {
+		t.Error("merge copied a claim file")
+	}
+}
+
+// finished fails the test unless the item is finished and intact.
+func finished(t *testing.T, out string, it Item) {
+	t.Helper()
+	_, meta := itemPaths(it)
+	if _, err := Check(out, meta); err != nil {
+		t.Fatalf("%s: %v", it.Key(), err)
 	}
 }

@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/rfnet/rfnet-native/llm"
@@ -39,6 +42,8 @@ type Meta struct {
 	Seed          int                `json:"seed"`
 	BgSeed        uint64             `json:"bg_seed"`
 	Image         string             `json:"image"` // relative to the run folder
+	ImageBytes    int64              `json:"image_bytes"`
+	ImageSHA256   string             `json:"image_sha256"` // with ImageBytes, what Check compares
 	Width         int                `json:"width"`
 	Height        int                `json:"height"`
 	Steps         int                `json:"steps"`
@@ -63,8 +68,16 @@ type Runner struct {
 	Progress func(done, total int)
 }
 
-// Summary counts what a Run did.
-type Summary struct{ Generated, Skipped, Failed int }
+// Summary counts what a Run or an Evaluate did.
+type Summary struct {
+	Generated, Skipped, Failed int
+	// Broken lists the items that failed Check, each as "path: why": Run
+	// generates them again (so they count in Generated or Failed too),
+	// Evaluate leaves them out.
+	Broken []string
+	// Busy lists the items Run left to the live process that had claimed them.
+	Busy []string
+}
 
 func (r *Runner) logf(format string, args ...any) {
 	if r.Log != nil {
@@ -72,19 +85,10 @@ func (r *Runner) logf(format string, args ...any) {
 	}
 }
 
-// paths of an item's files, relative to the run folder.
+// paths of an item's files, relative to the run folder, with slashes.
 func itemPaths(it Item) (image, meta string) {
-	base := filepath.Join("images", filepath.FromSlash(it.Key()))
+	base := "images/" + it.Key()
 	return base + ".png", base + ".json"
-}
-
-// Done reports whether an item's image and metadata are both written (the
-// metadata is written last, so it marks a finished item).
-func Done(out string, it Item) bool {
-	img, meta := itemPaths(it)
-	_, err1 := os.Stat(filepath.Join(out, img))
-	_, err2 := os.Stat(filepath.Join(out, meta))
-	return err1 == nil && err2 == nil
 }
 
 // Start writes bench.json, or checks that the run folder's bench.json
@@ -142,30 +146,66 @@ func PromptsHash(prompts []Prompt) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// Run generates every item not done yet. A cancelled context stops it between
-// items; an item that fails is reported and left for the next run.
+// Run generates every item that is not finished and intact (see Check) and
+// not claimed by another live process; a broken one is logged with why. A
+// cancelled context stops it between items; an item that fails is reported
+// and left for the next run.
 func (r *Runner) Run(ctx context.Context, items []Item) (Summary, error) {
 	var s Summary
 	for k, it := range items {
 		if err := ctx.Err(); err != nil {
 			return s, err
 		}
-		if Done(r.Out, it) {
-			s.Skipped++
-		} else if err := r.generate(ctx, it); err != nil {
-			if errors.Is(err, context.Canceled) {
-				return s, err
-			}
-			s.Failed++
-			r.logf("%s failed: %v", it.Key(), err)
-		} else {
-			s.Generated++
+		if err := r.runItem(ctx, it, &s); err != nil {
+			return s, err
 		}
 		if r.Progress != nil {
 			r.Progress(k+1, len(items))
 		}
 	}
 	return s, nil
+}
+
+// runItem does one item and counts the outcome in s; only a cancelled
+// context is returned.
+func (r *Runner) runItem(ctx context.Context, it Item, s *Summary) error {
+	imgRel, metaRel := itemPaths(it)
+	if _, err := Check(r.Out, metaRel); err == nil {
+		s.Skipped++
+		return nil
+	}
+	claimPath := filepath.Join(r.Out, filepath.FromSlash(strings.TrimSuffix(imgRel, ".png")+".claim"))
+	os.MkdirAll(filepath.Dir(claimPath), 0o755) // on error, claim says why
+	release, holder, err := claim(claimPath, r.Log)
+	switch {
+	case err != nil:
+		s.Failed++
+		r.logf("%s failed: %v", it.Key(), err)
+		return nil
+	case holder != nil:
+		s.Busy = append(s.Busy, fmt.Sprintf("%s (pid %d on %s)", it.Key(), holder.PID, holder.Host))
+		return nil
+	}
+	defer release()
+	// Checked again under the claim: another process may have finished the
+	// item between the first check and the claim.
+	if _, err := Check(r.Out, metaRel); err == nil {
+		s.Skipped++
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		s.Broken = append(s.Broken, err.Error())
+		r.logf("%v: generating it again", err)
+	}
+	if err := r.generate(ctx, it); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		s.Failed++
+		r.logf("%s failed: %v", it.Key(), err)
+		return nil
+	}
+	s.Generated++
+	return nil
 }
 
 // plan returns the cached plan of a prompt, asking the planner the first time.
@@ -201,11 +241,20 @@ func (r *Runner) methodConfig(it Item) rfnet.Config {
 	return c
 }
 
-func (r *Runner) generate(ctx context.Context, it Item) error {
+// generate makes one item. A panic in it (a bug deep in the model) becomes
+// the item's error, with where it happened, so that one item cannot stop an
+// unattended run; the files are written atomically and the sidecar last, so
+// an item that panicked never looks finished.
+func (r *Runner) generate(ctx context.Context, it Item) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v%s", p, panicStack())
+		}
+	}()
 	c := r.methodConfig(it)
 	imgRel, metaRel := itemPaths(it)
 	meta := Meta{ID: it.Prompt.ID, Area: it.Prompt.Area, Category: it.Prompt.Category, Prompt: it.Prompt.Prompt,
-		Method: it.Method, Seed: it.Seed, BgSeed: c.BgSeed, Image: filepath.ToSlash(imgRel), Width: c.Width, Height: c.Height,
+		Method: it.Method, Seed: it.Seed, BgSeed: c.BgSeed, Image: imgRel, Width: c.Width, Height: c.Height,
 		Steps: c.Steps, Guidance: c.Guidance, Scheduler: c.Scheduler, Seconds: map[string]float64{}, Model: r.Info}
 	start := time.Now()
 	var image *tensor.Tensor
@@ -236,15 +285,40 @@ func (r *Runner) generate(ctx context.Context, it Item) error {
 		meta.Seconds[k] = d.Seconds()
 	}
 	meta.Seconds["total"] = time.Since(start).Seconds()
-	out := filepath.Join(r.Out, imgRel)
+	out := filepath.Join(r.Out, filepath.FromSlash(imgRel))
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
 	if err := pipeline.WritePNG(out, pipeline.ToRGBA(image), map[string]string{"parameters": params}); err != nil {
 		return err
 	}
-	// The metadata goes last: its presence marks the item finished.
-	return pipeline.WriteJSON(filepath.Join(r.Out, metaRel), meta)
+	// The size and hash of what the disk now holds, which Check compares.
+	if meta.ImageBytes, meta.ImageSHA256, err = hashFile(out); err != nil {
+		return err
+	}
+	// The metadata goes last: with the image's size and hash, it marks the item finished.
+	return pipeline.WriteJSON(filepath.Join(r.Out, filepath.FromSlash(metaRel)), meta)
+}
+
+// panicStack is where a recovered panic happened: the first few frames below
+// the runtime's, one a line. It is called from the deferred function.
+func panicStack() string {
+	pc := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pc[:runtime.Callers(2, pc)])
+	var b strings.Builder
+	below := false
+	for n := 0; n < 5; {
+		f, more := frames.Next()
+		if below && !strings.HasPrefix(f.Function, "runtime.") {
+			fmt.Fprintf(&b, "\n\t%s (%s:%d)", f.Function, filepath.Base(f.File), f.Line)
+			n++
+		}
+		below = below || f.Function == "runtime.gopanic"
+		if !more {
+			break
+		}
+	}
+	return b.String()
 }
 
 // ReadRun reads a run folder's bench.json.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -19,9 +20,15 @@ import (
 )
 
 // interruptible is a context cancelled by Ctrl-C or SIGTERM (a Kubernetes pod
-// being stopped), so runs stop between items.
+// being stopped), so runs stop between items and release what they hold. A
+// second signal kills the process at once.
 func interruptible() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx, stop
 }
 
 func setupBench(fs *pflag.FlagSet) func() error {
@@ -32,14 +39,31 @@ func setupBench(fs *pflag.FlagSet) func() error {
 	prompts := fs.String("prompts", "", "prompt file, JSONL or CSV with id, area, category, prompt (default: the built-in 234-prompt set)")
 	methods := fs.String("methods", "sd,rfnet", "comma-separated: sd, rfnet, rfnet-no-saa, rfnet-no-guidance, rfnet-no-suppression, rfnet-none")
 	seeds := fs.Int("seeds", 1, "images per prompt and method")
-	out := fs.String("out", "bench-run", "run folder (finished images are kept and skipped)")
+	out := fs.String("out", "bench-run", "run folder (finished images are kept and skipped; processes with the same settings share it)")
 	shard := fs.String("shard", "0/1", "run part i of n (0-based), for several machines")
 	limit := fs.Int("limit", 0, "only the first K prompts (0: all)")
 	steps := fs.Int("steps", 0, "denoising steps (default: the RFNet config's, 50)")
-	size := fs.Int("size", 0, "image width and height (default: the RFNet config's, 512)")
+	size := fs.Int("size", 0, "image width and height, a multiple of 8 (default: the RFNet config's, 512)")
 	cfgFile := fs.String("rfnet-config", "", "JSON file of RFNet hyperparameters")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	return func() error {
+		// Everything is checked before the model loads, which takes minutes
+		// for a real checkpoint. Changed tells an explicit 0 from the default.
+		switch {
+		case *out == "":
+			return errors.New("bench: --out is required")
+		case *seeds < 1:
+			return fmt.Errorf("bench: --seeds %d: want at least 1", *seeds)
+		case *limit < 0:
+			return fmt.Errorf("bench: --limit %d: want a number of prompts, or 0 for all", *limit)
+		case fs.Changed("steps") && *steps < 1:
+			return fmt.Errorf("bench: --steps %d: want at least 1", *steps)
+		case fs.Changed("size") && (*size < 8 || *size%8 != 0):
+			return fmt.Errorf("bench: --size %d: want a positive multiple of 8", *size)
+		}
+		if err := checkLLMTransport(lf.timeout, lf.retries, lf.reasoningTokens); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
 		ps := rfbench.DefaultPrompts()
 		source := "built-in"
 		if *prompts != "" {
@@ -60,26 +84,37 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		if err != nil {
 			return err
 		}
-		if *seeds < 1 {
-			return fmt.Errorf("--seeds %d: want at least 1", *seeds)
-		}
 		cfg := rfnet.Default()
 		if *cfgFile != "" {
 			if cfg, err = rfnet.LoadConfig(*cfgFile); err != nil {
 				return err
 			}
 		}
-		if *steps > 0 {
+		if fs.Changed("steps") {
 			cfg.Steps = *steps
 		}
-		if *size > 0 {
+		if fs.Changed("size") {
 			cfg.Width, cfg.Height = *size, *size
 		}
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		// Signals are caught from here on, so that the lock is released.
+		ctx, stop := interruptible()
+		defer stop()
+		release, err := rfbench.Lock(*out, rfbench.Settings{PromptsSHA256: rfbench.PromptsHash(ps), Weights: model.weights, Config: cfg}, os.Stderr)
+		if err != nil {
+			return err
+		}
+		defer release()
 		m, err := model.load()
 		if err != nil {
 			return err
 		}
 		defer m.Close()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		hash, err := m.Hash()
 		if err != nil {
 			return err
@@ -96,10 +131,15 @@ func setupBench(fs *pflag.FlagSet) func() error {
 			r.Progress = func(done, total int) { bar.Set(done) }
 			defer bar.Finish()
 		}
-		ctx, stop := interruptible()
-		defer stop()
 		s, err := r.Run(ctx, items)
-		fmt.Fprintf(os.Stderr, "rfnet-native: bench: shard %d/%d: %d generated, %d already done, %d failed (%s)\n", sh.I, sh.N, s.Generated, s.Skipped, s.Failed, *out)
+		line := fmt.Sprintf("shard %d/%d: %d generated, %d already done, %d failed", sh.I, sh.N, s.Generated, s.Skipped, s.Failed)
+		if len(s.Broken) > 0 {
+			line += fmt.Sprintf(", %d of them broken and made again", len(s.Broken))
+		}
+		if len(s.Busy) > 0 {
+			line += fmt.Sprintf(", %d left to other processes (%s)", len(s.Busy), firstFew(s.Busy))
+		}
+		fmt.Fprintf(os.Stderr, "rfnet-native: bench: %s (%s)\n", line, *out)
 		if err != nil {
 			return err
 		}
@@ -108,6 +148,16 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		}
 		return nil
 	}
+}
+
+// firstFew is a list for a summary line: its first three entries and how
+// many more there are.
+func firstFew(list []string) string {
+	const n = 3
+	if len(list) <= n {
+		return strings.Join(list, "; ")
+	}
+	return fmt.Sprintf("%s; and %d more", strings.Join(list[:n], "; "), len(list)-n)
 }
 
 func setupBenchMerge(fs *pflag.FlagSet) func() error {
@@ -128,21 +178,33 @@ func setupBenchMerge(fs *pflag.FlagSet) func() error {
 func setupEval(fs *pflag.FlagSet) func() error {
 	var model modelFlags
 	model.register(fs)
+	d := llm.DefaultConfig()
 	run := fs.String("run", "", "the benchmark run folder")
 	judgeName := fs.String("judge", "gpt4score", "gpt4score or gpt4clip")
 	judgeModel := fs.String("judge-model", "gpt-4o", "the vision model at the endpoint")
 	baseURL := fs.String("llm-base-url", "", "OpenAI-compatible API base URL (default $OPENAI_BASE_URL)")
 	apiKey := fs.String("llm-api-key", "", "API key (default $OPENAI_API_KEY)")
-	reasoningTokens := fs.Int("llm-reasoning-tokens", llm.DefaultConfig().ReasoningTokens, reasoningTokensUsage)
+	timeout := fs.Duration("llm-timeout", d.Timeout, "timeout of one judge request")
+	retries := fs.Int("llm-retries", d.Retries, "retries of a request that timed out or got 429/5xx (exponential backoff)")
+	reasoningTokens := fs.Int("llm-reasoning-tokens", d.ReasoningTokens, reasoningTokensUsage)
 	concurrency := fs.Int("concurrency", 4, "requests at a time")
 	cache := fs.String("judge-cache", defaultJudgeCache(), "folder of cached judge answers (empty: none)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	return func() error {
-		if *run == "" {
+		switch {
+		case *run == "":
 			return errors.New("eval: --run is required")
+		case *judgeName != "gpt4score" && *judgeName != "gpt4clip":
+			return fmt.Errorf("eval: --judge %q: want gpt4score or gpt4clip", *judgeName)
+		case *concurrency < 1:
+			return fmt.Errorf("eval: --concurrency %d: want at least 1", *concurrency)
 		}
-		c := llm.DefaultConfig()
+		if err := checkLLMTransport(*timeout, *retries, *reasoningTokens); err != nil {
+			return fmt.Errorf("eval: %w", err)
+		}
+		c := d
 		c.Model, c.Log, c.ReasoningTokens = *judgeModel, os.Stderr, *reasoningTokens
+		c.Timeout, c.Retries = *timeout, *retries
 		if *baseURL != "" {
 			c.BaseURL = *baseURL
 		}
@@ -153,19 +215,14 @@ func setupEval(fs *pflag.FlagSet) func() error {
 			return errors.New("eval: no judge endpoint: set OPENAI_API_KEY (or --llm-base-url for a local vision server)")
 		}
 		jc := judge.Config{Chat: c, CacheDir: *cache}
-		var j judge.Judge
-		switch *judgeName {
-		case "gpt4score":
-			j = judge.NewGPT4Score(jc)
-		case "gpt4clip":
+		var j judge.Judge = judge.NewGPT4Score(jc)
+		if *judgeName == "gpt4clip" {
 			m, err := modelForRun(&model, *run)
 			if err != nil {
 				return err
 			}
 			defer m.Close()
 			j = judge.NewGPT4CLIP(jc, m.TextFeature)
-		default:
-			return fmt.Errorf("eval: --judge %q: want gpt4score or gpt4clip", *judgeName)
 		}
 		var progress func(int, int)
 		if !*quiet {
@@ -176,11 +233,25 @@ func setupEval(fs *pflag.FlagSet) func() error {
 		ctx, stop := interruptible()
 		defer stop()
 		s, err := rfbench.Evaluate(ctx, *run, j, *concurrency, progress)
-		fmt.Fprintf(os.Stderr, "rfnet-native: eval %s: %d judged, %d already judged, %d failed\n", *judgeName, s.Generated, s.Skipped, s.Failed)
-		if err == nil && s.Failed > 0 {
-			err = fmt.Errorf("eval: %d items failed (recorded as failed in %s/eval/%s; run eval again to retry them)", s.Failed, *run, *judgeName)
+		line := fmt.Sprintf("%d judged, %d already judged, %d failed", s.Generated, s.Skipped, s.Failed)
+		if len(s.Broken) > 0 {
+			line += fmt.Sprintf(", %d broken and not judged (%s)", len(s.Broken), firstFew(s.Broken))
 		}
-		return err
+		fmt.Fprintf(os.Stderr, "rfnet-native: eval %s: %s\n", *judgeName, line)
+		if err != nil {
+			return err
+		}
+		var problems []string
+		if s.Failed > 0 {
+			problems = append(problems, fmt.Sprintf("%d items failed (recorded as failed in %s/eval/%s; run eval again to retry them)", s.Failed, *run, *judgeName))
+		}
+		if len(s.Broken) > 0 {
+			problems = append(problems, fmt.Sprintf("%d items are broken and were not judged (%s; bench with the run's settings generates them again)", len(s.Broken), firstFew(s.Broken)))
+		}
+		if len(problems) > 0 {
+			return errors.New("eval: " + strings.Join(problems, "; "))
+		}
+		return nil
 	}
 }
 

@@ -1,20 +1,27 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/net/html"
 
 	"github.com/rfnet/rfnet-native/internal/fakeopenai"
 	"github.com/rfnet/rfnet-native/internal/fixtures"
+	"github.com/rfnet/rfnet-native/pipeline/rfnet"
 	"github.com/rfnet/rfnet-native/rfbench"
 )
 
@@ -40,9 +47,9 @@ func TestBenchEvalReport(t *testing.T) {
 	if err := run_(args); err != nil {
 		t.Fatal(err)
 	}
-	metas, _ := rfbench.LoadMetas(run)
-	if len(metas) != 6 {
-		t.Fatalf("%d images", len(metas))
+	metas, broken, _ := rfbench.LoadMetas(run)
+	if len(metas) != 6 || len(broken) != 0 {
+		t.Fatalf("%d images, broken %v", len(metas), broken)
 	}
 
 	var mu sync.Mutex
@@ -78,7 +85,7 @@ func TestBenchEvalReport(t *testing.T) {
 	if err := eval("gpt4score"); err == nil || !strings.Contains(err.Error(), "1 items failed") {
 		t.Fatalf("first eval: %v", err)
 	}
-	res, _ := rfbench.LoadResults(run, "gpt4score")
+	res, _, _ := rfbench.LoadResults(run, "gpt4score")
 	failed := 0
 	for _, r := range res {
 		if r.Status == "failed" {
@@ -184,5 +191,349 @@ func screenshot(t *testing.T, page string) {
 	}
 	if fi, err := os.Stat(png); err != nil || fi.Size() < 10000 {
 		t.Fatalf("screenshot %v %v", fi, err)
+	}
+}
+
+// smallBench is a bench command line on the tiny model: two prompts (written
+// to run + ".prompts.jsonl"), plain SD, 2 steps at 64², no LLM. Flags given in
+// more come last, so they win.
+func smallBench(t *testing.T, run string, more ...string) []string {
+	t.Helper()
+	prompts := run + ".prompts.jsonl"
+	if err := os.WriteFile(prompts, []byte(`{"id": "p1", "area": "Realistic & Analytical", "category": "Scientific and empirical reasoning", "prompt": "a mouse hunting a lion"}
+{"id": "p2", "area": "Creativity & Imagination", "category": "Role reversal or conflict", "prompt": "a cat chased by a mouse"}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return append([]string{"bench", "--weights", fixtures.Path("models", "tiny-sd2"), "--prompts", prompts, "--methods", "sd",
+		"--out", run, "--steps", "2", "--size", "64", "--offline-planner", "--llm-cache", "", "--quiet"}, more...)
+}
+
+// stderrOf runs f with os.Stderr sent to a file and returns what f wrote there.
+func stderrOf(t *testing.T, f func()) string {
+	t.Helper()
+	file, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	saved := os.Stderr
+	os.Stderr = file
+	defer func() { os.Stderr = saved }()
+	f()
+	out, _ := os.ReadFile(file.Name())
+	return string(out)
+}
+
+// A broken item (image or sidecar) is skipped and listed by eval and report,
+// never judged, and made again by the next bench, which says why.
+func TestBenchRedoesBrokenItems(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "run")
+	if err := run_(smallBench(t, base)); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	emptyImages := 0
+	vision := fakeopenai.New(func(n int, r fakeopenai.Request) fakeopenai.Reply {
+		if len(r.Messages) == 2 {
+			if strings.Contains(string(r.Messages[1].Content), `"data:image/png;base64,"`) {
+				mu.Lock()
+				emptyImages++
+				mu.Unlock()
+			}
+			return fakeopenai.Reply{Content: "an animal"}
+		}
+		return fakeopenai.Reply{Content: `{"score": 50, "explanation": "half"}`}
+	})
+	defer vision.Close()
+	const img, meta = "images/sd/p1-s0.png", "images/sd/p1-s0.json"
+	rewrite := func(path string, change func([]byte) []byte) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(path, change(data), 0o644)
+	}
+	for _, c := range []struct {
+		name   string
+		damage func(run string)
+		reason string // in every listing of the item
+	}{
+		{"truncated image", func(run string) {
+			rewrite(filepath.Join(run, img), func(b []byte) []byte { return b[:len(b)/2] })
+		}, img + ": size "},
+		{"empty image", func(run string) {
+			rewrite(filepath.Join(run, img), func([]byte) []byte { return nil })
+		}, img + ": size 0, sidecar says "},
+		{"garbage image", func(run string) {
+			rewrite(filepath.Join(run, img), func(b []byte) []byte { return []byte(strings.Repeat("x", len(b))) })
+		}, img + ": SHA-256 "},
+		{"bit-flipped image", func(run string) {
+			rewrite(filepath.Join(run, img), func(b []byte) []byte { b[len(b)/2] ^= 4; return b })
+		}, img + ": SHA-256 "},
+		{"missing image", func(run string) { os.Remove(filepath.Join(run, img)) }, img + ": missing"},
+		{"broken sidecar", func(run string) {
+			rewrite(filepath.Join(run, meta), func(b []byte) []byte { return b[:len(b)/2] })
+		}, meta + ": unexpected end of JSON input"},
+		{"sidecar of an older version", func(run string) {
+			rewrite(filepath.Join(run, meta), func(b []byte) []byte {
+				var m map[string]any
+				json.Unmarshal(b, &m)
+				delete(m, "image_bytes")
+				delete(m, "image_sha256")
+				b, _ = json.Marshal(m)
+				return b
+			})
+		}, meta + ": records no image size and hash"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			run := filepath.Join(t.TempDir(), "run")
+			if err := os.CopyFS(run, os.DirFS(base)); err != nil {
+				t.Fatal(err)
+			}
+			c.damage(run)
+			err := run_([]string{"eval", "--run", run, "--llm-base-url", vision.BaseURL(), "--llm-api-key", "k", "--judge-cache", "", "--quiet"})
+			if err == nil || !strings.Contains(err.Error(), "1 items are broken") || !strings.Contains(err.Error(), c.reason) {
+				t.Fatalf("eval: %v", err)
+			}
+			res, _, _ := rfbench.LoadResults(run, "gpt4score")
+			if _, judged := res["sd/p1-s0"]; judged || res["sd/p2-s0"].Status != "ok" || emptyImages != 0 {
+				t.Fatalf("results %+v, %d empty images sent", res, emptyImages)
+			}
+			page := filepath.Join(run, "report.html")
+			if err := run_([]string{"report", "--run", run, "--out", page}); err != nil {
+				t.Fatal(err)
+			}
+			if html, _ := os.ReadFile(page); !strings.Contains(string(html), `<ul id="skipped"><li><code>`+c.reason) {
+				t.Fatal("the report does not list the broken item")
+			}
+			log := stderrOf(t, func() { err = run_(smallBench(t, run)) })
+			if err != nil || !strings.Contains(log, c.reason) || !strings.Contains(log, ": generating it again") {
+				t.Fatalf("bench again: %v\n%s", err, log)
+			}
+			if metas, broken, _ := rfbench.LoadMetas(run); len(metas) != 2 || len(broken) != 0 {
+				t.Fatalf("after bench: %d items, broken %v", len(metas), broken)
+			}
+		})
+	}
+}
+
+// A result judged an earlier image of an item (one bench has since made
+// again) is not the item's result: report leaves it out and lists it, and
+// eval judges the item again.
+func TestEvalRejudgesNewImage(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	if err := run_(smallBench(t, run)); err != nil {
+		t.Fatal(err)
+	}
+	vision := fakeopenai.New(func(n int, r fakeopenai.Request) fakeopenai.Reply {
+		if len(r.Messages) == 2 {
+			return fakeopenai.Reply{Content: "an animal"}
+		}
+		return fakeopenai.Reply{Content: `{"score": 50, "explanation": "half"}`}
+	})
+	defer vision.Close()
+	eval := func() error {
+		return run_([]string{"eval", "--run", run, "--llm-base-url", vision.BaseURL(), "--llm-api-key", "k", "--judge-cache", "", "--quiet"})
+	}
+	if err := eval(); err != nil {
+		t.Fatal(err)
+	}
+	// A new image with a sidecar that matches it, as a regeneration leaves.
+	img, meta := filepath.Join(run, "images/sd/p1-s0.png"), filepath.Join(run, "images/sd/p1-s0.json")
+	png, _ := os.ReadFile(img)
+	png[len(png)/2] ^= 4
+	os.WriteFile(img, png, 0o644)
+	var m rfbench.Meta
+	raw, _ := os.ReadFile(meta)
+	json.Unmarshal(raw, &m)
+	sum := sha256.Sum256(png)
+	m.ImageSHA256 = hex.EncodeToString(sum[:])
+	raw, _ = json.Marshal(m)
+	os.WriteFile(meta, raw, 0o644)
+
+	page := filepath.Join(run, "report.html")
+	if err := run_([]string{"report", "--run", run, "--out", page}); err != nil {
+		t.Fatal(err)
+	}
+	if html, _ := os.ReadFile(page); !strings.Contains(string(html), "eval/gpt4score/sd/p1-s0.json: judged an earlier image") {
+		t.Fatal("the report does not list the stale result")
+	}
+	var err error
+	log := stderrOf(t, func() { err = eval() })
+	if err != nil || !strings.Contains(log, "1 judged, 1 already judged, 0 failed") {
+		t.Fatalf("eval again: %v\n%s", err, log)
+	}
+	if res, _, _ := rfbench.LoadResults(run, "gpt4score"); res["sd/p1-s0"].ImageSHA256 != m.ImageSHA256 {
+		t.Fatalf("result %+v", res["sd/p1-s0"])
+	}
+}
+
+// Every flag is checked before the model loads (the weights here do not
+// exist), and the error names the flag.
+func TestBenchEvalFlagErrors(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	bench := func(more ...string) []string {
+		return smallBench(t, run, append([]string{"--weights", "/nonexistent"}, more...)...)
+	}
+	eval := func(more ...string) []string {
+		return append([]string{"eval", "--run", run, "--weights", "/nonexistent"}, more...)
+	}
+	badConfig := filepath.Join(t.TempDir(), "rfnet.json")
+	os.WriteFile(badConfig, []byte(`{"width": 500}`), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{bench("--size", "-64"), "--size -64: want a positive multiple of 8"},
+		{bench("--rfnet-config", badConfig), "want positive multiples of 8"},
+		{bench("--size", "0"), "--size 0: want a positive multiple of 8"},
+		{bench("--size", "100"), "--size 100: want a positive multiple of 8"},
+		{bench("--steps", "-2"), "--steps -2: want at least 1"},
+		{bench("--steps", "0"), "--steps 0: want at least 1"},
+		{bench("--limit", "-1"), "--limit -1: want"},
+		{bench("--seeds", "0"), "--seeds 0: want at least 1"},
+		{bench("--llm-timeout", "0s"), "--llm-timeout 0s: want a positive duration"},
+		{eval("--concurrency", "0"), "--concurrency 0: want at least 1"},
+		{eval("--llm-timeout", "-1s"), "--llm-timeout -1s: want a positive duration"},
+		{eval("--llm-retries", "-1"), "--llm-retries -1: want 0 or more"},
+		{eval("--judge", "gpt5score"), `--judge "gpt5score"`},
+	} {
+		t.Run(strings.Join(c.args[len(c.args)-2:], " "), func(t *testing.T) {
+			if err := run_(c.args); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("%v, want an error with %q", err, c.want)
+			}
+		})
+	}
+}
+
+// --llm-timeout and --llm-retries reach the judge's requests: against a
+// server that never answers, eval returns and records the items as failed.
+func TestEvalJudgeTimeout(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	if err := run_(smallBench(t, run)); err != nil {
+		t.Fatal(err)
+	}
+	stalled := fakeopenai.New(func(int, fakeopenai.Request) fakeopenai.Reply { return fakeopenai.Reply{Delay: time.Hour} })
+	defer stalled.Close()
+	err := run_([]string{"eval", "--run", run, "--llm-base-url", stalled.BaseURL(), "--llm-api-key", "k", "--judge-cache", "",
+		"--llm-timeout", "100ms", "--llm-retries", "1", "--concurrency", "2", "--quiet"})
+	if err == nil || !strings.Contains(err.Error(), "2 items failed") {
+		t.Fatalf("eval: %v", err)
+	}
+	res, _, _ := rfbench.LoadResults(run, "gpt4score")
+	for _, key := range []string{"sd/p1-s0", "sd/p2-s0"} {
+		if r := res[key]; r.Status != "failed" || r.Score != nil || !strings.Contains(r.Error, "after 2 tries") {
+			t.Errorf("%s: %+v", key, r)
+		}
+	}
+	if n := len(stalled.Requests()); n != 4 {
+		t.Errorf("%d requests, want 2 items × 2 tries", n)
+	}
+}
+
+// A bench with other settings than a live process in the same folder is
+// refused before its model loads, naming the holder and what differs.
+func TestBenchLockRefusesOtherSettings(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	args := smallBench(t, run, "--weights", "/nonexistent", "--steps", "3")
+	prompts, err := rfbench.LoadPrompts(run + ".prompts.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := rfnet.Default()
+	held.Steps, held.Width, held.Height = 2, 64, 64
+	release, err := rfbench.Lock(run, rfbench.Settings{PromptsSHA256: rfbench.PromptsHash(prompts), Weights: "/nonexistent", Config: held}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	host, _ := os.Hostname()
+	err = run_(args)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("in use by pid %d on %s since ", os.Getpid(), host)) ||
+		!strings.Contains(err.Error(), "with other settings (num_inference_steps 3 here, 2 there)") {
+		t.Fatalf("%v", err)
+	}
+	if locks, _ := os.ReadDir(filepath.Join(run, "locks")); len(locks) != 1 {
+		t.Fatalf("%d lock files, want the holder's alone", len(locks))
+	}
+}
+
+// TestBenchHelperProcess is the command line in a process of its own, for
+// the tests that need one; it runs only when they start it.
+func TestBenchHelperProcess(t *testing.T) {
+	args := os.Getenv("RFNET_BENCH_HELPER_ARGS")
+	if args == "" {
+		t.Skip("started by TestBenchReleasesLockOnSignal and TestBenchProcessesShareFolder")
+	}
+	if err := run_(strings.Split(args, "\n")); err != nil {
+		fmt.Fprintln(os.Stderr, "rfnet-native:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func benchProcess(t *testing.T, args []string) (*exec.Cmd, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchHelperProcess$")
+	cmd.Env = append(os.Environ(), "RFNET_BENCH_HELPER_ARGS="+strings.Join(args, "\n"))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, &stderr
+}
+
+// SIGTERM (a pod being stopped) ends a bench after its current item, with
+// its lock and claims removed and nothing half-written.
+func TestBenchReleasesLockOnSignal(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	cmd, stderr := benchProcess(t, smallBench(t, run, "--seeds", "50"))
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if metas, _, _ := rfbench.LoadMetas(run); len(metas) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no image after 2 minutes:\n%s", stderr)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err == nil || !strings.Contains(stderr.String(), "context canceled") {
+		t.Fatalf("bench was not interrupted (%v):\n%s", err, stderr)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(run, "locks", "*"))
+	claims, _ := filepath.Glob(filepath.Join(run, "images", "sd", "*.claim"))
+	if len(leftovers)+len(claims) != 0 {
+		t.Fatalf("left behind: %v %v", leftovers, claims)
+	}
+	if _, broken, _ := rfbench.LoadMetas(run); len(broken) != 0 {
+		t.Fatalf("broken items: %v", broken)
+	}
+}
+
+// Two bench processes with the same settings in one folder make every item
+// exactly once between them.
+func TestBenchProcessesShareFolder(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	args := smallBench(t, run, "--seeds", "4")
+	a, aErr := benchProcess(t, args)
+	b, bErr := benchProcess(t, args)
+	generated := 0
+	for i, p := range []*exec.Cmd{a, b} {
+		stderr := []*strings.Builder{aErr, bErr}[i]
+		if err := p.Wait(); err != nil {
+			t.Fatalf("process %d: %v\n%s", i, err, stderr)
+		}
+		m := regexp.MustCompile(`: (\d+) generated, `).FindStringSubmatch(stderr.String())
+		if m == nil {
+			t.Fatalf("process %d printed no summary:\n%s", i, stderr)
+		}
+		n, _ := strconv.Atoi(m[1])
+		generated += n
+	}
+	if metas, broken, _ := rfbench.LoadMetas(run); generated != 8 || len(metas) != 8 || len(broken) != 0 {
+		t.Fatalf("%d generations, %d items, broken %v", generated, len(metas), broken)
 	}
 }
