@@ -45,7 +45,10 @@ type Backend struct {
 	err error // the first error since the last Sync
 }
 
-var _ tensor.Backend = (*Backend)(nil)
+var (
+	_ tensor.Backend        = (*Backend)(nil)
+	_ tensor.MemoryReporter = (*Backend)(nil)
+)
 
 var (
 	openOnce sync.Once
@@ -142,3 +145,17 @@ func (b *Backend) AllocStats() AllocStats { return b.mem.counts() }
 
 // ResetPeak restarts the peak measurement.
 func (b *Backend) ResetPeak() { b.mem.resetPeak() }
+
+// AvailableMemory is the device's free memory as the driver reports it plus
+// the blocks the allocator holds in its cache (free to reuse, and returned to
+// the driver before an allocation gives up).
+func (b *Backend) AvailableMemory() (int64, error) {
+	var free, total C.size_t
+	if r := C.rf_mem_info(&free, &total); r != 0 {
+		return 0, driverError("memory info", r)
+	}
+	b.mem.mu.Lock()
+	cached := b.mem.cached
+	b.mem.mu.Unlock()
+	return int64(free) + cached, nil
+}

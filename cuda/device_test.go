@@ -22,3 +22,26 @@ func syncOK(t testing.TB, b tensor.Backend) {
 		t.Fatal(err)
 	}
 }
+
+// AvailableMemory counts the allocator's cached blocks as available: a block
+// handed back is free to reuse, though the driver still holds it.
+func TestAvailableMemoryCountsTheCache(t *testing.T) {
+	b := device(t)
+	r, ok := b.(tensor.MemoryReporter)
+	if !ok {
+		t.Fatal("the CUDA backend does not report its memory")
+	}
+	before, err := r.AvailableMemory()
+	if err != nil || before <= 0 {
+		t.Fatalf("available %d, %v", before, err)
+	}
+	const n = 64 << 20 // 256 MiB of float32
+	x := b.Alloc(tensor.Float32, n)
+	syncOK(t, b)
+	during, _ := r.AvailableMemory()
+	b.Free(x)
+	after, _ := r.AvailableMemory()
+	if during > before-4*n+(1<<20) || after < during+4*n {
+		t.Fatalf("available %d before, %d with 256 MiB allocated, %d after freeing it", before, during, after)
+	}
+}

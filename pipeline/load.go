@@ -52,6 +52,9 @@ type Model struct {
 	DType      tensor.DType
 	Components []Component
 	files      []*weights.File
+	// mappings are the components' weights by name ("unet", "vae", "text
+	// encoder"), for the non-finite diagnosis (finite.go).
+	mappings map[string]*weights.Mapping
 }
 
 // Component describes one model's weights, for inspect.
@@ -366,6 +369,7 @@ func (m *Model) build(text, u, v *weights.Mapping, files map[string]*weights.Fil
 	if len(errs) > 0 {
 		return fmt.Errorf("pipeline: %s (as %s, %s layout): %w", m.Path, m.Variant.Name, m.Layout, errors.Join(errs...))
 	}
+	m.mappings = map[string]*weights.Mapping{"text encoder": text, "unet": u, "vae": v}
 	for _, c := range []struct {
 		name string
 		mp   *weights.Mapping

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/rfnet/rfnet-native/clip"
@@ -36,6 +37,11 @@ type Result struct {
 	Durations                    map[string]time.Duration
 }
 
+// MaxSide bounds the image's width and height: far past what any device can
+// hold at SD's sizes (the memory check refuses much less), it keeps the size
+// arithmetic away from overflow.
+const MaxSide = 1 << 20
+
 // Validate checks a request against the model and fills defaults (steps 50,
 // guidance 7.5, DDIM, the variant's size).
 func (m *Model) Validate(r *Request) error {
@@ -54,18 +60,30 @@ func (m *Model) Validate(r *Request) error {
 	switch {
 	case r.Width%8 != 0 || r.Height%8 != 0 || r.Width < 8 || r.Height < 8:
 		return fmt.Errorf("pipeline: --width %d and --height %d must be positive multiples of 8 (the autoencoder works on 8×8 blocks)", r.Width, r.Height)
+	case r.Width > MaxSide || r.Height > MaxSide:
+		return fmt.Errorf("pipeline: --width %d and --height %d must be at most %d", r.Width, r.Height, MaxSide)
 	case r.Steps < 1:
 		return fmt.Errorf("pipeline: --steps %d must be at least 1", r.Steps)
-	case r.Guidance < 0:
-		return fmt.Errorf("pipeline: --guidance %v must not be negative", r.Guidance)
+	case math.IsNaN(r.Guidance) || math.IsInf(r.Guidance, 0) || r.Guidance < 0:
+		return fmt.Errorf("pipeline: --guidance %v must be a finite number, 0 or more", r.Guidance)
 	}
 	if _, err := sched.New(r.Scheduler, m.Variant.Sched, r.Steps); err != nil {
+		return err
+	}
+	batch := 1
+	if r.Guidance > 1 {
+		batch = 2
+	}
+	if err := m.checkFits(r.Width, r.Height, batch); err != nil {
 		return err
 	}
 	if r.InitLatents != nil {
 		want := tensor.Shape{1, m.Variant.UNet.InChannels, r.Height / 8, r.Width / 8}
 		if !r.InitLatents.Shape().Equal(want) {
 			return fmt.Errorf("pipeline: initial latents have shape %v, want %v for %d×%d", r.InitLatents.Shape(), want, r.Width, r.Height)
+		}
+		if err := CheckInput(r.InitLatents, "the initial latents"); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -99,6 +117,12 @@ func (m *Model) Generate(r Request, progress Progress) (*Result, error) {
 	res.Cond, res.Truncated = m.EncodePrompt(r.Prompt)
 	res.Uncond, res.NegativeTruncated = m.EncodePrompt(r.NegativePrompt)
 	res.Durations["text"] = time.Since(start)
+	if err := m.CheckFinite(res.Cond, "the text embedding of the prompt", "text encoder"); err != nil {
+		return nil, err
+	}
+	if err := m.CheckFinite(res.Uncond, "the text embedding of the negative prompt", "text encoder"); err != nil {
+		return nil, err
+	}
 
 	s, err := sched.New(r.Scheduler, m.Variant.Sched, r.Steps)
 	if err != nil {
@@ -118,10 +142,16 @@ func (m *Model) Generate(r Request, progress Progress) (*Result, error) {
 	}
 	res.Latents = latents
 	res.Durations["denoise"] = time.Since(start)
+	if err := m.CheckFinite(latents, "the final latents", "unet"); err != nil {
+		return nil, err
+	}
 
 	start = time.Now()
 	res.Image = m.DecodeImage(latents)
 	res.Durations["decode"] = time.Since(start)
+	if err := m.CheckFinite(res.Image, "the decoded image", "vae"); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 
@@ -145,6 +175,11 @@ func (m *Model) Denoise(s sched.Scheduler, latents, cond, uncond *tensor.Tensor,
 		out, err := m.UNet.Forward(s.ScaleModelInput(x, i), times, context, nil)
 		if err != nil {
 			return nil, err
+		}
+		if i == 0 { // bad weights show at once; the final latents catch a later overflow
+			if err := m.CheckFinite(out, "the UNet's prediction at step 1", "unet"); err != nil {
+				return nil, err
+			}
 		}
 		if cfg {
 			parts := out.Chunk(2, 0)

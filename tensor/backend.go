@@ -224,3 +224,11 @@ type Backend interface {
 	// the probabilities, composes matmul and softmax instead).
 	Attention(q, k, v Buffer, p AttentionParams) Buffer
 }
+
+// MemoryReporter is implemented by backends that can say how many bytes new
+// buffers can still take (the host's available memory, a GPU's free memory
+// and the allocator's cache), so a request that cannot fit is refused before
+// the work starts.
+type MemoryReporter interface {
+	AvailableMemory() (int64, error)
+}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
+	"math"
+
+	"github.com/rfnet/rfnet-native/internal/regular"
 )
 
 // Config holds every RFNet hyperparameter. JSON keys are the reference's
@@ -108,7 +110,7 @@ func Default() Config {
 // LoadConfig reads a JSON file over Default(); keys it lacks keep their defaults.
 func LoadConfig(path string) (Config, error) {
 	c := Default()
-	raw, err := os.ReadFile(path)
+	raw, err := regular.ReadFile(path)
 	if err != nil {
 		return c, fmt.Errorf("rfnet: config: %w", err)
 	}
@@ -120,11 +122,55 @@ func LoadConfig(path string) (Config, error) {
 	return c, c.Validate()
 }
 
-// Validate checks the numbers.
+// Validate checks the numbers: every float is finite (a NaN guidance scale
+// used to run a whole generation into a black image), and each is in its range.
 func (c Config) Validate() error {
+	for _, f := range []struct {
+		key    string
+		v      float64
+		lo, hi float64 // inclusive bounds
+	}{
+		{"guidance_scale", c.Guidance, 0, math.MaxFloat64},
+		{"fg_blending_ratio", c.FgBlending, 0, 1},
+		{"so_floor_padding", c.SOFloorPadding, 0, 1},
+		{"loss_scale", c.LossScale, 0, math.MaxFloat64},
+		{"loss_threshold", c.LossThreshold, 0, math.MaxFloat64},
+		{"fg_weight", c.FgWeight, 0, math.MaxFloat64},
+		{"bg_weight", c.BgWeight, 0, math.MaxFloat64},
+		{"mask_gaussian_sigma", c.MaskSigma, 0, math.MaxFloat64},
+		{"frozen_step_ratio", c.FrozenStepRatio, 0, 1},
+		{"overall_loss_scale", c.OverallLossScale, 0, math.MaxFloat64},
+		{"overall_loss_threshold", c.OverallLossThreshold, 0, math.MaxFloat64},
+		{"suppression_weight", c.SuppressionWeight, 0, math.MaxFloat64},
+		{"ref_ca_loss_weight", c.RefWeight, 0, math.MaxFloat64},
+		{"ref_ca_scale", c.RefScale, 0, math.MaxFloat64},
+		{"ref_ca_eps", c.RefEps, 0, math.MaxFloat64},
+	} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < f.lo || f.v > f.hi {
+			rng := fmt.Sprintf("[%g, %g]", f.lo, f.hi)
+			if f.hi == math.MaxFloat64 {
+				rng = fmt.Sprintf("a finite number, %g or more", f.lo)
+			}
+			return fmt.Errorf("rfnet: config: %s %v: want %s", f.key, f.v, rng)
+		}
+	}
+	for _, l := range []struct {
+		key string
+		v   []int
+	}{{"max_iter", c.MaxIter}, {"overall_max_iter", c.OverallMaxIter}} {
+		for i, n := range l.v {
+			if n < 0 {
+				return fmt.Errorf("rfnet: config: %s[%d] is %d: want 0 or more", l.key, i, n)
+			}
+		}
+	}
 	switch {
 	case c.Steps < 1:
 		return fmt.Errorf("rfnet: config: num_inference_steps %d", c.Steps)
+	case c.Width < 8 || c.Height < 8 || c.Width%8 != 0 || c.Height%8 != 0:
+		return fmt.Errorf("rfnet: config: width %d and height %d: want positive multiples of 8", c.Width, c.Height)
+	case c.MaxIndexStep < 0 || c.OverallMaxIndexStep < 0 || c.AggStart < 0:
+		return fmt.Errorf("rfnet: config: max_index_step, overall_max_index_step and attn_aggregation_step_start must be 0 or more")
 	case c.FrozenStepRatio < 0 || c.FrozenStepRatio > 1:
 		return fmt.Errorf("rfnet: config: frozen_step_ratio %v is outside [0, 1]", c.FrozenStepRatio)
 	case c.FgTopP <= 0 || c.BgTopP <= 0 || c.OverallBgTopP <= 0 || c.FgTopP > 1 || c.BgTopP > 1 || c.OverallBgTopP > 1:

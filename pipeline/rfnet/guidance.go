@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/sched"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/unet"
@@ -80,6 +81,9 @@ func (m *Model) guide(l loop, z *tensor.Tensor) (*loopResult, error) {
 				if err != nil {
 					return nil, err
 				}
+				if math.IsNaN(loss) || math.IsInf(loss, 0) {
+					return nil, fmt.Errorf("step %d: the guidance loss is %v (check the config's loss weights and scales; in fp16, try --dtype bf16 or fp32): %w", i+1, loss, pipeline.ErrNonFinite)
+				}
 				z = z.Sub(grad.Scale(l.sched.GuidanceScale(i)))
 				last = loss
 				m.emit(TraceEvent{Stage: l.stage, Object: objectIndex(l.object), Step: ptr(i), Iteration: ptr(n), Loss: ptr(loss / l.scale)})
@@ -113,6 +117,11 @@ func (m *Model) guide(l loop, z *tensor.Tensor) (*loopResult, error) {
 		})
 		if err != nil {
 			return nil, err
+		}
+		if i == 0 {
+			if err := m.CheckFinite(out, "the UNet's prediction at step 1", "unet"); err != nil {
+				return nil, err
+			}
 		}
 		parts := out.Chunk(2, 0)
 		eps := parts[0].Add(parts[1].Sub(parts[0]).Scale(m.cfg.Guidance))

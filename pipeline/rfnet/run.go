@@ -58,18 +58,24 @@ type Result struct {
 	Durations       map[string]time.Duration
 }
 
+// Validate checks a configuration against the model (steps, scheduler, size
+// and memory), as Run does first: callers run it before asking an LLM for a plan.
+func Validate(m *pipeline.Model, c Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	req := pipeline.Request{Steps: c.Steps, Guidance: c.Guidance, Scheduler: c.Scheduler, Width: c.Width, Height: c.Height}
+	return m.Validate(&req)
+}
+
 // Run generates plan's scene with m.
 func Run(m *pipeline.Model, plan *llm.Plan, o Options) (*Result, error) {
 	c := o.Config
-	if err := c.Validate(); err != nil {
+	if err := Validate(m, c); err != nil {
 		return nil, err
 	}
 	if err := plan.Check(); err != nil {
 		return nil, fmt.Errorf("rfnet: plan: %w", err)
-	}
-	req := pipeline.Request{Prompt: plan.Prompt, Steps: c.Steps, Guidance: c.Guidance, Scheduler: c.Scheduler, Width: c.Width, Height: c.Height}
-	if err := m.Validate(&req); err != nil {
-		return nil, err
 	}
 	rm := &Model{Model: m, cfg: c, emit: func(TraceEvent) {}, progress: o.Progress}
 	if o.Trace != nil {
@@ -148,8 +154,14 @@ func (m *Model) run(plan *llm.Plan) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rfnet: object %q: %w", o.Name, err)
 		}
+		if err := m.checkResult(run.latents[len(run.latents)-1], fmt.Sprintf("object %q", o.Name)); err != nil {
+			return nil, err
+		}
 		or := ObjectResult{Name: o.Name, Prompt: o.Prompt, Box: o.Box, SOBox: o.SOBox,
 			Image: m.DecodeImage(run.latents[len(run.latents)-1])}
+		if err := m.CheckFinite(or.Image, fmt.Sprintf("rfnet: object %q: the decoded image", o.Name), "vae"); err != nil {
+			return nil, err
+		}
 		sal, ok := saliency(run.saved, c.ObjectKey, c.AggStart)
 		if !ok { // fewer steps than the aggregation start: use every step
 			sal, _ = saliency(run.saved, c.ObjectKey, 0)
@@ -205,11 +217,23 @@ func (m *Model) run(plan *llm.Plan) (*Result, error) {
 		return nil, fmt.Errorf("rfnet: overall generation: %w", err)
 	}
 	res.Latents = run.latents[len(run.latents)-1]
+	if err := m.checkResult(res.Latents, "overall generation"); err != nil {
+		return nil, err
+	}
 	m.stage(res, "overall", start)
 	start = time.Now()
 	res.Image = m.DecodeImage(res.Latents)
 	m.stage(res, "decode", start)
+	if err := m.CheckFinite(res.Image, "rfnet: the decoded image", "vae"); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// checkResult fails on non-finite final latents of a stage (the guidance's
+// own losses are checked as they come).
+func (m *Model) checkResult(z *tensor.Tensor, stage string) error {
+	return m.CheckFinite(z, "rfnet: "+stage+": the final latents", "unet")
 }
 
 // overallLoss is L_all = L_sup + L_ref (§10.2-10.4), each divided by P·|K|.

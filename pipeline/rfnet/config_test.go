@@ -1,0 +1,45 @@
+package rfnet
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Every float of the configuration is finite and in range, and every size
+// explicit: a NaN guidance scale used to run into a black image.
+func TestConfigRefusesNonFiniteAndOutOfRange(t *testing.T) {
+	for _, c := range []struct {
+		key  string
+		edit func(*Config)
+	}{
+		{"guidance_scale", func(c *Config) { c.Guidance = math.NaN() }},
+		{"guidance_scale", func(c *Config) { c.Guidance = math.Inf(1) }},
+		{"loss_scale", func(c *Config) { c.LossScale = math.Inf(-1) }},
+		{"fg_weight", func(c *Config) { c.FgWeight = -1 }},
+		{"mask_gaussian_sigma", func(c *Config) { c.MaskSigma = math.NaN() }},
+		{"ref_ca_scale", func(c *Config) { c.RefScale = math.NaN() }},
+		{"so_floor_padding", func(c *Config) { c.SOFloorPadding = 2 }},
+		{"max_iter[3]", func(c *Config) { c.MaxIter[3] = -1 }},
+		{"width 0", func(c *Config) { c.Width = 0 }},
+		{"height 100", func(c *Config) { c.Height = 100 }},
+		{"max_index_step", func(c *Config) { c.MaxIndexStep = -2 }},
+	} {
+		cfg := Default()
+		c.edit(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.key) {
+			t.Errorf("%s: error %v, want one naming it", c.key, err)
+		}
+	}
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("the defaults: %v", err)
+	}
+	// From a file too: JSON has no NaN, but 1e999 is read as an error, not +Inf.
+	path := filepath.Join(t.TempDir(), "cfg.json")
+	os.WriteFile(path, []byte(`{"guidance_scale": 1e999}`), 0o644)
+	if _, err := LoadConfig(path); err == nil {
+		t.Fatal("guidance_scale 1e999 was accepted")
+	}
+}
