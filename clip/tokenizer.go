@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 	"golang.org/x/text/width"
+
+	"github.com/rfnet/rfnet-native/internal/regular"
 )
 
 // MaxLength is the number of token positions the text encoders take.
@@ -76,6 +78,9 @@ func byteSymbols() (sym [256]string, order []byte) {
 func LoadTokenizer(path, pad string) (*Tokenizer, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
+		return nil, fmt.Errorf("clip: tokenizer: %w", err)
+	}
+	if err := regular.Check(path); err != nil {
 		return nil, fmt.Errorf("clip: tokenizer: %w", err)
 	}
 	var t *Tokenizer

@@ -10,7 +10,10 @@ import (
 // Backend is the CPU backend. The zero value is ready to use.
 type Backend struct{}
 
-var _ tensor.Backend = (*Backend)(nil)
+var (
+	_ tensor.Backend        = (*Backend)(nil)
+	_ tensor.MemoryReporter = (*Backend)(nil)
+)
 
 // New returns the CPU backend.
 func New() *Backend { return &Backend{} }

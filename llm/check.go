@@ -14,7 +14,7 @@ type Options struct {
 	ScaleBoxes bool
 	// MaxScale bounds that scaling (3 in the reference).
 	MaxScale float64
-	// MaxObjects caps the number of objects; extras are dropped with a note.
+	// MaxObjects caps the number of objects (0: no cap); extras are dropped with a note (Plan.Cap).
 	MaxObjects int
 }
 
@@ -28,13 +28,14 @@ func buildPlan(prompt string, r *reply, o Options) (*Plan, error) {
 	p := &Plan{Version: PlanVersion, Prompt: prompt, Background: r.Background, Negative: r.Negative}
 	objs, notes := filterBoxes(r.Objects, o)
 	p.Notes = append(p.Notes, notes...)
-	if o.MaxObjects > 0 && len(objs) > o.MaxObjects {
-		var dropped []string
-		for _, d := range objs[o.MaxObjects:] {
-			dropped = append(dropped, d.Name)
-		}
-		p.Notes = append(p.Notes, fmt.Sprintf("kept the first %d of %d objects; dropped %s", o.MaxObjects, len(objs), strings.Join(dropped, ", ")))
-		objs = objs[:o.MaxObjects]
+	names := make([]string, len(objs))
+	for i, ob := range objs {
+		names[i] = ob.Name
+	}
+	keep, note := capObjects(o.MaxObjects, names)
+	if note != "" {
+		objs = objs[:keep]
+		p.Notes = append(p.Notes, note)
 	}
 	main := queues(r.Main)
 	alt := [2]map[string][]string{queues(r.More[0]), queues(r.More[1])}
@@ -42,14 +43,14 @@ func buildPlan(prompt string, r *reply, o Options) (*Plan, error) {
 		key := normName(ob.Name)
 		d1, ok := main.next(key, r.Main, i)
 		if !ok {
-			return nil, fmt.Errorf("llm: %w: no description for %q (Descriptions: %s)", ErrNoPlan, ob.Name, quote(fmt.Sprint(r.Main)))
+			return nil, fmt.Errorf("llm: %w: no description for %s (Descriptions: %s)", ErrNoPlan, Quote(ob.Name), Quote(fmt.Sprint(r.Main)))
 		}
 		descs := []string{d1}
 		for k := range alt {
 			d, ok := queueMap(alt[k]).next(key, r.More[k], i)
 			if !ok {
 				d = d1
-				p.Notes = append(p.Notes, fmt.Sprintf("%q has no alternative description %d; the main one stands in", ob.Name, k+1))
+				p.Notes = append(p.Notes, fmt.Sprintf("%s has no alternative description %d; the main one stands in", Quote(ob.Name), k+1))
 			}
 			descs = append(descs, d)
 		}
@@ -110,15 +111,15 @@ func filterBoxes(in []replyObject, o Options) ([]keptObject, []string) {
 		b := ob.Box
 		switch {
 		case len(b) != 4 || b[2] <= 0 || b[3] <= 0:
-			notes = append(notes, fmt.Sprintf("dropped %q: box %v has no area", ob.Name, b))
+			notes = append(notes, fmt.Sprintf("dropped %s: box %v has no area", Quote(ob.Name), b))
 			continue
 		case (b[2] >= S && b[3] >= S) || b[0] > S || b[1] > S:
-			notes = append(notes, fmt.Sprintf("dropped %q: box %v covers the whole canvas or lies outside it", ob.Name, b))
+			notes = append(notes, fmt.Sprintf("dropped %s: box %v covers the whole canvas or lies outside it", Quote(ob.Name), b))
 			continue
 		}
 		if b[0] < 0 || b[1] < 0 || b[0]+b[2] > S || b[1]+b[3] > S {
 			if !scale {
-				notes = append(notes, fmt.Sprintf("box %v of %q leaves the canvas: all boxes were rescaled", b, ob.Name))
+				notes = append(notes, fmt.Sprintf("box %v of %s leaves the canvas: all boxes were rescaled", b, Quote(ob.Name)))
 			}
 			scale = true
 		}

@@ -15,6 +15,9 @@ import (
 // better scenes.
 type Offline struct{ MaxObjects int }
 
+// offlineMaxObjects is the most phrases the offline planner places.
+const offlineMaxObjects = 3
+
 var phraseStart = map[string]bool{"a": true, "an": true, "the": true, "one": true, "two": true, "three": true,
 	"four": true, "five": true, "some": true, "several": true, "many": true}
 
@@ -47,15 +50,21 @@ func (o Offline) Plan(_ context.Context, caption string) (*Plan, error) {
 		}
 		i = j - 1
 	}
-	maxObj := o.MaxObjects
-	if maxObj <= 0 {
-		maxObj = 3
-	}
-	if len(spans) > maxObj {
-		spans = spans[:maxObj]
-	}
 	p := &Plan{Version: PlanVersion, Prompt: caption, Source: &Source{Planner: "offline"},
 		Notes: []string{"planned offline (no LLM): objects are the caption's noun phrases, side by side"}}
+	// Side by side, more than offlineMaxObjects columns get too narrow for an object.
+	limit := offlineMaxObjects
+	if o.MaxObjects > 0 {
+		limit = min(limit, o.MaxObjects)
+	}
+	names := make([]string, len(spans))
+	for k, s := range spans {
+		names[k] = strings.Trim(strings.Join(words[s.start:s.end], " "), ",;:!?")
+	}
+	if keep, note := capObjects(limit, names); note != "" {
+		spans = spans[:keep]
+		p.Notes = append(p.Notes, note)
+	}
 	if len(spans) == 0 {
 		p.Background = caption
 		p.Notes = append(p.Notes, "no noun phrases found: the caption is the background prompt")

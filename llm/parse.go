@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // reply is an LLM answer before it is checked: objects with optional boxes,
@@ -59,7 +60,7 @@ func parseJSONReply(text string) (*reply, error) {
 	var j jsonReply
 	dec := json.NewDecoder(bytes.NewReader([]byte(text)))
 	if err := dec.Decode(&j); err != nil {
-		return nil, fmt.Errorf("llm: %w: the JSON answer does not parse (%v): %s", ErrNoPlan, err, quote(text))
+		return nil, fmt.Errorf("llm: %w: the JSON answer does not parse (%v): %s", ErrNoPlan, err, Quote(text))
 	}
 	r := &reply{Background: strings.TrimSpace(j.Background), Negative: strings.TrimSpace(j.Negative)}
 	for _, o := range j.Objects {
@@ -82,7 +83,7 @@ func parseTextReply(text string) (*reply, error) {
 	cut := func(s, label string) (string, string, error) {
 		before, after, ok := strings.Cut(s, label)
 		if !ok {
-			return "", "", fmt.Errorf("llm: %w: the answer has no %q section: %s", ErrNoPlan, label, quote(s))
+			return "", "", fmt.Errorf("llm: %w: the answer has no %q section: %s", ErrNoPlan, label, Quote(s))
 		}
 		if strings.Contains(after, label) {
 			return "", "", fmt.Errorf("llm: %w: %q appears twice in the answer", ErrNoPlan, label)
@@ -110,20 +111,20 @@ func parseTextReply(text string) (*reply, error) {
 	}
 	objs, err := parseLiteral(objText)
 	if err != nil {
-		return nil, fmt.Errorf("llm: %w: the object list does not parse (%v): %s", ErrNoPlan, err, quote(objText))
+		return nil, fmt.Errorf("llm: %w: the object list does not parse (%v): %s", ErrNoPlan, err, Quote(objText))
 	}
 	list, ok := objs.([]any)
 	if !ok {
-		return nil, fmt.Errorf("llm: %w: the object list is not a list: %s", ErrNoPlan, quote(objText))
+		return nil, fmt.Errorf("llm: %w: the object list is not a list: %s", ErrNoPlan, Quote(objText))
 	}
 	for _, item := range list {
 		pair, ok := item.([]any)
 		if !ok || len(pair) < 1 {
-			return nil, fmt.Errorf("llm: %w: an object is not a (name, [x, y, w, h]) pair: %s", ErrNoPlan, quote(fmt.Sprint(item)))
+			return nil, fmt.Errorf("llm: %w: an object is not a (name, [x, y, w, h]) pair: %s", ErrNoPlan, Quote(fmt.Sprint(item)))
 		}
 		name, ok := pair[0].(string)
 		if !ok {
-			return nil, fmt.Errorf("llm: %w: an object's name is not a string: %s", ErrNoPlan, quote(fmt.Sprint(item)))
+			return nil, fmt.Errorf("llm: %w: an object's name is not a string: %s", ErrNoPlan, Quote(fmt.Sprint(item)))
 		}
 		o := replyObject{Name: name}
 		if len(pair) > 1 {
@@ -134,7 +135,7 @@ func parseTextReply(text string) (*reply, error) {
 					}
 				}
 				if len(o.Box) != 4 {
-					return nil, fmt.Errorf("llm: %w: object %q: box %s is not [x, y, w, h]", ErrNoPlan, name, quote(fmt.Sprint(box)))
+					return nil, fmt.Errorf("llm: %w: object %q: box %s is not [x, y, w, h]", ErrNoPlan, name, Quote(fmt.Sprint(box)))
 				}
 			}
 		}
@@ -146,7 +147,7 @@ func parseTextReply(text string) (*reply, error) {
 	if moreText = strings.TrimSpace(moreText); moreText != "" {
 		v, err := parseLiteral(moreText)
 		if err != nil {
-			return nil, fmt.Errorf("llm: %w: More Description does not parse (%v): %s", ErrNoPlan, err, quote(moreText))
+			return nil, fmt.Errorf("llm: %w: More Description does not parse (%v): %s", ErrNoPlan, err, Quote(moreText))
 		}
 		sets, _ := v.([]any)
 		for k := 0; k < 2 && k < len(sets); k++ {
@@ -166,7 +167,7 @@ func namedTexts(text, label string) ([]namedText, error) {
 	}
 	v, err := parseLiteral(text)
 	if err != nil {
-		return nil, fmt.Errorf("llm: %w: %s does not parse (%v): %s", ErrNoPlan, label, err, quote(text))
+		return nil, fmt.Errorf("llm: %w: %s does not parse (%v): %s", ErrNoPlan, label, err, Quote(text))
 	}
 	return namedTextList(v, label)
 }
@@ -174,29 +175,38 @@ func namedTexts(text, label string) ([]namedText, error) {
 func namedTextList(v any, label string) ([]namedText, error) {
 	list, ok := v.([]any)
 	if !ok {
-		return nil, fmt.Errorf("llm: %w: %s is not a list of (name, text) pairs: %s", ErrNoPlan, label, quote(fmt.Sprint(v)))
+		return nil, fmt.Errorf("llm: %w: %s is not a list of (name, text) pairs: %s", ErrNoPlan, label, Quote(fmt.Sprint(v)))
 	}
 	var out []namedText
 	for _, item := range list {
 		pair, ok := item.([]any)
 		if !ok || len(pair) != 2 {
-			return nil, fmt.Errorf("llm: %w: %s: %s is not a (name, text) pair", ErrNoPlan, label, quote(fmt.Sprint(item)))
+			return nil, fmt.Errorf("llm: %w: %s: %s is not a (name, text) pair", ErrNoPlan, label, Quote(fmt.Sprint(item)))
 		}
 		name, ok1 := pair[0].(string)
 		text, ok2 := pair[1].(string)
 		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("llm: %w: %s: %s is not a pair of strings", ErrNoPlan, label, quote(fmt.Sprint(item)))
+			return nil, fmt.Errorf("llm: %w: %s: %s is not a pair of strings", ErrNoPlan, label, Quote(fmt.Sprint(item)))
 		}
 		out = append(out, namedText{name, text})
 	}
 	return out, nil
 }
 
-// quote shortens an offending fragment for an error message.
-func quote(s string) string {
+// Quote is s in quotes for a message, cut after maxQuoted bytes: an offending
+// fragment of an answer, or a name from a plan.
+func Quote(s string) string {
 	s = strings.TrimSpace(s)
-	if len(s) > 200 {
-		s = s[:200] + "…"
+	if len(s) > maxQuoted {
+		cut := maxQuoted
+		for cut > 0 && !utf8.RuneStart(s[cut]) { // not inside a character
+			cut--
+		}
+		s = fmt.Sprintf("%s… (%d bytes in all)", s[:cut], len(s))
 	}
 	return fmt.Sprintf("%q", s)
 }
+
+// maxQuoted bounds the text of a plan or an answer that a message repeats: a
+// plan with a 340 KB name used to give a 340 KB error.
+const maxQuoted = 200

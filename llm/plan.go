@@ -3,9 +3,11 @@ package llm
 import (
 	"encoding/json"
 	"fmt"
-	"os"
+	"strings"
 
 	"github.com/rfnet/rfnet-native/internal/atomicfile"
+
+	"github.com/rfnet/rfnet-native/internal/regular"
 )
 
 // PlanVersion is the version of the plan file format this package writes and reads.
@@ -54,7 +56,7 @@ func (o Object) NormalizedBox() [4]float64 {
 
 // ReadPlan reads and checks a plan file.
 func ReadPlan(path string) (*Plan, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := regular.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("llm: plan: %w", err)
 	}
@@ -71,13 +73,49 @@ func ReadPlan(path string) (*Plan, error) {
 	return &p, nil
 }
 
+// Cap keeps the first n objects (all of them when n <= 0) and notes what it
+// dropped. Every plan source goes through capObjects: the LLM's answers, the
+// offline planner and plan files.
+func (p *Plan) Cap(n int) {
+	names := make([]string, len(p.Objects))
+	for i, o := range p.Objects {
+		names[i] = o.Name
+	}
+	if keep, note := capObjects(n, names); note != "" {
+		p.Objects = p.Objects[:keep]
+		p.Notes = append(p.Notes, note)
+	}
+}
+
+// capObjects is how many of the named objects a cap of n keeps, and the note
+// that says what went ("" when nothing did).
+func capObjects(n int, names []string) (keep int, note string) {
+	if n <= 0 || len(names) <= n {
+		return len(names), ""
+	}
+	var dropped []string
+	for _, name := range names[n:] {
+		dropped = append(dropped, Quote(name))
+	}
+	return n, fmt.Sprintf("kept the first %d of %d objects; dropped %s", n, len(names), strings.Join(dropped, ", "))
+}
+
 // Write writes the plan as indented JSON, atomically.
 func (p *Plan) Write(path string) error {
-	data, err := json.MarshalIndent(p, "", "  ")
+	data, err := p.Marshal()
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteBytes(path, append(data, '\n'))
+	return atomicfile.WriteBytes(path, data)
+}
+
+// Marshal is the plan file's contents: indented JSON and a newline.
+func (p *Plan) Marshal() ([]byte, error) {
+	data, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("llm: plan: %w", err)
+	}
+	return append(data, '\n'), nil
 }
 
 // Check reports the first problem that makes a plan unusable: an object
@@ -88,11 +126,11 @@ func (p *Plan) Check() error {
 		case o.Name == "":
 			return fmt.Errorf("object %d has no name", i)
 		case len(o.Descriptions) == 0:
-			return fmt.Errorf("object %d (%q) has no description (want the main one and up to two alternatives)", i, o.Name)
+			return fmt.Errorf("object %d (%s) has no description (want the main one and up to two alternatives)", i, Quote(o.Name))
 		case o.Box[2] <= 0 || o.Box[3] <= 0:
-			return fmt.Errorf("object %d (%q): box %v has no area (want [x, y, width, height] on the %d×%d canvas)", i, o.Name, o.Box, Canvas, Canvas)
+			return fmt.Errorf("object %d (%s): box %v has no area (want [x, y, width, height] on the %d×%d canvas)", i, Quote(o.Name), o.Box, Canvas, Canvas)
 		case o.Box[0] < 0 || o.Box[1] < 0 || o.Box[0]+o.Box[2] > Canvas || o.Box[1]+o.Box[3] > Canvas:
-			return fmt.Errorf("object %d (%q): box %v leaves the %d×%d canvas", i, o.Name, o.Box, Canvas, Canvas)
+			return fmt.Errorf("object %d (%s): box %v leaves the %d×%d canvas", i, Quote(o.Name), o.Box, Canvas, Canvas)
 		}
 	}
 	return nil

@@ -56,12 +56,23 @@ func FromImage(b tensor.Backend, d tensor.DType, im image.Image) *tensor.Tensor 
 }
 
 // WritePNG writes im to path atomically, with text chunks (key → value) after
-// the header. Go's image/png writes no text chunks, so they are spliced into
-// its output: each is length, "tEXt", key NUL value, CRC-32.
+// the header.
 func WritePNG(path string, im image.Image, text map[string]string) error {
+	p, err := PreparePNG(path, im, text)
+	if err != nil {
+		return err
+	}
+	return p.Commit()
+}
+
+// PreparePNG is WritePNG up to the rename: the PNG is written and synced under
+// a temporary name, for the caller to commit with the other files of its result.
+// Go's image/png writes no text chunks, so they are spliced into its output:
+// each is length, "tEXt", key NUL value, CRC-32.
+func PreparePNG(path string, im image.Image, text map[string]string) (*atomicfile.Pending, error) {
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, im); err != nil {
-		return fmt.Errorf("pipeline: encode %s: %w", path, err)
+		return nil, fmt.Errorf("pipeline: encode %s: %w", path, err)
 	}
 	data := buf.Bytes()
 	const ihdrEnd = 8 + 4 + 4 + 13 + 4 // signature, IHDR length, type, data, CRC
@@ -74,7 +85,7 @@ func WritePNG(path string, im image.Image, text map[string]string) error {
 	for _, k := range keys {
 		writeTextChunk(&chunks, k, text[k])
 	}
-	return atomicfile.Write(path, func(w io.Writer) error {
+	return atomicfile.Prepare(path, func(w io.Writer) error {
 		for _, part := range [][]byte{data[:ihdrEnd], chunks.Bytes(), data[ihdrEnd:]} {
 			if _, err := w.Write(part); err != nil {
 				return err
@@ -125,9 +136,18 @@ func SidecarPath(imagePath string) string {
 
 // WriteJSON writes v as indented JSON, atomically.
 func WriteJSON(path string, v any) error {
+	p, err := PrepareJSON(path, v)
+	if err != nil {
+		return err
+	}
+	return p.Commit()
+}
+
+// PrepareJSON is WriteJSON up to the rename (see PreparePNG).
+func PrepareJSON(path string, v any) (*atomicfile.Pending, error) {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("pipeline: %s: %w", path, err)
+		return nil, fmt.Errorf("pipeline: %s: %w", path, err)
 	}
-	return atomicfile.WriteBytes(path, append(data, '\n'))
+	return atomicfile.PrepareBytes(path, append(data, '\n'))
 }

@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/edsrzf/mmap-go"
 	"github.com/nlpodyssey/safetensors"
 
+	"github.com/rfnet/rfnet-native/internal/regular"
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
@@ -42,6 +45,10 @@ type File struct {
 
 // Open memory-maps path and checks its header.
 func Open(path string) (*File, error) {
+	// Opening a FIFO for reading blocks until someone writes to it.
+	if err := regular.Check(path); err != nil {
+		return nil, fmt.Errorf("weights: %w", err)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("weights: %w", err)
@@ -85,6 +92,9 @@ func parse(path string, data []byte) (*File, error) {
 	if len(data) < 8 {
 		return nil, fail("file is %d bytes, too short for a safetensors header (not a safetensors file?)", len(data))
 	}
+	if kind := pickleKind(data); kind != "" {
+		return nil, fail("%s, which rfnet-native refuses to load (unpickling runs code from the file): convert it to .safetensors first: diffusers' scripts/convert_original_stable_diffusion_to_diffusers.py --checkpoint_path FILE --dump_path DIR --to_safetensors writes a folder to pass as --weights DIR", kind)
+	}
 	n := binary.LittleEndian.Uint64(data)
 	if n > maxHeader {
 		return nil, fail("header length %d exceeds the format's limit of %d bytes (not a safetensors file?)", n, maxHeader)
@@ -127,11 +137,51 @@ func parse(path string, data []byte) (*File, error) {
 	return file, nil
 }
 
+// pickleKind recognizes PyTorch's checkpoint formats by their first bytes:
+// torch.save's zip archive (.ckpt, .pt, .bin since PyTorch 1.6) and a bare
+// pickle (protocol 2 to 5: 0x80 and the protocol number), which safetensors
+// would otherwise read as an absurd header length.
+func pickleKind(data []byte) string {
+	switch {
+	case bytes.HasPrefix(data, []byte("PK\x03\x04")):
+		return "a PyTorch checkpoint (torch.save's zip of pickles: .ckpt, .pt or .bin)"
+	case len(data) >= 2 && data[0] == 0x80 && data[1] >= 2 && data[1] <= 5:
+		return "a Python pickle (a legacy PyTorch .ckpt, .pt or .bin)"
+	}
+	return ""
+}
+
 // rawInfo is one header entry as written in the file.
 type rawInfo struct {
 	DType       string   `json:"dtype"`
 	Shape       []uint64 `json:"shape"`
 	DataOffsets []uint64 `json:"data_offsets"`
+}
+
+// checkNumbers reports offsets and shape entries that are not whole numbers
+// from 0 to 2^63-1: the library rejects them without naming the tensor, and
+// once skipped they surfaced as "bytes of data after the last tensor".
+func checkNumbers(name string, msg json.RawMessage) error {
+	var raw struct {
+		Shape       []json.Number `json:"shape"`
+		DataOffsets []json.Number `json:"data_offsets"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(msg))
+	dec.UseNumber()
+	if dec.Decode(&raw) != nil {
+		return nil // not numbers at all: the library's message says so
+	}
+	for _, f := range []struct {
+		field string
+		v     []json.Number
+	}{{"data_offsets", raw.DataOffsets}, {"shape", raw.Shape}} {
+		for i, n := range f.v {
+			if _, err := strconv.ParseInt(n.String(), 10, 64); err != nil || strings.HasPrefix(n.String(), "-") {
+				return fmt.Errorf("tensor %q: %s[%d] is %s: want a whole number from 0 to 2^63-1 (a corrupt header)", name, f.field, i, n)
+			}
+		}
+	}
+	return nil
 }
 
 // diagnose finds the problems the library reports without naming a tensor or a
@@ -151,6 +201,9 @@ func diagnose(header []byte, payload int64) error {
 	for name, msg := range raw {
 		if name == "__metadata__" {
 			continue
+		}
+		if err := checkNumbers(name, msg); err != nil {
+			return err
 		}
 		var ri rawInfo
 		if json.Unmarshal(msg, &ri) != nil || len(ri.DataOffsets) != 2 {

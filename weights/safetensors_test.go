@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rfnet/rfnet-native/cpu"
@@ -111,6 +112,14 @@ func TestBadFiles(t *testing.T) {
 		{"gap", "gap in the data", craft(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, 8)},
 		{"trailing bytes", "belong to no tensor", craft(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, 8)},
 		{"huge shape", "needs", craft(`{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}`, 4)},
+		// These were reported as "bytes of data after the last tensor".
+		{"negative offset", `tensor "a": data_offsets[0] is -4: want a whole number`, craft(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[-4,0]}}`, 4)},
+		{"overflowing offset", `tensor "a": data_offsets[1] is 18446744073709551620`, craft(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551620]}}`, 4)},
+		{"negative shape", `tensor "a": shape[0] is -1`, craft(`{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}`, 4)},
+		{"fractional offset", `tensor "a": data_offsets[1] is 4.5`, craft(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4.5]}}`, 4)},
+		// PyTorch checkpoints used to read as "header length 328533120 exceeds the format's limit".
+		{"torch zip checkpoint", "a PyTorch checkpoint (torch.save's zip", append([]byte("PK\x03\x04\x00\x00\x08\x08"), make([]byte, 64)...)},
+		{"pickle", "a Python pickle", append([]byte{0x80, 0x02, 0x7d, 0x71}, make([]byte, 64)...)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := writeTemp(t, "bad.safetensors", c.data)
@@ -123,6 +132,13 @@ func TestBadFiles(t *testing.T) {
 				t.Fatalf("error %q should name the file and say %q", err, c.want)
 			}
 		})
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo.safetensors")
+	if err := syscall.Mkfifo(fifo, 0o644); err == nil {
+		// Opening a FIFO for reading blocks until a writer comes: refused before.
+		if _, err := Open(fifo); err == nil || !strings.Contains(err.Error(), "named pipe") {
+			t.Fatalf("fifo: %v", err)
+		}
 	}
 	if _, err := Open(t.TempDir()); err == nil || !strings.Contains(err.Error(), "is a folder") {
 		t.Fatalf("folder: %v", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/pflag"
 
+	"github.com/rfnet/rfnet-native/internal/atomicfile"
 	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/sched"
 	"github.com/rfnet/rfnet-native/tensor"
@@ -32,6 +33,11 @@ type generateFlags struct {
 
 func setupGenerate(fs *pflag.FlagSet) func() error {
 	g := &generateFlags{}
+	g.register(fs)
+	return func() error { return g.run(fs) }
+}
+
+func (g *generateFlags) register(fs *pflag.FlagSet) {
 	g.model.register(fs)
 	fs.StringVar(&g.method, "method", "rfnet", "rfnet (LLM-planned layout, object-by-object generation and composition) or sd (plain Stable Diffusion)")
 	fs.StringVar(&g.prompt, "prompt", "", "the text prompt")
@@ -55,10 +61,12 @@ func setupGenerate(fs *pflag.FlagSet) func() error {
 	fs.BoolVar(&g.noSuppression, "no-suppression-constraint", false, "rfnet ablation: no suppression constraint")
 	fs.BoolVar(&g.saaCrossObject, "saa-cross-object", false, "rfnet: choose descriptions by similarity across objects (the paper's prose) instead of per object (its code)")
 	g.llm.register(fs)
-	return func() error { return g.run(fs) }
 }
 
 func (g *generateFlags) run(fs *pflag.FlagSet) error {
+	if err := g.check(fs.Changed); err != nil {
+		return err
+	}
 	switch g.method {
 	case "rfnet":
 		return g.runRFNet(fs)
@@ -71,6 +79,19 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 	}
 	if fs.Changed("seed") && g.initLatents != "" {
 		return errors.New("--seed and --init-latents exclude each other")
+	}
+	if err := checkOutputFile("--out", g.out); err != nil {
+		return err
+	}
+	if err := checkOutputFile("--out (its JSON sidecar)", pipeline.SidecarPath(g.out)); err != nil {
+		return err
+	}
+	for _, f := range []struct{ flag, path string }{{"--save-latents", g.saveLatents}, {"--save-text-embeddings", g.saveTextEmbeddings}} {
+		if fs.Changed(f.flag[2:]) {
+			if err := checkOutputFile(f.flag, f.path); err != nil {
+				return err
+			}
+		}
 	}
 	start := time.Now()
 	m, err := g.model.load()
@@ -124,15 +145,29 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 		}
 	}
 	meta := g.metadata(m, req, res, loadTime)
-	if err := pipeline.WritePNG(g.out, pipeline.ToRGBA(res.Image), map[string]string{"parameters": meta.parameters()}); err != nil {
-		return err
-	}
-	if err := pipeline.WriteJSON(pipeline.SidecarPath(g.out), meta); err != nil {
+	if err := writeImage(g.out, res.Image, meta); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "rfnet-native: wrote %s (%dx%d, %d steps, %s) in %s\n", g.out, req.Width, req.Height, req.Steps,
 		req.Scheduler, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// writeImage writes the PNG and its JSON sidecar: both in full under
+// temporary names first, then the sidecar and, last, the PNG move into place,
+// so a PNG on disk always has its sidecar (a full disk used to leave the
+// PNG alone).
+func writeImage(out string, img *tensor.Tensor, meta generationMeta) error {
+	sidecar, err := pipeline.PrepareJSON(pipeline.SidecarPath(out), meta)
+	if err != nil {
+		return err
+	}
+	png, err := pipeline.PreparePNG(out, pipeline.ToRGBA(img), map[string]string{"parameters": meta.parameters()})
+	if err != nil {
+		sidecar.Abort()
+		return err
+	}
+	return atomicfile.CommitAll([]*atomicfile.Pending{sidecar, png})
 }
 
 // newBar is the progress bar on stderr: steps done, speed, ETA.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -31,7 +32,22 @@ func (f *llmFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.cache, "llm-cache", defaultCacheDir(), "folder of cached LLM answers (empty: no cache)")
 	fs.BoolVar(&f.offline, "offline-planner", false, "plan without an LLM (noun phrases side by side)")
 	fs.BoolVar(&f.scaleBoxes, "scale-boxes", false, "rescale the LLM's boxes to fill the canvas (the reference CLI's default; off in the paper's run)")
-	fs.IntVar(&f.maxObjects, "max-objects", llm.DefaultOptions().MaxObjects, "keep at most this many objects of a plan")
+	fs.IntVar(&f.maxObjects, "max-objects", llm.DefaultOptions().MaxObjects, "keep at most this many objects of a plan (the LLM's, the offline planner's or a --plan file), dropping the rest with a note")
+}
+
+// checkLLMTransport checks the request flags the planner and the judges share:
+// a timeout of zero or less would fail every request at once (and, for the
+// planner, fall back to the offline planner with exit 0), so it is refused.
+func checkLLMTransport(timeout time.Duration, retries, reasoningTokens int) error {
+	switch {
+	case timeout <= 0:
+		return fmt.Errorf("--llm-timeout %s: want a positive duration (such as 60s or 2m)", timeout)
+	case retries < 0:
+		return fmt.Errorf("--llm-retries %d: want 0 or more", retries)
+	case reasoningTokens < 0:
+		return fmt.Errorf("--llm-reasoning-tokens %d: want 0 or more", reasoningTokens)
+	}
+	return nil
 }
 
 // reasoningTokensUsage is shared by the planner's and the judges' flags.
@@ -58,7 +74,7 @@ func (f *llmFlags) planner(log io.Writer) llm.Planner {
 		c.APIKey = f.apiKey
 	}
 	c.Options.ScaleBoxes, c.Options.MaxObjects = f.scaleBoxes, f.maxObjects
-	offline := llm.Offline{MaxObjects: min(f.maxObjects, 3)}
+	offline := llm.Offline{MaxObjects: f.maxObjects}
 	if f.offline || !c.Configured() {
 		if !f.offline {
 			io.WriteString(log, "rfnet-native: no LLM configured (set OPENAI_API_KEY, or OPENAI_BASE_URL for a local server): using the offline planner, which only places the caption's noun phrases side by side\n")

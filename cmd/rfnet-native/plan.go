@@ -18,6 +18,12 @@ func setupPlan(fs *pflag.FlagSet) func() error {
 		if *prompt == "" {
 			return errors.New("plan: --prompt is required")
 		}
+		if err := lf.check(); err != nil {
+			return err
+		}
+		if err := checkOutputFile("--out", *out); err != nil {
+			return err
+		}
 		p, err := lf.planner(os.Stderr).Plan(context.Background(), *prompt)
 		if err != nil {
 			return err

@@ -63,15 +63,24 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 	if err != nil {
 		return err
 	}
+	if err := checkOutputDir("--out-dir", g.outDir); err != nil {
+		return err
+	}
+	if fs.Changed("out") {
+		if err := checkOutputFile("--out", g.out); err != nil {
+			return err
+		}
+	}
 	var plan *llm.Plan
 	if g.plan != "" {
 		if plan, err = llm.ReadPlan(g.plan); err != nil {
 			return err
 		}
 		if g.prompt != "" && g.prompt != plan.Prompt {
-			fmt.Fprintf(os.Stderr, "rfnet-native: warning: --prompt %q differs from the plan's prompt %q; the plan is used\n", g.prompt, plan.Prompt)
+			fmt.Fprintf(os.Stderr, "rfnet-native: warning: --prompt %s differs from the plan's prompt %s; the plan is used\n", llm.Quote(g.prompt), llm.Quote(plan.Prompt))
 		}
 		plan.Source = &llm.Source{Planner: "file"}
+		plan.Cap(g.llm.maxObjects)
 	}
 	start := time.Now()
 	m, err := g.model.load()
@@ -79,6 +88,9 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 		return err
 	}
 	defer m.Close()
+	if err := rfnet.Validate(m, cfg); err != nil {
+		return err
+	}
 	if plan == nil {
 		if plan, err = g.llm.planner(os.Stderr).Plan(context.Background(), g.prompt); err != nil {
 			return err
@@ -87,10 +99,10 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 	for _, n := range plan.Notes {
 		fmt.Fprintln(os.Stderr, "rfnet-native: plan:", n)
 	}
-	if err := os.MkdirAll(g.outDir, 0o755); err != nil {
-		return err
-	}
-	trace, err := rfnet.OpenTrace(filepath.Join(g.outDir, "trace.jsonl"))
+	// The trace streams into trace.partial.jsonl; WriteArtifacts renames it
+	// trace.jsonl with the rest of the run, so a failed run leaves an earlier
+	// run's files as they were.
+	trace, err := rfnet.OpenTrace(filepath.Join(g.outDir, rfnet.PartialTrace))
 	if err != nil {
 		return err
 	}
@@ -108,11 +120,11 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 	}
 	res, err := rfnet.Run(m, plan, opts)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (the trace of this run is in %s)", err, trace.Path())
 	}
 	info := map[string]string{"weights": m.Path, "model_type": m.Variant.Name, "layout": m.Layout,
 		"prediction": string(m.Variant.Sched.PredictionType), "device": m.Backend.Name(), "dtype": m.DType.String(), "version": version}
-	if err := rfnet.WriteArtifacts(g.outDir, res, cfg, info); err != nil {
+	if err := rfnet.WriteArtifacts(g.outDir, res, cfg, info, trace); err != nil {
 		return err
 	}
 	if fs.Changed("out") {

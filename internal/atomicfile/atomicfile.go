@@ -12,37 +12,12 @@ import (
 
 // Write creates path with the bytes that fill writes. On any error the
 // destination is left as it was.
-func Write(path string, fill func(w io.Writer) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+func Write(path string, fill func(w io.Writer) error) error {
+	p, err := Prepare(path, fill)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = fill(tmp); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return p.Commit()
 }
 
 // WriteBytes is Write for data already in memory.
@@ -51,4 +26,87 @@ func WriteBytes(path string, data []byte) error {
 		_, err := w.Write(data)
 		return err
 	})
+}
+
+// Pending is a file written and synced under a temporary name beside its
+// destination, not yet in place: the files of one result are all prepared
+// first (where a full disk or a failed encoder shows up), then committed by
+// renames, in an order the caller chooses, so that the last one to land marks
+// the result complete.
+type Pending struct {
+	tmp, path string
+}
+
+// Prepare writes the bytes that fill writes to a temporary file next to path.
+// On error nothing is left behind.
+func Prepare(path string, fill func(w io.Writer) error) (p *Pending, err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = fill(tmp); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return &Pending{tmp: tmp.Name(), path: path}, nil
+}
+
+// PrepareBytes is Prepare for data already in memory.
+func PrepareBytes(path string, data []byte) (*Pending, error) {
+	return Prepare(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// Path is the destination.
+func (p *Pending) Path() string { return p.path }
+
+// Commit renames the file into place.
+func (p *Pending) Commit() error {
+	if err := os.Rename(p.tmp, p.path); err != nil {
+		return fmt.Errorf("write %s: %w", p.path, err)
+	}
+	return nil
+}
+
+// Abort removes the temporary file; the destination is left as it was.
+func (p *Pending) Abort() { os.Remove(p.tmp) }
+
+// CommitAll commits files in order. When one fails, the ones after it are
+// aborted; those before it stay in place (a rename cannot be taken back), so
+// callers put the file that marks completion last.
+func CommitAll(files []*Pending) error {
+	for i, p := range files {
+		if err := p.Commit(); err != nil {
+			AbortAll(files[i+1:])
+			return err
+		}
+	}
+	return nil
+}
+
+// AbortAll aborts every file.
+func AbortAll(files []*Pending) {
+	for _, p := range files {
+		p.Abort()
+	}
 }

@@ -3,10 +3,12 @@ package rfnet
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
 
+	"github.com/rfnet/rfnet-native/internal/atomicfile"
 	"github.com/rfnet/rfnet-native/llm"
 	"github.com/rfnet/rfnet-native/pipeline"
 )
@@ -25,10 +28,16 @@ import (
 // Trace appends events to a trace.jsonl file, one JSON object per line,
 // flushed as they come so that a killed run keeps what it traced.
 type Trace struct {
-	mu sync.Mutex
-	f  *os.File
-	w  *bufio.Writer
+	mu   sync.Mutex
+	path string
+	f    *os.File
+	w    *bufio.Writer
 }
+
+// PartialTrace is the name a run's trace has in its out-dir until the run is
+// written out (WriteArtifacts renames it trace.jsonl): a failed or killed run
+// leaves it beside the earlier run's files without passing for theirs.
+const PartialTrace = "trace.partial.jsonl"
 
 // OpenTrace creates (truncates) path.
 func OpenTrace(path string) (*Trace, error) {
@@ -36,8 +45,11 @@ func OpenTrace(path string) (*Trace, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rfnet: trace: %w", err)
 	}
-	return &Trace{f: f, w: bufio.NewWriter(f)}, nil
+	return &Trace{path: path, f: f, w: bufio.NewWriter(f)}, nil
 }
+
+// Path is the file the trace is written to.
+func (t *Trace) Path() string { return t.path }
 
 // Add writes one event.
 func (t *Trace) Add(e TraceEvent) {
@@ -52,8 +64,12 @@ func (t *Trace) Add(e TraceEvent) {
 func (t *Trace) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.w.Flush()
-	return t.f.Close()
+	if t.f == nil {
+		return nil
+	}
+	err := errors.Join(t.w.Flush(), t.f.Sync(), t.f.Close())
+	t.f = nil
+	return err
 }
 
 var unsafeChars = regexp.MustCompile(`[^a-z0-9]+`)
@@ -86,24 +102,45 @@ type RunInfo struct {
 // the parameters text chunk), plan.json, layout.png (the plan's boxes and
 // labels over the image), saa.json, run.json, and per object
 // objects/NN-name.png, -mask.png and -attention.png (the word token's
-// aggregated cross-attention over the object image).
-func WriteArtifacts(dir string, res *Result, cfg Config, model map[string]string) error {
-	if err := os.MkdirAll(filepath.Join(dir, "objects"), 0o755); err != nil {
+// aggregated cross-attention over the object image); trace, when not nil,
+// becomes trace.jsonl.
+//
+// Every file is first written in full under a temporary name, so a full disk
+// or a failed encoder leaves an earlier run in dir as it was. Then the earlier
+// run's image.png goes, and the files of objects/ that this run does not
+// write; the new files are renamed into place, image.png last: a dir that
+// holds image.png holds all of one run.
+func WriteArtifacts(dir string, res *Result, cfg Config, model map[string]string, trace *Trace) (err error) {
+	objects := filepath.Join(dir, "objects")
+	if err := os.MkdirAll(objects, 0o755); err != nil {
 		return fmt.Errorf("rfnet: %w", err)
+	}
+	var files []*atomicfile.Pending
+	defer func() {
+		if err != nil {
+			atomicfile.AbortAll(files)
+		}
+	}()
+	add := func(p *atomicfile.Pending, err error) error {
+		if p != nil {
+			files = append(files, p)
+		}
+		return err
 	}
 	img := pipeline.ToRGBA(res.Image)
 	params := fmt.Sprintf("%s\nNegative prompt: %s\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %d, Size: %dx%d, Method: rfnet, Overall prompt: %s",
 		res.Plan.Prompt, res.OverallNegative, cfg.Steps, cfg.Scheduler, cfg.Guidance, cfg.BgSeed, cfg.Width, cfg.Height, res.OverallPrompt)
-	if err := pipeline.WritePNG(filepath.Join(dir, "image.png"), img, map[string]string{"parameters": params}); err != nil {
+	planJSON, err := res.Plan.Marshal()
+	if err != nil {
 		return err
 	}
-	if err := res.Plan.Write(filepath.Join(dir, "plan.json")); err != nil {
+	if err := add(atomicfile.PrepareBytes(filepath.Join(dir, "plan.json"), planJSON)); err != nil {
 		return err
 	}
-	if err := pipeline.WritePNG(filepath.Join(dir, "layout.png"), drawPlan(img, res.Plan), nil); err != nil {
+	if err := add(pipeline.PreparePNG(filepath.Join(dir, "layout.png"), drawPlan(img, res.Plan), nil)); err != nil {
 		return err
 	}
-	if err := pipeline.WriteJSON(filepath.Join(dir, "saa.json"), res.SAA); err != nil {
+	if err := add(pipeline.PrepareJSON(filepath.Join(dir, "saa.json"), res.SAA)); err != nil {
 		return err
 	}
 	info := RunInfo{Prompt: res.Plan.Prompt, OverallPrompt: res.OverallPrompt, OverallNegative: res.OverallNegative,
@@ -111,21 +148,72 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model map[string]string
 	for k, d := range res.Durations {
 		info.Seconds[k] = d.Seconds()
 	}
+	keep := map[string]bool{}
 	for j, o := range res.Objects {
 		info.ObjectPrompts = append(info.ObjectPrompts, o.Prompt)
-		base := filepath.Join(dir, "objects", fmt.Sprintf("%02d-%s", j, slug(o.Name)))
+		base := fmt.Sprintf("%02d-%s", j, slug(o.Name))
 		oi := pipeline.ToRGBA(o.Image)
-		if err := pipeline.WritePNG(base+".png", oi, map[string]string{"parameters": o.Prompt}); err != nil {
-			return err
-		}
-		if err := pipeline.WritePNG(base+"-mask.png", maskImage(o.Mask, res.LatentH, res.LatentW, oi.Bounds()), nil); err != nil {
-			return err
-		}
-		if err := pipeline.WritePNG(base+"-attention.png", heatmap(oi, o.Saliency, o.SalH, o.SalW), nil); err != nil {
-			return err
+		for _, f := range []struct {
+			suffix string
+			im     image.Image
+			text   map[string]string
+		}{
+			{".png", oi, map[string]string{"parameters": o.Prompt}},
+			{"-mask.png", maskImage(o.Mask, res.LatentH, res.LatentW, oi.Bounds()), nil},
+			{"-attention.png", heatmap(oi, o.Saliency, o.SalH, o.SalW), nil},
+		} {
+			keep[base+f.suffix] = true
+			if err := add(pipeline.PreparePNG(filepath.Join(objects, base+f.suffix), f.im, f.text)); err != nil {
+				return err
+			}
 		}
 	}
-	return pipeline.WriteJSON(filepath.Join(dir, "run.json"), info)
+	if err := add(pipeline.PrepareJSON(filepath.Join(dir, "run.json"), info)); err != nil {
+		return err
+	}
+	final, err := pipeline.PreparePNG(filepath.Join(dir, "image.png"), img, map[string]string{"parameters": params})
+	if err != nil {
+		return err
+	}
+	files = append(files, final)
+	if trace != nil {
+		if err := trace.Close(); err != nil {
+			return fmt.Errorf("rfnet: trace: %w", err)
+		}
+	}
+
+	// Everything is written: now the earlier run makes way.
+	if err := os.Remove(filepath.Join(dir, "image.png")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("rfnet: %w", err)
+	}
+	if err := removeStale(objects, keep); err != nil {
+		return err
+	}
+	if trace != nil {
+		if err := os.Rename(trace.Path(), filepath.Join(dir, "trace.jsonl")); err != nil {
+			return fmt.Errorf("rfnet: trace: %w", err)
+		}
+	}
+	return atomicfile.CommitAll(files)
+}
+
+// removeStale deletes the files of an earlier run in objects/ that this run
+// does not write (it had other objects, or more), leaving the temporary files
+// of this one.
+func removeStale(objects string, keep map[string]bool) error {
+	entries, err := os.ReadDir(objects)
+	if err != nil {
+		return fmt.Errorf("rfnet: %w", err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || keep[e.Name()] || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if err := os.Remove(filepath.Join(objects, e.Name())); err != nil {
+			return fmt.Errorf("rfnet: %w", err)
+		}
+	}
+	return nil
 }
 
 var palette = []color.RGBA{{230, 25, 75, 255}, {60, 180, 75, 255}, {0, 130, 200, 255}, {245, 130, 48, 255},
