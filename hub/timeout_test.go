@@ -63,6 +63,30 @@ func TestStalledBlobResumes(t *testing.T) {
 	}
 }
 
+// The download timeout is an idle timeout: a blob that keeps arriving, if
+// slowly, is never cut off, however long the whole download takes.
+func TestSlowBlobIsNotCutOff(t *testing.T) {
+	repo, s, c := tinyHub(t)
+	c.DownloadTimeout = 150 * time.Millisecond
+	c.Retries = 0 // a timeout would be an error, not a resumed retry
+	ref := Ref{Repo: "org/tiny-sd1", Revision: "main", File: "unet/diffusion_pytorch_model.safetensors"}
+	data := repo.Files[ref.File]
+	// 20 chunks 50 ms apart: the body takes about 1 s, the gaps are a third of the timeout.
+	s.Trickle, s.TrickleBytes = 50*time.Millisecond, (len(data)+19)/20
+	files, err := c.Resolve(guarded(t), ref, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(files.Dir, files.Paths[0])); string(got) != string(data) {
+		t.Fatal("the file differs")
+	}
+	for _, r := range s.Requests() {
+		if strings.Contains(r, "bytes=") {
+			t.Fatalf("the slow body was cut and resumed: %v", s.Requests())
+		}
+	}
+}
+
 func TestBlobStalledForeverFails(t *testing.T) {
 	repo, s, c := tinyHub(t)
 	c.DownloadTimeout = 200 * time.Millisecond

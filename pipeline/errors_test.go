@@ -150,8 +150,8 @@ func TestBadRequests(t *testing.T) {
 		req   Request
 		parts []string
 	}{
-		{Request{Prompt: "x", Width: 60, Height: 64}, []string{"--width 60", "multiples of 8"}},
-		{Request{Prompt: "x", Width: 64, Height: 100}, []string{"--height 100", "multiples of 8"}},
+		{Request{Prompt: "x", Width: 60, Height: 64}, []string{"--width 60", "multiple of 8"}},
+		{Request{Prompt: "x", Width: 64, Height: 100}, []string{"--height 100", "multiple of 8"}},
 		{Request{Prompt: "x", Scheduler: "lms"}, []string{`"lms"`, "ddim, dpm++2m, euler, pndm"}},
 		{Request{Prompt: "x", Steps: -3}, []string{"--steps -3"}},
 		{Request{Prompt: "x", Width: 64, Height: 64, InitLatents: tensor.Zeros(cpu.New(), tensor.Float32, 1, 4, 16, 16)}, []string{"[1 4 16 16]", "want [1 4 8 8]"}},

@@ -42,6 +42,26 @@ type Result struct {
 // arithmetic away from overflow.
 const MaxSide = 1 << 20
 
+// CheckSide is the rule for an image's width or height, name being the flag
+// or key that set it: a multiple of 8 (the autoencoder works on 8×8 blocks)
+// from 8 to MaxSide. Flags, configuration files and requests all use it.
+func CheckSide(name string, v int) error {
+	if v < 8 || v%8 != 0 || v > MaxSide {
+		return fmt.Errorf("%s %d: want a multiple of 8 from 8 to %d (the autoencoder works on 8×8 blocks)", name, v, MaxSide)
+	}
+	return nil
+}
+
+// GuidanceBatch is how many latents a UNet call takes at guidance scale g:
+// the unconditional and the conditional one above 1, the conditional alone
+// otherwise.
+func GuidanceBatch(g float64) int {
+	if g > 1 {
+		return 2
+	}
+	return 1
+}
+
 // Validate checks a request against the model and fills defaults (steps 50,
 // guidance 7.5, DDIM, the variant's size).
 func (m *Model) Validate(r *Request) error {
@@ -57,11 +77,15 @@ func (m *Model) Validate(r *Request) error {
 	if r.Height == 0 {
 		r.Height = m.Variant.Height
 	}
+	for _, side := range []struct {
+		name string
+		v    int
+	}{{"--width", r.Width}, {"--height", r.Height}} {
+		if err := CheckSide(side.name, side.v); err != nil {
+			return fmt.Errorf("pipeline: %w", err)
+		}
+	}
 	switch {
-	case r.Width%8 != 0 || r.Height%8 != 0 || r.Width < 8 || r.Height < 8:
-		return fmt.Errorf("pipeline: --width %d and --height %d must be positive multiples of 8 (the autoencoder works on 8×8 blocks)", r.Width, r.Height)
-	case r.Width > MaxSide || r.Height > MaxSide:
-		return fmt.Errorf("pipeline: --width %d and --height %d must be at most %d", r.Width, r.Height, MaxSide)
 	case r.Steps < 1:
 		return fmt.Errorf("pipeline: --steps %d must be at least 1", r.Steps)
 	case math.IsNaN(r.Guidance) || math.IsInf(r.Guidance, 0) || r.Guidance < 0:
@@ -70,11 +94,7 @@ func (m *Model) Validate(r *Request) error {
 	if _, err := sched.New(r.Scheduler, m.Variant.Sched, r.Steps); err != nil {
 		return err
 	}
-	batch := 1
-	if r.Guidance > 1 {
-		batch = 2
-	}
-	if err := m.checkFits(r.Width, r.Height, batch); err != nil {
+	if err := m.checkFits(r.Width, r.Height, GuidanceBatch(r.Guidance)); err != nil {
 		return err
 	}
 	if r.InitLatents != nil {
@@ -160,7 +180,7 @@ func (m *Model) Generate(r Request, progress Progress) (*Result, error) {
 // uncond + guidance·(cond - uncond); otherwise only cond is used.
 func (m *Model) Denoise(s sched.Scheduler, latents, cond, uncond *tensor.Tensor, guidance float64, progress Progress) (*tensor.Tensor, error) {
 	ts := s.Timesteps()
-	cfg := guidance > 1
+	cfg := GuidanceBatch(guidance) == 2
 	context := cond
 	if cfg {
 		context = tensor.Concat(0, uncond, cond)

@@ -10,6 +10,8 @@
 // images/<method>/<id>-s<seed>.png with a .json metadata file (the sidecar)
 // beside each. The sidecar is written last and records the image's size and
 // SHA-256; Check is the one place that decides whether an item is finished
-// and intact. While bench runs, locks/ holds one file per process and an item
-// being made has a .claim file beside its image (see Lock).
+// and intact, and Differences the one place that decides whether two runs'
+// settings agree. While bench runs, locks/ holds one file per process, an
+// item being made has a .claim file beside its image (see lock.go), and
+// bench.json.lock is held for the moment bench.json is updated (see Start).
 package rfbench

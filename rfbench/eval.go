@@ -33,8 +33,17 @@ type EvalResult struct {
 func (r EvalResult) Key() string { return fmt.Sprintf("%s/%s-s%d", r.Method, r.ID, r.Seed) }
 
 // Of reports whether r judged the image m describes, and not an earlier image
-// of the same item that bench has since generated again.
-func (r EvalResult) Of(m Meta) bool { return r.Key() == metaKey(m) && r.ImageSHA256 == m.ImageSHA256 }
+// of the same item that bench has since generated again. A result without a
+// hash, written before results recorded one, is taken as the result of the
+// image there now when the item's sidecar is as old (HashAdded): neither
+// records which image was judged, and the image has not been made again
+// since, or its sidecar would be of this version.
+func (r EvalResult) Of(m Meta) bool {
+	if r.Key() != metaKey(m) {
+		return false
+	}
+	return r.ImageSHA256 == m.ImageSHA256 || r.ImageSHA256 == "" && m.HashAdded
+}
 
 // LoadMetas reads the metadata of every finished and intact item of a run,
 // sorted by key, and lists the sidecars that fail Check, each as "path: why".

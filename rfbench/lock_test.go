@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,35 +41,68 @@ func writeFile(t *testing.T, path string, v any) {
 	}
 }
 
+// writeAged is writeFile with the file's mtime age ago (0: now).
+func writeAged(t *testing.T, path string, v any, age time.Duration) {
+	t.Helper()
+	writeFile(t, path, v)
+	if age > 0 {
+		then := time.Now().Add(-age)
+		if err := os.Chtimes(path, then, then); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// holderAt is a holder of pid on host, in this pid namespace when ns is
+// self's, since a fixed time.
+func holderAt(pid int, host, ns string) Holder {
+	return Holder{PID: pid, Host: host, PIDNamespace: ns, Since: time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)}
+}
+
 // A process with other settings is refused while the holder lives, naming it
-// and what differs; the lock of a process that is gone is removed; a lock
-// from another host is never taken for stale.
+// and what differs; the lock of a process that is gone is removed. A pid is
+// tested only for a lock of this host and pid namespace (containers with
+// host networking share the host name, not pids); any lock not refreshed for
+// staleAfter is stale.
 func TestLock(t *testing.T) {
-	here := Settings{PromptsSHA256: "p", Weights: "w", Config: rfnet.Default()}
+	if self.PIDNamespace == "" {
+		t.Skip("no pid namespace here (/proc)")
+	}
+	here := Settings{PromptsSHA256: "p", Config: rfnet.Default()}
 	other := here
 	other.Config.Steps = 2
-	since := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 	dead := deadPID(t)
+	host, ns := self.Host, self.PIDNamespace
 	for _, c := range []struct {
 		name     string
 		holder   Holder
+		age      time.Duration // since the holder's lock was last refreshed
 		settings Settings
 		refused  []string // what the error says; nil: the lock is taken
-		stale    bool     // the holder's lock is removed
+		stale    string   // in the log when the holder's lock is removed
 	}{
-		{"a live process with other settings", Holder{1, self.Host, since}, other,
-			[]string{"in use by pid 1 on " + self.Host + " since 2025-03-04 05:06:07", "num_inference_steps 50 here, 2 there"}, false},
-		{"a live process with the same settings", Holder{1, self.Host, since}, here, nil, false},
-		{"a dead pid", Holder{dead, self.Host, since}, other, nil, true},
-		{"our pid, an earlier start", Holder{self.PID, self.Host, since}, other, nil, true},
-		{"another host with other settings", Holder{dead, "elsewhere", since}, other,
-			[]string{"pid " + strconv.Itoa(dead) + " on elsewhere", "if elsewhere is gone, delete"}, false},
-		{"another host with the same settings", Holder{dead, "elsewhere", since}, here, nil, false},
+		{"a live process with other settings", holderAt(1, host, ns), 0, other,
+			[]string{"in use by pid 1 on " + host + " since 2025-03-04 05:06:07", "num_inference_steps 50 here, 2 there"}, ""},
+		{"a live process with the same settings", holderAt(1, host, ns), 0, here, nil, ""},
+		{"a dead pid", holderAt(dead, host, ns), 0, other, nil, "its pid is gone"},
+		{"our pid, an earlier start", holderAt(self.PID, host, ns), 0, other, nil, "its pid is this process's now"},
+		{"our pid in another pid namespace", holderAt(self.PID, host, "other-container"), 0, other,
+			[]string{"in use by pid " + strconv.Itoa(self.PID) + " on " + host}, ""},
+		{"a dead pid in another pid namespace", holderAt(dead, host, "other-container"), 0, other,
+			[]string{"in use by pid " + strconv.Itoa(dead)}, ""},
+		{"a lock of an earlier version (no namespace)", holderAt(dead, host, ""), 0, other,
+			[]string{"in use by pid " + strconv.Itoa(dead)}, ""},
+		{"another host with other settings", holderAt(dead, "elsewhere", ""), 0, other,
+			[]string{"pid " + strconv.Itoa(dead) + " on elsewhere", "is stale once not refreshed for 5m0s"}, ""},
+		{"another host with the same settings", holderAt(dead, "elsewhere", ""), 0, here, nil, ""},
+		{"another host, not refreshed", holderAt(dead, "elsewhere", ""), 7*time.Minute + 12*time.Second, other, nil,
+			"removing the lock of pid " + strconv.Itoa(dead) + " on elsewhere since 2025-03-04 05:06:07 (not refreshed for 7m12s)"},
+		{"a live pid, not refreshed", holderAt(1, host, ns), 6 * time.Minute, other, nil, "(not refreshed for 6m0s)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := t.TempDir()
 			held := filepath.Join(out, "locks", "holder.json")
-			writeFile(t, held, lockFile{Holder: c.holder, Fingerprint: c.settings.fingerprint(), Settings: c.settings})
+			writeAged(t, held, lockFile{Holder: c.holder, Settings: c.settings}, c.age)
 			var log strings.Builder
 			release, err := Lock(out, here, &log)
 			if c.refused != nil {
@@ -84,50 +119,250 @@ func TestLock(t *testing.T) {
 					t.Fatal(err)
 				}
 				release()
+				release() // twice is harmless
 			}
-			if _, err := os.Stat(held); (err == nil) == c.stale {
-				t.Errorf("holder's lock: %v, want removed: %v (log %q)", err, c.stale, log.String())
+			if _, err := os.Stat(held); (err == nil) == (c.stale != "") {
+				t.Errorf("holder's lock: %v, want removed: %v (log %q)", err, c.stale != "", log.String())
 			}
-			if entries, _ := os.ReadDir(filepath.Join(out, "locks")); c.stale != (len(entries) == 0) {
+			if !strings.Contains(log.String(), c.stale) {
+				t.Errorf("log %q lacks %q", log.String(), c.stale)
+			}
+			if entries, _ := os.ReadDir(filepath.Join(out, "locks")); (c.stale != "") != (len(entries) == 0) {
 				t.Errorf("locks/ holds %d files after release", len(entries))
 			}
 		})
 	}
 }
 
-// A claim of a process that is gone is taken over; a live process's claim,
-// here or on another host, leaves the item to it.
+// A lock file of another process with our host name and pid (a container
+// with host networking) is neither overwritten nor removed by ours.
+func TestLockNameTaken(t *testing.T) {
+	out := t.TempDir()
+	s := Settings{PromptsSHA256: "p", Config: rfnet.Default()}
+	twin := holderAt(self.PID, self.Host, "other-container")
+	theirs := filepath.Join(out, "locks", fmt.Sprintf("%s-%d-%d.json", self.Host, self.PID, seq.Load()+1))
+	writeFile(t, theirs, lockFile{Holder: twin, Settings: s})
+	release, err := Lock(out, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	var got lockFile
+	if err := readJSON(theirs, &got); err != nil || !got.Holder.same(twin) {
+		t.Fatalf("the twin's lock: %+v, %v", got, err)
+	}
+}
+
+// Lock refuses a folder whose bench.json describes other settings before
+// the model loads; the model's hash, known only after, is Start's to compare.
+func TestLockChecksBenchJSON(t *testing.T) {
+	out := t.TempDir()
+	here := Settings{PromptsSHA256: "p", Config: rfnet.Default()}
+	run := Run{PromptsSHA256: "p", Config: rfnet.Default(), Model: map[string]string{"hash": "aaa"}}
+	if err := Start(out, run); err != nil {
+		t.Fatal(err)
+	}
+	release, err := Lock(out, here, nil)
+	if err != nil {
+		t.Fatalf("same prompts and config: %v", err)
+	}
+	release()
+	steps := here
+	steps.Config.Steps = 7
+	if _, err := Lock(out, steps, nil); err == nil || !strings.Contains(err.Error(), "bench.json describes another run (num_inference_steps 7 here, 50 there)") {
+		t.Fatalf("other steps: %v", err)
+	}
+	prompts := here
+	prompts.PromptsSHA256 = "q"
+	if _, err := Lock(out, prompts, nil); err == nil || !strings.Contains(err.Error(), "the prompt set") {
+		t.Fatalf("other prompts: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(out, "locks")); len(entries) != 0 {
+		t.Fatalf("a refused Lock left %d files", len(entries))
+	}
+	run.Model["hash"] = "bbb"
+	if err := Start(out, run); err == nil || !strings.Contains(err.Error(), "the model's SHA-256 bbb… here, aaa… there") {
+		t.Fatalf("Start with another model: %v", err)
+	}
+}
+
+// A claim of a process that is gone, or one not refreshed for staleAfter, is
+// taken over; a live process's claim, here, in another pid namespace or on
+// another host, leaves the item to it, and the run lists it as busy.
 func TestClaims(t *testing.T) {
+	if self.PIDNamespace == "" {
+		t.Skip("no pid namespace here (/proc)")
+	}
 	r, _ := tinyRunner(t, "")
 	items := Items(DefaultPrompts()[:1], []string{"sd"}, 1)
+	host, ns := self.Host, self.PIDNamespace
 	for _, c := range []struct {
 		name   string
 		holder Holder
-		taken  bool
+		age    time.Duration
+		taken  string // in the log when the claim is taken over
 	}{
-		{"a dead pid", Holder{deadPID(t), self.Host, time.Now()}, true},
-		{"a live pid", Holder{1, self.Host, time.Now()}, false},
-		{"another host", Holder{deadPID(t), "elsewhere", time.Now()}, false},
+		{"a dead pid", holderAt(deadPID(t), host, ns), 0, "(its pid is gone)"},
+		{"a live pid", holderAt(1, host, ns), 0, ""},
+		{"our pid in another pid namespace", holderAt(self.PID, host, "other-container"), 0, ""},
+		{"another host", holderAt(deadPID(t), "elsewhere", ""), 0, ""},
+		{"another host, not refreshed", holderAt(deadPID(t), "elsewhere", ""), 7 * time.Minute, "on elsewhere since 2025-03-04 05:06:07 (not refreshed for 7m0s)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r.Out = t.TempDir()
 			var log strings.Builder
 			r.Log = &log
 			path := filepath.Join(r.Out, "images", "sd", items[0].Prompt.ID+"-s0.claim")
-			writeFile(t, path, c.holder)
+			writeAged(t, path, c.holder, c.age)
 			s, err := r.Run(context.Background(), items)
-			if err != nil || (s.Generated == 1) != c.taken || (len(s.Busy) == 1) == c.taken {
+			taken := c.taken != ""
+			if err != nil || (s.Generated == 1) != taken || (len(s.Busy) == 1) == taken {
 				t.Fatalf("%+v, %v (log %q)", s, err, log.String())
 			}
 			_, err = os.Stat(path)
-			if c.taken && (err == nil || !strings.Contains(log.String(), "taking over the claim of pid")) {
+			if taken && (err == nil || !strings.Contains(log.String(), "taking over the claim of pid") || !strings.Contains(log.String(), c.taken)) {
 				t.Fatalf("claim left (%v) or not logged: %q", err, log.String())
 			}
-			if !c.taken && (err != nil || !strings.Contains(s.Busy[0], c.holder.Host)) {
-				t.Fatalf("the live claim: %v, busy %v", err, s.Busy)
+			want := "images/sd/" + items[0].Prompt.ID + "-s0.claim (" + c.holder.String() + ")"
+			if !taken && (err != nil || s.Busy[0] != want) {
+				t.Fatalf("the live claim: %v, busy %q, want %q", err, s.Busy, want)
 			}
 		})
 	}
+}
+
+// shortHeartbeat makes heartbeats and staleness fast for one test.
+func shortHeartbeat(t *testing.T, every, stale time.Duration) {
+	t.Helper()
+	savedEvery, savedStale := heartbeatEvery, staleAfter
+	heartbeatEvery, staleAfter = every, stale
+	t.Cleanup(func() { heartbeatEvery, staleAfter = savedEvery, savedStale })
+}
+
+// mtimeAge is how long ago path was modified.
+func mtimeAge(t *testing.T, path string) time.Duration {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.Since(fi.ModTime())
+}
+
+// waitRefreshed waits until path's mtime is recent again.
+func waitRefreshed(t *testing.T, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); mtimeAge(t, path) > time.Minute; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not refreshed", path)
+		}
+	}
+}
+
+// While a lock and a claim are held, their mtimes are refreshed; release
+// stops the refreshing goroutine (none is left running) and removes the file.
+func TestHeartbeat(t *testing.T) {
+	shortHeartbeat(t, 5*time.Millisecond, time.Hour)
+	out := t.TempDir()
+	before := runtime.NumGoroutine()
+	release, err := Lock(out, Settings{PromptsSHA256: "p"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks, _ := filepath.Glob(filepath.Join(out, "locks", "*.json"))
+	claimPath := filepath.Join(out, "x.claim")
+	releaseClaim, holder, err := claim(claimPath, nil)
+	if err != nil || holder != nil || len(locks) != 1 {
+		t.Fatalf("claim: %v %v; locks %v", err, holder, locks)
+	}
+	hourAgo := time.Now().Add(-time.Hour)
+	for _, p := range []string{locks[0], claimPath} {
+		os.Chtimes(p, hourAgo, hourAgo)
+		waitRefreshed(t, p)
+	}
+	release()
+	releaseClaim()
+	for _, p := range []string{locks[0], claimPath} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s left after release", p)
+		}
+	}
+	// Were a refresher still running, it would refresh these copies.
+	writeAged(t, claimPath, self, time.Hour)
+	writeAged(t, locks[0], lockFile{Holder: self}, time.Hour)
+	time.Sleep(50 * time.Millisecond)
+	for _, p := range []string{locks[0], claimPath} {
+		if mtimeAge(t, p) < time.Minute {
+			t.Errorf("%s refreshed after release", p)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > before; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, %d before", runtime.NumGoroutine(), before)
+		}
+	}
+}
+
+// A process whose claim was taken over while it was paused neither refreshes
+// nor removes the new holder's claim.
+func TestClaimTakenOverWhilePaused(t *testing.T) {
+	shortHeartbeat(t, 5*time.Millisecond, time.Hour)
+	path := filepath.Join(t.TempDir(), "x.claim")
+	release, _, err := claim(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newcomer := holderAt(1, "elsewhere", "")
+	writeAged(t, path, newcomer, time.Hour)
+	time.Sleep(50 * time.Millisecond)
+	release()
+	var h Holder
+	if err := readJSON(path, &h); err != nil || !h.same(newcomer) {
+		t.Fatalf("the newcomer's claim: %v %v", h, err)
+	}
+	if mtimeAge(t, path) < time.Minute {
+		t.Fatal("the newcomer's claim was refreshed by the process it replaced")
+	}
+}
+
+// A claim found stale that proves live when judged again, in its place put
+// aside, is put back whole, and nothing is left beside it.
+func TestRemoveStalePutsBackLive(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.claim")
+	live := holderAt(1, "elsewhere", "")
+	writeFile(t, path, live)
+	var log strings.Builder
+	if removeStale(path, "taking over the claim", staleAfter, &log) {
+		t.Fatal("a live claim was removed")
+	}
+	var h Holder
+	if err := readJSON(path, &h); err != nil || !h.same(live) || log.Len() != 0 {
+		t.Fatalf("after: %v %v, log %q", h, err, log.String())
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("%d files in the folder", len(entries))
+	}
+}
+
+// Items another process held when their turn came are looked at again at the
+// end: one it has finished (or given up) meanwhile is done, not left as busy.
+func TestBusyItemsLookedAtAgain(t *testing.T) {
+	out := t.TempDir()
+	r, _ := tinyRunner(t, out)
+	items := Items(DefaultPrompts()[:2], []string{"sd"}, 1)
+	path := filepath.Join(out, "images", "sd", items[0].Prompt.ID+"-s0.claim")
+	writeFile(t, path, holderAt(1, "elsewhere", ""))
+	r.Progress = func(done, total int) {
+		if done == total {
+			os.Remove(path) // the holder gave the item up
+		}
+	}
+	s, err := r.Run(context.Background(), items)
+	if err != nil || s.Generated != 2 || len(s.Busy) != 0 {
+		t.Fatalf("%+v, %v", s, err)
+	}
+	finished(t, out, items[0])
 }
 
 // Two runners with the same settings over one folder at the same time make

@@ -7,8 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
+
+	"github.com/rfnet/rfnet-native/internal/regular"
 )
 
 // The two areas of the benchmark.
@@ -39,9 +40,10 @@ func DefaultPrompts() []Prompt {
 }
 
 // LoadPrompts reads a JSONL file (one object per line) or a CSV file with the
-// header id,area,category,prompt (in any order).
+// header id,area,category,prompt (in any order). A named pipe or a device is
+// refused rather than read, which would block.
 func LoadPrompts(path string) ([]Prompt, error) {
-	data, err := os.ReadFile(path)
+	data, err := regular.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("rfbench: %w", err)
 	}

@@ -194,7 +194,7 @@ func TestResumeAfterKill(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(a, "images", "sd", "p9-s0.claim"), []byte(`{"pid": 1}`), 0o644)
 	merged := t.TempDir()
-	if _, err := Merge(merged, []string{a, b}); err != nil {
+	if _, err := Merge(merged, []string{a, b}, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, it := range items {

@@ -34,16 +34,20 @@ type Run struct {
 
 // Meta is the metadata file written next to each image.
 type Meta struct {
-	ID            string             `json:"id"`
-	Area          string             `json:"area"`
-	Category      string             `json:"category"`
-	Prompt        string             `json:"prompt"`
-	Method        string             `json:"method"`
-	Seed          int                `json:"seed"`
-	BgSeed        uint64             `json:"bg_seed"`
-	Image         string             `json:"image"` // relative to the run folder
-	ImageBytes    int64              `json:"image_bytes"`
-	ImageSHA256   string             `json:"image_sha256"` // with ImageBytes, what Check compares
+	ID          string `json:"id"`
+	Area        string `json:"area"`
+	Category    string `json:"category"`
+	Prompt      string `json:"prompt"`
+	Method      string `json:"method"`
+	Seed        int    `json:"seed"`
+	BgSeed      uint64 `json:"bg_seed"`
+	Image       string `json:"image"` // relative to the run folder
+	ImageBytes  int64  `json:"image_bytes"`
+	ImageSHA256 string `json:"image_sha256"` // with ImageBytes, what Check compares
+	// HashAdded marks a sidecar of an earlier version, which recorded no
+	// size and hash: they were computed later from the image found beside it
+	// (by Check, and written in by bench).
+	HashAdded     bool               `json:"hash_added,omitempty"`
 	Width         int                `json:"width"`
 	Height        int                `json:"height"`
 	Steps         int                `json:"steps"`
@@ -75,8 +79,12 @@ type Summary struct {
 	// generates them again (so they count in Generated or Failed too),
 	// Evaluate leaves them out.
 	Broken []string
-	// Busy lists the items Run left to the live process that had claimed them.
+	// Busy lists the items Run left unfinished to the live processes that
+	// had claimed them, each as "claim file (holder)".
 	Busy []string
+	// Recorded counts the items of an earlier version whose sidecar Run
+	// completed with the image's size and hash.
+	Recorded int
 }
 
 func (r *Runner) logf(format string, args ...any) {
@@ -91,52 +99,6 @@ func itemPaths(it Item) (image, meta string) {
 	return base + ".png", base + ".json"
 }
 
-// Start writes bench.json, or checks that the run folder's bench.json
-// describes the same run (so a resumed run does not mix settings).
-func Start(out string, run Run) error {
-	path := filepath.Join(out, "bench.json")
-	if raw, err := os.ReadFile(path); err == nil {
-		var old Run
-		if err := json.Unmarshal(raw, &old); err != nil {
-			return fmt.Errorf("rfbench: %s: %w", path, err)
-		}
-		a, _ := json.Marshal(struct {
-			P string
-			C rfnet.Config
-			H string
-		}{old.PromptsSHA256, old.Config, old.Model["hash"]})
-		b, _ := json.Marshal(struct {
-			P string
-			C rfnet.Config
-			H string
-		}{run.PromptsSHA256, run.Config, run.Model["hash"]})
-		if string(a) != string(b) {
-			return fmt.Errorf("rfbench: %s describes a different run (prompt file, settings or model): use another --out, or delete it to start over", path)
-		}
-		// Methods and seeds may grow between runs; keep the union.
-		run.Methods = union(old.Methods, run.Methods)
-		run.Seeds = max(old.Seeds, run.Seeds)
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return fmt.Errorf("rfbench: %w", err)
-	}
-	return pipeline.WriteJSON(path, run)
-}
-
-func union(a, b []string) []string {
-	out := append([]string(nil), a...)
-	for _, x := range b {
-		found := false
-		for _, y := range out {
-			found = found || x == y
-		}
-		if !found {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
 // PromptsHash is the SHA-256 of a prompt set, as written into bench.json.
 func PromptsHash(prompts []Prompt) string {
 	h := sha256.New()
@@ -149,63 +111,106 @@ func PromptsHash(prompts []Prompt) string {
 // Run generates every item that is not finished and intact (see Check) and
 // not claimed by another live process; a broken one is logged with why. A
 // cancelled context stops it between items; an item that fails is reported
-// and left for the next run.
-func (r *Runner) Run(ctx context.Context, items []Item) (Summary, error) {
-	var s Summary
+// and left for the next run. The items another process held when their turn
+// came are looked at once more at the end: that process may have finished
+// them meanwhile, or died long enough ago for its claim to be stale; those
+// still held are listed in Busy.
+func (r *Runner) Run(ctx context.Context, items []Item) (s Summary, err error) {
+	defer func() {
+		if s.Recorded > 0 {
+			r.logf("recorded the size and hash of %d items of an earlier version", s.Recorded)
+		}
+	}()
+	var held []Item
 	for k, it := range items {
 		if err := ctx.Err(); err != nil {
 			return s, err
 		}
-		if err := r.runItem(ctx, it, &s); err != nil {
+		busy, err := r.runItem(ctx, it, &s)
+		if err != nil {
 			return s, err
+		}
+		if busy != "" {
+			held = append(held, it)
 		}
 		if r.Progress != nil {
 			r.Progress(k+1, len(items))
 		}
 	}
+	for _, it := range held {
+		if err := ctx.Err(); err != nil {
+			return s, err
+		}
+		busy, err := r.runItem(ctx, it, &s)
+		if err != nil {
+			return s, err
+		}
+		if busy != "" {
+			s.Busy = append(s.Busy, busy)
+		}
+	}
 	return s, nil
 }
 
-// runItem does one item and counts the outcome in s; only a cancelled
-// context is returned.
-func (r *Runner) runItem(ctx context.Context, it Item, s *Summary) error {
+// runItem does one item and counts the outcome in s, except for an item
+// another live process holds: then it returns the claim file and its holder.
+// Only a cancelled context is returned as an error.
+func (r *Runner) runItem(ctx context.Context, it Item, s *Summary) (busy string, err error) {
 	imgRel, metaRel := itemPaths(it)
-	if _, err := Check(r.Out, metaRel); err == nil {
-		s.Skipped++
-		return nil
+	if ok, _ := r.finished(metaRel, s); ok {
+		return "", nil
 	}
-	claimPath := filepath.Join(r.Out, filepath.FromSlash(strings.TrimSuffix(imgRel, ".png")+".claim"))
+	claimRel := strings.TrimSuffix(imgRel, ".png") + ".claim"
+	claimPath := filepath.Join(r.Out, filepath.FromSlash(claimRel))
 	os.MkdirAll(filepath.Dir(claimPath), 0o755) // on error, claim says why
 	release, holder, err := claim(claimPath, r.Log)
 	switch {
 	case err != nil:
 		s.Failed++
 		r.logf("%s failed: %v", it.Key(), err)
-		return nil
+		return "", nil
 	case holder != nil:
-		s.Busy = append(s.Busy, fmt.Sprintf("%s (pid %d on %s)", it.Key(), holder.PID, holder.Host))
-		return nil
+		return fmt.Sprintf("%s (%s)", claimRel, holder), nil
 	}
 	defer release()
 	// Checked again under the claim: another process may have finished the
 	// item between the first check and the claim.
-	if _, err := Check(r.Out, metaRel); err == nil {
-		s.Skipped++
-		return nil
+	if ok, err := r.finished(metaRel, s); ok {
+		return "", nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		s.Broken = append(s.Broken, err.Error())
 		r.logf("%v: generating it again", err)
 	}
 	if err := r.generate(ctx, it); err != nil {
 		if errors.Is(err, context.Canceled) {
-			return err
+			return "", err
 		}
 		s.Failed++
 		r.logf("%s failed: %v", it.Key(), err)
-		return nil
+		return "", nil
 	}
 	s.Generated++
-	return nil
+	return "", nil
+}
+
+// finished reports whether the item of the sidecar metaRel is finished and
+// intact, and counts it as skipped; if not, err says why (see Check). A
+// sidecar of an earlier version gets the size and hash of its intact image
+// written in.
+func (r *Runner) finished(metaRel string, s *Summary) (ok bool, err error) {
+	c, err := check(r.Out, metaRel)
+	if err != nil {
+		return false, err
+	}
+	if c.legacy {
+		if err := c.record(r.Out, metaRel); err != nil {
+			r.logf("%s: could not record the image's size and hash: %v", metaRel, err)
+		} else {
+			s.Recorded++
+		}
+	}
+	s.Skipped++
+	return true, nil
 }
 
 // plan returns the cached plan of a prompt, asking the planner the first time.
@@ -241,10 +246,14 @@ func (r *Runner) methodConfig(it Item) rfnet.Config {
 	return c
 }
 
-// generate makes one item. A panic in it (a bug deep in the model) becomes
-// the item's error, with where it happened, so that one item cannot stop an
-// unattended run; the files are written atomically and the sidecar last, so
-// an item that panicked never looks finished.
+// generate makes one item. A panic in the goroutine that calls it (a bug in
+// the pipeline or the planner) becomes the item's error, with where it
+// happened, so that such a bug in one item does not stop an unattended run.
+// A panic inside a backend's worker goroutines (the CPU backend's parallel
+// loops) is not recovered: Go ends the whole process, as it would for any
+// goroutine, and the next run resumes. Either way the files are written
+// atomically and the sidecar last, so an item that panicked never looks
+// finished.
 func (r *Runner) generate(ctx context.Context, it Item) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -319,17 +328,4 @@ func panicStack() string {
 		}
 	}
 	return b.String()
-}
-
-// ReadRun reads a run folder's bench.json.
-func ReadRun(out string) (Run, error) {
-	var r Run
-	raw, err := os.ReadFile(filepath.Join(out, "bench.json"))
-	if err != nil {
-		return r, fmt.Errorf("rfbench: %s is not a benchmark run folder: %w", out, err)
-	}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return r, fmt.Errorf("rfbench: %s: %w", out, err)
-	}
-	return r, nil
 }

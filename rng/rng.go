@@ -59,7 +59,10 @@ func (g *Torch) uniform32() float32 {
 // does. From 16 values on: n uniforms first, then Box-Muller over blocks of 16
 // (the first 8 values of a block pair with the last 8); when n is not a
 // multiple of 16, the last 16 values are drawn again from fresh uniforms.
-// Below 16 values torch takes its scalar path instead (normalScalar).
+// Below 16 values torch takes its scalar path instead (normalPair). torch's
+// generator keeps that path's spare value for its next draw; here it lives
+// only within one call. With an even count nothing is left over, so the two
+// agree for SD's latents (4 channels) and every single draw of a fresh seed.
 func (g *Torch) Randn(n int) []float32 {
 	data := make([]float32, n)
 	if n < 16 {

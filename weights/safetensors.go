@@ -92,7 +92,7 @@ func parse(path string, data []byte) (*File, error) {
 	if len(data) < 8 {
 		return nil, fail("file is %d bytes, too short for a safetensors header (not a safetensors file?)", len(data))
 	}
-	if kind := pickleKind(data); kind != "" {
+	if kind := pickleKind(data); kind != "" && (len(data) < 9 || data[8] != '{') {
 		return nil, fail("%s, which rfnet-native refuses to load (unpickling runs code from the file): convert it to .safetensors first: diffusers' scripts/convert_original_stable_diffusion_to_diffusers.py --checkpoint_path FILE --dump_path DIR --to_safetensors writes a folder to pass as --weights DIR", kind)
 	}
 	n := binary.LittleEndian.Uint64(data)
@@ -140,7 +140,9 @@ func parse(path string, data []byte) (*File, error) {
 // pickleKind recognizes PyTorch's checkpoint formats by their first bytes:
 // torch.save's zip archive (.ckpt, .pt, .bin since PyTorch 1.6) and a bare
 // pickle (protocol 2 to 5: 0x80 and the protocol number), which safetensors
-// would otherwise read as an absurd header length.
+// would otherwise read as an absurd header length. Those bytes can also begin
+// a real safetensors file (a header of 640 bytes is 0x80 0x02 ...): the
+// caller asks only when no JSON header follows the length.
 func pickleKind(data []byte) string {
 	switch {
 	case bytes.HasPrefix(data, []byte("PK\x03\x04")):

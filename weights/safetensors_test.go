@@ -133,6 +133,17 @@ func TestBadFiles(t *testing.T) {
 			}
 		})
 	}
+	// Header lengths whose first bytes look like a pickle's (0x80 0x02..0x05)
+	// are still safetensors files when a JSON header follows.
+	entry := `{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`
+	for _, n := range []int{640, 896, 1152, 1408} {
+		path := writeTemp(t, "ok.safetensors", craft(entry+strings.Repeat(" ", n-len(entry)), 4))
+		f, err := Open(path)
+		if err != nil {
+			t.Fatalf("header of %d bytes: %v", n, err)
+		}
+		f.Close()
+	}
 	fifo := filepath.Join(t.TempDir(), "fifo.safetensors")
 	if err := syscall.Mkfifo(fifo, 0o644); err == nil {
 		// Opening a FIFO for reading blocks until a writer comes: refused before.

@@ -58,10 +58,13 @@ func setupBench(fs *pflag.FlagSet) func() error {
 			return fmt.Errorf("bench: --limit %d: want a number of prompts, or 0 for all", *limit)
 		case fs.Changed("steps") && *steps < 1:
 			return fmt.Errorf("bench: --steps %d: want at least 1", *steps)
-		case fs.Changed("size") && (*size < 8 || *size%8 != 0):
-			return fmt.Errorf("bench: --size %d: want a positive multiple of 8", *size)
 		}
-		if err := checkLLMTransport(lf.timeout, lf.retries, lf.reasoningTokens); err != nil {
+		if fs.Changed("size") {
+			if err := pipeline.CheckSide("--size", *size); err != nil {
+				return fmt.Errorf("bench: %w", err)
+			}
+		}
+		if err := lf.check(); err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
 		ps := rfbench.DefaultPrompts()
@@ -99,27 +102,38 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		if err := cfg.Validate(); err != nil {
 			return err
 		}
-		// Signals are caught from here on, so that the lock is released.
+		// Signals are caught from here on, so that the lock is released: the
+		// deferred release runs on every return below, a download stopped by
+		// a signal included.
 		ctx, stop := interruptible()
 		defer stop()
-		release, err := rfbench.Lock(*out, rfbench.Settings{PromptsSHA256: rfbench.PromptsHash(ps), Weights: model.weights, Config: cfg}, os.Stderr)
+		release, err := rfbench.Lock(*out, rfbench.Settings{PromptsSHA256: rfbench.PromptsHash(ps), Config: cfg}, os.Stderr)
 		if err != nil {
 			return err
 		}
 		defer release()
-		m, err := model.load()
+		m, err := model.loadContext(ctx)
 		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("bench: loading the model: %w", ctx.Err())
+			}
 			return err
 		}
 		defer m.Close()
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		// Steps against the scheduler, the size and memory: a setting the
+		// model cannot run fails here once, not once per item.
+		if err := rfnet.Validate(m, cfg); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
 		hash, err := m.Hash()
 		if err != nil {
 			return err
 		}
-		info := map[string]string{"weights": m.Path, "hash": hash, "model_type": m.Variant.Name, "dtype": m.DType.String(), "device": m.Backend.Name(), "version": version}
+		info := map[string]string{"weights": m.Path, "hash": hash, "model_type": m.Variant.Name, "prediction": string(m.Variant.Sched.PredictionType),
+			"dtype": m.DType.String(), "device": m.Backend.Name(), "version": version}
 		if err := rfbench.Start(*out, rfbench.Run{Version: 1, PromptsFile: source, PromptsSHA256: rfbench.PromptsHash(ps),
 			Methods: ms, Seeds: *seeds, Config: cfg, Model: info}); err != nil {
 			return err
@@ -137,14 +151,23 @@ func setupBench(fs *pflag.FlagSet) func() error {
 			line += fmt.Sprintf(", %d of them broken and made again", len(s.Broken))
 		}
 		if len(s.Busy) > 0 {
-			line += fmt.Sprintf(", %d left to other processes (%s)", len(s.Busy), firstFew(s.Busy))
+			line += fmt.Sprintf(", %d left to other processes", len(s.Busy))
 		}
 		fmt.Fprintf(os.Stderr, "rfnet-native: bench: %s (%s)\n", line, *out)
 		if err != nil {
 			return err
 		}
+		var problems []string
 		if s.Failed > 0 {
-			return fmt.Errorf("bench: %d items failed (run the same command again to retry them)", s.Failed)
+			problems = append(problems, fmt.Sprintf("%d items failed (run the same command again to retry them)", s.Failed))
+		}
+		if len(s.Busy) > 0 {
+			problems = append(problems, fmt.Sprintf("%d items are not finished: other processes hold their claims (%s); "+
+				"those processes finish them, and if they are gone, their claims are stale once not refreshed for %s and "+
+				"running the same command again makes them", len(s.Busy), firstFew(s.Busy), rfbench.StaleAfter))
+		}
+		if len(problems) > 0 {
+			return errors.New("bench: " + strings.Join(problems, "; "))
 		}
 		return nil
 	}
@@ -166,11 +189,12 @@ func setupBenchMerge(fs *pflag.FlagSet) func() error {
 		if *out == "" || fs.NArg() == 0 {
 			return errors.New("bench merge: usage: rfnet-native bench merge --out DIR SHARD_DIR...")
 		}
-		n, err := rfbench.Merge(*out, fs.Args())
+		n, err := rfbench.Merge(*out, fs.Args(), os.Stderr)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "rfnet-native: bench merge: %d files copied into %s\n", n, *out)
+		fmt.Fprintf(os.Stderr, "rfnet-native: bench merge: %d items, %d plans and %d judge results copied into %s, %d broken files left out\n",
+			n.Items, n.Plans, n.Results, *out, n.Skipped)
 		return nil
 	}
 }

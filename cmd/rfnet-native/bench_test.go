@@ -275,16 +275,10 @@ func TestBenchRedoesBrokenItems(t *testing.T) {
 		{"broken sidecar", func(run string) {
 			rewrite(filepath.Join(run, meta), func(b []byte) []byte { return b[:len(b)/2] })
 		}, meta + ": unexpected end of JSON input"},
-		{"sidecar of an older version", func(run string) {
-			rewrite(filepath.Join(run, meta), func(b []byte) []byte {
-				var m map[string]any
-				json.Unmarshal(b, &m)
-				delete(m, "image_bytes")
-				delete(m, "image_sha256")
-				b, _ = json.Marshal(m)
-				return b
-			})
-		}, meta + ": records no image size and hash"},
+		{"sidecar of an older version, truncated image", func(run string) {
+			rewrite(filepath.Join(run, meta), olderSidecar)
+			rewrite(filepath.Join(run, img), func(b []byte) []byte { return b[:len(b)-20] })
+		}, img + ": does not decode"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			run := filepath.Join(t.TempDir(), "run")
@@ -315,6 +309,76 @@ func TestBenchRedoesBrokenItems(t *testing.T) {
 				t.Fatalf("after bench: %d items, broken %v", len(metas), broken)
 			}
 		})
+	}
+}
+
+// olderSidecar turns a sidecar into one of a version that recorded no image
+// size and hash.
+func olderSidecar(b []byte) []byte {
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	delete(m, "image_bytes")
+	delete(m, "image_sha256")
+	b, _ = json.Marshal(m)
+	return b
+}
+
+// A run folder of an earlier version (sidecars and results without the
+// image's size and hash) is not made or judged again: eval takes its results
+// for the images there, report shows them, and bench records the sizes and
+// hashes into the sidecars.
+func TestBenchUpgradesEarlierRun(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	if err := run_(smallBench(t, run)); err != nil {
+		t.Fatal(err)
+	}
+	vision := fakeopenai.New(func(n int, r fakeopenai.Request) fakeopenai.Reply {
+		if len(r.Messages) == 2 {
+			return fakeopenai.Reply{Content: "an animal"}
+		}
+		return fakeopenai.Reply{Content: `{"score": 50, "explanation": "half"}`}
+	})
+	defer vision.Close()
+	eval := func() (string, error) {
+		var err error
+		log := stderrOf(t, func() {
+			err = run_([]string{"eval", "--run", run, "--llm-base-url", vision.BaseURL(), "--llm-api-key", "k", "--judge-cache", "", "--quiet"})
+		})
+		return log, err
+	}
+	if _, err := eval(); err != nil {
+		t.Fatal(err)
+	}
+	for _, glob := range []string{"images/sd/*.json", "eval/gpt4score/sd/*.json"} {
+		files, _ := filepath.Glob(filepath.Join(run, glob))
+		for _, f := range files {
+			raw, _ := os.ReadFile(f)
+			os.WriteFile(f, olderSidecar(raw), 0o644)
+		}
+	}
+	requests := len(vision.Requests())
+	if log, err := eval(); err != nil || !strings.Contains(log, "0 judged, 2 already judged, 0 failed") || len(vision.Requests()) != requests {
+		t.Fatalf("eval of the earlier run: %v\n%s", err, log)
+	}
+	page := filepath.Join(run, "report.html")
+	if err := run_([]string{"report", "--run", run, "--out", page}); err != nil {
+		t.Fatal(err)
+	}
+	if html, _ := os.ReadFile(page); strings.Contains(string(html), `<ul id="skipped">`) {
+		t.Fatal("the report skips items of the earlier run")
+	}
+	var err error
+	log := stderrOf(t, func() { err = run_(smallBench(t, run)) })
+	if err != nil || !strings.Contains(log, "recorded the size and hash of 2 items of an earlier version") || !strings.Contains(log, "0 generated, 2 already done") {
+		t.Fatalf("bench: %v\n%s", err, log)
+	}
+	raw, _ := os.ReadFile(filepath.Join(run, "images/sd/p1-s0.json"))
+	var m rfbench.Meta
+	if json.Unmarshal(raw, &m); m.ImageBytes == 0 || m.ImageSHA256 == "" || !m.HashAdded {
+		t.Fatalf("sidecar after bench: %s", raw)
+	}
+	if log, err := eval(); err != nil || !strings.Contains(log, "0 judged, 2 already judged, 0 failed") {
+		t.Fatalf("eval after bench: %v\n%s", err, log)
 	}
 }
 
@@ -385,10 +449,12 @@ func TestBenchEvalFlagErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{bench("--size", "-64"), "--size -64: want a positive multiple of 8"},
-		{bench("--rfnet-config", badConfig), "want positive multiples of 8"},
-		{bench("--size", "0"), "--size 0: want a positive multiple of 8"},
-		{bench("--size", "100"), "--size 100: want a positive multiple of 8"},
+		{bench("--size", "-64"), "--size -64: want a multiple of 8"},
+		{bench("--rfnet-config", badConfig), "width 500: want a multiple of 8"},
+		{bench("--size", "0"), "--size 0: want a multiple of 8"},
+		{bench("--size", "100"), "--size 100: want a multiple of 8"},
+		{bench("--size", "2097152"), "--size 2097152: want a multiple of 8 from 8 to"},
+		{bench("--max-objects", "0"), "--max-objects 0: want 1 or more"},
 		{bench("--steps", "-2"), "--steps -2: want at least 1"},
 		{bench("--steps", "0"), "--steps 0: want at least 1"},
 		{bench("--limit", "-1"), "--limit -1: want"},
@@ -443,7 +509,7 @@ func TestBenchLockRefusesOtherSettings(t *testing.T) {
 	}
 	held := rfnet.Default()
 	held.Steps, held.Width, held.Height = 2, 64, 64
-	release, err := rfbench.Lock(run, rfbench.Settings{PromptsSHA256: rfbench.PromptsHash(prompts), Weights: "/nonexistent", Config: held}, nil)
+	release, err := rfbench.Lock(run, rfbench.Settings{PromptsSHA256: rfbench.PromptsHash(prompts), Config: held}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,12 +525,99 @@ func TestBenchLockRefusesOtherSettings(t *testing.T) {
 	}
 }
 
+// A folder whose bench.json describes other settings is refused before the
+// model loads (the weights here do not exist).
+func TestBenchRefusesOtherRunBeforeLoading(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	if err := run_(smallBench(t, run)); err != nil {
+		t.Fatal(err)
+	}
+	err := run_(smallBench(t, run, "--weights", "/nonexistent", "--steps", "3"))
+	if err == nil || !strings.Contains(err.Error(), "bench.json describes another run (num_inference_steps 3 here, 2 there)") {
+		t.Fatalf("%v", err)
+	}
+}
+
+// Two names of one checkpoint are one setting: a bench with the same model
+// under another --weights name shares the folder with a live process. Other
+// weights are refused once the model's hash is known, before any image.
+func TestBenchWeightsNamesAndHash(t *testing.T) {
+	dir := t.TempDir()
+	run := filepath.Join(dir, "run")
+	alias := filepath.Join(dir, "sd21-base")
+	if err := os.Symlink(fixtures.Path("models", "tiny-sd2"), alias); err != nil {
+		t.Fatal(err)
+	}
+	if err := run_(smallBench(t, run, "--seeds", "2")); err != nil {
+		t.Fatal(err)
+	}
+	prompts, err := rfbench.LoadPrompts(run + ".prompts.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := rfnet.Default()
+	cfg.Steps, cfg.Width, cfg.Height = 2, 64, 64
+	release, err := rfbench.Lock(run, rfbench.Settings{PromptsSHA256: rfbench.PromptsHash(prompts), Config: cfg}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	log := stderrOf(t, func() { err = run_(smallBench(t, run, "--weights", alias, "--seeds", "3")) })
+	if err != nil || !strings.Contains(log, "(same settings)") || !strings.Contains(log, "2 generated, 4 already done") {
+		t.Fatalf("the same model by another name: %v\n%s", err, log)
+	}
+	// tiny-sd2-v has tiny-sd2's weight files and a v-prediction scheduler.
+	for _, c := range []struct{ model, want string }{
+		{"tiny-sd1", "describes another run (the model's SHA-256 "},
+		{"tiny-sd2-v", "describes another run (the model's prediction v_prediction here, epsilon there)"},
+	} {
+		log = stderrOf(t, func() { err = run_(smallBench(t, run, "--weights", fixtures.Path("models", c.model))) })
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(log, "generated") {
+			t.Fatalf("%s: %v\n%s", c.model, err, log)
+		}
+	}
+}
+
+// Settings the model cannot run (more steps than the scheduler's training
+// schedule allows) fail once after the model loads, not once per item.
+func TestBenchValidatesAgainstModel(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	var err error
+	log := stderrOf(t, func() { err = run_(smallBench(t, run, "--steps", "1000")) })
+	if err == nil || !strings.HasPrefix(err.Error(), "bench: ") || strings.Contains(log, "failed") {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	if metas, broken, _ := rfbench.LoadMetas(run); len(metas)+len(broken) != 0 {
+		t.Fatalf("%d items made", len(metas)+len(broken))
+	}
+}
+
+// A bench that ends with items another process holds fails, naming the
+// claims and their holders and saying what becomes of them; the items it
+// could make, it makes.
+func TestBenchBusyItemsFail(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	claim := filepath.Join(run, "images", "sd", "p1-s0.claim")
+	os.MkdirAll(filepath.Dir(claim), 0o755)
+	os.WriteFile(claim, []byte(`{"pid": 7, "host": "elsewhere", "since": "2025-03-04T05:06:07Z"}`), 0o644)
+	err := run_(smallBench(t, run))
+	for _, want := range []string{"1 items are not finished", "images/sd/p1-s0.claim (pid 7 on elsewhere since 2025-03-04 05:06:07)",
+		"those processes finish them", "stale once not refreshed for 5m0s", "running the same command again makes them"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("%v, want an error with %q", err, want)
+		}
+	}
+	if metas, _, _ := rfbench.LoadMetas(run); len(metas) != 1 || metas[0].ID != "p2" {
+		t.Fatalf("items made: %+v", metas)
+	}
+}
+
 // TestBenchHelperProcess is the command line in a process of its own, for
 // the tests that need one; it runs only when they start it.
 func TestBenchHelperProcess(t *testing.T) {
 	args := os.Getenv("RFNET_BENCH_HELPER_ARGS")
 	if args == "" {
-		t.Skip("started by TestBenchReleasesLockOnSignal and TestBenchProcessesShareFolder")
+		t.Skip("started by the tests that call benchProcess")
 	}
 	if err := run_(strings.Split(args, "\n")); err != nil {
 		fmt.Fprintln(os.Stderr, "rfnet-native:", err)
@@ -513,8 +666,49 @@ func TestBenchReleasesLockOnSignal(t *testing.T) {
 	}
 }
 
+// SIGTERM while the model downloads stops the download at once, and the
+// lock is released.
+func TestBenchSignalDuringDownload(t *testing.T) {
+	s, _ := tinyHub(t)
+	// The weights stall, and the download's own stall timeout would take
+	// ten minutes to notice: only the signal can stop it in time.
+	s.StallAfter = 1000
+	t.Setenv("HF_HUB_DOWNLOAD_TIMEOUT", "600")
+	run := filepath.Join(t.TempDir(), "run")
+	cmd, stderr := benchProcess(t, smallBench(t, run, "--weights", "org/tiny-sd1"))
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		downloading := false
+		for _, r := range s.Requests() {
+			downloading = downloading || strings.HasPrefix(r, "GET /lfs/")
+		}
+		if locks, _ := filepath.Glob(filepath.Join(run, "locks", "*.json")); downloading && len(locks) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no download after 2 minutes:\n%s", stderr)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(stderr.String(), "context canceled") {
+			t.Fatalf("bench was not interrupted (%v):\n%s", err, stderr)
+		}
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("bench went on downloading after SIGTERM:\n%s", stderr)
+	}
+	if locks, _ := filepath.Glob(filepath.Join(run, "locks", "*")); len(locks) != 0 {
+		t.Fatalf("locks left: %v", locks)
+	}
+}
+
 // Two bench processes with the same settings in one folder make every item
-// exactly once between them.
+// exactly once between them. The one that ends first may fail, saying that
+// items of the other are not finished yet.
 func TestBenchProcessesShareFolder(t *testing.T) {
 	run := filepath.Join(t.TempDir(), "run")
 	args := smallBench(t, run, "--seeds", "4")
@@ -523,7 +717,7 @@ func TestBenchProcessesShareFolder(t *testing.T) {
 	generated := 0
 	for i, p := range []*exec.Cmd{a, b} {
 		stderr := []*strings.Builder{aErr, bErr}[i]
-		if err := p.Wait(); err != nil {
+		if err := p.Wait(); err != nil && !strings.Contains(stderr.String(), "are not finished: other processes hold their claims") {
 			t.Fatalf("process %d: %v\n%s", i, err, stderr)
 		}
 		m := regexp.MustCompile(`: (\d+) generated, `).FindStringSubmatch(stderr.String())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,7 +124,7 @@ func setupBenchEngine(fs *pflag.FlagSet) func() error {
 			}
 			r.Weights = "random " + *model + " (in memory)"
 		} else {
-			o, err := m.options(counter, d)
+			o, err := m.options(context.Background(), counter, d)
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -154,9 +155,10 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 }
 
 // writeImage writes the PNG and its JSON sidecar: both in full under
-// temporary names first, then the sidecar and, last, the PNG move into place,
-// so a PNG on disk always has its sidecar (a full disk used to leave the
-// PNG alone).
+// temporary names first; then an earlier PNG at out goes, the sidecar and,
+// last, the PNG move into place. A PNG on disk always has its own sidecar (a
+// full disk used to leave the PNG alone), as rfnet's image.png has its
+// out-dir (rfnet.WriteArtifacts).
 func writeImage(out string, img *tensor.Tensor, meta generationMeta) error {
 	sidecar, err := pipeline.PrepareJSON(pipeline.SidecarPath(out), meta)
 	if err != nil {
@@ -165,6 +167,10 @@ func writeImage(out string, img *tensor.Tensor, meta generationMeta) error {
 	png, err := pipeline.PreparePNG(out, pipeline.ToRGBA(img), map[string]string{"parameters": meta.parameters()})
 	if err != nil {
 		sidecar.Abort()
+		return err
+	}
+	if err := os.Remove(out); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		atomicfile.AbortAll([]*atomicfile.Pending{sidecar, png})
 		return err
 	}
 	return atomicfile.CommitAll([]*atomicfile.Pending{sidecar, png})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -20,7 +21,7 @@ func setupInspect(fs *pflag.FlagSet) func() error {
 	return func() error {
 		// Building the model on the meta backend checks every name and shape
 		// without reading the weights.
-		o, err := m.options(tensor.Meta{}, tensor.Float32)
+		o, err := m.options(context.Background(), tensor.Meta{}, tensor.Float32)
 		if err != nil {
 			return err
 		}

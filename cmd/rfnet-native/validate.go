@@ -27,7 +27,7 @@ func (g *generateFlags) check(changed func(string) bool) error {
 		v    int
 	}{{"width", g.width}, {"height", g.height}} {
 		if changed(f.name) {
-			if err := checkSide("--"+f.name, f.v); err != nil {
+			if err := pipeline.CheckSide("--"+f.name, f.v); err != nil {
 				return err
 			}
 		}
@@ -36,14 +36,6 @@ func (g *generateFlags) check(changed func(string) bool) error {
 		return err
 	}
 	return g.llm.check()
-}
-
-// checkSide checks an image width or height.
-func checkSide(flag string, v int) error {
-	if v < 8 || v%8 != 0 || v > pipeline.MaxSide {
-		return fmt.Errorf("%s %d: want a multiple of 8 from 8 to %d (the autoencoder works on 8×8 blocks)", flag, v, pipeline.MaxSide)
-	}
-	return nil
 }
 
 // checkFloat refuses NaN, infinities and values below lo: --guidance NaN used

@@ -104,24 +104,35 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
-// A PNG on disk always has its sidecar: when the PNG cannot be written,
-// neither lands, and no temporary file is left.
+// A PNG on disk always has its own sidecar: when either cannot be written
+// or moved into place, no PNG is left (not even the earlier one, which the new
+// sidecar would no longer describe), and no temporary file either.
 func TestWriteImageIsAllOrNothing(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "a.png")
+	img := tensor.Zeros(cpu.New(), tensor.Float32, 1, 3, 8, 8)
+	if err := writeImage(out, img, generationMeta{Prompt: "first"}); err != nil {
+		t.Fatal(err)
+	}
 	empty := tensor.Zeros(cpu.New(), tensor.Float32, 1, 3, 0, 0) // PNG cannot encode 0×0
 	if err := writeImage(out, empty, generationMeta{Prompt: "x"}); err == nil {
 		t.Fatal("a 0×0 image was written")
 	}
-	if left, _ := os.ReadDir(dir); len(left) != 0 {
-		t.Fatalf("left behind: %v", left)
-	}
-	img := tensor.Zeros(cpu.New(), tensor.Float32, 1, 3, 8, 8)
-	if err := writeImage(out, img, generationMeta{Prompt: "x"}); err != nil {
-		t.Fatal(err)
-	}
 	if left, _ := os.ReadDir(dir); len(left) != 2 {
-		t.Fatalf("wrote %v, want a.png and a.json", left)
+		t.Fatalf("a failed encode changed the earlier result: %v", left)
+	}
+	// The sidecar cannot move into place (a folder holds its name): the PNG
+	// must not land either.
+	os.Remove(filepath.Join(dir, "a.json"))
+	os.MkdirAll(filepath.Join(dir, "a.json", "x"), 0o755)
+	if err := writeImage(out, img, generationMeta{Prompt: "second"}); err == nil {
+		t.Fatal("wrote with a folder in the sidecar's place")
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a PNG landed without its sidecar")
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 1 {
+		t.Fatalf("left behind: %v", left)
 	}
 }
 

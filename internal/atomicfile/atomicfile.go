@@ -91,13 +91,13 @@ func (p *Pending) Commit() error {
 // Abort removes the temporary file; the destination is left as it was.
 func (p *Pending) Abort() { os.Remove(p.tmp) }
 
-// CommitAll commits files in order. When one fails, the ones after it are
-// aborted; those before it stay in place (a rename cannot be taken back), so
-// callers put the file that marks completion last.
+// CommitAll commits files in order. When one fails, it and the ones after it
+// are aborted; those before it stay in place (a rename cannot be taken back),
+// so callers put the file that marks completion last.
 func CommitAll(files []*Pending) error {
 	for i, p := range files {
 		if err := p.Commit(); err != nil {
-			AbortAll(files[i+1:])
+			AbortAll(files[i:])
 			return err
 		}
 	}

@@ -11,6 +11,8 @@
 //     only); StallOnce limits that to the next body.
 //   - Stall: requests whose "METHOD /path" starts with it get no answer at all.
 //   - Status: every request is answered with that HTTP status (429, 503, ...).
+//   - Trickle: large-file bodies are sent in chunks of TrickleBytes with that
+//     pause between them (a slow but live CDN).
 //
 // A stalled request waits until the client gives up or the server closes.
 package fakehub
@@ -56,6 +58,10 @@ type Server struct {
 	Stall string
 	// Status, when set, answers every request.
 	Status int
+	// Trickle, when > 0, sends large-file bodies TrickleBytes at a time with
+	// this pause before each chunk.
+	Trickle      time.Duration
+	TrickleBytes int
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -194,7 +200,7 @@ func (s *Server) serveLFS(w http.ResponseWriter, r *http.Request, sha string) {
 				continue
 			}
 			s.mu.Lock()
-			cut, stallAt := s.CutAfter, s.StallAfter
+			cut, stallAt, trickle, chunk := s.CutAfter, s.StallAfter, s.Trickle, max(s.TrickleBytes, 1)
 			s.CutAfter = 0
 			if s.StallOnce {
 				s.StallAfter = 0
@@ -213,6 +219,16 @@ func (s *Server) serveLFS(w http.ResponseWriter, r *http.Request, sha string) {
 				if hj, ok := w.(http.Hijacker); ok {
 					conn, _, _ := hj.Hijack()
 					conn.Close()
+				}
+				return
+			}
+			if trickle > 0 && r.Method == http.MethodGet && r.Header.Get("Range") == "" {
+				w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+				w.WriteHeader(http.StatusOK)
+				for at := 0; at < len(data); at += chunk {
+					time.Sleep(trickle)
+					w.Write(data[at:min(at+chunk, len(data))])
+					w.(http.Flusher).Flush()
 				}
 				return
 			}

@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/rfnet/rfnet-native/internal/regular"
+	"github.com/rfnet/rfnet-native/pipeline"
 )
 
 // Config holds every RFNet hyperparameter. JSON keys are the reference's
@@ -126,33 +127,48 @@ func LoadConfig(path string) (Config, error) {
 // used to run a whole generation into a black image), and each is in its range.
 func (c Config) Validate() error {
 	for _, f := range []struct {
-		key    string
-		v      float64
-		lo, hi float64 // inclusive bounds
+		key            string
+		v              float64
+		lo, hi         float64
+		loOpen, hiOpen bool // the bound itself is outside
 	}{
-		{"guidance_scale", c.Guidance, 0, math.MaxFloat64},
-		{"fg_blending_ratio", c.FgBlending, 0, 1},
-		{"so_floor_padding", c.SOFloorPadding, 0, 1},
-		{"loss_scale", c.LossScale, 0, math.MaxFloat64},
-		{"loss_threshold", c.LossThreshold, 0, math.MaxFloat64},
-		{"fg_weight", c.FgWeight, 0, math.MaxFloat64},
-		{"bg_weight", c.BgWeight, 0, math.MaxFloat64},
-		{"mask_gaussian_sigma", c.MaskSigma, 0, math.MaxFloat64},
-		{"frozen_step_ratio", c.FrozenStepRatio, 0, 1},
-		{"overall_loss_scale", c.OverallLossScale, 0, math.MaxFloat64},
-		{"overall_loss_threshold", c.OverallLossThreshold, 0, math.MaxFloat64},
-		{"suppression_weight", c.SuppressionWeight, 0, math.MaxFloat64},
-		{"ref_ca_loss_weight", c.RefWeight, 0, math.MaxFloat64},
-		{"ref_ca_scale", c.RefScale, 0, math.MaxFloat64},
-		{"ref_ca_eps", c.RefEps, 0, math.MaxFloat64},
+		{"guidance_scale", c.Guidance, 0, math.MaxFloat64, false, false},
+		{"fg_blending_ratio", c.FgBlending, 0, 1, false, false},
+		{"so_floor_padding", c.SOFloorPadding, 0, 1, false, false},
+		{"loss_scale", c.LossScale, 0, math.MaxFloat64, false, false},
+		{"loss_threshold", c.LossThreshold, 0, math.MaxFloat64, false, false},
+		{"fg_weight", c.FgWeight, 0, math.MaxFloat64, false, false},
+		{"bg_weight", c.BgWeight, 0, math.MaxFloat64, false, false},
+		{"mask_gaussian_sigma", c.MaskSigma, 0, math.MaxFloat64, false, false},
+		{"frozen_step_ratio", c.FrozenStepRatio, 0, 1, false, false},
+		{"fg_top_p", c.FgTopP, 0, 1, true, false},
+		{"bg_top_p", c.BgTopP, 0, 1, true, false},
+		{"overall_bg_top_p", c.OverallBgTopP, 0, 1, true, false},
+		{"mask_threshold", c.MaskTau, 0, 1, true, true},
+		{"overall_loss_scale", c.OverallLossScale, 0, math.MaxFloat64, false, false},
+		{"overall_loss_threshold", c.OverallLossThreshold, 0, math.MaxFloat64, false, false},
+		{"suppression_weight", c.SuppressionWeight, 0, math.MaxFloat64, false, false},
+		{"ref_ca_loss_weight", c.RefWeight, 0, math.MaxFloat64, false, false},
+		{"ref_ca_scale", c.RefScale, 0, math.MaxFloat64, false, false},
+		{"ref_ca_eps", c.RefEps, 0, math.MaxFloat64, false, false},
 	} {
-		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < f.lo || f.v > f.hi {
-			rng := fmt.Sprintf("[%g, %g]", f.lo, f.hi)
-			if f.hi == math.MaxFloat64 {
-				rng = fmt.Sprintf("a finite number, %g or more", f.lo)
-			}
-			return fmt.Errorf("rfnet: config: %s %v: want %s", f.key, f.v, rng)
+		out := math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < f.lo || f.v > f.hi ||
+			(f.loOpen && f.v == f.lo) || (f.hiOpen && f.v == f.hi)
+		if !out {
+			continue
 		}
+		want := fmt.Sprintf("a finite number, %g or more", f.lo)
+		if f.hi != math.MaxFloat64 {
+			open, close := "[", "]"
+			if f.loOpen {
+				open = "("
+			}
+			if f.hiOpen {
+				close = ")"
+			}
+			want = fmt.Sprintf("%s%g, %g%s", open, f.lo, f.hi, close)
+		}
+		return fmt.Errorf("rfnet: config: %s %v: want %s", f.key, f.v, want)
 	}
 	for _, l := range []struct {
 		key string
@@ -164,23 +180,21 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	for _, side := range []struct {
+		key string
+		v   int
+	}{{"width", c.Width}, {"height", c.Height}} {
+		if err := pipeline.CheckSide(side.key, side.v); err != nil {
+			return fmt.Errorf("rfnet: config: %w", err)
+		}
+	}
 	switch {
 	case c.Steps < 1:
 		return fmt.Errorf("rfnet: config: num_inference_steps %d", c.Steps)
-	case c.Width < 8 || c.Height < 8 || c.Width%8 != 0 || c.Height%8 != 0:
-		return fmt.Errorf("rfnet: config: width %d and height %d: want positive multiples of 8", c.Width, c.Height)
 	case c.MaxIndexStep < 0 || c.OverallMaxIndexStep < 0 || c.AggStart < 0:
 		return fmt.Errorf("rfnet: config: max_index_step, overall_max_index_step and attn_aggregation_step_start must be 0 or more")
-	case c.FrozenStepRatio < 0 || c.FrozenStepRatio > 1:
-		return fmt.Errorf("rfnet: config: frozen_step_ratio %v is outside [0, 1]", c.FrozenStepRatio)
-	case c.FgTopP <= 0 || c.BgTopP <= 0 || c.OverallBgTopP <= 0 || c.FgTopP > 1 || c.BgTopP > 1 || c.OverallBgTopP > 1:
-		return fmt.Errorf("rfnet: config: top-p values must be in (0, 1]")
 	case len(c.GuidanceKeys) == 0:
 		return fmt.Errorf("rfnet: config: guidance_attn_keys is empty")
-	case c.MaskTau <= 0 || c.MaskTau >= 1:
-		return fmt.Errorf("rfnet: config: mask_threshold %v is outside (0, 1)", c.MaskTau)
-	case c.FgBlending < 0 || c.FgBlending > 1:
-		return fmt.Errorf("rfnet: config: fg_blending_ratio %v is outside [0, 1]", c.FgBlending)
 	}
 	return nil
 }

@@ -1,0 +1,106 @@
+package rfbench
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rfnet/rfnet-native/pipeline/rfnet"
+)
+
+// Processes with the same settings and other methods and seeds that start
+// together all end up in bench.json: none loses another's update.
+func TestStartConcurrent(t *testing.T) {
+	for round := 0; round < 5; round++ {
+		out := t.TempDir()
+		var wg sync.WaitGroup
+		errs := make([]error, 2*len(Methods))
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = Start(out, Run{PromptsSHA256: "p", Config: rfnet.Default(), Model: map[string]string{"hash": "h"},
+					Methods: []string{Methods[i%len(Methods)]}, Seeds: i + 1})
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("Start %d: %v", i, err)
+			}
+		}
+		run, err := ReadRun(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := append([]string(nil), run.Methods...)
+		sort.Strings(got)
+		want := append([]string(nil), Methods...)
+		sort.Strings(want)
+		if fmt.Sprint(got) != fmt.Sprint(want) || run.Seeds != len(errs) {
+			t.Fatalf("round %d: methods %v, seeds %d; want %v, %d", round, got, run.Seeds, want, len(errs))
+		}
+		if _, err := os.Stat(filepath.Join(out, "bench.json.lock")); err == nil {
+			t.Fatal("bench.json.lock left behind")
+		}
+	}
+}
+
+// The bench.json lock of a process that died holding it is removed; one held
+// longer than a Start can take is given up on with an error naming it.
+func TestStartLockStale(t *testing.T) {
+	saved := startWait
+	t.Cleanup(func() { startWait = saved })
+	startWait = 200 * time.Millisecond
+	run := Run{PromptsSHA256: "p", Model: map[string]string{"hash": "h"}}
+	out := t.TempDir()
+	lock := filepath.Join(out, "bench.json.lock")
+	writeAged(t, lock, holderAt(1, "elsewhere", ""), time.Minute)
+	if err := Start(out, run); err != nil {
+		t.Fatalf("with an old lock: %v", err)
+	}
+	writeFile(t, lock, holderAt(deadPID(t), self.Host, self.PIDNamespace))
+	if err := Start(out, run); err != nil && self.PIDNamespace != "" {
+		t.Fatalf("with a dead process's lock: %v", err)
+	}
+	// A live holder that keeps it fresh, for longer than Start waits.
+	shortHeartbeat(t, 5*time.Millisecond, staleAfter)
+	writeFile(t, lock, holderAt(1, "elsewhere", ""))
+	stop := heartbeat(lock, holderAt(1, "elsewhere", ""))
+	defer stop()
+	err := Start(out, run)
+	if err == nil || !strings.Contains(err.Error(), "bench.json.lock: held by pid 1 on elsewhere") {
+		t.Fatalf("with a live lock: %v", err)
+	}
+}
+
+// Differences names every setting that differs and nothing else; the
+// model's hash counts only when both sides know it.
+func TestDifferences(t *testing.T) {
+	a := Settings{PromptsSHA256: "p", Config: rfnet.Default()}
+	b := a
+	if d := Differences(a, b); len(d) != 0 {
+		t.Fatalf("same settings: %v", d)
+	}
+	b.Model = map[string]string{"hash": "h", "prediction": "epsilon"}
+	if d := Differences(a, b); len(d) != 0 {
+		t.Fatalf("a model on one side only: %v", d)
+	}
+	a.Model = map[string]string{"hash": "g", "prediction": "v_prediction", "model_type": "sd21"}
+	b.Config.Width, b.Config.Guidance = 256, 3
+	d := strings.Join(Differences(a, b), "; ")
+	for _, want := range []string{"width 512 here, 256 there", "guidance_scale 7.5 here, 3 there", "the model's SHA-256 g… here, h… there",
+		"the model's prediction v_prediction here, epsilon there"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("%q lacks %q", d, want)
+		}
+	}
+	if strings.Contains(d, "model_type") {
+		t.Errorf("%q compares a model_type known on one side only", d)
+	}
+}
