@@ -129,8 +129,8 @@ func LoadTokenizer(weightsPath, tokenizer, modelType string) (*clip.Tokenizer, e
 				tokenizer = filepath.Join(weightsPath, "tokenizer")
 			}
 			if modelType == "" {
-				if text, err := clip.LoadConfig(filepath.Join(weightsPath, "text_encoder", "config.json"), clip.ViTL14()); err == nil && text.HiddenAct == "gelu" {
-					v = SD21Base()
+				if text, err := clip.LoadConfig(filepath.Join(weightsPath, "text_encoder", "config.json"), clip.ViTL14()); err == nil {
+					v = familyVariant(text)
 				}
 			}
 		default:
@@ -147,9 +147,7 @@ func LoadTokenizer(weightsPath, tokenizer, modelType string) (*clip.Tokenizer, e
 				if err != nil {
 					return nil, err
 				}
-				if text.HiddenAct == "gelu" {
-					v = SD21Base()
-				}
+				v = familyVariant(text)
 			}
 		}
 	}
@@ -214,10 +212,7 @@ func (m *Model) folderVariant(dir string, o LoadOptions) (Variant, error) {
 	if err != nil {
 		return Variant{}, err
 	}
-	v := SD15()
-	if text.HiddenAct == "gelu" {
-		v = SD21Base()
-	}
+	v := familyVariant(text)
 	if o.ModelType != "" {
 		if v, err = VariantByName(o.ModelType); err != nil {
 			return Variant{}, err
@@ -295,10 +290,7 @@ func singleFileVariant(f *weights.File, o LoadOptions) (Variant, error) {
 	if err != nil {
 		return Variant{}, fmt.Errorf("pipeline: %s does not look like a Stable Diffusion checkpoint: %w", f.Path(), err)
 	}
-	v := SD15()
-	if text.HiddenAct == "gelu" {
-		v = SD21Base()
-	}
+	v := familyVariant(text)
 	if o.ModelType != "" {
 		want, err := VariantByName(o.ModelType)
 		if err != nil {
@@ -325,6 +317,32 @@ func singleFileVariant(f *weights.File, o LoadOptions) (Variant, error) {
 		return Variant{}, err
 	}
 	return withPrediction(v, o.Prediction)
+}
+
+// familyVariant is the variant a text encoder's config implies: OpenCLIP
+// ViT-H (GELU) is SD 2.x, taken as SD 2.1-base; CLIP ViT-L (quick GELU) is
+// SD 1.x, taken as SD 1.5. The one place the family is decided.
+func familyVariant(text clip.Config) Variant {
+	if text.HiddenAct == "gelu" {
+		return SD21Base()
+	}
+	return SD15()
+}
+
+// SingleFileFamily is the family of an original-layout checkpoint, from its
+// text encoder's tensor names, without loading it: what a caller needs to find
+// the tokenizer a bare single file lacks.
+func SingleFileFamily(path string) (Family, error) {
+	f, err := weights.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	text, err := clip.InferConfig(f)
+	if err != nil {
+		return "", fmt.Errorf("pipeline: %s does not look like a Stable Diffusion checkpoint: %w", path, err)
+	}
+	return familyVariant(text).Family, nil
 }
 
 // readConfigDir reads the config files of a diffusers-style folder over v.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +25,7 @@ type modelFlags struct {
 
 func (m *modelFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&m.weights, "weights", "", "checkpoint: a diffusers folder, a .safetensors file (original layout), a Hub repository org/name[@revision], hf://org/name/file.safetensors, or sd14, sd15, sd21-base, sd21")
-	fs.StringVar(&m.tokenizer, "tokenizer", "", "tokenizer/ folder or bpe_simple_vocab_16e6.txt.gz (needed for single-file checkpoints)")
+	fs.StringVar(&m.tokenizer, "tokenizer", "", "tokenizer/ folder or bpe_simple_vocab_16e6.txt.gz (default: a folder's own; for a single file, its family's from the Hugging Face cache or the Hub)")
 	fs.StringVar(&m.modelType, "model-type", "", "override the detected model: sd14, sd15, sd21-base, sd21 (768, v-prediction)")
 	fs.StringVar(&m.prediction, "prediction", "", "override the prediction type: epsilon or v")
 	fs.StringVar(&m.config, "config", "", "for a single file: a diffusers-style folder whose config files describe it")
@@ -125,24 +126,33 @@ func autoDevice(openGPU func() (tensor.Backend, error), compiled bool, w io.Writ
 
 // load opens the device and loads the checkpoint the flags name onto it.
 // The caller closes the model.
-func (m *modelFlags) load() (*pipeline.Model, error) {
+func (m *modelFlags) load() (*pipeline.Model, error) { return m.loadContext(context.Background()) }
+
+// loadContext is load with a Hub download that ctx can stop (a bench that
+// caught Ctrl-C or SIGTERM must not wait for gigabytes to arrive).
+func (m *modelFlags) loadContext(ctx context.Context) (*pipeline.Model, error) {
 	b, d, err := m.backend()
 	if err != nil {
 		return nil, err
 	}
-	o, err := m.options(b, d)
+	o, err := m.options(ctx, b, d)
 	if err != nil {
 		return nil, err
+	}
+	if o.Tokenizer == "" && isFile(m.weights) {
+		if o.Tokenizer, err = singleFileTokenizer(ctx, m.weights, m.offline, os.Stderr); err != nil {
+			return nil, err
+		}
 	}
 	return pipeline.Load(m.weights, o)
 }
 
 // options turns the flags into load options for backend b.
-func (m *modelFlags) options(b tensor.Backend, d tensor.DType) (pipeline.LoadOptions, error) {
+func (m *modelFlags) options(ctx context.Context, b tensor.Backend, d tensor.DType) (pipeline.LoadOptions, error) {
 	if m.weights == "" {
 		return pipeline.LoadOptions{}, fmt.Errorf("--weights is required (a diffusers folder, a .safetensors checkpoint, or a Hub name such as sd21-base)")
 	}
-	path, err := resolveWeights(m.weights, m.offline, d != tensor.Float32)
+	path, err := resolveWeights(ctx, m.weights, m.offline, d != tensor.Float32)
 	if err != nil {
 		return pipeline.LoadOptions{}, err
 	}

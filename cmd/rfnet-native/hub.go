@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/pflag"
@@ -35,12 +36,12 @@ func hubClient(offline bool) (*hub.Client, error) {
 // resolveWeights turns --weights into a local path: an existing file or
 // folder as it is; a Hub name (org/name[@revision], hf://..., or an alias)
 // through the Hugging Face cache, downloading what is missing.
-func resolveWeights(name string, offline, preferFP16 bool) (string, error) {
+func resolveWeights(ctx context.Context, name string, offline, preferFP16 bool) (string, error) {
 	_, err := os.Stat(name)
 	if err == nil {
 		return name, nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) { // ENOTDIR: a file "org" beside "org/name"
 		// A symlink loop, a permission or a file used as a folder: the path is
 		// there but cannot be read, and it is no Hub name either.
 		var pe *fs.PathError
@@ -63,7 +64,7 @@ func resolveWeights(name string, offline, preferFP16 bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	files, err := c.Resolve(context.Background(), ref, preferFP16)
+	files, err := c.Resolve(ctx, ref, preferFP16)
 	if err != nil {
 		return "", err
 	}
@@ -84,6 +85,7 @@ func aliasNames() string {
 func setupDownload(fs *pflag.FlagSet) func() error {
 	fp16 := fs.Bool("fp16", false, "fetch the fp16 weight files when the repository has them")
 	offline := fs.Bool("offline", false, "only check the cache (as HF_HUB_OFFLINE=1)")
+	tokenizerOnly := fs.Bool("tokenizer-only", false, "fetch only the repository's CLIP tokenizer files (what a bare single-file checkpoint needs offline)")
 	// The defaults shown are the environment's; a malformed variable is
 	// reported when the command runs.
 	etagDefault, downloadDefault := hub.DefaultEtagTimeout, hub.DefaultDownloadTimeout
@@ -112,6 +114,15 @@ func setupDownload(fs *pflag.FlagSet) func() error {
 		}
 		c.EtagTimeout, c.DownloadTimeout = *etagTimeout, *downloadTimeout
 		c.Verify = true // download checks every blob, cached ones included
+		if *tokenizerOnly {
+			dir := tokenizerDir(ref.Repo)
+			folder, err := c.FetchFolder(context.Background(), ref.Repo, ref.Revision, dir, tokenizerFiles, tokenizerOptionalFiles)
+			if err != nil {
+				return err
+			}
+			fmt.Println(folder)
+			return nil
+		}
 		files, err := c.Resolve(context.Background(), ref, *fp16)
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -12,18 +13,23 @@ import (
 
 func setupTokenize(fs *pflag.FlagSet) func() error {
 	var weightsPath, tokenizer, modelType, prompt string
-	fs.StringVar(&weightsPath, "weights", "", "checkpoint (decides the tokenizer's padding; a folder also supplies the tokenizer)")
+	fs.StringVar(&weightsPath, "weights", "", "checkpoint (decides the tokenizer's padding; a folder supplies the tokenizer, a single file gets its family's)")
 	fs.StringVar(&tokenizer, "tokenizer", "", "tokenizer/ folder or bpe_simple_vocab_16e6.txt.gz")
 	fs.StringVar(&modelType, "model-type", "", "override the detected model (sd15, sd21-base, ...)")
 	fs.StringVar(&prompt, "prompt", "", "the text to tokenize")
 	return func() error {
 		if weightsPath == "" && tokenizer == "" {
-			return errors.New("tokenize: pass --weights (and --tokenizer for a single file) or --tokenizer with --model-type")
+			return errors.New("tokenize: pass --weights, or --tokenizer with --model-type")
 		}
 		if weightsPath != "" {
 			var err error
-			if weightsPath, err = resolveWeights(weightsPath, false, false); err != nil {
+			if weightsPath, err = resolveWeights(context.Background(), weightsPath, false, false); err != nil {
 				return err
+			}
+			if tokenizer == "" && isFile(weightsPath) {
+				if tokenizer, err = singleFileTokenizer(context.Background(), weightsPath, false, os.Stderr); err != nil {
+					return err
+				}
 			}
 		}
 		tok, err := pipeline.LoadTokenizer(weightsPath, tokenizer, modelType)
