@@ -11,6 +11,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/pflag"
 
+	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/internal/atomicfile"
 	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/sched"
@@ -117,7 +118,11 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 		bar = progressbar.NewOptions(len(mustSchedule(m, req).Timesteps()), progressbar.OptionSetWriter(os.Stderr),
 			progressbar.OptionSetDescription("denoising"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
 			progressbar.OptionSetItsString("step"), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
-		progress = func(step, total int, _ *tensor.Tensor) { bar.Set(step) }
+		notice := newFirstStepNotice(os.Stderr, len(mustSchedule(m, req).Timesteps()), req.Width, m.Backend.Name(), cuda.Compiled)
+		progress = func(step, total int, _ *tensor.Tensor) {
+			notice.step()
+			bar.Set(step)
+		}
 	}
 	res, err := m.Generate(req, progress)
 	if err != nil {

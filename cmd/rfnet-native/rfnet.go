@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/llm"
 	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/pipeline/rfnet"
@@ -110,8 +111,10 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 	opts := rfnet.Options{Config: cfg, Trace: trace.Add}
 	if !g.quiet {
 		bar := newBar((len(plan.Objects)+1)*cfg.Steps, "rfnet")
+		notice := newFirstStepNotice(os.Stderr, (len(plan.Objects)+1)*cfg.Steps, cfg.Width, m.Backend.Name(), cuda.Compiled)
 		done := 0
 		opts.Progress = func(stage string, object, step, total int) {
+			notice.step()
 			done++
 			bar.Describe(fmt.Sprintf("rfnet %s", stageName(stage, object, len(plan.Objects))))
 			bar.Set(done)
