@@ -97,7 +97,10 @@ func (c *Client) repoDir(repo string) string {
 	return filepath.Join(c.CacheDir, "models--"+strings.ReplaceAll(repo, "/", "--"))
 }
 
-var commitPattern = regexp.MustCompile(`^[0-9a-f]{40}$`)
+var (
+	commitPattern = regexp.MustCompile(`^[0-9a-f]{40}$`)
+	etagPattern   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+)
 
 // snapshotDir is the cached snapshot of ref's revision: the commit refs/<revision>
 // records, or the revision itself when it is a commit. ok is false when the
@@ -375,6 +378,11 @@ func (c *Client) head(ctx context.Context, ref Ref, path string, retries int) (m
 	})
 	if err == nil && (!commitPattern.MatchString(m.commit) || m.etag == "") {
 		err = fmt.Errorf("hub: %s: %s: the Hub did not send X-Repo-Commit and ETag headers (HF_ENDPOINT %s is not a Hub?)", ref, path, c.Endpoint)
+	}
+	// The ETag names the blob file in the cache: one with a slash or ".."
+	// would write outside it (a hostile or broken mirror).
+	if err == nil && (!etagPattern.MatchString(m.etag) || m.etag == "." || m.etag == "..") {
+		err = fmt.Errorf("hub: %s: %s: the Hub sent the ETag %q, which is not a content hash (HF_ENDPOINT %s is not a Hub?)", ref, path, m.etag, c.Endpoint)
 	}
 	return m, err
 }

@@ -62,6 +62,12 @@ func ParseRef(s string) (Ref, bool, error) {
 		if rev == "" {
 			rev = "main"
 		}
+		if !safePath(parts[2]) {
+			return Ref{}, false, fmt.Errorf("hub: %q: the file path %q leaves the repository", s, parts[2])
+		}
+		if !safePath(rev) {
+			return Ref{}, false, fmt.Errorf("hub: %q: revision %q is not a branch, tag or commit name", s, rev)
+		}
 		return Ref{Repo: parts[0] + "/" + parts[1], Revision: rev, File: parts[2]}, true, nil
 	}
 	repo, rev, _ := strings.Cut(s, "@")
@@ -71,5 +77,23 @@ func ParseRef(s string) (Ref, bool, error) {
 	if rev == "" {
 		rev = "main"
 	}
+	if !safePath(rev) {
+		return Ref{}, false, fmt.Errorf("hub: %q: revision %q is not a branch, tag or commit name", s, rev)
+	}
 	return Ref{Repo: repo, Revision: rev}, true, nil
+}
+
+// safePath reports whether p, a revision or a file path, stays inside the
+// cache folder it is joined to (refs/<revision>, snapshots/<commit>/<file>):
+// relative, with no empty, "." or ".." part and no backslash.
+func safePath(p string) bool {
+	if p == "" || strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\\\x00") {
+		return false
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == "" || part == "." || part == ".." {
+			return false
+		}
+	}
+	return true
 }
