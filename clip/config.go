@@ -3,7 +3,8 @@ package clip
 import (
 	"encoding/json"
 	"fmt"
-	"os"
+
+	"github.com/rfnet/rfnet-native/internal/regular"
 )
 
 // Config follows the keys of a Hugging Face CLIPTextConfig (text_encoder/config.json).
@@ -33,7 +34,7 @@ func OpenCLIPH14() Config {
 
 // LoadConfig reads a text_encoder/config.json; keys it lacks keep base's values.
 func LoadConfig(path string, base Config) (Config, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := regular.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("clip: %w", err)
 	}

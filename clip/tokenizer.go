@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -118,7 +120,7 @@ func (t *Tokenizer) addToken(tok string) {
 // the 256 byte symbols, the same with "</w>", one token per merge, then the two
 // special tokens (49408 in all for the released file).
 func loadBPEFile(path string) (*Tokenizer, error) {
-	f, err := os.Open(path)
+	f, err := regular.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("clip: tokenizer: %w", err)
 	}
@@ -172,7 +174,7 @@ func loadBPEFile(path string) (*Tokenizer, error) {
 // special_tokens_map.json when it names one.
 func loadFolder(dir, pad string) (*Tokenizer, string, error) {
 	vocabPath, mergesPath := filepath.Join(dir, "vocab.json"), filepath.Join(dir, "merges.txt")
-	raw, err := os.ReadFile(vocabPath)
+	raw, err := regular.ReadFile(vocabPath)
 	if err != nil {
 		return nil, "", fmt.Errorf("clip: tokenizer: %w (a tokenizer folder needs vocab.json and merges.txt)", err)
 	}
@@ -189,7 +191,7 @@ func loadFolder(dir, pad string) (*Tokenizer, string, error) {
 		t.tokens[id] = tok
 	}
 	t.vocab = vocab
-	mf, err := os.Open(mergesPath)
+	mf, err := regular.Open(mergesPath)
 	if err != nil {
 		return nil, "", fmt.Errorf("clip: tokenizer: %w", err)
 	}
@@ -212,11 +214,18 @@ func loadFolder(dir, pad string) (*Tokenizer, string, error) {
 	if err := sc.Err(); err != nil {
 		return nil, "", fmt.Errorf("clip: tokenizer: %s: %w", mergesPath, err)
 	}
-	if raw, err := os.ReadFile(filepath.Join(dir, "special_tokens_map.json")); err == nil {
+	if rank == 0 { // every word would stay split into bytes: a wrong tokenization, not an error, without this
+		return nil, "", fmt.Errorf("clip: tokenizer: %s holds no merges", mergesPath)
+	}
+	specialRaw, err := regular.ReadFile(filepath.Join(dir, "special_tokens_map.json"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("clip: tokenizer: %w", err)
+	}
+	if err == nil {
 		var special struct {
 			Pad json.RawMessage `json:"pad_token"`
 		}
-		if json.Unmarshal(raw, &special) == nil && len(special.Pad) > 0 {
+		if json.Unmarshal(specialRaw, &special) == nil && len(special.Pad) > 0 {
 			var s string
 			var obj struct {
 				Content string `json:"content"`

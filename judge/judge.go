@@ -17,6 +17,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/rfnet/rfnet-native/internal/atomicfile"
+	"github.com/rfnet/rfnet-native/internal/regular"
 	"github.com/rfnet/rfnet-native/llm"
 )
 
@@ -100,10 +101,15 @@ func (j chatJudge) cached(name, prompt string, png []byte, ask func() (Answer, e
 	path := ""
 	if j.cache != "" {
 		path = filepath.Join(j.cache, hex.EncodeToString(h.Sum(nil))+".json")
-		if raw, err := os.ReadFile(path); err == nil {
-			var a Answer
-			if json.Unmarshal(raw, &a) == nil {
-				return a, nil
+		// An entry that is not a small regular file, does not decode or
+		// holds a score outside [0, 1] (written by hand, or by a bug) is
+		// asked again and replaced.
+		if fi, err := os.Stat(path); err == nil && fi.Size() <= maxCacheEntry {
+			if raw, err := regular.ReadFile(path); err == nil {
+				var a Answer
+				if json.Unmarshal(raw, &a) == nil && (a.Score == nil || validScore(*a.Score)) {
+					return a, nil
+				}
 			}
 		}
 	}
@@ -116,6 +122,13 @@ func (j chatJudge) cached(name, prompt string, png []byte, ask func() (Answer, e
 	}
 	return a, err
 }
+
+// maxCacheEntry bounds a cached answer: a description of at most 300 tokens
+// and a reply of as many are a few kilobytes.
+const maxCacheEntry = 1 << 20
+
+// validScore reports whether s is a score a judge may give: a number in [0, 1].
+func validScore(s float64) bool { return s >= 0 && s <= 1 } // false for NaN
 
 // GPT4Score is the two-turn describe-then-rate judge; the score is the rating / 100.
 type GPT4Score struct{ chatJudge }
@@ -149,12 +162,17 @@ func (g *GPT4Score) Score(ctx context.Context, prompt string, png []byte) (Answe
 	})
 }
 
-var scoreField = regexp.MustCompile(`(?i)"?score"?\s*[:=]\s*"?(-?[0-9]+(?:\.[0-9]+)?)`)
+// scoreField is a "score: N" in prose. The number is taken whole, with its
+// sign, fraction and exponent, and a scale after it ("/ 10", "out of 10") is
+// captured, so that 1e3 is not read as 1 and 8/10 is not read as 8 of 100.
+var scoreField = regexp.MustCompile(`(?i)"?score"?\s*[:=]\s*"?([-+]?[0-9]+(?:\.[0-9]*)?(?:e[-+]?[0-9]+)?)("?\s*(?:/|out\s+of)\s*([0-9.]+))?`)
 
 // ParseRating reads {"score": N, "explanation": "..."} from a reply: the
 // reference takes the text from the first '{' to the first '}' with newlines
 // as spaces, which also gets past prose and code fences; failing that, a
-// "score: N" in the text is accepted. The score must lie in [0, 100].
+// "score: N" in the text is accepted. The score must lie in [0, 100]: one
+// outside, or one on another scale ("8/10"), is an error, never clamped or
+// rescaled, so the item is recorded as failed rather than scored wrongly.
 func ParseRating(reply string) (score float64, explanation string, err error) {
 	var r struct {
 		Score       json.RawMessage `json:"score"`
@@ -174,7 +192,13 @@ func ParseRating(reply string) (score float64, explanation string, err error) {
 	}
 	if !found {
 		if m := scoreField.FindStringSubmatch(reply); m != nil {
-			score, _ = strconv.ParseFloat(m[1], 64)
+			if m[2] != "" && m[3] != "100" {
+				return 0, "", fmt.Errorf("judge: score %s%s is on another scale than 0-100 in %q", m[1], m[2], truncate(reply))
+			}
+			var err error
+			if score, err = strconv.ParseFloat(m[1], 64); err != nil {
+				return 0, "", fmt.Errorf("judge: score %s outside 0-100 in %q", m[1], truncate(reply))
+			}
 			found = true
 		}
 	}
@@ -225,6 +249,9 @@ func (g *GPT4CLIP) Score(ctx context.Context, prompt string, png []byte) (Answer
 		return a, err
 	}
 	s := CLIPScore(g.embed(a.Description), g.embed(prompt))
+	if !validScore(s) {
+		return a, fmt.Errorf("judge: CLIP similarity %v is not a number from 0 to 1 (a text feature holds NaN or Inf)", s)
+	}
 	a.Score = &s
 	return a, nil
 }
@@ -244,5 +271,6 @@ func CLIPScore(a, b []float64) float64 {
 	if na == 0 || nb == 0 {
 		return 0
 	}
-	return math.Max(0, dot/math.Sqrt(na*nb))
+	// A cosine is at most 1; rounding can put it an ulp above.
+	return math.Min(1, math.Max(0, dot/math.Sqrt(na*nb)))
 }

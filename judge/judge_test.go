@@ -2,6 +2,9 @@ package judge
 
 import (
 	"context"
+	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,13 +20,19 @@ func TestParseRating(t *testing.T) {
 		`{"score": "72.5", "explanation": "quoted number"}`:                            72.5,
 		`I would rate it. Score: 40 because nothing happens.`:                          40,
 		`{"explanation": "no number here", "rating": 3} score = 90`:                    90,
+		`Score: 85/100, the roles are reversed`:                                        85,
+		`score: 72.5 out of 100`:                                                       72.5,
 	} {
 		got, _, err := ParseRating(reply)
 		if err != nil || got != want {
 			t.Errorf("ParseRating(%q) = %v, %v; want %v", reply, got, err, want)
 		}
 	}
-	for _, bad := range []string{`{"score": 150}`, `I cannot rate this image.`, `{"score": -5}`, ``} {
+	// A rating outside 0-100, or on another scale, fails: it is never
+	// clamped, truncated or rescaled into a score.
+	for _, bad := range []string{`{"score": 150}`, `I cannot rate this image.`, `{"score": -5}`, ``,
+		`{"score": 1e999}`, `{"score": "NaN"}`, `{"score": "Inf"}`, `Score: 1e3`, `score: 1.5e2 points`,
+		`Score: 8/10`, `{"score": "8/10"}`, `score: 4 out of 5`, `score: 101`} {
 		if _, _, err := ParseRating(bad); err == nil {
 			t.Errorf("ParseRating(%q) should fail", bad)
 		}
@@ -116,5 +125,49 @@ func TestCLIPScore(t *testing.T) {
 	}
 	if s := CLIPScore([]float64{1, 0}, []float64{-1, 0}); s != 0 {
 		t.Fatalf("negative cosine must clamp to 0, got %v", s)
+	}
+}
+
+// A cached answer whose score is not a number from 0 to 1 (edited, or written
+// by a bug) is not used: the judge is asked again and the entry replaced.
+func TestCachedScoreOutOfRangeIsAskedAgain(t *testing.T) {
+	s := fakeopenai.New(func(n int, r fakeopenai.Request) fakeopenai.Reply {
+		if len(r.Messages) == 2 {
+			return fakeopenai.Reply{Content: "a picture"}
+		}
+		return fakeopenai.Reply{Content: `{"score": 80, "explanation": "good"}`}
+	})
+	defer s.Close()
+	c := judgeConfig(s)
+	c.CacheDir = t.TempDir()
+	j := NewGPT4Score(c)
+	if a, err := j.Score(context.Background(), "x", []byte("png")); err != nil || *a.Score != 0.8 {
+		t.Fatalf("%+v %v", a, err)
+	}
+	entries, _ := filepath.Glob(filepath.Join(c.CacheDir, "*.json"))
+	if len(entries) != 1 {
+		t.Fatalf("cache entries %v", entries)
+	}
+	os.WriteFile(entries[0], []byte(`{"description": "a picture", "score": 5}`), 0o644)
+	asked := len(s.Requests())
+	if a, err := j.Score(context.Background(), "x", []byte("png")); err != nil || *a.Score != 0.8 || len(s.Requests()) != asked+2 {
+		t.Fatalf("%+v %v, %d requests after %d", a, err, len(s.Requests()), asked)
+	}
+}
+
+// GPT4-CLIP never gives a score outside [0, 1]: a feature with NaN fails the
+// item, and rounding above 1 is capped.
+func TestGPT4CLIPScoreRange(t *testing.T) {
+	s := fakeopenai.New(func(int, fakeopenai.Request) fakeopenai.Reply { return fakeopenai.Reply{Content: "a picture"} })
+	defer s.Close()
+	nan := func(string) []float64 { return []float64{math.NaN(), 1} }
+	if a, err := NewGPT4CLIP(judgeConfig(s), nan).Score(context.Background(), "x", []byte("png")); err == nil || a.Score != nil {
+		t.Fatalf("NaN feature: %+v %v", a, err)
+	}
+	// Parallel vectors whose cosine rounds to 1.0000000000000002.
+	a := []float64{0.4246374970712657, 0.6868230728671094, 0.06563701921747622}
+	const k = 1.5651925473279125
+	if s := CLIPScore(a, []float64{a[0] * k, a[1] * k, a[2] * k}); s != 1 {
+		t.Fatalf("CLIPScore of parallel features = %v, want 1", s)
 	}
 }

@@ -16,6 +16,8 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/rfnet/rfnet-native/internal/atomicfile"
+
+	"github.com/rfnet/rfnet-native/internal/regular"
 )
 
 // Planner turns a caption into a plan.
@@ -167,7 +169,7 @@ func (o *OpenAI) cached(key string) (string, bool) {
 	if o.c.CacheDir == "" {
 		return "", false
 	}
-	raw, err := os.ReadFile(filepath.Join(o.c.CacheDir, key+".json"))
+	raw, err := regular.ReadFile(filepath.Join(o.c.CacheDir, key+".json"))
 	if err != nil {
 		return "", false
 	}

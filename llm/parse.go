@@ -63,6 +63,13 @@ func parseJSONReply(text string) (*reply, error) {
 		return nil, fmt.Errorf("llm: %w: the JSON answer does not parse (%v): %s", ErrNoPlan, err, Quote(text))
 	}
 	r := &reply{Background: strings.TrimSpace(j.Background), Negative: strings.TrimSpace(j.Negative)}
+	// Some other JSON (a judge's score, an error object) decodes into an empty
+	// plan: an answer is a plan only when it has the plan's keys.
+	var keys map[string]json.RawMessage
+	json.NewDecoder(bytes.NewReader([]byte(text))).Decode(&keys)
+	if _, ok := keys["objects"]; !ok && r.Background == "" {
+		return nil, fmt.Errorf("llm: %w: the JSON answer has neither \"objects\" nor \"background\": %s", ErrNoPlan, Quote(text))
+	}
 	for _, o := range j.Objects {
 		r.Objects = append(r.Objects, replyObject{Name: o.Name, Box: o.Box})
 		r.Main = append(r.Main, namedText{o.Name, o.Description})

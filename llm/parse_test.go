@@ -176,3 +176,15 @@ func FuzzParseReply(f *testing.F) {
 		}
 	})
 }
+
+// JSON that is not a plan (here a judge's answer) is no plan, not an empty one.
+func TestParseJSONThatIsNotAPlan(t *testing.T) {
+	for _, answer := range []string{`{"score": 73, "explanation": "fine"}`, `{"error": {"message": "overloaded"}}`} {
+		if _, err := parseReply(answer); !errors.Is(err, ErrNoPlan) {
+			t.Errorf("%s: %v, want ErrNoPlan", answer, err)
+		}
+	}
+	if r, err := parseReply(`{"objects": [], "background": "a quiet beach"}`); err != nil || r.Background != "a quiet beach" {
+		t.Errorf("a plan with no objects: %+v, %v", r, err)
+	}
+}

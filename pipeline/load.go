@@ -212,16 +212,33 @@ func (m *Model) folderVariant(dir string, o LoadOptions) (Variant, error) {
 	if err != nil {
 		return Variant{}, err
 	}
-	v := familyVariant(text)
-	if o.ModelType != "" {
-		if v, err = VariantByName(o.ModelType); err != nil {
-			return Variant{}, err
-		}
+	v, err := withModelType(familyVariant(text), o.ModelType, dir, filepath.Join("text_encoder", "config.json")+" (hidden_act "+text.HiddenAct+")")
+	if err != nil {
+		return Variant{}, err
 	}
 	if err := readConfigDir(&v, dir); err != nil {
 		return Variant{}, err
 	}
 	return withPrediction(v, o.Prediction)
+}
+
+// withModelType is --model-type over the detected variant v: a variant of
+// the same family (a name of the other family would load the wrong text
+// encoder and tokenizer padding, silently), or v when none is named. path and
+// evidence say where the family was seen.
+func withModelType(v Variant, modelType, path, evidence string) (Variant, error) {
+	if modelType == "" {
+		return v, nil
+	}
+	want, err := VariantByName(modelType)
+	if err != nil {
+		return Variant{}, err
+	}
+	if want.Family != v.Family {
+		return Variant{}, fmt.Errorf("pipeline: --model-type %s is an %s model, but %s holds an %s text encoder (%s); choose an %s type",
+			modelType, want.Family, path, v.Family, evidence, v.Family)
+	}
+	return want, nil
 }
 
 func withPrediction(v Variant, p string) (Variant, error) {
@@ -290,17 +307,9 @@ func singleFileVariant(f *weights.File, o LoadOptions) (Variant, error) {
 	if err != nil {
 		return Variant{}, fmt.Errorf("pipeline: %s does not look like a Stable Diffusion checkpoint: %w", f.Path(), err)
 	}
-	v := familyVariant(text)
-	if o.ModelType != "" {
-		want, err := VariantByName(o.ModelType)
-		if err != nil {
-			return Variant{}, err
-		}
-		if want.Family != v.Family {
-			return Variant{}, fmt.Errorf("pipeline: --model-type %s is an %s model, but %s holds an %s text encoder (%s); choose an %s type",
-				o.ModelType, want.Family, f.Path(), v.Family, familyEvidence(v.Family), v.Family)
-		}
-		v = want
+	v, err := withModelType(familyVariant(text), o.ModelType, f.Path(), familyEvidence(familyVariant(text).Family))
+	if err != nil {
+		return Variant{}, err
 	}
 	if o.ConfigDir != "" {
 		if err := readConfigDir(&v, o.ConfigDir); err != nil {
@@ -309,12 +318,18 @@ func singleFileVariant(f *weights.File, o LoadOptions) (Variant, error) {
 		return withPrediction(v, o.Prediction)
 	}
 	v.Text = text
+	// Shapes tell channels and layers, not every choice of a config (the
+	// norm groups, for one): a checkpoint of another architecture needs its
+	// config files.
+	inferred := func(err error) error {
+		return fmt.Errorf("pipeline: %s: %w (its architecture was read from the tensor shapes: pass --config DIR, a diffusers-style folder with its unet/, vae/ and text_encoder/ config.json)", f.Path(), err)
+	}
 	if v.UNet, err = unet.InferConfig(f); err != nil {
-		return Variant{}, err
+		return Variant{}, inferred(err)
 	}
 	v.UNet.UpcastAttention = v.Name == "sd21"
 	if v.VAE, err = vae.InferConfig(f); err != nil {
-		return Variant{}, err
+		return Variant{}, inferred(err)
 	}
 	return withPrediction(v, o.Prediction)
 }

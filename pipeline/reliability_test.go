@@ -5,9 +5,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rfnet/rfnet-native/cpu"
+	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/weights"
 )
@@ -164,4 +168,45 @@ func TestFirstNonFiniteNamesTheTensor(t *testing.T) {
 	if _, err := os.Stat(path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A FIFO or a device in place of a file of a diffusers folder is refused by
+// name: opening the FIFO used to block forever, /dev/zero to read forever.
+func TestSpecialFilesInAFolder(t *testing.T) {
+	for _, rel := range []string{"unet/config.json", "vae/config.json", "text_encoder/config.json", "scheduler/scheduler_config.json",
+		"tokenizer/vocab.json", "tokenizer/merges.txt", "tokenizer/special_tokens_map.json"} {
+		for _, kind := range []string{"fifo", "device"} {
+			dir := copyFolder(t, "tiny-sd1")
+			p := filepath.Join(dir, filepath.FromSlash(rel))
+			os.Remove(p)
+			if kind == "fifo" {
+				if err := syscall.Mkfifo(p, 0o644); err != nil {
+					t.Skip("no mkfifo:", err)
+				}
+			} else if err := os.Symlink("/dev/zero", p); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				m, err := Load(dir, LoadOptions{Backend: cpu.New(), DType: tensor.Float32})
+				if err == nil {
+					m.Close()
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				wantErr(t, err, rel[strings.LastIndex(rel, "/")+1:], "not a regular file")
+			case <-time.After(20 * time.Second):
+				t.Fatalf("%s as a %s: Load hung", rel, kind)
+			}
+		}
+	}
+}
+
+// --model-type of the other family is refused for a folder as for a single
+// file: sd21 over an SD 1.x folder used to load silently.
+func TestModelTypeOfTheOtherFamilyOnAFolder(t *testing.T) {
+	_, err := Load(fixtures.Path("models", "tiny-sd1"), LoadOptions{Backend: cpu.New(), DType: tensor.Float32, ModelType: "sd21"})
+	wantErr(t, err, "--model-type sd21", "sd2", "text_encoder/config.json", "choose an sd1 type")
 }

@@ -134,7 +134,7 @@ func build(run string, info rfbench.Run, metas []rfbench.Meta, results map[strin
 				r.Cells = append(r.Cells, cellView{Method: meth, Missing: true})
 				continue
 			}
-			c := cellView{Method: meth, Image: thumbnail(filepath.Join(run, m.Image))}
+			c := cellView{Method: meth, Image: thumbnail(run, m)}
 			if m.Plan != nil {
 				for i, o := range m.Plan.Objects {
 					b := o.NormalizedBox()
@@ -163,20 +163,23 @@ func build(run string, info rfbench.Run, metas []rfbench.Meta, results map[strin
 	return v
 }
 
-// thumbnail is the image as a 256-pixel-wide JPEG data URL.
-func thumbnail(path string) template.URL {
-	f, err := os.Open(path)
+// thumbnail is the image of m as a 256-pixel-wide JPEG data URL; empty when
+// it does not read (see rfbench.ReadImage) or is too large to decode.
+func thumbnail(run string, m rfbench.Meta) template.URL {
+	data, err := rfbench.ReadImage(run, m)
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
-	src, err := png.Decode(f)
+	if cfg, err := png.DecodeConfig(bytes.NewReader(data)); err != nil || int64(cfg.Width)*int64(cfg.Height) > rfbench.MaxDecodedPixels {
+		return ""
+	}
+	src, err := png.Decode(bytes.NewReader(data))
 	if err != nil {
 		return ""
 	}
 	w := 256
 	h := src.Bounds().Dy() * w / max(1, src.Bounds().Dx())
-	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	dst := image.NewRGBA(image.Rect(0, 0, w, max(1, h)))
 	xdraw.CatmullRom.Scale(dst, dst.Bounds(), src, src.Bounds(), xdraw.Over, nil)
 	var buf bytes.Buffer
 	jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 85})

@@ -1,7 +1,6 @@
 package rfbench
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,21 +9,22 @@ import (
 	"image/png"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/rfnet/rfnet-native/internal/atomicfile"
-	"github.com/rfnet/rfnet-native/internal/regular"
 )
 
 // Check decides whether an item is finished and intact; bench, eval, report
 // and merge all ask it. sidecar is the item's metadata file, relative to the
 // run folder, with slashes. The item is finished when the sidecar decodes,
-// names the image beside it and records that image's size and SHA-256, and
-// the image on disk still has both. The sidecar is written last, so a run
-// killed in between leaves an item that is not finished; a truncated,
-// emptied or altered image, or a broken sidecar, fails too.
+// describes the item its name says, names the image beside it and records
+// that image's size and SHA-256, and the image on disk still has both. The
+// sidecar is written last, so a run killed in between leaves an item that is
+// not finished; a truncated, emptied or altered image, or a broken sidecar,
+// fails too. Neither file is read unless it is a regular file (see
+// openRegular), and the sidecar is at most MaxJSON bytes; the image is
+// hashed as a stream, so its size does not matter.
 //
 // A sidecar of an earlier version, which records neither size nor hash,
 // passes when its image decodes whole (image/png verifies every chunk's CRC
@@ -32,7 +32,7 @@ import (
 // the size and hash of that image are then filled in and HashAdded is set.
 //
 // A missing sidecar (an item never finished) is an error that wraps
-// fs.ErrNotExist; every other error starts with the file's path.
+// fs.ErrNotExist; every error starts with the path of the file at fault.
 func Check(run, sidecar string) (Meta, error) {
 	c, err := check(run, sidecar)
 	return c.meta, err
@@ -40,32 +40,41 @@ func Check(run, sidecar string) (Meta, error) {
 
 // checked is an item as check read it.
 type checked struct {
-	meta   Meta
-	raw    []byte // the sidecar
-	png    []byte // the image
-	legacy bool   // the sidecar is of an earlier version: meta has the size and hash it lacks
+	meta    Meta
+	decoded bool   // the sidecar decoded into meta (whether or not the item passed)
+	raw     []byte // the sidecar
+	legacy  bool   // the sidecar is of an earlier version: meta has the size and hash it lacks
 }
 
 func check(run, sidecar string) (checked, error) {
 	var c checked
-	raw, err := regular.ReadFile(filepath.Join(run, filepath.FromSlash(sidecar)))
+	raw, err := readFile(filepath.Join(run, filepath.FromSlash(sidecar)), MaxJSON)
 	if err != nil {
-		return c, err
+		return c, fmt.Errorf("%s: %w", sidecar, err)
 	}
 	c.raw = raw
 	m := &c.meta
 	if err := json.Unmarshal(raw, m); err != nil {
 		return c, fmt.Errorf("%s: %w", sidecar, err)
 	}
+	c.decoded = true
 	image := strings.TrimSuffix(sidecar, ".json") + ".png"
 	c.legacy = m.ImageBytes == 0 && m.ImageSHA256 == "" && !m.HashAdded
 	switch {
+	case sidecar != "images/"+metaKey(*m)+".json":
+		// Its results would be filed under another item's name.
+		return c, fmt.Errorf("%s: describes the item %s, not the one its name says", sidecar, metaKey(*m))
 	case m.Image != image:
 		return c, fmt.Errorf("%s: names the image %q, want %q", sidecar, m.Image, image)
-	case !c.legacy && (m.ImageBytes <= 0 || m.ImageSHA256 == ""):
+	case c.legacy:
+	case m.ImageBytes < 0:
+		return c, fmt.Errorf("%s: records the image size %d, which is invalid", sidecar, m.ImageBytes)
+	case m.ImageBytes == 0 || m.ImageSHA256 == "":
 		return c, fmt.Errorf("%s: records image size %d and SHA-256 %q, want both", sidecar, m.ImageBytes, m.ImageSHA256)
+	case !isSHA256(m.ImageSHA256):
+		return c, fmt.Errorf("%s: records the SHA-256 %q, which is not 64 hex digits", sidecar, m.ImageSHA256)
 	}
-	c.png, err = regular.ReadFile(filepath.Join(run, filepath.FromSlash(image)))
+	f, size, err := openRegular(filepath.Join(run, filepath.FromSlash(image)))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			// Not wrapped: the item was finished once, so it is broken, not new.
@@ -76,34 +85,64 @@ func check(run, sidecar string) (checked, error) {
 		}
 		return c, fmt.Errorf("%s: %v", image, err)
 	}
-	size, sum := int64(len(c.png)), sha256.Sum256(c.png)
-	hash := hex.EncodeToString(sum[:])
+	defer f.Close()
 	if c.legacy {
-		if err := decodesWhole(c.png, m.Width, m.Height); err != nil {
+		if err := decodesWhole(f, m.Width, m.Height); err != nil {
 			return c, fmt.Errorf("%s: %v (its sidecar, of an earlier version, records no size and hash)", image, err)
 		}
-		m.ImageBytes, m.ImageSHA256, m.HashAdded = size, hash, true
-		return c, nil
-	}
-	switch {
-	case size != m.ImageBytes:
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return c, fmt.Errorf("%s: %v", image, err)
+		}
+	} else if size != m.ImageBytes {
 		return c, fmt.Errorf("%s: size %d, sidecar says %d", image, size, m.ImageBytes)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return c, fmt.Errorf("%s: %v", image, err)
+	}
+	hash := hex.EncodeToString(h.Sum(nil))
+	switch {
+	case c.legacy:
+		m.ImageBytes, m.ImageSHA256, m.HashAdded = n, hash, true
+	case n != m.ImageBytes: // it changed since the stat
+		return c, fmt.Errorf("%s: size %d, sidecar says %d", image, n, m.ImageBytes)
 	case hash != m.ImageSHA256:
 		return c, fmt.Errorf("%s: SHA-256 %.12s…, sidecar says %.12s…", image, hash, m.ImageSHA256)
 	}
 	return c, nil
 }
 
-// decodesWhole checks that data is a PNG of width×height that decodes to its
+func isSHA256(s string) bool {
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == sha256.Size
+}
+
+// MaxDecodedPixels bounds the images that check (for a sidecar of an earlier
+// version) and report decode: 8192², past anything a benchmark makes, takes
+// at most 512 MiB decoded (16-bit RGBA). A PNG of a few bytes can claim any
+// size in its header.
+const MaxDecodedPixels = 8192 * 8192
+
+// decodesWhole checks that r holds a PNG of width×height that decodes to its
 // end: png.Decode reads every chunk up to IEND, verifying their CRCs, and
-// reads the pixel data's zlib stream to its end, verifying its checksum.
-func decodesWhole(data []byte, width, height int) error {
-	im, err := png.Decode(bytes.NewReader(data))
-	if err != nil {
+// reads the pixel data's zlib stream to its end, verifying its checksum. The
+// header is read first, so an image of another size is not decoded.
+func decodesWhole(r io.ReadSeeker, width, height int) error {
+	cfg, err := png.DecodeConfig(r)
+	switch {
+	case err != nil:
 		return fmt.Errorf("does not decode: %v", err)
+	case cfg.Width != width || cfg.Height != height:
+		return fmt.Errorf("%d×%d, sidecar says %d×%d", cfg.Width, cfg.Height, width, height)
+	case int64(cfg.Width)*int64(cfg.Height) > MaxDecodedPixels:
+		return fmt.Errorf("%d×%d, larger than any image of an earlier version", cfg.Width, cfg.Height)
 	}
-	if b := im.Bounds(); b.Dx() != width || b.Dy() != height {
-		return fmt.Errorf("%d×%d, sidecar says %d×%d", b.Dx(), b.Dy(), width, height)
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if _, err := png.Decode(r); err != nil {
+		return fmt.Errorf("does not decode: %v", err)
 	}
 	return nil
 }
@@ -124,16 +163,4 @@ func (c checked) record(run, sidecar string) error {
 		return err
 	}
 	return atomicfile.WriteBytes(filepath.Join(run, filepath.FromSlash(sidecar)), append(data, '\n'))
-}
-
-// hashFile is a file's size and hex SHA-256.
-func hashFile(path string) (int64, string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	return n, hex.EncodeToString(h.Sum(nil)), err
 }

@@ -14,4 +14,8 @@
 // settings agree. While bench runs, locks/ holds one file per process, an
 // item being made has a .claim file beside its image (see lock.go), and
 // bench.json.lock is held for the moment bench.json is updated (see Start).
+// Every file read from a run folder is opened by files.go, which refuses
+// named pipes, sockets and devices unopened and JSON files past MaxJSON, so
+// that whatever sits in a shared folder makes an item broken, not the run
+// hang.
 package rfbench

@@ -2,6 +2,9 @@ package rfbench
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -77,8 +80,9 @@ func resultPath(run, judgeName string, m Meta) string {
 }
 
 // LoadResults reads a judge's results of a run, keyed by item key, and lists
-// the result files that do not decode, each as "path: why" (Evaluate judges
-// their items again). A judge without results has none.
+// the result files that do not read (see readResult), each as "path: why":
+// Evaluate judges their items again, and report leaves them out of its
+// tables. A judge without results has none.
 func LoadResults(run, judgeName string) (map[string]EvalResult, []string, error) {
 	out := map[string]EvalResult{}
 	var broken []string
@@ -93,10 +97,13 @@ func LoadResults(run, judgeName string) (map[string]EvalResult, []string, error)
 		if d.IsDir() || !strings.HasSuffix(p, ".json") {
 			return nil
 		}
-		var r EvalResult
-		if err := readJSON(p, &r); err != nil {
-			rel, _ := filepath.Rel(run, p)
-			broken = append(broken, fmt.Sprintf("%s: %v", filepath.ToSlash(rel), err))
+		rel, err := filepath.Rel(run, p)
+		if err != nil {
+			return err
+		}
+		r, _, err := readResult(run, filepath.ToSlash(rel))
+		if err != nil {
+			broken = append(broken, err.Error())
 			return nil
 		}
 		out[r.Key()] = r
@@ -105,10 +112,41 @@ func LoadResults(run, judgeName string) (map[string]EvalResult, []string, error)
 	return out, broken, err
 }
 
+// readResult reads the result file rel (eval/<judge>/<key>.json, with
+// slashes) of the run folder run, as parsed and as it is on disk. It must
+// be a regular file of at most MaxJSON bytes that decodes, describe the
+// item its name says, and be "failed" or "ok" with a score that is a number
+// from 0 to 1: one judges say, so another score (a hand edit, a bug) would
+// move the averages. Errors start with rel.
+func readResult(run, rel string) (EvalResult, []byte, error) {
+	var r EvalResult
+	raw, err := readFile(filepath.Join(run, filepath.FromSlash(rel)), MaxJSON)
+	if err == nil {
+		err = json.Unmarshal(raw, &r)
+	}
+	if err != nil {
+		return r, nil, fmt.Errorf("%s: %w", rel, err)
+	}
+	parts := strings.SplitN(rel, "/", 3)
+	switch {
+	case len(parts) != 3 || parts[2] != r.Key()+".json":
+		return r, nil, fmt.Errorf("%s: describes the item %s, not the one its name says", rel, r.Key())
+	case r.Status == "ok" && r.Score == nil:
+		return r, nil, fmt.Errorf("%s: status ok without a score", rel)
+	case r.Status == "ok" && !(*r.Score >= 0 && *r.Score <= 1): // NaN fails too
+		return r, nil, fmt.Errorf("%s: score %v, want a number from 0 to 1", rel, *r.Score)
+	case r.Status != "ok" && r.Status != "failed":
+		return r, nil, fmt.Errorf("%s: status %q, want ok or failed", rel, r.Status)
+	}
+	return r, raw, nil
+}
+
 // Evaluate judges every image of a run that has no successful result yet,
 // with up to concurrency requests at a time. A failed item is written as
-// failed (and tried again by the next Evaluate), never as a score. Items that
-// fail Check are not judged; the summary lists them.
+// failed (and tried again by the next Evaluate), never as a score; an item
+// whose request a cancelled context stopped is not written at all, so the
+// next Evaluate judges it. Items that fail Check are not judged; the summary
+// lists them.
 func Evaluate(ctx context.Context, run string, j judge.Judge, concurrency int, progress func(done, total int)) (Summary, error) {
 	metas, broken, err := LoadMetas(run)
 	if err != nil {
@@ -134,15 +172,23 @@ func Evaluate(ctx context.Context, run string, j judge.Judge, concurrency int, p
 			defer wg.Done()
 			for m := range work {
 				r := judgeOne(ctx, run, j, m)
+				if r.Status != "ok" && ctx.Err() != nil {
+					continue // interrupted: not judged, not failed
+				}
 				path := resultPath(run, j.Name(), m)
 				err := os.MkdirAll(filepath.Dir(path), 0o755)
 				if err == nil {
 					err = pipeline.WriteJSON(path, r)
 				}
 				mu.Lock()
-				if err != nil || r.Status != "ok" {
+				switch {
+				case err != nil:
 					s.Failed++
-				} else {
+					s.Failures = append(s.Failures, fmt.Sprintf("%s: %v", metaKey(m), err))
+				case r.Status != "ok":
+					s.Failed++
+					s.Failures = append(s.Failures, fmt.Sprintf("%s: %s", metaKey(m), r.Error))
+				default:
 					s.Generated++
 				}
 				count++
@@ -153,11 +199,13 @@ func Evaluate(ctx context.Context, run string, j judge.Judge, concurrency int, p
 			}
 		}()
 	}
+feed:
 	for _, m := range todo {
-		if ctx.Err() != nil {
-			break
+		select {
+		case <-ctx.Done():
+			break feed
+		case work <- m:
 		}
-		work <- m
 	}
 	close(work)
 	wg.Wait()
@@ -169,7 +217,7 @@ func Evaluate(ctx context.Context, run string, j judge.Judge, concurrency int, p
 
 func judgeOne(ctx context.Context, run string, j judge.Judge, m Meta) EvalResult {
 	r := EvalResult{ID: m.ID, Method: m.Method, Seed: m.Seed, Judge: j.Name(), ImageSHA256: m.ImageSHA256, Status: "failed"}
-	png, err := os.ReadFile(filepath.Join(run, m.Image))
+	png, err := ReadImage(run, m)
 	if err != nil {
 		r.Error = err.Error()
 		return r
@@ -180,6 +228,37 @@ func judgeOne(ctx context.Context, run string, j judge.Judge, m Meta) EvalResult
 		r.Error = err.Error()
 		return r
 	}
+	// The judges never give another score (see package judge); this is the last guard.
+	if a.Score == nil {
+		r.Error = "the judge gave no score"
+		return r
+	}
+	if !(*a.Score >= 0 && *a.Score <= 1) {
+		r.Error = fmt.Sprintf("the judge gave the score %v, not a number from 0 to 1", *a.Score)
+		return r
+	}
 	r.Status, r.Score = "ok", a.Score
 	return r
+}
+
+// MaxImageBytes caps the images eval sends to a judge and report embeds:
+// vision endpoints take 20 MB at most (OpenAI's limit), and a 1024² PNG of
+// noise is 4 MB.
+const MaxImageBytes = 20 << 20
+
+// ReadImage reads the image of m, an item that passed Check, verifying that
+// it is still the image m records (bench may have made it again since). One
+// past MaxImageBytes is refused unread.
+func ReadImage(run string, m Meta) ([]byte, error) {
+	if m.ImageBytes > MaxImageBytes {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d a vision endpoint takes", m.Image, m.ImageBytes, MaxImageBytes)
+	}
+	png, err := readFile(filepath.Join(run, filepath.FromSlash(m.Image)), m.ImageBytes)
+	if err != nil {
+		return nil, err
+	}
+	if sum := sha256.Sum256(png); hex.EncodeToString(sum[:]) != m.ImageSHA256 {
+		return nil, fmt.Errorf("%s changed since it was checked", m.Image)
+	}
+	return png, nil
 }

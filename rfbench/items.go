@@ -58,15 +58,34 @@ func Items(prompts []Prompt, methods []string, seeds int) []Item {
 // Shard is the part i (0-based) of n of a run.
 type Shard struct{ I, N int }
 
-// ParseShard reads "i/n".
+// MaxShards bounds n in "i/n": a shard is one machine's or one GPU's part,
+// and past ten thousand of them the number is a typo (with the default
+// prompt set and methods, most shards would get no item at all).
+const MaxShards = 10000
+
+// ParseShard reads "i/n", two whole numbers in decimal with 0 <= i < n <=
+// MaxShards.
 func ParseShard(s string) (Shard, error) {
 	a, b, ok := strings.Cut(s, "/")
-	i, err1 := strconv.Atoi(a)
-	n, err2 := strconv.Atoi(b)
-	if !ok || err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
-		return Shard{}, fmt.Errorf("rfbench: --shard %q: want i/n with 0 <= i < n", s)
+	i, err1 := parseWhole(a)
+	n, err2 := parseWhole(b)
+	switch {
+	case !ok || err1 != nil || err2 != nil:
+		return Shard{}, fmt.Errorf("rfbench: --shard %q: want i/n, two whole numbers with 0 <= i < n", s)
+	case n < 1 || n > MaxShards:
+		return Shard{}, fmt.Errorf("rfbench: --shard %q: %d shards, want 1 to %d", s, n, MaxShards)
+	case i >= n:
+		return Shard{}, fmt.Errorf("rfbench: --shard %q: shard %d of %d, want 0 to %d (shards are numbered from 0)", s, i, n, n-1)
 	}
 	return Shard{i, n}, nil
+}
+
+// parseWhole reads a number of decimal digits alone: no sign, no spaces.
+func parseWhole(s string) (int, error) {
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return 0, fmt.Errorf("%q is not a whole number", s)
+	}
+	return strconv.Atoi(s) // fails past the largest int
 }
 
 // Select keeps the items of this shard: every n-th item starting at i, so the

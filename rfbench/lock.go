@@ -120,7 +120,7 @@ func gone(h Holder) string {
 // for maxAge, or its holder is gone. An error is one reading the file
 // (fs.ErrNotExist: it was released meanwhile).
 func inspect(path string, v any, maxAge time.Duration) (stale string, err error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readFile(path, MaxJSON)
 	if err != nil {
 		return "", err
 	}
@@ -373,14 +373,6 @@ func createExclusive(path string, v any) error {
 		return err
 	}
 	return os.Link(tmp.Name(), path)
-}
-
-func readJSON(path string, v any) error {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(raw, v)
 }
 
 func orDiscard(w io.Writer) io.Writer {

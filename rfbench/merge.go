@@ -1,6 +1,8 @@
 package rfbench
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,8 +15,8 @@ import (
 	"github.com/rfnet/rfnet-native/llm"
 )
 
-// Merged counts what Merge copied, and what it left out because it was
-// broken in its shard.
+// Merged counts what Merge copied, and what it left out: files broken in
+// their shard, and images without a sidecar (items not finished).
 type Merged struct {
 	Items, Plans, Results int
 	Skipped               int
@@ -25,11 +27,14 @@ type Merged struct {
 //
 // An item is merged whole: its image and sidecar come from one shard, and
 // only when they pass Check there, so a sidecar is never paired with another
-// shard's image. An item already intact in out is kept; a broken one there
-// is replaced by an intact one from a shard. A shard's broken item, plan or
-// result is left out with a line on log. Only finished files are looked at
-// (non-hidden .json files and the images their sidecars name), so claims,
-// claims put aside (.claim.stale-*), locks/ and temporary files stay behind.
+// shard's image; the image is copied as a stream and verified against its
+// sidecar on the way. An item already intact in out is kept; a broken one
+// there is replaced by an intact one from a shard. A shard's broken item,
+// plan or result, and an image without a sidecar, are left out with a line
+// on log. Only finished files are looked at (non-hidden .json files, the
+// images their sidecars name, and images to report when they have none), so
+// claims, claims put aside (.claim.stale-*), locks/ and temporary files stay
+// behind.
 //
 // A plan or result already in out that reads is kept, except that a result
 // that is "ok" for the merged item's image replaces one that is not.
@@ -38,8 +43,10 @@ func Merge(out string, shards []string, log io.Writer) (Merged, error) {
 	var first *Run
 	for _, dir := range shards {
 		r, err := readRun(dir)
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
 			return n, fmt.Errorf("rfbench: merge: %s is not a run folder: %w", dir, err)
+		} else if err != nil {
+			return n, err
 		}
 		if first == nil {
 			first = &r
@@ -53,7 +60,7 @@ func Merge(out string, shards []string, log io.Writer) (Merged, error) {
 			n.Skipped++
 			fmt.Fprintf(orDiscard(log), "rfnet-native: bench merge: leaving out %s of %s: %v\n", rel, dir, why)
 		}
-		err = walkJSON(dir, "images", func(rel string) error {
+		err = walkFiles(dir, "images", ".json", func(rel string) error {
 			c, err := check(dir, rel)
 			switch {
 			case errors.Is(err, fs.ErrNotExist):
@@ -68,17 +75,28 @@ func Merge(out string, shards []string, log io.Writer) (Merged, error) {
 				fmt.Fprintf(orDiscard(log), "rfnet-native: bench merge: replacing the broken item in %s (%v) with %s's\n", out, err, dir)
 			}
 			// The image first: the sidecar, last, marks the item finished.
-			if err := writeRel(out, c.meta.Image, c.png); err != nil {
+			if err := copyImage(dir, out, c.meta); err != nil {
 				return err
 			}
 			n.Items++
 			return writeRel(out, rel, c.raw)
 		})
+		if err == nil {
+			// Images without a sidecar: items a process was making, or one
+			// that lost its sidecar. Not copied, but said.
+			err = walkFiles(dir, "images", ".png", func(rel string) error {
+				sidecar := strings.TrimSuffix(rel, ".png") + ".json"
+				if _, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(sidecar))); errors.Is(err, fs.ErrNotExist) {
+					skip(rel, fmt.Errorf("no sidecar %s beside it: the item was not finished", sidecar))
+				}
+				return nil
+			})
+		}
 		if err != nil {
 			return n, fmt.Errorf("rfbench: merge %s: %w", dir, err)
 		}
-		err = walkJSON(dir, "plans", func(rel string) error {
-			raw, err := os.ReadFile(filepath.Join(dir, rel))
+		err = walkFiles(dir, "plans", ".json", func(rel string) error {
+			raw, err := readFile(filepath.Join(dir, rel), MaxJSON)
 			if err == nil {
 				_, err = llm.ReadPlan(filepath.Join(dir, rel))
 			}
@@ -86,7 +104,7 @@ func Merge(out string, shards []string, log io.Writer) (Merged, error) {
 				skip(rel, err)
 				return nil
 			}
-			if _, err := llm.ReadPlan(filepath.Join(out, rel)); err == nil {
+			if _, err := readPlan(filepath.Join(out, rel)); err == nil {
 				return nil
 			}
 			n.Plans++
@@ -95,18 +113,13 @@ func Merge(out string, shards []string, log io.Writer) (Merged, error) {
 		if err != nil {
 			return n, fmt.Errorf("rfbench: merge %s: %w", dir, err)
 		}
-		err = walkJSON(dir, "eval", func(rel string) error {
-			var r EvalResult
-			raw, err := os.ReadFile(filepath.Join(dir, rel))
-			if err == nil {
-				err = readJSON(filepath.Join(dir, rel), &r)
-			}
+		err = walkFiles(dir, "eval", ".json", func(rel string) error {
+			r, raw, err := readResult(dir, rel)
 			if err != nil {
 				skip(rel, err)
 				return nil
 			}
-			var have EvalResult
-			if readJSON(filepath.Join(out, rel), &have) == nil && !betterResult(out, rel, r, have) {
+			if have, _, err := readResult(out, rel); err == nil && !betterResult(out, rel, r, have) {
 				return nil
 			}
 			n.Results++
@@ -117,6 +130,31 @@ func Merge(out string, shards []string, log io.Writer) (Merged, error) {
 		}
 	}
 	return n, nil
+}
+
+// copyImage copies the image of the item m, which passed Check in dir, into
+// out, verifying as it goes that the bytes are still those m records.
+func copyImage(dir, out string, m Meta) error {
+	src, _, err := openRegular(filepath.Join(dir, filepath.FromSlash(m.Image)))
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst := filepath.Join(out, filepath.FromSlash(m.Image))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.Write(dst, func(w io.Writer) error {
+		h := sha256.New()
+		size, err := io.Copy(io.MultiWriter(w, h), src)
+		if err != nil {
+			return err
+		}
+		if size != m.ImageBytes || hex.EncodeToString(h.Sum(nil)) != m.ImageSHA256 {
+			return fmt.Errorf("%s: changed while it was copied", src.Name())
+		}
+		return nil
+	})
 }
 
 // betterResult reports whether the result r, at rel (eval/<judge>/<key>.json),
@@ -134,10 +172,11 @@ func betterResult(out, rel string, r, have EvalResult) bool {
 	return ok(r) && !ok(have)
 }
 
-// walkJSON calls f with the path, relative to dir and with slashes, of every
-// .json file under dir/sub whose name does not start with a dot (a write in
-// progress, or left by a killed one). A missing dir/sub has none.
-func walkJSON(dir, sub string, f func(rel string) error) error {
+// walkFiles calls f with the path, relative to dir and with slashes, of every
+// file under dir/sub whose name ends in ext and does not start with a dot (a
+// write in progress, or left by a killed one). Files that are not regular
+// are passed too, for f to refuse and report. A missing dir/sub has none.
+func walkFiles(dir, sub, ext string, f func(rel string) error) error {
 	root := filepath.Join(dir, sub)
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -146,7 +185,7 @@ func walkJSON(dir, sub string, f func(rel string) error) error {
 			}
 			return err
 		}
-		if d.IsDir() || !d.Type().IsRegular() || strings.HasPrefix(d.Name(), ".") || !strings.HasSuffix(d.Name(), ".json") {
+		if d.IsDir() || strings.HasPrefix(d.Name(), ".") || !strings.HasSuffix(d.Name(), ext) {
 			return nil
 		}
 		rel, err := filepath.Rel(dir, p)

@@ -55,7 +55,8 @@ func TestMerge(t *testing.T) {
 	put(a, img0, read(src, img0)[:100])
 	put(b, meta0, read(src, meta0))
 	put(b, img0, read(src, img0))
-	// Item 1: a's sidecar without its image, b's (altered) image without a sidecar.
+	// Item 1: a's sidecar without its image, b's (altered) image without a
+	// sidecar; both are left out and named.
 	put(a, meta1, read(src, meta1))
 	put(b, img1, flipped(read(src, img1)))
 	// Item 2: broken in the destination, intact in b.
@@ -115,13 +116,14 @@ func TestMerge(t *testing.T) {
 		"leaving out " + meta1 + " of " + a + ": " + img1 + ": missing",
 		"leaving out " + plan + " of " + a,
 		"replacing the broken item in " + out + " (" + img2 + ": SHA-256 ",
+		"leaving out " + img1 + " of " + b + ": no sidecar " + meta1 + " beside it",
 	} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("the log lacks %q:\n%s", want, log.String())
 		}
 	}
 	// Two results written: a's, then b's over it.
-	if n.Items != 2 || n.Skipped != 3 || n.Results != 2 || n.Plans != 1 {
+	if n.Items != 2 || n.Skipped != 4 || n.Results != 2 || n.Plans != 1 {
 		t.Errorf("%+v", n)
 	}
 }

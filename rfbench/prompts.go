@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rfnet/rfnet-native/internal/regular"
 )
@@ -50,10 +52,40 @@ func LoadPrompts(path string) ([]Prompt, error) {
 	return parsePrompts(path, data)
 }
 
+// maxIDBytes bounds a prompt id. It names files such as
+// images/<method>/.<id>-s<seed>.json.tmp-<n> and <id>-s<seed>.claim.stale-<12
+// hex digits>, about 40 bytes more than the id, and file systems take names of
+// at most 255 bytes.
+const maxIDBytes = 200
+
+// checkID says why a prompt id cannot name the item's files, or returns nil.
+// Every file of an item is named after it, so a bad one would fail every
+// item of the prompt, and running again would not help.
+func checkID(id string) error {
+	switch {
+	case len(id) > maxIDBytes:
+		return fmt.Errorf("is %d bytes long, want at most %d", len(id), maxIDBytes)
+	case strings.ContainsAny(id, "/\\ "):
+		return fmt.Errorf("must not contain slashes or spaces")
+	case strings.HasPrefix(id, "."):
+		// ".", "..", and names merge takes for temporary files.
+		return fmt.Errorf("must not start with a dot")
+	case !utf8.ValidString(id):
+		return fmt.Errorf("is not valid UTF-8")
+	}
+	for _, c := range id {
+		if unicode.IsControl(c) {
+			return fmt.Errorf("must not contain control characters such as %q", c)
+		}
+	}
+	return nil
+}
+
 func parsePrompts(path string, data []byte) ([]Prompt, error) {
 	// Spreadsheets and Windows editors start UTF-8 files with a byte order mark.
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	var out []Prompt
+	var lines []int // of each prompt in out, for messages
 	if strings.HasSuffix(strings.ToLower(path), ".csv") {
 		r := csv.NewReader(bytes.NewReader(data))
 		header, err := r.Read()
@@ -69,7 +101,7 @@ func parsePrompts(path string, data []byte) ([]Prompt, error) {
 				return nil, fmt.Errorf("rfbench: %s: the header has no %q column (want id, area, category, prompt)", path, k)
 			}
 		}
-		for line := 2; ; line++ {
+		for {
 			rec, err := r.Read()
 			if err == io.EOF {
 				break
@@ -77,7 +109,9 @@ func parsePrompts(path string, data []byte) ([]Prompt, error) {
 			if err != nil {
 				return nil, fmt.Errorf("rfbench: %s: %w", path, err)
 			}
+			line, _ := r.FieldPos(col["id"])
 			out = append(out, Prompt{ID: rec[col["id"]], Area: rec[col["area"]], Category: rec[col["category"]], Prompt: rec[col["prompt"]]})
+			lines = append(lines, line)
 		}
 	} else {
 		for i, line := range bytes.Split(data, []byte("\n")) {
@@ -89,19 +123,22 @@ func parsePrompts(path string, data []byte) ([]Prompt, error) {
 				return nil, fmt.Errorf("rfbench: %s:%d: %w", path, i+1, err)
 			}
 			out = append(out, p)
+			lines = append(lines, i+1)
 		}
 	}
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	for i, p := range out {
-		switch {
-		case p.ID == "" || p.Prompt == "":
-			return nil, fmt.Errorf("rfbench: %s: prompt %d has no id or no prompt", path, i+1)
-		case seen[p.ID]:
-			return nil, fmt.Errorf("rfbench: %s: id %q appears twice", path, p.ID)
-		case strings.ContainsAny(p.ID, "/\\ "):
-			return nil, fmt.Errorf("rfbench: %s: id %q must not contain slashes or spaces (it names files)", path, p.ID)
+		at := fmt.Sprintf("%s:%d", path, lines[i])
+		if p.ID == "" || p.Prompt == "" {
+			return nil, fmt.Errorf("rfbench: %s: prompt %d has no id or no prompt", at, i+1)
 		}
-		seen[p.ID] = true
+		if first, ok := seen[p.ID]; ok {
+			return nil, fmt.Errorf("rfbench: %s: id %q appears twice (first on line %d)", at, p.ID, first)
+		}
+		if err := checkID(p.ID); err != nil {
+			return nil, fmt.Errorf("rfbench: %s: id %q %v (it names the item's files)", at, p.ID, err)
+		}
+		seen[p.ID] = lines[i]
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("rfbench: %s holds no prompts", path)

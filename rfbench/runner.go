@@ -12,9 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/rfnet/rfnet-native/internal/regular"
 	"github.com/rfnet/rfnet-native/llm"
 	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/pipeline/rfnet"
@@ -75,10 +78,15 @@ type Runner struct {
 // Summary counts what a Run or an Evaluate did.
 type Summary struct {
 	Generated, Skipped, Failed int
+	// Failures lists the failed items, each as "key: why", in the order
+	// they failed. Lasting is the part of them that a rerun does not get
+	// past as things stand (see lasting): something must change first.
+	Failures, Lasting []string
 	// Broken lists the items that failed Check, each as "path: why": Run
-	// generates them again (so they count in Generated or Failed too),
-	// Evaluate leaves them out.
-	Broken []string
+	// generates them again (so they count in Generated or Failed too, and
+	// in Redone or RedoFailed), Evaluate leaves them out.
+	Broken             []string
+	Redone, RedoFailed int
 	// Busy lists the items Run left unfinished to the live processes that
 	// had claimed them, each as "claim file (holder)".
 	Busy []string
@@ -156,8 +164,8 @@ func (r *Runner) Run(ctx context.Context, items []Item) (s Summary, err error) {
 // another live process holds: then it returns the claim file and its holder.
 // Only a cancelled context is returned as an error.
 func (r *Runner) runItem(ctx context.Context, it Item, s *Summary) (busy string, err error) {
-	imgRel, metaRel := itemPaths(it)
-	if ok, _ := r.finished(metaRel, s); ok {
+	imgRel, _ := itemPaths(it)
+	if ok, _ := r.finished(it, s); ok {
 		return "", nil
 	}
 	claimRel := strings.TrimSuffix(imgRel, ".png") + ".claim"
@@ -166,8 +174,7 @@ func (r *Runner) runItem(ctx context.Context, it Item, s *Summary) (busy string,
 	release, holder, err := claim(claimPath, r.Log)
 	switch {
 	case err != nil:
-		s.Failed++
-		r.logf("%s failed: %v", it.Key(), err)
+		r.fail(it, err, s)
 		return "", nil
 	case holder != nil:
 		return fmt.Sprintf("%s (%s)", claimRel, holder), nil
@@ -175,30 +182,104 @@ func (r *Runner) runItem(ctx context.Context, it Item, s *Summary) (busy string,
 	defer release()
 	// Checked again under the claim: another process may have finished the
 	// item between the first check and the claim.
-	if ok, err := r.finished(metaRel, s); ok {
+	broken := false
+	if ok, err := r.finished(it, s); ok {
 		return "", nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
+		broken = true
 		s.Broken = append(s.Broken, err.Error())
 		r.logf("%v: generating it again", err)
 	}
-	if err := r.generate(ctx, it); err != nil {
-		if errors.Is(err, context.Canceled) {
-			return "", err
+	err = r.inTheWay(it)
+	if err == nil {
+		err = r.generate(ctx, it)
+	}
+	if err != nil {
+		// An item stopped by the signal is not a failure: the next run makes it.
+		if ctx.Err() != nil {
+			return "", ctx.Err()
 		}
-		s.Failed++
-		r.logf("%s failed: %v", it.Key(), err)
+		r.fail(it, err, s)
+		if broken {
+			s.RedoFailed++
+		}
 		return "", nil
 	}
 	s.Generated++
+	if broken {
+		s.Redone++
+	}
 	return "", nil
 }
 
-// finished reports whether the item of the sidecar metaRel is finished and
-// intact, and counts it as skipped; if not, err says why (see Check). A
-// sidecar of an earlier version gets the size and hash of its intact image
-// written in.
-func (r *Runner) finished(metaRel string, s *Summary) (ok bool, err error) {
+// inTheWay says what stands where the item's files go, if anything does: a
+// folder, a named pipe or a device would refuse the write (see
+// atomicfile.Destination) after the generation, so it fails the item before.
+func (r *Runner) inTheWay(it Item) error {
+	imgRel, metaRel := itemPaths(it)
+	for _, rel := range []string{imgRel, metaRel} {
+		fi, err := os.Stat(filepath.Join(r.Out, filepath.FromSlash(rel)))
+		switch {
+		case err != nil || fi.Mode().IsRegular():
+		case fi.IsDir():
+			return lastingError{fmt.Errorf("%s is a folder, where the item's file goes: move it away", rel)}
+		default:
+			return lastingError{fmt.Errorf("%s is a %s, where the item's file goes: move it away", rel, regular.Kind(fi.Mode()))}
+		}
+	}
+	return nil
+}
+
+// lastingError marks a failure that running again does not get past until
+// something changes (see lasting).
+type lastingError struct{ error }
+
+func (e lastingError) Unwrap() error { return e.error }
+
+// fail counts and logs the failure of an item.
+func (r *Runner) fail(it Item, err error, s *Summary) {
+	why := fmt.Sprintf("%s: %v", it.Key(), err)
+	s.Failed++
+	s.Failures = append(s.Failures, why)
+	if lasting(err) {
+		s.Lasting = append(s.Lasting, why)
+	}
+	r.logf("%s failed: %v", it.Key(), err)
+}
+
+// lasting reports whether err is one that running bench again does not get
+// past while things stay as they are: the file system refuses a name (too
+// long, or a byte it does not take), bench may not write where it must, or a
+// folder or file stands where an item's file or folder goes. Other failures
+// (the planner's endpoint, device memory, a panic in one item) may pass on
+// another try.
+func lasting(err error) bool {
+	if errors.As(err, new(lastingError)) {
+		return true
+	}
+	for _, e := range []error{syscall.ENAMETOOLONG, syscall.EINVAL, syscall.EILSEQ, syscall.EROFS, syscall.EACCES,
+		syscall.EPERM, syscall.EISDIR, syscall.ENOTDIR, syscall.ENOTEMPTY} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// finished reports whether the item it is finished and intact, and counts
+// it as skipped; if not, err says why (see Check). Its sidecar must also
+// describe it: one written for another seed, prompt or setting (edited, or
+// copied in from another run) describes another image, and the item is
+// broken. A sidecar of an earlier version gets the size and hash of its
+// intact image written in.
+func (r *Runner) finished(it Item, s *Summary) (ok bool, err error) {
+	_, metaRel := itemPaths(it)
 	c, err := check(r.Out, metaRel)
+	if c.decoded {
+		if diff := r.differences(c.meta, it); len(diff) > 0 {
+			return false, fmt.Errorf("%s: %s", metaRel, strings.Join(diff, "; "))
+		}
+	}
 	if err != nil {
 		return false, err
 	}
@@ -213,10 +294,38 @@ func (r *Runner) finished(metaRel string, s *Summary) (ok bool, err error) {
 	return true, nil
 }
 
+// differences lists what the sidecar m says that differs from the item it
+// as this run makes it, each as "field, there, here".
+func (r *Runner) differences(m Meta, it Item) []string {
+	c := r.methodConfig(it)
+	var out []string
+	differ := func(field, there, here string) {
+		if there != here {
+			out = append(out, fmt.Sprintf("%s %s, this run's item has %s", field, there, here))
+		}
+	}
+	differ("id", strconv.Quote(m.ID), strconv.Quote(it.Prompt.ID))
+	differ("method", m.Method, it.Method)
+	differ("seed", strconv.Itoa(m.Seed), strconv.Itoa(it.Seed))
+	differ("bg_seed", strconv.FormatUint(m.BgSeed, 10), strconv.FormatUint(c.BgSeed, 10))
+	differ("prompt", strconv.Quote(m.Prompt), strconv.Quote(it.Prompt.Prompt))
+	differ("steps", strconv.Itoa(m.Steps), strconv.Itoa(c.Steps))
+	differ("size", fmt.Sprintf("%d×%d", m.Width, m.Height), fmt.Sprintf("%d×%d", c.Width, c.Height))
+	differ("guidance", strconv.FormatFloat(m.Guidance, 'g', -1, 64), strconv.FormatFloat(c.Guidance, 'g', -1, 64))
+	differ("scheduler", strconv.Quote(m.Scheduler), strconv.Quote(c.Scheduler))
+	return out
+}
+
 // plan returns the cached plan of a prompt, asking the planner the first time.
+// A plan file that does not read (past MaxJSON, or one that does not decode)
+// is asked for again and replaced; a pipe or a device there, which no file
+// may replace, fails the item.
 func (r *Runner) plan(ctx context.Context, p Prompt) (*llm.Plan, error) {
 	path := filepath.Join(r.Out, "plans", p.ID+".json")
-	if plan, err := llm.ReadPlan(path); err == nil {
+	if err := regular.Check(path); err != nil {
+		return nil, lastingError{fmt.Errorf("%w: move it away", err)}
+	}
+	if plan, err := readPlan(path); err == nil {
 		return plan, nil
 	}
 	plan, err := r.Planner.Plan(ctx, p.Prompt)

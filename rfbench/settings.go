@@ -189,9 +189,12 @@ func ReadRun(out string) (Run, error) {
 func readRun(out string) (Run, error) {
 	var r Run
 	path := filepath.Join(out, "bench.json")
-	raw, err := os.ReadFile(path)
+	raw, err := readFile(path, MaxJSON)
 	if err != nil {
-		return r, err
+		if errors.Is(err, fs.ErrNotExist) {
+			return r, err
+		}
+		return r, fmt.Errorf("rfbench: %w", err)
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return r, fmt.Errorf("rfbench: %s: %w", path, err)

@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"sort"
 	"strings"
+
+	"github.com/rfnet/rfnet-native/internal/regular"
 )
 
 // Prediction is what the UNet predicts.
@@ -66,7 +67,7 @@ func SD() Config {
 
 // LoadConfig reads a scheduler_config.json over base.
 func LoadConfig(path string, base Config) (Config, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := regular.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("sched: %w", err)
 	}

@@ -3,8 +3,9 @@ package unet
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
+
+	"github.com/rfnet/rfnet-native/internal/regular"
 )
 
 // Config follows the keys of diffusers' UNet2DConditionModel config.json.
@@ -77,7 +78,7 @@ func SD14() Config {
 
 // LoadConfig reads unet/config.json; keys it lacks keep base's values.
 func LoadConfig(path string, base Config) (Config, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := regular.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("unet: %w", err)
 	}

@@ -3,7 +3,8 @@ package vae
 import (
 	"encoding/json"
 	"fmt"
-	"os"
+
+	"github.com/rfnet/rfnet-native/internal/regular"
 )
 
 // Config follows the keys of diffusers' AutoencoderKL config.json.
@@ -27,7 +28,7 @@ func SD() Config {
 
 // LoadConfig reads vae/config.json; keys it lacks keep base's values.
 func LoadConfig(path string, base Config) (Config, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := regular.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("vae: %w", err)
 	}

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
 
+	"github.com/rfnet/rfnet-native/internal/regular"
 	"github.com/rfnet/rfnet-native/judge"
 	"github.com/rfnet/rfnet-native/llm"
 	"github.com/rfnet/rfnet-native/pipeline"
@@ -29,6 +31,43 @@ func interruptible() (context.Context, context.CancelFunc) {
 		stop()
 	}()
 	return ctx, stop
+}
+
+// interruptedError is the error of a command stopped by Ctrl-C or SIGTERM.
+// Its message says so, where the bare context error would say "context
+// canceled"; it wraps context.Canceled for callers that branch on it.
+type interruptedError struct{ msg string }
+
+func (e *interruptedError) Error() string { return e.msg }
+func (*interruptedError) Unwrap() error   { return context.Canceled }
+
+func interrupted(msg string) error { return &interruptedError{msg} }
+
+// Caps on the flags that size what a command holds in memory. bench lists
+// its items (prompts × methods × seeds, about 100 bytes each) before it
+// starts, and eval runs one goroutine per request with an image in it.
+const (
+	// maxSeeds: the paper uses 1 to 4 seeds; 1000 seeds of the default
+	// prompt set and all six methods are 1.4 million items (about 140 MB
+	// listed), and months of GPU time.
+	maxSeeds = 1000
+	// maxConcurrency: endpoints limit requests per minute far below this;
+	// past it, requests only wait in 429 retries.
+	maxConcurrency = 256
+)
+
+// checkFolder refuses a flag's folder that names something other than a
+// folder; one that does not exist is left to the command, which makes it or
+// says it is missing. what is the kind of folder wanted ("a run folder").
+func checkFolder(flag, path, what string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil || fi.IsDir():
+		return nil
+	case fi.Mode().IsRegular():
+		return fmt.Errorf("%s %s is a file, not %s", flag, path, what)
+	}
+	return fmt.Errorf("%s %s is a %s, not %s", flag, path, regular.Kind(fi.Mode()), what)
 }
 
 func setupBench(fs *pflag.FlagSet) func() error {
@@ -54,6 +93,8 @@ func setupBench(fs *pflag.FlagSet) func() error {
 			return errors.New("bench: --out is required")
 		case *seeds < 1:
 			return fmt.Errorf("bench: --seeds %d: want at least 1", *seeds)
+		case *seeds > maxSeeds:
+			return fmt.Errorf("bench: --seeds %d: want at most %d", *seeds, maxSeeds)
 		case *limit < 0:
 			return fmt.Errorf("bench: --limit %d: want a number of prompts, or 0 for all", *limit)
 		case fs.Changed("steps") && *steps < 1:
@@ -63,6 +104,9 @@ func setupBench(fs *pflag.FlagSet) func() error {
 			if err := pipeline.CheckSide("--size", *size); err != nil {
 				return fmt.Errorf("bench: %w", err)
 			}
+		}
+		if err := checkFolder("--out", *out, "a run folder"); err != nil {
+			return fmt.Errorf("bench: %w", err)
 		}
 		if err := lf.check(); err != nil {
 			return fmt.Errorf("bench: %w", err)
@@ -115,13 +159,13 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		m, err := model.loadContext(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("bench: loading the model: %w", ctx.Err())
+				return interrupted("bench: interrupted while loading the model")
 			}
 			return err
 		}
 		defer m.Close()
-		if err := ctx.Err(); err != nil {
-			return err
+		if ctx.Err() != nil {
+			return interrupted("bench: interrupted after loading the model")
 		}
 		// Steps against the scheduler, the size and memory: a setting the
 		// model cannot run fails here once, not once per item.
@@ -139,27 +183,46 @@ func setupBench(fs *pflag.FlagSet) func() error {
 			return err
 		}
 		items := sh.Select(rfbench.Items(ps, ms, *seeds))
-		r := &rfbench.Runner{Model: m, Planner: lf.planner(os.Stderr), Config: cfg, Out: *out, Info: info, Log: os.Stderr}
+		r := &rfbench.Runner{Model: m, Config: cfg, Out: *out, Info: info, Log: os.Stderr}
+		if slices.ContainsFunc(ms, func(m string) bool { return m != "sd" }) {
+			r.Planner = lf.planner(os.Stderr) // plain SD needs no plan
+		}
 		if !*quiet {
 			bar := newBar(len(items), "bench")
 			r.Progress = func(done, total int) { bar.Set(done) }
 			defer bar.Finish()
 		}
 		s, err := r.Run(ctx, items)
-		line := fmt.Sprintf("shard %d/%d: %d generated, %d already done, %d failed", sh.I, sh.N, s.Generated, s.Skipped, s.Failed)
-		if len(s.Broken) > 0 {
-			line += fmt.Sprintf(", %d of them broken and made again", len(s.Broken))
+		generated := fmt.Sprintf("%d generated", s.Generated)
+		if s.Redone > 0 {
+			generated += fmt.Sprintf(" (%d of them broken and made again)", s.Redone)
 		}
+		failed := fmt.Sprintf("%d failed", s.Failed)
+		if s.Failed > 0 {
+			var about []string
+			if s.RedoFailed > 0 {
+				about = append(about, fmt.Sprintf("%d of them broken and not made again", s.RedoFailed))
+			}
+			failed += fmt.Sprintf(" (%s)", strings.Join(append(about, "the first: "+firstLine(s.Failures[0])), "; "))
+		}
+		line := fmt.Sprintf("shard %d/%d: %s, %d already done, %s", sh.I, sh.N, generated, s.Skipped, failed)
 		if len(s.Busy) > 0 {
 			line += fmt.Sprintf(", %d left to other processes", len(s.Busy))
 		}
 		fmt.Fprintf(os.Stderr, "rfnet-native: bench: %s (%s)\n", line, *out)
 		if err != nil {
+			if ctx.Err() != nil {
+				return interrupted("bench: interrupted; the items done are kept, and the same command makes the rest")
+			}
 			return err
 		}
 		var problems []string
-		if s.Failed > 0 {
-			problems = append(problems, fmt.Sprintf("%d items failed (run the same command again to retry them)", s.Failed))
+		if n := s.Failed - len(s.Lasting); n > 0 {
+			problems = append(problems, fmt.Sprintf("%d items failed (run the same command again to retry them)", n))
+		}
+		if n := len(s.Lasting); n > 0 {
+			problems = append(problems, fmt.Sprintf("%d items failed in a way that running again does not fix as things stand (the first: %s): "+
+				"fix that, then run the same command again", n, firstLine(s.Lasting[0])))
 		}
 		if len(s.Busy) > 0 {
 			problems = append(problems, fmt.Sprintf("%d items are not finished: other processes hold their claims (%s); "+
@@ -171,6 +234,13 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		}
 		return nil
 	}
+}
+
+// firstLine is a failure's reason for a summary: its first line (a panic's
+// reason comes with a stack, which the log has).
+func firstLine(reason string) string {
+	line, _, _ := strings.Cut(reason, "\n")
+	return line
 }
 
 // firstFew is a list for a summary line: its first three entries and how
@@ -189,11 +259,14 @@ func setupBenchMerge(fs *pflag.FlagSet) func() error {
 		if *out == "" || fs.NArg() == 0 {
 			return errors.New("bench merge: usage: rfnet-native bench merge --out DIR SHARD_DIR...")
 		}
+		if err := checkFolder("--out", *out, "a run folder"); err != nil {
+			return fmt.Errorf("bench merge: %w", err)
+		}
 		n, err := rfbench.Merge(*out, fs.Args(), os.Stderr)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "rfnet-native: bench merge: %d items, %d plans and %d judge results copied into %s, %d broken files left out\n",
+		fmt.Fprintf(os.Stderr, "rfnet-native: bench merge: %d items, %d plans and %d judge results copied into %s, %d files left out (each named above)\n",
 			n.Items, n.Plans, n.Results, *out, n.Skipped)
 		return nil
 	}
@@ -222,6 +295,16 @@ func setupEval(fs *pflag.FlagSet) func() error {
 			return fmt.Errorf("eval: --judge %q: want gpt4score or gpt4clip", *judgeName)
 		case *concurrency < 1:
 			return fmt.Errorf("eval: --concurrency %d: want at least 1", *concurrency)
+		case *concurrency > maxConcurrency:
+			return fmt.Errorf("eval: --concurrency %d: want at most %d", *concurrency, maxConcurrency)
+		}
+		if err := checkFolder("--run", *run, "a run folder"); err != nil {
+			return fmt.Errorf("eval: %w", err)
+		}
+		if *cache != "" {
+			if err := checkFolder("--judge-cache", *cache, "a folder"); err != nil {
+				return fmt.Errorf("eval: %w", err)
+			}
 		}
 		if err := checkLLMTransport(*timeout, *retries, *reasoningTokens); err != nil {
 			return fmt.Errorf("eval: %w", err)
@@ -237,6 +320,9 @@ func setupEval(fs *pflag.FlagSet) func() error {
 		}
 		if !c.Configured() {
 			return errors.New("eval: no judge endpoint: set OPENAI_API_KEY (or --llm-base-url for a local vision server)")
+		}
+		if _, err := rfbench.ReadRun(*run); err != nil {
+			return err
 		}
 		jc := judge.Config{Chat: c, CacheDir: *cache}
 		var j judge.Judge = judge.NewGPT4Score(jc)
@@ -258,11 +344,17 @@ func setupEval(fs *pflag.FlagSet) func() error {
 		defer stop()
 		s, err := rfbench.Evaluate(ctx, *run, j, *concurrency, progress)
 		line := fmt.Sprintf("%d judged, %d already judged, %d failed", s.Generated, s.Skipped, s.Failed)
+		if len(s.Failures) > 0 {
+			line += fmt.Sprintf(" (the first: %s)", firstLine(s.Failures[0]))
+		}
 		if len(s.Broken) > 0 {
 			line += fmt.Sprintf(", %d broken and not judged (%s)", len(s.Broken), firstFew(s.Broken))
 		}
 		fmt.Fprintf(os.Stderr, "rfnet-native: eval %s: %s\n", *judgeName, line)
 		if err != nil {
+			if ctx.Err() != nil {
+				return interrupted("eval: interrupted; the results written are kept, and running eval again judges the rest")
+			}
 			return err
 		}
 		var problems []string
@@ -305,6 +397,9 @@ func setupReport(fs *pflag.FlagSet) func() error {
 	return func() error {
 		if *run == "" {
 			return errors.New("report: --run is required")
+		}
+		if err := checkFolder("--run", *run, "a run folder"); err != nil {
+			return fmt.Errorf("report: %w", err)
 		}
 		path := *out
 		if path == "" {

@@ -445,6 +445,8 @@ func TestBenchEvalFlagErrors(t *testing.T) {
 	}
 	badConfig := filepath.Join(t.TempDir(), "rfnet.json")
 	os.WriteFile(badConfig, []byte(`{"width": 500}`), 0o644)
+	afile := filepath.Join(t.TempDir(), "afile")
+	os.WriteFile(afile, []byte("x"), 0o644)
 	for _, c := range []struct {
 		args []string
 		want string
@@ -464,6 +466,20 @@ func TestBenchEvalFlagErrors(t *testing.T) {
 		{eval("--llm-timeout", "-1s"), "--llm-timeout -1s: want a positive duration"},
 		{eval("--llm-retries", "-1"), "--llm-retries -1: want 0 or more"},
 		{eval("--judge", "gpt5score"), `--judge "gpt5score"`},
+		// Values that would list billions of items or start a billion goroutines.
+		{bench("--seeds", "9223372036854775807"), "bench: --seeds 9223372036854775807: want at most 1000"},
+		{bench("--seeds", "1001"), "bench: --seeds 1001: want at most 1000"},
+		{eval("--concurrency", "1000000000"), "eval: --concurrency 1000000000: want at most 256"},
+		{bench("--limit", "9223372036854775808"), `invalid argument "9223372036854775808" for "--limit" flag`},
+		{bench("--shard", "0/99999"), `--shard "0/99999": 99999 shards, want 1 to 10000`},
+		{bench("--shard", "-1/2"), `--shard "-1/2": want i/n, two whole numbers`},
+		{bench("--shard", "0/99999999999999999999"), `--shard "0/99999999999999999999": want i/n, two whole numbers`},
+		// A file where a folder goes.
+		{bench("--out", afile), "bench: --out " + afile + " is a file, not a run folder"},
+		{[]string{"bench", "merge", "--out", afile, run}, "bench merge: --out " + afile + " is a file, not a run folder"},
+		{eval("--run", afile), "eval: --run " + afile + " is a file, not a run folder"},
+		{eval("--judge-cache", afile), "eval: --judge-cache " + afile + " is a file, not a folder"},
+		{[]string{"report", "--run", afile}, "report: --run " + afile + " is a file, not a run folder"},
 	} {
 		t.Run(strings.Join(c.args[len(c.args)-2:], " "), func(t *testing.T) {
 			if err := run_(c.args); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -482,10 +498,17 @@ func TestEvalJudgeTimeout(t *testing.T) {
 	}
 	stalled := fakeopenai.New(func(int, fakeopenai.Request) fakeopenai.Reply { return fakeopenai.Reply{Delay: time.Hour} })
 	defer stalled.Close()
-	err := run_([]string{"eval", "--run", run, "--llm-base-url", stalled.BaseURL(), "--llm-api-key", "k", "--judge-cache", "",
-		"--llm-timeout", "100ms", "--llm-retries", "1", "--concurrency", "2", "--quiet"})
+	var err error
+	log := stderrOf(t, func() {
+		err = run_([]string{"eval", "--run", run, "--llm-base-url", stalled.BaseURL(), "--llm-api-key", "k", "--judge-cache", "",
+			"--llm-timeout", "100ms", "--llm-retries", "1", "--concurrency", "2", "--quiet"})
+	})
 	if err == nil || !strings.Contains(err.Error(), "2 items failed") {
 		t.Fatalf("eval: %v", err)
+	}
+	// The summary gives the first failure's reason.
+	if !regexp.MustCompile(`0 judged, 0 already judged, 2 failed \(the first: sd/p[12]-s0: .*after 2 tries`).MatchString(log) {
+		t.Fatalf("summary:\n%s", log)
 	}
 	res, _, _ := rfbench.LoadResults(run, "gpt4score")
 	for _, key := range []string{"sd/p1-s0", "sd/p2-s0"} {
@@ -653,7 +676,7 @@ func TestBenchReleasesLockOnSignal(t *testing.T) {
 		}
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err == nil || !strings.Contains(stderr.String(), "context canceled") {
+	if err := cmd.Wait(); err == nil || !strings.Contains(stderr.String(), "bench: interrupted; ") || strings.Contains(stderr.String(), "context canceled") {
 		t.Fatalf("bench was not interrupted (%v):\n%s", err, stderr)
 	}
 	leftovers, _ := filepath.Glob(filepath.Join(run, "locks", "*"))
@@ -694,7 +717,7 @@ func TestBenchSignalDuringDownload(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		if err == nil || !strings.Contains(stderr.String(), "context canceled") {
+		if err == nil || !strings.Contains(stderr.String(), "bench: interrupted while loading the model") || strings.Contains(stderr.String(), "context canceled") {
 			t.Fatalf("bench was not interrupted (%v):\n%s", err, stderr)
 		}
 	case <-time.After(2 * time.Minute):
@@ -729,5 +752,192 @@ func TestBenchProcessesShareFolder(t *testing.T) {
 	}
 	if metas, broken, _ := rfbench.LoadMetas(run); generated != 8 || len(metas) != 8 || len(broken) != 0 {
 		t.Fatalf("%d generations, %d items, broken %v", generated, len(metas), broken)
+	}
+}
+
+// A sidecar that describes another image than the item bench resumes (here
+// edited to another seed) is broken: bench names the field and makes the
+// item again, and the summary says so.
+func TestBenchRedoesSidecarOfAnotherItem(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	if err := run_(smallBench(t, run)); err != nil {
+		t.Fatal(err)
+	}
+	meta := filepath.Join(run, "images/sd/p1-s0.json")
+	var m map[string]any
+	raw, _ := os.ReadFile(meta)
+	json.Unmarshal(raw, &m)
+	m["seed"] = 5
+	raw, _ = json.Marshal(m)
+	os.WriteFile(meta, raw, 0o644)
+	var err error
+	log := stderrOf(t, func() { err = run_(smallBench(t, run)) })
+	for _, want := range []string{"images/sd/p1-s0.json: seed 5, this run's item has 0: generating it again",
+		"1 generated (1 of them broken and made again), 1 already done, 0 failed"} {
+		if err != nil || !strings.Contains(log, want) {
+			t.Fatalf("%v, want %q in\n%s", err, want, log)
+		}
+	}
+	if metas, broken, _ := rfbench.LoadMetas(run); len(metas) != 2 || len(broken) != 0 {
+		t.Fatalf("%d items, broken %v", len(metas), broken)
+	}
+}
+
+// Failures that running again cannot fix are told apart from those it may:
+// the summary gives the first reason, and the error does not advise a rerun
+// alone. Here a folder stands where an image goes, and then images/sd is a
+// file, so that no claim can be made.
+func TestBenchFailureReasons(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	if err := run_(smallBench(t, run)); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(run, "images/sd/p1-s0.png")
+	os.Remove(img)
+	os.Mkdir(img, 0o755)
+	var err error
+	log := stderrOf(t, func() { err = run_(smallBench(t, run)) })
+	if want := "0 generated, 1 already done, 1 failed (1 of them broken and not made again; the first: sd/p1-s0: images/sd/p1-s0.png is a folder, where the item's file goes: move it away)"; !strings.Contains(log, want) {
+		t.Fatalf("summary lacks %q:\n%s", want, log)
+	}
+	if err == nil || strings.Contains(err.Error(), "run the same command again to retry") ||
+		!strings.Contains(err.Error(), "1 items failed in a way that running again does not fix as things stand (the first: sd/p1-s0: images/sd/p1-s0.png is a folder") {
+		t.Fatalf("%v", err)
+	}
+
+	run = filepath.Join(t.TempDir(), "run")
+	os.MkdirAll(filepath.Join(run, "images"), 0o755)
+	os.WriteFile(filepath.Join(run, "images", "sd"), []byte("x"), 0o644)
+	log = stderrOf(t, func() { err = run_(smallBench(t, run)) })
+	if err == nil || !strings.Contains(log, "0 generated, 0 already done, 2 failed (the first: sd/p1-s0: ") ||
+		!strings.Contains(err.Error(), "2 items failed in a way that running again does not fix as things stand (the first: sd/p1-s0: ") ||
+		!strings.Contains(err.Error(), "not a directory") || strings.Contains(err.Error(), "retry") {
+		t.Fatalf("%v\n%s", err, log)
+	}
+}
+
+// Plain SD needs no planner: bench --methods sd does not warn that no LLM is
+// configured.
+func TestBenchSDNeedsNoLLM(t *testing.T) {
+	t.Setenv("OPENAI_API_KEY", "")
+	t.Setenv("OPENAI_BASE_URL", "")
+	run := filepath.Join(t.TempDir(), "run")
+	var args []string
+	for _, a := range smallBench(t, run) {
+		if a != "--offline-planner" {
+			args = append(args, a)
+		}
+	}
+	var err error
+	log := stderrOf(t, func() { err = run_(args) })
+	if err != nil || strings.Contains(log, "no LLM configured") || !strings.Contains(log, "2 generated") {
+		t.Fatalf("%v\n%s", err, log)
+	}
+}
+
+// --limit past the number of prompts takes them all, even the largest int.
+func TestBenchLimitLargest(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	var err error
+	log := stderrOf(t, func() { err = run_(smallBench(t, run, "--limit", "9223372036854775807")) })
+	if err != nil || !strings.Contains(log, "2 generated") {
+		t.Fatalf("%v\n%s", err, log)
+	}
+}
+
+// SIGTERM during eval stops the requests in flight without recording them:
+// no result is written for them (the next eval judges them), and eval says it
+// was interrupted.
+func TestEvalInterrupted(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	if err := run_(smallBench(t, run)); err != nil {
+		t.Fatal(err)
+	}
+	stalled := fakeopenai.New(func(int, fakeopenai.Request) fakeopenai.Reply { return fakeopenai.Reply{Delay: time.Hour} })
+	defer stalled.Close()
+	cmd, stderr := benchProcess(t, []string{"eval", "--run", run, "--llm-base-url", stalled.BaseURL(), "--llm-api-key", "k",
+		"--judge-cache", "", "--concurrency", "2", "--quiet"})
+	for deadline := time.Now().Add(2 * time.Minute); len(stalled.Requests()) < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no requests after 2 minutes:\n%s", stderr)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if err == nil || !strings.Contains(stderr.String(), "0 judged, 0 already judged, 0 failed") ||
+		!strings.Contains(stderr.String(), "eval: interrupted; ") || strings.Contains(stderr.String(), "context canceled") {
+		t.Fatalf("%v:\n%s", err, stderr)
+	}
+	if res, broken, _ := rfbench.LoadResults(run, "gpt4score"); len(res)+len(broken) != 0 {
+		t.Fatalf("results written: %+v %v", res, broken)
+	}
+}
+
+// Named pipes in a run folder (a sidecar, a judge result) do not block eval
+// or report: both list them and finish.
+func TestEvalReportNamedPipes(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	if err := run_(smallBench(t, run)); err != nil {
+		t.Fatal(err)
+	}
+	sidecar := filepath.Join(run, "images/sd/p1-s0.json")
+	result := filepath.Join(run, "eval/gpt4score/sd/p2-s0.json")
+	os.Remove(sidecar)
+	os.MkdirAll(filepath.Dir(result), 0o755)
+	for _, p := range []string{sidecar, result} {
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Skip("no mkfifo here:", err)
+		}
+	}
+	vision := fakeopenai.New(func(n int, r fakeopenai.Request) fakeopenai.Reply {
+		if len(r.Messages) == 2 {
+			return fakeopenai.Reply{Content: "an animal"}
+		}
+		return fakeopenai.Reply{Content: `{"score": 50, "explanation": "half"}`}
+	})
+	defer vision.Close()
+	done := make(chan string, 1)
+	go func() {
+		var said []string
+		err := run_([]string{"eval", "--run", run, "--llm-base-url", vision.BaseURL(), "--llm-api-key", "k", "--judge-cache", "", "--quiet"})
+		said = append(said, fmt.Sprint(err))
+		page := filepath.Join(t.TempDir(), "report.html")
+		err = run_([]string{"report", "--run", run, "--out", page})
+		html, _ := os.ReadFile(page)
+		done <- strings.Join(append(said, fmt.Sprint(err), string(html)), "\n")
+	}()
+	select {
+	case said := <-done:
+		for _, want := range []string{"1 items are broken", "images/sd/p1-s0.json: " + sidecar + " is a named pipe (FIFO)",
+			"eval/gpt4score/sd/p2-s0.json: " + result + " is a named pipe (FIFO)"} {
+			if !strings.Contains(said, want) {
+				t.Errorf("nothing says %q:\n%s", want, said)
+			}
+		}
+	case <-time.After(time.Minute):
+		for _, p := range []string{sidecar, result} {
+			if w, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				w.Close()
+			}
+		}
+		t.Fatal("eval or report blocked on a named pipe")
+	}
+}
+
+// bench merge names what it leaves out of a shard, an empty image without a
+// sidecar included, and counts it in its summary.
+func TestBenchMergeSaysWhatItLeavesOut(t *testing.T) {
+	shard := filepath.Join(t.TempDir(), "run")
+	if err := run_(smallBench(t, shard)); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(shard, "images/sd/p9-s0.png"), nil, 0o644)
+	out := filepath.Join(t.TempDir(), "merged")
+	var err error
+	log := stderrOf(t, func() { err = run_([]string{"bench", "merge", "--out", out, shard}) })
+	if err != nil || !strings.Contains(log, "leaving out images/sd/p9-s0.png of "+shard+": no sidecar images/sd/p9-s0.json beside it") ||
+		!strings.Contains(log, "2 items, 0 plans and 0 judge results copied into "+out+", 1 files left out (each named above)") {
+		t.Fatalf("%v\n%s", err, log)
 	}
 }

@@ -79,6 +79,11 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 	if g.prompt == "" {
 		return errors.New("--prompt is required")
 	}
+	for _, f := range []string{"plan", "out-dir", "rfnet-config", "no-saa", "no-guidance-constraint", "no-suppression-constraint", "saa-cross-object", "offline-planner", "max-objects"} {
+		if fs.Changed(f) {
+			return fmt.Errorf("--%s applies to --method rfnet (plain SD plans nothing and writes --out)", f)
+		}
+	}
 	if fs.Changed("seed") && g.initLatents != "" {
 		return errors.New("--seed and --init-latents exclude each other")
 	}
@@ -94,6 +99,10 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 				return err
 			}
 		}
+	}
+	if err := checkDistinct([]struct{ flag, path string }{{"--out", g.out}, {"--out's JSON sidecar", pipeline.SidecarPath(g.out)},
+		{"--save-latents", g.saveLatents}, {"--save-text-embeddings", g.saveTextEmbeddings}}); err != nil {
+		return err
 	}
 	start := time.Now()
 	m, err := g.model.load()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
@@ -27,6 +28,12 @@ func setupInspect(fs *pflag.FlagSet) func() error {
 		}
 		model, err := pipeline.Inspect(m.weights, o)
 		if err != nil {
+			if *list && isFile(m.weights) {
+				// The tensors are what someone needs to see when the model does not build.
+				if lerr := listTensors(m.weights); lerr != nil {
+					return errors.Join(err, lerr)
+				}
+			}
 			return err
 		}
 		defer model.Close()
@@ -57,16 +64,22 @@ func setupInspect(fs *pflag.FlagSet) func() error {
 		}
 		fmt.Printf("  %-13s %13d parameters\n", "total", total)
 		if *list && model.Layout == "single-file" {
-			f, err := weights.Open(m.weights)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			for _, name := range f.Names() {
-				info, _ := f.Info(name)
-				fmt.Printf("%s %s %v\n", name, info.DType, info.Shape)
-			}
+			return listTensors(m.weights)
 		}
 		return nil
 	}
+}
+
+// listTensors prints every tensor of a .safetensors file: name, dtype, shape.
+func listTensors(path string) error {
+	f, err := weights.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, name := range f.Names() {
+		info, _ := f.Info(name)
+		fmt.Printf("%s %s %v\n", name, info.DType, info.Shape)
+	}
+	return nil
 }

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -38,11 +39,17 @@ var commands = map[string]command{
 const version = "0.1.0-dev"
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		if !errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "rfnet-native:", err)
-			os.Exit(1)
-		}
+	err := run(os.Args[1:])
+	switch {
+	case err == nil, errors.Is(err, pflag.ErrHelp):
+	case errors.Is(err, context.Canceled):
+		// Ctrl-C or SIGTERM: the shell's convention for a command stopped by
+		// SIGINT, so scripts tell it from a failure.
+		fmt.Fprintln(os.Stderr, "rfnet-native: interrupted:", err)
+		os.Exit(130)
+	default:
+		fmt.Fprintln(os.Stderr, "rfnet-native:", err)
+		os.Exit(1)
 	}
 }
 

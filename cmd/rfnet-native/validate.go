@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/rfnet/rfnet-native/internal/atomicfile"
 	"github.com/rfnet/rfnet-native/pipeline"
 )
 
@@ -63,9 +64,37 @@ func checkOutputFile(flag, path string) error {
 		return fmt.Errorf("%s is empty: name the file to write", flag)
 	}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return fmt.Errorf("%s %s is a folder: name a file (such as %s)", flag, path, filepath.Join(path, "image.png"))
+		return fmt.Errorf("%s %s is a folder: name a file inside it", flag, path)
 	}
-	return checkWritableDir(flag, path, filepath.Dir(path))
+	dest, err := atomicfile.Destination(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	return checkWritableDir(flag, path, filepath.Dir(dest))
+}
+
+// checkDistinct refuses output flags that name one file twice: the file
+// written last would replace the other (--out c.png --save-latents c.png lost
+// the latents, --out c.json lost the sidecar to the PNG).
+func checkDistinct(outputs []struct{ flag, path string }) error {
+	seen := map[string]string{}
+	for _, o := range outputs {
+		if o.path == "" {
+			continue
+		}
+		key, err := filepath.Abs(o.path)
+		if err != nil {
+			key = o.path
+		}
+		if d, err := atomicfile.Destination(key); err == nil {
+			key = d
+		}
+		if first, ok := seen[key]; ok {
+			return fmt.Errorf("%s and %s both write %s: name two files", first, o.flag, o.path)
+		}
+		seen[key] = o.flag
+	}
+	return nil
 }
 
 // checkOutputDir is checkOutputFile for a folder of results.

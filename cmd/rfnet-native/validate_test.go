@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -49,6 +50,11 @@ func TestFlagErrorsComeFirst(t *testing.T) {
 		{[]string{"--method", "sd", "--out", dir}, []string{"--out " + dir, "is a folder"}},
 		{[]string{"--method", "sd", "--out", filepath.Join(file, "x.png")}, []string{"cannot create the folder"}},
 		{[]string{"--method", "sd", "--save-latents", ""}, []string{"--save-latents is empty"}},
+		{[]string{"--method", "sd", "--out", "/dev/null"}, []string{"--out", "character device"}},
+		{[]string{"--method", "sd", "--out", filepath.Join(dir, "c.png"), "--save-latents", filepath.Join(dir, "c.png")}, []string{"--out and --save-latents both write"}},
+		{[]string{"--method", "sd", "--out", filepath.Join(dir, "c.json")}, []string{"--out and --out's JSON sidecar both write"}},
+		{[]string{"--method", "sd", "--plan", file}, []string{"--plan applies to --method rfnet"}},
+		{[]string{"--method", "sd", "--out-dir", dir}, []string{"--out-dir applies to --method rfnet"}},
 	} {
 		args := append([]string{"generate", "--weights", filepath.Join(dir, "no-such-weights"), "--prompt", "a cat", "--quiet"}, c.args...)
 		err := run(args)
@@ -104,9 +110,9 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
-// A PNG on disk always has its own sidecar: when either cannot be written
-// or moved into place, no PNG is left (not even the earlier one, which the new
-// sidecar would no longer describe), and no temporary file either.
+// A PNG on disk always has its own sidecar: when either cannot be written,
+// the earlier result stays as it was and no temporary file is left. (The
+// order of the renames, sidecar first, is atomicfile.CommitAll's test.)
 func TestWriteImageIsAllOrNothing(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "a.png")
@@ -114,6 +120,7 @@ func TestWriteImageIsAllOrNothing(t *testing.T) {
 	if err := writeImage(out, img, generationMeta{Prompt: "first"}); err != nil {
 		t.Fatal(err)
 	}
+	first, _ := os.ReadFile(out)
 	empty := tensor.Zeros(cpu.New(), tensor.Float32, 1, 3, 0, 0) // PNG cannot encode 0×0
 	if err := writeImage(out, empty, generationMeta{Prompt: "x"}); err == nil {
 		t.Fatal("a 0×0 image was written")
@@ -121,17 +128,16 @@ func TestWriteImageIsAllOrNothing(t *testing.T) {
 	if left, _ := os.ReadDir(dir); len(left) != 2 {
 		t.Fatalf("a failed encode changed the earlier result: %v", left)
 	}
-	// The sidecar cannot move into place (a folder holds its name): the PNG
-	// must not land either.
+	// The sidecar cannot be written (a folder holds its name): nothing changes.
 	os.Remove(filepath.Join(dir, "a.json"))
 	os.MkdirAll(filepath.Join(dir, "a.json", "x"), 0o755)
-	if err := writeImage(out, img, generationMeta{Prompt: "second"}); err == nil {
+	if err := writeImage(out, tensor.Zeros(cpu.New(), tensor.Float32, 1, 3, 16, 16), generationMeta{Prompt: "second"}); err == nil {
 		t.Fatal("wrote with a folder in the sidecar's place")
 	}
-	if _, err := os.Stat(out); err == nil {
-		t.Fatal("a PNG landed without its sidecar")
+	if now, _ := os.ReadFile(out); string(now) != string(first) {
+		t.Fatal("the PNG changed although its sidecar could not be written")
 	}
-	if left, _ := os.ReadDir(dir); len(left) != 1 {
+	if left, _ := os.ReadDir(dir); len(left) != 2 {
 		t.Fatalf("left behind: %v", left)
 	}
 }
@@ -207,5 +213,25 @@ func TestPlanFiles(t *testing.T) {
 	err := run(rfnetArgs(out, "--plan", plan))
 	if err == nil || len(err.Error()) > 1000 || !strings.Contains(err.Error(), "no area") {
 		t.Fatalf("error of %d bytes: %.300v", len(err.Error()), err)
+	}
+}
+
+// A single file whose architecture the shapes do not tell says to pass
+// --config, and inspect --list still lists its tensors.
+func TestInspectListWhenTheModelDoesNotBuild(t *testing.T) {
+	r, w, _ := os.Pipe()
+	old := os.Stdout
+	os.Stdout = w
+	read := make(chan []byte)
+	go func() { b, _ := io.ReadAll(r); read <- b }() // the list is larger than a pipe holds
+	err := run([]string{"inspect", "--weights", fixtures.Path("models", "tiny-sd1.safetensors"), "--list"})
+	w.Close()
+	os.Stdout = old
+	out := <-read
+	if err == nil || !strings.Contains(err.Error(), "--config DIR") {
+		t.Fatalf("error %v, want one suggesting --config", err)
+	}
+	if !strings.Contains(string(out), "model.diffusion_model.") {
+		t.Fatalf("no tensor list: %.300s", out)
 	}
 }

@@ -4,10 +4,15 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
+
+	"github.com/rfnet/rfnet-native/internal/regular"
 )
 
 // Write creates path with the bytes that fill writes. On any error the
@@ -40,6 +45,10 @@ type Pending struct {
 // Prepare writes the bytes that fill writes to a temporary file next to path.
 // On error nothing is left behind.
 func Prepare(path string, fill func(w io.Writer) error) (p *Pending, err error) {
+	path, err = Destination(path)
+	if err != nil {
+		return nil, err
+	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -67,6 +76,40 @@ func Prepare(path string, fill func(w io.Writer) error) (p *Pending, err error) 
 		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
 	return &Pending{tmp: tmp.Name(), path: path}, nil
+}
+
+// Destination is the file a write to path replaces. A rename replaces
+// whatever has the name, so a symbolic link is followed (the link stays and
+// its target gets the new contents), and a name that is not a regular file
+// is refused: `--out /dev/null` used to turn /dev/null into a file.
+func Destination(path string) (string, error) {
+	for hops := 0; ; hops++ {
+		fi, err := os.Lstat(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+			return path, nil // a new file (a missing folder shows when it is created)
+		case err != nil:
+			return "", fmt.Errorf("write %s: %w", path, err)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			if hops == 40 {
+				return "", fmt.Errorf("write %s: too many levels of symbolic links", path)
+			}
+			target, err := os.Readlink(path)
+			if err != nil {
+				return "", fmt.Errorf("write %s: %w", path, err)
+			}
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(filepath.Dir(path), target)
+			}
+			path = target
+		case fi.IsDir():
+			return "", fmt.Errorf("write %s: it is a folder", path)
+		case !fi.Mode().IsRegular():
+			return "", fmt.Errorf("write %s: it is a %s, which a file would replace: write elsewhere", path, regular.Kind(fi.Mode()))
+		default:
+			return path, nil
+		}
+	}
 }
 
 // PrepareBytes is Prepare for data already in memory.

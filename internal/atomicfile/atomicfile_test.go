@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -56,5 +58,40 @@ func TestCommitAllStopsAtTheFirstFailure(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "c")); err == nil {
 		t.Fatal("c landed after b failed")
+	}
+}
+
+// A write goes through a symbolic link to its target and refuses to replace a
+// device or a FIFO with a file.
+func TestDestination(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target.png")
+	link := filepath.Join(dir, "link.png")
+	os.Symlink("target.png", link)
+	if err := WriteBytes(link, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced: %v %v", fi, err)
+	}
+	if got, _ := os.ReadFile(target); string(got) != "new" {
+		t.Fatalf("the target holds %q", got)
+	}
+	loop := filepath.Join(dir, "loop")
+	os.Symlink("loop", loop)
+	if err := WriteBytes(loop, nil); err == nil || !strings.Contains(err.Error(), "symbolic links") {
+		t.Fatalf("loop: %v", err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if syscall.Mkfifo(fifo, 0o644) == nil {
+		if err := WriteBytes(fifo, nil); err == nil || !strings.Contains(err.Error(), "named pipe") {
+			t.Fatalf("fifo: %v", err)
+		}
+		if fi, _ := os.Lstat(fifo); fi.Mode()&os.ModeNamedPipe == 0 {
+			t.Fatal("the FIFO was replaced")
+		}
+	}
+	if err := WriteBytes(dir, nil); err == nil || !strings.Contains(err.Error(), "folder") {
+		t.Fatalf("folder: %v", err)
 	}
 }

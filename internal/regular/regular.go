@@ -26,6 +26,14 @@ func ReadFile(path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
+// Open is os.Open for a path that Check accepts.
+func Open(path string) (*os.File, error) {
+	if err := Check(path); err != nil {
+		return nil, err
+	}
+	return os.Open(path)
+}
+
 // Kind names a non-regular file's type for messages.
 func Kind(m os.FileMode) string {
 	switch {

@@ -197,16 +197,19 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model map[string]string
 	return atomicfile.CommitAll(files)
 }
 
+// objectFile matches the names WriteArtifacts gives the files of objects/.
+var objectFile = regexp.MustCompile(`^[0-9]{2,}-[a-z0-9-]+\.png$`)
+
 // removeStale deletes the files of an earlier run in objects/ that this run
-// does not write (it had other objects, or more), leaving the temporary files
-// of this one.
+// does not write (it had other objects, or more). Only names of the form this
+// package writes go: anything else there is someone else's.
 func removeStale(objects string, keep map[string]bool) error {
 	entries, err := os.ReadDir(objects)
 	if err != nil {
 		return fmt.Errorf("rfnet: %w", err)
 	}
 	for _, e := range entries {
-		if e.IsDir() || keep[e.Name()] || strings.HasPrefix(e.Name(), ".") {
+		if e.IsDir() || keep[e.Name()] || !objectFile.MatchString(e.Name()) {
 			continue
 		}
 		if err := os.Remove(filepath.Join(objects, e.Name())); err != nil {

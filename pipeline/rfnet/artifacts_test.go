@@ -80,13 +80,16 @@ func TestWriteArtifactsReplacesARunWhole(t *testing.T) {
 		t.Fatalf("the earlier run's trace was replaced: %s", trace)
 	}
 
-	// A second run with another object: the first run's object files go.
+	// A second run with another object: the first run's object files go, and
+	// files that are not an object's stay.
+	os.WriteFile(filepath.Join(dir, "objects", "my-photo.png"), []byte("mine"), 0o644)
+	os.WriteFile(filepath.Join(dir, "objects", "readme.txt"), []byte("mine"), 0o644)
 	if err := write(fakeResult("a mouse", 16), "second"); err != nil {
 		t.Fatal(err)
 	}
 	got = listDir(t, dir)
 	want = []string{"image.png", "layout.png", "objects/00-a-mouse-attention.png", "objects/00-a-mouse-mask.png", "objects/00-a-mouse.png",
-		"plan.json", "run.json", "saa.json", "trace.jsonl"}
+		"objects/my-photo.png", "objects/readme.txt", "plan.json", "run.json", "saa.json", "trace.jsonl"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("second run left %v, want %v", got, want)
 	}

@@ -123,6 +123,15 @@ func LoadConfig(path string) (Config, error) {
 	return c, c.Validate()
 }
 
+// Bounds past which a value is no setting but a mistake that runs out of
+// memory or time: the mask's Gaussian kernel is 8σ+1 cells wide (a latent grid
+// is 64 cells at 512²), and each guidance iteration is a forward and backward
+// UNet pass (the published run does at most 4 per step).
+const (
+	maxMaskSigma          = 64
+	maxGuidanceIterations = 1000
+)
+
 // Validate checks the numbers: every float is finite (a NaN guidance scale
 // used to run a whole generation into a black image), and each is in its range.
 func (c Config) Validate() error {
@@ -139,7 +148,7 @@ func (c Config) Validate() error {
 		{"loss_threshold", c.LossThreshold, 0, math.MaxFloat64, false, false},
 		{"fg_weight", c.FgWeight, 0, math.MaxFloat64, false, false},
 		{"bg_weight", c.BgWeight, 0, math.MaxFloat64, false, false},
-		{"mask_gaussian_sigma", c.MaskSigma, 0, math.MaxFloat64, false, false},
+		{"mask_gaussian_sigma", c.MaskSigma, 0, maxMaskSigma, false, false},
 		{"frozen_step_ratio", c.FrozenStepRatio, 0, 1, false, false},
 		{"fg_top_p", c.FgTopP, 0, 1, true, false},
 		{"bg_top_p", c.BgTopP, 0, 1, true, false},
@@ -150,7 +159,7 @@ func (c Config) Validate() error {
 		{"suppression_weight", c.SuppressionWeight, 0, math.MaxFloat64, false, false},
 		{"ref_ca_loss_weight", c.RefWeight, 0, math.MaxFloat64, false, false},
 		{"ref_ca_scale", c.RefScale, 0, math.MaxFloat64, false, false},
-		{"ref_ca_eps", c.RefEps, 0, math.MaxFloat64, false, false},
+		{"ref_ca_eps", c.RefEps, 0, math.MaxFloat64, true, false}, // divides: 0 gives NaN
 	} {
 		out := math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < f.lo || f.v > f.hi ||
 			(f.loOpen && f.v == f.lo) || (f.hiOpen && f.v == f.hi)
@@ -175,8 +184,8 @@ func (c Config) Validate() error {
 		v   []int
 	}{{"max_iter", c.MaxIter}, {"overall_max_iter", c.OverallMaxIter}} {
 		for i, n := range l.v {
-			if n < 0 {
-				return fmt.Errorf("rfnet: config: %s[%d] is %d: want 0 or more", l.key, i, n)
+			if n < 0 || n > maxGuidanceIterations {
+				return fmt.Errorf("rfnet: config: %s[%d] is %d: want 0 to %d", l.key, i, n, maxGuidanceIterations)
 			}
 		}
 	}

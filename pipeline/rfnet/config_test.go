@@ -26,6 +26,9 @@ func TestConfigRefusesNonFiniteAndOutOfRange(t *testing.T) {
 		{"width 0", func(c *Config) { c.Width = 0 }},
 		{"height 100", func(c *Config) { c.Height = 100 }},
 		{"max_index_step", func(c *Config) { c.MaxIndexStep = -2 }},
+		{"mask_gaussian_sigma", func(c *Config) { c.MaskSigma = 1e18 }}, // used to panic in makeslice, or hang
+		{"ref_ca_eps", func(c *Config) { c.RefEps = 0 }},                // used to fail mid-run with a NaN loss
+		{"max_iter[0]", func(c *Config) { c.MaxIter[0] = 1000000 }},
 	} {
 		cfg := Default()
 		c.edit(&cfg)

@@ -152,14 +152,14 @@ func (m *Model) run(plan *llm.Plan) (*Result, error) {
 			}}
 		run, err := m.guide(l, z0)
 		if err != nil {
-			return nil, fmt.Errorf("rfnet: object %q: %w", o.Name, err)
+			return nil, fmt.Errorf("rfnet: object %s: %w", llm.Quote(o.Name), err)
 		}
-		if err := m.checkResult(run.latents[len(run.latents)-1], fmt.Sprintf("object %q", o.Name)); err != nil {
+		if err := m.checkResult(run.latents[len(run.latents)-1], fmt.Sprintf("object %s", llm.Quote(o.Name))); err != nil {
 			return nil, err
 		}
 		or := ObjectResult{Name: o.Name, Prompt: o.Prompt, Box: o.Box, SOBox: o.SOBox,
 			Image: m.DecodeImage(run.latents[len(run.latents)-1])}
-		if err := m.CheckFinite(or.Image, fmt.Sprintf("rfnet: object %q: the decoded image", o.Name), "vae"); err != nil {
+		if err := m.CheckFinite(or.Image, fmt.Sprintf("rfnet: object %s: the decoded image", llm.Quote(o.Name)), "vae"); err != nil {
 			return nil, err
 		}
 		sal, ok := saliency(run.saved, c.ObjectKey, c.AggStart)
@@ -257,7 +257,7 @@ func overallLoss(maps map[string]capture, s *spec, objs []placed, step int, c Co
 				for _, j := range p.Objects {
 					ref, ok := objs[j].saved[step][k]
 					if !ok {
-						return nil, fmt.Errorf("rfnet: no reference attention of %q at step %d, layer %s", s.Objects[j].Name, step, k)
+						return nil, fmt.Errorf("rfnet: no reference attention of %s at step %d, layer %s", llm.Quote(s.Objects[j].Name), step, k)
 					}
 					lp = add(lp, refTerm(cp, p.Word, ref.v, s.Objects[j].Box.mask(cp.h, cp.w), c.RefEps))
 				}

@@ -119,7 +119,7 @@ func (s *spec) buildPrompts(tok *clip.Tokenizer) error {
 					return err
 				}
 				if last := s.Phrases[i].Tokens[len(s.Phrases[i].Tokens)-1]; last >= clip.MaxLength-1 {
-					return fmt.Errorf("rfnet: the overall prompt %q is too long: %q falls past the 77-token window", prompt, s.Phrases[i].Text)
+					return fmt.Errorf("rfnet: the overall prompt %s is too long: %s falls past the 77-token window", llm.Quote(prompt), llm.Quote(s.Phrases[i].Text))
 				}
 			}
 			return nil
@@ -171,20 +171,27 @@ func shorten(descs []string) bool {
 func positions(tok *clip.Tokenizer, prefix, phrase string) ([]int, int, error) {
 	q := tok.Encode(phrase)
 	if len(q) == 0 {
-		return nil, 0, fmt.Errorf("rfnet: %q has no tokens", phrase)
+		return nil, 0, fmt.Errorf("rfnet: %s has no tokens", llm.Quote(phrase))
 	}
 	start := 1 + len(tok.Encode(prefix))
 	pos := make([]int, len(q))
 	for i := range q {
 		pos[i] = start + i
 	}
+	// The last word that has tokens: a trailing "\b" or other control
+	// character is a word of strings.Fields but encodes to nothing.
 	words := strings.Fields(phrase)
-	w := tok.Encode(words[len(words)-1])
-	last := w[len(w)-1]
-	for i, id := range q {
-		if id == last {
-			return pos, start + i, nil
+	for k := len(words) - 1; k >= 0; k-- {
+		w := tok.Encode(words[k])
+		if len(w) == 0 {
+			continue
 		}
+		for i, id := range q {
+			if id == w[len(w)-1] {
+				return pos, start + i, nil
+			}
+		}
+		break
 	}
 	return pos, pos[len(pos)-1], nil
 }

@@ -130,3 +130,15 @@ func TestSAAPairRule(t *testing.T) {
 		t.Fatalf("cross: %q %q", objs[0].Final, objs[1].Final)
 	}
 }
+
+// A name whose last word has no tokens (a control character) is placed by
+// its last word that has some: it used to index w[-1] and panic.
+func TestPositionsSkipEmptyWords(t *testing.T) {
+	tok := tinyTokenizer(t)
+	for _, name := range []string{"a cat \b", "a cat \x01", "a \x01 cat"} {
+		pos, word, err := positions(tok, "", name)
+		if err != nil || len(pos) == 0 || word != pos[len(pos)-1] {
+			t.Errorf("%q: positions %v, word %d, %v", name, pos, word, err)
+		}
+	}
+}
