@@ -332,12 +332,7 @@ func TestBenchUpgradesEarlierRun(t *testing.T) {
 	if err := run_(smallBench(t, run)); err != nil {
 		t.Fatal(err)
 	}
-	vision := fakeopenai.New(func(n int, r fakeopenai.Request) fakeopenai.Reply {
-		if len(r.Messages) == 2 {
-			return fakeopenai.Reply{Content: "an animal"}
-		}
-		return fakeopenai.Reply{Content: `{"score": 50, "explanation": "half"}`}
-	})
+	vision := halfScoreJudge()
 	defer vision.Close()
 	eval := func() (string, error) {
 		var err error
@@ -390,12 +385,7 @@ func TestEvalRejudgesNewImage(t *testing.T) {
 	if err := run_(smallBench(t, run)); err != nil {
 		t.Fatal(err)
 	}
-	vision := fakeopenai.New(func(n int, r fakeopenai.Request) fakeopenai.Reply {
-		if len(r.Messages) == 2 {
-			return fakeopenai.Reply{Content: "an animal"}
-		}
-		return fakeopenai.Reply{Content: `{"score": 50, "explanation": "half"}`}
-	})
+	vision := halfScoreJudge()
 	defer vision.Close()
 	eval := func() error {
 		return run_([]string{"eval", "--run", run, "--llm-base-url", vision.BaseURL(), "--llm-api-key", "k", "--judge-cache", "", "--quiet"})
@@ -890,12 +880,7 @@ func TestEvalReportNamedPipes(t *testing.T) {
 			t.Skip("no mkfifo here:", err)
 		}
 	}
-	vision := fakeopenai.New(func(n int, r fakeopenai.Request) fakeopenai.Reply {
-		if len(r.Messages) == 2 {
-			return fakeopenai.Reply{Content: "an animal"}
-		}
-		return fakeopenai.Reply{Content: `{"score": 50, "explanation": "half"}`}
-	})
+	vision := halfScoreJudge()
 	defer vision.Close()
 	done := make(chan string, 1)
 	go func() {
@@ -940,4 +925,15 @@ func TestBenchMergeSaysWhatItLeavesOut(t *testing.T) {
 		!strings.Contains(log, "2 items, 0 plans and 0 judge results copied into "+out+", 1 files left out (each named above)") {
 		t.Fatalf("%v\n%s", err, log)
 	}
+}
+
+// halfScoreJudge is a vision endpoint that describes every image as "an
+// animal" and rates it 50.
+func halfScoreJudge() *fakeopenai.Server {
+	return fakeopenai.New(func(n int, r fakeopenai.Request) fakeopenai.Reply {
+		if len(r.Messages) == 2 {
+			return fakeopenai.Reply{Content: "an animal"}
+		}
+		return fakeopenai.Reply{Content: `{"score": 50, "explanation": "half"}`}
+	})
 }
