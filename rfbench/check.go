@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/rfnet/rfnet-native/internal/atomicfile"
+	"github.com/rfnet/rfnet-native/internal/regular"
 )
 
 // Check decides whether an item is finished and intact; bench, eval, report
@@ -23,7 +24,7 @@ import (
 // sidecar is written last, so a run killed in between leaves an item that is
 // not finished; a truncated, emptied or altered image, or a broken sidecar,
 // fails too. Neither file is read unless it is a regular file (see
-// openRegular), and the sidecar is at most MaxJSON bytes; the image is
+// regular.Open), and the sidecar is at most MaxJSON bytes; the image is
 // hashed as a stream, so its size does not matter.
 //
 // A sidecar of an earlier version, which records neither size nor hash,
@@ -48,7 +49,7 @@ type checked struct {
 
 func check(run, sidecar string) (checked, error) {
 	var c checked
-	raw, err := readFile(filepath.Join(run, filepath.FromSlash(sidecar)), MaxJSON)
+	raw, err := regular.ReadFileAtMost(filepath.Join(run, filepath.FromSlash(sidecar)), MaxJSON)
 	if err != nil {
 		return c, fmt.Errorf("%s: %w", sidecar, err)
 	}
@@ -74,7 +75,16 @@ func check(run, sidecar string) (checked, error) {
 	case !isSHA256(m.ImageSHA256):
 		return c, fmt.Errorf("%s: records the SHA-256 %q, which is not 64 hex digits", sidecar, m.ImageSHA256)
 	}
-	f, size, err := openRegular(filepath.Join(run, filepath.FromSlash(image)))
+	f, err := regular.Open(filepath.Join(run, filepath.FromSlash(image)))
+	var size int64
+	if err == nil {
+		var fi fs.FileInfo
+		if fi, err = f.Stat(); err != nil {
+			f.Close()
+		} else {
+			size = fi.Size()
+		}
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			// Not wrapped: the item was finished once, so it is broken, not new.
@@ -96,12 +106,10 @@ func check(run, sidecar string) (checked, error) {
 	} else if size != m.ImageBytes {
 		return c, fmt.Errorf("%s: size %d, sidecar says %d", image, size, m.ImageBytes)
 	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
+	n, hash, err := hashStream(f)
 	if err != nil {
 		return c, fmt.Errorf("%s: %v", image, err)
 	}
-	hash := hex.EncodeToString(h.Sum(nil))
 	switch {
 	case c.legacy:
 		m.ImageBytes, m.ImageSHA256, m.HashAdded = n, hash, true

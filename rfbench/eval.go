@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/rfnet/rfnet-native/internal/regular"
 	"github.com/rfnet/rfnet-native/judge"
 	"github.com/rfnet/rfnet-native/pipeline"
 )
@@ -120,7 +121,7 @@ func LoadResults(run, judgeName string) (map[string]EvalResult, []string, error)
 // move the averages. Errors start with rel.
 func readResult(run, rel string) (EvalResult, []byte, error) {
 	var r EvalResult
-	raw, err := readFile(filepath.Join(run, filepath.FromSlash(rel)), MaxJSON)
+	raw, err := regular.ReadFileAtMost(filepath.Join(run, filepath.FromSlash(rel)), MaxJSON)
 	if err == nil {
 		err = json.Unmarshal(raw, &r)
 	}
@@ -253,7 +254,7 @@ func ReadImage(run string, m Meta) ([]byte, error) {
 	if m.ImageBytes > MaxImageBytes {
 		return nil, fmt.Errorf("%s: %d bytes, more than the %d a vision endpoint takes", m.Image, m.ImageBytes, MaxImageBytes)
 	}
-	png, err := readFile(filepath.Join(run, filepath.FromSlash(m.Image)), m.ImageBytes)
+	png, err := regular.ReadFileAtMost(filepath.Join(run, filepath.FromSlash(m.Image)), m.ImageBytes)
 	if err != nil {
 		return nil, err
 	}

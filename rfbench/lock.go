@@ -27,6 +27,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/rfnet/rfnet-native/internal/regular"
 )
 
 const (
@@ -120,7 +122,7 @@ func gone(h Holder) string {
 // for maxAge, or its holder is gone. An error is one reading the file
 // (fs.ErrNotExist: it was released meanwhile).
 func inspect(path string, v any, maxAge time.Duration) (stale string, err error) {
-	raw, err := readFile(path, MaxJSON)
+	raw, err := regular.ReadFileAtMost(path, MaxJSON)
 	if err != nil {
 		return "", err
 	}

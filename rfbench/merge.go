@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/rfnet/rfnet-native/internal/atomicfile"
+	"github.com/rfnet/rfnet-native/internal/regular"
 	"github.com/rfnet/rfnet-native/llm"
 )
 
@@ -96,7 +97,7 @@ func Merge(out string, shards []string, log io.Writer) (Merged, error) {
 			return n, fmt.Errorf("rfbench: merge %s: %w", dir, err)
 		}
 		err = walkFiles(dir, "plans", ".json", func(rel string) error {
-			raw, err := readFile(filepath.Join(dir, rel), MaxJSON)
+			raw, err := regular.ReadFileAtMost(filepath.Join(dir, rel), MaxJSON)
 			if err == nil {
 				_, err = llm.ReadPlan(filepath.Join(dir, rel))
 			}
@@ -135,7 +136,7 @@ func Merge(out string, shards []string, log io.Writer) (Merged, error) {
 // copyImage copies the image of the item m, which passed Check in dir, into
 // out, verifying as it goes that the bytes are still those m records.
 func copyImage(dir, out string, m Meta) error {
-	src, _, err := openRegular(filepath.Join(dir, filepath.FromSlash(m.Image)))
+	src, err := regular.Open(filepath.Join(dir, filepath.FromSlash(m.Image)))
 	if err != nil {
 		return err
 	}

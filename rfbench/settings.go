@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rfnet/rfnet-native/internal/regular"
 	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/pipeline/rfnet"
 )
@@ -189,7 +190,7 @@ func ReadRun(out string) (Run, error) {
 func readRun(out string) (Run, error) {
 	var r Run
 	path := filepath.Join(out, "bench.json")
-	raw, err := readFile(path, MaxJSON)
+	raw, err := regular.ReadFileAtMost(path, MaxJSON)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return r, err

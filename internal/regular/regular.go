@@ -5,7 +5,9 @@ package regular
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"syscall"
 )
 
 // Check returns an error naming path when it exists and is neither a regular
@@ -18,20 +20,70 @@ func Check(path string) error {
 	return fmt.Errorf("%s is a %s, not a regular file", path, Kind(fi.Mode()))
 }
 
-// ReadFile is os.ReadFile for a path that Check accepts.
-func ReadFile(path string) ([]byte, error) {
-	if err := Check(path); err != nil {
-		return nil, err
-	}
-	return os.ReadFile(path)
-}
-
-// Open is os.Open for a path that Check accepts.
+// Open opens path for reading when it is a regular file (or a link to one).
+// It asks Check first, then opens without blocking (a FIFO put at the name in
+// between would otherwise block the open) and checks the opened file again.
+// A missing file is an error wrapping fs.ErrNotExist; every error names path.
 func Open(path string) (*os.File, error) {
 	if err := Check(path); err != nil {
 		return nil, err
 	}
-	return os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+	case fi.IsDir():
+		err = fmt.Errorf("%s is a folder, not a file", path)
+	case !fi.Mode().IsRegular():
+		err = fmt.Errorf("%s is a %s, not a regular file", path, Kind(fi.Mode()))
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// ReadFile is os.ReadFile through Open.
+func ReadFile(path string) ([]byte, error) {
+	f, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// ReadFileAtMost is ReadFile for a file that may hold at most limit bytes:
+// a larger one is refused without being read, so a huge file where a small
+// one belongs cannot exhaust memory.
+func ReadFileAtMost(path string, limit int64) ([]byte, error) {
+	f, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if fi.Size() > limit {
+		return nil, tooBig(path, fi.Size(), limit)
+	}
+	// The size may grow between the stat and the read.
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(data)) > limit {
+		err = tooBig(path, int64(len(data)), limit)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+func tooBig(path string, size, limit int64) error {
+	return fmt.Errorf("%s: %d bytes, more than the %d such a file may have: it is broken", path, size, limit)
 }
 
 // Kind names a non-regular file's type for messages.

@@ -33,3 +33,19 @@ func TestCheckRefusesFIFOWithoutBlocking(t *testing.T) {
 		}
 	}
 }
+
+// Open refuses a folder; ReadFileAtMost refuses a file past its limit unread.
+func TestOpenAndReadAtMost(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "is a folder") {
+		t.Fatalf("Open(folder) = %v", err)
+	}
+	p := filepath.Join(dir, "x.json")
+	os.WriteFile(p, []byte("12345"), 0o644)
+	if data, err := ReadFileAtMost(p, 5); err != nil || string(data) != "12345" {
+		t.Fatalf("at the limit: %q, %v", data, err)
+	}
+	if _, err := ReadFileAtMost(p, 4); err == nil || !strings.Contains(err.Error(), "5 bytes, more than the 4") {
+		t.Fatalf("past the limit: %v", err)
+	}
+}
