@@ -124,10 +124,9 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 	var bar *progressbar.ProgressBar
 	var progress pipeline.Progress
 	if !g.quiet {
-		bar = progressbar.NewOptions(len(mustSchedule(m, req).Timesteps()), progressbar.OptionSetWriter(os.Stderr),
-			progressbar.OptionSetDescription("denoising"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("step"), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
-		notice := newFirstStepNotice(os.Stderr, len(mustSchedule(m, req).Timesteps()), req.Width, m.Backend.Name(), cuda.Compiled)
+		steps := len(mustSchedule(m, req).Timesteps())
+		bar = newBar(steps, "denoising")
+		notice := newFirstStepNotice(os.Stderr, steps, req.Width, m.Backend.Name(), cuda.Compiled)
 		progress = func(step, total int, _ *tensor.Tensor) {
 			notice.step()
 			bar.Set(step)
@@ -183,7 +182,7 @@ func writeImage(out string, img *tensor.Tensor, meta generationMeta) error {
 		sidecar.Abort()
 		return err
 	}
-	if err := os.Remove(out); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(png.Path()); err != nil && !errors.Is(err, fs.ErrNotExist) { // the file, not a link to it
 		atomicfile.AbortAll([]*atomicfile.Pending{sidecar, png})
 		return err
 	}

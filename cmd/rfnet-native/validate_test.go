@@ -235,3 +235,22 @@ func TestInspectListWhenTheModelDoesNotBuild(t *testing.T) {
 		t.Fatalf("no tensor list: %.300s", out)
 	}
 }
+
+// An --out that is a symbolic link keeps the link: the PNG lands at its target.
+func TestWriteImageThroughALink(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "latest.png")
+	os.Symlink("target.png", out)
+	img := tensor.Zeros(cpu.New(), tensor.Float32, 1, 3, 8, 8)
+	for i := 0; i < 2; i++ { // the second write replaces an existing target
+		if err := writeImage(out, img, generationMeta{Prompt: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Lstat(out); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("write %d: the link is gone: %v", i, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "target.png")); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+}

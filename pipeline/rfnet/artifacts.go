@@ -183,7 +183,7 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model map[string]string
 	}
 
 	// Everything is written: now the earlier run makes way.
-	if err := os.Remove(filepath.Join(dir, "image.png")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(final.Path()); err != nil && !errors.Is(err, fs.ErrNotExist) { // the file, not a link to it
 		return fmt.Errorf("rfnet: %w", err)
 	}
 	if err := removeStale(objects, keep); err != nil {
