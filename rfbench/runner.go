@@ -129,35 +129,35 @@ func (r *Runner) Run(ctx context.Context, items []Item) (s Summary, err error) {
 			r.logf("recorded the size and hash of %d items of an earlier version", s.Recorded)
 		}
 	}()
-	var held []Item
-	for k, it := range items {
-		if err := ctx.Err(); err != nil {
-			return s, err
+	// pass runs items and returns the ones another process held, with its claim.
+	pass := func(items []Item, progress func(k int)) (held []Item, busy []string, err error) {
+		for k, it := range items {
+			if err := ctx.Err(); err != nil {
+				return nil, nil, err
+			}
+			b, err := r.runItem(ctx, it, &s)
+			if err != nil {
+				return nil, nil, err
+			}
+			if b != "" {
+				held, busy = append(held, it), append(busy, b)
+			}
+			if progress != nil {
+				progress(k)
+			}
 		}
-		busy, err := r.runItem(ctx, it, &s)
-		if err != nil {
-			return s, err
-		}
-		if busy != "" {
-			held = append(held, it)
-		}
-		if r.Progress != nil {
-			r.Progress(k+1, len(items))
-		}
+		return held, busy, nil
 	}
-	for _, it := range held {
-		if err := ctx.Err(); err != nil {
-			return s, err
-		}
-		busy, err := r.runItem(ctx, it, &s)
-		if err != nil {
-			return s, err
-		}
-		if busy != "" {
-			s.Busy = append(s.Busy, busy)
-		}
+	var progress func(int)
+	if r.Progress != nil {
+		progress = func(k int) { r.Progress(k+1, len(items)) }
 	}
-	return s, nil
+	held, _, err := pass(items, progress)
+	if err != nil {
+		return s, err
+	}
+	_, s.Busy, err = pass(held, nil)
+	return s, err
 }
 
 // runItem does one item and counts the outcome in s, except for an item
