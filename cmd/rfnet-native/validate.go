@@ -111,21 +111,23 @@ func checkOutputDir(flag, dir string) error {
 // checkWritableDir creates dir when missing and writes a file into it.
 func checkWritableDir(flag, path, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return fmt.Errorf("%s %s: cannot create the folder %s: %w", flag, path, dir, err)
+		return fmt.Errorf("%s %s: cannot create the folder %s: %w", flag, path, dir, cause(err))
 	}
 	probe, err := os.CreateTemp(dir, ".rfnet-write-check-*")
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return fmt.Errorf("%s %s: cannot write into %s: %w", flag, path, dir, err)
+		return fmt.Errorf("%s %s: cannot write into %s: %w", flag, path, dir, cause(err))
 	}
 	probe.Close()
 	os.Remove(probe.Name())
 	return nil
+}
+
+// cause is a file operation's error without the operation and path, which
+// the message around it already names.
+func cause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
