@@ -138,16 +138,9 @@ func LoadTokenizer(weightsPath, tokenizer, modelType string) (*clip.Tokenizer, e
 				return nil, errNoTokenizer(weightsPath)
 			}
 			if modelType == "" {
-				f, err := weights.Open(weightsPath)
-				if err != nil {
+				if v, err = singleFileBase(weightsPath); err != nil {
 					return nil, err
 				}
-				text, err := clip.InferConfig(f)
-				f.Close()
-				if err != nil {
-					return nil, err
-				}
-				v = familyVariant(text)
 			}
 		}
 	}
@@ -348,16 +341,23 @@ func familyVariant(text clip.Config) Variant {
 // text encoder's tensor names, without loading it: what a caller needs to find
 // the tokenizer a bare single file lacks.
 func SingleFileFamily(path string) (Family, error) {
+	v, err := singleFileBase(path)
+	return v.Family, err
+}
+
+// singleFileBase is the variant a single file's text encoder implies (see
+// familyVariant), read from its header alone.
+func singleFileBase(path string) (Variant, error) {
 	f, err := weights.Open(path)
 	if err != nil {
-		return "", err
+		return Variant{}, err
 	}
 	defer f.Close()
 	text, err := clip.InferConfig(f)
 	if err != nil {
-		return "", fmt.Errorf("pipeline: %s does not look like a Stable Diffusion checkpoint: %w", path, err)
+		return Variant{}, fmt.Errorf("pipeline: %s does not look like a Stable Diffusion checkpoint: %w", path, err)
 	}
-	return familyVariant(text).Family, nil
+	return familyVariant(text), nil
 }
 
 // readConfigDir reads the config files of a diffusers-style folder over v.
