@@ -24,7 +24,7 @@ type generateFlags struct {
 	llm                                          llmFlags
 	method, prompt, negative, scheduler, out     string
 	initLatents, saveLatents, saveTextEmbeddings string
-	steps, width, height                         int
+	steps, width, height, batchCount             int
 	guidance                                     float64
 	seed                                         uint64
 	quiet                                        bool
@@ -53,6 +53,7 @@ func (g *generateFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.initLatents, "init-latents", "", "start from this .safetensors tensor \"latents\" [1,4,H/8,W/8] instead of --seed")
 	fs.StringVar(&g.saveLatents, "save-latents", "", "write the initial latents (noise × init_noise_sigma) to this .safetensors file")
 	fs.StringVar(&g.saveTextEmbeddings, "save-text-embeddings", "", "write the text embeddings \"cond\" and \"uncond\" to this .safetensors file")
+	fs.IntVar(&g.batchCount, "batch-count", 1, "images to make, with seeds --seed, --seed+1, ... (the model is loaded once; with more than one, --out out.png writes out-<seed>.png and rfnet's --out-dir gets one seed-<seed>/ folder per image)")
 	fs.StringVar(&g.out, "out", "out.png", "output PNG (a JSON sidecar with the parameters is written next to it)")
 	fs.BoolVar(&g.quiet, "quiet", false, "no progress bar")
 	fs.StringVar(&g.plan, "plan", "", "rfnet: use this plan file (from rfnet-native plan, or written by hand) instead of asking the LLM")
@@ -87,21 +88,8 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 	if fs.Changed("seed") && g.initLatents != "" {
 		return errors.New("--seed and --init-latents exclude each other")
 	}
-	if err := checkOutputFile("--out", g.out); err != nil {
-		return err
-	}
-	if err := checkOutputFile("--out (its JSON sidecar)", pipeline.SidecarPath(g.out)); err != nil {
-		return err
-	}
-	for _, f := range []struct{ flag, path string }{{"--save-latents", g.saveLatents}, {"--save-text-embeddings", g.saveTextEmbeddings}} {
-		if fs.Changed(f.flag[2:]) {
-			if err := checkOutputFile(f.flag, f.path); err != nil {
-				return err
-			}
-		}
-	}
-	if err := checkDistinct([]struct{ flag, path string }{{"--out", g.out}, {"--out's JSON sidecar", pipeline.SidecarPath(g.out)},
-		{"--save-latents", g.saveLatents}, {"--save-text-embeddings", g.saveTextEmbeddings}}); err != nil {
+	outputs, err := g.sdOutputs(fs.Changed)
+	if err != nil {
 		return err
 	}
 	start := time.Now()
@@ -121,50 +109,132 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 	if err := m.Validate(&req); err != nil {
 		return err
 	}
+	// One bar for the whole batch: the model is loaded once, and the images
+	// follow each other with seeds --seed, --seed+1, ...
 	var bar *progressbar.ProgressBar
-	var progress pipeline.Progress
+	steps := len(mustSchedule(m, req).Timesteps())
+	var notice *firstStepNotice
 	if !g.quiet {
-		steps := len(mustSchedule(m, req).Timesteps())
-		bar = newBar(steps, "denoising")
-		notice := newFirstStepNotice(os.Stderr, steps, req.Width, m.Backend.Name(), cuda.Compiled)
-		progress = func(step, total int, _ *tensor.Tensor) {
-			notice.step()
-			bar.Set(step)
+		bar = newBar(g.batchCount*steps, batchDescription("denoising", 0, g.batchCount))
+		notice = newFirstStepNotice(os.Stderr, g.batchCount*steps, req.Width, m.Backend.Name(), cuda.Compiled)
+	}
+	for i, out := range outputs {
+		r := req
+		r.Seed = g.seed + uint64(i)
+		var progress pipeline.Progress
+		if bar != nil {
+			done := i * steps
+			bar.Describe(batchDescription("denoising", i, g.batchCount))
+			progress = func(step, total int, _ *tensor.Tensor) {
+				notice.step()
+				bar.Set(done + step)
+			}
 		}
-	}
-	res, err := m.Generate(req, progress)
-	if err != nil {
-		return err
-	}
-	if bar != nil {
-		bar.Finish()
-	}
-	for _, w := range []struct {
-		n    int
-		what string
-	}{{res.Truncated, "--prompt"}, {res.NegativeTruncated, "--negative-prompt"}} {
-		if w.n > 0 {
-			fmt.Fprintf(os.Stderr, "rfnet-native: warning: %s is %d tokens past the text encoder's 77-token window; the end was dropped\n", w.what, w.n)
+		res, err := m.Generate(r, progress)
+		if err != nil {
+			return fmt.Errorf("%w%s", err, g.batchProgress(i))
 		}
+		if i == 0 {
+			for _, w := range []struct {
+				n    int
+				what string
+			}{{res.Truncated, "--prompt"}, {res.NegativeTruncated, "--negative-prompt"}} {
+				if w.n > 0 {
+					fmt.Fprintf(os.Stderr, "rfnet-native: warning: %s is %d tokens past the text encoder's 77-token window; the end was dropped\n", w.what, w.n)
+				}
+			}
+		}
+		if err := g.writeGenerated(m, r, res, loadTime, out); err != nil {
+			return fmt.Errorf("%w%s", err, g.batchProgress(i))
+		}
+		if bar != nil && i == len(outputs)-1 {
+			bar.Finish()
+		}
+		fmt.Fprintf(os.Stderr, "rfnet-native: wrote %s (%dx%d, %d steps, %s, seed %s) in %s\n", out.image, r.Width, r.Height, r.Steps,
+			r.Scheduler, seedText(r, g.initLatents), time.Since(start).Round(time.Millisecond))
 	}
-	if g.saveLatents != "" {
-		if err := weights.Save(g.saveLatents, []weights.Entry{{Name: "latents", Tensor: res.InitLatents, DType: tensor.Float32}}, nil); err != nil {
+	return nil
+}
+
+// sdOutput is where one image of a plain-SD batch goes.
+type sdOutput struct {
+	image, latents string // latents: "" without --save-latents
+}
+
+// sdOutputs checks every file the batch will write before any model is
+// loaded: each image and its sidecar, each --save-latents file, and
+// --save-text-embeddings (written once: the prompts are the batch's).
+func (g *generateFlags) sdOutputs(changed func(string) bool) ([]sdOutput, error) {
+	if err := checkBatch(g.batchCount, g.seed); err != nil {
+		return nil, err
+	}
+	if g.batchCount > 1 && g.initLatents != "" {
+		return nil, fmt.Errorf("--batch-count %d and --init-latents exclude each other (the file holds one image's noise)", g.batchCount)
+	}
+	var outputs []sdOutput
+	var all []struct{ flag, path string }
+	for i := 0; i < g.batchCount; i++ {
+		seed := g.seed + uint64(i)
+		o := sdOutput{image: batchFile(g.out, g.batchCount, seed)}
+		if changed("save-latents") {
+			o.latents = batchFile(g.saveLatents, g.batchCount, seed)
+		}
+		files := []struct{ flag, path string }{{"--out", o.image}, {"--out (its JSON sidecar)", pipeline.SidecarPath(o.image)}}
+		if changed("save-latents") {
+			files = append(files, struct{ flag, path string }{"--save-latents", o.latents})
+		}
+		for _, f := range files {
+			if err := checkOutputFile(f.flag, f.path); err != nil {
+				return nil, err
+			}
+			all = append(all, f)
+		}
+		outputs = append(outputs, o)
+	}
+	if changed("save-text-embeddings") {
+		if err := checkOutputFile("--save-text-embeddings", g.saveTextEmbeddings); err != nil {
+			return nil, err
+		}
+		all = append(all, struct{ flag, path string }{"--save-text-embeddings", g.saveTextEmbeddings})
+	}
+	return outputs, checkDistinct(all)
+}
+
+// writeGenerated writes what one image of the batch leaves: its latents
+// (with --save-latents), the text embeddings (once, with the first image),
+// then the PNG with its sidecar.
+func (g *generateFlags) writeGenerated(m *pipeline.Model, r pipeline.Request, res *pipeline.Result, loadTime time.Duration, out sdOutput) error {
+	if out.latents != "" {
+		if err := weights.Save(out.latents, []weights.Entry{{Name: "latents", Tensor: res.InitLatents, DType: tensor.Float32}}, nil); err != nil {
 			return err
 		}
 	}
-	if g.saveTextEmbeddings != "" {
+	if g.saveTextEmbeddings != "" && r.Seed == g.seed {
 		if err := weights.Save(g.saveTextEmbeddings, []weights.Entry{{Name: "cond", Tensor: res.Cond, DType: tensor.Float32},
 			{Name: "uncond", Tensor: res.Uncond, DType: tensor.Float32}}, nil); err != nil {
 			return err
 		}
 	}
-	meta := g.metadata(m, req, res, loadTime)
-	if err := writeImage(g.out, res.Image, meta); err != nil {
-		return err
+	return writeImage(out.image, res.Image, g.metadata(m, r, res, loadTime))
+}
+
+// batchProgress tells, after a failure in image i of a batch, which images
+// were written before it.
+func (g *generateFlags) batchProgress(i int) string {
+	if g.batchCount == 1 {
+		return ""
 	}
-	fmt.Fprintf(os.Stderr, "rfnet-native: wrote %s (%dx%d, %d steps, %s) in %s\n", g.out, req.Width, req.Height, req.Steps,
-		req.Scheduler, time.Since(start).Round(time.Millisecond))
-	return nil
+	if i == 0 {
+		return fmt.Sprintf(" (image 1 of %d, seed %d; none written)", g.batchCount, g.seed)
+	}
+	return fmt.Sprintf(" (image %d of %d, seed %d; images with seeds %d to %d were written)", i+1, g.batchCount, g.seed+uint64(i), g.seed, g.seed+uint64(i)-1)
+}
+
+func seedText(r pipeline.Request, initLatents string) string {
+	if initLatents != "" {
+		return "from " + initLatents
+	}
+	return fmt.Sprint(r.Seed)
 }
 
 // writeImage writes the PNG and its JSON sidecar: both in full under

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/pflag"
 
 	"github.com/rfnet/rfnet-native/cuda"
@@ -64,13 +65,9 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	if err := checkOutputDir("--out-dir", g.outDir); err != nil {
+	runs, err := g.rfnetOutputs(fs.Changed, cfg)
+	if err != nil {
 		return err
-	}
-	if fs.Changed("out") {
-		if err := checkOutputFile("--out", g.out); err != nil {
-			return err
-		}
 	}
 	var plan *llm.Plan
 	if g.plan != "" {
@@ -100,44 +97,95 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 	for _, n := range plan.Notes {
 		fmt.Fprintln(os.Stderr, "rfnet-native: plan:", n)
 	}
+	total := g.batchCount * (len(plan.Objects) + 1) * cfg.Steps
+	var bar *progressbar.ProgressBar
+	var notice *firstStepNotice
+	if !g.quiet {
+		bar = newBar(total, "rfnet")
+		notice = newFirstStepNotice(os.Stderr, total, cfg.Width, m.Backend.Name(), cuda.Compiled)
+		defer bar.Finish()
+	}
+	done := 0
+	for i, r := range runs {
+		c := cfg
+		c.BgSeed, c.FgSeedStart = cfg.BgSeed+uint64(i), cfg.FgSeedStart+uint64(i)
+		opts := rfnet.Options{Config: c}
+		if bar != nil {
+			opts.Progress = func(stage string, object, step, total int) {
+				notice.step()
+				done++
+				bar.Describe(batchDescription("rfnet "+stageName(stage, object, len(plan.Objects)), i, g.batchCount))
+				bar.Set(done)
+			}
+		}
+		res, err := g.runRFNetOnce(m, plan, opts, r)
+		if err != nil {
+			return fmt.Errorf("%w%s", err, g.batchProgress(i))
+		}
+		fmt.Fprintf(os.Stderr, "rfnet-native: wrote %s (%d objects, overall prompt %q, seed %d) in %s\n", filepath.Join(r.dir, "image.png"),
+			len(res.Objects), res.OverallPrompt, c.BgSeed, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// rfnetOutput is where one run of an RFNet batch goes.
+type rfnetOutput struct {
+	dir, out string // out: "" without --out
+}
+
+// rfnetOutputs checks the out-dir and --out of every run of the batch
+// before any model is loaded.
+func (g *generateFlags) rfnetOutputs(changed func(string) bool, cfg rfnet.Config) ([]rfnetOutput, error) {
+	if err := checkBatch(g.batchCount, cfg.BgSeed); err != nil {
+		return nil, err
+	}
+	var runs []rfnetOutput
+	var files []struct{ flag, path string }
+	for i := 0; i < g.batchCount; i++ {
+		seed := cfg.BgSeed + uint64(i)
+		r := rfnetOutput{dir: batchDir(g.outDir, g.batchCount, seed)}
+		if err := checkOutputDir("--out-dir", r.dir); err != nil {
+			return nil, err
+		}
+		if changed("out") {
+			r.out = batchFile(g.out, g.batchCount, seed)
+			if err := checkOutputFile("--out", r.out); err != nil {
+				return nil, err
+			}
+			files = append(files, struct{ flag, path string }{"--out", r.out})
+		}
+		runs = append(runs, r)
+	}
+	return runs, checkDistinct(files)
+}
+
+// runRFNetOnce makes one image of the batch and writes its out-dir (and
+// --out's copy of the image).
+func (g *generateFlags) runRFNetOnce(m *pipeline.Model, plan *llm.Plan, opts rfnet.Options, r rfnetOutput) (*rfnet.Result, error) {
 	// The trace streams into trace.partial.jsonl; WriteArtifacts renames it
 	// trace.jsonl with the rest of the run, so a failed run leaves an earlier
 	// run's files as they were.
-	trace, err := rfnet.OpenTrace(filepath.Join(g.outDir, rfnet.PartialTrace))
+	trace, err := rfnet.OpenTrace(filepath.Join(r.dir, rfnet.PartialTrace))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer trace.Close()
-	opts := rfnet.Options{Config: cfg, Trace: trace.Add}
-	if !g.quiet {
-		bar := newBar((len(plan.Objects)+1)*cfg.Steps, "rfnet")
-		notice := newFirstStepNotice(os.Stderr, (len(plan.Objects)+1)*cfg.Steps, cfg.Width, m.Backend.Name(), cuda.Compiled)
-		done := 0
-		opts.Progress = func(stage string, object, step, total int) {
-			notice.step()
-			done++
-			bar.Describe(fmt.Sprintf("rfnet %s", stageName(stage, object, len(plan.Objects))))
-			bar.Set(done)
-		}
-		defer bar.Finish()
-	}
+	opts.Trace = trace.Add
 	res, err := rfnet.Run(m, plan, opts)
 	if err != nil {
-		return fmt.Errorf("%w (the trace of this run is in %s)", err, trace.Path())
+		return nil, fmt.Errorf("%w (the trace of this run is in %s)", err, trace.Path())
 	}
 	info := map[string]string{"weights": m.Path, "model_type": m.Variant.Name, "layout": m.Layout,
 		"prediction": string(m.Variant.Sched.PredictionType), "device": m.Backend.Name(), "dtype": m.DType.String(), "version": version}
-	if err := rfnet.WriteArtifacts(g.outDir, res, cfg, info, trace); err != nil {
-		return err
+	if err := rfnet.WriteArtifacts(r.dir, res, opts.Config, info, trace); err != nil {
+		return nil, err
 	}
-	if fs.Changed("out") {
-		if err := pipeline.WritePNG(g.out, pipeline.ToRGBA(res.Image), nil); err != nil {
-			return err
+	if r.out != "" {
+		if err := pipeline.WritePNG(r.out, pipeline.ToRGBA(res.Image), nil); err != nil {
+			return nil, err
 		}
 	}
-	fmt.Fprintf(os.Stderr, "rfnet-native: wrote %s (%d objects, overall prompt %q) in %s\n", filepath.Join(g.outDir, "image.png"),
-		len(res.Objects), res.OverallPrompt, time.Since(start).Round(time.Millisecond))
-	return nil
+	return res, nil
 }
 
 func stageName(stage string, object, n int) string {
