@@ -147,8 +147,12 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 		if err := g.writeGenerated(m, r, res, loadTime, out); err != nil {
 			return fmt.Errorf("%w%s", err, g.batchProgress(i))
 		}
-		if bar != nil && i == len(outputs)-1 {
-			bar.Finish()
+		if bar != nil {
+			// The line goes above the bar, which redraws on the next step.
+			bar.Clear()
+			if i == len(outputs)-1 {
+				bar.Finish()
+			}
 		}
 		fmt.Fprintf(os.Stderr, "rfnet-native: wrote %s (%dx%d, %d steps, %s, seed %s) in %s\n", out.image, r.Width, r.Height, r.Steps,
 			r.Scheduler, seedText(r, g.initLatents), time.Since(start).Round(time.Millisecond))

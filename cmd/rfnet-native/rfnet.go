@@ -122,6 +122,9 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 		if err != nil {
 			return fmt.Errorf("%w%s", err, g.batchProgress(i))
 		}
+		if bar != nil {
+			bar.Clear() // the line goes above the bar, which redraws on the next step
+		}
 		fmt.Fprintf(os.Stderr, "rfnet-native: wrote %s (%d objects, overall prompt %q, seed %d) in %s\n", filepath.Join(r.dir, "image.png"),
 			len(res.Objects), res.OverallPrompt, c.BgSeed, time.Since(start).Round(time.Millisecond))
 	}
