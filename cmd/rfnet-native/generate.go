@@ -183,7 +183,7 @@ func (g *generateFlags) sdOutputs(changed func(string) bool) ([]sdOutput, error)
 		if changed("save-latents") {
 			o.latents = batchFile(g.saveLatents, g.batchCount, seed)
 		}
-		files := []struct{ flag, path string }{{"--out", o.image}, {"--out (its JSON sidecar)", pipeline.SidecarPath(o.image)}}
+		files := []struct{ flag, path string }{{"--out", o.image}, {"--out's JSON sidecar", pipeline.SidecarPath(o.image)}}
 		if changed("save-latents") {
 			files = append(files, struct{ flag, path string }{"--save-latents", o.latents})
 		}
