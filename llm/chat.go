@@ -15,6 +15,10 @@ import (
 	"github.com/rfnet/rfnet-native/internal/retry"
 )
 
+// ErrUnavailable is wrapped when the endpoint kept failing (timeouts, 429, 5xx)
+// after every retry.
+var ErrUnavailable = errors.New("the LLM endpoint is unavailable")
+
 // Chat sends chat-completion requests to an OpenAI-compatible endpoint, with a
 // timeout per request and retries with exponential backoff on timeouts, 429
 // and 5xx. The planner and the benchmark's judges share it (the judges from
