@@ -2,19 +2,11 @@ package llm
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 
 	openai "github.com/sashabaranov/go-openai"
 
-	"github.com/rfnet/rfnet-native/internal/atomicfile"
-
-	"github.com/rfnet/rfnet-native/internal/regular"
+	"github.com/rfnet/rfnet-native/internal/answercache"
 )
 
 // Planner turns a caption into a plan.
@@ -26,12 +18,13 @@ type Planner interface {
 type OpenAI struct {
 	c      Config
 	chat   *Chat
-	schema bool // ask for JSON-schema output; turned off when the server refuses it
+	cache  answercache.Cache // answers by endpoint, model, template version and caption
+	schema bool              // ask for JSON-schema output; turned off when the server refuses it
 }
 
 // NewOpenAI returns a planner for c.
 func NewOpenAI(c Config) *OpenAI {
-	return &OpenAI{c: c, chat: NewChat(c), schema: true}
+	return &OpenAI{c: c, chat: NewChat(c), cache: answercache.New(c.CacheDir), schema: true}
 }
 
 func (o *OpenAI) endpoint() string { return o.chat.Endpoint() }
@@ -46,9 +39,10 @@ func (o *OpenAI) logf(format string, args ...any) {
 func (o *OpenAI) Plan(ctx context.Context, caption string) (*Plan, error) {
 	caption = CleanCaption(caption)
 	src := &Source{Planner: "openai", Endpoint: o.endpoint(), Model: o.c.Model, TemplateVersion: TemplateVersion}
-	key := o.cacheKey(caption)
-	if text, ok := o.cached(key); ok {
-		if p, err := o.toPlan(caption, text, src); err == nil {
+	key := answercache.Key(o.endpoint(), o.c.Model, TemplateVersion, caption)
+	var cached cacheEntry
+	if o.cache.Load(key, &cached) {
+		if p, err := o.toPlan(caption, cached.Response, src); err == nil {
 			p.Source.Cached = true
 			return p, nil
 		}
@@ -62,7 +56,9 @@ func (o *OpenAI) Plan(ctx context.Context, caption string) (*Plan, error) {
 		}
 		p, err := o.toPlan(caption, text, src)
 		if err == nil {
-			o.store(key, caption, text)
+			if err := o.cache.Store(key, cacheEntry{o.endpoint(), o.c.Model, TemplateVersion, caption, text}); err != nil {
+				o.logf("cache: %v", err)
+			}
 			return p, nil
 		}
 		lastErr = err
@@ -108,40 +104,8 @@ func (o *OpenAI) complete(ctx context.Context, prompt string) (string, error) {
 	}
 }
 
-func (o *OpenAI) cacheKey(caption string) string {
-	h := sha256.Sum256([]byte(strings.Join([]string{o.endpoint(), o.c.Model, TemplateVersion, caption}, "\x00")))
-	return hex.EncodeToString(h[:])
-}
-
+// cacheEntry is an answer on disk; the request's parts are kept beside it
+// for whoever opens the file.
 type cacheEntry struct {
 	Endpoint, Model, TemplateVersion, Caption, Response string
-}
-
-func (o *OpenAI) cached(key string) (string, bool) {
-	if o.c.CacheDir == "" {
-		return "", false
-	}
-	raw, err := regular.ReadFile(filepath.Join(o.c.CacheDir, key+".json"))
-	if err != nil {
-		return "", false
-	}
-	var e cacheEntry
-	if json.Unmarshal(raw, &e) != nil {
-		return "", false
-	}
-	return e.Response, true
-}
-
-func (o *OpenAI) store(key, caption, text string) {
-	if o.c.CacheDir == "" {
-		return
-	}
-	if err := os.MkdirAll(o.c.CacheDir, 0o755); err != nil {
-		o.logf("cache: %v", err)
-		return
-	}
-	data, _ := json.MarshalIndent(cacheEntry{o.endpoint(), o.c.Model, TemplateVersion, caption, text}, "", "  ")
-	if err := atomicfile.WriteBytes(filepath.Join(o.c.CacheDir, key+".json"), data); err != nil {
-		o.logf("cache: %v", err)
-	}
 }
