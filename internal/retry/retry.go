@@ -11,7 +11,8 @@ import (
 	"time"
 )
 
-// Policy says how often and how patiently a request is repeated.
+// Policy says how often and how patiently a request is repeated. Both of its
+// functions must be set: each caller has its own retryable errors and log.
 type Policy struct {
 	// Retries is how many times a failed try is repeated (0: one try only).
 	Retries int
