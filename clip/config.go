@@ -1,10 +1,9 @@
 package clip
 
 import (
-	"encoding/json"
 	"fmt"
 
-	"github.com/rfnet/rfnet-native/internal/regular"
+	"github.com/rfnet/rfnet-native/internal/jsonconfig"
 )
 
 // Config follows the keys of a Hugging Face CLIPTextConfig (text_encoder/config.json).
@@ -34,15 +33,7 @@ func OpenCLIPH14() Config {
 
 // LoadConfig reads a text_encoder/config.json; keys it lacks keep base's values.
 func LoadConfig(path string, base Config) (Config, error) {
-	raw, err := regular.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("clip: %w", err)
-	}
-	c := base
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return Config{}, fmt.Errorf("clip: %s: %w", path, err)
-	}
-	return c, c.Validate()
+	return jsonconfig.Load("clip", path, base, Config.Validate)
 }
 
 // Validate checks that the numbers describe a model.

@@ -8,16 +8,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 
 	openai "github.com/sashabaranov/go-openai"
 
-	"github.com/rfnet/rfnet-native/internal/atomicfile"
-	"github.com/rfnet/rfnet-native/internal/regular"
+	"github.com/rfnet/rfnet-native/internal/answercache"
 	"github.com/rfnet/rfnet-native/llm"
 )
 
@@ -61,7 +58,7 @@ type Config struct {
 // chatJudge holds what both judges share: the client and the cache.
 type chatJudge struct {
 	chat  *llm.Chat
-	cache string
+	cache answercache.Cache
 }
 
 func newChatJudge(c Config) chatJudge {
@@ -69,7 +66,7 @@ func newChatJudge(c Config) chatJudge {
 	if cc.MaxTokens == 0 || cc.MaxTokens > 300 {
 		cc.MaxTokens = 300 // at most 300 output tokens per turn, as the reference asks
 	}
-	return chatJudge{chat: llm.NewChat(cc), cache: c.CacheDir}
+	return chatJudge{chat: llm.NewChat(cc), cache: answercache.New(c.CacheDir)}
 }
 
 func imagePart(png []byte) openai.ChatMessagePart {
@@ -93,39 +90,24 @@ func (j chatJudge) describe(ctx context.Context, png []byte) ([]openai.ChatCompl
 // cached runs ask unless the cache has the answer for this key; only
 // successful answers are cached.
 func (j chatJudge) cached(name, prompt string, png []byte, ask func() (Answer, error)) (Answer, error) {
-	h := sha256.New()
 	img := sha256.Sum256(png)
-	for _, part := range []string{name, ProtocolVersion, j.chat.Endpoint(), j.chat.Model(), hex.EncodeToString(img[:]), prompt} {
-		h.Write([]byte(part + "\x00"))
-	}
-	path := ""
-	if j.cache != "" {
-		path = filepath.Join(j.cache, hex.EncodeToString(h.Sum(nil))+".json")
-		// An entry that is not a small regular file, does not decode or
-		// holds a score outside [0, 1] (written by hand, or by a bug) is
-		// asked again and replaced.
-		if fi, err := os.Stat(path); err == nil && fi.Size() <= maxCacheEntry {
-			if raw, err := regular.ReadFile(path); err == nil {
-				var a Answer
-				if json.Unmarshal(raw, &a) == nil && (a.Score == nil || validScore(*a.Score)) {
-					return a, nil
-				}
-			}
-		}
+	// The empty last part ends the key's text with a NUL after the prompt, as
+	// every part had one when the judges hashed their own keys: the entries
+	// already on disk keep their names.
+	key := answercache.Key(name, ProtocolVersion, j.chat.Endpoint(), j.chat.Model(), hex.EncodeToString(img[:]), prompt, "")
+	// An entry holding a score outside [0, 1] (written by hand, or by a bug)
+	// is asked again and replaced, as one that does not decode is.
+	var a Answer
+	if j.cache.Load(key, &a) && (a.Score == nil || validScore(*a.Score)) {
+		return a, nil
 	}
 	a, err := ask()
-	if err == nil && path != "" {
-		if os.MkdirAll(j.cache, 0o755) == nil {
-			data, _ := json.Marshal(a)
-			atomicfile.WriteBytes(path, data)
-		}
+	if err == nil {
+		// A cache that cannot be written costs a request on a later run, not this item.
+		j.cache.Store(key, a)
 	}
 	return a, err
 }
-
-// maxCacheEntry bounds a cached answer: a description of at most 300 tokens
-// and a reply of as many are a few kilobytes.
-const maxCacheEntry = 1 << 20
 
 // validScore reports whether s is a score a judge may give: a number in [0, 1].
 func validScore(s float64) bool { return s >= 0 && s <= 1 } // false for NaN

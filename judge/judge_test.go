@@ -2,6 +2,8 @@ package judge
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"math"
 	"os"
 	"path/filepath"
@@ -152,6 +154,31 @@ func TestCachedScoreOutOfRangeIsAskedAgain(t *testing.T) {
 	asked := len(s.Requests())
 	if a, err := j.Score(context.Background(), "x", []byte("png")); err != nil || *a.Score != 0.8 || len(s.Requests()) != asked+2 {
 		t.Fatalf("%+v %v, %d requests after %d", a, err, len(s.Requests()), asked)
+	}
+}
+
+// The cache's files keep their names: an answer written by an earlier
+// version, at the SHA-256 of judge, protocol, endpoint, model, image hash and
+// prompt each followed by a NUL, is used without asking; one written before
+// this package indented entries, compact, is read too.
+func TestCacheReadsExistingEntries(t *testing.T) {
+	s := fakeopenai.New(func(int, fakeopenai.Request) fakeopenai.Reply { return fakeopenai.Reply{Content: "a picture"} })
+	defer s.Close()
+	c := judgeConfig(s)
+	c.CacheDir = t.TempDir()
+	png := []byte("png")
+	img := sha256.Sum256(png)
+	h := sha256.New()
+	for _, part := range []string{"gpt4score", ProtocolVersion, c.Chat.BaseURL, c.Chat.Model, hex.EncodeToString(img[:]), "x"} {
+		h.Write([]byte(part + "\x00"))
+	}
+	entry := filepath.Join(c.CacheDir, hex.EncodeToString(h.Sum(nil))+".json")
+	if err := os.WriteFile(entry, []byte(`{"description":"a cat","reply":"{\"score\": 70}","score":0.7}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewGPT4Score(c).Score(context.Background(), "x", png)
+	if err != nil || a.Description != "a cat" || a.Score == nil || *a.Score != 0.7 || len(s.Requests()) != 0 {
+		t.Fatalf("%+v %v, %d requests", a, err, len(s.Requests()))
 	}
 }
 

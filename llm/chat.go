@@ -11,7 +11,13 @@ import (
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/rfnet/rfnet-native/internal/retry"
 )
+
+// ErrUnavailable is wrapped when the endpoint kept failing (timeouts, 429, 5xx)
+// after every retry.
+var ErrUnavailable = errors.New("the LLM endpoint is unavailable")
 
 // Chat sends chat-completion requests to an OpenAI-compatible endpoint, with a
 // timeout per request and retries with exponential backoff on timeouts, 429
@@ -73,32 +79,33 @@ func (ch *Chat) Complete(ctx context.Context, req openai.ChatCompletionRequest) 
 	}
 }
 
-// send is one request with its retries.
+// send is one request with its retries, each try bounded by Timeout.
 func (ch *Chat) send(ctx context.Context, req openai.ChatCompletionRequest) (string, error) {
-	wait := ch.c.Backoff
-	for try := 0; ; try++ {
-		rctx, cancel := context.WithTimeout(ctx, ch.c.Timeout)
-		resp, err := ch.client.CreateChatCompletion(rctx, req)
-		cancel()
-		if err == nil {
-			return ch.answer(resp, req)
-		}
-		if !retryable(StatusOf(err), err) || ctx.Err() != nil {
-			return "", fmt.Errorf("llm: %s: %w", ch.Endpoint(), err)
-		}
-		if try >= ch.c.Retries {
-			return "", fmt.Errorf("llm: %s: %w after %d tries: %v", ch.Endpoint(), ErrUnavailable, try+1, err)
-		}
-		if ch.c.Log != nil {
-			fmt.Fprintf(ch.c.Log, "rfnet-native: llm: %s: %v; retrying in %s\n", ch.Endpoint(), err, wait)
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(wait):
-		}
-		wait *= 2
+	var resp openai.ChatCompletionResponse
+	err := retry.Do(ctx, retry.Policy{
+		Retries:   ch.c.Retries,
+		Backoff:   ch.c.Backoff,
+		Retryable: retryable,
+		OnRetry: func(err error, wait time.Duration) {
+			if ch.c.Log != nil {
+				fmt.Fprintf(ch.c.Log, "rfnet-native: llm: %s: %v; retrying in %s\n", ch.Endpoint(), err, wait)
+			}
+		},
+	}, func() error {
+		tctx, cancel := context.WithTimeout(ctx, ch.c.Timeout)
+		defer cancel()
+		var err error
+		resp, err = ch.client.CreateChatCompletion(tctx, req)
+		return err
+	})
+	var exhausted *retry.ExhaustedError
+	switch {
+	case err == nil:
+		return ch.answer(resp, req)
+	case errors.As(err, &exhausted):
+		return "", fmt.Errorf("llm: %s: %w after %d tries: %v", ch.Endpoint(), ErrUnavailable, exhausted.Tries, exhausted.Last)
 	}
+	return "", fmt.Errorf("llm: %s: %w", ch.Endpoint(), err)
 }
 
 // answer is the first choice's text. An empty answer cut at the token limit
@@ -134,7 +141,8 @@ func StatusOf(err error) int {
 }
 
 // retryable: rate limits, server errors, timeouts and refused connections.
-func retryable(status int, err error) bool {
+func retryable(err error) bool {
+	status := StatusOf(err)
 	if status == 429 || status >= 500 {
 		return true
 	}

@@ -1,13 +1,12 @@
 package sched
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
 	"strings"
 
-	"github.com/rfnet/rfnet-native/internal/regular"
+	"github.com/rfnet/rfnet-native/internal/jsonconfig"
 )
 
 // Prediction is what the UNet predicts.
@@ -67,18 +66,7 @@ func SD() Config {
 
 // LoadConfig reads a scheduler_config.json over base.
 func LoadConfig(path string, base Config) (Config, error) {
-	raw, err := regular.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("sched: %w", err)
-	}
-	c := base
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return Config{}, fmt.Errorf("sched: %s: %w", path, err)
-	}
-	if err := c.validate(); err != nil {
-		return Config{}, fmt.Errorf("%w (in %s)", err, path)
-	}
-	return c, nil
+	return jsonconfig.Load("sched", path, base, Config.validate)
 }
 
 func (c Config) validate() error {

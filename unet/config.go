@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/rfnet/rfnet-native/internal/regular"
+	"github.com/rfnet/rfnet-native/internal/jsonconfig"
 )
 
 // Config follows the keys of diffusers' UNet2DConditionModel config.json.
@@ -76,21 +76,12 @@ func SD14() Config {
 	}
 }
 
-// LoadConfig reads unet/config.json; keys it lacks keep base's values.
+// LoadConfig reads unet/config.json; keys it lacks keep base's values, except
+// num_attention_heads: it takes precedence over attention_head_dim, so one
+// from base would override the head counts of a file that sets only the other.
 func LoadConfig(path string, base Config) (Config, error) {
-	raw, err := regular.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("unet: %w", err)
-	}
-	c := base
-	c.NumAttentionHeads = nil
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return Config{}, fmt.Errorf("unet: %s: %w", path, err)
-	}
-	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("%w (in %s)", err, path)
-	}
-	return c, nil
+	base.NumAttentionHeads = nil
+	return jsonconfig.Load("unet", path, base, Config.Validate)
 }
 
 // HeadsOf returns the number of heads of down block i (the middle block uses the last entry).

@@ -1,10 +1,9 @@
 package vae
 
 import (
-	"encoding/json"
 	"fmt"
 
-	"github.com/rfnet/rfnet-native/internal/regular"
+	"github.com/rfnet/rfnet-native/internal/jsonconfig"
 )
 
 // Config follows the keys of diffusers' AutoencoderKL config.json.
@@ -28,18 +27,7 @@ func SD() Config {
 
 // LoadConfig reads vae/config.json; keys it lacks keep base's values.
 func LoadConfig(path string, base Config) (Config, error) {
-	raw, err := regular.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("vae: %w", err)
-	}
-	c := base
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return Config{}, fmt.Errorf("vae: %s: %w", path, err)
-	}
-	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("%w (in %s)", err, path)
-	}
-	return c, nil
+	return jsonconfig.Load("vae", path, base, Config.Validate)
 }
 
 // Validate checks the config describes an autoencoder this package builds.

@@ -3,8 +3,12 @@ package llm
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +54,35 @@ func TestPlannerRequestAndCache(t *testing.T) {
 	c.Model = "other"
 	if _, err := NewOpenAI(c).Plan(context.Background(), "a mouse hunting a lion"); err != nil || len(s.Requests()) != 2 {
 		t.Fatalf("other model: %v, %d requests", err, len(s.Requests()))
+	}
+}
+
+// The cache's files keep their names and form: an entry written by an earlier
+// version, at the SHA-256 of endpoint, model, template version and caption
+// joined by NUL, is used; a truncated one is asked again and replaced.
+func TestPlannerReadsExistingCacheEntries(t *testing.T) {
+	s := fakeopenai.New(func(n int, r fakeopenai.Request) fakeopenai.Reply { return fakeopenai.Reply{Content: goodJSON} })
+	defer s.Close()
+	var log bytes.Buffer
+	c := testConfig(s, &log)
+	c.CacheDir = t.TempDir()
+	sum := sha256.Sum256([]byte(strings.Join([]string{s.BaseURL(), c.Model, TemplateVersion, "a mouse hunting a lion"}, "\x00")))
+	entry := filepath.Join(c.CacheDir, hex.EncodeToString(sum[:])+".json")
+	old, _ := json.MarshalIndent(map[string]string{"Endpoint": s.BaseURL(), "Model": c.Model, "TemplateVersion": TemplateVersion,
+		"Caption": "a mouse hunting a lion", "Response": goodJSON}, "", "  ")
+	writeFile(t, entry, old)
+	p, err := NewOpenAI(c).Plan(context.Background(), "a mouse hunting a lion")
+	if err != nil || !p.Source.Cached || len(s.Requests()) != 0 {
+		t.Fatalf("existing entry: %v %+v, %d requests", err, p, len(s.Requests()))
+	}
+	writeFile(t, entry, old[:len(old)/2])
+	p, err = NewOpenAI(c).Plan(context.Background(), "a mouse hunting a lion")
+	if err != nil || p.Source.Cached || len(s.Requests()) != 1 {
+		t.Fatalf("truncated entry: %v %+v, %d requests", err, p, len(s.Requests()))
+	}
+	var e struct{ Caption, Response string }
+	if raw, err := os.ReadFile(entry); err != nil || json.Unmarshal(raw, &e) != nil || e.Response != goodJSON {
+		t.Fatalf("the truncated entry was not replaced: %v %q", err, raw)
 	}
 }
 
