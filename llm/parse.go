@@ -137,14 +137,19 @@ func parseTextReply(text string) (*reply, error) {
 
 // parseObjectList reads the "Objects:" value of the labelled format, which is
 // also LMD's layout text: a Python list of (name, [x, y, w, h]) pairs. Blank
-// text or text saying "No objects" is an empty list, as in the reference; an
+// text is an empty list, and so is text that does not parse but says "No
+// objects", as in the reference (which looks for the words only after a
+// syntax error, so an object named "No objects here" stays an object). An
 // object without a box (None) keeps a nil Box for filterBoxes to drop.
 func parseObjectList(text string) ([]replyObject, error) {
 	text = strings.TrimSpace(text)
-	if text == "" || strings.Contains(text, "No objects") {
-		text = "[]"
+	if text == "" {
+		return nil, nil
 	}
 	v, err := parseLiteral(text)
+	if err != nil && strings.Contains(text, "No objects") {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("the object list does not parse (%v): %s", err, Quote(text))
 	}
