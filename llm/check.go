@@ -156,11 +156,18 @@ func filterBoxes(in []replyObject, o Options) ([]keptObject, []string) {
 			// The reference "fixes" h after zeroing y, which leaves h unchanged (§14.19).
 			b[1] = math.Max(b[1], 0)
 		}
-		for j := range b {
-			b[j] = math.RoundToEven(b[j])
-		}
-		// Rounding x and w separately can overshoot the edge by a pixel.
-		b[2], b[3] = math.Min(b[2], S-b[0]), math.Min(b[3], S-b[1])
+		*b = pixelBox(*b)
 	}
 	return kept, notes
+}
+
+// pixelBox is a box on whole pixels, rounded half to even as the reference's
+// np.round does, and the form LMD's layout text stores. Rounding x and w
+// separately can overshoot the canvas edge by a pixel, so w and h are cut back.
+func pixelBox(b [4]float64) [4]float64 {
+	for j := range b {
+		b[j] = math.RoundToEven(b[j])
+	}
+	b[2], b[3] = math.Min(b[2], Canvas-b[0]), math.Min(b[3], Canvas-b[1])
+	return b
 }

@@ -112,41 +112,8 @@ func parseTextReply(text string) (*reply, error) {
 	if r.Negative == "None" {
 		r.Negative = ""
 	}
-	objText = strings.TrimSpace(objText)
-	if objText == "" || strings.Contains(objText, "No objects") {
-		objText = "[]"
-	}
-	objs, err := parseLiteral(objText)
-	if err != nil {
-		return nil, fmt.Errorf("llm: %w: the object list does not parse (%v): %s", ErrNoPlan, err, Quote(objText))
-	}
-	list, ok := objs.([]any)
-	if !ok {
-		return nil, fmt.Errorf("llm: %w: the object list is not a list: %s", ErrNoPlan, Quote(objText))
-	}
-	for _, item := range list {
-		pair, ok := item.([]any)
-		if !ok || len(pair) < 1 {
-			return nil, fmt.Errorf("llm: %w: an object is not a (name, [x, y, w, h]) pair: %s", ErrNoPlan, Quote(fmt.Sprint(item)))
-		}
-		name, ok := pair[0].(string)
-		if !ok {
-			return nil, fmt.Errorf("llm: %w: an object's name is not a string: %s", ErrNoPlan, Quote(fmt.Sprint(item)))
-		}
-		o := replyObject{Name: name}
-		if len(pair) > 1 {
-			if box, ok := pair[1].([]any); ok {
-				for _, v := range box {
-					if f, ok := v.(float64); ok {
-						o.Box = append(o.Box, f)
-					}
-				}
-				if len(o.Box) != 4 {
-					return nil, fmt.Errorf("llm: %w: object %q: box %s is not [x, y, w, h]", ErrNoPlan, name, Quote(fmt.Sprint(box)))
-				}
-			}
-		}
-		r.Objects = append(r.Objects, o)
+	if r.Objects, err = parseObjectList(objText); err != nil {
+		return nil, fmt.Errorf("llm: %w: %w", ErrNoPlan, err)
 	}
 	if r.Main, err = namedTexts(strings.TrimSpace(mainText), "Descriptions"); err != nil {
 		return nil, err
@@ -166,6 +133,56 @@ func parseTextReply(text string) (*reply, error) {
 		}
 	}
 	return r, nil
+}
+
+// parseObjectList reads the "Objects:" value of the labelled format, which is
+// also LMD's layout text: a Python list of (name, [x, y, w, h]) pairs. Blank
+// text is an empty list, and so is text that does not parse but says "No
+// objects", as in the reference (which looks for the words only after a
+// syntax error, so an object named "No objects here" stays an object). An
+// object without a box (None) keeps a nil Box for filterBoxes to drop.
+func parseObjectList(text string) ([]replyObject, error) {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return nil, nil
+	}
+	v, err := parseLiteral(text)
+	if err != nil && strings.Contains(text, "No objects") {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the object list does not parse (%v): %s", err, Quote(text))
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("the object list is not a list: %s", Quote(text))
+	}
+	var objs []replyObject
+	for i, item := range list {
+		pair, ok := item.([]any)
+		if !ok || len(pair) < 1 {
+			return nil, fmt.Errorf("object %d is not a (name, [x, y, w, h]) pair: %s", i, Quote(fmt.Sprint(item)))
+		}
+		name, ok := pair[0].(string)
+		if !ok {
+			return nil, fmt.Errorf("object %d: the name is not a string: %s", i, Quote(fmt.Sprint(item)))
+		}
+		o := replyObject{Name: name}
+		if len(pair) > 1 {
+			if box, ok := pair[1].([]any); ok {
+				for _, v := range box {
+					if f, ok := v.(float64); ok {
+						o.Box = append(o.Box, f)
+					}
+				}
+				if len(o.Box) != 4 {
+					return nil, fmt.Errorf("object %d (%s): box %s is not [x, y, w, h]", i, Quote(name), Quote(fmt.Sprint(box)))
+				}
+			}
+		}
+		objs = append(objs, o)
+	}
+	return objs, nil
 }
 
 func namedTexts(text, label string) ([]namedText, error) {

@@ -110,6 +110,11 @@ func TestMissingSections(t *testing.T) {
 	if err != nil || len(p.Objects) != 0 || p.Background != "an empty beach" || p.Negative != "" {
 		t.Fatalf("%v %+v", err, p)
 	}
+	// The words count only where the list does not parse, as in the reference.
+	objs, err := parseObjectList("[('No objects were harmed', [10, 10, 100, 100])]")
+	if err != nil || len(objs) != 1 || objs[0].Name != "No objects were harmed" {
+		t.Fatalf("an object named like the empty answer: %v %+v", err, objs)
+	}
 }
 
 func TestFilterBoxes(t *testing.T) {

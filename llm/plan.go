@@ -4,10 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-
-	"github.com/rfnet/rfnet-native/internal/atomicfile"
-
-	"github.com/rfnet/rfnet-native/internal/regular"
 )
 
 // PlanVersion is the version of the plan file format this package writes and reads.
@@ -54,25 +50,6 @@ func (o Object) NormalizedBox() [4]float64 {
 	return [4]float64{b[0] / Canvas, b[1] / Canvas, (b[0] + b[2]) / Canvas, (b[1] + b[3]) / Canvas}
 }
 
-// ReadPlan reads and checks a plan file.
-func ReadPlan(path string) (*Plan, error) {
-	raw, err := regular.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("llm: plan: %w", err)
-	}
-	var p Plan
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, fmt.Errorf("llm: plan %s: %w", path, err)
-	}
-	if p.Version != PlanVersion {
-		return nil, fmt.Errorf("llm: plan %s: version %d, this build reads version %d", path, p.Version, PlanVersion)
-	}
-	if err := p.Check(); err != nil {
-		return nil, fmt.Errorf("llm: plan %s: %w", path, err)
-	}
-	return &p, nil
-}
-
 // Cap keeps the first n objects (all of them when n <= 0) and notes what it
 // dropped. Every plan source goes through capObjects: the LLM's answers, the
 // offline planner and plan files.
@@ -100,14 +77,8 @@ func capObjects(n int, names []string) (keep int, note string) {
 	return n, fmt.Sprintf("kept the first %d of %d objects; dropped %s", n, len(names), strings.Join(dropped, ", "))
 }
 
-// Write writes the plan as indented JSON, atomically.
-func (p *Plan) Write(path string) error {
-	data, err := p.Marshal()
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteBytes(path, data)
-}
+// Write writes the plan as plan.json (indented JSON), atomically.
+func (p *Plan) Write(path string) error { return p.WriteAs(path, PlanJSON) }
 
 // Marshal is the plan file's contents: indented JSON and a newline.
 func (p *Plan) Marshal() ([]byte, error) {

@@ -56,7 +56,7 @@ func (g *generateFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&g.batchCount, "batch-count", 1, "images to make, with seeds --seed, --seed+1, ... (the model is loaded once; with more than one, --out out.png writes out-<seed>.png and rfnet's --out-dir gets one seed-<seed>/ folder per image)")
 	fs.StringVar(&g.out, "out", "out.png", "output PNG (a JSON sidecar with the parameters is written next to it)")
 	fs.BoolVar(&g.quiet, "quiet", false, "no progress bar")
-	fs.StringVar(&g.plan, "plan", "", "rfnet: use this plan file (from rfnet-native plan, or written by hand) instead of asking the LLM")
+	fs.StringVar(&g.plan, "plan", "", "rfnet: use this plan file instead of asking the LLM: a plan.json (from rfnet-native plan, or written by hand), LMD layout text or a GLIGEN layout (phrases and boxes)")
 	fs.StringVar(&g.outDir, "out-dir", "rfnet-out", "rfnet: folder for the image, plan, layout, objects, masks, attention maps, SAA scores and trace")
 	fs.StringVar(&g.rfnetConfig, "rfnet-config", "", "rfnet: JSON file of hyperparameters over the defaults (keys as in run.json's config)")
 	fs.BoolVar(&g.noSAA, "no-saa", false, "rfnet ablation: no Semantic Alignment Assessment (main descriptions only)")

@@ -24,7 +24,7 @@ type command struct {
 
 var commands = map[string]command{
 	"generate":     {"generate an image from a prompt with RFNet or plain SD (the default command)", setupGenerate},
-	"plan":         {"ask the LLM for a scene plan and write it as JSON (edit it, then generate --plan)", setupPlan},
+	"plan":         {"ask the LLM for a scene plan and write it as plan.json, LMD layout text or a GLIGEN layout (edit it, then generate --plan)", setupPlan},
 	"tokenize":     {"print the CLIP token ids of a prompt as JSON", setupTokenize},
 	"bench":        {"generate a benchmark's images (prompts × methods × seeds), sharded and resumable", setupBench},
 	"bench merge":  {"combine the run folders of shards: rfnet-native bench merge --out DIR SHARD_DIR...", setupBenchMerge},

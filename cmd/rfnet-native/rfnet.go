@@ -74,7 +74,9 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 		if plan, err = llm.ReadPlan(g.plan); err != nil {
 			return err
 		}
-		if g.prompt != "" && g.prompt != plan.Prompt {
+		if plan.Prompt == "" {
+			plan.Prompt = g.prompt // a layout need not carry its caption
+		} else if g.prompt != "" && g.prompt != plan.Prompt {
 			fmt.Fprintf(os.Stderr, "rfnet-native: warning: --prompt %s differs from the plan's prompt %s; the plan is used\n", llm.Quote(g.prompt), llm.Quote(plan.Prompt))
 		}
 		plan.Source = &llm.Source{Planner: "file"}
