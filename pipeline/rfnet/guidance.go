@@ -84,7 +84,7 @@ func (m *Model) guide(l loop, z *tensor.Tensor) (*loopResult, error) {
 				if math.IsNaN(loss) || math.IsInf(loss, 0) {
 					return nil, fmt.Errorf("step %d: the guidance loss is %v (check the config's loss weights and scales; in fp16, try --dtype bf16 or fp32): %w", i+1, loss, pipeline.ErrNonFinite)
 				}
-				z = z.Sub(grad.Scale(l.sched.GuidanceScale(i)))
+				z = z.Sub(grad.Scale(l.sched.GradientStepScale(i)))
 				last = loss
 				m.emit(TraceEvent{Stage: l.stage, Object: objectIndex(l.object), Step: ptr(i), Iteration: ptr(n), Loss: ptr(loss / l.scale)})
 			}
