@@ -13,7 +13,7 @@ import (
 // lossFixture sets up a float64 tiny model, the test plan's spec and the
 // single-object and overall loss functions at a 16×16 latent.
 type lossFixture struct {
-	m       *Model
+	m       *runner
 	spec    *spec
 	objs    []placed
 	soLoop  loop
@@ -29,7 +29,7 @@ func newLossFixture(t *testing.T) *lossFixture {
 // dtype d (the same values on every backend: the GPU parity test compares them).
 func newLossFixtureOn(t *testing.T, b tensor.Backend, d tensor.DType, c Config) *lossFixture {
 	pm := tinyModelOn(t, "tiny-sd2", b, d)
-	m := &Model{Model: pm, cfg: c, emit: func(TraceEvent) {}}
+	m := &runner{Model: pm, cfg: c, emit: func(TraceEvent) {}}
 	s := newSpec(testPlan(), c)
 	runSAA(s.Objects, Config{SAA: false}, nil)
 	if err := s.buildPrompts(pm.Tokenizer); err != nil {
@@ -78,7 +78,7 @@ func TestLossGradientsMatchFiniteDifferences(t *testing.T) {
 		name string
 		l    loop
 	}{{"box loss", f.soLoop}, {"overall loss", f.allLoop}} {
-		loss, grad, err := f.m.guidancePass(c.l, f.z, 0, ts[0])
+		loss, grad, err := f.m.steeringPass(c.l, f.z, 0, ts[0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func TestLossGradientsMatchFiniteDifferences(t *testing.T) {
 				for i := range zv {
 					zv[i] += h * v[i]
 				}
-				l, _, err := f.m.guidancePass(c.l, tensor.FromFloat64(f.z.Backend(), tensor.Float64, f.z.Shape(), zv), 0, ts[0])
+				l, _, err := f.m.steeringPass(c.l, tensor.FromFloat64(f.z.Backend(), tensor.Float64, f.z.Shape(), zv), 0, ts[0])
 				if err != nil {
 					t.Fatal(err)
 				}

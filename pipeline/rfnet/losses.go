@@ -7,7 +7,7 @@ import (
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
-// capture is one layer's cross-attention probabilities from a guidance pass:
+// capture is one layer's cross-attention probabilities from a steering pass:
 // probs [1, heads, h·w, 77] on the tape.
 type capture struct {
 	probs *tensor.Tensor
