@@ -346,11 +346,11 @@ func (r *Runner) methodConfig(it Item) rfnet.Config {
 	case "rfnet-no-saa":
 		c.SAA = false
 	case "rfnet-no-guidance":
-		c.GuidanceConstraint = false
+		c.ReferenceConstraint = false
 	case "rfnet-no-suppression":
 		c.Suppression = false
 	case "rfnet-none":
-		c.SAA, c.GuidanceConstraint, c.Suppression = false, false, false
+		c.SAA, c.ReferenceConstraint, c.Suppression = false, false, false
 	}
 	return c
 }

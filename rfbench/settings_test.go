@@ -1,6 +1,7 @@
 package rfbench
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -102,5 +103,35 @@ func TestDifferences(t *testing.T) {
 	}
 	if strings.Contains(d, "model_type") {
 		t.Errorf("%q compares a model_type known on one side only", d)
+	}
+}
+
+// A bench.json written before two config keys were renamed (see
+// rfnet.Config) reads with their values, and describes the same run as a
+// bench of the same settings today: that bench resumes it.
+func TestEarlierBenchJSONReads(t *testing.T) {
+	cfg := rfnet.Default()
+	cfg.ReferenceConstraint, cfg.SteeringKeys = false, []string{"up.1.0.0"}
+	raw, err := json.Marshal(Run{Version: 1, PromptsSHA256: "p", Methods: []string{"sd"}, Seeds: 1, Config: cfg,
+		Model: map[string]string{"hash": "h", "model_type": "sd21-base"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.NewReplacer(`"reference_constraint"`, `"guidance_constraint"`, `"steering_attn_keys"`, `"guidance_attn_keys"`).Replace(string(raw))
+	if old == string(raw) {
+		t.Fatal("the test's bench.json has no renamed key")
+	}
+	out := t.TempDir()
+	writeFile(t, filepath.Join(out, "bench.json"), json.RawMessage(old))
+	run, err := ReadRun(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Config.ReferenceConstraint || fmt.Sprint(run.Config.SteeringKeys) != "[up.1.0.0]" {
+		t.Fatalf("read reference_constraint %v, steering_attn_keys %v; want false, [up.1.0.0]", run.Config.ReferenceConstraint, run.Config.SteeringKeys)
+	}
+	if err := Start(out, Run{Version: 1, PromptsSHA256: "p", Methods: []string{"sd"}, Seeds: 1, Config: cfg,
+		Model: map[string]string{"hash": "h", "model_type": "sd21-base"}}); err != nil {
+		t.Fatalf("the same settings today: %v", err)
 	}
 }

@@ -200,7 +200,7 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 	z2, ctx2 := tensor.Concat(0, z, z), tensor.Concat(0, ctx, ctx)
 
 	keys := map[string]bool{}
-	for _, k := range rfnet.Default().GuidanceKeys {
+	for _, k := range rfnet.Default().SteeringKeys {
 		keys[k] = true
 	}
 	type stage struct {

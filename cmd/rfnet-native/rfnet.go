@@ -45,7 +45,7 @@ func (g *generateFlags) rfnetSettings(fs *pflag.FlagSet) (rfnet.Config, error) {
 		c.BgSeed, c.FgSeedStart = g.seed, g.seed+123456789
 	}
 	c.SAA = c.SAA && !g.noSAA
-	c.GuidanceConstraint = c.GuidanceConstraint && !g.noGuidance
+	c.ReferenceConstraint = c.ReferenceConstraint && !g.noReference
 	c.Suppression = c.Suppression && !g.noSuppression
 	c.SAACrossObject = c.SAACrossObject || g.saaCrossObject
 	return c, c.Validate()

@@ -15,7 +15,7 @@
 // "guidance" for three things, which have one word each here: "guidance" is
 // classifier-free guidance alone (guidance_scale, CFG); "steering" is the
 // gradient update of the latent by a loss on cross-attention maps (their
-// latent or box guidance, §7.3: steer, steeringPass); the "reference
+// latent or box guidance, §7.3: steer, steeringPass, SteeringKeys); the "reference
 // constraint" is the overall run's term that keeps each object's attention as
 // in its own run (their guidance constraint, §10.3).
 package rfnet

@@ -43,9 +43,9 @@ func newLossFixtureOn(t *testing.T, b tensor.Backend, d tensor.DType, c Config) 
 	overall, _ := pm.EncodePrompt(s.Overall)
 	o := s.Objects[0]
 	f := &lossFixture{m: m, spec: s, z: backendtest.Randn(pm.Backend, d, 5, 1, 4, 16, 16)}
-	f.soLoop = loop{sched: sc, cond: cond, keys: c.GuidanceKeys, scale: c.LossScale,
+	f.soLoop = loop{sched: sc, cond: cond, keys: c.SteeringKeys, scale: c.LossScale,
 		loss: func(_ int, maps map[string]capture) (*tensor.Tensor, error) {
-			return boxLoss(maps, c.GuidanceKeys, o.Tokens, o.SOBox, c)
+			return boxLoss(maps, c.SteeringKeys, o.Tokens, o.SOBox, c)
 		}}
 	// Reference maps: positive random values on each object's grids, as a shifted SO run would give.
 	layers := map[string][2]int{}
@@ -54,7 +54,7 @@ func newLossFixtureOn(t *testing.T, b tensor.Backend, d tensor.DType, c Config) 
 	}
 	for j := range s.Objects {
 		sm := savedMaps{}
-		for i, k := range c.GuidanceKeys {
+		for i, k := range c.SteeringKeys {
 			g := layers[k]
 			heads := 4
 			v := backendtest.Uniform(pm.Backend, tensor.Float64, uint64(10*j+i), 0.01, 1, heads*g[0]*g[1]).Float64s()
@@ -62,7 +62,7 @@ func newLossFixtureOn(t *testing.T, b tensor.Backend, d tensor.DType, c Config) 
 		}
 		f.objs = append(f.objs, placed{saved: []savedMaps{sm}})
 	}
-	f.allLoop = loop{sched: sc, cond: overall, keys: c.GuidanceKeys, scale: c.OverallLossScale,
+	f.allLoop = loop{sched: sc, cond: overall, keys: c.SteeringKeys, scale: c.OverallLossScale,
 		loss: func(step int, maps map[string]capture) (*tensor.Tensor, error) {
 			return overallLoss(maps, s, f.objs, step, c)
 		}}

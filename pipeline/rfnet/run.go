@@ -107,7 +107,7 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 		layers[l.Key] = l
 		base = min(base, l.H)
 	}
-	for _, k := range append(append([]string(nil), c.GuidanceKeys...), c.ObjectKey) {
+	for _, k := range append(append([]string(nil), c.SteeringKeys...), c.ObjectKey) {
 		if _, ok := layers[k]; !ok {
 			return nil, fmt.Errorf("rfnet: attention key %q is not a cross-attention layer of this UNet (it has %v)", k, keys(layers))
 		}
@@ -145,11 +145,11 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 			return nil, err
 		}
 		z0 := toLatent(r.Backend, r.DType, objectNoise(bg, seeds[j], o.SOBox, ch, h, w, c.FgBlending), ch, h, w, sigma)
-		l := loop{stage: "object", object: j, sched: sc, cond: cond, uncond: soUncond, keys: c.GuidanceKeys,
+		l := loop{stage: "object", object: j, sched: sc, cond: cond, uncond: soUncond, keys: c.SteeringKeys,
 			scale: c.LossScale, threshold: c.LossThreshold, maxIter: c.MaxIter, maxIndexStep: c.MaxIndexStep,
-			remeasure: c.RemeasureLoss, save: append([]string{c.ObjectKey}, c.GuidanceKeys...), saveToken: o.Word,
+			remeasure: c.RemeasureLoss, save: append([]string{c.ObjectKey}, c.SteeringKeys...), saveToken: o.Word,
 			loss: func(_ int, maps map[string]capture) (*tensor.Tensor, error) {
-				return boxLoss(maps, c.GuidanceKeys, o.Tokens, o.SOBox, c)
+				return boxLoss(maps, c.SteeringKeys, o.Tokens, o.SOBox, c)
 			}}
 		run, err := r.steer(l, z0)
 		if err != nil {
@@ -196,7 +196,7 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 		frozen = 0
 	}
 	frozenMask := tensor.FromFloat64(r.Backend, r.DType, tensor.Shape{1, 1, h, w}, comp.frozen)
-	l := loop{stage: "overall", object: -1, sched: sc, cond: overallCond, uncond: overallUncond, keys: c.GuidanceKeys,
+	l := loop{stage: "overall", object: -1, sched: sc, cond: overallCond, uncond: overallUncond, keys: c.SteeringKeys,
 		scale: c.OverallLossScale, threshold: c.OverallLossThreshold, maxIter: c.OverallMaxIter,
 		maxIndexStep: c.OverallMaxIndexStep, remeasure: c.RemeasureLoss,
 		after: func(i int, z *tensor.Tensor) *tensor.Tensor {
@@ -207,7 +207,7 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 			ci := tensor.FromFloat64(r.Backend, r.DType, tensor.Shape{1, ch, h, w}, comp.latents[i+1])
 			return ci.Mul(frozenMask).Add(z.Mul(frozenMask.Neg().AddScalar(1)))
 		}}
-	if len(s.Phrases) > 0 && (c.Suppression || c.GuidanceConstraint) {
+	if len(s.Phrases) > 0 && (c.Suppression || c.ReferenceConstraint) {
 		l.loss = func(step int, maps map[string]capture) (*tensor.Tensor, error) {
 			return overallLoss(maps, s, placedObjs, step, c)
 		}
@@ -240,10 +240,10 @@ func (r *runner) checkResult(z *tensor.Tensor, stage string) error {
 // overallLoss is L_all = L_sup + L_ref (§10.2-10.4), each divided by P·|K|.
 func overallLoss(maps map[string]capture, s *spec, objs []placed, step int, c Config) (*tensor.Tensor, error) {
 	var total *tensor.Tensor
-	for _, k := range c.GuidanceKeys {
+	for _, k := range c.SteeringKeys {
 		cp, ok := maps[k]
 		if !ok {
-			return nil, fmt.Errorf("rfnet: guidance key %q was not captured", k)
+			return nil, fmt.Errorf("rfnet: steering key %q was not captured", k)
 		}
 		for _, p := range s.Phrases {
 			if c.Suppression {
@@ -253,7 +253,7 @@ func overallLoss(maps map[string]capture, s *spec, objs []placed, step int, c Co
 				}
 				total = add(total, boxTerm(cp, p.Tokens, union(ms...), c.FgTopP, c.OverallBgTopP, 0, c.SuppressionWeight))
 			}
-			if c.GuidanceConstraint {
+			if c.ReferenceConstraint {
 				var lp *tensor.Tensor
 				for _, j := range p.Objects {
 					ref, ok := objs[j].saved[step][k]
@@ -266,7 +266,7 @@ func overallLoss(maps map[string]capture, s *spec, objs []placed, step int, c Co
 			}
 		}
 	}
-	return total.Scale(1 / float64(len(s.Phrases)*len(c.GuidanceKeys))), nil
+	return total.Scale(1 / float64(len(s.Phrases)*len(c.SteeringKeys))), nil
 }
 
 func keys(m map[string]unet.Layer) []string {
