@@ -338,21 +338,11 @@ func (r *Runner) plan(ctx context.Context, p Prompt) (*llm.Plan, error) {
 	return plan, plan.Write(path)
 }
 
-// methodConfig is the RFNet configuration of a method, with the item's seeds.
+// methodConfig is the RFNet configuration of an item's method (see
+// methods), with the item's seeds.
 func (r *Runner) methodConfig(it Item) rfnet.Config {
-	c := r.Config
-	c.BgSeed, c.FgSeedStart = it.BgSeed(), it.BgSeed()+123456789
-	switch it.Method {
-	case "rfnet-no-saa":
-		c.SAA = false
-	case "rfnet-no-guidance":
-		c.ReferenceConstraint = false
-	case "rfnet-no-suppression":
-		c.Suppression = false
-	case "rfnet-none":
-		c.SAA, c.ReferenceConstraint, c.Suppression = false, false, false
-	}
-	return c
+	m, _ := lookupMethod(it.Method) // items come from ParseMethods
+	return r.Config.WithSeed(it.BgSeed()).Without(m.Without)
 }
 
 // generate makes one item. A panic in the goroutine that calls it (a bug in
@@ -379,7 +369,7 @@ func (r *Runner) generate(ctx context.Context, it Item) (err error) {
 	var durations map[string]time.Duration
 	params := fmt.Sprintf("%s\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %d, Size: %dx%d, Method: %s",
 		it.Prompt.Prompt, c.Steps, c.Scheduler, c.Guidance, c.BgSeed, c.Width, c.Height, it.Method)
-	if it.Method == "sd" {
+	if m, _ := lookupMethod(it.Method); m.SD {
 		res, err := r.Model.Generate(pipeline.Request{Prompt: it.Prompt.Prompt, Steps: c.Steps, Guidance: c.Guidance,
 			Scheduler: c.Scheduler, Width: c.Width, Height: c.Height, Seed: c.BgSeed}, nil)
 		if err != nil {

@@ -20,13 +20,13 @@ func TestStartConcurrent(t *testing.T) {
 	for round := 0; round < 5; round++ {
 		out := t.TempDir()
 		var wg sync.WaitGroup
-		errs := make([]error, 2*len(Methods))
+		errs := make([]error, 2*len(MethodNames()))
 		for i := range errs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				errs[i] = Start(out, Run{PromptsSHA256: "p", Config: rfnet.Default(), Model: map[string]string{"hash": "h"},
-					Methods: []string{Methods[i%len(Methods)]}, Seeds: i + 1})
+					Methods: []string{MethodNames()[i%len(MethodNames())]}, Seeds: i + 1})
 			}()
 		}
 		wg.Wait()
@@ -41,7 +41,7 @@ func TestStartConcurrent(t *testing.T) {
 		}
 		got := append([]string(nil), run.Methods...)
 		sort.Strings(got)
-		want := append([]string(nil), Methods...)
+		want := MethodNames()
 		sort.Strings(want)
 		if fmt.Sprint(got) != fmt.Sprint(want) || run.Seeds != len(errs) {
 			t.Fatalf("round %d: methods %v, seeds %d; want %v, %d", round, got, run.Seeds, want, len(errs))
@@ -106,13 +106,14 @@ func TestDifferences(t *testing.T) {
 	}
 }
 
-// A bench.json written before two config keys were renamed (see
-// rfnet.Config) reads with their values, and describes the same run as a
-// bench of the same settings today: that bench resumes it.
+// A bench.json written before two config keys and a method were renamed
+// (see rfnet.Config and renamedMethods) reads with their values, and
+// describes the same run as a bench of the same settings today: that bench
+// resumes it, the old method kept under its old name.
 func TestEarlierBenchJSONReads(t *testing.T) {
 	cfg := rfnet.Default()
 	cfg.ReferenceConstraint, cfg.SteeringKeys = false, []string{"up.1.0.0"}
-	raw, err := json.Marshal(Run{Version: 1, PromptsSHA256: "p", Methods: []string{"sd"}, Seeds: 1, Config: cfg,
+	raw, err := json.Marshal(Run{Version: 1, PromptsSHA256: "p", Methods: []string{"sd", "rfnet-no-guidance"}, Seeds: 1, Config: cfg,
 		Model: map[string]string{"hash": "h", "model_type": "sd21-base"}})
 	if err != nil {
 		t.Fatal(err)
@@ -133,5 +134,8 @@ func TestEarlierBenchJSONReads(t *testing.T) {
 	if err := Start(out, Run{Version: 1, PromptsSHA256: "p", Methods: []string{"sd"}, Seeds: 1, Config: cfg,
 		Model: map[string]string{"hash": "h", "model_type": "sd21-base"}}); err != nil {
 		t.Fatalf("the same settings today: %v", err)
+	}
+	if run, err = ReadRun(out); err != nil || fmt.Sprint(run.Methods) != "[sd rfnet-no-guidance]" {
+		t.Fatalf("after Start: methods %v, %v; want the earlier run's", run.Methods, err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/rfnet/rfnet-native/pipeline/rfnet"
 )
 
-// rfnetConfig is the configuration file (or the defaults) with the flags the user set on top.
+// rfnetSettings is the configuration file (or the defaults) with the flags the user set on top.
 func (g *generateFlags) rfnetSettings(fs *pflag.FlagSet) (rfnet.Config, error) {
 	c := rfnet.Default()
 	if g.rfnetConfig != "" {
@@ -41,12 +41,9 @@ func (g *generateFlags) rfnetSettings(fs *pflag.FlagSet) (rfnet.Config, error) {
 		c.Height = g.height
 	}
 	if fs.Changed("seed") {
-		// The reference's batch seeds: background seed, foreground seeds from seed + 123456789.
-		c.BgSeed, c.FgSeedStart = g.seed, g.seed+123456789
+		c = c.WithSeed(g.seed)
 	}
-	c.SAA = c.SAA && !g.noSAA
-	c.ReferenceConstraint = c.ReferenceConstraint && !g.noReference
-	c.Suppression = c.Suppression && !g.noSuppression
+	c = c.Without(rfnet.Ablation{SAA: g.noSAA, Reference: g.noReference, Suppression: g.noSuppression})
 	c.SAACrossObject = c.SAACrossObject || g.saaCrossObject
 	return c, c.Validate()
 }

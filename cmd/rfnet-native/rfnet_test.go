@@ -143,9 +143,10 @@ func TestPlanCommand(t *testing.T) {
 	}
 }
 
-// rfnetSettings turns each ablation flag's part off, and the old name of
-// --no-reference-constraint still works, with a line saying it is deprecated.
-func TestRFNetAblationFlags(t *testing.T) {
+// rfnetSettings seeds the objects from --seed as the reference's batch
+// script does, turns each ablation flag's part off, and takes the old name of
+// --no-reference-constraint too, with a line saying it is deprecated.
+func TestRFNetSettingsFlags(t *testing.T) {
 	settings := func(args ...string) (rfnet.Config, string) {
 		t.Helper()
 		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
@@ -164,6 +165,9 @@ func TestRFNetAblationFlags(t *testing.T) {
 	}
 	if c, _ := settings(); !c.SAA || !c.ReferenceConstraint || !c.Suppression {
 		t.Fatalf("no flags: SAA %v, reference %v, suppression %v; want all on", c.SAA, c.ReferenceConstraint, c.Suppression)
+	}
+	if c, _ := settings("--seed", "7"); c.BgSeed != 7 || c.FgSeedStart != 7+rfnet.FgSeedOffset {
+		t.Errorf("--seed 7: seeds %d and %d, want 7 and 7+%d", c.BgSeed, c.FgSeedStart, rfnet.FgSeedOffset)
 	}
 	for _, f := range []struct {
 		flag string
