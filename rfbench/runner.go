@@ -26,13 +26,13 @@ import (
 
 // Run is a benchmark run's description, written to bench.json.
 type Run struct {
-	Version       int               `json:"version"`
-	PromptsFile   string            `json:"prompts_file"`
-	PromptsSHA256 string            `json:"prompts_sha256"`
-	Methods       []string          `json:"methods"`
-	Seeds         int               `json:"seeds"`
-	Config        rfnet.Config      `json:"config"`
-	Model         map[string]string `json:"model"`
+	Version       int             `json:"version"`
+	PromptsFile   string          `json:"prompts_file"`
+	PromptsSHA256 string          `json:"prompts_sha256"`
+	Methods       []string        `json:"methods"`
+	Seeds         int             `json:"seeds"`
+	Config        rfnet.Config    `json:"config"`
+	Model         rfnet.ModelInfo `json:"model"`
 }
 
 // Meta is the metadata file written next to each image.
@@ -59,7 +59,7 @@ type Meta struct {
 	Plan          *llm.Plan          `json:"plan,omitempty"`
 	OverallPrompt string             `json:"overall_prompt,omitempty"`
 	Seconds       map[string]float64 `json:"seconds"`
-	Model         map[string]string  `json:"model"`
+	Model         rfnet.ModelInfo    `json:"model"`
 }
 
 // Runner generates a benchmark's images into Out.
@@ -68,7 +68,7 @@ type Runner struct {
 	Planner llm.Planner
 	Config  rfnet.Config // steps, size, guidance, scheduler and RFNet's hyperparameters
 	Out     string
-	Info    map[string]string // the model's description (weights, hash, type) for the metadata
+	Info    rfnet.ModelInfo // the model, hash included, for the sidecars
 	Log     io.Writer
 	// Progress is called after each item with the number done (skipped ones
 	// included) and the total.

@@ -25,7 +25,7 @@ func TestStartConcurrent(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs[i] = Start(out, Run{PromptsSHA256: "p", Config: rfnet.Default(), Model: map[string]string{"hash": "h"},
+				errs[i] = Start(out, Run{PromptsSHA256: "p", Config: rfnet.Default(), Model: rfnet.ModelInfo{Hash: "h"},
 					Methods: []string{MethodNames()[i%len(MethodNames())]}, Seeds: i + 1})
 			}()
 		}
@@ -58,7 +58,7 @@ func TestStartLockStale(t *testing.T) {
 	saved := startWait
 	t.Cleanup(func() { startWait = saved })
 	startWait = 200 * time.Millisecond
-	run := Run{PromptsSHA256: "p", Model: map[string]string{"hash": "h"}}
+	run := Run{PromptsSHA256: "p", Model: rfnet.ModelInfo{Hash: "h"}}
 	out := t.TempDir()
 	lock := filepath.Join(out, "bench.json.lock")
 	writeAged(t, lock, holderAt(1, "elsewhere", ""), time.Minute)
@@ -88,11 +88,11 @@ func TestDifferences(t *testing.T) {
 	if d := Differences(a, b); len(d) != 0 {
 		t.Fatalf("same settings: %v", d)
 	}
-	b.Model = map[string]string{"hash": "h", "prediction": "epsilon"}
+	b.Model = &rfnet.ModelInfo{Hash: "h", Prediction: "epsilon"}
 	if d := Differences(a, b); len(d) != 0 {
 		t.Fatalf("a model on one side only: %v", d)
 	}
-	a.Model = map[string]string{"hash": "g", "prediction": "v_prediction", "model_type": "sd21"}
+	a.Model = &rfnet.ModelInfo{Hash: "g", Prediction: "v_prediction", ModelType: "sd21"}
 	b.Config.Width, b.Config.Guidance = 256, 3
 	d := strings.Join(Differences(a, b), "; ")
 	for _, want := range []string{"width 512 here, 256 there", "guidance_scale 7.5 here, 3 there", "the model's SHA-256 g… here, h… there",
@@ -114,7 +114,7 @@ func TestEarlierBenchJSONReads(t *testing.T) {
 	cfg := rfnet.Default()
 	cfg.ReferenceConstraint, cfg.SteeringKeys = false, []string{"up.1.0.0"}
 	raw, err := json.Marshal(Run{Version: 1, PromptsSHA256: "p", Methods: []string{"sd", "rfnet-no-guidance"}, Seeds: 1, Config: cfg,
-		Model: map[string]string{"hash": "h", "model_type": "sd21-base"}})
+		Model: rfnet.ModelInfo{Hash: "h", ModelType: "sd21-base"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestEarlierBenchJSONReads(t *testing.T) {
 		t.Fatalf("read reference_constraint %v, steering_attn_keys %v; want false, [up.1.0.0]", run.Config.ReferenceConstraint, run.Config.SteeringKeys)
 	}
 	if err := Start(out, Run{Version: 1, PromptsSHA256: "p", Methods: []string{"sd"}, Seeds: 1, Config: cfg,
-		Model: map[string]string{"hash": "h", "model_type": "sd21-base"}}); err != nil {
+		Model: rfnet.ModelInfo{Hash: "h", ModelType: "sd21-base"}}); err != nil {
 		t.Fatalf("the same settings today: %v", err)
 	}
 	if run, err = ReadRun(out); err != nil || fmt.Sprint(run.Methods) != "[sd rfnet-no-guidance]" {

@@ -175,8 +175,8 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		if err != nil {
 			return err
 		}
-		info := map[string]string{"weights": m.Path, "hash": hash, "model_type": m.Variant.Name, "prediction": string(m.Variant.Sched.PredictionType),
-			"dtype": m.DType.String(), "device": m.Backend.Name(), "version": version}
+		info := rfnet.DescribeModel(m, version)
+		info.Hash = hash
 		if err := rfbench.Start(*out, rfbench.Run{Version: 1, PromptsFile: source, PromptsSHA256: rfbench.PromptsHash(ps),
 			Methods: ms, Seeds: *seeds, Config: cfg, Model: info}); err != nil {
 			return err
@@ -378,7 +378,7 @@ func modelForRun(model *modelFlags, run string) (*pipeline.Model, error) {
 		if err != nil {
 			return nil, err
 		}
-		model.weights = info.Model["weights"]
+		model.weights = info.Model.Weights
 	}
 	return model.load()
 }

@@ -122,9 +122,7 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 	if err != nil {
 		return fmt.Errorf("%w (the trace of this run is in %s)", err, trace.Path())
 	}
-	info := map[string]string{"weights": m.Path, "model_type": m.Variant.Name, "layout": m.Layout,
-		"prediction": string(m.Variant.Sched.PredictionType), "device": m.Backend.Name(), "dtype": m.DType.String(), "version": version}
-	if err := rfnet.WriteArtifacts(g.outDir, res, cfg, info, trace); err != nil {
+	if err := rfnet.WriteArtifacts(g.outDir, res, cfg, rfnet.DescribeModel(m, version), trace); err != nil {
 		return err
 	}
 	if fs.Changed("out") {

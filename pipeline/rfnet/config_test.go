@@ -49,8 +49,9 @@ func TestConfigRefusesNonFiniteAndOutOfRange(t *testing.T) {
 }
 
 // The keys renamed from guidance_* (see renamedKeys) still read under their
-// old names, in an rfnet config file and in the config of a run.json; a key
-// given under both names is refused with both named.
+// old names, in an rfnet config file and in the config of a run.json (whose
+// model reads into ModelInfo); a key given under both names is refused with
+// both named.
 func TestConfigReadsRenamedKeys(t *testing.T) {
 	const old = `{"guidance_constraint": false, "guidance_attn_keys": ["up.1.0.0", "up.1.1.0"]}`
 	check := func(what string, c Config) {
@@ -75,6 +76,9 @@ func TestConfigReadsRenamedKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("run.json", run.Config)
+	if run.Model.Weights != "w" || run.Model.ModelType != "sd21-base" {
+		t.Errorf("run.json: model %+v, want the file's weights and model_type", run.Model)
+	}
 
 	os.WriteFile(path, []byte(`{"guidance_attn_keys": ["up.1.0.0"], "steering_attn_keys": ["mid.0.0.0"]}`), 0o644)
 	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), "steering_attn_keys") || !strings.Contains(err.Error(), "guidance_attn_keys") {
