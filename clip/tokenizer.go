@@ -312,9 +312,6 @@ func (t *Tokenizer) Tokenize(text string) (ids []int32, truncated int) {
 // EndID is the id of <|endoftext|>; the pooled text feature is read at its first position.
 func (t *Tokenizer) EndID() int32 { return t.eos }
 
-// PadID is the padding id (49407 for SD 1.x, 0 for SD 2.x).
-func (t *Tokenizer) PadID() int32 { return t.pad }
-
 // bpe splits one word into vocabulary pieces by applying merges in rank order.
 func (t *Tokenizer) bpe(word string) []string {
 	t.mu.Lock()

@@ -19,7 +19,7 @@ th { background: #f3f3f3; } td.name, th.name { text-align: left; }
 </style></head><body>
 <h1>RFBench report</h1>
 <p>{{.ImageCount}} images; methods: {{range $i, $m := .Methods}}{{if $i}}, {{end}}{{$m}}{{end}}; seeds: {{.Run.Seeds}};
-model: {{index .Run.Model "model_type"}} ({{index .Run.Model "weights"}}); {{.Run.Config.Steps}} steps at {{.Run.Config.Width}}×{{.Run.Config.Height}}.</p>
+model: {{.Run.Model.ModelType}} ({{.Run.Model.Weights}}); {{.Run.Config.Steps}} steps at {{.Run.Config.Width}}×{{.Run.Config.Height}}.</p>
 
 {{if .Skipped}}<h2>Skipped items</h2>
 <p>These files failed their check and are left out of the scores and the images. <code>rfnet-native bench</code> with the run's settings generates broken images again; <code>rfnet-native eval</code> judges them again.</p>

@@ -6,27 +6,6 @@ import (
 	"strings"
 )
 
-// Methods are the generation methods a benchmark compares: plain Stable
-// Diffusion, RFNet, and the paper's ablations.
-var Methods = []string{"sd", "rfnet", "rfnet-no-saa", "rfnet-no-guidance", "rfnet-no-suppression", "rfnet-none"}
-
-// ParseMethods checks a comma-separated method list.
-func ParseMethods(s string) ([]string, error) {
-	var out []string
-	for _, m := range strings.Split(s, ",") {
-		m = strings.TrimSpace(m)
-		ok := false
-		for _, k := range Methods {
-			ok = ok || k == m
-		}
-		if !ok {
-			return nil, fmt.Errorf("rfbench: unknown method %q (choose from %s)", m, strings.Join(Methods, ", "))
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
 // Item is one image to generate.
 type Item struct {
 	Prompt Prompt
@@ -39,7 +18,8 @@ type Item struct {
 func (it Item) Key() string { return it.Method + "/" + it.Prompt.ID + "-s" + strconv.Itoa(it.Seed) }
 
 // BgSeed is the noise seed, as the reference's batch script computes it:
-// prompt index + 6789·repeat. The foreground seeds start 123456789 higher.
+// prompt index + 6789·repeat (rfnet.Config.WithSeed derives the foreground
+// seeds from it).
 func (it Item) BgSeed() uint64 { return uint64(it.Index + 6789*it.Seed) }
 
 // Items lists every (prompt, method, seed), prompts outermost, in a fixed order.

@@ -158,7 +158,7 @@ func TestLockNameTaken(t *testing.T) {
 func TestLockChecksBenchJSON(t *testing.T) {
 	out := t.TempDir()
 	here := Settings{PromptsSHA256: "p", Config: rfnet.Default()}
-	run := Run{PromptsSHA256: "p", Config: rfnet.Default(), Model: map[string]string{"hash": "aaa"}}
+	run := Run{PromptsSHA256: "p", Config: rfnet.Default(), Model: rfnet.ModelInfo{Hash: "aaa"}}
 	if err := Start(out, run); err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestLockChecksBenchJSON(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(out, "locks")); len(entries) != 0 {
 		t.Fatalf("a refused Lock left %d files", len(entries))
 	}
-	run.Model["hash"] = "bbb"
+	run.Model.Hash = "bbb"
 	if err := Start(out, run); err == nil || !strings.Contains(err.Error(), "the model's SHA-256 bbb… here, aaa… there") {
 		t.Fatalf("Start with another model: %v", err)
 	}

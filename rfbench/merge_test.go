@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rfnet/rfnet-native/pipeline/rfnet"
 )
 
 // Merge takes whole items that pass Check: a shard's broken item is left out
@@ -21,7 +23,7 @@ func TestMerge(t *testing.T) {
 	if _, err := r.Run(context.Background(), items); err != nil {
 		t.Fatal(err)
 	}
-	run := Run{PromptsSHA256: "p", Methods: []string{"sd"}, Seeds: 1, Model: map[string]string{"hash": "test"}}
+	run := Run{PromptsSHA256: "p", Methods: []string{"sd"}, Seeds: 1, Model: rfnet.ModelInfo{Hash: "test"}}
 	a, b, out := t.TempDir(), t.TempDir(), t.TempDir()
 	for _, dir := range []string{a, b, out} {
 		if err := Start(dir, run); err != nil {

@@ -127,7 +127,7 @@ func tinyRunner(t *testing.T, out string) (*Runner, *countingPlanner) {
 	c := rfnet.Default()
 	c.Steps, c.Width, c.Height = 3, 64, 64
 	p := &countingPlanner{}
-	return &Runner{Model: m, Planner: p, Config: c, Out: out, Info: map[string]string{"hash": "test"}}, p
+	return &Runner{Model: m, Planner: p, Config: c, Out: out, Info: rfnet.ModelInfo{Hash: "test"}}, p
 }
 
 // Killing a run part-way and running it again gives every item exactly once;
@@ -174,15 +174,15 @@ func TestResumeAfterKill(t *testing.T) {
 		t.Fatalf("%d metadata files, broken %v, %v", len(metas), broken, err)
 	}
 	for _, m := range metas {
-		if (m.Method == "rfnet") != (m.Plan != nil) || m.Model["hash"] != "test" || m.Seconds["total"] <= 0 {
+		if (m.Method == "rfnet") != (m.Plan != nil) || m.Model.Hash != "test" || m.Seconds["total"] <= 0 {
 			t.Fatalf("metadata %+v", m)
 		}
 	}
 	// Merging two halves gives the whole run, without the claim of a process
 	// still at work in one of them.
 	a, b := t.TempDir(), t.TempDir()
-	Start(a, Run{PromptsSHA256: "p", Model: map[string]string{"hash": "test"}})
-	Start(b, Run{PromptsSHA256: "p", Model: map[string]string{"hash": "test"}})
+	Start(a, Run{PromptsSHA256: "p", Model: rfnet.ModelInfo{Hash: "test"}})
+	Start(b, Run{PromptsSHA256: "p", Model: rfnet.ModelInfo{Hash: "test"}})
 	for i, it := range items {
 		dst := []string{a, b}[i%2]
 		img, meta := itemPaths(it)

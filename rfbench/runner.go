@@ -26,13 +26,13 @@ import (
 
 // Run is a benchmark run's description, written to bench.json.
 type Run struct {
-	Version       int               `json:"version"`
-	PromptsFile   string            `json:"prompts_file"`
-	PromptsSHA256 string            `json:"prompts_sha256"`
-	Methods       []string          `json:"methods"`
-	Seeds         int               `json:"seeds"`
-	Config        rfnet.Config      `json:"config"`
-	Model         map[string]string `json:"model"`
+	Version       int             `json:"version"`
+	PromptsFile   string          `json:"prompts_file"`
+	PromptsSHA256 string          `json:"prompts_sha256"`
+	Methods       []string        `json:"methods"`
+	Seeds         int             `json:"seeds"`
+	Config        rfnet.Config    `json:"config"`
+	Model         rfnet.ModelInfo `json:"model"`
 }
 
 // Meta is the metadata file written next to each image.
@@ -59,7 +59,7 @@ type Meta struct {
 	Plan          *llm.Plan          `json:"plan,omitempty"`
 	OverallPrompt string             `json:"overall_prompt,omitempty"`
 	Seconds       map[string]float64 `json:"seconds"`
-	Model         map[string]string  `json:"model"`
+	Model         rfnet.ModelInfo    `json:"model"`
 }
 
 // Runner generates a benchmark's images into Out.
@@ -68,7 +68,7 @@ type Runner struct {
 	Planner llm.Planner
 	Config  rfnet.Config // steps, size, guidance, scheduler and RFNet's hyperparameters
 	Out     string
-	Info    map[string]string // the model's description (weights, hash, type) for the metadata
+	Info    rfnet.ModelInfo // the model, hash included, for the sidecars
 	Log     io.Writer
 	// Progress is called after each item with the number done (skipped ones
 	// included) and the total.
@@ -338,21 +338,11 @@ func (r *Runner) plan(ctx context.Context, p Prompt) (*llm.Plan, error) {
 	return plan, plan.Write(path)
 }
 
-// methodConfig is the RFNet configuration of a method, with the item's seeds.
+// methodConfig is the RFNet configuration of an item's method (see
+// methods), with the item's seeds.
 func (r *Runner) methodConfig(it Item) rfnet.Config {
-	c := r.Config
-	c.BgSeed, c.FgSeedStart = it.BgSeed(), it.BgSeed()+123456789
-	switch it.Method {
-	case "rfnet-no-saa":
-		c.SAA = false
-	case "rfnet-no-guidance":
-		c.GuidanceConstraint = false
-	case "rfnet-no-suppression":
-		c.Suppression = false
-	case "rfnet-none":
-		c.SAA, c.GuidanceConstraint, c.Suppression = false, false, false
-	}
-	return c
+	m, _ := lookupMethod(it.Method) // items come from ParseMethods
+	return r.Config.WithSeed(it.BgSeed()).Without(m.Without)
 }
 
 // generate makes one item. A panic in the goroutine that calls it (a bug in
@@ -379,7 +369,7 @@ func (r *Runner) generate(ctx context.Context, it Item) (err error) {
 	var durations map[string]time.Duration
 	params := fmt.Sprintf("%s\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %d, Size: %dx%d, Method: %s",
 		it.Prompt.Prompt, c.Steps, c.Scheduler, c.Guidance, c.BgSeed, c.Width, c.Height, it.Method)
-	if it.Method == "sd" {
+	if m, _ := lookupMethod(it.Method); m.SD {
 		res, err := r.Model.Generate(pipeline.Request{Prompt: it.Prompt.Prompt, Steps: c.Steps, Guidance: c.Guidance,
 			Scheduler: c.Scheduler, Width: c.Width, Height: c.Height, Seed: c.BgSeed}, nil)
 		if err != nil {

@@ -34,25 +34,20 @@ import (
 type Settings struct {
 	PromptsSHA256 string       `json:"prompts_sha256"`
 	Config        rfnet.Config `json:"config"`
-	// Model is the model as loaded, with bench.json's "model" keys (see
-	// ModelKeys); empty before it has loaded. A key is compared when both
-	// sides have it.
-	Model map[string]string `json:"model,omitempty"`
+	// Model identifies the model as loaded (see identity); nil before it
+	// has loaded. A field is compared when both sides have it.
+	Model *rfnet.ModelInfo `json:"model,omitempty"`
 }
 
-// ModelKeys are the keys of bench.json's "model" that identify the model as
-// loaded: the SHA-256 of its weight files, its variant and its prediction type.
-var ModelKeys = []string{"hash", "model_type", "prediction"}
+// identity is the part of m that identifies the model as loaded: the
+// SHA-256 of its weight files, its variant and its prediction type.
+func identity(m rfnet.ModelInfo) *rfnet.ModelInfo {
+	return &rfnet.ModelInfo{Hash: m.Hash, ModelType: m.ModelType, Prediction: m.Prediction}
+}
 
 // Settings are the settings of the run r describes.
 func (r Run) Settings() Settings {
-	s := Settings{PromptsSHA256: r.PromptsSHA256, Config: r.Config, Model: map[string]string{}}
-	for _, k := range ModelKeys {
-		if v := r.Model[k]; v != "" {
-			s.Model[k] = v
-		}
-	}
-	return s
+	return Settings{PromptsSHA256: r.PromptsSHA256, Config: r.Config, Model: identity(r.Model)}
 }
 
 // Differences lists what differs between the settings a (here) and b (there),
@@ -82,14 +77,20 @@ func Differences(a, b Settings) []string {
 			out = append(out, fmt.Sprintf("%s %s here, %s there", k, orUnset(ca[k]), orUnset(cb[k])))
 		}
 	}
-	for _, k := range ModelKeys {
-		x, y := a.Model[k], b.Model[k]
+	if a.Model == nil || b.Model == nil {
+		return out
+	}
+	for _, f := range []struct{ key, x, y string }{
+		{"hash", a.Model.Hash, b.Model.Hash},
+		{"model_type", a.Model.ModelType, b.Model.ModelType},
+		{"prediction", a.Model.Prediction, b.Model.Prediction},
+	} {
 		switch {
-		case x == "" || y == "" || x == y:
-		case k == "hash":
-			out = append(out, fmt.Sprintf("the model's SHA-256 %.12s… here, %.12s… there", x, y))
+		case f.x == "" || f.y == "" || f.x == f.y:
+		case f.key == "hash":
+			out = append(out, fmt.Sprintf("the model's SHA-256 %.12s… here, %.12s… there", f.x, f.y))
 		default:
-			out = append(out, fmt.Sprintf("the model's %s %s here, %s there", k, x, y))
+			out = append(out, fmt.Sprintf("the model's %s %s here, %s there", f.key, f.x, f.y))
 		}
 	}
 	return out

@@ -1,6 +1,7 @@
 package rfbench
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,13 +20,13 @@ func TestStartConcurrent(t *testing.T) {
 	for round := 0; round < 5; round++ {
 		out := t.TempDir()
 		var wg sync.WaitGroup
-		errs := make([]error, 2*len(Methods))
+		errs := make([]error, 2*len(MethodNames()))
 		for i := range errs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs[i] = Start(out, Run{PromptsSHA256: "p", Config: rfnet.Default(), Model: map[string]string{"hash": "h"},
-					Methods: []string{Methods[i%len(Methods)]}, Seeds: i + 1})
+				errs[i] = Start(out, Run{PromptsSHA256: "p", Config: rfnet.Default(), Model: rfnet.ModelInfo{Hash: "h"},
+					Methods: []string{MethodNames()[i%len(MethodNames())]}, Seeds: i + 1})
 			}()
 		}
 		wg.Wait()
@@ -40,7 +41,7 @@ func TestStartConcurrent(t *testing.T) {
 		}
 		got := append([]string(nil), run.Methods...)
 		sort.Strings(got)
-		want := append([]string(nil), Methods...)
+		want := MethodNames()
 		sort.Strings(want)
 		if fmt.Sprint(got) != fmt.Sprint(want) || run.Seeds != len(errs) {
 			t.Fatalf("round %d: methods %v, seeds %d; want %v, %d", round, got, run.Seeds, want, len(errs))
@@ -57,7 +58,7 @@ func TestStartLockStale(t *testing.T) {
 	saved := startWait
 	t.Cleanup(func() { startWait = saved })
 	startWait = 200 * time.Millisecond
-	run := Run{PromptsSHA256: "p", Model: map[string]string{"hash": "h"}}
+	run := Run{PromptsSHA256: "p", Model: rfnet.ModelInfo{Hash: "h"}}
 	out := t.TempDir()
 	lock := filepath.Join(out, "bench.json.lock")
 	writeAged(t, lock, holderAt(1, "elsewhere", ""), time.Minute)
@@ -87,11 +88,11 @@ func TestDifferences(t *testing.T) {
 	if d := Differences(a, b); len(d) != 0 {
 		t.Fatalf("same settings: %v", d)
 	}
-	b.Model = map[string]string{"hash": "h", "prediction": "epsilon"}
+	b.Model = &rfnet.ModelInfo{Hash: "h", Prediction: "epsilon"}
 	if d := Differences(a, b); len(d) != 0 {
 		t.Fatalf("a model on one side only: %v", d)
 	}
-	a.Model = map[string]string{"hash": "g", "prediction": "v_prediction", "model_type": "sd21"}
+	a.Model = &rfnet.ModelInfo{Hash: "g", Prediction: "v_prediction", ModelType: "sd21"}
 	b.Config.Width, b.Config.Guidance = 256, 3
 	d := strings.Join(Differences(a, b), "; ")
 	for _, want := range []string{"width 512 here, 256 there", "guidance_scale 7.5 here, 3 there", "the model's SHA-256 g… here, h… there",
@@ -102,5 +103,39 @@ func TestDifferences(t *testing.T) {
 	}
 	if strings.Contains(d, "model_type") {
 		t.Errorf("%q compares a model_type known on one side only", d)
+	}
+}
+
+// A bench.json written before two config keys and a method were renamed
+// (see rfnet.Config and renamedMethods) reads with their values, and
+// describes the same run as a bench of the same settings today: that bench
+// resumes it, the old method kept under its old name.
+func TestEarlierBenchJSONReads(t *testing.T) {
+	cfg := rfnet.Default()
+	cfg.ReferenceConstraint, cfg.SteeringKeys = false, []string{"up.1.0.0"}
+	raw, err := json.Marshal(Run{Version: 1, PromptsSHA256: "p", Methods: []string{"sd", "rfnet-no-guidance"}, Seeds: 1, Config: cfg,
+		Model: rfnet.ModelInfo{Hash: "h", ModelType: "sd21-base"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.NewReplacer(`"reference_constraint"`, `"guidance_constraint"`, `"steering_attn_keys"`, `"guidance_attn_keys"`).Replace(string(raw))
+	if old == string(raw) {
+		t.Fatal("the test's bench.json has no renamed key")
+	}
+	out := t.TempDir()
+	writeFile(t, filepath.Join(out, "bench.json"), json.RawMessage(old))
+	run, err := ReadRun(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Config.ReferenceConstraint || fmt.Sprint(run.Config.SteeringKeys) != "[up.1.0.0]" {
+		t.Fatalf("read reference_constraint %v, steering_attn_keys %v; want false, [up.1.0.0]", run.Config.ReferenceConstraint, run.Config.SteeringKeys)
+	}
+	if err := Start(out, Run{Version: 1, PromptsSHA256: "p", Methods: []string{"sd"}, Seeds: 1, Config: cfg,
+		Model: rfnet.ModelInfo{Hash: "h", ModelType: "sd21-base"}}); err != nil {
+		t.Fatalf("the same settings today: %v", err)
+	}
+	if run, err = ReadRun(out); err != nil || fmt.Sprint(run.Methods) != "[sd rfnet-no-guidance]" {
+		t.Fatalf("after Start: methods %v, %v; want the earlier run's", run.Methods, err)
 	}
 }

@@ -45,8 +45,8 @@ func (s *alphaSchedule) ScaleModelInput(latent *tensor.Tensor, _ int) *tensor.Te
 	return latent
 }
 
-// GuidanceScale is √(1-ᾱ_t).
-func (s *alphaSchedule) GuidanceScale(step int) float64 {
+// GradientStepScale is √(1-ᾱ_t).
+func (s *alphaSchedule) GradientStepScale(step int) float64 {
 	return sqrt(1 - s.acp[int(s.timesteps[step])])
 }
 

@@ -69,7 +69,9 @@ func (s *dpmSolver) InitNoiseSigma() float64 { return 1 }
 func (s *dpmSolver) ScaleModelInput(latent *tensor.Tensor, _ int) *tensor.Tensor {
 	return latent
 }
-func (s *dpmSolver) GuidanceScale(step int) float64 {
+
+// GradientStepScale is σ_t = √(1-ᾱ_t).
+func (s *dpmSolver) GradientStepScale(step int) float64 {
 	return s.sigma[int(s.timesteps[step])]
 }
 

@@ -69,7 +69,8 @@ func (s *euler) ScaleModelInput(latent *tensor.Tensor, step int) *tensor.Tensor 
 	return latent.Scale(1 / math.Sqrt(sg*sg+1))
 }
 
-func (s *euler) GuidanceScale(step int) float64 { return s.sigmas[step] * s.sigmas[step] }
+// GradientStepScale is σ².
+func (s *euler) GradientStepScale(step int) float64 { return s.sigmas[step] * s.sigmas[step] }
 
 // Step: x̂₀ from the prediction, derivative d = (x - x̂₀)/σ, x_next = x + d·(σ_next - σ).
 func (s *euler) Step(out, latent *tensor.Tensor, step int) *tensor.Tensor {

@@ -13,9 +13,13 @@ type Scheduler interface {
 	ScaleModelInput(latent *tensor.Tensor, step int) *tensor.Tensor
 	// Step returns the latent after step, from the model output at that step.
 	Step(modelOutput, latent *tensor.Tensor, step int) *tensor.Tensor
-	// GuidanceScale is the factor RFNet's latent update multiplies its gradient
-	// by at this step: √(1-ᾱ_t) for schedulers without sigmas, σ² for sigma-based ones.
-	GuidanceScale(step int) float64
+	// GradientStepScale is the factor that turns a gradient with respect to
+	// the latent into a step of the latent at this step (RFNet steers with
+	// latent - scale·∇loss): √(1-ᾱ_t), the noise level, for the schedulers on
+	// ᾱ (DDIM, PNDM, DPM-Solver), σ² for Euler's sigmas. It is a scheduler
+	// method, not RFNet's, because it reads each scheduler's own noise
+	// levels, which stay private to it.
+	GradientStepScale(step int) float64
 }
 
 // predictedX0Eps turns a model output into the predicted clean sample and noise.

@@ -14,7 +14,7 @@ import (
 // a config allows on paper (1 to num_train_timesteps), short training schedules
 // and every spacing and offset: New either refuses the count with an error that
 // names the largest one that works, or every step runs (ScaleModelInput,
-// GuidanceScale, Step) with finite results. --steps 1000 with ddim or pndm, and
+// GradientStepScale, Step) with finite results. --steps 1000 with ddim or pndm, and
 // num_train_timesteps 5 with 5 steps, used to index past ᾱ and panic.
 func TestEveryStepCountRunsOrIsRefused(t *testing.T) {
 	b := cpu.New()
@@ -68,8 +68,8 @@ func runAll(b tensor.Backend, name string, c Config, steps int) (err error) {
 	x := tensor.FromFloat32(b, tensor.Float32, shape, []float32{0.5, -1, 2, 0.25}).Scale(s.InitNoiseSigma())
 	out := tensor.FromFloat32(b, tensor.Float32, shape, []float32{0.1, -0.2, 0.3, -0.4})
 	for i := range s.Timesteps() {
-		if g := s.GuidanceScale(i); math.IsNaN(g) || math.IsInf(g, 0) {
-			return fmt.Errorf("step %d: guidance scale %v", i, g)
+		if g := s.GradientStepScale(i); math.IsNaN(g) || math.IsInf(g, 0) {
+			return fmt.Errorf("step %d: gradient step scale %v", i, g)
 		}
 		s.ScaleModelInput(x, i)
 		x = s.Step(out, x, i)

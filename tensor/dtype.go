@@ -35,9 +35,6 @@ func (d DType) String() string {
 	return fmt.Sprintf("dtype(%d)", d)
 }
 
-// IsFloat reports whether arithmetic is defined on d.
-func (d DType) IsFloat() bool { return d != Int32 }
-
 // ParseDType accepts the names of String plus the common long spellings
 // (fp32, float16, bfloat16, ...).
 func ParseDType(s string) (DType, error) {

@@ -40,9 +40,6 @@ func (tp *Tape) Track(x *Tensor) *Tensor {
 // Tracked reports whether t is recorded on an active tape.
 func (t *Tensor) Tracked() bool { return t.node != nil && !t.node.tape.ended }
 
-// Detach returns t untracked (sharing its buffer).
-func (t *Tensor) Detach() *Tensor { return &Tensor{shape: t.shape, buf: t.buf, b: t.b} }
-
 // Len is the number of recorded nodes, tracked inputs included.
 func (tp *Tape) Len() int { return len(tp.nodes) }
 

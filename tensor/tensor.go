@@ -2,7 +2,6 @@ package tensor
 
 import (
 	"fmt"
-	"math"
 )
 
 // Tensor is a contiguous row-major array on one backend. Tensors are values to
@@ -65,11 +64,6 @@ func (t *Tensor) Move(b Backend) *Tensor {
 	default:
 		return FromFloat32(b, d, t.shape, t.Float32s())
 	}
-}
-
-// Scalar returns a shape-[] tensor holding v.
-func Scalar(b Backend, d DType, v float64) *Tensor {
-	return FromFloat64(b, d, Shape{}, []float64{v})
 }
 
 func checkLen(op string, shape Shape, n int) {
@@ -141,17 +135,4 @@ func (t *Tensor) To(d DType) *Tensor {
 // derive wraps a buffer computed from t on t's backend.
 func (t *Tensor) derive(buf Buffer, shape Shape) *Tensor {
 	return &Tensor{shape: shape.Clone(), buf: buf, b: t.b}
-}
-
-// MaxAbsDiff is the largest |a-b| over all elements; tests and parity checks use it.
-func MaxAbsDiff(a, b *Tensor) float64 {
-	if !a.shape.Equal(b.shape) {
-		panic(fmt.Sprintf("tensor: max_abs_diff: shapes %v and %v", a.shape, b.shape))
-	}
-	x, y := a.Float64s(), b.Float64s()
-	m := 0.0
-	for i := range x {
-		m = math.Max(m, math.Abs(x[i]-y[i]))
-	}
-	return m
 }

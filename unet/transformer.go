@@ -51,8 +51,8 @@ func loadProjection(w *weights.Source, ch int, linear bool) *nn.Linear {
 	return &nn.Linear{Weight: w.Tensor("weight", ch, ch, 1, 1).Reshape(ch, ch), Bias: w.Tensor("bias", ch)}
 }
 
-// forward runs x [B, C, H, W] with context [B, M, Cctx]; hooks[k] receives block k's
-// cross-attention probabilities.
+// forward runs x [B, C, H, W] with context [B, M, Cctx]; hook(k) is the hook
+// (nil for none) that receives block k's cross-attention probabilities.
 func (t *transformer) forward(x, context *tensor.Tensor, hook func(block int) nn.ProbsHook) *tensor.Tensor {
 	b, c, h, w := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
 	// [B, C, H, W] -> [B, H·W, C]; the projection is the same map before or after

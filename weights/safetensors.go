@@ -319,18 +319,3 @@ func (f *File) Load(b tensor.Backend, name string, d tensor.DType) (*tensor.Tens
 	}
 	return tensor.Wrap(b, b.FromRaw(d, src, raw), info.Shape), nil
 }
-
-// Float32s reads a float tensor to the host as float32.
-func (f *File) Float32s(name string) ([]float32, tensor.Shape, error) {
-	raw, info, err := f.Raw(name)
-	if err != nil {
-		return nil, nil, err
-	}
-	src, ok := floatDType(info.DType)
-	if !ok {
-		return nil, nil, fmt.Errorf("weights: %s: tensor %q is %s: %w", f.path, name, info.DType, ErrNotFloat)
-	}
-	out := make([]float32, info.Shape.Numel())
-	tensor.DecodeRaw(out, src, raw)
-	return out, info.Shape, nil
-}

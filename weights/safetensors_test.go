@@ -2,6 +2,7 @@ package weights
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,7 +33,7 @@ func writeTemp(t *testing.T, name string, data []byte) string {
 func TestSaveOpenRoundTrip(t *testing.T) {
 	b := cpu.New()
 	x := backendtest.Randn(b, tensor.Float32, 1, 2, 3, 4)
-	scalar := tensor.Scalar(b, tensor.Float32, 4.6052)
+	scalar := tensor.FromFloat64(b, tensor.Float32, tensor.Shape{}, []float64{4.6052})
 	path := filepath.Join(t.TempDir(), "m.safetensors")
 	entries := []Entry{{"a.f32", x, tensor.Float32}, {"b.f16", x, tensor.Float16}, {"c.bf16", x, tensor.BFloat16},
 		{"d.f64", x.To(tensor.Float64), tensor.Float64}, {"logit_scale", scalar, tensor.Float32}}
@@ -157,4 +158,20 @@ func TestBadFiles(t *testing.T) {
 	if _, err := Open(filepath.Join(t.TempDir(), "nope.safetensors")); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Fatalf("missing file: %v", err)
 	}
+}
+
+// Float32s reads a float tensor to the host as float32 through
+// tensor.DecodeRaw, which the round trip checks beside Load.
+func (f *File) Float32s(name string) ([]float32, tensor.Shape, error) {
+	raw, info, err := f.Raw(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, ok := floatDType(info.DType)
+	if !ok {
+		return nil, nil, fmt.Errorf("weights: %s: tensor %q is %s: %w", f.path, name, info.DType, ErrNotFloat)
+	}
+	out := make([]float32, info.Shape.Numel())
+	tensor.DecodeRaw(out, src, raw)
+	return out, info.Shape, nil
 }

@@ -43,21 +43,6 @@ func (s *Source) Sub(parts ...any) *Source {
 	return &Source{l: s.l, prefix: p}
 }
 
-// Name is the canonical name of a tensor of this module.
-func (s *Source) Name(name string) string { return s.prefix + name }
-
-// Has reports whether the tensor exists.
-func (s *Source) Has(name string) bool {
-	_, ok := s.l.m.Lookup(s.prefix + name)
-	return ok
-}
-
-// Backend is the backend the tensors are loaded into.
-func (s *Source) Backend() tensor.Backend { return s.l.b }
-
-// DType is the dtype the tensors are loaded as.
-func (s *Source) DType() tensor.DType { return s.l.d }
-
 // Tensor loads a tensor that must have the given shape. When it is missing or
 // misshaped, the problem is recorded and a zero tensor of the wanted shape
 // stands in, so construction can go on and report everything together.
@@ -80,14 +65,6 @@ func (s *Source) Tensor(name string, shape ...int) *tensor.Tensor {
 		s.l.other = append(s.l.other, err.Error())
 	}
 	return tensor.Zeros(s.l.b, s.l.d, shape...)
-}
-
-// Optional loads a tensor when it exists (nil otherwise), checking its shape.
-func (s *Source) Optional(name string, shape ...int) *tensor.Tensor {
-	if !s.Has(name) {
-		return nil
-	}
-	return s.Tensor(name, shape...)
 }
 
 // Err reports, in one error, the tensors that were missing, misshaped or

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 
@@ -76,7 +75,7 @@ func setupBench(fs *pflag.FlagSet) func() error {
 	model.register(fs)
 	lf.register(fs)
 	prompts := fs.String("prompts", "", "prompt file, JSONL or CSV with id, area, category, prompt (default: the built-in 234-prompt set)")
-	methods := fs.String("methods", "sd,rfnet", "comma-separated: sd, rfnet, rfnet-no-saa, rfnet-no-guidance, rfnet-no-suppression, rfnet-none")
+	methods := fs.String("methods", "sd,rfnet", "comma-separated: "+strings.Join(rfbench.MethodNames(), ", "))
 	seeds := fs.Int("seeds", 1, "images per prompt and method")
 	out := fs.String("out", "bench-run", "run folder (finished images are kept and skipped; processes with the same settings share it)")
 	shard := fs.String("shard", "0/1", "run part i of n (0-based), for several machines")
@@ -123,7 +122,7 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		if *limit > 0 && *limit < len(ps) {
 			ps = ps[:*limit]
 		}
-		ms, err := rfbench.ParseMethods(*methods)
+		ms, err := rfbench.ParseMethods(*methods, os.Stderr)
 		if err != nil {
 			return err
 		}
@@ -176,16 +175,16 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		if err != nil {
 			return err
 		}
-		info := map[string]string{"weights": m.Path, "hash": hash, "model_type": m.Variant.Name, "prediction": string(m.Variant.Sched.PredictionType),
-			"dtype": m.DType.String(), "device": m.Backend.Name(), "version": version}
+		info := rfnet.DescribeModel(m, version)
+		info.Hash = hash
 		if err := rfbench.Start(*out, rfbench.Run{Version: 1, PromptsFile: source, PromptsSHA256: rfbench.PromptsHash(ps),
 			Methods: ms, Seeds: *seeds, Config: cfg, Model: info}); err != nil {
 			return err
 		}
 		items := sh.Select(rfbench.Items(ps, ms, *seeds))
 		r := &rfbench.Runner{Model: m, Config: cfg, Out: *out, Info: info, Log: os.Stderr}
-		if slices.ContainsFunc(ms, func(m string) bool { return m != "sd" }) {
-			r.Planner = lf.planner(os.Stderr) // plain SD needs no plan
+		if rfbench.NeedsPlanner(ms) {
+			r.Planner = lf.planner(os.Stderr)
 		}
 		if !*quiet {
 			bar := newBar(len(items), "bench")
@@ -379,7 +378,7 @@ func modelForRun(model *modelFlags, run string) (*pipeline.Model, error) {
 		if err != nil {
 			return nil, err
 		}
-		model.weights = info.Model["weights"]
+		model.weights = info.Model.Weights
 	}
 	return model.load()
 }

@@ -200,7 +200,7 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 	z2, ctx2 := tensor.Concat(0, z, z), tensor.Concat(0, ctx, ctx)
 
 	keys := map[string]bool{}
-	for _, k := range rfnet.Default().GuidanceKeys {
+	for _, k := range rfnet.Default().SteeringKeys {
 		keys[k] = true
 	}
 	type stage struct {
@@ -215,8 +215,8 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 			_, err := m.UNet.Forward(z2, []float64{500, 500}, ctx2, nil)
 			return err
 		}},
-		{"rfnet guidance pass (forward to the last map + backward to the latent)", iters, true, func() error {
-			return guidancePass(m, z, ctx, keys)
+		{"rfnet steering pass (forward to the last map + backward to the latent)", iters, true, func() error {
+			return steeringPass(m, z, ctx, keys)
 		}},
 		{fmt.Sprintf("vae decode to %d²", 8*size), iters, true, func() error { m.DecodeImage(z); return nil }},
 	}
@@ -316,20 +316,20 @@ func timeCall(b tensor.Backend, f func() error) (float64, error) {
 	return float64(time.Since(start).Microseconds()) / 1000, nil
 }
 
-// guidancePass is the shape of RFNet's guidance step: the UNet run with the
-// cross-attention maps of the guidance layers kept, a loss on them, and the
+// steeringPass is the shape of RFNet's steering step: the UNet run with the
+// cross-attention maps of the steering layers kept, a loss on them, and the
 // gradient back to the latent.
-func guidancePass(m *pipeline.Model, z, ctx *tensor.Tensor, keys map[string]bool) (err error) {
+func steeringPass(m *pipeline.Model, z, ctx *tensor.Tensor, keys map[string]bool) (err error) {
 	// As RFNet's pass: only the gradient outlives it.
 	tensor.Scoped(m.Backend, func() *tensor.Tensor {
 		var g *tensor.Tensor
-		g, err = guidanceGradient(m, z, ctx, keys)
+		g, err = steeringGradient(m, z, ctx, keys)
 		return g
 	})
 	return err
 }
 
-func guidanceGradient(m *pipeline.Model, z, ctx *tensor.Tensor, keys map[string]bool) (*tensor.Tensor, error) {
+func steeringGradient(m *pipeline.Model, z, ctx *tensor.Tensor, keys map[string]bool) (*tensor.Tensor, error) {
 	tape := tensor.NewTape()
 	zt := tape.Track(z)
 	var maps []*tensor.Tensor

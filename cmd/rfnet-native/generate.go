@@ -29,8 +29,8 @@ type generateFlags struct {
 	seed                                         uint64
 	quiet                                        bool
 	// RFNet
-	plan, outDir, rfnetConfig                        string
-	noSAA, noGuidance, noSuppression, saaCrossObject bool
+	plan, outDir, rfnetConfig                         string
+	noSAA, noReference, noSuppression, saaCrossObject bool
 }
 
 func setupGenerate(fs *pflag.FlagSet) func() error {
@@ -60,7 +60,10 @@ func (g *generateFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.outDir, "out-dir", "rfnet-out", "rfnet: folder for the image, plan, layout, objects, masks, attention maps, SAA scores and trace")
 	fs.StringVar(&g.rfnetConfig, "rfnet-config", "", "rfnet: JSON file of hyperparameters over the defaults (keys as in run.json's config)")
 	fs.BoolVar(&g.noSAA, "no-saa", false, "rfnet ablation: no Semantic Alignment Assessment (main descriptions only)")
-	fs.BoolVar(&g.noGuidance, "no-guidance-constraint", false, "rfnet ablation: no guidance (reference attention) constraint")
+	fs.BoolVar(&g.noReference, "no-reference-constraint", false, "rfnet ablation: no reference constraint (each object's attention kept as in its own run)")
+	// The flag's name until the reference constraint had its own word.
+	fs.BoolVar(&g.noReference, "no-guidance-constraint", false, "the old name of --no-reference-constraint")
+	fs.MarkDeprecated("no-guidance-constraint", "use --no-reference-constraint")
 	fs.BoolVar(&g.noSuppression, "no-suppression-constraint", false, "rfnet ablation: no suppression constraint")
 	fs.BoolVar(&g.saaCrossObject, "saa-cross-object", false, "rfnet: choose descriptions by similarity across objects (the paper's prose) instead of per object (its code)")
 	g.llm.register(fs)
@@ -80,7 +83,7 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 	if g.prompt == "" {
 		return errors.New("--prompt is required")
 	}
-	for _, f := range []string{"plan", "out-dir", "rfnet-config", "no-saa", "no-guidance-constraint", "no-suppression-constraint", "saa-cross-object", "offline-planner", "max-objects"} {
+	for _, f := range []string{"plan", "out-dir", "rfnet-config", "no-saa", "no-reference-constraint", "no-guidance-constraint", "no-suppression-constraint", "saa-cross-object", "offline-planner", "max-objects"} {
 		if fs.Changed(f) {
 			return fmt.Errorf("--%s applies to --method rfnet (plain SD plans nothing and writes --out)", f)
 		}

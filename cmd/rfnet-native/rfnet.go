@@ -17,7 +17,7 @@ import (
 	"github.com/rfnet/rfnet-native/pipeline/rfnet"
 )
 
-// rfnetConfig is the configuration file (or the defaults) with the flags the user set on top.
+// rfnetSettings is the configuration file (or the defaults) with the flags the user set on top.
 func (g *generateFlags) rfnetSettings(fs *pflag.FlagSet) (rfnet.Config, error) {
 	c := rfnet.Default()
 	if g.rfnetConfig != "" {
@@ -42,12 +42,9 @@ func (g *generateFlags) rfnetSettings(fs *pflag.FlagSet) (rfnet.Config, error) {
 		c.Height = g.height
 	}
 	if fs.Changed("seed") {
-		// The reference's batch seeds: background seed, foreground seeds from seed + 123456789.
-		c.BgSeed, c.FgSeedStart = g.seed, g.seed+123456789
+		c = c.WithSeed(g.seed)
 	}
-	c.SAA = c.SAA && !g.noSAA
-	c.GuidanceConstraint = c.GuidanceConstraint && !g.noGuidance
-	c.Suppression = c.Suppression && !g.noSuppression
+	c = c.Without(rfnet.Ablation{SAA: g.noSAA, Reference: g.noReference, Suppression: g.noSuppression})
 	c.SAACrossObject = c.SAACrossObject || g.saaCrossObject
 	return c, c.Validate()
 }
@@ -110,6 +107,8 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 	done := 0
 	for i, r := range runs {
 		c := cfg
+		// Both seeds move by i, so a config's own foreground start keeps its
+		// distance from the background seed (WithSeed would reset it).
 		c.BgSeed, c.FgSeedStart = cfg.BgSeed+uint64(i), cfg.FgSeedStart+uint64(i)
 		opts := rfnet.Options{Config: c}
 		if bar != nil {
@@ -180,9 +179,7 @@ func (g *generateFlags) runRFNetOnce(m *pipeline.Model, plan *llm.Plan, opts rfn
 	if err != nil {
 		return nil, fmt.Errorf("%w (the trace of this run is in %s)", err, trace.Path())
 	}
-	info := map[string]string{"weights": m.Path, "model_type": m.Variant.Name, "layout": m.Layout,
-		"prediction": string(m.Variant.Sched.PredictionType), "device": m.Backend.Name(), "dtype": m.DType.String(), "version": version}
-	if err := rfnet.WriteArtifacts(r.dir, res, opts.Config, info, trace); err != nil {
+	if err := rfnet.WriteArtifacts(r.dir, res, opts.Config, rfnet.DescribeModel(m, version), trace); err != nil {
 		return nil, err
 	}
 	if r.out != "" {

@@ -2,15 +2,19 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
+
 	"github.com/rfnet/rfnet-native/internal/fakeopenai"
 	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/llm"
+	"github.com/rfnet/rfnet-native/pipeline/rfnet"
 )
 
 const fakePlan = `{"objects": [{"name": "a mouse", "box": [40, 250, 160, 160], "description": "baring tiny teeth", "alternatives": ["stalking low", "eyes fixed on its prey"]},
@@ -136,5 +140,50 @@ func TestPlanCommand(t *testing.T) {
 	p, err := llm.ReadPlan(out)
 	if err != nil || len(p.Objects) != 2 || p.Objects[0].Descriptions[1] != "stalking low" {
 		t.Fatalf("%v %+v", err, p)
+	}
+}
+
+// rfnetSettings seeds the objects from --seed as the reference's batch
+// script does, turns each ablation flag's part off, and takes the old name of
+// --no-reference-constraint too, with a line saying it is deprecated.
+func TestRFNetSettingsFlags(t *testing.T) {
+	settings := func(args ...string) (rfnet.Config, string) {
+		t.Helper()
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		var said bytes.Buffer
+		fs.SetOutput(&said)
+		g := &generateFlags{}
+		g.register(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		c, err := g.rfnetSettings(fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, said.String()
+	}
+	if c, _ := settings(); !c.SAA || !c.ReferenceConstraint || !c.Suppression {
+		t.Fatalf("no flags: SAA %v, reference %v, suppression %v; want all on", c.SAA, c.ReferenceConstraint, c.Suppression)
+	}
+	if c, _ := settings("--seed", "7"); c.BgSeed != 7 || c.FgSeedStart != 7+rfnet.FgSeedOffset {
+		t.Errorf("--seed 7: seeds %d and %d, want 7 and 7+%d", c.BgSeed, c.FgSeedStart, rfnet.FgSeedOffset)
+	}
+	for _, f := range []struct {
+		flag string
+		off  func(rfnet.Config) bool
+	}{
+		{"--no-saa", func(c rfnet.Config) bool { return !c.SAA && c.ReferenceConstraint && c.Suppression }},
+		{"--no-reference-constraint", func(c rfnet.Config) bool { return c.SAA && !c.ReferenceConstraint && c.Suppression }},
+		{"--no-guidance-constraint", func(c rfnet.Config) bool { return c.SAA && !c.ReferenceConstraint && c.Suppression }},
+		{"--no-suppression-constraint", func(c rfnet.Config) bool { return c.SAA && c.ReferenceConstraint && !c.Suppression }},
+	} {
+		c, said := settings(f.flag)
+		if !f.off(c) {
+			t.Errorf("%s: SAA %v, reference %v, suppression %v", f.flag, c.SAA, c.ReferenceConstraint, c.Suppression)
+		}
+		if deprecated := strings.Contains(said, "deprecated, use --no-reference-constraint"); deprecated != (f.flag == "--no-guidance-constraint") {
+			t.Errorf("%s: said %q", f.flag, said)
+		}
 	}
 }

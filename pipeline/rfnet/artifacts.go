@@ -94,7 +94,7 @@ type RunInfo struct {
 	SONegative      string             `json:"so_negative_prompt"`
 	ObjectPrompts   []string           `json:"object_prompts"`
 	Config          Config             `json:"config"`
-	Model           map[string]string  `json:"model"`
+	Model           ModelInfo          `json:"model"`
 	Seconds         map[string]float64 `json:"seconds"`
 }
 
@@ -110,7 +110,7 @@ type RunInfo struct {
 // run's image.png goes, and the files of objects/ that this run does not
 // write; the new files are renamed into place, image.png last: a dir that
 // holds image.png holds all of one run.
-func WriteArtifacts(dir string, res *Result, cfg Config, model map[string]string, trace *Trace) (err error) {
+func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, trace *Trace) (err error) {
 	objects := filepath.Join(dir, "objects")
 	if err := os.MkdirAll(objects, 0o755); err != nil {
 		return fmt.Errorf("rfnet: %w", err)

@@ -51,7 +51,7 @@ func TestWriteArtifactsReplacesARunWhole(t *testing.T) {
 		}
 		tr.Add(TraceEvent{Stage: traced})
 		defer tr.Close()
-		return WriteArtifacts(dir, res, testConfig(), map[string]string{"weights": "w"}, tr)
+		return WriteArtifacts(dir, res, testConfig(), ModelInfo{Weights: "w"}, tr)
 	}
 	if err := write(fakeResult("a lion", 16), "first"); err != nil {
 		t.Fatal(err)

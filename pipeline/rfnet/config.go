@@ -1,8 +1,6 @@
 package rfnet
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"math"
 
@@ -11,7 +9,9 @@ import (
 )
 
 // Config holds every RFNet hyperparameter. JSON keys are the reference's
-// names where it has one.
+// names where it has one, but for two that said "guidance" for what is not
+// classifier-free guidance (see the package doc): steering_attn_keys and
+// reference_constraint, whose old names still read (see renamedKeys).
 type Config struct {
 	Steps     int     `json:"num_inference_steps"`
 	Guidance  float64 `json:"guidance_scale"`
@@ -25,10 +25,10 @@ type Config struct {
 	OverallNegative string `json:"overall_negative_prompt"`
 
 	// Ablations (§10.6): SAA off uses the main description alone; the other two
-	// drop the guidance (reference attention) and suppression terms.
-	SAA                bool `json:"saa"`
-	GuidanceConstraint bool `json:"guidance_constraint"`
-	Suppression        bool `json:"suppression_constraint"`
+	// drop the reference-attention and suppression terms.
+	SAA                 bool `json:"saa"`
+	ReferenceConstraint bool `json:"reference_constraint"`
+	Suppression         bool `json:"suppression_constraint"`
 	// SAACrossObject picks one description per object by the best combination
 	// across objects (the paper's prose) instead of the best pair per object (the code).
 	SAACrossObject bool `json:"saa_cross_object"`
@@ -40,17 +40,19 @@ type Config struct {
 	SOCenterBox    bool    `json:"so_center_box"`
 	SOFloorPadding float64 `json:"so_floor_padding"`
 
-	LossScale     float64  `json:"loss_scale"`
-	LossThreshold float64  `json:"loss_threshold"`
-	MaxIter       []int    `json:"max_iter"`
-	MaxIndexStep  int      `json:"max_index_step"`
-	FgTopP        float64  `json:"fg_top_p"`
-	BgTopP        float64  `json:"bg_top_p"`
-	FgWeight      float64  `json:"fg_weight"`
-	BgWeight      float64  `json:"bg_weight"`
-	GuidanceKeys  []string `json:"guidance_attn_keys"`
-	ObjectKey     string   `json:"obj_attn_key"`
-	AggStart      int      `json:"attn_aggregation_step_start"`
+	LossScale     float64 `json:"loss_scale"`
+	LossThreshold float64 `json:"loss_threshold"`
+	MaxIter       []int   `json:"max_iter"`
+	MaxIndexStep  int     `json:"max_index_step"`
+	FgTopP        float64 `json:"fg_top_p"`
+	BgTopP        float64 `json:"bg_top_p"`
+	FgWeight      float64 `json:"fg_weight"`
+	BgWeight      float64 `json:"bg_weight"`
+	// SteeringKeys are the layers whose cross-attention the steering losses
+	// read (the reference's guidance_attn_keys).
+	SteeringKeys []string `json:"steering_attn_keys"`
+	ObjectKey    string   `json:"obj_attn_key"`
+	AggStart     int      `json:"attn_aggregation_step_start"`
 
 	MaskSigma float64 `json:"mask_gaussian_sigma"`
 	MaskTau   float64 `json:"mask_threshold"`
@@ -72,7 +74,7 @@ type Config struct {
 	RefEps            float64 `json:"ref_ca_eps"`
 
 	// RemeasureLoss re-measures the loss at the start of each step instead of
-	// carrying the last measured loss over (the reference stops all guidance once
+	// carrying the last measured loss over (the reference stops all steering once
 	// a measured loss reaches the threshold, §14.9).
 	RemeasureLoss bool `json:"remeasure_loss"`
 }
@@ -95,12 +97,12 @@ func Default() Config {
 		Steps: 50, Guidance: 7.5, Scheduler: "ddim", Width: 512, Height: 512,
 		SONegative:      "artifacts, blurry, smooth texture, bad quality, distortions, unrealistic, distorted image, bad proportions, duplicate, two, many, group, occlusion, occluded, side, border, collate",
 		OverallNegative: "artifacts, blurry, smooth texture, bad quality, distortions, unrealistic, distorted image, bad proportions, duplicate",
-		SAA:             true, GuidanceConstraint: true, Suppression: true,
+		SAA:             true, ReferenceConstraint: true, Suppression: true,
 		BgSeed: 1, FgSeedStart: 20, FgBlending: 0.01,
 		SOCenterBox: true, SOFloorPadding: 0.2,
 		LossScale: 5, LossThreshold: 5, MaxIter: schedule(), MaxIndexStep: 30,
 		FgTopP: 0.2, BgTopP: 0.2, FgWeight: 1, BgWeight: 4,
-		GuidanceKeys: []string{"mid.0.0.0", "up.1.0.0", "up.1.1.0", "up.1.2.0"}, ObjectKey: "down.2.1.0", AggStart: 10,
+		SteeringKeys: []string{"mid.0.0.0", "up.1.0.0", "up.1.1.0", "up.1.2.0"}, ObjectKey: "down.2.1.0", AggStart: 10,
 		MaskSigma: 1.5, MaskTau: 0.25,
 		ComposeBoxToBg: true, FrozenStepRatio: 0.5,
 		OverallLossScale: 5, OverallLossThreshold: 5, OverallMaxIter: schedule(), OverallMaxIndexStep: 30, OverallBgTopP: 0.2,
@@ -115,9 +117,7 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("rfnet: config: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := decodeConfig(raw, &c, true); err != nil {
 		return c, fmt.Errorf("rfnet: config %s: %w", path, err)
 	}
 	return c, c.Validate()
@@ -125,11 +125,11 @@ func LoadConfig(path string) (Config, error) {
 
 // Bounds past which a value is no setting but a mistake that runs out of
 // memory or time: the mask's Gaussian kernel is 8σ+1 cells wide (a latent grid
-// is 64 cells at 512²), and each guidance iteration is a forward and backward
+// is 64 cells at 512²), and each steering iteration is a forward and backward
 // UNet pass (the published run does at most 4 per step).
 const (
 	maxMaskSigma          = 64
-	maxGuidanceIterations = 1000
+	maxSteeringIterations = 1000
 )
 
 // Validate checks the numbers: every float is finite (a NaN guidance scale
@@ -184,8 +184,8 @@ func (c Config) Validate() error {
 		v   []int
 	}{{"max_iter", c.MaxIter}, {"overall_max_iter", c.OverallMaxIter}} {
 		for i, n := range l.v {
-			if n < 0 || n > maxGuidanceIterations {
-				return fmt.Errorf("rfnet: config: %s[%d] is %d: want 0 to %d", l.key, i, n, maxGuidanceIterations)
+			if n < 0 || n > maxSteeringIterations {
+				return fmt.Errorf("rfnet: config: %s[%d] is %d: want 0 to %d", l.key, i, n, maxSteeringIterations)
 			}
 		}
 	}
@@ -202,8 +202,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("rfnet: config: num_inference_steps %d", c.Steps)
 	case c.MaxIndexStep < 0 || c.OverallMaxIndexStep < 0 || c.AggStart < 0:
 		return fmt.Errorf("rfnet: config: max_index_step, overall_max_index_step and attn_aggregation_step_start must be 0 or more")
-	case len(c.GuidanceKeys) == 0:
-		return fmt.Errorf("rfnet: config: guidance_attn_keys is empty")
+	case len(c.SteeringKeys) == 0:
+		return fmt.Errorf("rfnet: config: steering_attn_keys is empty")
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package rfnet
 
 import (
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -44,5 +45,47 @@ func TestConfigRefusesNonFiniteAndOutOfRange(t *testing.T) {
 	os.WriteFile(path, []byte(`{"guidance_scale": 1e999}`), 0o644)
 	if _, err := LoadConfig(path); err == nil {
 		t.Fatal("guidance_scale 1e999 was accepted")
+	}
+}
+
+// The keys renamed from guidance_* (see renamedKeys) still read under their
+// old names, in an rfnet config file and in the config of a run.json (whose
+// model reads into ModelInfo); a key given under both names is refused with
+// both named.
+func TestConfigReadsRenamedKeys(t *testing.T) {
+	const old = `{"guidance_constraint": false, "guidance_attn_keys": ["up.1.0.0", "up.1.1.0"]}`
+	check := func(what string, c Config) {
+		t.Helper()
+		if c.ReferenceConstraint || strings.Join(c.SteeringKeys, ",") != "up.1.0.0,up.1.1.0" {
+			t.Errorf("%s: reference_constraint %v, steering_attn_keys %v; want false and the file's two keys", what, c.ReferenceConstraint, c.SteeringKeys)
+		}
+		if c.Steps != Default().Steps || !c.Suppression {
+			t.Errorf("%s: the keys the file lacks lost their defaults: %+v", what, c)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "cfg.json")
+	os.WriteFile(path, []byte(old), 0o644)
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("rfnet config", c)
+
+	run := RunInfo{Config: Default()}
+	if err := json.Unmarshal([]byte(`{"prompt": "p", "config": `+old+`, "model": {"weights": "w", "model_type": "sd21-base"}}`), &run); err != nil {
+		t.Fatal(err)
+	}
+	check("run.json", run.Config)
+	if run.Model.Weights != "w" || run.Model.ModelType != "sd21-base" {
+		t.Errorf("run.json: model %+v, want the file's weights and model_type", run.Model)
+	}
+
+	os.WriteFile(path, []byte(`{"guidance_attn_keys": ["up.1.0.0"], "steering_attn_keys": ["mid.0.0.0"]}`), 0o644)
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), "steering_attn_keys") || !strings.Contains(err.Error(), "guidance_attn_keys") {
+		t.Errorf("both names of a key: error %v, want one naming both", err)
+	}
+	os.WriteFile(path, []byte(`{"guidance_attn_key": ["up.1.0.0"]}`), 0o644)
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), "guidance_attn_key") {
+		t.Errorf("an unknown key: error %v, want one naming it", err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
-// The guidance passes on the GPU (UNet forward with the probability maps,
+// The steering passes on the GPU (UNet forward with the probability maps,
 // box and overall losses, gradient back to the latent) agree with the CPU's
 // float64 run of the same fixture, within fixtures.GPUModelTol, in two
 // configurations:
@@ -60,11 +60,11 @@ func TestGuidanceGradientOnGPU(t *testing.T) {
 					name     string
 					ref, got loop
 				}{{"box loss", ref.soLoop, f.soLoop}, {"overall loss", ref.allLoop, f.allLoop}} {
-					wantLoss, wantGrad, err := ref.m.guidancePass(c.ref, ref.z, 0, ts[0])
+					wantLoss, wantGrad, err := ref.m.steeringPass(c.ref, ref.z, 0, ts[0])
 					if err != nil {
 						t.Fatal(err)
 					}
-					loss, grad, err := f.m.guidancePass(c.got, f.z, 0, ts[0])
+					loss, grad, err := f.m.steeringPass(c.got, f.z, 0, ts[0])
 					if err != nil {
 						t.Fatal(err)
 					}

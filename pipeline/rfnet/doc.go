@@ -1,15 +1,21 @@
 // Package rfnet is RFNet's stage 2 on top of a Stable Diffusion pipeline.Model:
 // Semantic Alignment Assessment picks each object's description, every object
-// is generated alone in a centered box under cross-attention box guidance, its
-// saliency mask comes from the aggregated cross-attention of its word token, the
-// objects' latent trajectories are shifted onto their boxes and composed
-// (largest first), and the overall scene is generated from the composition with
-// frozen foreground steps, the suppression constraint and the guidance
-// (reference-attention) constraint. The defaults reproduce the authors'
-// published run; every number is in Config.
+// is generated alone in a centered box with its cross-attention steered into
+// the box, its saliency mask comes from the aggregated cross-attention of its
+// word token, the objects' latent trajectories are shifted onto their boxes
+// and composed (largest first), and the overall scene is generated from the
+// composition with frozen foreground steps, the suppression constraint and the
+// reference constraint. The defaults reproduce the authors' published run;
+// every number is in Config.
 //
 // Names follow the algorithm notes (../shared/docs/rfnet-algorithm.md): "SO"
 // is a single-object run, a "key" names a cross-attention layer
-// ("up.1.2.0"), "step" is a denoising step index and "iteration" one guidance
-// update inside a step.
+// ("up.1.2.0"), "step" is a denoising step index and "iteration" one steering
+// update inside a step. The paper, the reference code and the notes say
+// "guidance" for three things, which have one word each here: "guidance" is
+// classifier-free guidance alone (guidance_scale, CFG); "steering" is the
+// gradient update of the latent by a loss on cross-attention maps (their
+// latent or box guidance, §7.3: steer, steeringPass, SteeringKeys); the "reference
+// constraint" is the overall run's term that keeps each object's attention as
+// in its own run (their guidance constraint, §10.3).
 package rfnet

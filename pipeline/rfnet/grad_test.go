@@ -13,7 +13,7 @@ import (
 // lossFixture sets up a float64 tiny model, the test plan's spec and the
 // single-object and overall loss functions at a 16×16 latent.
 type lossFixture struct {
-	m       *Model
+	m       *runner
 	spec    *spec
 	objs    []placed
 	soLoop  loop
@@ -29,7 +29,7 @@ func newLossFixture(t *testing.T) *lossFixture {
 // dtype d (the same values on every backend: the GPU parity test compares them).
 func newLossFixtureOn(t *testing.T, b tensor.Backend, d tensor.DType, c Config) *lossFixture {
 	pm := tinyModelOn(t, "tiny-sd2", b, d)
-	m := &Model{Model: pm, cfg: c, emit: func(TraceEvent) {}}
+	m := &runner{Model: pm, cfg: c, emit: func(TraceEvent) {}}
 	s := newSpec(testPlan(), c)
 	runSAA(s.Objects, Config{SAA: false}, nil)
 	if err := s.buildPrompts(pm.Tokenizer); err != nil {
@@ -43,9 +43,9 @@ func newLossFixtureOn(t *testing.T, b tensor.Backend, d tensor.DType, c Config) 
 	overall, _ := pm.EncodePrompt(s.Overall)
 	o := s.Objects[0]
 	f := &lossFixture{m: m, spec: s, z: backendtest.Randn(pm.Backend, d, 5, 1, 4, 16, 16)}
-	f.soLoop = loop{sched: sc, cond: cond, keys: c.GuidanceKeys, scale: c.LossScale,
+	f.soLoop = loop{sched: sc, cond: cond, keys: c.SteeringKeys, scale: c.LossScale,
 		loss: func(_ int, maps map[string]capture) (*tensor.Tensor, error) {
-			return boxLoss(maps, c.GuidanceKeys, o.Tokens, o.SOBox, c)
+			return boxLoss(maps, c.SteeringKeys, o.Tokens, o.SOBox, c)
 		}}
 	// Reference maps: positive random values on each object's grids, as a shifted SO run would give.
 	layers := map[string][2]int{}
@@ -54,7 +54,7 @@ func newLossFixtureOn(t *testing.T, b tensor.Backend, d tensor.DType, c Config) 
 	}
 	for j := range s.Objects {
 		sm := savedMaps{}
-		for i, k := range c.GuidanceKeys {
+		for i, k := range c.SteeringKeys {
 			g := layers[k]
 			heads := 4
 			v := backendtest.Uniform(pm.Backend, tensor.Float64, uint64(10*j+i), 0.01, 1, heads*g[0]*g[1]).Float64s()
@@ -62,7 +62,7 @@ func newLossFixtureOn(t *testing.T, b tensor.Backend, d tensor.DType, c Config) 
 		}
 		f.objs = append(f.objs, placed{saved: []savedMaps{sm}})
 	}
-	f.allLoop = loop{sched: sc, cond: overall, keys: c.GuidanceKeys, scale: c.OverallLossScale,
+	f.allLoop = loop{sched: sc, cond: overall, keys: c.SteeringKeys, scale: c.OverallLossScale,
 		loss: func(step int, maps map[string]capture) (*tensor.Tensor, error) {
 			return overallLoss(maps, s, f.objs, step, c)
 		}}
@@ -78,7 +78,7 @@ func TestLossGradientsMatchFiniteDifferences(t *testing.T) {
 		name string
 		l    loop
 	}{{"box loss", f.soLoop}, {"overall loss", f.allLoop}} {
-		loss, grad, err := f.m.guidancePass(c.l, f.z, 0, ts[0])
+		loss, grad, err := f.m.steeringPass(c.l, f.z, 0, ts[0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func TestLossGradientsMatchFiniteDifferences(t *testing.T) {
 				for i := range zv {
 					zv[i] += h * v[i]
 				}
-				l, _, err := f.m.guidancePass(c.l, tensor.FromFloat64(f.z.Backend(), tensor.Float64, f.z.Shape(), zv), 0, ts[0])
+				l, _, err := f.m.steeringPass(c.l, tensor.FromFloat64(f.z.Backend(), tensor.Float64, f.z.Shape(), zv), 0, ts[0])
 				if err != nil {
 					t.Fatal(err)
 				}

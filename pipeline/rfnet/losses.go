@@ -7,7 +7,7 @@ import (
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
-// capture is one layer's cross-attention probabilities from a guidance pass:
+// capture is one layer's cross-attention probabilities from a steering pass:
 // probs [1, heads, h·w, 77] on the tape.
 type capture struct {
 	probs *tensor.Tensor
@@ -67,13 +67,13 @@ func boxTerm(c capture, tokens []int, mask []float64, fgTopP, bgTopP, wFg, wBg f
 }
 
 // boxLoss is the single-object loss L_box (§7.2) with P = 1: the object's
-// phrase tokens against its box at every guidance key, averaged over keys.
+// phrase tokens against its box at every steering key, averaged over keys.
 func boxLoss(maps map[string]capture, keys []string, tokens []int, box Box, c Config) (*tensor.Tensor, error) {
 	var total *tensor.Tensor
 	for _, k := range keys {
 		cp, ok := maps[k]
 		if !ok {
-			return nil, fmt.Errorf("rfnet: guidance key %q is not a cross-attention layer of this UNet", k)
+			return nil, fmt.Errorf("rfnet: steering key %q is not a cross-attention layer of this UNet", k)
 		}
 		t := boxTerm(cp, tokens, box.mask(cp.h, cp.w), c.FgTopP, c.BgTopP, c.FgWeight, c.BgWeight)
 		total = add(total, t)
@@ -88,7 +88,7 @@ func add(a, b *tensor.Tensor) *tensor.Tensor {
 	return a.Add(b)
 }
 
-// refTerm is the guidance constraint for one box at one key (§10.3): the
+// refTerm is the reference constraint for one box at one key (§10.3): the
 // current word-token attention and the reference one, each masked to the box
 // and normalized to sum 1 inside it, compared with L1 per head, heads averaged.
 // ref is the reference map [heads, h·w] (a constant).

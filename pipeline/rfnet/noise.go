@@ -26,6 +26,17 @@ func noise(seed uint64, n int) []float64 {
 	return out
 }
 
+// FgSeedOffset is how far above the background seed the reference's batch
+// script starts the foreground seeds.
+const FgSeedOffset = 123456789
+
+// WithSeed is c seeded as the reference's batch script seeds a run: the
+// background from bg, the objects from bg + FgSeedOffset on.
+func (c Config) WithSeed(bg uint64) Config {
+	c.BgSeed, c.FgSeedStart = bg, bg+FgSeedOffset
+	return c
+}
+
 // fgSeeds are the foreground seeds of the objects: start + j, moved by 12345
 // where that equals the background seed (§6.1).
 func fgSeeds(c Config, n int) []uint64 {

@@ -53,7 +53,7 @@ func TestLossesMatchReference(t *testing.T) {
 	}
 	pm := tinyModel(t, "tiny-sd2", tensor.Float64)
 	c := Default()
-	m := &Model{Model: pm, cfg: c, emit: func(TraceEvent) {}}
+	m := &runner{Model: pm, cfg: c, emit: func(TraceEvent) {}}
 	sc, _ := sched.New("ddim", pm.Variant.Sched, 50)
 
 	// The spec and placed objects the overall loss reads, built from the fixture.
@@ -88,7 +88,7 @@ func TestLossesMatchReference(t *testing.T) {
 				return overallLoss(maps, s, objs, step, c)
 			}}},
 	} {
-		loss, grad, err := m.guidancePass(c2.l, load("z"), 0, meta.Timestep)
+		loss, grad, err := m.steeringPass(c2.l, load("z"), 0, meta.Timestep)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,14 +15,15 @@ import (
 // Options configure a run.
 type Options struct {
 	Config Config
-	// Trace receives one event per guidance iteration and per stage (may be nil).
+	// Trace receives one event per steering iteration and per stage (may be nil).
 	Trace func(TraceEvent)
 	// Progress is called after every denoising step of every run (may be nil).
 	Progress func(stage string, object, step, total int)
 }
 
-// Model is a Stable Diffusion model running RFNet.
-type Model struct {
+// runner is one RFNet run's state: the Stable Diffusion model with the
+// run's configuration and callbacks.
+type runner struct {
 	*pipeline.Model
 	cfg      Config
 	emit     func(TraceEvent)
@@ -77,36 +78,36 @@ func Run(m *pipeline.Model, plan *llm.Plan, o Options) (*Result, error) {
 	if err := plan.Check(); err != nil {
 		return nil, fmt.Errorf("rfnet: plan: %w", err)
 	}
-	rm := &Model{Model: m, cfg: c, emit: func(TraceEvent) {}, progress: o.Progress}
+	r := &runner{Model: m, cfg: c, emit: func(TraceEvent) {}, progress: o.Progress}
 	if o.Trace != nil {
-		rm.emit = o.Trace
+		r.emit = o.Trace
 	}
-	return rm.run(plan)
+	return r.run(plan)
 }
 
 // stage times a part of the run and reports it to the trace.
-func (m *Model) stage(res *Result, name string, start time.Time) {
+func (r *runner) stage(res *Result, name string, start time.Time) {
 	d := time.Since(start)
 	res.Durations[name] += d
-	m.emit(TraceEvent{Stage: "timing", Name: name, Seconds: ptr(d.Seconds())})
+	r.emit(TraceEvent{Stage: "timing", Name: name, Seconds: ptr(d.Seconds())})
 }
 
-func (m *Model) newScheduler() (sched.Scheduler, error) {
-	return sched.New(m.cfg.Scheduler, m.Variant.Sched, m.cfg.Steps)
+func (r *runner) newScheduler() (sched.Scheduler, error) {
+	return sched.New(r.cfg.Scheduler, r.Variant.Sched, r.cfg.Steps)
 }
 
-func (m *Model) run(plan *llm.Plan) (*Result, error) {
-	c := m.cfg
+func (r *runner) run(plan *llm.Plan) (*Result, error) {
+	c := r.cfg
 	res := &Result{Plan: plan, Durations: map[string]time.Duration{}}
-	ch, h, w := m.Variant.UNet.InChannels, c.Height/8, c.Width/8
+	ch, h, w := r.Variant.UNet.InChannels, c.Height/8, c.Width/8
 	res.LatentH, res.LatentW = h, w
 	layers := map[string]unet.Layer{}
 	base := h
-	for _, l := range m.UNet.CrossAttentionLayers(h, w) {
+	for _, l := range r.UNet.CrossAttentionLayers(h, w) {
 		layers[l.Key] = l
 		base = min(base, l.H)
 	}
-	for _, k := range append(append([]string(nil), c.GuidanceKeys...), c.ObjectKey) {
+	for _, k := range append(append([]string(nil), c.SteeringKeys...), c.ObjectKey) {
 		if _, ok := layers[k]; !ok {
 			return nil, fmt.Errorf("rfnet: attention key %q is not a cross-attention layer of this UNet (it has %v)", k, keys(layers))
 		}
@@ -115,17 +116,17 @@ func (m *Model) run(plan *llm.Plan) (*Result, error) {
 	// Prompts: SAA picks the descriptions, then the prompts and token positions.
 	start := time.Now()
 	s := newSpec(plan, c)
-	res.SAA = runSAA(s.Objects, c, textEncoder(m.EncodePrompt))
-	if err := s.buildPrompts(m.Tokenizer); err != nil {
+	res.SAA = runSAA(s.Objects, c, textEncoder(r.EncodePrompt))
+	if err := s.buildPrompts(r.Tokenizer); err != nil {
 		return nil, err
 	}
 	res.OverallPrompt, res.OverallNegative, res.SONegative = s.Overall, s.OverallNegative, s.SONegative
-	soUncond, _ := m.EncodePrompt(s.SONegative)
-	overallUncond, _ := m.EncodePrompt(s.OverallNegative)
-	overallCond, _ := m.EncodePrompt(s.Overall)
-	m.stage(res, "prompts", start)
+	soUncond, _ := r.EncodePrompt(s.SONegative)
+	overallUncond, _ := r.EncodePrompt(s.OverallNegative)
+	overallCond, _ := r.EncodePrompt(s.Overall)
+	r.stage(res, "prompts", start)
 
-	probe, err := m.newScheduler()
+	probe, err := r.newScheduler()
 	if err != nil {
 		return nil, err
 	}
@@ -133,33 +134,33 @@ func (m *Model) run(plan *llm.Plan) (*Result, error) {
 	bg := noise(c.BgSeed, ch*h*w)
 	seeds := fgSeeds(c, len(s.Objects))
 
-	// Stage 2, step 1: every object alone, under box guidance.
+	// Stage 2, step 1: every object alone, steered into its box.
 	var placedObjs []placed
 	for j := range s.Objects {
 		start := time.Now()
 		o := &s.Objects[j]
-		cond, _ := m.EncodePrompt(o.Prompt)
-		sc, err := m.newScheduler()
+		cond, _ := r.EncodePrompt(o.Prompt)
+		sc, err := r.newScheduler()
 		if err != nil {
 			return nil, err
 		}
-		z0 := toLatent(m.Backend, m.DType, objectNoise(bg, seeds[j], o.SOBox, ch, h, w, c.FgBlending), ch, h, w, sigma)
-		l := loop{stage: "object", object: j, sched: sc, cond: cond, uncond: soUncond, keys: c.GuidanceKeys,
+		z0 := toLatent(r.Backend, r.DType, objectNoise(bg, seeds[j], o.SOBox, ch, h, w, c.FgBlending), ch, h, w, sigma)
+		l := loop{stage: "object", object: j, sched: sc, cond: cond, uncond: soUncond, keys: c.SteeringKeys,
 			scale: c.LossScale, threshold: c.LossThreshold, maxIter: c.MaxIter, maxIndexStep: c.MaxIndexStep,
-			remeasure: c.RemeasureLoss, save: append([]string{c.ObjectKey}, c.GuidanceKeys...), saveToken: o.Word,
+			remeasure: c.RemeasureLoss, save: append([]string{c.ObjectKey}, c.SteeringKeys...), saveToken: o.Word,
 			loss: func(_ int, maps map[string]capture) (*tensor.Tensor, error) {
-				return boxLoss(maps, c.GuidanceKeys, o.Tokens, o.SOBox, c)
+				return boxLoss(maps, c.SteeringKeys, o.Tokens, o.SOBox, c)
 			}}
-		run, err := m.guide(l, z0)
+		run, err := r.steer(l, z0)
 		if err != nil {
 			return nil, fmt.Errorf("rfnet: object %s: %w", llm.Quote(o.Name), err)
 		}
-		if err := m.checkResult(run.latents[len(run.latents)-1], fmt.Sprintf("object %s", llm.Quote(o.Name))); err != nil {
+		if err := r.checkResult(run.latents[len(run.latents)-1], fmt.Sprintf("object %s", llm.Quote(o.Name))); err != nil {
 			return nil, err
 		}
 		or := ObjectResult{Name: o.Name, Prompt: o.Prompt, Box: o.Box, SOBox: o.SOBox,
-			Image: m.DecodeImage(run.latents[len(run.latents)-1])}
-		if err := m.CheckFinite(or.Image, fmt.Sprintf("rfnet: object %s: the decoded image", llm.Quote(o.Name)), "vae"); err != nil {
+			Image: r.DecodeImage(run.latents[len(run.latents)-1])}
+		if err := r.CheckFinite(or.Image, fmt.Sprintf("rfnet: object %s: the decoded image", llm.Quote(o.Name)), "vae"); err != nil {
 			return nil, err
 		}
 		sal, ok := saliency(run.saved, c.ObjectKey, c.AggStart)
@@ -176,7 +177,7 @@ func (m *Model) run(plan *llm.Plan) (*Result, error) {
 		}
 		placedObjs = append(placedObjs, place(host, mask, run.saved, sh))
 		res.Objects = append(res.Objects, or)
-		m.stage(res, fmt.Sprintf("object %d", j), start)
+		r.stage(res, fmt.Sprintf("object %d", j), start)
 	}
 
 	// Composition and stage 2, step 2: the overall scene.
@@ -186,7 +187,7 @@ func (m *Model) run(plan *llm.Plan) (*Result, error) {
 		bgScaled[i] = v * sigma
 	}
 	comp := compose(bgScaled, placedObjs, c.Steps, ch, h, w, c.ComposeBoxToBg)
-	sc, err := m.newScheduler()
+	sc, err := r.newScheduler()
 	if err != nil {
 		return nil, err
 	}
@@ -194,8 +195,8 @@ func (m *Model) run(plan *llm.Plan) (*Result, error) {
 	if len(placedObjs) == 0 {
 		frozen = 0
 	}
-	frozenMask := tensor.FromFloat64(m.Backend, m.DType, tensor.Shape{1, 1, h, w}, comp.frozen)
-	l := loop{stage: "overall", object: -1, sched: sc, cond: overallCond, uncond: overallUncond, keys: c.GuidanceKeys,
+	frozenMask := tensor.FromFloat64(r.Backend, r.DType, tensor.Shape{1, 1, h, w}, comp.frozen)
+	l := loop{stage: "overall", object: -1, sched: sc, cond: overallCond, uncond: overallUncond, keys: c.SteeringKeys,
 		scale: c.OverallLossScale, threshold: c.OverallLossThreshold, maxIter: c.OverallMaxIter,
 		maxIndexStep: c.OverallMaxIndexStep, remeasure: c.RemeasureLoss,
 		after: func(i int, z *tensor.Tensor) *tensor.Tensor {
@@ -203,46 +204,46 @@ func (m *Model) run(plan *llm.Plan) (*Result, error) {
 				return z
 			}
 			// z = C[i+1]·F + z·(1-F)
-			ci := tensor.FromFloat64(m.Backend, m.DType, tensor.Shape{1, ch, h, w}, comp.latents[i+1])
+			ci := tensor.FromFloat64(r.Backend, r.DType, tensor.Shape{1, ch, h, w}, comp.latents[i+1])
 			return ci.Mul(frozenMask).Add(z.Mul(frozenMask.Neg().AddScalar(1)))
 		}}
-	if len(s.Phrases) > 0 && (c.Suppression || c.GuidanceConstraint) {
+	if len(s.Phrases) > 0 && (c.Suppression || c.ReferenceConstraint) {
 		l.loss = func(step int, maps map[string]capture) (*tensor.Tensor, error) {
 			return overallLoss(maps, s, placedObjs, step, c)
 		}
 	}
-	z0 := tensor.FromFloat64(m.Backend, m.DType, tensor.Shape{1, ch, h, w}, comp.latents[0])
-	run, err := m.guide(l, z0)
+	z0 := tensor.FromFloat64(r.Backend, r.DType, tensor.Shape{1, ch, h, w}, comp.latents[0])
+	run, err := r.steer(l, z0)
 	if err != nil {
 		return nil, fmt.Errorf("rfnet: overall generation: %w", err)
 	}
 	res.Latents = run.latents[len(run.latents)-1]
-	if err := m.checkResult(res.Latents, "overall generation"); err != nil {
+	if err := r.checkResult(res.Latents, "overall generation"); err != nil {
 		return nil, err
 	}
-	m.stage(res, "overall", start)
+	r.stage(res, "overall", start)
 	start = time.Now()
-	res.Image = m.DecodeImage(res.Latents)
-	m.stage(res, "decode", start)
-	if err := m.CheckFinite(res.Image, "rfnet: the decoded image", "vae"); err != nil {
+	res.Image = r.DecodeImage(res.Latents)
+	r.stage(res, "decode", start)
+	if err := r.CheckFinite(res.Image, "rfnet: the decoded image", "vae"); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-// checkResult fails on non-finite final latents of a stage (the guidance's
-// own losses are checked as they come).
-func (m *Model) checkResult(z *tensor.Tensor, stage string) error {
-	return m.CheckFinite(z, "rfnet: "+stage+": the final latents", "unet")
+// checkResult fails on non-finite final latents of a stage (the steering
+// losses are checked as they come).
+func (r *runner) checkResult(z *tensor.Tensor, stage string) error {
+	return r.CheckFinite(z, "rfnet: "+stage+": the final latents", "unet")
 }
 
 // overallLoss is L_all = L_sup + L_ref (§10.2-10.4), each divided by P·|K|.
 func overallLoss(maps map[string]capture, s *spec, objs []placed, step int, c Config) (*tensor.Tensor, error) {
 	var total *tensor.Tensor
-	for _, k := range c.GuidanceKeys {
+	for _, k := range c.SteeringKeys {
 		cp, ok := maps[k]
 		if !ok {
-			return nil, fmt.Errorf("rfnet: guidance key %q was not captured", k)
+			return nil, fmt.Errorf("rfnet: steering key %q was not captured", k)
 		}
 		for _, p := range s.Phrases {
 			if c.Suppression {
@@ -252,7 +253,7 @@ func overallLoss(maps map[string]capture, s *spec, objs []placed, step int, c Co
 				}
 				total = add(total, boxTerm(cp, p.Tokens, union(ms...), c.FgTopP, c.OverallBgTopP, 0, c.SuppressionWeight))
 			}
-			if c.GuidanceConstraint {
+			if c.ReferenceConstraint {
 				var lp *tensor.Tensor
 				for _, j := range p.Objects {
 					ref, ok := objs[j].saved[step][k]
@@ -265,7 +266,7 @@ func overallLoss(maps map[string]capture, s *spec, objs []placed, step int, c Co
 			}
 		}
 	}
-	return total.Scale(1 / float64(len(s.Phrases)*len(c.GuidanceKeys))), nil
+	return total.Scale(1 / float64(len(s.Phrases)*len(c.SteeringKeys))), nil
 }
 
 func keys(m map[string]unet.Layer) []string {

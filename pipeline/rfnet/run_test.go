@@ -60,5 +60,5 @@ func TestRunSmoke(t *testing.T) {
 			n++
 		}
 	}
-	t.Logf("%d guidance iterations, image %v", n, res.Image.Shape())
+	t.Logf("%d steering iterations, image %v", n, res.Image.Shape())
 }

@@ -10,9 +10,9 @@ import (
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
-// Guidance lowers the box loss on a fixed latent: ten guidance iterations at
+// Steering lowers the box loss on a fixed latent: ten steering iterations at
 // the first step (threshold 0, so none is skipped), read back from trace.jsonl.
-func TestGuidanceReducesLoss(t *testing.T) {
+func TestSteeringReducesLoss(t *testing.T) {
 	f := newLossFixture(t)
 	path := filepath.Join(t.TempDir(), "trace.jsonl")
 	tr, err := OpenTrace(path)
@@ -24,7 +24,7 @@ func TestGuidanceReducesLoss(t *testing.T) {
 	l.stage, l.object, l.uncond = "object", 0, l.cond
 	l.threshold, l.maxIter, l.maxIndexStep = 0, []int{10}, 1
 	l.sched = oneStep(t, f)
-	if _, err := f.m.guide(l, f.z.To(tensor.Float64)); err != nil {
+	if _, err := f.m.steer(l, f.z.To(tensor.Float64)); err != nil {
 		t.Fatal(err)
 	}
 	tr.Close()
@@ -45,7 +45,7 @@ func TestGuidanceReducesLoss(t *testing.T) {
 		}
 	}
 	if len(losses) != 10 {
-		t.Fatalf("%d guidance iterations traced, want 10", len(losses))
+		t.Fatalf("%d steering iterations traced, want 10", len(losses))
 	}
 	down := 0
 	for i := 1; i < len(losses); i++ {

@@ -11,7 +11,7 @@ import (
 	"github.com/rfnet/rfnet-native/unet"
 )
 
-// TraceEvent is one line of trace.jsonl: a guidance iteration (Loss set) or a
+// TraceEvent is one line of trace.jsonl: a steering iteration (Loss set) or a
 // stage timing (Seconds set).
 type TraceEvent struct {
 	Stage     string   `json:"stage"`            // "object" or "overall"
@@ -23,15 +23,15 @@ type TraceEvent struct {
 	Name      string   `json:"name,omitempty"`
 }
 
-// loop describes one guided denoising run (a single-object run or the overall one).
+// loop describes one steered denoising run (a single-object run or the overall one).
 type loop struct {
 	stage  string
 	object int // -1 for the overall run
 	sched  sched.Scheduler
 	cond   *tensor.Tensor // [1, 77, D]
 	uncond *tensor.Tensor
-	// loss returns the unscaled guidance loss at a step from the captured
-	// maps; nil means no guidance.
+	// loss returns the unscaled steering loss at a step from the captured
+	// maps; nil means no steering.
 	loss             func(step int, maps map[string]capture) (*tensor.Tensor, error)
 	keys             []string // the layers the loss reads
 	scale, threshold float64
@@ -60,13 +60,13 @@ type loopResult struct {
 	saved   []savedMaps
 }
 
-// guide runs loop l from z, with guidance on the schedule of §7.3: while the
-// last measured (scaled) loss is above scale·threshold and the step's
-// iteration budget lasts, measure the loss on z, step z down its gradient by
-// the scheduler's guidance scale, and keep that (pre-update) loss. The last
-// loss carries over steps, so once a measured loss reaches the threshold no
-// later step guides (unless remeasure is set).
-func (m *Model) guide(l loop, z *tensor.Tensor) (*loopResult, error) {
+// steer runs loop l from z, steering the latent on the schedule of §7.3:
+// while the last measured (scaled) loss is above scale·threshold and the
+// step's iteration budget lasts, measure the loss on z, step z down its
+// gradient by the scheduler's GradientStepScale, and keep that (pre-update)
+// loss. The last loss carries over steps, so once a measured loss reaches the
+// threshold no later step steers (unless remeasure is set).
+func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 	res := &loopResult{latents: []*tensor.Tensor{z}}
 	last := 10000.0
 	ts := l.sched.Timesteps()
@@ -77,16 +77,16 @@ func (m *Model) guide(l loop, z *tensor.Tensor) (*loopResult, error) {
 				last = math.Inf(1)
 			}
 			for n := 0; last/l.scale > l.threshold && n < maxIter(l.maxIter, i); n++ {
-				loss, grad, err := m.guidancePass(l, z, i, t)
+				loss, grad, err := r.steeringPass(l, z, i, t)
 				if err != nil {
 					return nil, err
 				}
 				if math.IsNaN(loss) || math.IsInf(loss, 0) {
-					return nil, fmt.Errorf("step %d: the guidance loss is %v (check the config's loss weights and scales; in fp16, try --dtype bf16 or fp32): %w", i+1, loss, pipeline.ErrNonFinite)
+					return nil, fmt.Errorf("step %d: the steering loss is %v (check the config's loss weights and scales; in fp16, try --dtype bf16 or fp32): %w", i+1, loss, pipeline.ErrNonFinite)
 				}
-				z = z.Sub(grad.Scale(l.sched.GuidanceScale(i)))
+				z = z.Sub(grad.Scale(l.sched.GradientStepScale(i)))
 				last = loss
-				m.emit(TraceEvent{Stage: l.stage, Object: objectIndex(l.object), Step: ptr(i), Iteration: ptr(n), Loss: ptr(loss / l.scale)})
+				r.emit(TraceEvent{Stage: l.stage, Object: objectIndex(l.object), Step: ptr(i), Iteration: ptr(n), Loss: ptr(loss / l.scale)})
 			}
 		}
 		var saved savedMaps
@@ -110,52 +110,52 @@ func (m *Model) guide(l loop, z *tensor.Tensor) (*loopResult, error) {
 		// The hook copies what it keeps to the host: only the prediction
 		// outlives the call, and its intermediates go back to the device cache.
 		var err error
-		out := tensor.Scoped(m.Backend, func() *tensor.Tensor {
+		out := tensor.Scoped(r.Backend, func() *tensor.Tensor {
 			var out *tensor.Tensor
-			out, err = m.UNet.Forward(x, []float64{t, t}, context, hook)
+			out, err = r.UNet.Forward(x, []float64{t, t}, context, hook)
 			return out
 		})
 		if err != nil {
 			return nil, err
 		}
 		if i == 0 {
-			if err := m.CheckFinite(out, "the UNet's prediction at step 1", "unet"); err != nil {
+			if err := r.CheckFinite(out, "the UNet's prediction at step 1", "unet"); err != nil {
 				return nil, err
 			}
 		}
 		parts := out.Chunk(2, 0)
-		eps := parts[0].Add(parts[1].Sub(parts[0]).Scale(m.cfg.Guidance))
+		eps := parts[0].Add(parts[1].Sub(parts[0]).Scale(r.cfg.Guidance))
 		z = l.sched.Step(eps, z, i)
 		if l.after != nil {
 			z = l.after(i, z)
 		}
-		if err := m.Backend.Sync(); err != nil {
+		if err := r.Backend.Sync(); err != nil {
 			return nil, fmt.Errorf("step %d: %w", i, err)
 		}
 		res.latents = append(res.latents, z)
 		res.saved = append(res.saved, saved)
-		if m.progress != nil {
-			m.progress(l.stage, l.object, i+1, len(ts))
+		if r.progress != nil {
+			r.progress(l.stage, l.object, i+1, len(ts))
 		}
 	}
 	return res, nil
 }
 
-// guidancePass runs the UNet on z (tracked, batch 1, cond only) up to the last
+// steeringPass runs the UNet on z (tracked, batch 1, cond only) up to the last
 // layer the loss reads, and returns the scaled loss and its gradient with respect to z.
-func (m *Model) guidancePass(l loop, z *tensor.Tensor, step int, t float64) (loss float64, grad *tensor.Tensor, err error) {
+func (r *runner) steeringPass(l loop, z *tensor.Tensor, step int, t float64) (loss float64, grad *tensor.Tensor, err error) {
 	// Only the gradient outlives the pass (the loss is read to the host, the
 	// maps and the tape die with it): everything else goes back to the device
 	// cache as it returns.
-	grad = tensor.Scoped(m.Backend, func() *tensor.Tensor {
+	grad = tensor.Scoped(r.Backend, func() *tensor.Tensor {
 		var g *tensor.Tensor
-		loss, g, err = m.guidanceGradient(l, z, step, t)
+		loss, g, err = r.steeringGradient(l, z, step, t)
 		return g
 	})
 	return loss, grad, err
 }
 
-func (m *Model) guidanceGradient(l loop, z *tensor.Tensor, step int, t float64) (float64, *tensor.Tensor, error) {
+func (r *runner) steeringGradient(l loop, z *tensor.Tensor, step int, t float64) (float64, *tensor.Tensor, error) {
 	tape := tensor.NewTape()
 	zt := tape.Track(z)
 	maps := map[string]capture{}
@@ -163,7 +163,7 @@ func (m *Model) guidanceGradient(l loop, z *tensor.Tensor, step int, t float64) 
 	for _, k := range l.keys {
 		want[k] = true
 	}
-	_, err := m.UNet.Forward(l.sched.ScaleModelInput(zt, step), []float64{t}, l.cond, func(layer unet.Layer, p *tensor.Tensor) bool {
+	_, err := r.UNet.Forward(l.sched.ScaleModelInput(zt, step), []float64{t}, l.cond, func(layer unet.Layer, p *tensor.Tensor) bool {
 		if want[layer.Key] {
 			maps[layer.Key] = capture{probs: p, h: layer.H, w: layer.W}
 		}

@@ -1,0 +1,65 @@
+package rfnet
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// renamedKeys are the Config keys that earlier versions wrote under another
+// name, each with that name: both said "guidance" for what is not
+// classifier-free guidance. The old names still read, so that an rfnet
+// config, a run.json or a benchmark's bench.json written before the rename
+// loads as it did.
+var renamedKeys = []struct{ key, old string }{
+	{"steering_attn_keys", "guidance_attn_keys"},
+	{"reference_constraint", "guidance_constraint"},
+}
+
+// UnmarshalJSON reads c's keys, under their names or their old ones (see
+// renamedKeys), over what c holds. Keys Config does not have are ignored, as
+// encoding/json ignores them; LoadConfig refuses them.
+func (c *Config) UnmarshalJSON(raw []byte) error { return decodeConfig(raw, c, false) }
+
+// decodeConfig reads the JSON object raw over c; strict refuses keys that
+// Config does not have. A key given under both its name and its old one is
+// an error: which one was meant cannot be told.
+func decodeConfig(raw []byte, c *Config, strict bool) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return fmt.Errorf("a JSON %s, want an object of settings", te.Value)
+		}
+		return err
+	}
+	renamed := false
+	for _, r := range renamedKeys {
+		v, ok := fields[r.old]
+		if !ok {
+			continue
+		}
+		if _, both := fields[r.key]; both {
+			return fmt.Errorf("both %s and %s, its old name: keep %s", r.key, r.old, r.key)
+		}
+		delete(fields, r.old)
+		fields[r.key] = v
+		renamed = true
+	}
+	if renamed {
+		raw, _ = json.Marshal(fields) // RawMessages, which marshal as they are
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	type plain Config // Config's fields without this UnmarshalJSON, which would recurse
+	err := dec.Decode((*plain)(c))
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		// The field's key and the value's type, without the name of plain.
+		return fmt.Errorf("%s: a JSON %s, want %s", te.Field, te.Value, te.Type)
+	}
+	return err
+}

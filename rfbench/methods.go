@@ -1,0 +1,88 @@
+package rfbench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/rfnet/rfnet-native/pipeline/rfnet"
+)
+
+// Method is one way of generating a benchmark's images.
+type Method struct {
+	Name string
+	// SD is plain Stable Diffusion: no plan, no RFNet.
+	SD bool
+	// Without is what an RFNet method turns off: the paper's ablations.
+	Without rfnet.Ablation
+}
+
+// methods are the methods a benchmark compares, in the order --methods lists
+// them: plain Stable Diffusion, RFNet, and RFNet without each of its parts
+// and without all three.
+var methods = []Method{
+	{Name: "sd", SD: true},
+	{Name: "rfnet"},
+	{Name: "rfnet-no-saa", Without: rfnet.Ablation{SAA: true}},
+	{Name: "rfnet-no-reference", Without: rfnet.Ablation{Reference: true}},
+	{Name: "rfnet-no-suppression", Without: rfnet.Ablation{Suppression: true}},
+	{Name: "rfnet-none", Without: rfnet.Ablation{SAA: true, Reference: true, Suppression: true}},
+}
+
+// renamedMethods maps the earlier name of a method to its name now. The old
+// name still means that method, and stays the name of the items made under
+// it (their folder, their sidecars' method, bench.json's methods): bench with
+// the old name resumes an earlier run instead of making its images again
+// under the new one.
+var renamedMethods = map[string]string{"rfnet-no-guidance": "rfnet-no-reference"}
+
+// MethodNames are the names of the methods, in order (the old names of
+// renamed ones left out).
+func MethodNames() []string {
+	names := make([]string, len(methods))
+	for i, m := range methods {
+		names[i] = m.Name
+	}
+	return names
+}
+
+// lookupMethod returns the method called name, or once called name.
+func lookupMethod(name string) (Method, bool) {
+	if now, ok := renamedMethods[name]; ok {
+		name = now
+	}
+	for _, m := range methods {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Method{}, false
+}
+
+// ParseMethods checks a comma-separated method list. An old method name is
+// kept as it is (see renamedMethods), with a warning on log (may be nil).
+func ParseMethods(s string, log io.Writer) ([]string, error) {
+	var out []string
+	for _, m := range strings.Split(s, ",") {
+		m = strings.TrimSpace(m)
+		if _, ok := lookupMethod(m); !ok {
+			return nil, fmt.Errorf("rfbench: unknown method %q (choose from %s)", m, strings.Join(MethodNames(), ", "))
+		}
+		if now, ok := renamedMethods[m]; ok && log != nil {
+			fmt.Fprintf(log, "rfnet-native: bench: warning: method %s is now called %s; the old name still works, and names the images made under it\n", m, now)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// NeedsPlanner reports whether any of the methods plans a layout (all but
+// plain Stable Diffusion do).
+func NeedsPlanner(names []string) bool {
+	for _, name := range names {
+		if m, ok := lookupMethod(name); ok && !m.SD {
+			return true
+		}
+	}
+	return false
+}
