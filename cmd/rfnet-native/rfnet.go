@@ -13,6 +13,7 @@ import (
 	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/llm"
 	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/pipeline/infotext"
 	"github.com/rfnet/rfnet-native/pipeline/rfnet"
 )
 
@@ -127,11 +128,16 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 	}
 	info := map[string]string{"weights": m.Path, "model_type": m.Variant.Name, "layout": m.Layout,
 		"prediction": string(m.Variant.Sched.PredictionType), "device": m.Backend.Name(), "dtype": m.DType.String(), "version": version}
-	if err := rfnet.WriteArtifacts(g.outDir, res, cfg, info, trace); err != nil {
+	ckpt, err := infotext.CheckpointOf(m)
+	if err != nil {
+		return err
+	}
+	if err := rfnet.WriteArtifacts(g.outDir, res, cfg, info, ckpt, trace); err != nil {
 		return err
 	}
 	if fs.Changed("out") {
-		if err := pipeline.WritePNG(g.out, pipeline.ToRGBA(res.Image), nil); err != nil {
+		params := rfnet.Parameters(res, cfg, ckpt).Format()
+		if err := pipeline.WritePNG(g.out, pipeline.ToRGBA(res.Image), map[string]string{"parameters": params}); err != nil {
 			return err
 		}
 	}
