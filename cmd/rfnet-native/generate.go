@@ -14,6 +14,7 @@ import (
 	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/internal/atomicfile"
 	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/pipeline/infotext"
 	"github.com/rfnet/rfnet-native/sched"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/weights"
@@ -159,6 +160,9 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 		}
 	}
 	meta := g.metadata(m, req, res, loadTime)
+	if meta.checkpoint, err = infotext.CheckpointOf(m); err != nil {
+		return err
+	}
 	if err := writeImage(g.out, res.Image, meta); err != nil {
 		return err
 	}
@@ -239,6 +243,8 @@ type generationMeta struct {
 	DType          string             `json:"dtype"`
 	Truncated      int                `json:"truncated_prompt_tokens,omitempty"`
 	Seconds        map[string]float64 `json:"seconds"`
+	// checkpoint names the model in the parameters text (not in the sidecar).
+	checkpoint infotext.Checkpoint
 }
 
 func (g *generateFlags) metadata(m *pipeline.Model, r pipeline.Request, res *pipeline.Result, load time.Duration) generationMeta {
@@ -256,18 +262,10 @@ func (g *generateFlags) metadata(m *pipeline.Model, r pipeline.Request, res *pip
 	return meta
 }
 
-// parameters is the "parameters" text other Stable Diffusion tools write into PNGs.
+// parameters is the "parameters" text other Stable Diffusion tools write
+// into PNGs and read back, in A1111's format.
 func (m generationMeta) parameters() string {
-	var b strings.Builder
-	b.WriteString(m.Prompt)
-	if m.NegativePrompt != "" {
-		b.WriteString("\nNegative prompt: " + m.NegativePrompt)
-	}
-	seed := "init-latents " + m.InitLatents
-	if m.Seed != nil {
-		seed = fmt.Sprint(*m.Seed)
-	}
-	fmt.Fprintf(&b, "\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %s, Size: %dx%d, Model: %s, Method: %s, Prediction: %s",
-		m.Steps, m.Scheduler, m.Guidance, seed, m.Width, m.Height, m.ModelType, m.Method, m.Prediction)
-	return b.String()
+	return infotext.Params{Prompt: m.Prompt, NegativePrompt: m.NegativePrompt, Steps: m.Steps, Scheduler: m.Scheduler,
+		CFGScale: m.Guidance, Seed: m.Seed, Width: m.Width, Height: m.Height, Model: m.checkpoint, Method: m.Method,
+		InitLatents: m.InitLatents}.Format()
 }
