@@ -22,7 +22,7 @@ type Params struct {
 	Method        string   // "sd" or "rfnet"
 	InitLatents   string   // the file the initial latents came from
 	OverallPrompt string   // RFNet's prompt of the whole scene
-	Objects       []string // RFNet's prompts of the objects, in plan order
+	Objects       []string // RFNet's prompts of the objects, in the order it generated them
 	ObjectSeeds   []uint64 // the seeds of the objects' own noise, in the same order
 }
 
