@@ -1,9 +1,12 @@
 package pipeline
 
 import (
+	"bufio"
 	"bytes"
+	"compress/zlib"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"image"
@@ -16,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/rfnet/rfnet-native/internal/atomicfile"
+	"github.com/rfnet/rfnet-native/internal/regular"
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
@@ -127,6 +131,153 @@ func latin1(s string) []byte {
 		out = append(out, byte(r))
 	}
 	return out
+}
+
+// pngSignature opens every PNG file.
+const pngSignature = "\x89PNG\r\n\x1a\n"
+
+// maxTextChunk bounds one text chunk, compressed or not: the parameters of an
+// image are kilobytes, and a damaged length must not claim gigabytes.
+const maxTextChunk = 64 << 20
+
+// ReadPNGText returns the text chunks of the PNG file at path, key → text:
+// tEXt (Latin-1), zTXt (compressed Latin-1) and iTXt (UTF-8, compressed or
+// not), the chunks A1111 (through PIL), ComfyUI and PreparePNG write. When a
+// key comes twice the first chunk wins. A file that is not a PNG, ends before
+// its IEND chunk, or holds a text chunk that is damaged (its CRC or its
+// compression) is an error naming path.
+func ReadPNGText(path string) (map[string]string, error) {
+	f, err := regular.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	var sig [len(pngSignature)]byte
+	if _, err := io.ReadFull(r, sig[:]); err != nil || string(sig[:]) != pngSignature {
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("pipeline: %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("pipeline: %s is not a PNG file", path)
+	}
+	text := map[string]string{}
+	for {
+		var head [8]byte // length, type
+		if _, err := io.ReadFull(r, head[:]); err != nil {
+			return nil, cutShort(path, "before its IEND chunk", err)
+		}
+		n, typ := binary.BigEndian.Uint32(head[:4]), string(head[4:])
+		if n > 1<<31-1 {
+			return nil, fmt.Errorf("pipeline: %s: a %q chunk claims %d bytes: the file is damaged", path, typ, n)
+		}
+		switch typ {
+		case "tEXt", "zTXt", "iTXt":
+			if n > maxTextChunk {
+				return nil, fmt.Errorf("pipeline: %s: a %s chunk of %d bytes, more than the %d a text chunk may have: the file is damaged", path, typ, n, maxTextChunk)
+			}
+			body := make([]byte, n+4) // data, CRC
+			if _, err := io.ReadFull(r, body); err != nil {
+				return nil, cutShort(path, "inside a "+typ+" chunk", err)
+			}
+			data := body[:n]
+			crc := crc32.NewIEEE()
+			crc.Write(head[4:])
+			crc.Write(data)
+			if crc.Sum32() != binary.BigEndian.Uint32(body[n:]) {
+				return nil, fmt.Errorf("pipeline: %s: a %s chunk's CRC does not match its data: the file is damaged", path, typ)
+			}
+			key, value, err := decodeTextChunk(typ, data)
+			if err != nil {
+				return nil, fmt.Errorf("pipeline: %s: %w", path, err)
+			}
+			if _, ok := text[key]; !ok {
+				text[key] = value
+			}
+		default:
+			if _, err := io.CopyN(io.Discard, r, int64(n)+4); err != nil {
+				return nil, cutShort(path, "inside its "+typ+" chunk", err)
+			}
+			if typ == "IEND" {
+				return text, nil
+			}
+		}
+	}
+}
+
+// cutShort is the error for a file that ends where more was due; other read
+// errors pass through.
+func cutShort(path, where string, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("pipeline: %s is cut short: it ends %s", path, where)
+	}
+	return fmt.Errorf("pipeline: %s: %w", path, err)
+}
+
+// decodeTextChunk splits a text chunk's data into key and text (as UTF-8).
+// The layouts are the PNG specification's (section 11.3.4).
+func decodeTextChunk(typ string, data []byte) (key, value string, err error) {
+	k, rest, ok := bytes.Cut(data, []byte{0})
+	if !ok {
+		return "", "", fmt.Errorf("a %s chunk without the NUL after its key: the file is damaged", typ)
+	}
+	key = latin1ToUTF8(k)
+	switch typ {
+	case "tEXt":
+		return key, latin1ToUTF8(rest), nil
+	case "zTXt": // compression method, zlib data
+		if len(rest) < 1 || rest[0] != 0 {
+			return "", "", fmt.Errorf("the %s chunk %q: an unknown compression method", typ, key)
+		}
+		text, err := inflate(rest[1:])
+		if err != nil {
+			return "", "", fmt.Errorf("the %s chunk %q: %w", typ, key, err)
+		}
+		return key, latin1ToUTF8(text), nil
+	}
+	// iTXt: compression flag, compression method, language tag NUL, translated key NUL, text.
+	if len(rest) < 2 {
+		return "", "", fmt.Errorf("the %s chunk %q is cut short: the file is damaged", typ, key)
+	}
+	compressed, method := rest[0] == 1, rest[1]
+	parts := bytes.SplitN(rest[2:], []byte{0}, 3)
+	if len(parts) != 3 {
+		return "", "", fmt.Errorf("the %s chunk %q lacks its language tag or translated key: the file is damaged", typ, key)
+	}
+	text := parts[2]
+	if compressed {
+		if method != 0 {
+			return "", "", fmt.Errorf("the %s chunk %q: an unknown compression method", typ, key)
+		}
+		if text, err = inflate(text); err != nil {
+			return "", "", fmt.Errorf("the %s chunk %q: %w", typ, key, err)
+		}
+	}
+	return key, string(text), nil
+}
+
+// inflate decompresses zlib data of at most maxTextChunk bytes.
+func inflate(data []byte) ([]byte, error) {
+	zr, err := zlib.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("damaged compressed text: %w", err)
+	}
+	defer zr.Close()
+	out, err := io.ReadAll(io.LimitReader(zr, maxTextChunk+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("damaged compressed text: %w", err)
+	case len(out) > maxTextChunk:
+		return nil, fmt.Errorf("more than %d bytes of text once decompressed", maxTextChunk)
+	}
+	return out, nil
+}
+
+func latin1ToUTF8(b []byte) string {
+	r := make([]rune, len(b))
+	for i, c := range b {
+		r[i] = rune(c)
+	}
+	return string(r)
 }
 
 // SidecarPath is the JSON file written next to an image: out.png → out.json.

@@ -133,6 +133,7 @@ func tinyRunner(t *testing.T, out string) (*Runner, *countingPlanner) {
 // Killing a run part-way and running it again gives every item exactly once;
 // plans are asked for once per prompt and reused across methods and seeds.
 func TestResumeAfterKill(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the model hash's cache
 	out := t.TempDir()
 	r, planner := tinyRunner(t, out)
 	items := Items(DefaultPrompts()[:3], []string{"sd", "rfnet"}, 2)
@@ -165,6 +166,7 @@ func TestResumeAfterKill(t *testing.T) {
 	}
 	for _, it := range items {
 		finished(t, out, it)
+		checkParameters(t, r, it)
 	}
 	if n := planner.calls.Load(); n != 3 {
 		t.Fatalf("the planner was asked %d times for 3 prompts", n)

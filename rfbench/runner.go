@@ -20,6 +20,7 @@ import (
 	"github.com/rfnet/rfnet-native/internal/regular"
 	"github.com/rfnet/rfnet-native/llm"
 	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/pipeline/infotext"
 	"github.com/rfnet/rfnet-native/pipeline/rfnet"
 	"github.com/rfnet/rfnet-native/tensor"
 )
@@ -73,6 +74,21 @@ type Runner struct {
 	// Progress is called after each item with the number done (skipped ones
 	// included) and the total.
 	Progress func(done, total int)
+	// checkpoint names Model in the images' parameters text; it is hashed
+	// for the first image generated, not before a run that may have none.
+	checkpoint *infotext.Checkpoint
+}
+
+// modelCheckpoint is r.checkpoint, found the first time it is asked for.
+func (r *Runner) modelCheckpoint() (infotext.Checkpoint, error) {
+	if r.checkpoint == nil {
+		c, err := infotext.CheckpointOf(r.Model)
+		if err != nil {
+			return c, err
+		}
+		r.checkpoint = &c
+	}
+	return *r.checkpoint, nil
 }
 
 // Summary counts what a Run or an Evaluate did.
@@ -364,11 +380,14 @@ func (r *Runner) generate(ctx context.Context, it Item) (err error) {
 	meta := Meta{ID: it.Prompt.ID, Area: it.Prompt.Area, Category: it.Prompt.Category, Prompt: it.Prompt.Prompt,
 		Method: it.Method, Seed: it.Seed, BgSeed: c.BgSeed, Image: imgRel, Width: c.Width, Height: c.Height,
 		Steps: c.Steps, Guidance: c.Guidance, Scheduler: c.Scheduler, Seconds: map[string]float64{}, Model: r.Info}
+	ckpt, err := r.modelCheckpoint()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	var image *tensor.Tensor
 	var durations map[string]time.Duration
-	params := fmt.Sprintf("%s\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %d, Size: %dx%d, Method: %s",
-		it.Prompt.Prompt, c.Steps, c.Scheduler, c.Guidance, c.BgSeed, c.Width, c.Height, it.Method)
+	var params infotext.Params
 	if m, _ := lookupMethod(it.Method); m.SD {
 		res, err := r.Model.Generate(pipeline.Request{Prompt: it.Prompt.Prompt, Steps: c.Steps, Guidance: c.Guidance,
 			Scheduler: c.Scheduler, Width: c.Width, Height: c.Height, Seed: c.BgSeed}, nil)
@@ -376,6 +395,9 @@ func (r *Runner) generate(ctx context.Context, it Item) (err error) {
 			return err
 		}
 		image, durations = res.Image, res.Durations
+		seed := c.BgSeed
+		params = infotext.Params{Prompt: it.Prompt.Prompt, Steps: c.Steps, Scheduler: c.Scheduler, CFGScale: c.Guidance,
+			Seed: &seed, Width: c.Width, Height: c.Height, Model: ckpt, Method: it.Method}
 	} else {
 		plan, err := r.plan(ctx, it.Prompt)
 		if err != nil {
@@ -387,7 +409,8 @@ func (r *Runner) generate(ctx context.Context, it Item) (err error) {
 		}
 		meta.Plan, meta.OverallPrompt = plan, res.OverallPrompt
 		image, durations = res.Image, res.Durations
-		params += ", Overall prompt: " + res.OverallPrompt
+		params = rfnet.Parameters(res, c, ckpt)
+		params.Method = it.Method // the ablation's name, as the image's folder has it
 	}
 	for k, d := range durations {
 		meta.Seconds[k] = d.Seconds()
@@ -397,7 +420,7 @@ func (r *Runner) generate(ctx context.Context, it Item) (err error) {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	if err := pipeline.WritePNG(out, pipeline.ToRGBA(image), map[string]string{"parameters": params}); err != nil {
+	if err := pipeline.WritePNG(out, pipeline.ToRGBA(image), map[string]string{"parameters": params.Format()}); err != nil {
 		return err
 	}
 	// The size and hash of what the disk now holds, which Check compares.

@@ -136,24 +136,47 @@ func linspace32(start, end float64, n int) []float32 {
 
 // Names lists the schedulers New accepts.
 func Names() []string {
-	names := make([]string, 0, len(constructors))
-	for n := range constructors {
+	names := make([]string, 0, len(schedulers))
+	for n := range schedulers {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	return names
 }
 
-var constructors = map[string]func(Config, int) (Scheduler, error){
-	"ddim":    newDDIM,
-	"pndm":    newPNDM,
-	"euler":   newEuler,
-	"dpm++2m": newDPMSolver,
+// schedulers are the schedulers New accepts, by name, each with the names
+// AUTOMATIC1111's web UI gives the same sampling in the "parameters" text of
+// its images (A1111Names).
+var schedulers = map[string]struct {
+	new func(Config, int) (Scheduler, error)
+	// a1111Sampler is A1111's sampler label. a1111ScheduleType is its
+	// "Schedule type" where A1111's default for that sampler (Automatic)
+	// would space the steps otherwise, else "". Its DDIM and PLMS keep their
+	// own timesteps whatever the schedule type; its Euler under Automatic
+	// takes sigmas at evenly spaced timesteps (Uniform), as diffusers'
+	// linspace spacing, our Euler's default, does; its DPM++ 2M under
+	// Automatic takes Karras sigmas, which our DPM++ 2M does not
+	// (use_karras_sigmas is refused), so it is written Uniform.
+	a1111Sampler, a1111ScheduleType string
+}{
+	"ddim":    {newDDIM, "DDIM", ""},
+	"pndm":    {newPNDM, "PLMS", ""},
+	"euler":   {newEuler, "Euler", ""},
+	"dpm++2m": {newDPMSolver, "DPM++ 2M", "Uniform"},
+}
+
+// A1111Names returns the "Sampler" and "Schedule type" values AUTOMATIC1111's
+// web UI writes for the sampling that the scheduler name (as New accepts it)
+// does; scheduleType is "" where A1111 needs none. ok is false for a name
+// New does not know.
+func A1111Names(name string) (sampler, scheduleType string, ok bool) {
+	s, ok := schedulers[strings.ToLower(name)]
+	return s.a1111Sampler, s.a1111ScheduleType, ok
 }
 
 // New returns a scheduler set up for steps denoising steps.
 func New(name string, c Config, steps int) (Scheduler, error) {
-	ctor, ok := constructors[strings.ToLower(name)]
+	entry, ok := schedulers[strings.ToLower(name)]
 	if !ok {
 		return nil, fmt.Errorf("sched: unknown scheduler %q (choose one of %s)", name, strings.Join(Names(), ", "))
 	}
@@ -163,6 +186,7 @@ func New(name string, c Config, steps int) (Scheduler, error) {
 	if steps < 1 || steps > c.NumTrainTimesteps {
 		return nil, fmt.Errorf("sched: %d steps (want 1 to %d)", steps, c.NumTrainTimesteps)
 	}
+	ctor := entry.new
 	s, err := ctor(c, steps)
 	if err != nil || inTraining(s, c) {
 		return s, err

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"os"
 	"strings"
 	"testing"
@@ -17,7 +18,7 @@ import (
 // one of them on the emulated GPU in fp16.
 func TestMain(m *testing.M) {
 	os.Setenv(deviceEnv, "cpu")
-	os.Exit(m.Run())
+	os.Exit(fixtures.RunWithTempCache(m))
 }
 
 // fakeGPU stands for an opened GPU: a backend that computes in fp16.

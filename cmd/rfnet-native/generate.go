@@ -14,6 +14,7 @@ import (
 	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/internal/atomicfile"
 	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/pipeline/infotext"
 	"github.com/rfnet/rfnet-native/sched"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/weights"
@@ -112,6 +113,12 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 	if err := m.Validate(&req); err != nil {
 		return err
 	}
+	// The checkpoint's short hash (for the parameters text) is read once for
+	// the batch, before minutes of denoising.
+	checkpoint, err := infotext.CheckpointOf(m)
+	if err != nil {
+		return err
+	}
 	// One bar for the whole batch: the model is loaded once, and the images
 	// follow each other with seeds --seed, --seed+1, ...
 	var bar *progressbar.ProgressBar
@@ -147,7 +154,7 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 				}
 			}
 		}
-		if err := g.writeGenerated(m, r, res, loadTime, out); err != nil {
+		if err := g.writeGenerated(m, checkpoint, r, res, loadTime, out); err != nil {
 			return fmt.Errorf("%w%s", err, g.batchProgress(i))
 		}
 		if bar != nil {
@@ -210,7 +217,7 @@ func (g *generateFlags) sdOutputs(changed func(string) bool) ([]sdOutput, error)
 // writeGenerated writes what one image of the batch leaves: its latents
 // (with --save-latents), the text embeddings (once, with the first image),
 // then the PNG with its sidecar.
-func (g *generateFlags) writeGenerated(m *pipeline.Model, r pipeline.Request, res *pipeline.Result, loadTime time.Duration, out sdOutput) error {
+func (g *generateFlags) writeGenerated(m *pipeline.Model, checkpoint infotext.Checkpoint, r pipeline.Request, res *pipeline.Result, loadTime time.Duration, out sdOutput) error {
 	if out.latents != "" {
 		if err := weights.Save(out.latents, []weights.Entry{{Name: "latents", Tensor: res.InitLatents, DType: tensor.Float32}}, nil); err != nil {
 			return err
@@ -222,7 +229,9 @@ func (g *generateFlags) writeGenerated(m *pipeline.Model, r pipeline.Request, re
 			return err
 		}
 	}
-	return writeImage(out.image, res.Image, g.metadata(m, r, res, loadTime))
+	meta := g.metadata(m, r, res, loadTime)
+	meta.checkpoint = checkpoint
+	return writeImage(out.image, res.Image, meta)
 }
 
 // batchProgress tells, after a failure in image i of a batch, which images
@@ -316,6 +325,8 @@ type generationMeta struct {
 	DType          string             `json:"dtype"`
 	Truncated      int                `json:"truncated_prompt_tokens,omitempty"`
 	Seconds        map[string]float64 `json:"seconds"`
+	// checkpoint names the model in the parameters text (not in the sidecar).
+	checkpoint infotext.Checkpoint
 }
 
 func (g *generateFlags) metadata(m *pipeline.Model, r pipeline.Request, res *pipeline.Result, load time.Duration) generationMeta {
@@ -333,18 +344,10 @@ func (g *generateFlags) metadata(m *pipeline.Model, r pipeline.Request, res *pip
 	return meta
 }
 
-// parameters is the "parameters" text other Stable Diffusion tools write into PNGs.
+// parameters is the "parameters" text other Stable Diffusion tools write
+// into PNGs and read back, in A1111's format.
 func (m generationMeta) parameters() string {
-	var b strings.Builder
-	b.WriteString(m.Prompt)
-	if m.NegativePrompt != "" {
-		b.WriteString("\nNegative prompt: " + m.NegativePrompt)
-	}
-	seed := "init-latents " + m.InitLatents
-	if m.Seed != nil {
-		seed = fmt.Sprint(*m.Seed)
-	}
-	fmt.Fprintf(&b, "\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %s, Size: %dx%d, Model: %s, Method: %s, Prediction: %s",
-		m.Steps, m.Scheduler, m.Guidance, seed, m.Width, m.Height, m.ModelType, m.Method, m.Prediction)
-	return b.String()
+	return infotext.Params{Prompt: m.Prompt, NegativePrompt: m.NegativePrompt, Steps: m.Steps, Scheduler: m.Scheduler,
+		CFGScale: m.Guidance, Seed: m.Seed, Width: m.Width, Height: m.Height, Model: m.checkpoint, Method: m.Method,
+		InitLatents: m.InitLatents}.Format()
 }

@@ -32,7 +32,7 @@ func TestGenerateWritesImageAndSidecar(t *testing.T) {
 	if err != nil || img.Bounds().Dx() != 64 {
 		t.Fatalf("png: %v, %v", err, img)
 	}
-	if !bytes.Contains(data, []byte("tEXtparameters\x00a mouse hunting a lion\nNegative prompt: blurry\nSteps: 4, Sampler: ddim, CFG scale: 7.5, Seed: 7")) {
+	if !bytes.Contains(data, []byte("tEXtparameters\x00a mouse hunting a lion\nNegative prompt: blurry\nSteps: 4, Sampler: DDIM, CFG scale: 7.5, Seed: 7, Size: 64x64, Model hash: ")) {
 		t.Fatal("the PNG has no parameters text chunk")
 	}
 	var meta map[string]any

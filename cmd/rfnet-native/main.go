@@ -32,6 +32,7 @@ var commands = map[string]command{
 	"report":       {"write a benchmark run's HTML report", setupReport},
 	"download":     {"fetch a model from the Hugging Face Hub into its cache and print where it is", setupDownload},
 	"inspect":      {"check a checkpoint and print its family, prediction type, dtypes and parameter counts", setupInspect},
+	"info":         {"print the generation parameters stored in a PNG (ours, A1111's): rfnet-native info IMAGE.png [--json]", setupInfo},
 	"bench-engine": {"time the engine's calls (text encoder, UNet, RFNet steering pass, VAE, denoising loop) on full-size random or given weights", setupBenchEngine},
 	"version":      {"print the version", setupVersion},
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/llm"
 	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/pipeline/infotext"
 	"github.com/rfnet/rfnet-native/pipeline/rfnet"
 )
 
@@ -96,6 +97,12 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 	for _, n := range plan.Notes {
 		fmt.Fprintln(os.Stderr, "rfnet-native: plan:", n)
 	}
+	// The checkpoint's short hash (for the parameters text) is read once for
+	// the batch.
+	ckpt, err := infotext.CheckpointOf(m)
+	if err != nil {
+		return err
+	}
 	total := g.batchCount * (len(plan.Objects) + 1) * cfg.Steps
 	var bar *progressbar.ProgressBar
 	var notice *firstStepNotice
@@ -119,7 +126,7 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 				bar.Set(done)
 			}
 		}
-		res, err := g.runRFNetOnce(m, plan, opts, r)
+		res, err := g.runRFNetOnce(m, ckpt, plan, opts, r)
 		if err != nil {
 			return fmt.Errorf("%w%s", err, g.batchProgress(i))
 		}
@@ -165,7 +172,7 @@ func (g *generateFlags) rfnetOutputs(changed func(string) bool, cfg rfnet.Config
 
 // runRFNetOnce makes one image of the batch and writes its out-dir (and
 // --out's copy of the image).
-func (g *generateFlags) runRFNetOnce(m *pipeline.Model, plan *llm.Plan, opts rfnet.Options, r rfnetOutput) (*rfnet.Result, error) {
+func (g *generateFlags) runRFNetOnce(m *pipeline.Model, ckpt infotext.Checkpoint, plan *llm.Plan, opts rfnet.Options, r rfnetOutput) (*rfnet.Result, error) {
 	// The trace streams into trace.partial.jsonl; WriteArtifacts renames it
 	// trace.jsonl with the rest of the run, so a failed run leaves an earlier
 	// run's files as they were.
@@ -179,11 +186,12 @@ func (g *generateFlags) runRFNetOnce(m *pipeline.Model, plan *llm.Plan, opts rfn
 	if err != nil {
 		return nil, fmt.Errorf("%w (the trace of this run is in %s)", err, trace.Path())
 	}
-	if err := rfnet.WriteArtifacts(r.dir, res, opts.Config, rfnet.DescribeModel(m, version), trace); err != nil {
+	if err := rfnet.WriteArtifacts(r.dir, res, opts.Config, rfnet.DescribeModel(m, version), ckpt, trace); err != nil {
 		return nil, err
 	}
 	if r.out != "" {
-		if err := pipeline.WritePNG(r.out, pipeline.ToRGBA(res.Image), nil); err != nil {
+		params := rfnet.Parameters(res, opts.Config, ckpt).Format()
+		if err := pipeline.WritePNG(r.out, pipeline.ToRGBA(res.Image), map[string]string{"parameters": params}); err != nil {
 			return nil, err
 		}
 	}

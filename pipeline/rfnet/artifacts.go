@@ -23,6 +23,7 @@ import (
 	"github.com/rfnet/rfnet-native/internal/atomicfile"
 	"github.com/rfnet/rfnet-native/llm"
 	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/pipeline/infotext"
 )
 
 // Trace appends events to a trace.jsonl file, one JSON object per line,
@@ -103,14 +104,15 @@ type RunInfo struct {
 // labels over the image), saa.json, run.json, and per object
 // objects/NN-name.png, -mask.png and -attention.png (the word token's
 // aggregated cross-attention over the object image); trace, when not nil,
-// becomes trace.jsonl.
+// becomes trace.jsonl. The PNGs of the image and the objects carry their
+// parameters text, naming the model as ckpt.
 //
 // Every file is first written in full under a temporary name, so a full disk
 // or a failed encoder leaves an earlier run in dir as it was. Then the earlier
 // run's image.png goes, and the files of objects/ that this run does not
 // write; the new files are renamed into place, image.png last: a dir that
 // holds image.png holds all of one run.
-func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, trace *Trace) (err error) {
+func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, ckpt infotext.Checkpoint, trace *Trace) (err error) {
 	objects := filepath.Join(dir, "objects")
 	if err := os.MkdirAll(objects, 0o755); err != nil {
 		return fmt.Errorf("rfnet: %w", err)
@@ -128,8 +130,7 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, trace 
 		return err
 	}
 	img := pipeline.ToRGBA(res.Image)
-	params := fmt.Sprintf("%s\nNegative prompt: %s\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %d, Size: %dx%d, Method: rfnet, Overall prompt: %s",
-		res.Plan.Prompt, res.OverallNegative, cfg.Steps, cfg.Scheduler, cfg.Guidance, cfg.BgSeed, cfg.Width, cfg.Height, res.OverallPrompt)
+	params := Parameters(res, cfg, ckpt)
 	planJSON, err := res.Plan.Marshal()
 	if err != nil {
 		return err
@@ -158,7 +159,7 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, trace 
 			im     image.Image
 			text   map[string]string
 		}{
-			{".png", oi, map[string]string{"parameters": o.Prompt}},
+			{".png", oi, map[string]string{"parameters": objectParameters(params, o, params.ObjectSeeds[j], res.SONegative).Format()}},
 			{"-mask.png", maskImage(o.Mask, res.LatentH, res.LatentW, oi.Bounds()), nil},
 			{"-attention.png", heatmap(oi, o.Saliency, o.SalH, o.SalW), nil},
 		} {
@@ -171,7 +172,7 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, trace 
 	if err := add(pipeline.PrepareJSON(filepath.Join(dir, "run.json"), info)); err != nil {
 		return err
 	}
-	final, err := pipeline.PreparePNG(filepath.Join(dir, "image.png"), img, map[string]string{"parameters": params})
+	final, err := pipeline.PreparePNG(filepath.Join(dir, "image.png"), img, map[string]string{"parameters": params.Format()})
 	if err != nil {
 		return err
 	}
@@ -195,6 +196,31 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, trace 
 		}
 	}
 	return atomicfile.CommitAll(files)
+}
+
+// Parameters are the parameters of a run's image: the scene's prompt with
+// RFNet's overall negative prompt, the background seed as A1111's Seed, and
+// RFNet's keys: its overall prompt, the objects' prompts and their seeds, in
+// the order it generated them.
+func Parameters(res *Result, cfg Config, ckpt infotext.Checkpoint) infotext.Params {
+	seed := cfg.BgSeed
+	p := infotext.Params{Prompt: res.Plan.Prompt, NegativePrompt: res.OverallNegative, Steps: cfg.Steps, Scheduler: cfg.Scheduler,
+		CFGScale: cfg.Guidance, Seed: &seed, Width: cfg.Width, Height: cfg.Height, Model: ckpt, Method: "rfnet",
+		OverallPrompt: res.OverallPrompt, ObjectSeeds: fgSeeds(cfg, len(res.Objects))}
+	for _, o := range res.Objects {
+		p.Objects = append(p.Objects, o.Prompt)
+	}
+	return p
+}
+
+// objectParameters are those of an object's image: its prompt with the
+// single-object negative prompt; its noise is the background seed's with its
+// own seed's blended in.
+func objectParameters(scene infotext.Params, o ObjectResult, seed uint64, negative string) infotext.Params {
+	p := scene
+	p.Prompt, p.NegativePrompt = o.Prompt, negative
+	p.OverallPrompt, p.Objects, p.ObjectSeeds = "", nil, []uint64{seed}
+	return p
 }
 
 // objectFile matches the names WriteArtifacts gives the files of objects/.

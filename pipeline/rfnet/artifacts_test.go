@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rfnet/rfnet-native/cpu"
+	"github.com/rfnet/rfnet-native/pipeline/infotext"
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
@@ -51,7 +52,7 @@ func TestWriteArtifactsReplacesARunWhole(t *testing.T) {
 		}
 		tr.Add(TraceEvent{Stage: traced})
 		defer tr.Close()
-		return WriteArtifacts(dir, res, testConfig(), ModelInfo{Weights: "w"}, tr)
+		return WriteArtifacts(dir, res, testConfig(), ModelInfo{Weights: "w"}, infotext.Checkpoint{Name: "w", Hash: "0123456789"}, tr)
 	}
 	if err := write(fakeResult("a lion", 16), "first"); err != nil {
 		t.Fatal(err)
