@@ -139,11 +139,6 @@ func (m *modelFlags) loadContext(ctx context.Context) (*pipeline.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Tokenizer == "" && isFile(m.weights) {
-		if o.Tokenizer, err = singleFileTokenizer(ctx, m.weights, m.offline, os.Stderr); err != nil {
-			return nil, err
-		}
-	}
 	return pipeline.Load(m.weights, o)
 }
 
@@ -158,5 +153,8 @@ func (m *modelFlags) options(ctx context.Context, b tensor.Backend, d tensor.DTy
 	}
 	m.weights = path
 	return pipeline.LoadOptions{ModelType: m.modelType, Prediction: m.prediction, Tokenizer: m.tokenizer,
+		FindTokenizer: func(f pipeline.Family) (string, error) {
+			return singleFileTokenizer(ctx, path, f, m.offline, os.Stderr)
+		},
 		ConfigDir: m.config, Backend: b, DType: d}, nil
 }

@@ -54,7 +54,7 @@ func setupInspect(fs *pflag.FlagSet) func() error {
 		}
 		fmt.Printf("path:        %s\nlayout:      %s\nfamily:      %s\nmodel type:  %s\nprediction:  %s\nnative size: %dx%d\n",
 			s.Path, s.Layout, s.Family, s.ModelType, s.Prediction, s.Size[0], s.Size[1])
-		if model.Layout == "single-file" && m.prediction == "" && m.modelType == "" {
+		if model.Layout == pipeline.LayoutSingleFile && m.prediction == "" && m.modelType == "" {
 			fmt.Println("             (a single file does not record its prediction type: pass --prediction v or --model-type sd21 for the 768 v-models)")
 		}
 		var total int64
@@ -63,7 +63,7 @@ func setupInspect(fs *pflag.FlagSet) func() error {
 			total += c.Parameters
 		}
 		fmt.Printf("  %-13s %13d parameters\n", "total", total)
-		if *list && model.Layout == "single-file" {
+		if *list && model.Layout == pipeline.LayoutSingleFile {
 			return listTensors(m.weights)
 		}
 		return nil
