@@ -188,7 +188,7 @@ func readModelConfigs(v *Variant, dir string) (err error) {
 }
 
 // inferModelConfigs reads a single file's UNet and VAE configs from its
-// shapes.
+// shapes, with the family's UNet heads.
 func inferModelConfigs(v *Variant, f *weights.File) (err error) {
 	// Shapes tell channels and layers, not every choice of a config (the
 	// norm groups, for one): a checkpoint of another architecture needs its
@@ -196,7 +196,7 @@ func inferModelConfigs(v *Variant, f *weights.File) (err error) {
 	inferred := func(err error) error {
 		return fmt.Errorf("pipeline: %s: %w (its architecture was read from the tensor shapes: pass --config DIR, a diffusers-style folder with its unet/, vae/ and text_encoder/ config.json)", f.Path(), err)
 	}
-	if v.UNet, err = unet.InferConfig(f); err != nil {
+	if v.UNet, err = unet.InferConfig(f, v.Family.singleFileHeads); err != nil {
 		return inferred(err)
 	}
 	v.UNet.UpcastAttention = v.Name == "sd21"
