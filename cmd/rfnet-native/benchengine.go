@@ -124,16 +124,16 @@ func setupBenchEngine(fs *pflag.FlagSet) func() error {
 			}
 			r.Weights = "random " + *model + " (in memory)"
 		} else {
-			o, err := m.options(context.Background(), counter, d)
+			path, o, err := m.options(context.Background(), counter, d)
 			if err != nil {
 				return err
 			}
 			o.NoTokenizer = true // token ids are fixed: no vocabulary needed
-			if mdl, err = pipeline.Load(m.weights, o); err != nil {
+			if mdl, err = pipeline.Load(path, o); err != nil {
 				return err
 			}
 			defer mdl.Close()
-			r.Weights, r.Model = m.weights, mdl.Variant.Name
+			r.Weights, r.Model = path, mdl.Variant.Name
 		}
 		if err := b.Sync(); err != nil {
 			return err

@@ -135,24 +135,24 @@ func (m *modelFlags) loadContext(ctx context.Context) (*pipeline.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	o, err := m.options(ctx, b, d)
+	path, o, err := m.options(ctx, b, d)
 	if err != nil {
 		return nil, err
 	}
-	return pipeline.Load(m.weights, o)
+	return pipeline.Load(path, o)
 }
 
-// options turns the flags into load options for backend b.
-func (m *modelFlags) options(ctx context.Context, b tensor.Backend, d tensor.DType) (pipeline.LoadOptions, error) {
+// options resolves --weights (a Hub name is downloaded) to the path to load
+// and turns the other flags into load options for backend b.
+func (m *modelFlags) options(ctx context.Context, b tensor.Backend, d tensor.DType) (string, pipeline.LoadOptions, error) {
 	if m.weights == "" {
-		return pipeline.LoadOptions{}, fmt.Errorf("--weights is required (a diffusers folder, a .safetensors checkpoint, or a Hub name such as sd21-base)")
+		return "", pipeline.LoadOptions{}, fmt.Errorf("--weights is required (a diffusers folder, a .safetensors checkpoint, or a Hub name such as sd21-base)")
 	}
 	path, err := resolveWeights(ctx, m.weights, m.offline, d != tensor.Float32)
 	if err != nil {
-		return pipeline.LoadOptions{}, err
+		return "", pipeline.LoadOptions{}, err
 	}
-	m.weights = path
-	return pipeline.LoadOptions{ModelType: m.modelType, Prediction: m.prediction, Tokenizer: m.tokenizer,
+	return path, pipeline.LoadOptions{ModelType: m.modelType, Prediction: m.prediction, Tokenizer: m.tokenizer,
 		FindTokenizer: func(f pipeline.Family) (string, error) {
 			return singleFileTokenizer(ctx, path, f, m.offline, os.Stderr)
 		},

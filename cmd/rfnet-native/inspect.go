@@ -22,15 +22,15 @@ func setupInspect(fs *pflag.FlagSet) func() error {
 	return func() error {
 		// Building the model on the meta backend checks every name and shape
 		// without reading the weights.
-		o, err := m.options(context.Background(), tensor.Meta{}, tensor.Float32)
+		path, o, err := m.options(context.Background(), tensor.Meta{}, tensor.Float32)
 		if err != nil {
 			return err
 		}
-		model, err := pipeline.Inspect(m.weights, o)
+		model, err := pipeline.Inspect(path, o)
 		if err != nil {
-			if *list && isFile(m.weights) {
+			if *list && isFile(path) {
 				// The tensors are what someone needs to see when the model does not build.
-				if lerr := listTensors(m.weights); lerr != nil {
+				if lerr := listTensors(path); lerr != nil {
 					return errors.Join(err, lerr)
 				}
 			}
@@ -64,7 +64,7 @@ func setupInspect(fs *pflag.FlagSet) func() error {
 		}
 		fmt.Printf("  %-13s %13d parameters\n", "total", total)
 		if *list && model.Layout == pipeline.LayoutSingleFile {
-			return listTensors(m.weights)
+			return listTensors(path)
 		}
 		return nil
 	}
