@@ -39,6 +39,12 @@ type LoadOptions struct {
 	FindTokenizer func(Family) (string, error)
 	// NoTokenizer skips the tokenizer (inspect).
 	NoTokenizer bool
+	// VAEEncoder builds the autoencoder's encoder too (Model.Encoder, about
+	// 34M parameters at SD's size), for the features that start from an
+	// image (img2img, the SDXL refiner). Without it the encoder's tensors
+	// are skipped: not loaded, not counted in Components, not reported
+	// unused.
+	VAEEncoder bool
 }
 
 // Model is a loaded Stable Diffusion checkpoint.
@@ -50,7 +56,7 @@ type Model struct {
 	Text       *clip.TextEncoder
 	UNet       *unet.UNet
 	Decoder    *vae.Decoder
-	Encoder    *vae.Encoder
+	Encoder    *vae.Encoder // nil unless loaded with LoadOptions.VAEEncoder
 	Backend    tensor.Backend
 	DType      tensor.DType
 	Components []Component
@@ -135,13 +141,14 @@ func (m *Model) load(c checkpoint, o LoadOptions) (err error) {
 	}
 	m.Layout, m.Variant = c.layout, c.variant
 	if c.layout == LayoutSingleFile {
-		return m.buildSingleFile(c.file)
+		return m.buildSingleFile(c.file, o.VAEEncoder)
 	}
-	return m.buildFolder(c.path)
+	return m.buildFolder(c.path, o.VAEEncoder)
 }
 
-// buildFolder builds a diffusers folder's models from text_encoder/, unet/ and vae/.
-func (m *Model) buildFolder(dir string) error {
+// buildFolder builds a diffusers folder's models from text_encoder/, unet/ and
+// vae/ (the VAE's encoder too with encoder).
+func (m *Model) buildFolder(dir string, encoder bool) error {
 	open := func(component string, names ...string) (*weights.File, error) {
 		for _, n := range names {
 			p := filepath.Join(dir, component, n)
@@ -171,29 +178,35 @@ func (m *Model) buildFolder(dir string) error {
 	if err != nil {
 		return err
 	}
-	return m.build(clip.MapFolder(tf), unet.MapFolder(uf), vae.MapFolder(vf), map[string]*weights.File{"text encoder": tf, "unet": uf, "vae": vf})
+	return m.build(clip.MapFolder(tf), unet.MapFolder(uf), vae.MapFolder(vf, encoder), encoder,
+		map[string]*weights.File{"text encoder": tf, "unet": uf, "vae": vf})
 }
 
 // buildSingleFile builds an original-layout checkpoint's models
-// (cond_stage_model.*, model.diffusion_model.*, first_stage_model.*).
-func (m *Model) buildSingleFile(f *weights.File) error {
+// (cond_stage_model.*, model.diffusion_model.*, first_stage_model.*; the VAE's
+// encoder too with encoder).
+func (m *Model) buildSingleFile(f *weights.File, encoder bool) error {
 	v := m.Variant
 	text := clip.MapCLIP(f)
 	if v.Family == SD2 {
 		text = clip.MapOpenCLIP(f, v.Text.NumHiddenLayers)
 	}
-	return m.build(text, unet.MapSingleFile(f, v.UNet), vae.MapSingleFile(f, v.VAE), map[string]*weights.File{"text encoder": f, "unet": f, "vae": f})
+	return m.build(text, unet.MapSingleFile(f, v.UNet), vae.MapSingleFile(f, v.VAE, encoder), encoder,
+		map[string]*weights.File{"text encoder": f, "unet": f, "vae": f})
 }
 
-// build loads the three models and reports every naming or shape problem at once.
-func (m *Model) build(text, u, v *weights.Mapping, files map[string]*weights.File) error {
+// build loads the three models (the VAE's encoder with encoder, whose
+// tensors v then serves) and reports every naming or shape problem at once.
+func (m *Model) build(text, u, v *weights.Mapping, encoder bool, files map[string]*weights.File) error {
 	ts := weights.NewSource("text encoder", text, m.Backend, m.DType)
 	us := weights.NewSource("unet", u, m.Backend, m.DType)
 	vs := weights.NewSource("vae", v, m.Backend, m.DType)
 	m.Text = clip.Load(ts, m.Variant.Text)
 	m.UNet = unet.Load(us, m.Variant.UNet)
 	m.Decoder = vae.LoadDecoder(vs, m.Variant.VAE)
-	m.Encoder = vae.LoadEncoder(vs, m.Variant.VAE)
+	if encoder {
+		m.Encoder = vae.LoadEncoder(vs, m.Variant.VAE)
+	}
 	var errs []error
 	for _, s := range []*weights.Source{ts, us, vs} {
 		if err := s.Err(); err != nil {

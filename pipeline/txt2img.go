@@ -224,8 +224,12 @@ func (m *Model) DecodeImage(latents *tensor.Tensor) *tensor.Tensor {
 }
 
 // EncodeImage turns an image in [0, 1] [1, 3, H, W] into latents (the
-// posterior mean times the scaling factor).
+// posterior mean times the scaling factor). The model must have been loaded
+// with LoadOptions.VAEEncoder.
 func (m *Model) EncodeImage(img *tensor.Tensor) *tensor.Tensor {
+	if m.Encoder == nil {
+		panic("pipeline: EncodeImage on a model loaded without LoadOptions.VAEEncoder")
+	}
 	return m.Encoder.Encode(img.To(m.DType).Affine(2, -1)).Scale(m.Variant.VAE.ScalingFactor)
 }
 
