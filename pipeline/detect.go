@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +18,26 @@ const (
 	LayoutDiffusers  = "diffusers"
 	LayoutSingleFile = "single-file"
 )
+
+// OptionError is a LoadOptions value that cannot be used: Field names the
+// option (ModelType, Prediction), Value is what it held, Err says why. The
+// command line reports it under the flag that set it.
+type OptionError struct {
+	Field, Value string
+	Err          error
+}
+
+func (e *OptionError) Error() string {
+	return fmt.Sprintf("pipeline: %s %q: %v", e.Field, e.Value, e.Err)
+}
+
+func (e *OptionError) Unwrap() error { return e.Err }
+
+// ErrNeedsConfig is wrapped when a single file's architecture, read from its
+// tensor shapes, does not make a valid config: shapes tell channels and
+// layers, not every choice of a config (the norm groups, for one), so such a
+// checkpoint needs its config files (LoadOptions.ConfigDir).
+var ErrNeedsConfig = errors.New("its architecture, read from the tensor shapes, needs its config files")
 
 // textConfig is where a diffusers-style folder keeps the text encoder's
 // config, the file that tells its family.
@@ -140,10 +161,10 @@ func familyEvidence(v Variant) string {
 	return clip.PrefixCLIP + "*"
 }
 
-// withModelType is --model-type over the detected variant v: a variant of
-// the same family (a name of the other family would load the wrong text
-// encoder and tokenizer padding, silently), or v when none is named. path and
-// evidence say where the family was seen.
+// withModelType is LoadOptions.ModelType over the detected variant v: a
+// variant of the same family (a name of the other family would load the
+// wrong text encoder and tokenizer padding, silently), or v when none is
+// named. path and evidence say where the family was seen.
 func withModelType(v Variant, modelType, path, evidence string) (Variant, error) {
 	if modelType == "" {
 		return v, nil
@@ -153,8 +174,8 @@ func withModelType(v Variant, modelType, path, evidence string) (Variant, error)
 		return Variant{}, err
 	}
 	if want.Family != v.Family {
-		return Variant{}, fmt.Errorf("pipeline: --model-type %s is an %s model, but %s holds an %s text encoder (%s); choose an %s type",
-			modelType, want.Family, path, v.Family, evidence, v.Family)
+		return Variant{}, &OptionError{"ModelType", modelType, fmt.Errorf("an %s model, but %s holds an %s text encoder (%s); choose an %s type",
+			want.Family, path, v.Family, evidence, v.Family)}
 	}
 	return want, nil
 }
@@ -165,7 +186,7 @@ func withPrediction(v Variant, p string) (Variant, error) {
 	}
 	pred, err := sched.ParsePrediction(p)
 	if err != nil {
-		return Variant{}, err
+		return Variant{}, &OptionError{"Prediction", p, err}
 	}
 	v.Sched.PredictionType = pred
 	return v, nil
@@ -190,11 +211,8 @@ func readModelConfigs(v *Variant, dir string) (err error) {
 // inferModelConfigs reads a single file's UNet and VAE configs from its
 // shapes, with the family's UNet heads.
 func inferModelConfigs(v *Variant, f *weights.File) (err error) {
-	// Shapes tell channels and layers, not every choice of a config (the
-	// norm groups, for one): a checkpoint of another architecture needs its
-	// config files.
 	inferred := func(err error) error {
-		return fmt.Errorf("pipeline: %s: %w (its architecture was read from the tensor shapes: pass --config DIR, a diffusers-style folder with its unet/, vae/ and text_encoder/ config.json)", f.Path(), err)
+		return fmt.Errorf("pipeline: %s: %w: %w", f.Path(), err, ErrNeedsConfig)
 	}
 	if v.UNet, err = unet.InferConfig(f, v.Family.singleFileHeads); err != nil {
 		return inferred(err)

@@ -8,6 +8,10 @@ import (
 	"github.com/rfnet/rfnet-native/clip"
 )
 
+// ErrNoTokenizer is wrapped when a single-file checkpoint, which holds no
+// tokenizer, is loaded with neither LoadOptions.Tokenizer nor FindTokenizer.
+var ErrNoTokenizer = errors.New("no tokenizer")
+
 // LoadTokenizer reads the tokenizer of the checkpoint at path without loading
 // its weights (o.Tokenizer, a folder's own tokenizer/, or what
 // o.FindTokenizer finds for a single file), with the padding of the
@@ -60,5 +64,5 @@ func (c checkpoint) tokenizerPath(o LoadOptions) (string, error) {
 	case o.FindTokenizer != nil:
 		return o.FindTokenizer(c.variant.Family)
 	}
-	return "", fmt.Errorf("pipeline: %s is a single-file checkpoint, which holds no tokenizer: pass --tokenizer with a diffusers tokenizer/ folder (vocab.json and merges.txt) or OpenAI's bpe_simple_vocab_16e6.txt.gz", c.path)
+	return "", fmt.Errorf("pipeline: %s is a single-file checkpoint, which holds %w: name one (LoadOptions.Tokenizer), a diffusers tokenizer/ folder (vocab.json and merges.txt) or OpenAI's bpe_simple_vocab_16e6.txt.gz", c.path, ErrNoTokenizer)
 }

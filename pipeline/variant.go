@@ -91,7 +91,7 @@ var variants = map[string]func() Variant{
 	"sd21": SD21, "sd2": SD21, "sd2-v": SD21, "sd21-v": SD21, "sd20": SD21,
 }
 
-// VariantByName returns a variant by --model-type name.
+// VariantByName returns a variant by name (LoadOptions.ModelType's).
 func VariantByName(name string) (Variant, error) {
 	ctor, ok := variants[strings.ToLower(name)]
 	if !ok {
@@ -100,7 +100,7 @@ func VariantByName(name string) (Variant, error) {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		return Variant{}, fmt.Errorf("pipeline: unknown model type %q (choose one of %s)", name, strings.Join(names, ", "))
+		return Variant{}, &OptionError{"ModelType", name, fmt.Errorf("no such model type (choose one of %s)", strings.Join(names, ", "))}
 	}
 	return ctor(), nil
 }

@@ -120,7 +120,7 @@ func setupBenchEngine(fs *pflag.FlagSet) func() error {
 		if m.weights == "" {
 			// Random full-size weights built in memory: no checkpoint, no disk.
 			if mdl, err = randomModel(*model, m.modelType, counter, d); err != nil {
-				return err
+				return loadFlagError(err)
 			}
 			r.Weights = "random " + *model + " (in memory)"
 		} else {
@@ -130,7 +130,7 @@ func setupBenchEngine(fs *pflag.FlagSet) func() error {
 			}
 			o.NoTokenizer = true // token ids are fixed: no vocabulary needed
 			if mdl, err = pipeline.Load(path, o); err != nil {
-				return err
+				return loadFlagError(err)
 			}
 			defer mdl.Close()
 			r.Weights, r.Model = path, mdl.Variant.Name

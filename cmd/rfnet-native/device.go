@@ -139,7 +139,26 @@ func (m *modelFlags) loadContext(ctx context.Context) (*pipeline.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pipeline.Load(path, o)
+	model, err := pipeline.Load(path, o)
+	return model, loadFlagError(err)
+}
+
+// optionFlags are the flags that set the LoadOptions fields a load can refuse
+// (pipeline.OptionError's Field).
+var optionFlags = map[string]string{"ModelType": "--model-type", "Prediction": "--prediction"}
+
+// loadFlagError names the flag a load error is about: pipeline names the
+// LoadOptions field, or the config files a single file needs, which the
+// user gave (or can give) with a flag. Any other error stays as it is.
+func loadFlagError(err error) error {
+	var bad *pipeline.OptionError
+	switch {
+	case errors.As(err, &bad) && optionFlags[bad.Field] != "":
+		return fmt.Errorf("%s %s: %w", optionFlags[bad.Field], bad.Value, bad.Err)
+	case errors.Is(err, pipeline.ErrNeedsConfig):
+		return fmt.Errorf("%w (pass --config DIR, a diffusers-style folder with its unet/, vae/ and text_encoder/ config.json)", err)
+	}
+	return err
 }
 
 // options resolves --weights (a Hub name is downloaded) to the path to load

@@ -28,6 +28,7 @@ func setupInspect(fs *pflag.FlagSet) func() error {
 		}
 		model, err := pipeline.Inspect(path, o)
 		if err != nil {
+			err = loadFlagError(err)
 			if *list && isFile(path) {
 				// The tensors are what someone needs to see when the model does not build.
 				if lerr := listTensors(path); lerr != nil {

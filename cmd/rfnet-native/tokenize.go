@@ -32,7 +32,7 @@ func setupTokenize(fs *pflag.FlagSet) func() error {
 				return singleFileTokenizer(context.Background(), weightsPath, f, false, os.Stderr)
 			}})
 		if err != nil {
-			return err
+			return loadFlagError(err)
 		}
 		ids, truncated := tok.Tokenize(prompt)
 		enc := json.NewEncoder(os.Stdout)
