@@ -40,6 +40,10 @@ type Settings struct {
 	Model map[string]string `json:"model,omitempty"`
 }
 
+// ErrOtherRun is wrapped when a run folder holds, or is in use by, a run with
+// other settings: the caller takes another folder, or deletes this one.
+var ErrOtherRun = errors.New("another run")
+
 // ModelKeys are the keys of bench.json's "model" that identify the model as
 // loaded: the SHA-256 of its weight files, its variant and its prediction type.
 var ModelKeys = []string{"hash", "model_type", "prediction"}
@@ -120,7 +124,7 @@ func Start(out string, run Run) error {
 	switch {
 	case err == nil:
 		if diff := Differences(run.Settings(), old.Settings()); len(diff) > 0 {
-			return fmt.Errorf("rfbench: %s describes another run (%s): use another --out, or delete it to start over", path, strings.Join(diff, "; "))
+			return fmt.Errorf("rfbench: %s describes %w (%s): use another run folder, or delete it to start over", path, ErrOtherRun, strings.Join(diff, "; "))
 		}
 		// Methods and seeds may grow between runs; keep the union.
 		run.Methods = union(old.Methods, run.Methods)
