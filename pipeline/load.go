@@ -24,8 +24,12 @@ type LoadOptions struct {
 	// Prediction overrides the prediction type (epsilon or v).
 	Prediction string
 	// Tokenizer is a diffusers tokenizer/ folder or bpe_simple_vocab_16e6.txt.gz;
-	// single-file checkpoints need it, folders have their own.
+	// a single-file checkpoint needs it or FindTokenizer, a folder has its own.
 	Tokenizer string
+	// FindTokenizer, when Tokenizer is empty, finds the tokenizer of a
+	// single-file checkpoint (which holds none) for the family detected from
+	// it: the command line looks in the Hugging Face cache, then downloads.
+	FindTokenizer func(Family) (string, error)
 	// ConfigDir is a diffusers-style folder whose unet/, vae/, text_encoder/ and
 	// scheduler/ config files describe a single-file checkpoint (optional: the
 	// released models' configs are inferred from names and shapes).
@@ -33,10 +37,6 @@ type LoadOptions struct {
 	// Backend and DType say where the weights go and in which compute dtype.
 	Backend tensor.Backend
 	DType   tensor.DType
-	// FindTokenizer, when Tokenizer is empty, finds the tokenizer of a
-	// single-file checkpoint (which holds none) for the family detected from
-	// it: the command line looks in the Hugging Face cache, then downloads.
-	FindTokenizer func(Family) (string, error)
 	// NoTokenizer skips the tokenizer (inspect).
 	NoTokenizer bool
 	// VAEEncoder builds the autoencoder's encoder too (Model.Encoder, about
