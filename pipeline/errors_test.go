@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,15 @@ import (
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/weights"
 )
+
+// wantOptionError checks that err is about LoadOptions' field holding value.
+func wantOptionError(t *testing.T, err error, field, value string) {
+	t.Helper()
+	var bad *OptionError
+	if !errors.As(err, &bad) || bad.Field != field || bad.Value != value {
+		t.Fatalf("error %v, want an OptionError for %s %q", err, field, value)
+	}
+}
 
 func wantErr(t *testing.T, err error, parts ...string) {
 	t.Helper()
@@ -131,15 +141,20 @@ func TestBadCheckpoints(t *testing.T) {
 	t.Run("single file without tokenizer", func(t *testing.T) {
 		p := fixtures.Path("models", "tiny-sd1.safetensors")
 		_, err := Load(p, LoadOptions{Backend: cpu.New(), DType: tensor.Float32, ConfigDir: fixtures.Path("models", "tiny-sd1")})
-		wantErr(t, err, p, "--tokenizer", "bpe_simple_vocab_16e6.txt.gz")
+		if !errors.Is(err, ErrNoTokenizer) {
+			t.Fatalf("%v, want ErrNoTokenizer", err)
+		}
+		wantErr(t, err, p, "holds no tokenizer", "bpe_simple_vocab_16e6.txt.gz")
 	})
 	t.Run("model type of the other family", func(t *testing.T) {
 		p := fixtures.Path("models", "tiny-sd1.safetensors")
 		_, err := Load(p, LoadOptions{Backend: cpu.New(), DType: tensor.Float32, ModelType: "sd21-base", Tokenizer: fixtures.Path("tokenizer", "tiny")})
-		wantErr(t, err, "--model-type sd21-base", "cond_stage_model.transformer")
+		wantOptionError(t, err, "ModelType", "sd21-base")
+		wantErr(t, err, `ModelType "sd21-base"`, "cond_stage_model.transformer")
 	})
 	t.Run("unknown model type", func(t *testing.T) {
 		_, err := Load(fixtures.Path("models", "tiny-sd1"), LoadOptions{Backend: cpu.New(), DType: tensor.Float32, ModelType: "sdxl"})
+		wantOptionError(t, err, "ModelType", "sdxl")
 		wantErr(t, err, `"sdxl"`, "sd15", "sd21-base")
 	})
 }
@@ -150,10 +165,10 @@ func TestBadRequests(t *testing.T) {
 		req   Request
 		parts []string
 	}{
-		{Request{Prompt: "x", Width: 60, Height: 64}, []string{"--width 60", "multiple of 8"}},
-		{Request{Prompt: "x", Width: 64, Height: 100}, []string{"--height 100", "multiple of 8"}},
+		{Request{Prompt: "x", Width: 60, Height: 64}, []string{"width 60", "multiple of 8"}},
+		{Request{Prompt: "x", Width: 64, Height: 100}, []string{"height 100", "multiple of 8"}},
 		{Request{Prompt: "x", Scheduler: "lms"}, []string{`"lms"`, "ddim, dpm++2m, euler, pndm"}},
-		{Request{Prompt: "x", Steps: -3}, []string{"--steps -3"}},
+		{Request{Prompt: "x", Steps: -3}, []string{"steps -3"}},
 		{Request{Prompt: "x", Width: 64, Height: 64, InitLatents: tensor.Zeros(cpu.New(), tensor.Float32, 1, 4, 16, 16)}, []string{"[1 4 16 16]", "want [1 4 8 8]"}},
 	} {
 		_, err := m.Generate(c.req, nil)

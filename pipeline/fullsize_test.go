@@ -39,9 +39,10 @@ func writeDiffusersFolder(t *testing.T, manifest string, v Variant) string {
 }
 
 // Every tensor of the released SD 1.5 and 2.1 layouts (both of them) is found,
-// has the expected shape and is used, with the configs detected or shipped.
+// has the expected shape and is used, with the configs detected or shipped;
+// the VAE's encoder is skipped unless asked for, and the parameter counts are
+// those of what was loaded.
 func TestReleasedLayoutsBuild(t *testing.T) {
-	meta := LoadOptions{Backend: tensor.Meta{}, DType: tensor.Float32}
 	for _, c := range []struct {
 		manifest string
 		variant  Variant
@@ -50,34 +51,45 @@ func TestReleasedLayoutsBuild(t *testing.T) {
 		{"sd15", SD15(), 859520964},
 		{"sd21", SD21Base(), 865910724},
 	} {
-		t.Run(c.manifest+"/single-file", func(t *testing.T) {
-			m, err := randckpt.ReadSingleFile(c.manifest + "-single-file")
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := filepath.Join(t.TempDir(), c.manifest+".safetensors")
-			if err := randckpt.WriteSparse(p, m); err != nil {
-				t.Fatal(err)
-			}
-			model, err := Inspect(p, meta)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer model.Close()
-			checkDetected(t, model, c.variant, c.params)
-		})
-		t.Run(c.manifest+"/diffusers", func(t *testing.T) {
-			model, err := Inspect(writeDiffusersFolder(t, c.manifest+"-diffusers", c.variant), meta)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer model.Close()
-			checkDetected(t, model, c.variant, c.params)
-		})
+		for _, encoder := range []bool{false, true} {
+			meta := LoadOptions{Backend: tensor.Meta{}, DType: tensor.Float32, VAEEncoder: encoder}
+			suffix := map[bool]string{false: "", true: "/with-encoder"}[encoder]
+			t.Run(c.manifest+"/single-file"+suffix, func(t *testing.T) {
+				m, err := randckpt.ReadSingleFile(c.manifest + "-single-file")
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := filepath.Join(t.TempDir(), c.manifest+".safetensors")
+				if err := randckpt.WriteSparse(p, m); err != nil {
+					t.Fatal(err)
+				}
+				model, err := Inspect(p, meta)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer model.Close()
+				checkDetected(t, model, c.variant, c.params, encoder)
+			})
+			t.Run(c.manifest+"/diffusers"+suffix, func(t *testing.T) {
+				model, err := Inspect(writeDiffusersFolder(t, c.manifest+"-diffusers", c.variant), meta)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer model.Close()
+				checkDetected(t, model, c.variant, c.params, encoder)
+			})
+		}
 	}
 }
 
-func checkDetected(t *testing.T, m *Model, want Variant, unetParams int64) {
+// The parameters of SD's autoencoder: post_quant_conv and the decoder,
+// quant_conv and the encoder.
+const sdVAEDecoderParams, sdVAEEncoderParams = 49490199, 34163664
+
+// checkDetected checks m's variant against want and its parameter counts
+// against what was loaded: unetParams, and the VAE's decoder (with encoder,
+// its encoder too).
+func checkDetected(t *testing.T, m *Model, want Variant, unetParams int64, encoder bool) {
 	t.Helper()
 	got := m.Variant
 	raw := func(v any) string { b, _ := json.Marshal(v); return string(b) }
@@ -87,6 +99,13 @@ func checkDetected(t *testing.T, m *Model, want Variant, unetParams int64) {
 	}
 	if m.Components[1].Parameters != unetParams {
 		t.Fatalf("unet parameters %d, want %d", m.Components[1].Parameters, unetParams)
+	}
+	vaeParams := int64(sdVAEDecoderParams)
+	if encoder {
+		vaeParams += sdVAEEncoderParams
+	}
+	if c := m.Components[2]; c.Name != "vae" || c.Parameters != vaeParams || (m.Encoder != nil) != encoder {
+		t.Fatalf("%s parameters %d, want %d; encoder built: %v, want %v", c.Name, c.Parameters, vaeParams, m.Encoder != nil, encoder)
 	}
 }
 

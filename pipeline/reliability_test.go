@@ -139,7 +139,7 @@ func TestNonFiniteIsAnError(t *testing.T) {
 		for _, g := range []float64{math.NaN(), math.Inf(1), -1} {
 			r := req
 			r.Guidance = g
-			wantErr(t, m.Validate(&r), "--guidance", "finite")
+			wantErr(t, m.Validate(&r), "pipeline: guidance", "finite")
 		}
 	})
 }
@@ -204,9 +204,10 @@ func TestSpecialFilesInAFolder(t *testing.T) {
 	}
 }
 
-// --model-type of the other family is refused for a folder as for a single
+// A model type of the other family is refused for a folder as for a single
 // file: sd21 over an SD 1.x folder used to load silently.
 func TestModelTypeOfTheOtherFamilyOnAFolder(t *testing.T) {
 	_, err := Load(fixtures.Path("models", "tiny-sd1"), LoadOptions{Backend: cpu.New(), DType: tensor.Float32, ModelType: "sd21"})
-	wantErr(t, err, "--model-type sd21", "sd2", "text_encoder/config.json", "choose an sd1 type")
+	wantOptionError(t, err, "ModelType", "sd21")
+	wantErr(t, err, `ModelType "sd21"`, "sd2", "text_encoder/config.json", "choose an sd1 type")
 }

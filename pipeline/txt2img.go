@@ -63,7 +63,8 @@ func GuidanceBatch(g float64) int {
 }
 
 // Validate checks a request against the model and fills defaults (steps 50,
-// guidance 7.5, DDIM, the variant's size).
+// guidance 7.5, DDIM, the variant's size). Its errors name the Request field
+// in lower case (width, steps), whatever set it.
 func (m *Model) Validate(r *Request) error {
 	if r.Steps == 0 {
 		r.Steps = 50
@@ -80,16 +81,16 @@ func (m *Model) Validate(r *Request) error {
 	for _, side := range []struct {
 		name string
 		v    int
-	}{{"--width", r.Width}, {"--height", r.Height}} {
+	}{{"width", r.Width}, {"height", r.Height}} {
 		if err := CheckSide(side.name, side.v); err != nil {
 			return fmt.Errorf("pipeline: %w", err)
 		}
 	}
 	switch {
 	case r.Steps < 1:
-		return fmt.Errorf("pipeline: --steps %d must be at least 1", r.Steps)
+		return fmt.Errorf("pipeline: steps %d must be at least 1", r.Steps)
 	case math.IsNaN(r.Guidance) || math.IsInf(r.Guidance, 0) || r.Guidance < 0:
-		return fmt.Errorf("pipeline: --guidance %v must be a finite number, 0 or more", r.Guidance)
+		return fmt.Errorf("pipeline: guidance %v must be a finite number, 0 or more", r.Guidance)
 	}
 	if _, err := sched.New(r.Scheduler, m.Variant.Sched, r.Steps); err != nil {
 		return err
@@ -224,8 +225,12 @@ func (m *Model) DecodeImage(latents *tensor.Tensor) *tensor.Tensor {
 }
 
 // EncodeImage turns an image in [0, 1] [1, 3, H, W] into latents (the
-// posterior mean times the scaling factor).
+// posterior mean times the scaling factor). The model must have been loaded
+// with LoadOptions.VAEEncoder.
 func (m *Model) EncodeImage(img *tensor.Tensor) *tensor.Tensor {
+	if m.Encoder == nil {
+		panic("pipeline: EncodeImage on a model loaded without LoadOptions.VAEEncoder")
+	}
 	return m.Encoder.Encode(img.To(m.DType).Affine(2, -1)).Scale(m.Variant.VAE.ScalingFactor)
 }
 

@@ -22,6 +22,21 @@ const (
 	SD2 Family = "sd2"
 )
 
+// singleFileHeads gives the UNet heads of a single file of family f, which its
+// shapes do not record, by the family's convention: SD 1.x has SD14's 8 heads
+// in every block, whatever its width; SD 2.x has heads 64 channels wide (for
+// SD21Base's 320, 640, 1280 and 1280 channels: 5, 10, 20 and 20 heads).
+func (f Family) singleFileHeads(blockOutChannels []int) unet.HeadList {
+	if f == SD1 {
+		return SD14().UNet.Heads
+	}
+	heads := make(unet.HeadList, len(blockOutChannels))
+	for i, ch := range blockOutChannels {
+		heads[i] = max(1, ch/64)
+	}
+	return heads
+}
+
 // Variant is everything about a model that its weights do not say.
 type Variant struct {
 	Name          string
@@ -76,7 +91,7 @@ var variants = map[string]func() Variant{
 	"sd21": SD21, "sd2": SD21, "sd2-v": SD21, "sd21-v": SD21, "sd20": SD21,
 }
 
-// VariantByName returns a variant by --model-type name.
+// VariantByName returns a variant by name (LoadOptions.ModelType's).
 func VariantByName(name string) (Variant, error) {
 	ctor, ok := variants[strings.ToLower(name)]
 	if !ok {
@@ -85,7 +100,7 @@ func VariantByName(name string) (Variant, error) {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		return Variant{}, fmt.Errorf("pipeline: unknown model type %q (choose one of %s)", name, strings.Join(names, ", "))
+		return Variant{}, &OptionError{"ModelType", name, fmt.Errorf("no such model type (choose one of %s)", strings.Join(names, ", "))}
 	}
 	return ctor(), nil
 }

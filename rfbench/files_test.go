@@ -439,7 +439,7 @@ func TestLoadPromptsRefusesIDsThatCannotNameFiles(t *testing.T) {
 	}
 }
 
-// --shard takes two whole numbers, i below n, n at most MaxShards.
+// A shard is two whole numbers, i below n, n at most MaxShards.
 func TestParseShard(t *testing.T) {
 	for s, want := range map[string]Shard{"0/1": {0, 1}, "7/8": {7, 8}, "9999/10000": {9999, 10000}} {
 		if got, err := ParseShard(s); err != nil || got != want {
@@ -461,8 +461,11 @@ func TestParseShard(t *testing.T) {
 		"0/9223372036854775807":   "9223372036854775807 shards, want 1 to 10000",
 		"99999999999999999999/10": "want i/n, two whole numbers",
 	} {
-		if _, err := ParseShard(s); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "--shard") {
-			t.Errorf("%q: %v, want an error with %q", s, err, want)
+		// The error names the shard it refused; the command line names the flag.
+		_, err := ParseShard(s)
+		var se *ShardError
+		if !errors.As(err, &se) || se.Shard != s || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), fmt.Sprintf("shard %q", s)) {
+			t.Errorf("%q: %v, want a ShardError with %q", s, err, want)
 		}
 	}
 }

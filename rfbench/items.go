@@ -1,6 +1,7 @@
 package rfbench
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -43,6 +44,16 @@ type Shard struct{ I, N int }
 // prompt set and methods, most shards would get no item at all).
 const MaxShards = 10000
 
+// ShardError is a shard ParseShard refused: Shard is the text, Err says why.
+type ShardError struct {
+	Shard string
+	Err   error
+}
+
+func (e *ShardError) Error() string { return fmt.Sprintf("rfbench: shard %q: %v", e.Shard, e.Err) }
+
+func (e *ShardError) Unwrap() error { return e.Err }
+
 // ParseShard reads "i/n", two whole numbers in decimal with 0 <= i < n <=
 // MaxShards.
 func ParseShard(s string) (Shard, error) {
@@ -51,11 +62,11 @@ func ParseShard(s string) (Shard, error) {
 	n, err2 := parseWhole(b)
 	switch {
 	case !ok || err1 != nil || err2 != nil:
-		return Shard{}, fmt.Errorf("rfbench: --shard %q: want i/n, two whole numbers with 0 <= i < n", s)
+		return Shard{}, &ShardError{s, errors.New("want i/n, two whole numbers with 0 <= i < n")}
 	case n < 1 || n > MaxShards:
-		return Shard{}, fmt.Errorf("rfbench: --shard %q: %d shards, want 1 to %d", s, n, MaxShards)
+		return Shard{}, &ShardError{s, fmt.Errorf("%d shards, want 1 to %d", n, MaxShards)}
 	case i >= n:
-		return Shard{}, fmt.Errorf("rfbench: --shard %q: shard %d of %d, want 0 to %d (shards are numbered from 0)", s, i, n, n-1)
+		return Shard{}, &ShardError{s, fmt.Errorf("shard %d of %d, want 0 to %d (shards are numbered from 0)", i, n, n-1)}
 	}
 	return Shard{i, n}, nil
 }

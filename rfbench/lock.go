@@ -228,8 +228,8 @@ func Lock(out string, s Settings, log io.Writer) (release func(), err error) {
 	if old, err := readRun(out); err == nil {
 		if diff := Differences(s, old.Settings()); len(diff) > 0 {
 			release()
-			return nil, fmt.Errorf("rfbench: %s describes another run (%s): use another --out, or delete it to start over",
-				filepath.Join(out, "bench.json"), strings.Join(diff, "; "))
+			return nil, fmt.Errorf("rfbench: %s describes %w (%s): use another run folder, or delete it to start over",
+				filepath.Join(out, "bench.json"), ErrOtherRun, strings.Join(diff, "; "))
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		release()
@@ -264,8 +264,8 @@ func checkOthers(out, dir, path string, s Settings, log io.Writer) error {
 				}
 			default:
 				if diff := Differences(s, other.Settings); len(diff) > 0 {
-					return fmt.Errorf("rfbench: %s is in use by %s with other settings (%s): wait for it to finish, or use another --out "+
-						"(if that process is gone, its lock %s is stale once not refreshed for %s)", out, other.Holder, strings.Join(diff, "; "), p, staleAfter)
+					return fmt.Errorf("rfbench: %s is in use by %s for %w with other settings (%s): wait for it to finish, or use another run folder "+
+						"(if that process is gone, its lock %s is stale once not refreshed for %s)", out, other.Holder, ErrOtherRun, strings.Join(diff, "; "), p, staleAfter)
 				}
 				fmt.Fprintf(orDiscard(log), "rfnet-native: bench: sharing %s with %s (same settings): each item is claimed by one process\n", out, other.Holder)
 			}

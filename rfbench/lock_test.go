@@ -106,8 +106,8 @@ func TestLock(t *testing.T) {
 			var log strings.Builder
 			release, err := Lock(out, here, &log)
 			if c.refused != nil {
-				if err == nil {
-					t.Fatal("not refused")
+				if !errors.Is(err, ErrOtherRun) {
+					t.Fatalf("%v, want ErrOtherRun", err)
 				}
 				for _, want := range c.refused {
 					if !strings.Contains(err.Error(), want) {

@@ -39,6 +39,10 @@ type Settings struct {
 	Model *rfnet.ModelInfo `json:"model,omitempty"`
 }
 
+// ErrOtherRun is wrapped when a run folder holds, or is in use by, a run with
+// other settings: the caller takes another folder, or deletes this one.
+var ErrOtherRun = errors.New("another run")
+
 // identity is the part of m that identifies the model as loaded: the
 // SHA-256 of its weight files, its variant and its prediction type.
 func identity(m rfnet.ModelInfo) *rfnet.ModelInfo {
@@ -121,7 +125,7 @@ func Start(out string, run Run) error {
 	switch {
 	case err == nil:
 		if diff := Differences(run.Settings(), old.Settings()); len(diff) > 0 {
-			return fmt.Errorf("rfbench: %s describes another run (%s): use another --out, or delete it to start over", path, strings.Join(diff, "; "))
+			return fmt.Errorf("rfbench: %s describes %w (%s): use another run folder, or delete it to start over", path, ErrOtherRun, strings.Join(diff, "; "))
 		}
 		// Methods and seeds may grow between runs; keep the union.
 		run.Methods = union(old.Methods, run.Methods)

@@ -11,10 +11,12 @@ import (
 var inputBlockOp = regexp.MustCompile(`^model\.diffusion_model\.input_blocks\.(\d+)\.0\.op\.weight$`)
 
 // InferConfig reads the UNet configuration of a single-file checkpoint from its
-// names and shapes. What the file does not say follows the released models'
-// conventions: a 768-wide text context means SD 1.x (8 heads everywhere),
-// otherwise 64 channels per head (SD 2.x).
-func InferConfig(f *weights.File) (Config, error) {
+// names and shapes; what they do not say follows SD14. The heads are not in
+// the file either (an attention projection splits into any number of them):
+// heads gives them for the blocks' widths (BlockOutChannels), by the
+// convention of the checkpoint's family, which the caller tells from the text
+// encoder.
+func InferConfig(f *weights.File, heads func(blockOutChannels []int) HeadList) (Config, error) {
 	shape := func(name string) ([]int, bool) {
 		info, ok := f.Info(Prefix + name)
 		return info.Shape, ok
@@ -66,14 +68,7 @@ func InferConfig(f *weights.File) (Config, error) {
 			}
 		}
 	}
-	if c.CrossAttentionDim == 768 {
-		c.Heads = HeadList{8}
-	} else {
-		c.Heads = make(HeadList, levels)
-		for i, ch := range c.BlockOutChannels {
-			c.Heads[i] = max(1, ch/64)
-		}
-	}
+	c.Heads = heads(c.BlockOutChannels)
 	c.SampleSize = 64
 	return c, c.Validate()
 }

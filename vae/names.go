@@ -17,9 +17,24 @@ const Prefix = "first_stage_model."
 var legacyAttention = strings.NewReplacer("attentions.0.query.", "attentions.0.to_q.", "attentions.0.key.", "attentions.0.to_k.",
 	"attentions.0.value.", "attentions.0.to_v.", "attentions.0.proj_attn.", "attentions.0.to_out.0.")
 
-// MapFolder serves vae/diffusion_pytorch_model.safetensors, old attention names included.
-func MapFolder(f *weights.File) *weights.Mapping {
-	return weights.MapFile(f, "", legacyAttention.Replace)
+// MapFolder serves vae/diffusion_pytorch_model.safetensors, old attention
+// names included; without encoder, the encoder's tensors are skipped.
+func MapFolder(f *weights.File, encoder bool) *weights.Mapping {
+	return weights.MapFile(f, "", func(name string) string {
+		if !encoder && encoderTensor(name) {
+			return ""
+		}
+		return legacyAttention.Replace(name)
+	})
+}
+
+// encoderTensor reports whether a tensor, by its name in a diffusers folder or
+// after a single file's prefix (both start alike), belongs to the encoder half
+// of the autoencoder: encoder.* and quant_conv.*, which only a feature that
+// starts from an image needs. A model built without them skips them, as clip
+// skips position_ids: neither loaded nor reported unused.
+func encoderTensor(name string) bool {
+	return strings.HasPrefix(name, "encoder.") || strings.HasPrefix(name, "quant_conv.")
 }
 
 var (
@@ -33,14 +48,15 @@ var midAttention = map[string]string{"norm": "group_norm", "q": "to_q", "k": "to
 // MapSingleFile serves the autoencoder of a single-file checkpoint under
 // diffusers names, following diffusers' convert_from_ckpt.py: decoder up
 // blocks are numbered in reverse, nin_shortcut is conv_shortcut, and the mid
-// attention's 1×1 convolutions become linear weights.
-func MapSingleFile(f *weights.File, c Config) *weights.Mapping {
+// attention's 1×1 convolutions become linear weights. Without encoder, the
+// encoder's tensors are skipped.
+func MapSingleFile(f *weights.File, c Config, encoder bool) *weights.Mapping {
 	n := len(c.BlockOutChannels)
 	m := weights.NewMapping()
 	resnet := strings.NewReplacer("nin_shortcut.", "conv_shortcut.")
 	for _, stored := range f.Names() {
 		name, ok := strings.CutPrefix(stored, Prefix)
-		if !ok {
+		if !ok || !encoder && encoderTensor(name) {
 			continue
 		}
 		switch {

@@ -1,6 +1,7 @@
 package vae
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/rfnet/rfnet-native/cpu"
@@ -9,33 +10,57 @@ import (
 	"github.com/rfnet/rfnet-native/weights"
 )
 
-// loadTiny returns a reference model's autoencoder source from its folder or single file.
-func loadTiny(t testing.TB, model string, single bool, d tensor.DType) (*Decoder, *Encoder) {
+// mapTiny maps a reference model's autoencoder from its folder or single
+// file, with or without the encoder, and reads its config.
+func mapTiny(t testing.TB, model string, single, encoder bool) (*weights.Mapping, Config) {
 	t.Helper()
 	c, err := LoadConfig(fixtures.Path("models", model, "vae", "config.json"), SD())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m *weights.Mapping
+	path := fixtures.Path("models", model, "vae", "diffusion_pytorch_model.safetensors")
 	if single {
-		f, err := weights.Open(fixtures.Path("models", model+".safetensors"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m = MapSingleFile(f, c)
-	} else {
-		f, err := weights.Open(fixtures.Path("models", model, "vae", "diffusion_pytorch_model.safetensors"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m = MapFolder(f)
+		path = fixtures.Path("models", model+".safetensors")
 	}
+	f, err := weights.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if single {
+		return MapSingleFile(f, c, encoder), c
+	}
+	return MapFolder(f, encoder), c
+}
+
+// loadTiny returns a reference model's decoder and encoder from its folder or single file.
+func loadTiny(t testing.TB, model string, single bool, d tensor.DType) (*Decoder, *Encoder) {
+	t.Helper()
+	m, c := mapTiny(t, model, single, true)
 	src := weights.NewSource("vae", m, cpu.New(), d)
 	dec, enc := LoadDecoder(src, c), LoadEncoder(src, c)
 	if err := src.Err(); err != nil {
 		t.Fatal(err)
 	}
 	return dec, enc
+}
+
+// Without the encoder, both layouts skip its tensors: the decoder alone uses
+// every tensor served, and none is reported unused.
+func TestDecoderAloneSkipsTheEncoder(t *testing.T) {
+	for _, single := range []bool{false, true} {
+		m, c := mapTiny(t, "tiny-sd1", single, false)
+		for _, n := range m.Canonical() {
+			if strings.HasPrefix(n, "encoder.") || strings.HasPrefix(n, "quant_conv.") {
+				t.Fatalf("single=%v: %s is served without the encoder", single, n)
+			}
+		}
+		src := weights.NewSource("vae", m, tensor.Meta{}, tensor.Float32)
+		LoadDecoder(src, c)
+		if err := src.Err(); err != nil {
+			t.Fatalf("single=%v: %v", single, err)
+		}
+	}
 }
 
 func TestVAEMatchesReference(t *testing.T) {

@@ -128,6 +128,10 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		}
 		sh, err := rfbench.ParseShard(*shard)
 		if err != nil {
+			var bad *rfbench.ShardError
+			if errors.As(err, &bad) {
+				return fmt.Errorf("bench: --shard %q: %w", bad.Shard, bad.Err)
+			}
 			return err
 		}
 		cfg := rfnet.Default()
@@ -152,7 +156,7 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		defer stop()
 		release, err := rfbench.Lock(*out, rfbench.Settings{PromptsSHA256: rfbench.PromptsHash(ps), Config: cfg}, os.Stderr)
 		if err != nil {
-			return err
+			return outFlagError(*out, err)
 		}
 		defer release()
 		m, err := model.loadContext(ctx)
@@ -179,7 +183,7 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		info.Hash = hash
 		if err := rfbench.Start(*out, rfbench.Run{Version: 1, PromptsFile: source, PromptsSHA256: rfbench.PromptsHash(ps),
 			Methods: ms, Seeds: *seeds, Config: cfg, Model: info}); err != nil {
-			return err
+			return outFlagError(*out, err)
 		}
 		items := sh.Select(rfbench.Items(ps, ms, *seeds))
 		r := &rfbench.Runner{Model: m, Config: cfg, Out: *out, Info: info, Log: os.Stderr}
@@ -252,6 +256,15 @@ func firstFew(list []string) string {
 	return fmt.Sprintf("%s; and %d more", strings.Join(list[:n], "; "), len(list)-n)
 }
 
+// outFlagError names --out in an error about the run folder out holding, or
+// being in use by, another run: rfbench names the folder, not the flag.
+func outFlagError(out string, err error) error {
+	if errors.Is(err, rfbench.ErrOtherRun) {
+		return fmt.Errorf("--out %s: %w", out, err)
+	}
+	return err
+}
+
 func setupBenchMerge(fs *pflag.FlagSet) func() error {
 	out := fs.String("out", "", "the merged run folder")
 	return func() error {
@@ -263,7 +276,7 @@ func setupBenchMerge(fs *pflag.FlagSet) func() error {
 		}
 		n, err := rfbench.Merge(*out, fs.Args(), os.Stderr)
 		if err != nil {
-			return err
+			return outFlagError(*out, err)
 		}
 		fmt.Fprintf(os.Stderr, "rfnet-native: bench merge: %d items, %d plans and %d judge results copied into %s, %d files left out (each named above)\n",
 			n.Items, n.Plans, n.Results, *out, n.Skipped)

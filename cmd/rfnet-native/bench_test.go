@@ -530,7 +530,7 @@ func TestBenchLockRefusesOtherSettings(t *testing.T) {
 	host, _ := os.Hostname()
 	err = run_(args)
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("in use by pid %d on %s since ", os.Getpid(), host)) ||
-		!strings.Contains(err.Error(), "with other settings (num_inference_steps 3 here, 2 there)") {
+		!strings.Contains(err.Error(), "with other settings (num_inference_steps 3 here, 2 there)") || !strings.Contains(err.Error(), "--out "+run) {
 		t.Fatalf("%v", err)
 	}
 	if locks, _ := os.ReadDir(filepath.Join(run, "locks")); len(locks) != 1 {
@@ -546,7 +546,7 @@ func TestBenchRefusesOtherRunBeforeLoading(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := run_(smallBench(t, run, "--weights", "/nonexistent", "--steps", "3"))
-	if err == nil || !strings.Contains(err.Error(), "bench.json describes another run (num_inference_steps 3 here, 2 there)") {
+	if err == nil || !strings.Contains(err.Error(), "bench.json describes another run (num_inference_steps 3 here, 2 there)") || !strings.Contains(err.Error(), "--out "+run) {
 		t.Fatalf("%v", err)
 	}
 }

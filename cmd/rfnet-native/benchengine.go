@@ -120,20 +120,20 @@ func setupBenchEngine(fs *pflag.FlagSet) func() error {
 		if m.weights == "" {
 			// Random full-size weights built in memory: no checkpoint, no disk.
 			if mdl, err = randomModel(*model, m.modelType, counter, d); err != nil {
-				return err
+				return loadFlagError(err)
 			}
 			r.Weights = "random " + *model + " (in memory)"
 		} else {
-			o, err := m.options(context.Background(), counter, d)
+			path, o, err := m.options(context.Background(), counter, d)
 			if err != nil {
 				return err
 			}
 			o.NoTokenizer = true // token ids are fixed: no vocabulary needed
-			if mdl, err = pipeline.Load(m.weights, o); err != nil {
-				return err
+			if mdl, err = pipeline.Load(path, o); err != nil {
+				return loadFlagError(err)
 			}
 			defer mdl.Close()
-			r.Weights, r.Model = m.weights, mdl.Variant.Name
+			r.Weights, r.Model = path, mdl.Variant.Name
 		}
 		if err := b.Sync(); err != nil {
 			return err

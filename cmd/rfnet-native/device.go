@@ -135,28 +135,45 @@ func (m *modelFlags) loadContext(ctx context.Context) (*pipeline.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	o, err := m.options(ctx, b, d)
+	path, o, err := m.options(ctx, b, d)
 	if err != nil {
 		return nil, err
 	}
-	if o.Tokenizer == "" && isFile(m.weights) {
-		if o.Tokenizer, err = singleFileTokenizer(ctx, m.weights, m.offline, os.Stderr); err != nil {
-			return nil, err
-		}
-	}
-	return pipeline.Load(m.weights, o)
+	model, err := pipeline.Load(path, o)
+	return model, loadFlagError(err)
 }
 
-// options turns the flags into load options for backend b.
-func (m *modelFlags) options(ctx context.Context, b tensor.Backend, d tensor.DType) (pipeline.LoadOptions, error) {
+// optionFlags are the flags that set the LoadOptions fields a load can refuse
+// (pipeline.OptionError's Field).
+var optionFlags = map[string]string{"ModelType": "--model-type", "Prediction": "--prediction"}
+
+// loadFlagError names the flag a load error is about: pipeline names the
+// LoadOptions field, or the config files a single file needs, which the
+// user gave (or can give) with a flag. Any other error stays as it is.
+func loadFlagError(err error) error {
+	var bad *pipeline.OptionError
+	switch {
+	case errors.As(err, &bad) && optionFlags[bad.Field] != "":
+		return fmt.Errorf("%s %s: %w", optionFlags[bad.Field], bad.Value, bad.Err)
+	case errors.Is(err, pipeline.ErrNeedsConfig):
+		return fmt.Errorf("%w (pass --config DIR, a diffusers-style folder with its unet/, vae/ and text_encoder/ config.json)", err)
+	}
+	return err
+}
+
+// options resolves --weights (a Hub name is downloaded) to the path to load
+// and turns the other flags into load options for backend b.
+func (m *modelFlags) options(ctx context.Context, b tensor.Backend, d tensor.DType) (string, pipeline.LoadOptions, error) {
 	if m.weights == "" {
-		return pipeline.LoadOptions{}, fmt.Errorf("--weights is required (a diffusers folder, a .safetensors checkpoint, or a Hub name such as sd21-base)")
+		return "", pipeline.LoadOptions{}, fmt.Errorf("--weights is required (a diffusers folder, a .safetensors checkpoint, or a Hub name such as sd21-base)")
 	}
 	path, err := resolveWeights(ctx, m.weights, m.offline, d != tensor.Float32)
 	if err != nil {
-		return pipeline.LoadOptions{}, err
+		return "", pipeline.LoadOptions{}, err
 	}
-	m.weights = path
-	return pipeline.LoadOptions{ModelType: m.modelType, Prediction: m.prediction, Tokenizer: m.tokenizer,
+	return path, pipeline.LoadOptions{ModelType: m.modelType, Prediction: m.prediction, Tokenizer: m.tokenizer,
+		FindTokenizer: func(f pipeline.Family) (string, error) {
+			return singleFileTokenizer(ctx, path, f, m.offline, os.Stderr)
+		},
 		ConfigDir: m.config, Backend: b, DType: d}, nil
 }

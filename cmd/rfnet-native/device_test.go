@@ -3,13 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/rfnet/rfnet-native/cpu"
 	"github.com/rfnet/rfnet-native/cuda"
+	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
@@ -92,6 +92,33 @@ func TestDeviceAndDTypeDefaults(t *testing.T) {
 		m := modelFlags{device: c.device, dtype: c.dtype}
 		if _, _, err := m.backend(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s %s: error %v, want %q", c.device, c.dtype, err, c.want)
+		}
+	}
+}
+
+// pipeline names the LoadOptions field it refuses; the command line names the
+// flag that set it, with its value and pipeline's reason.
+func TestLoadErrorsNameTheFlag(t *testing.T) {
+	folder, single := fixtures.Path("models", "tiny-sd1"), fixtures.Path("models", "tiny-sd1.safetensors")
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		// A model type of the other family: sd21 over an SD 1.x folder used to load silently.
+		{[]string{"inspect", "--weights", folder, "--model-type", "sd21"},
+			[]string{"--model-type sd21", "sd2", "text_encoder/config.json", "choose an sd1 type"}},
+		{[]string{"inspect", "--weights", single, "--config", folder, "--model-type", "sd21-base"},
+			[]string{"--model-type sd21-base", "cond_stage_model.transformer"}},
+		{[]string{"inspect", "--weights", folder, "--model-type", "sdxl"}, []string{"--model-type sdxl: no such model type", "sd15", "sd21-base"}},
+		{[]string{"inspect", "--weights", folder, "--prediction", "x0"}, []string{"--prediction x0", "want epsilon or v"}},
+		{[]string{"tokenize", "--tokenizer", fixtures.Path("tokenizer", "tiny"), "--model-type", "sdxl", "--prompt", "x"},
+			[]string{"--model-type sdxl: no such model type"}},
+	} {
+		err := run(c.args)
+		for _, want := range c.want {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("%v: %v, want an error with %q", c.args, err, want)
+			}
 		}
 	}
 }

@@ -22,15 +22,16 @@ func setupInspect(fs *pflag.FlagSet) func() error {
 	return func() error {
 		// Building the model on the meta backend checks every name and shape
 		// without reading the weights.
-		o, err := m.options(context.Background(), tensor.Meta{}, tensor.Float32)
+		path, o, err := m.options(context.Background(), tensor.Meta{}, tensor.Float32)
 		if err != nil {
 			return err
 		}
-		model, err := pipeline.Inspect(m.weights, o)
+		model, err := pipeline.Inspect(path, o)
 		if err != nil {
-			if *list && isFile(m.weights) {
+			err = loadFlagError(err)
+			if *list && isFile(path) {
 				// The tensors are what someone needs to see when the model does not build.
-				if lerr := listTensors(m.weights); lerr != nil {
+				if lerr := listTensors(path); lerr != nil {
 					return errors.Join(err, lerr)
 				}
 			}
@@ -54,7 +55,7 @@ func setupInspect(fs *pflag.FlagSet) func() error {
 		}
 		fmt.Printf("path:        %s\nlayout:      %s\nfamily:      %s\nmodel type:  %s\nprediction:  %s\nnative size: %dx%d\n",
 			s.Path, s.Layout, s.Family, s.ModelType, s.Prediction, s.Size[0], s.Size[1])
-		if model.Layout == "single-file" && m.prediction == "" && m.modelType == "" {
+		if model.Layout == pipeline.LayoutSingleFile && m.prediction == "" && m.modelType == "" {
 			fmt.Println("             (a single file does not record its prediction type: pass --prediction v or --model-type sd21 for the 768 v-models)")
 		}
 		var total int64
@@ -63,8 +64,8 @@ func setupInspect(fs *pflag.FlagSet) func() error {
 			total += c.Parameters
 		}
 		fmt.Printf("  %-13s %13d parameters\n", "total", total)
-		if *list && model.Layout == "single-file" {
-			return listTensors(m.weights)
+		if *list && model.Layout == pipeline.LayoutSingleFile {
+			return listTensors(path)
 		}
 		return nil
 	}

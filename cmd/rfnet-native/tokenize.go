@@ -26,15 +26,13 @@ func setupTokenize(fs *pflag.FlagSet) func() error {
 			if weightsPath, err = resolveWeights(context.Background(), weightsPath, false, false); err != nil {
 				return err
 			}
-			if tokenizer == "" && isFile(weightsPath) {
-				if tokenizer, err = singleFileTokenizer(context.Background(), weightsPath, false, os.Stderr); err != nil {
-					return err
-				}
-			}
 		}
-		tok, err := pipeline.LoadTokenizer(weightsPath, tokenizer, modelType)
+		tok, err := pipeline.LoadTokenizer(weightsPath, pipeline.LoadOptions{ModelType: modelType, Tokenizer: tokenizer,
+			FindTokenizer: func(f pipeline.Family) (string, error) {
+				return singleFileTokenizer(context.Background(), weightsPath, f, false, os.Stderr)
+			}})
 		if err != nil {
-			return err
+			return loadFlagError(err)
 		}
 		ids, truncated := tok.Tokenize(prompt)
 		enc := json.NewEncoder(os.Stdout)

@@ -32,15 +32,12 @@ var (
 	tokenizerOptionalFiles = []string{"special_tokens_map.json", "tokenizer_config.json"}
 )
 
-// singleFileTokenizer finds the tokenizer of a single-file checkpoint, which
-// holds none: its family's tokenizer folder from the Hugging Face cache, or
-// downloaded (the tokenizer files alone). The padding stays the family's
+// singleFileTokenizer finds the tokenizer of the single-file checkpoint
+// weights, which holds none, of the given family (pipeline.LoadOptions'
+// FindTokenizer): its family's tokenizer folder from the Hugging Face cache,
+// or downloaded (the tokenizer files alone). The padding stays the family's
 // (pipeline's Variant.Pad), whichever folder supplies the vocabulary.
-func singleFileTokenizer(ctx context.Context, weights string, offline bool, log io.Writer) (string, error) {
-	family, err := pipeline.SingleFileFamily(weights)
-	if err != nil {
-		return "", err
-	}
+func singleFileTokenizer(ctx context.Context, weights string, family pipeline.Family, offline bool, log io.Writer) (string, error) {
 	c, err := hubClient(offline)
 	if err != nil {
 		return "", err
