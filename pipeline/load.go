@@ -36,6 +36,9 @@ type LoadOptions struct {
 	DType   tensor.DType
 	// NoTokenizer skips the tokenizer (inspect).
 	NoTokenizer bool
+	// TokenizerSplit is how prompts are cut around the tokenizer's special
+	// tokens; the zero value is diffusers' (clip.SplitDiffusers).
+	TokenizerSplit clip.Split
 }
 
 // Model is a loaded Stable Diffusion checkpoint.
@@ -109,8 +112,9 @@ func errNoTokenizer(path string) error {
 
 // LoadTokenizer reads the tokenizer a checkpoint uses without loading weights:
 // a folder's own tokenizer/ unless tokenizer is given, with the padding of the
-// checkpoint's family (or of modelType; with neither, SD 1.x's).
-func LoadTokenizer(weightsPath, tokenizer, modelType string) (*clip.Tokenizer, error) {
+// checkpoint's family (or of modelType; with neither, SD 1.x's), cutting
+// prompts as split says.
+func LoadTokenizer(weightsPath, tokenizer, modelType string, split clip.Split) (*clip.Tokenizer, error) {
 	v := SD15()
 	if modelType != "" {
 		var err error
@@ -144,7 +148,11 @@ func LoadTokenizer(weightsPath, tokenizer, modelType string) (*clip.Tokenizer, e
 			}
 		}
 	}
-	return clip.LoadTokenizer(tokenizer, v.Pad)
+	tok, err := clip.LoadTokenizer(tokenizer, v.Pad)
+	if err != nil {
+		return nil, err
+	}
+	return tok.WithSplit(split), nil
 }
 
 // loadFolder reads a diffusers folder: model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/.
@@ -166,6 +174,7 @@ func (m *Model) loadFolder(dir string, o LoadOptions) error {
 		if m.Tokenizer, err = clip.LoadTokenizer(tokPath, v.Pad); err != nil {
 			return err
 		}
+		m.Tokenizer = m.Tokenizer.WithSplit(o.TokenizerSplit)
 	}
 	open := func(component string, names ...string) (*weights.File, error) {
 		for _, n := range names {
@@ -285,6 +294,7 @@ func (m *Model) buildSingleFile(f *weights.File, o LoadOptions) error {
 		if m.Tokenizer, err = clip.LoadTokenizer(o.Tokenizer, v.Pad); err != nil {
 			return err
 		}
+		m.Tokenizer = m.Tokenizer.WithSplit(o.TokenizerSplit)
 	}
 	text := clip.MapCLIP(f)
 	if v.Family == SD2 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/rfnet/rfnet-native/clip"
 	"github.com/rfnet/rfnet-native/pipeline"
 )
 
@@ -32,7 +33,7 @@ func setupTokenize(fs *pflag.FlagSet) func() error {
 				}
 			}
 		}
-		tok, err := pipeline.LoadTokenizer(weightsPath, tokenizer, modelType)
+		tok, err := pipeline.LoadTokenizer(weightsPath, tokenizer, modelType, clip.SplitDiffusers)
 		if err != nil {
 			return err
 		}
