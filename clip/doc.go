@@ -2,5 +2,6 @@
 // conditions on: CLIP ViT-L/14 (SD 1.x: quick-GELU, last layer then the final
 // layer norm) and OpenCLIP ViT-H/14 (SD 2.x: GELU, the penultimate layer then the
 // final layer norm). Weights use the Hugging Face CLIPTextModel names; names.go
-// maps the single-file (original) names onto them.
+// maps the single-file (original) names onto them. The tokenizer cuts a prompt
+// around its special tokens as diffusers does, or as open_clip does (Split).
 package clip

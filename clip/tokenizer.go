@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"unicode"
@@ -32,24 +31,27 @@ const (
 )
 
 // Tokenizer is CLIP's byte-level BPE tokenizer, as open_clip's SimpleTokenizer
-// and Hugging Face's CLIPTokenizer implement it.
+// and Hugging Face's CLIPTokenizer implement it; the two differ in how they cut
+// a prompt around the special tokens, which Split chooses.
 type Tokenizer struct {
-	vocab   map[string]int32
-	tokens  []string
-	ranks   map[[2]string]int
-	bos     int32
-	eos     int32
-	pad     int32
-	byteSym [256]string
-
-	mu    sync.Mutex
-	cache map[string][]string
+	vocab    map[string]int32
+	tokens   []string
+	ranks    map[[2]string]int
+	bos      int32
+	eos      int32
+	pad      int32
+	specials []specialToken
+	byteSym  [256]string
+	split    Split
+	cache    *wordCache
 }
 
-// wordPattern splits cleaned text into words, as CLIP's regular expression does:
-// the special tokens, English contractions, letter runs, single digits, and runs
-// of other non-space characters.
-var wordPattern = regexp.MustCompile(`<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+`)
+// wordCache holds the BPE pieces of the words seen so far; the tokenizers
+// WithSplit returns share it.
+type wordCache struct {
+	mu     sync.Mutex
+	pieces map[string][]string
+}
 
 // byteSymbols is the GPT-2/CLIP table that maps each byte to a printable rune:
 // printable Latin-1 bytes map to themselves, the other 68 to U+0100, U+0101, ...
@@ -76,7 +78,8 @@ func byteSymbols() (sym [256]string, order []byte) {
 // LoadTokenizer reads a diffusers tokenizer/ folder (vocab.json, merges.txt and,
 // when present, special_tokens_map.json for the padding token) or OpenAI's
 // bpe_simple_vocab_16e6.txt(.gz). pad is the padding token to use when the files
-// do not name one: "<|endoftext|>" for SD 1.x, "!" for SD 2.x.
+// do not name one: "<|endoftext|>" for SD 1.x, "!" for SD 2.x. The tokenizer
+// cuts prompts as diffusers does; WithSplit gives open_clip's way.
 func LoadTokenizer(path, pad string) (*Tokenizer, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -100,16 +103,26 @@ func LoadTokenizer(path, pad string) (*Tokenizer, error) {
 		}
 	}
 	t.bos, t.eos, t.pad = t.vocab[StartOfText], t.vocab[EndOfText], t.vocab[pad]
+	t.specials = specialTokens(t.bos, t.eos, t.pad, pad)
 	return t, nil
 }
 
 func newTokenizer() *Tokenizer {
-	t := &Tokenizer{vocab: map[string]int32{}, ranks: map[[2]string]int{}, cache: map[string][]string{}}
+	t := &Tokenizer{vocab: map[string]int32{}, ranks: map[[2]string]int{}, cache: &wordCache{pieces: map[string][]string{}}}
 	t.byteSym, _ = byteSymbols()
-	t.cache[StartOfText] = []string{StartOfText}
-	t.cache[EndOfText] = []string{EndOfText}
 	return t
 }
+
+// WithSplit returns a tokenizer that cuts prompts as s says and shares t's
+// vocabulary. LoadTokenizer's cuts them as diffusers does (SplitDiffusers).
+func (t *Tokenizer) WithSplit(s Split) *Tokenizer {
+	c := *t
+	c.split = s
+	return &c
+}
+
+// Split is how t cuts a prompt around its special tokens.
+func (t *Tokenizer) Split() Split { return t.split }
 
 func (t *Tokenizer) addToken(tok string) {
 	t.vocab[tok] = int32(len(t.tokens))
@@ -270,12 +283,32 @@ var quoteReplacer = strings.NewReplacer("\u2018", "'", "\u2019", "'", "\u201a", 
 // isSpace is Python's str.isspace, which also counts the information separators U+001C..U+001F.
 func isSpace(r rune) bool { return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f) }
 
-// Encode returns the BPE token ids of text, without start, end or padding tokens.
+// Encode returns the BPE token ids of text, without the start and end tokens
+// around it or padding after it (special tokens written in text are encoded as
+// t's Split says).
 func (t *Tokenizer) Encode(text string) []int32 {
+	rule := splitRules[t.split]
+	segments := []segment{{text: text}}
+	if rule.cutRaw {
+		segments = t.cutSpecial(text)
+	}
 	var ids []int32
-	for _, word := range wordPattern.FindAllString(Clean(text), -1) {
-		for _, piece := range t.bpe(word) {
-			ids = append(ids, t.vocab[piece])
+	for _, seg := range segments {
+		if seg.special {
+			ids = append(ids, seg.id)
+			continue
+		}
+		for _, word := range rule.words.FindAllString(Clean(seg.text), -1) {
+			switch word {
+			case rule.start:
+				ids = append(ids, t.bos)
+			case rule.end:
+				ids = append(ids, t.eos)
+			default:
+				for _, piece := range t.bpe(word) {
+					ids = append(ids, t.vocab[piece])
+				}
+			}
 		}
 	}
 	return ids
@@ -314,9 +347,9 @@ func (t *Tokenizer) EndID() int32 { return t.eos }
 
 // bpe splits one word into vocabulary pieces by applying merges in rank order.
 func (t *Tokenizer) bpe(word string) []string {
-	t.mu.Lock()
-	cached, ok := t.cache[word]
-	t.mu.Unlock()
+	t.cache.mu.Lock()
+	cached, ok := t.cache.pieces[word]
+	t.cache.mu.Unlock()
 	if ok {
 		return cached
 	}
@@ -355,8 +388,8 @@ func (t *Tokenizer) bpe(word string) []string {
 			break
 		}
 	}
-	t.mu.Lock()
-	t.cache[word] = parts
-	t.mu.Unlock()
+	t.cache.mu.Lock()
+	t.cache.pieces[word] = parts
+	t.cache.mu.Unlock()
 	return parts
 }

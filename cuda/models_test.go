@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/rfnet/rfnet-native/clip"
 	"github.com/rfnet/rfnet-native/cpu"
 	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/pipeline"
@@ -16,9 +17,12 @@ import (
 	"github.com/rfnet/rfnet-native/weights"
 )
 
-// load loads a checkpoint for the length of the test.
+// load loads a checkpoint for the length of the test. Its tokenizer cuts
+// prompts as open_clip does, which make_fixtures.py tokenized the reference
+// runs with.
 func load(t *testing.T, path string, o pipeline.LoadOptions) *pipeline.Model {
 	t.Helper()
+	o.TokenizerSplit = clip.SplitOpenCLIP
 	m, err := pipeline.Load(path, o)
 	if err != nil {
 		t.Fatal(err)

@@ -45,6 +45,9 @@ type LoadOptions struct {
 	// are skipped: not loaded, not counted in Components, not reported
 	// unused.
 	VAEEncoder bool
+	// TokenizerSplit is how prompts are cut around the tokenizer's special
+	// tokens; the zero value is diffusers' (clip.SplitDiffusers).
+	TokenizerSplit clip.Split
 }
 
 // Model is a loaded Stable Diffusion checkpoint.

@@ -29,7 +29,7 @@ func LoadTokenizer(path string, o LoadOptions) (*clip.Tokenizer, error) {
 		if o.Tokenizer == "" {
 			return nil, errors.New("pipeline: no checkpoint and no tokenizer to read")
 		}
-		return clip.LoadTokenizer(o.Tokenizer, v.Pad)
+		return loadSplit(o.Tokenizer, v.Pad, o.TokenizerSplit)
 	}
 	// The family alone decides the padding: the architecture, which a
 	// single file's shapes may not settle without its config files, is not
@@ -43,13 +43,23 @@ func LoadTokenizer(path string, o LoadOptions) (*clip.Tokenizer, error) {
 }
 
 // loadTokenizer reads c's tokenizer with its family's padding, from
-// tokenizerPath.
+// tokenizerPath, cutting prompts as o.TokenizerSplit says.
 func (c checkpoint) loadTokenizer(o LoadOptions) (*clip.Tokenizer, error) {
 	path, err := c.tokenizerPath(o)
 	if err != nil {
 		return nil, err
 	}
-	return clip.LoadTokenizer(path, c.variant.Pad)
+	return loadSplit(path, c.variant.Pad, o.TokenizerSplit)
+}
+
+// loadSplit reads the tokenizer at path with padding pad, cutting prompts as
+// split says.
+func loadSplit(path, pad string, split clip.Split) (*clip.Tokenizer, error) {
+	t, err := clip.LoadTokenizer(path, pad)
+	if err != nil {
+		return nil, err
+	}
+	return t.WithSplit(split), nil
 }
 
 // tokenizerPath is where c's tokenizer comes from: o.Tokenizer when given,

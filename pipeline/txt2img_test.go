@@ -4,16 +4,20 @@ import (
 	"math"
 	"testing"
 
+	"github.com/rfnet/rfnet-native/clip"
 	"github.com/rfnet/rfnet-native/cpu"
 	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
 // loadTiny loads a reference model from its diffusers folder, or from the
-// single file with the folder's tokenizer and configs.
+// single file with the folder's tokenizer and configs. Its tokenizer cuts
+// prompts as open_clip does: make_fixtures.py tokenized the reference runs
+// with open_clip (its environment has no transformers), which differs from
+// diffusers' split on SD 2.x's "MOUSE!!!".
 func loadTiny(t testing.TB, model string, single bool, d tensor.DType) *Model {
 	t.Helper()
-	path, o := fixtures.Path("models", model), LoadOptions{Backend: cpu.New(), DType: d}
+	path, o := fixtures.Path("models", model), LoadOptions{Backend: cpu.New(), DType: d, TokenizerSplit: clip.SplitOpenCLIP}
 	if single {
 		file := model
 		if model == "tiny-sd2-v" {

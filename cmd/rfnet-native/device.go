@@ -20,12 +20,14 @@ import (
 // modelFlags are the flags every command that loads a checkpoint shares.
 type modelFlags struct {
 	weights, tokenizer, modelType, prediction, config, device, dtype string
+	tokenizerSplit                                                   string
 	offline, tf32                                                    bool
 }
 
 func (m *modelFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&m.weights, "weights", "", "checkpoint: a diffusers folder, a .safetensors file (original layout), a Hub repository org/name[@revision], hf://org/name/file.safetensors, or sd14, sd15, sd21-base, sd21")
 	fs.StringVar(&m.tokenizer, "tokenizer", "", "tokenizer/ folder or bpe_simple_vocab_16e6.txt.gz (default: a folder's own; for a single file, its family's from the Hugging Face cache or the Hub)")
+	registerTokenizerSplit(fs, &m.tokenizerSplit)
 	fs.StringVar(&m.modelType, "model-type", "", "override the detected model: sd14, sd15, sd21-base, sd21 (768, v-prediction)")
 	fs.StringVar(&m.prediction, "prediction", "", "override the prediction type: epsilon or v")
 	fs.StringVar(&m.config, "config", "", "for a single file: a diffusers-style folder whose config files describe it")
@@ -167,6 +169,10 @@ func (m *modelFlags) options(ctx context.Context, b tensor.Backend, d tensor.DTy
 	if m.weights == "" {
 		return "", pipeline.LoadOptions{}, fmt.Errorf("--weights is required (a diffusers folder, a .safetensors checkpoint, or a Hub name such as sd21-base)")
 	}
+	split, err := parseTokenizerSplit(m.tokenizerSplit)
+	if err != nil {
+		return "", pipeline.LoadOptions{}, err
+	}
 	path, err := resolveWeights(ctx, m.weights, m.offline, d != tensor.Float32)
 	if err != nil {
 		return "", pipeline.LoadOptions{}, err
@@ -175,5 +181,5 @@ func (m *modelFlags) options(ctx context.Context, b tensor.Backend, d tensor.DTy
 		FindTokenizer: func(f pipeline.Family) (string, error) {
 			return singleFileTokenizer(ctx, path, f, m.offline, os.Stderr)
 		},
-		ConfigDir: m.config, Backend: b, DType: d}, nil
+		TokenizerSplit: split, ConfigDir: m.config, Backend: b, DType: d}, nil
 }
