@@ -44,9 +44,10 @@ type Settings struct {
 var ErrOtherRun = errors.New("another run")
 
 // identity is the part of m that identifies the model as loaded: the
-// SHA-256 of its weight files, its variant and its prediction type.
+// SHA-256 of its weight files, its variant, its prediction type and how its
+// tokenizer cuts prompts (a "!" is another token in each split).
 func identity(m rfnet.ModelInfo) *rfnet.ModelInfo {
-	return &rfnet.ModelInfo{Hash: m.Hash, ModelType: m.ModelType, Prediction: m.Prediction}
+	return &rfnet.ModelInfo{Hash: m.Hash, ModelType: m.ModelType, Prediction: m.Prediction, TokenizerSplit: rfnet.TokenizerSplitOf(m)}
 }
 
 // Settings are the settings of the run r describes.
@@ -88,6 +89,7 @@ func Differences(a, b Settings) []string {
 		{"hash", a.Model.Hash, b.Model.Hash},
 		{"model_type", a.Model.ModelType, b.Model.ModelType},
 		{"prediction", a.Model.Prediction, b.Model.Prediction},
+		{"tokenizer_split", a.Model.TokenizerSplit, b.Model.TokenizerSplit},
 	} {
 		switch {
 		case f.x == "" || f.y == "" || f.x == f.y:

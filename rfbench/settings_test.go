@@ -139,3 +139,24 @@ func TestEarlierBenchJSONReads(t *testing.T) {
 		t.Fatalf("after Start: methods %v, %v; want the earlier run's", run.Methods, err)
 	}
 }
+
+// A bench.json from before the tokenizer split was recorded was tokenized
+// with open_clip's split: a run with that split resumes it, one with
+// diffusers' (the default now) is refused.
+func TestDifferencesTokenizerSplit(t *testing.T) {
+	old := Run{PromptsSHA256: "p", Config: rfnet.Default(), Model: rfnet.ModelInfo{Hash: "h", ModelType: "sd21-base", Prediction: "epsilon"}}
+	now := old
+	now.Model.TokenizerSplit = "open-clip"
+	if d := Differences(now.Settings(), old.Settings()); len(d) != 0 {
+		t.Fatalf("open-clip against an unrecorded split: %v", d)
+	}
+	now.Model.TokenizerSplit = "diffusers"
+	if d := strings.Join(Differences(now.Settings(), old.Settings()), "; "); !strings.Contains(d, "the model's tokenizer_split diffusers here, open-clip there") {
+		t.Fatalf("diffusers against an unrecorded split: %q", d)
+	}
+	var unloaded Run
+	unloaded.PromptsSHA256, unloaded.Config = "p", rfnet.Default()
+	if d := Differences(unloaded.Settings(), now.Settings()); len(d) != 0 {
+		t.Fatalf("a run whose model has not loaded: %v", d)
+	}
+}

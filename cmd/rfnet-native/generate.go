@@ -323,6 +323,7 @@ type generationMeta struct {
 	Prediction     string             `json:"prediction"`
 	Device         string             `json:"device"`
 	DType          string             `json:"dtype"`
+	TokenizerSplit string             `json:"tokenizer_split"` // how the prompts were cut around "!" and other special tokens
 	Truncated      int                `json:"truncated_prompt_tokens,omitempty"`
 	Seconds        map[string]float64 `json:"seconds"`
 	// checkpoint names the model in the parameters text (not in the sidecar).
@@ -333,7 +334,7 @@ func (g *generateFlags) metadata(m *pipeline.Model, r pipeline.Request, res *pip
 	meta := generationMeta{Version: version, Method: g.method, Prompt: r.Prompt, NegativePrompt: r.NegativePrompt,
 		Steps: r.Steps, Guidance: r.Guidance, Scheduler: r.Scheduler, InitLatents: g.initLatents, Width: r.Width, Height: r.Height,
 		Model: m.Path, ModelType: m.Variant.Name, Layout: m.Layout, Prediction: string(m.Variant.Sched.PredictionType),
-		Device: m.Backend.Name(), DType: m.DType.String(), Truncated: res.Truncated, Seconds: map[string]float64{"load": load.Seconds()}}
+		Device: m.Backend.Name(), DType: m.DType.String(), TokenizerSplit: m.Tokenizer.Split().String(), Truncated: res.Truncated, Seconds: map[string]float64{"load": load.Seconds()}}
 	if g.initLatents == "" {
 		seed := r.Seed
 		meta.Seed = &seed
