@@ -36,6 +36,13 @@ func LoadConfig(path string, base Config) (Config, error) {
 	return jsonconfig.Load("clip", path, base, Config.Validate)
 }
 
+// LoadFamilyConfig reads a text_encoder/config.json (once) whose family is
+// not known yet: keys it lacks keep the values of the text encoder that
+// family, given what the file says over ViT-L/14's, chooses.
+func LoadFamilyConfig(path string, family func(Config) Config) (Config, error) {
+	return jsonconfig.LoadRebased("clip", path, ViTL14(), family, Config.Validate)
+}
+
 // Validate checks that the numbers describe a model.
 func (c Config) Validate() error {
 	switch {

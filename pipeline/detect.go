@@ -85,12 +85,12 @@ func detect(path string, o LoadOptions) (checkpoint, error) {
 }
 
 // detectFolder tells a diffusers folder's family from its text encoder's
-// config, read once (keys it lacks keep CLIP ViT-L/14's values).
+// config, read once (keys it lacks keep its family's values).
 func detectFolder(dir string, o LoadOptions) (checkpoint, error) {
 	if !fileExists(filepath.Join(dir, "unet", "config.json")) {
 		return checkpoint{}, fmt.Errorf("pipeline: %s is not a diffusers folder (no unet/config.json)", dir)
 	}
-	text, err := clip.LoadConfig(filepath.Join(dir, textConfig), clip.ViTL14())
+	text, err := clip.LoadFamilyConfig(filepath.Join(dir, textConfig), func(c clip.Config) clip.Config { return familyVariant(c).Text })
 	if err != nil {
 		return checkpoint{}, err
 	}

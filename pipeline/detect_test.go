@@ -1,10 +1,12 @@
 package pipeline
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/rfnet/rfnet-native/clip"
 	"github.com/rfnet/rfnet-native/cpu"
 	"github.com/rfnet/rfnet-native/internal/randckpt"
 	"github.com/rfnet/rfnet-native/tensor"
@@ -80,5 +82,27 @@ func TestSingleFileHeadsFollowTheFamily(t *testing.T) {
 		if heads[l.Key] != 8 {
 			t.Errorf("%s: %d heads, want 8", l.Key, heads[l.Key])
 		}
+	}
+}
+
+// A folder's text_encoder/config.json is read once, and keys it lacks take
+// its family's values: a partial SD 2.x config gets OpenCLIP ViT-H's.
+func TestFolderTextConfigKeepsItsFamilysDefaults(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []struct{ name, text string }{
+		{filepath.Join("unet", "config.json"), `{}`},
+		{filepath.Join("text_encoder", "config.json"), `{"hidden_act": "gelu"}`},
+	} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(f.name)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(f.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := detectFolder(dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.variant.Family != SD2 || c.variant.Text != clip.OpenCLIPH14() {
+		t.Fatalf("family %s, text %+v; want SD 2.x with OpenCLIP ViT-H/14's config", c.variant.Family, c.variant.Text)
 	}
 }

@@ -27,17 +27,38 @@ const MaxBytes = 16 << 20
 // and name path; one from decoding names the key or the line at fault, one
 // from validate gets "(in path)" after it. base is not changed.
 func Load[T any](pkg, path string, base T, validate func(T) error) (T, error) {
+	return LoadRebased(pkg, path, base, nil, validate)
+}
+
+// LoadRebased is Load for a file whose defaults depend on what it says: the
+// file, read once, is decoded over base; rebase (when not nil) chooses the
+// defaults that decoded value implies (a model family's, told by one of its
+// keys), and the same bytes are decoded again over those before validate.
+func LoadRebased[T any](pkg, path string, base T, rebase func(T) T, validate func(T) error) (T, error) {
 	var zero T
 	raw, err := regular.ReadFileAtMost(path, MaxBytes)
 	if err != nil {
 		return zero, fmt.Errorf("%s: %w", pkg, err) // regular's errors name path
 	}
-	c := detached(base)
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return zero, fmt.Errorf("%s: %s: %s%w", pkg, path, where(raw, base, err), err)
+	c, err := decode(pkg, path, raw, base)
+	if err == nil && rebase != nil {
+		c, err = decode(pkg, path, raw, rebase(c))
+	}
+	if err != nil {
+		return zero, err
 	}
 	if err := validate(c); err != nil {
 		return zero, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return c, nil
+}
+
+// decode is raw over a copy of base, with errors that name path and where.
+func decode[T any](pkg, path string, raw []byte, base T) (T, error) {
+	c := detached(base)
+	if err := json.Unmarshal(raw, &c); err != nil {
+		var zero T
+		return zero, fmt.Errorf("%s: %s: %s%w", pkg, path, where(raw, base, err), err)
 	}
 	return c, nil
 }

@@ -146,3 +146,19 @@ func TestLoadRefusesWhatIsNoConfigFile(t *testing.T) {
 		}
 	}
 }
+
+// LoadRebased decodes the file again over the defaults its first reading
+// chose: keys it lacks take those, not the first base's.
+func TestLoadRebased(t *testing.T) {
+	path := write(t, `{"act": "gelu"}`)
+	wide := config{Width: 1024, Act: "silu", Channels: []int{9}}
+	c, err := LoadRebased("test", path, defaults(), func(c config) config {
+		if c.Act == "gelu" {
+			return wide
+		}
+		return c
+	}, validate)
+	if err != nil || c.Act != "gelu" || c.Width != 1024 || len(c.Channels) != 1 || c.Channels[0] != 9 {
+		t.Fatalf("%+v, %v; want the wide defaults under act gelu", c, err)
+	}
+}
