@@ -38,32 +38,32 @@ type block struct {
 // newBuffer allocates n elements, uninitialized (NaN-filled with
 // Options.Poison). An allocation failure is kept for Sync and returns a
 // buffer without memory, which the ops skip.
-func (b *Backend) newBuffer(d tensor.DType, n int) *buffer {
+func (g *Backend) newBuffer(d tensor.DType, n int) *buffer {
 	x := &buffer{n: n, dtype: d}
-	if b.failed() {
+	if g.failed() {
 		return x
 	}
-	p, size, err := b.mem.alloc(x.bytes())
+	p, size, err := g.mem.alloc(x.bytes())
 	if err != nil {
-		b.fail(fmt.Errorf("cuda: %d elements of %s: %w", n, d, err))
+		g.fail(fmt.Errorf("cuda: %d elements of %s: %w", n, d, err))
 		return x
 	}
 	x.ptr, x.size = p, size
-	x.cleanup = runtime.AddCleanup(x, func(blk block) { b.mem.release(blk.ptr, blk.size) }, block{p, size})
-	b.recordInScope(x)
-	if b.opts.Poison {
-		b.memset(x, 0xff) // all-ones bits are NaN in every float dtype
+	x.cleanup = runtime.AddCleanup(x, func(blk block) { g.mem.release(blk.ptr, blk.size) }, block{p, size})
+	g.recordInScope(x)
+	if g.opts.Poison {
+		g.memset(x, 0xff) // all-ones bits are NaN in every float dtype
 	}
 	return x
 }
 
 // memset sets every byte of x to v.
-func (b *Backend) memset(x *buffer, v byte) {
+func (g *Backend) memset(x *buffer, v byte) {
 	if x.ptr == 0 || x.bytes() == 0 {
 		return
 	}
 	if r := C.rf_memset8(x.ptr, C.uchar(v), C.size_t(x.bytes())); r != 0 {
-		b.fail(driverError("memset", r))
+		g.fail(driverError("memset", r))
 	}
 }
 

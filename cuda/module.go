@@ -139,29 +139,29 @@ func linearVec(n int, d tensor.DType) launch {
 func vecAligned(p C.CUdeviceptr) bool { return p%16 == 0 }
 
 // run launches kernel name; what names the op and its shapes for errors.
-func (b *Backend) run(name string, l launch, a *args, what string) {
-	if b.failed() || l.grid[0] == 0 || l.grid[1] == 0 || l.grid[2] == 0 {
+func (g *Backend) run(name string, l launch, a *args, what string) {
+	if g.failed() || l.grid[0] == 0 || l.grid[1] == 0 || l.grid[2] == 0 {
 		return // after an error, or nothing to do
 	}
-	f, err := b.kernels.fn(name)
+	f, err := g.kernels.fn(name)
 	if err != nil {
-		b.fail(err)
+		g.fail(err)
 		return
 	}
 	if l.shared > 48<<10 {
 		if r := C.rf_set_max_shared(f, C.int(l.shared)); r != 0 {
-			b.fail(fmt.Errorf("cuda: %s (%s): %d bytes of shared memory: %w", name, what, l.shared, driverError("set attribute", r)))
+			g.fail(fmt.Errorf("cuda: %s (%s): %d bytes of shared memory: %w", name, what, l.shared, driverError("set attribute", r)))
 			return
 		}
 	}
 	// The argument block is Go memory without Go pointers, so C may read it
 	// for the call; cuLaunchKernel copies the values before returning.
-	prof := b.prof.Load()
+	prof := g.prof.Load()
 	start := prof.begin()
 	r := C.rf_launch(f, C.uint(l.grid[0]), C.uint(l.grid[1]), C.uint(l.grid[2]), C.uint(l.block), 1, 1, C.uint(l.shared),
 		unsafe.Pointer(&a.buf[0]), &a.offs[0], C.int(len(a.offs)))
 	prof.end(start, name, l.op, l.flops)
 	if r != 0 {
-		b.fail(fmt.Errorf("cuda: launch %s (%s): %w", name, what, driverError("launch", r)))
+		g.fail(fmt.Errorf("cuda: launch %s (%s): %w", name, what, driverError("launch", r)))
 	}
 }

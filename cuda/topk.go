@@ -16,7 +16,7 @@ import (
 const topkMaxCols = 4096
 
 // TopKMean returns the mean of the K largest masked entries of each row, and their positions.
-func (b *Backend) TopKMean(x, mask tensor.Buffer, p tensor.TopKParams) (y, idx tensor.Buffer) {
+func (g *Backend) TopKMean(x, mask tensor.Buffer, p tensor.TopKParams) (y, idx tensor.Buffer) {
 	xd, md := dev("masked_topk_mean", x), devOrNil("masked_topk_mean", mask)
 	d := same("masked_topk_mean", xd, md)
 	need("masked_topk_mean", xd, p.Rows*p.Cols)
@@ -28,38 +28,38 @@ func (b *Backend) TopKMean(x, mask tensor.Buffer, p tensor.TopKParams) (y, idx t
 		panic(fmt.Sprintf("cuda: masked_topk_mean: k = %d of %d columns", p.K, p.Cols))
 	}
 	if p.Cols > topkMaxCols {
-		return b.topKMeanHost(xd, md, p)
+		return g.topKMeanHost(xd, md, p)
 	}
 	pow2 := 1 << bits.Len(uint(p.Cols-1))
-	out, pos := b.newBuffer(d, p.Rows), b.newBuffer(tensor.Int32, p.Rows*p.K)
+	out, pos := g.newBuffer(d, p.Rows), g.newBuffer(tensor.Int32, p.Rows*p.K)
 	l := launch{grid: [3]int{p.Rows, 1, 1}, block: 256, shared: pow2 * 8}
-	b.run("topk_mean"+suffix("", d), l, new(args).ptr(out.ptr).ptr(pos.ptr).ptr(xd.ptr).ptr(ptrOf(md)).i64(int64(p.Cols)).
+	g.run("topk_mean"+suffix("", d), l, new(args).ptr(out.ptr).ptr(pos.ptr).ptr(xd.ptr).ptr(ptrOf(md)).i64(int64(p.Cols)).
 		i32(int32(p.K)).i32(int32(maskRows)).i32(int32(pow2)), fmt.Sprintf("masked_topk_mean k=%d of [%d, %d]", p.K, p.Rows, p.Cols))
 	return out, pos
 }
 
 // topKMeanHost ranks on the host with the CPU backend (the kernel's twin:
 // stable order, ties to the lower position).
-func (b *Backend) topKMeanHost(xd, md *buffer, p tensor.TopKParams) (tensor.Buffer, tensor.Buffer) {
+func (g *Backend) topKMeanHost(xd, md *buffer, p tensor.TopKParams) (tensor.Buffer, tensor.Buffer) {
 	c := cpu.New()
-	x := c.FromFloat32(tensor.Float32, b.Float32s(xd))
+	x := c.FromFloat32(tensor.Float32, g.Float32s(xd))
 	var m tensor.Buffer
 	if md != nil {
-		m = c.FromFloat32(tensor.Float32, b.Float32s(md))
+		m = c.FromFloat32(tensor.Float32, g.Float32s(md))
 	}
 	y, idx := c.TopKMean(x, m, p)
-	return b.FromFloat32(xd.dtype, c.Float32s(y)), b.FromInt32(c.Int32s(idx))
+	return g.FromFloat32(xd.dtype, c.Float32s(y)), g.FromInt32(c.Int32s(idx))
 }
 
 // TopKMeanBackward scatters dy[r]·mask/K to the chosen positions of zeros [Rows, Cols].
-func (b *Backend) TopKMeanBackward(dy, idx, mask tensor.Buffer, p tensor.TopKParams) tensor.Buffer {
+func (g *Backend) TopKMeanBackward(dy, idx, mask tensor.Buffer, p tensor.TopKParams) tensor.Buffer {
 	const op = "masked_topk_mean backward"
 	dd, id, md := dev(op, dy), dev(op, idx), devOrNil(op, mask)
 	d := same(op, dd, md)
 	need(op, dd, p.Rows)
 	need(op, id, p.Rows*p.K)
-	dx := b.Alloc(d, p.Rows*p.Cols).(*buffer)
-	b.run("topk_mean_bwd"+suffix("", d), linear(int64(p.Rows*p.K)), new(args).ptr(dx.ptr).ptr(dd.ptr).ptr(id.ptr).ptr(ptrOf(md)).
+	dx := g.Alloc(d, p.Rows*p.Cols).(*buffer)
+	g.run("topk_mean_bwd"+suffix("", d), linear(int64(p.Rows*p.K)), new(args).ptr(dx.ptr).ptr(dd.ptr).ptr(id.ptr).ptr(ptrOf(md)).
 		i64(int64(p.Rows)).i64(int64(p.Cols)).i32(int32(p.K)).i32(int32(max(p.MaskRows, 1))),
 		fmt.Sprintf("%s k=%d of [%d, %d]", op, p.K, p.Rows, p.Cols))
 	return dx
