@@ -96,7 +96,7 @@ func (g *Backend) attentionCore(out, q, k, v *buffer, p tensor.AttentionParams, 
 	const warps, tile = 4, 32
 	l := launch{grid: [3]int{(p.N + warps - 1) / warps, p.Batch, 1}, block: 32 * warps, shared: (2*tile*(p.D+1) + warps*p.D + warps*tile) * 4,
 		flops: float64(p.FLOPs())}
-	g.run("attention"+suffix("", d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
+	g.run("attention"+suffix(d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
 		attentionWhat(p))
 }
 
@@ -113,6 +113,6 @@ func (g *Backend) attentionTC(out, q, k, v *buffer, p tensor.AttentionParams, d 
 	ld := (p.D+15)/16*16 + 8
 	l := launch{grid: [3]int{(p.N + rows - 1) / rows, p.Batch, 1}, block: 32 * warps,
 		shared: 2*tile*ld*d.Size() + warps*scratch*4 + 32, flops: float64(p.FLOPs())}
-	g.run(name+suffix("", d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
+	g.run(name+suffix(d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
 		attentionWhat(p))
 }

@@ -96,8 +96,15 @@ func ptrOf(x *buffer) C.CUdeviceptr {
 	return x.ptr
 }
 
-// suffix is the kernel name suffix of a compute dtype.
-func suffix(op string, d tensor.DType) string {
+// computes reports whether the kernels have an instance for d (what
+// Computes says to callers).
+func computes(d tensor.DType) bool {
+	return d == tensor.Float32 || d == tensor.Float16 || d == tensor.BFloat16
+}
+
+// suffix is the kernel name suffix of a compute dtype. Callers have checked
+// d (same, elemSuffix), so another dtype here is a bug in this package.
+func suffix(d tensor.DType) string {
 	switch d {
 	case tensor.Float32:
 		return "_f32"
@@ -106,10 +113,11 @@ func suffix(op string, d tensor.DType) string {
 	case tensor.BFloat16:
 		return "_bf16"
 	}
-	panic(fmt.Sprintf("cuda: %s: the CUDA backend computes in f32, f16 and bf16, not %s", op, d))
+	panic(fmt.Sprintf("cuda: no kernel instance for %s", d))
 }
 
-// same checks that the float operands of op share a dtype and returns it.
+// same checks that the float operands of op share a dtype the kernels
+// compute in and returns it.
 func same(op string, xs ...*buffer) tensor.DType {
 	d := xs[0].dtype
 	for _, x := range xs[1:] {
@@ -117,7 +125,9 @@ func same(op string, xs ...*buffer) tensor.DType {
 			panic(fmt.Sprintf("cuda: %s: operands of dtypes %s and %s", op, d, x.dtype))
 		}
 	}
-	suffix(op, d)
+	if !computes(d) {
+		panic(fmt.Sprintf("cuda: %s: the CUDA backend computes in f32, f16 and bf16, not %s", op, d))
+	}
 	return d
 }
 

@@ -51,7 +51,7 @@ func (g *Backend) Conv2d(x, w, bias tensor.Buffer, p tensor.Conv2dParams) tensor
 		if v := vecLen(d); P%v == 0 && vecAligned(out.ptr) {
 			unit, l = v, linearVec(p.N*p.O*P, d)
 		}
-		g.run("add_bias"+suffix("", d), l, new(args).ptr(out.ptr).ptr(bd.ptr).i64(int64(p.N)).div(P).div(p.O).i32(int32(unit)),
+		g.run("add_bias"+suffix(d), l, new(args).ptr(out.ptr).ptr(bd.ptr).i64(int64(p.N)).div(P).div(p.O).i32(int32(unit)),
 			convWhat("conv2d bias", p))
 	}
 	return out
@@ -108,13 +108,13 @@ func (g *Backend) im2col(d tensor.DType, col, x C.CUdeviceptr, p tensor.Conv2dPa
 	if v := vecLen(d); ow%v == 0 && vecAligned(col) {
 		P, ow, unit = P/v, ow/v, v
 	}
-	g.run("im2col"+suffix("", d), linear(int64(p.C*P)), new(args).ptr(col).ptr(x).record(convRecord(p)).div(ow).div(P).i32(int32(unit)),
+	g.run("im2col"+suffix(d), linear(int64(p.C*P)), new(args).ptr(col).ptr(x).record(convRecord(p)).div(ow).div(P).i32(int32(unit)),
 		convWhat("im2col", p))
 }
 
 func (g *Backend) col2im(d tensor.DType, dx, col C.CUdeviceptr, p tensor.Conv2dParams) {
 	n := int64(p.C * p.H * p.W)
-	g.run("col2im"+suffix("", d), linear(n), new(args).ptr(dx).ptr(col).record(convRecord(p)).div(p.W).div(p.H*p.W).div(p.Stride), convWhat("col2im", p))
+	g.run("col2im"+suffix(d), linear(n), new(args).ptr(dx).ptr(col).record(convRecord(p)).div(p.W).div(p.H*p.W).div(p.Stride), convWhat("col2im", p))
 }
 
 func convWhat(op string, p tensor.Conv2dParams) string {

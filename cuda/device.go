@@ -101,9 +101,7 @@ func (g *Backend) Name() string {
 }
 
 // Computes is true for Float32, Float16 and BFloat16.
-func (g *Backend) Computes(d tensor.DType) bool {
-	return d == tensor.Float32 || d == tensor.Float16 || d == tensor.BFloat16
-}
+func (g *Backend) Computes(d tensor.DType) bool { return computes(d) }
 
 // Sync waits for the stream and returns the first error since the last Sync.
 func (g *Backend) Sync() error {

@@ -18,7 +18,7 @@ func (g *Backend) Unary(op tensor.UnaryOp, x tensor.Buffer) tensor.Buffer {
 	xd := dev(op.String(), x)
 	d := same(op.String(), xd)
 	y := g.newBuffer(d, xd.n)
-	g.run("unary"+suffix("", d), linearVec(xd.n, d), new(args).i32(int32(op)).ptr(y.ptr).ptr(xd.ptr).i64(int64(xd.n)),
+	g.run("unary"+suffix(d), linearVec(xd.n, d), new(args).i32(int32(op)).ptr(y.ptr).ptr(xd.ptr).i64(int64(xd.n)),
 		fmt.Sprintf("%s of %d elements", op, xd.n))
 	return y
 }
@@ -30,7 +30,7 @@ func (g *Backend) UnaryBackward(op tensor.UnaryOp, x, dy tensor.Buffer) tensor.B
 	d := same(what, xd, gd)
 	need(what, gd, xd.n)
 	dx := g.newBuffer(d, xd.n)
-	g.run("unary_bwd"+suffix("", d), linearVec(xd.n, d), new(args).i32(int32(op)).ptr(dx.ptr).ptr(xd.ptr).ptr(gd.ptr).i64(int64(xd.n)),
+	g.run("unary_bwd"+suffix(d), linearVec(xd.n, d), new(args).i32(int32(op)).ptr(dx.ptr).ptr(xd.ptr).ptr(gd.ptr).i64(int64(xd.n)),
 		fmt.Sprintf("%s of %d elements", what, xd.n))
 	return dx
 }
@@ -40,7 +40,7 @@ func (g *Backend) Affine(x tensor.Buffer, a, b float64) tensor.Buffer {
 	xd := dev("affine", x)
 	d := same("affine", xd)
 	y := g.newBuffer(d, xd.n)
-	g.run("affine"+suffix("", d), linearVec(xd.n, d), new(args).ptr(y.ptr).ptr(xd.ptr).f32(float32(a)).f32(float32(b)).i64(int64(xd.n)),
+	g.run("affine"+suffix(d), linearVec(xd.n, d), new(args).ptr(y.ptr).ptr(xd.ptr).f32(float32(a)).f32(float32(b)).i64(int64(xd.n)),
 		fmt.Sprintf("affine of %d elements", xd.n))
 	return y
 }
@@ -62,7 +62,7 @@ func (g *Backend) Binary(op tensor.BinaryOp, a, b tensor.Buffer, bc tensor.Broad
 	if vecLastAxis(shape, [][]int{sa, sb}, []C.CUdeviceptr{out.ptr, ad.ptr, bd.ptr}, d) {
 		kernel, l = "binary_vec", linearVec(n, d)
 	}
-	g.run(kernel+suffix("", d), l, new(args).i32(int32(op)).ptr(out.ptr).ptr(ad.ptr).ptr(bd.ptr).i64(int64(n)).record(rec),
+	g.run(kernel+suffix(d), l, new(args).i32(int32(op)).ptr(out.ptr).ptr(ad.ptr).ptr(bd.ptr).i64(int64(n)).record(rec),
 		fmt.Sprintf("%s over %v", op, bc.Shape))
 	return out
 }
@@ -107,7 +107,7 @@ func (g *Backend) GEGLU(x tensor.Buffer, rows, cols int) tensor.Buffer {
 	if v := vecLen(d); cols%v == 0 && vecAligned(y.ptr) && vecAligned(xd.ptr) {
 		unit, l = v, linearVec(rows*cols, d)
 	}
-	g.run("geglu"+suffix("", d), l, new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(rows)).div(cols).i32(int32(unit)),
+	g.run("geglu"+suffix(d), l, new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(rows)).div(cols).i32(int32(unit)),
 		fmt.Sprintf("geglu of [%d, 2·%d]", rows, cols))
 	return y
 }
@@ -119,7 +119,7 @@ func (g *Backend) GEGLUBackward(x, dy tensor.Buffer, rows, cols int) tensor.Buff
 	need("geglu backward", xd, 2*rows*cols)
 	need("geglu backward", gd, rows*cols)
 	dx := g.newBuffer(d, 2*rows*cols)
-	g.run("geglu_bwd"+suffix("", d), linear(int64(rows*cols)), new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(gd.ptr).i64(int64(rows)).div(cols),
+	g.run("geglu_bwd"+suffix(d), linear(int64(rows*cols)), new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(gd.ptr).i64(int64(rows)).div(cols),
 		fmt.Sprintf("geglu backward of [%d, 2·%d]", rows, cols))
 	return dx
 }

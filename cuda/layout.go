@@ -47,7 +47,7 @@ func elemSuffix(op string, d tensor.DType) string {
 	case tensor.Float64:
 		panic(fmt.Sprintf("cuda: %s: float64 buffers are storage only on the GPU", op))
 	}
-	return suffix(op, d)
+	return suffix(d)
 }
 
 // copy2d copies rows × cols elements between strided row layouts, a Vec per
@@ -112,9 +112,9 @@ func (g *Backend) ReduceSum(x tensor.Buffer, outer, n, inner int) tensor.Buffer 
 	y := g.newBuffer(d, outer*inner)
 	what := fmt.Sprintf("sum of [%d, %d, %d] over axis 1", outer, n, inner)
 	if inner == 1 {
-		g.run("reduce_rows"+suffix("", d), launch{grid: [3]int{outer, 1, 1}, block: rowThreads(n)}, new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(n)), what)
+		g.run("reduce_rows"+suffix(d), launch{grid: [3]int{outer, 1, 1}, block: rowThreads(n)}, new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(n)), what)
 	} else {
-		g.run("reduce_cols"+suffix("", d), linear(int64(outer*inner)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(outer)).i64(int64(n)).i64(int64(inner)), what)
+		g.run("reduce_cols"+suffix(d), linear(int64(outer*inner)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(outer)).i64(int64(n)).i64(int64(inner)), what)
 	}
 	return y
 }
@@ -135,7 +135,7 @@ func (g *Backend) Upsample2x(x tensor.Buffer, planes, h, w int) tensor.Buffer {
 	d := same("upsample", xd)
 	need("upsample", xd, planes*h*w)
 	y := g.newBuffer(d, 4*planes*h*w)
-	g.run("upsample2x"+suffix("", d), linear(int64(4*planes*h*w)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(planes)).div(2*h).div(2*w),
+	g.run("upsample2x"+suffix(d), linear(int64(4*planes*h*w)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(planes)).div(2*h).div(2*w),
 		fmt.Sprintf("upsample [%d, %d, %d]", planes, h, w))
 	return y
 }
@@ -146,7 +146,7 @@ func (g *Backend) Upsample2xBackward(dy tensor.Buffer, planes, h, w int) tensor.
 	d := same("upsample backward", dd)
 	need("upsample backward", dd, 4*planes*h*w)
 	dx := g.newBuffer(d, planes*h*w)
-	g.run("upsample2x_bwd"+suffix("", d), linear(int64(planes*h*w)), new(args).ptr(dx.ptr).ptr(dd.ptr).i64(int64(planes)).div(h).div(w),
+	g.run("upsample2x_bwd"+suffix(d), linear(int64(planes*h*w)), new(args).ptr(dx.ptr).ptr(dd.ptr).i64(int64(planes)).div(h).div(w),
 		fmt.Sprintf("upsample backward [%d, %d, %d]", planes, h, w))
 	return dx
 }
@@ -165,7 +165,7 @@ func (g *Backend) Gather(table, ids tensor.Buffer, dim int) tensor.Buffer {
 	bad := g.Alloc(tensor.Int32, 1).(*buffer)
 	defer g.Free(bad)
 	what := fmt.Sprintf("gather %d ids from [%d, %d]", id.n, rows, dim)
-	g.run("gather"+suffix("", d), linear(int64(id.n*dim)), new(args).ptr(y.ptr).ptr(td.ptr).ptr(id.ptr).i64(int64(id.n)).i64(int64(dim)).i64(int64(rows)).ptr(bad.ptr), what)
+	g.run("gather"+suffix(d), linear(int64(id.n*dim)), new(args).ptr(y.ptr).ptr(td.ptr).ptr(id.ptr).i64(int64(id.n)).i64(int64(dim)).i64(int64(rows)).ptr(bad.ptr), what)
 	if g.failed() || g.Int32s(bad)[0] == 0 {
 		return y
 	}

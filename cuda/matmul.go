@@ -73,7 +73,7 @@ func (g *Backend) kernelGemm(d tensor.DType, op string, out, a, b C.CUdeviceptr,
 	name, threads, shared := "gemm_f32", 256, 0
 	if d != tensor.Float32 {
 		// gemm_wmma_impl's shared memory: two 64×16 slices, a 64×64 float tile, 32 bytes of alignment slack.
-		name, threads, shared = "gemm_wmma"+suffix("matmul", d), 128, 2*64*16*d.Size()+64*64*4+32
+		name, threads, shared = "gemm_wmma"+suffix(d), 128, 2*64*16*d.Size()+64*64*4+32
 	}
 	// struct Gemm { int M, N, K, transA, transB; int64_t strideA, strideB; } (kernels/gemm.cu)
 	rec := make([]byte, 0, 40)

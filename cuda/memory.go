@@ -136,7 +136,7 @@ func (g *Backend) Convert(x tensor.Buffer, d tensor.DType) tensor.Buffer {
 		return g.FromFloat64(d, g.Float64s(s))
 	}
 	y := g.newBuffer(d, s.n)
-	name := "convert" + suffix("convert", s.dtype) + suffix("convert", d)
+	name := "convert" + suffix(s.dtype) + suffix(d)
 	// 8 elements per thread where aligned (kernels/elementwise.cu).
 	g.run(name, linear(int64((s.n+7)/8)), new(args).ptr(y.ptr).ptr(s.ptr).i64(int64(s.n)), fmt.Sprintf("%d elements", s.n))
 	return y

@@ -49,13 +49,13 @@ func (g *Backend) groupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormPara
 	if slices > 1 {
 		part := g.newBuffer(tensor.Float32, 2*runs*slices) // float2 per slice
 		l := launch{grid: [3]int{slices, runs, 1}, block: sliceThreads}
-		g.run("groupnorm_partial"+suffix("", d), l, new(args).ptr(part.ptr).ptr(xd.ptr).i64(int64(size)), what)
-		g.run("groupnorm_apply"+suffix("", d), l, shape(new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr).ptr(part.ptr)), what)
+		g.run("groupnorm_partial"+suffix(d), l, new(args).ptr(part.ptr).ptr(xd.ptr).i64(int64(size)), what)
+		g.run("groupnorm_apply"+suffix(d), l, shape(new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr).ptr(part.ptr)), what)
 		g.Free(part)
 		return out, mu, rs
 	}
 	l := launch{grid: [3]int{runs, 1, 1}, block: rowThreads(size)}
-	g.run("groupnorm"+suffix("", d), l, shape(new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr)), what)
+	g.run("groupnorm"+suffix(d), l, shape(new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr)), what)
 	return out, mu, rs
 }
 
@@ -75,13 +75,13 @@ func (g *Backend) GroupNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, p te
 	if s := groupSlices(runs, size); s > 1 {
 		part := g.newBuffer(tensor.Float32, 2*runs*s) // float2 per slice
 		l := launch{grid: [3]int{s, runs, 1}, block: sliceThreads}
-		g.run("groupnorm_bwd_partial"+suffix("", d), l, shape(new(args).ptr(part.ptr)), what)
-		g.run("groupnorm_bwd_apply"+suffix("", d), l, shape(new(args).ptr(dx.ptr).ptr(part.ptr)), what)
+		g.run("groupnorm_bwd_partial"+suffix(d), l, shape(new(args).ptr(part.ptr)), what)
+		g.run("groupnorm_bwd_apply"+suffix(d), l, shape(new(args).ptr(dx.ptr).ptr(part.ptr)), what)
 		g.Free(part)
 		return dx
 	}
 	l := launch{grid: [3]int{runs, 1, 1}, block: rowThreads(size)}
-	g.run("groupnorm_bwd"+suffix("", d), l, shape(new(args).ptr(dx.ptr)), what)
+	g.run("groupnorm_bwd"+suffix(d), l, shape(new(args).ptr(dx.ptr)), what)
 	return dx
 }
 
@@ -95,7 +95,7 @@ func (g *Backend) LayerNorm(x, gamma, beta tensor.Buffer, rows, cols int, eps fl
 	out := g.newBuffer(d, xd.n)
 	mu, rs := g.newBuffer(tensor.Float32, rows), g.newBuffer(tensor.Float32, rows)
 	l := launch{grid: [3]int{rows, 1, 1}, block: rowThreads(cols)}
-	g.run("layernorm"+suffix("", d), l, new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr).ptr(xd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).
+	g.run("layernorm"+suffix(d), l, new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr).ptr(xd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).
 		i64(int64(cols)).f32(float32(eps)), fmt.Sprintf("layer_norm of [%d, %d]", rows, cols))
 	return out, mu, rs
 }
@@ -110,7 +110,7 @@ func (g *Backend) LayerNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, rows
 	need(op, dd, rows*cols)
 	dx := g.newBuffer(d, xd.n)
 	l := launch{grid: [3]int{rows, 1, 1}, block: rowThreads(cols)}
-	g.run("layernorm_bwd"+suffix("", d), l, new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).
+	g.run("layernorm_bwd"+suffix(d), l, new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).
 		i64(int64(cols)), fmt.Sprintf("%s of [%d, %d]", op, rows, cols))
 	return dx
 }
@@ -131,7 +131,7 @@ func (g *Backend) Softmax(x tensor.Buffer, rows, cols int) tensor.Buffer {
 	d := same("softmax", xd)
 	need("softmax", xd, rows*cols)
 	y := g.newBuffer(d, xd.n)
-	g.run("softmax"+suffix("", d), launch{grid: [3]int{rows, 1, 1}, block: rowThreads(cols)},
+	g.run("softmax"+suffix(d), launch{grid: [3]int{rows, 1, 1}, block: rowThreads(cols)},
 		new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(cols)), fmt.Sprintf("softmax of [%d, %d]", rows, cols))
 	return y
 }
@@ -143,7 +143,7 @@ func (g *Backend) SoftmaxBackward(y, dy tensor.Buffer, rows, cols int) tensor.Bu
 	need("softmax backward", yd, rows*cols)
 	need("softmax backward", dd, rows*cols)
 	dx := g.newBuffer(d, yd.n)
-	g.run("softmax_bwd"+suffix("", d), launch{grid: [3]int{rows, 1, 1}, block: rowThreads(cols)},
+	g.run("softmax_bwd"+suffix(d), launch{grid: [3]int{rows, 1, 1}, block: rowThreads(cols)},
 		new(args).ptr(dx.ptr).ptr(yd.ptr).ptr(dd.ptr).i64(int64(cols)), fmt.Sprintf("softmax backward of [%d, %d]", rows, cols))
 	return dx
 }

@@ -33,7 +33,7 @@ func (g *Backend) TopKMean(x, mask tensor.Buffer, p tensor.TopKParams) (y, idx t
 	pow2 := 1 << bits.Len(uint(p.Cols-1))
 	out, pos := g.newBuffer(d, p.Rows), g.newBuffer(tensor.Int32, p.Rows*p.K)
 	l := launch{grid: [3]int{p.Rows, 1, 1}, block: 256, shared: pow2 * 8}
-	g.run("topk_mean"+suffix("", d), l, new(args).ptr(out.ptr).ptr(pos.ptr).ptr(xd.ptr).ptr(ptrOf(md)).i64(int64(p.Cols)).
+	g.run("topk_mean"+suffix(d), l, new(args).ptr(out.ptr).ptr(pos.ptr).ptr(xd.ptr).ptr(ptrOf(md)).i64(int64(p.Cols)).
 		i32(int32(p.K)).i32(int32(maskRows)).i32(int32(pow2)), fmt.Sprintf("masked_topk_mean k=%d of [%d, %d]", p.K, p.Rows, p.Cols))
 	return out, pos
 }
@@ -59,7 +59,7 @@ func (g *Backend) TopKMeanBackward(dy, idx, mask tensor.Buffer, p tensor.TopKPar
 	need(op, dd, p.Rows)
 	need(op, id, p.Rows*p.K)
 	dx := g.Alloc(d, p.Rows*p.Cols).(*buffer)
-	g.run("topk_mean_bwd"+suffix("", d), linear(int64(p.Rows*p.K)), new(args).ptr(dx.ptr).ptr(dd.ptr).ptr(id.ptr).ptr(ptrOf(md)).
+	g.run("topk_mean_bwd"+suffix(d), linear(int64(p.Rows*p.K)), new(args).ptr(dx.ptr).ptr(dd.ptr).ptr(id.ptr).ptr(ptrOf(md)).
 		i64(int64(p.Rows)).i64(int64(p.Cols)).i32(int32(p.K)).i32(int32(max(p.MaskRows, 1))),
 		fmt.Sprintf("%s k=%d of [%d, %d]", op, p.K, p.Rows, p.Cols))
 	return dx
