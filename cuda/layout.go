@@ -9,7 +9,6 @@ import "C"
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/rfnet/rfnet-native/tensor"
 )
@@ -104,21 +103,6 @@ func (g *Backend) SliceBackward(dy tensor.Buffer, outer, inner, start, size int)
 	return dx
 }
 
-// ReduceSum sums x [outer, n, inner] over its middle axis.
-func (g *Backend) ReduceSum(x tensor.Buffer, outer, n, inner int) tensor.Buffer {
-	xd := dev("sum", x)
-	d := same("sum", xd)
-	need("sum", xd, outer*n*inner)
-	y := g.newBuffer(d, outer*inner)
-	what := fmt.Sprintf("sum of [%d, %d, %d] over axis 1", outer, n, inner)
-	if inner == 1 {
-		g.run("reduce_rows"+suffix(d), launch{grid: [3]int{outer, 1, 1}, block: rowThreads(n)}, new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(n)), what)
-	} else {
-		g.run("reduce_cols"+suffix(d), linear(int64(outer*inner)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(outer)).i64(int64(n)).i64(int64(inner)), what)
-	}
-	return y
-}
-
 // Expand repeats x [outer, inner] n times into [outer, n, inner].
 func (g *Backend) Expand(x tensor.Buffer, outer, n, inner int) tensor.Buffer {
 	xd := dev("expand", x)
@@ -126,51 +110,5 @@ func (g *Backend) Expand(x tensor.Buffer, outer, n, inner int) tensor.Buffer {
 	y := g.newBuffer(xd.dtype, outer*n*inner)
 	g.run("expand"+elemSuffix("expand", xd.dtype), linear(int64(outer*n*inner)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(outer)).div(n*inner).div(inner),
 		fmt.Sprintf("expand [%d, %d] ×%d", outer, inner, n))
-	return y
-}
-
-// Upsample2x repeats each element of x [planes, h, w] into a 2×2 block.
-func (g *Backend) Upsample2x(x tensor.Buffer, planes, h, w int) tensor.Buffer {
-	xd := dev("upsample", x)
-	d := same("upsample", xd)
-	need("upsample", xd, planes*h*w)
-	y := g.newBuffer(d, 4*planes*h*w)
-	g.run("upsample2x"+suffix(d), linear(int64(4*planes*h*w)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(planes)).div(2*h).div(2*w),
-		fmt.Sprintf("upsample [%d, %d, %d]", planes, h, w))
-	return y
-}
-
-// Upsample2xBackward sums each 2×2 block of dy [planes, 2h, 2w].
-func (g *Backend) Upsample2xBackward(dy tensor.Buffer, planes, h, w int) tensor.Buffer {
-	dd := dev("upsample backward", dy)
-	d := same("upsample backward", dd)
-	need("upsample backward", dd, 4*planes*h*w)
-	dx := g.newBuffer(d, planes*h*w)
-	g.run("upsample2x_bwd"+suffix(d), linear(int64(planes*h*w)), new(args).ptr(dx.ptr).ptr(dd.ptr).i64(int64(planes)).div(h).div(w),
-		fmt.Sprintf("upsample backward [%d, %d, %d]", planes, h, w))
-	return dx
-}
-
-// Gather returns rows ids[i] of table [rows, dim]. An id out of range is an
-// error naming it (the kernel flags it; checking costs one small copy back,
-// and Gather runs once per prompt, for the token embeddings).
-func (g *Backend) Gather(table, ids tensor.Buffer, dim int) tensor.Buffer {
-	td, id := dev("gather", table), dev("gather", ids)
-	d := same("gather", td)
-	if id.dtype != tensor.Int32 {
-		panic(fmt.Sprintf("cuda: gather: ids of dtype %s, want i32", id.dtype))
-	}
-	rows := td.n / dim
-	y := g.newBuffer(d, id.n*dim)
-	bad := g.Alloc(tensor.Int32, 1).(*buffer)
-	defer g.Free(bad)
-	what := fmt.Sprintf("gather %d ids from [%d, %d]", id.n, rows, dim)
-	g.run("gather"+suffix(d), linear(int64(id.n*dim)), new(args).ptr(y.ptr).ptr(td.ptr).ptr(id.ptr).i64(int64(id.n)).i64(int64(dim)).i64(int64(rows)).ptr(bad.ptr), what)
-	if g.failed() || g.Int32s(bad)[0] == 0 {
-		return y
-	}
-	host := g.Int32s(id)
-	i := slices.IndexFunc(host, func(v int32) bool { return v < 0 || int(v) >= rows })
-	g.fail(fmt.Errorf("cuda: %s: id %d at position %d is out of range", what, host[max(i, 0)], i))
 	return y
 }

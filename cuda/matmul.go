@@ -27,14 +27,14 @@ func (g *Backend) MatMul(a, b tensor.Buffer, p tensor.MatMulParams) tensor.Buffe
 var cublasType = map[tensor.DType]C.int{tensor.Float32: 0, tensor.Float16: 2, tensor.BFloat16: 14}
 
 // gemm writes the products of p into out, through cuBLAS when it was found,
-// else the kernels of gemm.cu; op names the caller in profiles. Batch
+// else the kernels in kernels/matmul.cu; op names the caller in profiles. Batch
 // strides are in elements.
 func (g *Backend) gemm(d tensor.DType, op string, out, a, b C.CUdeviceptr, p tensor.MatMulParams) {
 	g.scaledGemm(d, op, out, a, b, p, 1)
 }
 
 // scaledGemm is gemm writing alpha times the products where it can: cuBLAS
-// scales in its epilogue, the kernels of gemm.cu do not. It reports whether
+// scales in its epilogue, the kernels in kernels/matmul.cu do not. It reports whether
 // out holds the scaled products (or nothing was to be done); when false, out
 // holds the plain products and the caller scales them.
 func (g *Backend) scaledGemm(d tensor.DType, op string, out, a, b C.CUdeviceptr, p tensor.MatMulParams, alpha float32) (scaled bool) {
@@ -68,14 +68,14 @@ func (g *Backend) cublasGemm(d tensor.DType, op string, out, a, b C.CUdeviceptr,
 	}
 }
 
-// kernelGemm runs the products through the kernels of gemm.cu.
+// kernelGemm runs the products through the kernels in kernels/matmul.cu.
 func (g *Backend) kernelGemm(d tensor.DType, op string, out, a, b C.CUdeviceptr, p tensor.MatMulParams, what string) {
 	name, threads, shared := "gemm_f32", 256, 0
 	if d != tensor.Float32 {
 		// gemm_wmma_impl's shared memory: two 64×16 slices, a 64×64 float tile, 32 bytes of alignment slack.
 		name, threads, shared = "gemm_wmma"+suffix(d), 128, 2*64*16*d.Size()+64*64*4+32
 	}
-	// struct Gemm { int M, N, K, transA, transB; int64_t strideA, strideB; } (kernels/gemm.cu)
+	// struct Gemm { int M, N, K, transA, transB; int64_t strideA, strideB; } (kernels/matmul.cu)
 	rec := make([]byte, 0, 40)
 	for _, v := range []int{p.M, p.N, p.K, b2i(p.TransA), b2i(p.TransB)} {
 		rec = binary.LittleEndian.AppendUint32(rec, uint32(v))

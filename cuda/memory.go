@@ -137,7 +137,7 @@ func (g *Backend) Convert(x tensor.Buffer, d tensor.DType) tensor.Buffer {
 	}
 	y := g.newBuffer(d, s.n)
 	name := "convert" + suffix(s.dtype) + suffix(d)
-	// 8 elements per thread where aligned (kernels/elementwise.cu).
+	// 8 elements per thread where aligned (kernels/memory.cu).
 	g.run(name, linear(int64((s.n+7)/8)), new(args).ptr(y.ptr).ptr(s.ptr).i64(int64(s.n)), fmt.Sprintf("%d elements", s.n))
 	return y
 }

@@ -124,6 +124,18 @@ func linear(n int64) launch {
 	return launch{grid: [3]int{int(max(blocks, 1)), 1, 1}, block: 256}
 }
 
+// rowThreads is the block size of the one-block-per-row kernels: enough
+// threads to stream long rows, fewer for short ones (a multiple of 32).
+func rowThreads(cols int) int {
+	switch {
+	case cols >= 4096:
+		return 512
+	case cols >= 512:
+		return 256
+	}
+	return 128
+}
+
 // vecLen is how many elements of d one 16-byte access moves (Vec in
 // kernels/common.cuh: 8 in f16 and bf16, 4 in f32).
 func vecLen(d tensor.DType) int { return 16 / d.Size() }

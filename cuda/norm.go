@@ -8,18 +8,6 @@ import (
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
-// rowThreads is the block size of the one-block-per-row kernels: enough
-// threads to stream long rows, fewer for short ones (a multiple of 32).
-func rowThreads(cols int) int {
-	switch {
-	case cols >= 4096:
-		return 512
-	case cols >= 512:
-		return 256
-	}
-	return 128
-}
-
 // sliceThreads is the block size of the split group-norm kernels.
 const sliceThreads = 256
 
@@ -123,27 +111,4 @@ func stats(op string, x tensor.Buffer, n int) *buffer {
 	}
 	need(op, s, n)
 	return s
-}
-
-// Softmax normalizes each row of x [rows, cols].
-func (g *Backend) Softmax(x tensor.Buffer, rows, cols int) tensor.Buffer {
-	xd := dev("softmax", x)
-	d := same("softmax", xd)
-	need("softmax", xd, rows*cols)
-	y := g.newBuffer(d, xd.n)
-	g.run("softmax"+suffix(d), launch{grid: [3]int{rows, 1, 1}, block: rowThreads(cols)},
-		new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(cols)), fmt.Sprintf("softmax of [%d, %d]", rows, cols))
-	return y
-}
-
-// SoftmaxBackward returns y·(dy - Σ dy·y) per row.
-func (g *Backend) SoftmaxBackward(y, dy tensor.Buffer, rows, cols int) tensor.Buffer {
-	yd, dd := dev("softmax backward", y), dev("softmax backward", dy)
-	d := same("softmax backward", yd, dd)
-	need("softmax backward", yd, rows*cols)
-	need("softmax backward", dd, rows*cols)
-	dx := g.newBuffer(d, yd.n)
-	g.run("softmax_bwd"+suffix(d), launch{grid: [3]int{rows, 1, 1}, block: rowThreads(cols)},
-		new(args).ptr(dx.ptr).ptr(yd.ptr).ptr(dd.ptr).i64(int64(cols)), fmt.Sprintf("softmax backward of [%d, %d]", rows, cols))
-	return dx
 }
