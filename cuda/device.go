@@ -19,17 +19,6 @@ import (
 // Compiled reports whether this binary has the CUDA backend (the cuda build tag).
 const Compiled = true
 
-// Options configure the GPU backend.
-type Options struct {
-	// Ordinal is the device number.
-	Ordinal int
-	// TF32 lets float32 GEMMs use TF32 tensor cores (about 1e-3 relative error).
-	TF32 bool
-	// Poison fills every new buffer with NaN, so a kernel that leaves an
-	// element unwritten fails the parity tests.
-	Poison bool
-}
-
 // Backend is the CUDA backend: one device, its primary context, one stream.
 type Backend struct {
 	opts    Options
@@ -50,16 +39,31 @@ var (
 	_ tensor.MemoryReporter = (*Backend)(nil)
 )
 
+// The backend of this process: the driver state is global, so the first New
+// opens it and later calls get the same one (or the same error).
 var (
-	openOnce sync.Once
-	opened   *Backend
-	openErr  error
+	openMu     sync.Mutex
+	openedWith *Options // nil until the first New
+	opened     *Backend
+	openErr    error
 )
 
-// New opens the GPU (once per process: the driver state is global).
+// New opens the GPU once per process. A later call gets the same backend, or
+// the first call's error, when it asks for the same device and TF32 setting,
+// and an error naming both settings when it asks for others (reopenError).
 func New(o Options) (tensor.Backend, error) {
-	openOnce.Do(func() { opened, openErr = open(o) })
-	return opened, openErr
+	openMu.Lock()
+	defer openMu.Unlock()
+	if openedWith == nil {
+		openedWith = &o
+		opened, openErr = open(o)
+	} else if err := reopenError(*openedWith, o); err != nil {
+		return nil, err
+	}
+	if openErr != nil {
+		return nil, openErr
+	}
+	return opened, nil
 }
 
 func open(o Options) (*Backend, error) {
