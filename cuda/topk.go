@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"math/bits"
 
-	"github.com/rfnet/rfnet-native/cpu"
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
-// topkMaxCols is the longest row the kernel sorts in shared memory (4096
+// topkSharedCols is the longest row topk_mean sorts in shared memory (4096
 // values and positions: 32 KiB). Longer rows (attention maps above 64×64)
-// are ranked on the host, which gives the same result.
-const topkMaxCols = 4096
+// go to topk_mean_global, the same sort in a scratch buffer in device memory.
+const topkSharedCols = 4096
 
 // TopKMean returns the mean of the K largest masked entries of each row, and their positions.
 func (g *Backend) TopKMean(x, mask tensor.Buffer, p tensor.TopKParams) (y, idx tensor.Buffer) {
@@ -27,28 +26,27 @@ func (g *Backend) TopKMean(x, mask tensor.Buffer, p tensor.TopKParams) (y, idx t
 	if p.K < 1 || p.K > p.Cols {
 		panic(fmt.Sprintf("cuda: masked_topk_mean: k = %d of %d columns", p.K, p.Cols))
 	}
-	if p.Cols > topkMaxCols {
-		return g.topKMeanHost(xd, md, p)
+	out, pos := g.newBuffer(d, p.Rows), g.newBuffer(tensor.Int32, p.Rows*p.K)
+	what := fmt.Sprintf("masked_topk_mean k=%d of [%d, %d]", p.K, p.Rows, p.Cols)
+	if p.Cols > 1<<30 {
+		// The kernels index a row's sort with int: pow2 must fit.
+		g.fail(fmt.Errorf("cuda: %s: rows longer than 2^30: %w", what, tensor.ErrUnsupported))
+		return out, pos
 	}
 	pow2 := 1 << bits.Len(uint(p.Cols-1))
-	out, pos := g.newBuffer(d, p.Rows), g.newBuffer(tensor.Int32, p.Rows*p.K)
-	l := launch{grid: [3]int{p.Rows, 1, 1}, block: 256, shared: pow2 * 8}
-	g.run("topk_mean"+suffix(d), l, new(args).ptr(out.ptr).ptr(pos.ptr).ptr(xd.ptr).ptr(ptrOf(md)).i64(int64(p.Cols)).
-		i32(int32(p.K)).i32(int32(maskRows)).i32(int32(pow2)), fmt.Sprintf("masked_topk_mean k=%d of [%d, %d]", p.K, p.Rows, p.Cols))
-	return out, pos
-}
-
-// topKMeanHost ranks on the host with the CPU backend (the kernel's twin:
-// stable order, ties to the lower position).
-func (g *Backend) topKMeanHost(xd, md *buffer, p tensor.TopKParams) (tensor.Buffer, tensor.Buffer) {
-	c := cpu.New()
-	x := c.FromFloat32(tensor.Float32, g.Float32s(xd))
-	var m tensor.Buffer
-	if md != nil {
-		m = c.FromFloat32(tensor.Float32, g.Float32s(md))
+	rank := func(a *args) *args {
+		return a.ptr(out.ptr).ptr(pos.ptr).ptr(xd.ptr).ptr(ptrOf(md)).i64(int64(p.Cols)).i32(int32(p.K)).i32(int32(maskRows)).i32(int32(pow2))
 	}
-	y, idx := c.TopKMean(x, m, p)
-	return g.FromFloat32(xd.dtype, c.Float32s(y)), g.FromInt32(c.Int32s(idx))
+	if pow2 <= topkSharedCols {
+		g.run("topk_mean"+suffix(d), launch{grid: [3]int{p.Rows, 1, 1}, block: 256, shared: pow2 * 8}, rank(new(args)), what)
+		return out, pos
+	}
+	// A row's whole sort runs in its one block, so the block is as large as
+	// a block can be: each step's pow2/2 compare-exchanges over 1024 threads.
+	scratch := g.newBuffer(tensor.Float32, 2*p.Rows*pow2) // per row pow2 values, then pow2 int32 positions
+	g.run("topk_mean_global"+suffix(d), launch{grid: [3]int{p.Rows, 1, 1}, block: 1024}, rank(new(args).ptr(scratch.ptr)), what)
+	g.Free(scratch)
+	return out, pos
 }
 
 // TopKMeanBackward scatters dy[r]·mask/K to the chosen positions of zeros [Rows, Cols].

@@ -2,15 +2,17 @@
 // reference: cpu/topk.go.
 #include "common.cuh"
 
-// topk_mean: one block per row. The masked row is sorted in shared memory
-// (bitonic, on the key (value descending, position ascending), so ties go to
-// the lower position as on the CPU); the first k are averaged and their
-// positions kept. pow2 is the power of two >= cols, at most 4096.
+// topk_rank is one block's work on row r = blockIdx.x: the masked row goes
+// into val and pos [pow2] (pow2 the power of two >= cols, the tail padded
+// with -inf at position INT32_MAX), is sorted bitonically on the key (value
+// descending, position ascending), so ties go to the lower position as on the
+// CPU, and the first k are averaged into y[r] with their positions kept in
+// idx[r·k, (r+1)·k). val and pos belong to this block alone: shared memory
+// (topk_mean) or the row's slice of a scratch buffer in device memory
+// (topk_mean_global); __syncthreads orders the block's accesses to either.
 template <typename T>
-__device__ void topk_mean_impl(T *y, int32_t *idx, const T *x, const T *mask, int64_t cols, int k, int maskRows, int pow2) {
-    DYNAMIC_SHARED(unsigned char, smem);
-    float *val = (float *)smem;
-    int32_t *pos = (int32_t *)(val + pow2);
+__device__ __forceinline__ void topk_rank(float *val, int32_t *pos, T *y, int32_t *idx, const T *x, const T *mask, int64_t cols, int k,
+                                          int maskRows, int pow2) {
     int64_t r = blockIdx.x;
     const T *row = x + r * cols;
     const T *m = mask ? mask + (r % maskRows) * cols : nullptr;
@@ -51,8 +53,30 @@ __device__ void topk_mean_impl(T *y, int32_t *idx, const T *x, const T *mask, in
     s = block_sum(s);
     if (threadIdx.x == 0) y[r] = from_f<T>(s / k);
 }
+
+// topk_mean: one block per row, sorted in shared memory (pow2 at most 4096:
+// 32 KiB of values and positions).
+template <typename T>
+__device__ void topk_mean_impl(T *y, int32_t *idx, const T *x, const T *mask, int64_t cols, int k, int maskRows, int pow2) {
+    DYNAMIC_SHARED(unsigned char, smem);
+    float *val = (float *)smem;
+    topk_rank(val, (int32_t *)(val + pow2), y, idx, x, mask, cols, k, maskRows, pow2);
+}
 KERNEL3(topk_mean, (void *y, int32_t *idx, const void *x, const void *mask, int64_t cols, int k, int maskRows, int pow2),
         ((T *)y, idx, (const T *)x, (const T *)mask, cols, k, maskRows, pow2))
+
+// topk_mean_global: topk_mean for rows longer than shared memory holds (the
+// attention maps above 64×64), sorted in scratch [rows][2·pow2] of device
+// memory: each row's pow2 values, then its pow2 positions. The one block of
+// a row reads its slice back at every step of the sort, mostly from L2.
+template <typename T>
+__device__ void topk_mean_global_impl(unsigned char *scratch, T *y, int32_t *idx, const T *x, const T *mask, int64_t cols, int k, int maskRows,
+                                      int pow2) {
+    float *val = (float *)scratch + (int64_t)blockIdx.x * 2 * pow2;
+    topk_rank(val, (int32_t *)(val + pow2), y, idx, x, mask, cols, k, maskRows, pow2);
+}
+KERNEL3(topk_mean_global, (void *scratch, void *y, int32_t *idx, const void *x, const void *mask, int64_t cols, int k, int maskRows, int pow2),
+        ((unsigned char *)scratch, (T *)y, idx, (const T *)x, (const T *)mask, cols, k, maskRows, pow2))
 
 // topk_mean_bwd: dx (zeroed by the launcher) gets dy[r]·mask/k at the chosen positions.
 template <typename T>
