@@ -67,35 +67,6 @@ func (g *Backend) Binary(op tensor.BinaryOp, a, b tensor.Buffer, bc tensor.Broad
 	return out
 }
 
-// vecLastAxis reports whether a kernel can move Vecs along the last axis of
-// an index plan (binary_vec, permute): the axis a whole number of Vecs,
-// each input either contiguous along it (then its other strides whole Vecs
-// too, and its pointer aligned) or constant along it, and the output
-// (ptrs[0]) aligned.
-func vecLastAxis(shape []int, strides [][]int, ptrs []C.CUdeviceptr, d tensor.DType) bool {
-	v, last := vecLen(d), len(shape)-1
-	if shape[last]%v != 0 || !vecAligned(ptrs[0]) {
-		return false
-	}
-	for i, s := range strides {
-		switch s[last] {
-		case 0:
-		case 1:
-			if !vecAligned(ptrs[i+1]) {
-				return false
-			}
-			for _, st := range s[:last] {
-				if st%v != 0 {
-					return false
-				}
-			}
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // GEGLU returns h·GELU(g) for each row [h | g] of x [rows, 2·cols].
 func (g *Backend) GEGLU(x tensor.Buffer, rows, cols int) tensor.Buffer {
 	xd := dev("geglu", x)

@@ -150,6 +150,35 @@ func linearVec(n int, d tensor.DType) launch {
 // are; offsets into them may not be).
 func vecAligned(p C.CUdeviceptr) bool { return p%16 == 0 }
 
+// vecLastAxis reports whether a kernel can move Vecs along the last axis of
+// an index plan (binary_vec, permute): the axis a whole number of Vecs,
+// each input either contiguous along it (then its other strides whole Vecs
+// too, and its pointer aligned) or constant along it, and the output
+// (ptrs[0]) aligned.
+func vecLastAxis(shape []int, strides [][]int, ptrs []C.CUdeviceptr, d tensor.DType) bool {
+	v, last := vecLen(d), len(shape)-1
+	if shape[last]%v != 0 || !vecAligned(ptrs[0]) {
+		return false
+	}
+	for i, s := range strides {
+		switch s[last] {
+		case 0:
+		case 1:
+			if !vecAligned(ptrs[i+1]) {
+				return false
+			}
+			for _, st := range s[:last] {
+				if st%v != 0 {
+					return false
+				}
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // run launches kernel name; what names the op and its shapes for errors.
 func (g *Backend) run(name string, l launch, a *args, what string) {
 	if g.failed() || l.grid[0] == 0 || l.grid[1] == 0 || l.grid[2] == 0 {
