@@ -14,15 +14,15 @@ type Options struct {
 	Poison bool
 }
 
-// reopenError checks a later New call's options against those the backend
-// was opened with. The device and TF32 decide what every result is, so a call
-// asking for others is an error rather than a backend that quietly is not
-// what it asked for. Poison, a test aid that only fills new buffers, stays as
-// the first call set it. Pure Go, so it is tested without a GPU.
-func reopenError(opened, asked Options) error {
-	if asked.Ordinal == opened.Ordinal && asked.TF32 == opened.TF32 {
+// reopenError checks a later New call's options against the first call's.
+// The device and TF32 decide what every result is, so a call asking for
+// others is an error rather than a backend that quietly is not what it asked
+// for. Poison, a test aid that only fills new buffers, stays as the first
+// call set it. Pure Go, so it is tested without a GPU.
+func reopenError(first, asked Options) error {
+	if asked.Ordinal == first.Ordinal && asked.TF32 == first.TF32 {
 		return nil
 	}
-	return fmt.Errorf("cuda: New(ordinal %d, TF32 %v): this process already opened the GPU with ordinal %d, TF32 %v (once per process: the driver state is global)",
-		asked.Ordinal, asked.TF32, opened.Ordinal, opened.TF32)
+	return fmt.Errorf("cuda: New(ordinal %d, TF32 %v): the first New of this process asked for ordinal %d, TF32 %v, and the GPU is opened once per process (the driver state is global)",
+		asked.Ordinal, asked.TF32, first.Ordinal, first.TF32)
 }

@@ -5,11 +5,11 @@ import (
 	"testing"
 )
 
-// A later New may only ask for the device and TF32 setting the backend has;
+// A later New may only ask for the device and TF32 setting the first one did;
 // the error names both settings.
 func TestReopenError(t *testing.T) {
-	opened := Options{Ordinal: 0, TF32: false, Poison: true}
-	if err := reopenError(opened, Options{}); err != nil {
+	first := Options{Ordinal: 0, TF32: false, Poison: true}
+	if err := reopenError(first, Options{}); err != nil {
 		t.Fatalf("same device and TF32, Poison off: %v (Poison follows the first call)", err)
 	}
 	for _, c := range []struct {
@@ -19,9 +19,9 @@ func TestReopenError(t *testing.T) {
 		{Options{Ordinal: 1}, "New(ordinal 1, TF32 false)"},
 		{Options{TF32: true, Poison: true}, "New(ordinal 0, TF32 true)"},
 	} {
-		err := reopenError(opened, c.asked)
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "already opened the GPU with ordinal 0, TF32 false") {
-			t.Errorf("reopenError(%+v, %+v) = %v", opened, c.asked, err)
+		err := reopenError(first, c.asked)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "first New of this process asked for ordinal 0, TF32 false") {
+			t.Errorf("reopenError(%+v, %+v) = %v", first, c.asked, err)
 		}
 	}
 }
