@@ -61,7 +61,7 @@ cuda: kernels sass-check
 # The CUDA emulator (cuda/emu): a fake libcuda + libcublas in one library that
 # runs kernels/*.cu on the CPU, so the cuda-tagged tests run without a GPU.
 # test-emu runs them through the emulated cuBLAS, with no cuBLAS (the
-# built-in GEMM kernels of gemm.cu) in reversed order, and on TF32.
+# built-in GEMM kernels of matmul.cu) in reversed order, and on TF32.
 EMU_DIR  := build/emu
 EMU_LIB  := $(EMU_DIR)/libcudaemu.so
 EMU_CXX  ?= g++

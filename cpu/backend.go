@@ -24,6 +24,9 @@ func (*Backend) Name() string { return fmt.Sprintf("cpu (%d threads)", runtime.G
 // Computes reports true for Float32 and Float64.
 func (*Backend) Computes(d tensor.DType) bool { return d == tensor.Float32 || d == tensor.Float64 }
 
+// Sync returns nil: the CPU backend finishes every op before returning.
+func (*Backend) Sync() error { return nil }
+
 // ops is what kern[T] implements for one compute dtype.
 type ops interface {
 	unary(op tensor.UnaryOp, x tensor.Buffer) tensor.Buffer

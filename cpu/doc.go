@@ -4,5 +4,6 @@
 // only and are converted before use. GEMMs go through gonum's BLAS.
 //
 // Every method of tensor.Backend is a one-line dispatch from Backend to kern[T],
-// where the typed loops live, one file per op family.
+// where the typed loops live, one file per op family, named as tensor.Backend's
+// doc lists them.
 package cpu

@@ -72,3 +72,17 @@ func (kern[T]) sliceBackward(dyb tensor.Buffer, outer, inner, start, size int) t
 	}
 	return wrap(dx)
 }
+
+func (kern[T]) expand(xb tensor.Buffer, outer, n, inner int) tensor.Buffer {
+	x := vals[T]("expand", xb)
+	out := make([]T, outer*n*inner)
+	parallelFor(outer, 1, func(lo, hi int) {
+		for o := lo; o < hi; o++ {
+			src := x[o*inner:][:inner]
+			for j := 0; j < n; j++ {
+				copy(out[(o*n+j)*inner:], src)
+			}
+		}
+	})
+	return wrap(out)
+}

@@ -151,6 +151,3 @@ func (c *Backend) Convert(x tensor.Buffer, d tensor.DType) tensor.Buffer {
 
 // Free does nothing: the Go heap reclaims buffers.
 func (*Backend) Free(tensor.Buffer) {}
-
-// Sync returns nil: the CPU backend finishes every op before returning.
-func (*Backend) Sync() error { return nil }

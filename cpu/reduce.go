@@ -24,17 +24,3 @@ func (kern[T]) reduceSum(xb tensor.Buffer, outer, n, inner int) tensor.Buffer {
 	})
 	return wrap(out)
 }
-
-func (kern[T]) expand(xb tensor.Buffer, outer, n, inner int) tensor.Buffer {
-	x := vals[T]("expand", xb)
-	out := make([]T, outer*n*inner)
-	parallelFor(outer, 1, func(lo, hi int) {
-		for o := lo; o < hi; o++ {
-			src := x[o*inner:][:inner]
-			for j := 0; j < n; j++ {
-				copy(out[(o*n+j)*inner:], src)
-			}
-		}
-	})
-	return wrap(out)
-}

@@ -40,20 +40,20 @@ var (
 // (kernels/attention.cu) for float and wider heads; heads wider than 256, and
 // float attention over many scores (explicitMinScores), go through matmul,
 // softmax, matmul.
-func (b *Backend) Attention(q, k, v tensor.Buffer, p tensor.AttentionParams) tensor.Buffer {
+func (g *Backend) Attention(q, k, v tensor.Buffer, p tensor.AttentionParams) tensor.Buffer {
 	qd, kd, vd := dev("attention", q), dev("attention", k), dev("attention", v)
 	d := same("attention", qd, kd, vd)
 	need("attention", qd, p.Batch*p.N*p.D)
 	need("attention", kd, p.Batch*p.M*p.D)
 	need("attention", vd, p.Batch*p.M*p.D)
-	out := b.newBuffer(d, p.Batch*p.N*p.D)
+	out := g.newBuffer(d, p.Batch*p.N*p.D)
 	switch {
 	case p.D > attentionMaxD || p.Batch > 65535 || (d == tensor.Float32 && p.N*p.M >= explicitMinScores):
-		b.attentionExplicit(out, qd, kd, vd, p, d)
+		g.attentionExplicit(out, qd, kd, vd, p, d)
 	case d != tensor.Float32 && p.D <= attentionTCMaxD:
-		b.attentionTC(out, qd, kd, vd, p, d)
+		g.attentionTC(out, qd, kd, vd, p, d)
 	default:
-		b.attentionCore(out, qd, kd, vd, p, d)
+		g.attentionCore(out, qd, kd, vd, p, d)
 	}
 	return out
 }
@@ -62,26 +62,26 @@ func (b *Backend) Attention(q, k, v tensor.Buffer, p tensor.AttentionParams) ten
 // the batch: scale·q·kᵀ by cuBLAS (alpha = scale), or by the built-in GEMM and
 // a scaling pass, normalized by the softmax kernel, then the product with v
 // straight into out's slice of the chunk.
-func (b *Backend) attentionExplicit(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
+func (g *Backend) attentionExplicit(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
 	per := p.N * p.M * d.Size()
 	chunk := max(1, min(p.Batch, explicitChunkBytes/max(per, 1)))
 	at := func(x *buffer, entry, stride int) C.CUdeviceptr {
 		return x.ptr + C.CUdeviceptr(entry*stride*d.Size())
 	}
-	for b0 := 0; b0 < p.Batch && !b.failed(); b0 += chunk {
+	for b0 := 0; b0 < p.Batch && !g.failed(); b0 += chunk {
 		nb := min(chunk, p.Batch-b0)
-		scores := b.newBuffer(d, nb*p.N*p.M)
+		scores := g.newBuffer(d, nb*p.N*p.M)
 		qk := tensor.MatMulParams{Batch: nb, M: p.N, N: p.M, K: p.D, TransB: true, BatchStrideA: p.N * p.D, BatchStrideB: p.M * p.D}
 		var scaled tensor.Buffer = scores
-		if !b.scaledGemm(d, "attention", scores.ptr, at(q, b0, p.N*p.D), at(k, b0, p.M*p.D), qk, float32(p.Scale)) {
-			scaled = b.Affine(scores, p.Scale, 0)
-			b.Free(scores)
+		if !g.scaledGemm(d, "attention", scores.ptr, at(q, b0, p.N*p.D), at(k, b0, p.M*p.D), qk, float32(p.Scale)) {
+			scaled = g.Affine(scores, p.Scale, 0)
+			g.Free(scores)
 		}
-		probs := b.Softmax(scaled, nb*p.N, p.M)
-		b.Free(scaled)
-		b.gemm(d, "attention", at(out, b0, p.N*p.D), dev("attention", probs).ptr, at(v, b0, p.M*p.D), tensor.MatMulParams{Batch: nb, M: p.N, N: p.D, K: p.M,
+		probs := g.Softmax(scaled, nb*p.N, p.M)
+		g.Free(scaled)
+		g.gemm(d, "attention", at(out, b0, p.N*p.D), dev("attention", probs).ptr, at(v, b0, p.M*p.D), tensor.MatMulParams{Batch: nb, M: p.N, N: p.D, K: p.M,
 			BatchStrideA: p.N * p.M, BatchStrideB: p.M * p.D})
-		b.Free(probs)
+		g.Free(probs)
 	}
 }
 
@@ -92,11 +92,11 @@ func attentionWhat(p tensor.AttentionParams) string {
 // attentionCore launches kernels/attention.cu: 4 query rows per block of 4
 // warps; shared memory holds a key and a value tile of 32 rows (padded by
 // one column), each warp's scaled query row and its 32 probabilities, in float.
-func (b *Backend) attentionCore(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
+func (g *Backend) attentionCore(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
 	const warps, tile = 4, 32
 	l := launch{grid: [3]int{(p.N + warps - 1) / warps, p.Batch, 1}, block: 32 * warps, shared: (2*tile*(p.D+1) + warps*p.D + warps*tile) * 4,
 		flops: float64(p.FLOPs())}
-	b.run("attention"+suffix("", d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
+	g.run("attention"+suffix(d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
 		attentionWhat(p))
 }
 
@@ -104,7 +104,7 @@ func (b *Backend) attentionCore(out, q, k, v *buffer, p tensor.AttentionParams, 
 // warps; shared memory holds a key and a value tile (64 rows of the head
 // rounded up to 16, plus 8 of padding), each warp's float scratch, and 32
 // bytes of alignment slack.
-func (b *Backend) attentionTC(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
+func (g *Backend) attentionTC(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
 	const rows, tile, warps, scratch = 64, 64, 4, 16*68 + 16
 	name := "attention_tc4" // heads up to 64 wide
 	if p.D > 64 {
@@ -113,6 +113,6 @@ func (b *Backend) attentionTC(out, q, k, v *buffer, p tensor.AttentionParams, d 
 	ld := (p.D+15)/16*16 + 8
 	l := launch{grid: [3]int{(p.N + rows - 1) / rows, p.Batch, 1}, block: 32 * warps,
 		shared: 2*tile*ld*d.Size() + warps*scratch*4 + 32, flops: float64(p.FLOPs())}
-	b.run(name+suffix("", d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
+	g.run(name+suffix(d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
 		attentionWhat(p))
 }

@@ -38,32 +38,32 @@ type block struct {
 // newBuffer allocates n elements, uninitialized (NaN-filled with
 // Options.Poison). An allocation failure is kept for Sync and returns a
 // buffer without memory, which the ops skip.
-func (b *Backend) newBuffer(d tensor.DType, n int) *buffer {
+func (g *Backend) newBuffer(d tensor.DType, n int) *buffer {
 	x := &buffer{n: n, dtype: d}
-	if b.failed() {
+	if g.failed() {
 		return x
 	}
-	p, size, err := b.mem.alloc(x.bytes())
+	p, size, err := g.mem.alloc(x.bytes())
 	if err != nil {
-		b.fail(fmt.Errorf("cuda: %d elements of %s: %w", n, d, err))
+		g.fail(fmt.Errorf("cuda: %d elements of %s: %w", n, d, err))
 		return x
 	}
 	x.ptr, x.size = p, size
-	x.cleanup = runtime.AddCleanup(x, func(blk block) { b.mem.release(blk.ptr, blk.size) }, block{p, size})
-	b.recordInScope(x)
-	if b.opts.Poison {
-		b.memset(x, 0xff) // all-ones bits are NaN in every float dtype
+	x.cleanup = runtime.AddCleanup(x, func(blk block) { g.mem.release(blk.ptr, blk.size) }, block{p, size})
+	g.recordInScope(x)
+	if g.opts.Poison {
+		g.memset(x, 0xff) // all-ones bits are NaN in every float dtype
 	}
 	return x
 }
 
 // memset sets every byte of x to v.
-func (b *Backend) memset(x *buffer, v byte) {
+func (g *Backend) memset(x *buffer, v byte) {
 	if x.ptr == 0 || x.bytes() == 0 {
 		return
 	}
 	if r := C.rf_memset8(x.ptr, C.uchar(v), C.size_t(x.bytes())); r != 0 {
-		b.fail(driverError("memset", r))
+		g.fail(driverError("memset", r))
 	}
 }
 
@@ -96,8 +96,15 @@ func ptrOf(x *buffer) C.CUdeviceptr {
 	return x.ptr
 }
 
-// suffix is the kernel name suffix of a compute dtype.
-func suffix(op string, d tensor.DType) string {
+// computes reports whether the kernels have an instance for d (what
+// Computes says to callers).
+func computes(d tensor.DType) bool {
+	return d == tensor.Float32 || d == tensor.Float16 || d == tensor.BFloat16
+}
+
+// suffix is the kernel name suffix of a compute dtype. Callers have checked
+// d (same, elemSuffix), so another dtype here is a bug in this package.
+func suffix(d tensor.DType) string {
 	switch d {
 	case tensor.Float32:
 		return "_f32"
@@ -106,10 +113,11 @@ func suffix(op string, d tensor.DType) string {
 	case tensor.BFloat16:
 		return "_bf16"
 	}
-	panic(fmt.Sprintf("cuda: %s: the CUDA backend computes in f32, f16 and bf16, not %s", op, d))
+	panic(fmt.Sprintf("cuda: no kernel instance for %s", d))
 }
 
-// same checks that the float operands of op share a dtype and returns it.
+// same checks that the float operands of op share a dtype the kernels
+// compute in and returns it.
 func same(op string, xs ...*buffer) tensor.DType {
 	d := xs[0].dtype
 	for _, x := range xs[1:] {
@@ -117,7 +125,9 @@ func same(op string, xs ...*buffer) tensor.DType {
 			panic(fmt.Sprintf("cuda: %s: operands of dtypes %s and %s", op, d, x.dtype))
 		}
 	}
-	suffix(op, d)
+	if !computes(d) {
+		panic(fmt.Sprintf("cuda: %s: the CUDA backend computes in f32, f16 and bf16, not %s", op, d))
+	}
 	return d
 }
 

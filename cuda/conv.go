@@ -21,29 +21,29 @@ const colBudget = 512 << 20
 
 // Conv2d is im2col + GEMM: out[n] = w [O, C·KH·KW] · col[n] [C·KH·KW, OH·OW];
 // a 1×1 convolution with stride 1 and no padding multiplies x directly.
-func (b *Backend) Conv2d(x, w, bias tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer {
+func (g *Backend) Conv2d(x, w, bias tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer {
 	xd, wd, bd := dev("conv2d", x), dev("conv2d", w), devOrNil("conv2d", bias)
 	d := same("conv2d", xd, wd, bd)
 	need("conv2d", xd, p.N*p.C*p.H*p.W)
 	need("conv2d", wd, p.O*p.C*p.KH*p.KW)
 	need("conv2d", bd, p.O)
 	P, ckk := p.OutH()*p.OutW(), p.C*p.KH*p.KW
-	out := b.newBuffer(d, p.N*p.O*P)
+	out := g.newBuffer(d, p.N*p.O*P)
 	size := C.CUdeviceptr(d.Size())
 	if pointwise(p) {
-		b.gemm(d, "conv2d", out.ptr, wd.ptr, xd.ptr, tensor.MatMulParams{Batch: p.N, M: p.O, N: P, K: p.C, BatchStrideB: p.C * P})
+		g.gemm(d, "conv2d", out.ptr, wd.ptr, xd.ptr, tensor.MatMulParams{Batch: p.N, M: p.O, N: P, K: p.C, BatchStrideB: p.C * P})
 	} else {
 		chunk := chunkSamples(p.N, ckk*P*d.Size())
-		col := b.newBuffer(d, chunk*ckk*P)
+		col := g.newBuffer(d, chunk*ckk*P)
 		for n0 := 0; n0 < p.N; n0 += chunk {
 			nb := min(chunk, p.N-n0)
 			for i := range nb {
-				b.im2col(d, col.ptr+C.CUdeviceptr(i*ckk*P)*size, xd.ptr+C.CUdeviceptr((n0+i)*p.C*p.H*p.W)*size, p)
+				g.im2col(d, col.ptr+C.CUdeviceptr(i*ckk*P)*size, xd.ptr+C.CUdeviceptr((n0+i)*p.C*p.H*p.W)*size, p)
 			}
-			b.gemm(d, "conv2d", out.ptr+C.CUdeviceptr(n0*p.O*P)*size, wd.ptr, col.ptr,
+			g.gemm(d, "conv2d", out.ptr+C.CUdeviceptr(n0*p.O*P)*size, wd.ptr, col.ptr,
 				tensor.MatMulParams{Batch: nb, M: p.O, N: P, K: ckk, BatchStrideB: ckk * P})
 		}
-		b.Free(col)
+		g.Free(col)
 	}
 	if bd != nil {
 		// A Vec of a plane per thread when the planes are whole Vecs (kernels/conv.cu).
@@ -51,36 +51,36 @@ func (b *Backend) Conv2d(x, w, bias tensor.Buffer, p tensor.Conv2dParams) tensor
 		if v := vecLen(d); P%v == 0 && vecAligned(out.ptr) {
 			unit, l = v, linearVec(p.N*p.O*P, d)
 		}
-		b.run("add_bias"+suffix("", d), l, new(args).ptr(out.ptr).ptr(bd.ptr).i64(int64(p.N)).div(P).div(p.O).i32(int32(unit)),
+		g.run("add_bias"+suffix(d), l, new(args).ptr(out.ptr).ptr(bd.ptr).i64(int64(p.N)).div(P).div(p.O).i32(int32(unit)),
 			convWhat("conv2d bias", p))
 	}
 	return out
 }
 
 // Conv2dBackwardInput is the adjoint: dcol[n] = wᵀ · dy[n], then col2im.
-func (b *Backend) Conv2dBackwardInput(dy, w tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer {
+func (g *Backend) Conv2dBackwardInput(dy, w tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer {
 	gd, wd := dev("conv2d backward", dy), dev("conv2d backward", w)
 	d := same("conv2d backward", gd, wd)
 	P, ckk := p.OutH()*p.OutW(), p.C*p.KH*p.KW
 	need("conv2d backward", gd, p.N*p.O*P)
 	need("conv2d backward", wd, p.O*ckk)
-	dx := b.newBuffer(d, p.N*p.C*p.H*p.W)
+	dx := g.newBuffer(d, p.N*p.C*p.H*p.W)
 	size := C.CUdeviceptr(d.Size())
 	if pointwise(p) {
-		b.gemm(d, "conv2d backward", dx.ptr, wd.ptr, gd.ptr, tensor.MatMulParams{Batch: p.N, M: p.C, N: P, K: p.O, TransA: true, BatchStrideB: p.O * P})
+		g.gemm(d, "conv2d backward", dx.ptr, wd.ptr, gd.ptr, tensor.MatMulParams{Batch: p.N, M: p.C, N: P, K: p.O, TransA: true, BatchStrideB: p.O * P})
 		return dx
 	}
 	chunk := chunkSamples(p.N, ckk*P*d.Size())
-	col := b.newBuffer(d, chunk*ckk*P)
+	col := g.newBuffer(d, chunk*ckk*P)
 	for n0 := 0; n0 < p.N; n0 += chunk {
 		nb := min(chunk, p.N-n0)
-		b.gemm(d, "conv2d backward", col.ptr, wd.ptr, gd.ptr+C.CUdeviceptr(n0*p.O*P)*size,
+		g.gemm(d, "conv2d backward", col.ptr, wd.ptr, gd.ptr+C.CUdeviceptr(n0*p.O*P)*size,
 			tensor.MatMulParams{Batch: nb, M: ckk, N: P, K: p.O, TransA: true, BatchStrideB: p.O * P})
 		for i := range nb {
-			b.col2im(d, dx.ptr+C.CUdeviceptr((n0+i)*p.C*p.H*p.W)*size, col.ptr+C.CUdeviceptr(i*ckk*P)*size, p)
+			g.col2im(d, dx.ptr+C.CUdeviceptr((n0+i)*p.C*p.H*p.W)*size, col.ptr+C.CUdeviceptr(i*ckk*P)*size, p)
 		}
 	}
-	b.Free(col)
+	g.Free(col)
 	return dx
 }
 
@@ -103,18 +103,18 @@ func convRecord(p tensor.Conv2dParams) []byte {
 // im2col launches one thread per input channel and output position, or per
 // Vec of positions when an output row is a whole number of them (the
 // kernel's two paths: kernels/conv.cu).
-func (b *Backend) im2col(d tensor.DType, col, x C.CUdeviceptr, p tensor.Conv2dParams) {
+func (g *Backend) im2col(d tensor.DType, col, x C.CUdeviceptr, p tensor.Conv2dParams) {
 	P, ow, unit := p.OutH()*p.OutW(), p.OutW(), 1
 	if v := vecLen(d); ow%v == 0 && vecAligned(col) {
 		P, ow, unit = P/v, ow/v, v
 	}
-	b.run("im2col"+suffix("", d), linear(int64(p.C*P)), new(args).ptr(col).ptr(x).record(convRecord(p)).div(ow).div(P).i32(int32(unit)),
+	g.run("im2col"+suffix(d), linear(int64(p.C*P)), new(args).ptr(col).ptr(x).record(convRecord(p)).div(ow).div(P).i32(int32(unit)),
 		convWhat("im2col", p))
 }
 
-func (b *Backend) col2im(d tensor.DType, dx, col C.CUdeviceptr, p tensor.Conv2dParams) {
+func (g *Backend) col2im(d tensor.DType, dx, col C.CUdeviceptr, p tensor.Conv2dParams) {
 	n := int64(p.C * p.H * p.W)
-	b.run("col2im"+suffix("", d), linear(n), new(args).ptr(dx).ptr(col).record(convRecord(p)).div(p.W).div(p.H*p.W).div(p.Stride), convWhat("col2im", p))
+	g.run("col2im"+suffix(d), linear(n), new(args).ptr(dx).ptr(col).record(convRecord(p)).div(p.W).div(p.H*p.W).div(p.Stride), convWhat("col2im", p))
 }
 
 func convWhat(op string, p tensor.Conv2dParams) string {

@@ -19,17 +19,6 @@ import (
 // Compiled reports whether this binary has the CUDA backend (the cuda build tag).
 const Compiled = true
 
-// Options configure the GPU backend.
-type Options struct {
-	// Ordinal is the device number.
-	Ordinal int
-	// TF32 lets float32 GEMMs use TF32 tensor cores (about 1e-3 relative error).
-	TF32 bool
-	// Poison fills every new buffer with NaN, so a kernel that leaves an
-	// element unwritten fails the parity tests.
-	Poison bool
-}
-
 // Backend is the CUDA backend: one device, its primary context, one stream.
 type Backend struct {
 	opts    Options
@@ -50,16 +39,31 @@ var (
 	_ tensor.MemoryReporter = (*Backend)(nil)
 )
 
+// The backend of this process: the driver state is global, so the first New
+// opens it and later calls get the same one (or the same error).
 var (
-	openOnce sync.Once
-	opened   *Backend
-	openErr  error
+	openMu     sync.Mutex
+	openedWith *Options // nil until the first New
+	opened     *Backend
+	openErr    error
 )
 
-// New opens the GPU (once per process: the driver state is global).
+// New opens the GPU once per process. A later call gets the same backend, or
+// the first call's error, when it asks for the same device and TF32 setting,
+// and an error naming both settings when it asks for others (reopenError).
 func New(o Options) (tensor.Backend, error) {
-	openOnce.Do(func() { opened, openErr = open(o) })
-	return opened, openErr
+	openMu.Lock()
+	defer openMu.Unlock()
+	if openedWith == nil {
+		openedWith = &o
+		opened, openErr = open(o)
+	} else if err := reopenError(*openedWith, o); err != nil {
+		return nil, err
+	}
+	if openErr != nil {
+		return nil, openErr
+	}
+	return opened, nil
 }
 
 func open(o Options) (*Backend, error) {
@@ -77,60 +81,58 @@ func open(o Options) (*Backend, error) {
 		return nil, fmt.Errorf("cuda: %s has compute capability %d.%d; this build targets 8.0 and newer (Ampere, Ada, Hopper): %w",
 			C.GoString(&name[0]), major, minor, tensor.ErrUnsupported)
 	}
-	b := &Backend{opts: o, mem: newAllocator()}
-	b.name = fmt.Sprintf("cuda:%d %s (sm_%d%d, %.0f GiB, driver %d.%d)", o.Ordinal, C.GoString(&name[0]), major, minor,
+	g := &Backend{opts: o, mem: newAllocator()}
+	g.name = fmt.Sprintf("cuda:%d %s (sm_%d%d, %.0f GiB, driver %d.%d)", o.Ordinal, C.GoString(&name[0]), major, minor,
 		float64(total)/(1<<30), driver/1000, (driver%1000)/10)
 	var err error
-	if b.kernels, err = loadKernels(); err != nil {
+	if g.kernels, err = loadKernels(); err != nil {
 		return nil, err
 	}
 	var which [64]C.char
 	if C.rf_cublas_open(&which[0], C.size_t(len(which))) == 0 {
-		b.cublas = C.GoString(&which[0])
+		g.cublas = C.GoString(&which[0])
 	}
-	return b, nil
+	return g, nil
 }
 
 // Name describes the device and the GEMM in use.
-func (b *Backend) Name() string {
+func (g *Backend) Name() string {
 	gemm := "built-in tensor-core GEMM"
-	if b.cublas != "" {
-		gemm = b.cublas
+	if g.cublas != "" {
+		gemm = g.cublas
 	}
-	return b.name + ", " + gemm
+	return g.name + ", " + gemm
 }
 
 // Computes is true for Float32, Float16 and BFloat16.
-func (b *Backend) Computes(d tensor.DType) bool {
-	return d == tensor.Float32 || d == tensor.Float16 || d == tensor.BFloat16
-}
+func (g *Backend) Computes(d tensor.DType) bool { return computes(d) }
 
 // Sync waits for the stream and returns the first error since the last Sync.
-func (b *Backend) Sync() error {
+func (g *Backend) Sync() error {
 	if r := C.rf_sync(); r != 0 {
-		b.fail(driverError("synchronize", r))
+		g.fail(driverError("synchronize", r))
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	err := b.err
-	b.err = nil
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	err := g.err
+	g.err = nil
 	return err
 }
 
 // fail keeps the first error (the CUDA backend reports errors at Sync).
-func (b *Backend) fail(err error) {
-	b.mu.Lock()
-	if b.err == nil {
-		b.err = err
+func (g *Backend) fail(err error) {
+	g.mu.Lock()
+	if g.err == nil {
+		g.err = err
 	}
-	b.mu.Unlock()
+	g.mu.Unlock()
 }
 
 // failed reports whether an error is pending: ops then do nothing until Sync.
-func (b *Backend) failed() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.err != nil
+func (g *Backend) failed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err != nil
 }
 
 func driverError(what string, r C.CUresult) error {
@@ -138,24 +140,24 @@ func driverError(what string, r C.CUresult) error {
 }
 
 // MemoryStats reports the bytes in use and their peak since the last ResetPeak.
-func (b *Backend) MemoryStats() (inUse, peak int64) { return b.mem.stats() }
+func (g *Backend) MemoryStats() (inUse, peak int64) { return g.mem.stats() }
 
 // AllocStats returns the allocator's counts.
-func (b *Backend) AllocStats() AllocStats { return b.mem.counts() }
+func (g *Backend) AllocStats() AllocStats { return g.mem.counts() }
 
 // ResetPeak restarts the peak measurement.
-func (b *Backend) ResetPeak() { b.mem.resetPeak() }
+func (g *Backend) ResetPeak() { g.mem.resetPeak() }
 
 // AvailableMemory is the device's free memory as the driver reports it plus
 // the blocks the allocator holds in its cache (free to reuse, and returned to
 // the driver before an allocation gives up).
-func (b *Backend) AvailableMemory() (int64, error) {
+func (g *Backend) AvailableMemory() (int64, error) {
 	var free, total C.size_t
 	if r := C.rf_mem_info(&free, &total); r != 0 {
 		return 0, driverError("memory info", r)
 	}
-	b.mem.mu.Lock()
-	cached := b.mem.cached
-	b.mem.mu.Unlock()
+	g.mem.mu.Lock()
+	cached := g.mem.cached
+	g.mem.mu.Unlock()
 	return int64(free) + cached, nil
 }

@@ -3,8 +3,10 @@
 package cuda_test
 
 import (
+	"strings"
 	"testing"
 
+	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/tensor"
 )
@@ -43,5 +45,19 @@ func TestAvailableMemoryCountsTheCache(t *testing.T) {
 	after, _ := r.AvailableMemory()
 	if during > before-4*n+(1<<20) || after < during+4*n {
 		t.Fatalf("available %d before, %d with 256 MiB allocated, %d after freeing it", before, during, after)
+	}
+}
+
+// New opens the GPU once per process: a later call asking for the device and
+// TF32 setting it has gets the same backend, one asking for others an error.
+func TestNewOncePerProcess(t *testing.T) {
+	g := device(t)
+	if again, err := cuda.New(cuda.Options{TF32: fixtures.TF32()}); err != nil || again != g {
+		t.Fatalf("New with the same settings: %v, %v; want the open backend", again, err)
+	}
+	for _, o := range []cuda.Options{{Ordinal: 1, TF32: fixtures.TF32()}, {TF32: !fixtures.TF32()}} {
+		if _, err := cuda.New(o); err == nil || !strings.Contains(err.Error(), "once per process") {
+			t.Errorf("New(%+v) after the device opened: %v, want an error", o, err)
+		}
 	}
 }

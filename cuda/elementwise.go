@@ -14,112 +14,83 @@ import (
 )
 
 // Unary returns op(x) elementwise.
-func (b *Backend) Unary(op tensor.UnaryOp, x tensor.Buffer) tensor.Buffer {
+func (g *Backend) Unary(op tensor.UnaryOp, x tensor.Buffer) tensor.Buffer {
 	xd := dev(op.String(), x)
 	d := same(op.String(), xd)
-	y := b.newBuffer(d, xd.n)
-	b.run("unary"+suffix("", d), linearVec(xd.n, d), new(args).i32(int32(op)).ptr(y.ptr).ptr(xd.ptr).i64(int64(xd.n)),
+	y := g.newBuffer(d, xd.n)
+	g.run("unary"+suffix(d), linearVec(xd.n, d), new(args).i32(int32(op)).ptr(y.ptr).ptr(xd.ptr).i64(int64(xd.n)),
 		fmt.Sprintf("%s of %d elements", op, xd.n))
 	return y
 }
 
 // UnaryBackward returns dy·op'(x) elementwise.
-func (b *Backend) UnaryBackward(op tensor.UnaryOp, x, dy tensor.Buffer) tensor.Buffer {
+func (g *Backend) UnaryBackward(op tensor.UnaryOp, x, dy tensor.Buffer) tensor.Buffer {
 	what := op.String() + " backward"
 	xd, gd := dev(what, x), dev(what, dy)
 	d := same(what, xd, gd)
 	need(what, gd, xd.n)
-	dx := b.newBuffer(d, xd.n)
-	b.run("unary_bwd"+suffix("", d), linearVec(xd.n, d), new(args).i32(int32(op)).ptr(dx.ptr).ptr(xd.ptr).ptr(gd.ptr).i64(int64(xd.n)),
+	dx := g.newBuffer(d, xd.n)
+	g.run("unary_bwd"+suffix(d), linearVec(xd.n, d), new(args).i32(int32(op)).ptr(dx.ptr).ptr(xd.ptr).ptr(gd.ptr).i64(int64(xd.n)),
 		fmt.Sprintf("%s of %d elements", what, xd.n))
 	return dx
 }
 
 // Affine returns a·x + b elementwise.
-func (b *Backend) Affine(x tensor.Buffer, a, c float64) tensor.Buffer {
+func (g *Backend) Affine(x tensor.Buffer, a, b float64) tensor.Buffer {
 	xd := dev("affine", x)
 	d := same("affine", xd)
-	y := b.newBuffer(d, xd.n)
-	b.run("affine"+suffix("", d), linearVec(xd.n, d), new(args).ptr(y.ptr).ptr(xd.ptr).f32(float32(a)).f32(float32(c)).i64(int64(xd.n)),
+	y := g.newBuffer(d, xd.n)
+	g.run("affine"+suffix(d), linearVec(xd.n, d), new(args).ptr(y.ptr).ptr(xd.ptr).f32(float32(a)).f32(float32(b)).i64(int64(xd.n)),
 		fmt.Sprintf("affine of %d elements", xd.n))
 	return y
 }
 
 // Binary returns op(a, b) over bc.Shape.
-func (b *Backend) Binary(op tensor.BinaryOp, a, c tensor.Buffer, bc tensor.Broadcast) tensor.Buffer {
-	ad, cd := dev(op.String(), a), dev(op.String(), c)
-	d := same(op.String(), ad, cd)
+func (g *Backend) Binary(op tensor.BinaryOp, a, b tensor.Buffer, bc tensor.Broadcast) tensor.Buffer {
+	ad, bd := dev(op.String(), a), dev(op.String(), b)
+	d := same(op.String(), ad, bd)
 	n := bc.Shape.Numel()
-	out := b.newBuffer(d, n)
+	out := g.newBuffer(d, n)
 	shape, sa, sb := simplifyBroadcast(bc)
 	if len(shape) > maxRank {
-		b.fail(fmt.Errorf("cuda: %s over shape %v: more than %d axes after merging: %w", op, bc.Shape, maxRank, tensor.ErrUnsupported))
+		g.fail(fmt.Errorf("cuda: %s over shape %v: more than %d axes after merging: %w", op, bc.Shape, maxRank, tensor.ErrUnsupported))
 		return out
 	}
 	// struct Broadcast { int rank; Divisor shape[6]; int64_t sa[6], sb[6]; } (kernels/elementwise.cu)
 	rec := indexRecord(shape, sa, sb)
 	kernel, l := "binary", linear(int64(n))
-	if vecLastAxis(shape, [][]int{sa, sb}, []C.CUdeviceptr{out.ptr, ad.ptr, cd.ptr}, d) {
+	if vecLastAxis(shape, [][]int{sa, sb}, []C.CUdeviceptr{out.ptr, ad.ptr, bd.ptr}, d) {
 		kernel, l = "binary_vec", linearVec(n, d)
 	}
-	b.run(kernel+suffix("", d), l, new(args).i32(int32(op)).ptr(out.ptr).ptr(ad.ptr).ptr(cd.ptr).i64(int64(n)).record(rec),
+	g.run(kernel+suffix(d), l, new(args).i32(int32(op)).ptr(out.ptr).ptr(ad.ptr).ptr(bd.ptr).i64(int64(n)).record(rec),
 		fmt.Sprintf("%s over %v", op, bc.Shape))
 	return out
 }
 
-// vecLastAxis reports whether a kernel can move Vecs along the last axis of
-// an index plan (binary_vec, permute): the axis a whole number of Vecs,
-// each input either contiguous along it (then its other strides whole Vecs
-// too, and its pointer aligned) or constant along it, and the output
-// (ptrs[0]) aligned.
-func vecLastAxis(shape []int, strides [][]int, ptrs []C.CUdeviceptr, d tensor.DType) bool {
-	v, last := vecLen(d), len(shape)-1
-	if shape[last]%v != 0 || !vecAligned(ptrs[0]) {
-		return false
-	}
-	for i, s := range strides {
-		switch s[last] {
-		case 0:
-		case 1:
-			if !vecAligned(ptrs[i+1]) {
-				return false
-			}
-			for _, st := range s[:last] {
-				if st%v != 0 {
-					return false
-				}
-			}
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // GEGLU returns h·GELU(g) for each row [h | g] of x [rows, 2·cols].
-func (b *Backend) GEGLU(x tensor.Buffer, rows, cols int) tensor.Buffer {
+func (g *Backend) GEGLU(x tensor.Buffer, rows, cols int) tensor.Buffer {
 	xd := dev("geglu", x)
 	d := same("geglu", xd)
 	need("geglu", xd, 2*rows*cols)
-	y := b.newBuffer(d, rows*cols)
+	y := g.newBuffer(d, rows*cols)
 	// A Vec of a row per thread when the width is whole Vecs (kernels/elementwise.cu).
 	unit, l := 1, linear(int64(rows*cols))
 	if v := vecLen(d); cols%v == 0 && vecAligned(y.ptr) && vecAligned(xd.ptr) {
 		unit, l = v, linearVec(rows*cols, d)
 	}
-	b.run("geglu"+suffix("", d), l, new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(rows)).div(cols).i32(int32(unit)),
+	g.run("geglu"+suffix(d), l, new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(rows)).div(cols).i32(int32(unit)),
 		fmt.Sprintf("geglu of [%d, 2·%d]", rows, cols))
 	return y
 }
 
 // GEGLUBackward returns dL/dx [rows, 2·cols] for dy [rows, cols].
-func (b *Backend) GEGLUBackward(x, dy tensor.Buffer, rows, cols int) tensor.Buffer {
+func (g *Backend) GEGLUBackward(x, dy tensor.Buffer, rows, cols int) tensor.Buffer {
 	xd, gd := dev("geglu backward", x), dev("geglu backward", dy)
 	d := same("geglu backward", xd, gd)
 	need("geglu backward", xd, 2*rows*cols)
 	need("geglu backward", gd, rows*cols)
-	dx := b.newBuffer(d, 2*rows*cols)
-	b.run("geglu_bwd"+suffix("", d), linear(int64(rows*cols)), new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(gd.ptr).i64(int64(rows)).div(cols),
+	dx := g.newBuffer(d, 2*rows*cols)
+	g.run("geglu_bwd"+suffix(d), linear(int64(rows*cols)), new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(gd.ptr).i64(int64(rows)).div(cols),
 		fmt.Sprintf("geglu backward of [%d, 2·%d]", rows, cols))
 	return dx
 }

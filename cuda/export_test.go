@@ -6,11 +6,11 @@ import "github.com/rfnet/rfnet-native/tensor"
 
 // KernelGemm runs the products of p through the built-in GEMM kernels,
 // whichever GEMM the backend picked, for the external tests.
-func KernelGemm(b tensor.Backend, a, c tensor.Buffer, p tensor.MatMulParams) tensor.Buffer {
-	g := b.(*Backend)
-	ad, cd := dev("kernel gemm", a), dev("kernel gemm", c)
+func KernelGemm(gpu tensor.Backend, a, b tensor.Buffer, p tensor.MatMulParams) tensor.Buffer {
+	g := gpu.(*Backend)
+	ad, bd := dev("kernel gemm", a), dev("kernel gemm", b)
 	out := g.newBuffer(ad.dtype, p.Batch*p.M*p.N)
-	g.kernelGemm(ad.dtype, "test", out.ptr, ad.ptr, cd.ptr, p, "test")
+	g.kernelGemm(ad.dtype, "test", out.ptr, ad.ptr, bd.ptr, p, "test")
 	return out
 }
 

@@ -9,21 +9,20 @@ import "C"
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
 // Permute reorders the axes of x of shape `shape`: output axis i is input axis perm[i].
-func (b *Backend) Permute(x tensor.Buffer, shape tensor.Shape, perm []int) tensor.Buffer {
+func (g *Backend) Permute(x tensor.Buffer, shape tensor.Shape, perm []int) tensor.Buffer {
 	xd := dev("permute", x)
 	d := xd.dtype
 	need("permute", xd, shape.Numel())
-	y := b.newBuffer(d, xd.n)
+	y := g.newBuffer(d, xd.n)
 	oshape, istride := permutePlan(shape, perm)
 	what := fmt.Sprintf("permute %v by %v", shape, perm)
 	if len(oshape) > maxRank {
-		b.fail(fmt.Errorf("cuda: %s: more than %d axes after merging: %w", what, maxRank, tensor.ErrUnsupported))
+		g.fail(fmt.Errorf("cuda: %s: more than %d axes after merging: %w", what, maxRank, tensor.ErrUnsupported))
 		return y
 	}
 	// struct Perm { int rank; Divisor oshape[6]; int64_t istride[6]; } (kernels/layout.cu)
@@ -34,7 +33,7 @@ func (b *Backend) Permute(x tensor.Buffer, shape tensor.Shape, perm []int) tenso
 	if vecLastAxis(oshape, [][]int{istride}, []C.CUdeviceptr{y.ptr, xd.ptr}, d) && istride[len(istride)-1] == 1 {
 		unit, l = vecLen(d), linearVec(xd.n, d)
 	}
-	b.run("permute"+elemSuffix("permute", d), l, new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(xd.n)).record(rec).i32(int32(unit)), what)
+	g.run("permute"+elemSuffix("permute", d), l, new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(xd.n)).record(rec).i32(int32(unit)), what)
 	return y
 }
 
@@ -47,23 +46,23 @@ func elemSuffix(op string, d tensor.DType) string {
 	case tensor.Float64:
 		panic(fmt.Sprintf("cuda: %s: float64 buffers are storage only on the GPU", op))
 	}
-	return suffix(op, d)
+	return suffix(d)
 }
 
 // copy2d copies rows × cols elements between strided row layouts, a Vec per
 // thread when every row of both sides starts on one and holds whole Vecs
 // (the UNet's channel concats do): the kernel then counts in Vecs.
-func (b *Backend) copy2d(d tensor.DType, dst, src *buffer, rows, cols, dstStride, dstOff, srcStride, srcOff int, what string) {
+func (g *Backend) copy2d(d tensor.DType, dst, src *buffer, rows, cols, dstStride, dstOff, srcStride, srcOff int, what string) {
 	unit := 1
 	if v := vecLen(d); vecAligned(dst.ptr) && vecAligned(src.ptr) && (cols|dstStride|dstOff|srcStride|srcOff)%v == 0 {
 		unit = v
 	}
-	b.run("copy2d"+elemSuffix(what, d), linear(int64(rows*cols/unit)), new(args).ptr(dst.ptr).ptr(src.ptr).i64(int64(rows)).div(cols/unit).
+	g.run("copy2d"+elemSuffix(what, d), linear(int64(rows*cols/unit)), new(args).ptr(dst.ptr).ptr(src.ptr).i64(int64(rows)).div(cols/unit).
 		i64(int64(dstStride)).i64(int64(dstOff)).i64(int64(srcStride)).i64(int64(srcOff)).i32(int32(unit)), what)
 }
 
 // Concat joins buffers laid out as [outer, inners[i]] into [outer, Σ inners].
-func (b *Backend) Concat(xs []tensor.Buffer, outer int, inners []int) tensor.Buffer {
+func (g *Backend) Concat(xs []tensor.Buffer, outer int, inners []int) tensor.Buffer {
 	parts := make([]*buffer, len(xs))
 	total := 0
 	for i, x := range xs {
@@ -77,100 +76,39 @@ func (b *Backend) Concat(xs []tensor.Buffer, outer int, inners []int) tensor.Buf
 			panic(fmt.Sprintf("cuda: concat: operands of dtypes %s and %s", d, p.dtype))
 		}
 	}
-	y := b.newBuffer(d, outer*total)
+	y := g.newBuffer(d, outer*total)
 	off := 0
 	for i, p := range parts {
-		b.copy2d(d, y, p, outer, inners[i], total, off, inners[i], 0, fmt.Sprintf("concat of %v ×%d", inners, outer))
+		g.copy2d(d, y, p, outer, inners[i], total, off, inners[i], 0, fmt.Sprintf("concat of %v ×%d", inners, outer))
 		off += inners[i]
 	}
 	return y
 }
 
 // Slice copies columns [start, start+size) of x [outer, inner].
-func (b *Backend) Slice(x tensor.Buffer, outer, inner, start, size int) tensor.Buffer {
+func (g *Backend) Slice(x tensor.Buffer, outer, inner, start, size int) tensor.Buffer {
 	xd := dev("slice", x)
 	need("slice", xd, outer*inner)
-	y := b.newBuffer(xd.dtype, outer*size)
-	b.copy2d(xd.dtype, y, xd, outer, size, size, 0, inner, start, fmt.Sprintf("slice [%d:%d] of [%d, %d]", start, start+size, outer, inner))
+	y := g.newBuffer(xd.dtype, outer*size)
+	g.copy2d(xd.dtype, y, xd, outer, size, size, 0, inner, start, fmt.Sprintf("slice [%d:%d] of [%d, %d]", start, start+size, outer, inner))
 	return y
 }
 
 // SliceBackward places dy [outer, size] at columns [start, start+size) of zeros [outer, inner].
-func (b *Backend) SliceBackward(dy tensor.Buffer, outer, inner, start, size int) tensor.Buffer {
+func (g *Backend) SliceBackward(dy tensor.Buffer, outer, inner, start, size int) tensor.Buffer {
 	dd := dev("slice backward", dy)
 	need("slice backward", dd, outer*size)
-	dx := b.Alloc(dd.dtype, outer*inner).(*buffer)
-	b.copy2d(dd.dtype, dx, dd, outer, size, inner, start, size, 0, fmt.Sprintf("slice backward [%d:%d] of [%d, %d]", start, start+size, outer, inner))
+	dx := g.Alloc(dd.dtype, outer*inner).(*buffer)
+	g.copy2d(dd.dtype, dx, dd, outer, size, inner, start, size, 0, fmt.Sprintf("slice backward [%d:%d] of [%d, %d]", start, start+size, outer, inner))
 	return dx
-}
-
-// ReduceSum sums x [outer, n, inner] over its middle axis.
-func (b *Backend) ReduceSum(x tensor.Buffer, outer, n, inner int) tensor.Buffer {
-	xd := dev("sum", x)
-	d := same("sum", xd)
-	need("sum", xd, outer*n*inner)
-	y := b.newBuffer(d, outer*inner)
-	what := fmt.Sprintf("sum of [%d, %d, %d] over axis 1", outer, n, inner)
-	if inner == 1 {
-		b.run("reduce_rows"+suffix("", d), launch{grid: [3]int{outer, 1, 1}, block: rowThreads(n)}, new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(n)), what)
-	} else {
-		b.run("reduce_cols"+suffix("", d), linear(int64(outer*inner)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(outer)).i64(int64(n)).i64(int64(inner)), what)
-	}
-	return y
 }
 
 // Expand repeats x [outer, inner] n times into [outer, n, inner].
-func (b *Backend) Expand(x tensor.Buffer, outer, n, inner int) tensor.Buffer {
+func (g *Backend) Expand(x tensor.Buffer, outer, n, inner int) tensor.Buffer {
 	xd := dev("expand", x)
 	need("expand", xd, outer*inner)
-	y := b.newBuffer(xd.dtype, outer*n*inner)
-	b.run("expand"+elemSuffix("expand", xd.dtype), linear(int64(outer*n*inner)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(outer)).div(n*inner).div(inner),
+	y := g.newBuffer(xd.dtype, outer*n*inner)
+	g.run("expand"+elemSuffix("expand", xd.dtype), linear(int64(outer*n*inner)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(outer)).div(n*inner).div(inner),
 		fmt.Sprintf("expand [%d, %d] ×%d", outer, inner, n))
-	return y
-}
-
-// Upsample2x repeats each element of x [planes, h, w] into a 2×2 block.
-func (b *Backend) Upsample2x(x tensor.Buffer, planes, h, w int) tensor.Buffer {
-	xd := dev("upsample", x)
-	d := same("upsample", xd)
-	need("upsample", xd, planes*h*w)
-	y := b.newBuffer(d, 4*planes*h*w)
-	b.run("upsample2x"+suffix("", d), linear(int64(4*planes*h*w)), new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(planes)).div(2*h).div(2*w),
-		fmt.Sprintf("upsample [%d, %d, %d]", planes, h, w))
-	return y
-}
-
-// Upsample2xBackward sums each 2×2 block of dy [planes, 2h, 2w].
-func (b *Backend) Upsample2xBackward(dy tensor.Buffer, planes, h, w int) tensor.Buffer {
-	dd := dev("upsample backward", dy)
-	d := same("upsample backward", dd)
-	need("upsample backward", dd, 4*planes*h*w)
-	dx := b.newBuffer(d, planes*h*w)
-	b.run("upsample2x_bwd"+suffix("", d), linear(int64(planes*h*w)), new(args).ptr(dx.ptr).ptr(dd.ptr).i64(int64(planes)).div(h).div(w),
-		fmt.Sprintf("upsample backward [%d, %d, %d]", planes, h, w))
-	return dx
-}
-
-// Gather returns rows ids[i] of table [rows, dim]. An id out of range is an
-// error naming it (the kernel flags it; checking costs one small copy back,
-// and Gather runs once per prompt, for the token embeddings).
-func (b *Backend) Gather(table, ids tensor.Buffer, dim int) tensor.Buffer {
-	td, id := dev("gather", table), dev("gather", ids)
-	d := same("gather", td)
-	if id.dtype != tensor.Int32 {
-		panic(fmt.Sprintf("cuda: gather: ids of dtype %s, want i32", id.dtype))
-	}
-	rows := td.n / dim
-	y := b.newBuffer(d, id.n*dim)
-	bad := b.Alloc(tensor.Int32, 1).(*buffer)
-	defer b.Free(bad)
-	what := fmt.Sprintf("gather %d ids from [%d, %d]", id.n, rows, dim)
-	b.run("gather"+suffix("", d), linear(int64(id.n*dim)), new(args).ptr(y.ptr).ptr(td.ptr).ptr(id.ptr).i64(int64(id.n)).i64(int64(dim)).i64(int64(rows)).ptr(bad.ptr), what)
-	if b.failed() || b.Int32s(bad)[0] == 0 {
-		return y
-	}
-	host := b.Int32s(id)
-	i := slices.IndexFunc(host, func(v int32) bool { return v < 0 || int(v) >= rows })
-	b.fail(fmt.Errorf("cuda: %s: id %d at position %d is out of range", what, host[max(i, 0)], i))
 	return y
 }

@@ -15,11 +15,11 @@ import (
 )
 
 // MatMul returns the Batch products of p as one [Batch, M, N] buffer.
-func (b *Backend) MatMul(a, c tensor.Buffer, p tensor.MatMulParams) tensor.Buffer {
-	ad, cd := dev("matmul", a), dev("matmul", c)
-	d := same("matmul", ad, cd)
-	out := b.newBuffer(d, p.Batch*p.M*p.N)
-	b.gemm(d, "matmul", out.ptr, ad.ptr, cd.ptr, p)
+func (g *Backend) MatMul(a, b tensor.Buffer, p tensor.MatMulParams) tensor.Buffer {
+	ad, bd := dev("matmul", a), dev("matmul", b)
+	d := same("matmul", ad, bd)
+	out := g.newBuffer(d, p.Batch*p.M*p.N)
+	g.gemm(d, "matmul", out.ptr, ad.ptr, bd.ptr, p)
 	return out
 }
 
@@ -27,55 +27,55 @@ func (b *Backend) MatMul(a, c tensor.Buffer, p tensor.MatMulParams) tensor.Buffe
 var cublasType = map[tensor.DType]C.int{tensor.Float32: 0, tensor.Float16: 2, tensor.BFloat16: 14}
 
 // gemm writes the products of p into out, through cuBLAS when it was found,
-// else the kernels of gemm.cu; op names the caller in profiles. Batch
+// else the kernels in kernels/matmul.cu; op names the caller in profiles. Batch
 // strides are in elements.
-func (b *Backend) gemm(d tensor.DType, op string, out, a, c C.CUdeviceptr, p tensor.MatMulParams) {
-	b.scaledGemm(d, op, out, a, c, p, 1)
+func (g *Backend) gemm(d tensor.DType, op string, out, a, b C.CUdeviceptr, p tensor.MatMulParams) {
+	g.scaledGemm(d, op, out, a, b, p, 1)
 }
 
 // scaledGemm is gemm writing alpha times the products where it can: cuBLAS
-// scales in its epilogue, the kernels of gemm.cu do not. It reports whether
+// scales in its epilogue, the kernels in kernels/matmul.cu do not. It reports whether
 // out holds the scaled products (or nothing was to be done); when false, out
 // holds the plain products and the caller scales them.
-func (b *Backend) scaledGemm(d tensor.DType, op string, out, a, c C.CUdeviceptr, p tensor.MatMulParams, alpha float32) (scaled bool) {
-	if b.failed() || p.Batch == 0 || p.M == 0 || p.N == 0 {
+func (g *Backend) scaledGemm(d tensor.DType, op string, out, a, b C.CUdeviceptr, p tensor.MatMulParams, alpha float32) (scaled bool) {
+	if g.failed() || p.Batch == 0 || p.M == 0 || p.N == 0 {
 		return true
 	}
 	what := fmt.Sprintf("%d×[%d×%d]·[%d×%d] %s (transA %v, transB %v)", p.Batch, p.M, p.K, p.K, p.N, d, p.TransA, p.TransB)
 	if p.K == 0 {
-		b.fail(fmt.Errorf("cuda: matmul %s: empty inner dimension: %w", what, tensor.ErrUnsupported))
+		g.fail(fmt.Errorf("cuda: matmul %s: empty inner dimension: %w", what, tensor.ErrUnsupported))
 		return true
 	}
-	if b.cublas != "" {
-		b.cublasGemm(d, op, out, a, c, p, what, alpha)
+	if g.cublas != "" {
+		g.cublasGemm(d, op, out, a, b, p, what, alpha)
 		return true
 	}
-	b.kernelGemm(d, op, out, a, c, p, what)
+	g.kernelGemm(d, op, out, a, b, p, what)
 	return alpha == 1
 }
 
 // cublasGemm runs the products, times alpha, through cublasGemmStridedBatchedEx.
-func (b *Backend) cublasGemm(d tensor.DType, op string, out, a, c C.CUdeviceptr, p tensor.MatMulParams, what string, alpha float32) {
-	prof := b.prof.Load()
+func (g *Backend) cublasGemm(d tensor.DType, op string, out, a, b C.CUdeviceptr, p tensor.MatMulParams, what string, alpha float32) {
+	prof := g.prof.Load()
 	start := prof.begin()
-	st := C.rf_gemm(cublasType[d], cbool(p.TransA), cbool(p.TransB), C.int(p.M), C.int(p.N), C.int(p.K), a, c, out,
-		C.longlong(p.BatchStrideA), C.longlong(p.BatchStrideB), C.longlong(p.M*p.N), C.int(p.Batch), cbool(b.opts.TF32), C.float(alpha))
+	st := C.rf_gemm(cublasType[d], cbool(p.TransA), cbool(p.TransB), C.int(p.M), C.int(p.N), C.int(p.K), a, b, out,
+		C.longlong(p.BatchStrideA), C.longlong(p.BatchStrideB), C.longlong(p.M*p.N), C.int(p.Batch), cbool(g.opts.TF32), C.float(alpha))
 	if prof != nil {
 		prof.end(start, "cublas gemm "+d.String(), op, float64(p.FLOPs()))
 	}
 	if st != 0 {
-		b.fail(fmt.Errorf("cuda: matmul %s: cuBLAS status %d", what, int(st)))
+		g.fail(fmt.Errorf("cuda: matmul %s: cuBLAS status %d", what, int(st)))
 	}
 }
 
-// kernelGemm runs the products through the kernels of gemm.cu.
-func (b *Backend) kernelGemm(d tensor.DType, op string, out, a, c C.CUdeviceptr, p tensor.MatMulParams, what string) {
+// kernelGemm runs the products through the kernels in kernels/matmul.cu.
+func (g *Backend) kernelGemm(d tensor.DType, op string, out, a, b C.CUdeviceptr, p tensor.MatMulParams, what string) {
 	name, threads, shared := "gemm_f32", 256, 0
 	if d != tensor.Float32 {
 		// gemm_wmma_impl's shared memory: two 64×16 slices, a 64×64 float tile, 32 bytes of alignment slack.
-		name, threads, shared = "gemm_wmma"+suffix("matmul", d), 128, 2*64*16*d.Size()+64*64*4+32
+		name, threads, shared = "gemm_wmma"+suffix(d), 128, 2*64*16*d.Size()+64*64*4+32
 	}
-	// struct Gemm { int M, N, K, transA, transB; int64_t strideA, strideB; } (kernels/gemm.cu)
+	// struct Gemm { int M, N, K, transA, transB; int64_t strideA, strideB; } (kernels/matmul.cu)
 	rec := make([]byte, 0, 40)
 	for _, v := range []int{p.M, p.N, p.K, b2i(p.TransA), b2i(p.TransB)} {
 		rec = binary.LittleEndian.AppendUint32(rec, uint32(v))
@@ -90,7 +90,7 @@ func (b *Backend) kernelGemm(d tensor.DType, op string, out, a, c C.CUdeviceptr,
 		l := launch{grid: [3]int{(p.N + 63) / 64, (p.M + 63) / 64, nb}, block: threads, shared: shared,
 			op: op, flops: float64(tensor.MatMulParams{Batch: nb, M: p.M, N: p.N, K: p.K}.FLOPs())}
 		off := func(stride int) C.CUdeviceptr { return C.CUdeviceptr(b0*stride) * size }
-		b.run(name, l, new(args).ptr(out+off(p.M*p.N)).ptr(a+off(p.BatchStrideA)).ptr(c+off(p.BatchStrideB)).record(rec), "matmul "+what)
+		g.run(name, l, new(args).ptr(out+off(p.M*p.N)).ptr(a+off(p.BatchStrideA)).ptr(b+off(p.BatchStrideB)).record(rec), "matmul "+what)
 	}
 }
 

@@ -124,6 +124,18 @@ func linear(n int64) launch {
 	return launch{grid: [3]int{int(max(blocks, 1)), 1, 1}, block: 256}
 }
 
+// rowThreads is the block size of the one-block-per-row kernels: enough
+// threads to stream long rows, fewer for short ones (a multiple of 32).
+func rowThreads(cols int) int {
+	switch {
+	case cols >= 4096:
+		return 512
+	case cols >= 512:
+		return 256
+	}
+	return 128
+}
+
 // vecLen is how many elements of d one 16-byte access moves (Vec in
 // kernels/common.cuh: 8 in f16 and bf16, 4 in f32).
 func vecLen(d tensor.DType) int { return 16 / d.Size() }
@@ -138,30 +150,59 @@ func linearVec(n int, d tensor.DType) launch {
 // are; offsets into them may not be).
 func vecAligned(p C.CUdeviceptr) bool { return p%16 == 0 }
 
+// vecLastAxis reports whether a kernel can move Vecs along the last axis of
+// an index plan (binary_vec, permute): the axis a whole number of Vecs,
+// each input either contiguous along it (then its other strides whole Vecs
+// too, and its pointer aligned) or constant along it, and the output
+// (ptrs[0]) aligned.
+func vecLastAxis(shape []int, strides [][]int, ptrs []C.CUdeviceptr, d tensor.DType) bool {
+	v, last := vecLen(d), len(shape)-1
+	if shape[last]%v != 0 || !vecAligned(ptrs[0]) {
+		return false
+	}
+	for i, s := range strides {
+		switch s[last] {
+		case 0:
+		case 1:
+			if !vecAligned(ptrs[i+1]) {
+				return false
+			}
+			for _, st := range s[:last] {
+				if st%v != 0 {
+					return false
+				}
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // run launches kernel name; what names the op and its shapes for errors.
-func (b *Backend) run(name string, l launch, a *args, what string) {
-	if b.failed() || l.grid[0] == 0 || l.grid[1] == 0 || l.grid[2] == 0 {
+func (g *Backend) run(name string, l launch, a *args, what string) {
+	if g.failed() || l.grid[0] == 0 || l.grid[1] == 0 || l.grid[2] == 0 {
 		return // after an error, or nothing to do
 	}
-	f, err := b.kernels.fn(name)
+	f, err := g.kernels.fn(name)
 	if err != nil {
-		b.fail(err)
+		g.fail(err)
 		return
 	}
 	if l.shared > 48<<10 {
 		if r := C.rf_set_max_shared(f, C.int(l.shared)); r != 0 {
-			b.fail(fmt.Errorf("cuda: %s (%s): %d bytes of shared memory: %w", name, what, l.shared, driverError("set attribute", r)))
+			g.fail(fmt.Errorf("cuda: %s (%s): %d bytes of shared memory: %w", name, what, l.shared, driverError("set attribute", r)))
 			return
 		}
 	}
 	// The argument block is Go memory without Go pointers, so C may read it
 	// for the call; cuLaunchKernel copies the values before returning.
-	prof := b.prof.Load()
+	prof := g.prof.Load()
 	start := prof.begin()
 	r := C.rf_launch(f, C.uint(l.grid[0]), C.uint(l.grid[1]), C.uint(l.grid[2]), C.uint(l.block), 1, 1, C.uint(l.shared),
 		unsafe.Pointer(&a.buf[0]), &a.offs[0], C.int(len(a.offs)))
 	prof.end(start, name, l.op, l.flops)
 	if r != 0 {
-		b.fail(fmt.Errorf("cuda: launch %s (%s): %w", name, what, driverError("launch", r)))
+		g.fail(fmt.Errorf("cuda: launch %s (%s): %w", name, what, driverError("launch", r)))
 	}
 }

@@ -8,29 +8,17 @@ import (
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
-// rowThreads is the block size of the one-block-per-row kernels: enough
-// threads to stream long rows, fewer for short ones (a multiple of 32).
-func rowThreads(cols int) int {
-	switch {
-	case cols >= 4096:
-		return 512
-	case cols >= 512:
-		return 256
-	}
-	return 128
-}
-
 // sliceThreads is the block size of the split group-norm kernels.
 const sliceThreads = 256
 
 // GroupNorm normalizes each (sample, group) of x [N, C, HW]; the statistics
 // come back as float32 [N, Groups] whatever x's dtype.
-func (b *Backend) GroupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormParams) (y, mean, rstd tensor.Buffer) {
-	return b.groupNorm(x, gamma, beta, p, groupSlices(p.N*p.Groups, p.C/max(p.Groups, 1)*p.HW))
+func (g *Backend) GroupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormParams) (y, mean, rstd tensor.Buffer) {
+	return g.groupNorm(x, gamma, beta, p, groupSlices(p.N*p.Groups, p.C/max(p.Groups, 1)*p.HW))
 }
 
 // groupNorm is GroupNorm with each run cut into the given number of slices.
-func (b *Backend) groupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormParams, slices int) (y, mean, rstd tensor.Buffer) {
+func (g *Backend) groupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormParams, slices int) (y, mean, rstd tensor.Buffer) {
 	xd, gd, bd := dev("group_norm", x), devOrNil("group_norm", gamma), devOrNil("group_norm", beta)
 	d := same("group_norm", xd, gd, bd)
 	need("group_norm", xd, p.N*p.C*p.HW)
@@ -39,78 +27,78 @@ func (b *Backend) groupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormPara
 	if p.Groups <= 0 || p.C%p.Groups != 0 {
 		panic(fmt.Sprintf("cuda: group_norm: %d channels in %d groups", p.C, p.Groups))
 	}
-	out := b.newBuffer(d, xd.n)
+	out := g.newBuffer(d, xd.n)
 	runs, size := p.N*p.Groups, p.C/p.Groups*p.HW
-	mu, rs := b.newBuffer(tensor.Float32, runs), b.newBuffer(tensor.Float32, runs)
+	mu, rs := g.newBuffer(tensor.Float32, runs), g.newBuffer(tensor.Float32, runs)
 	what := fmt.Sprintf("group_norm of [%d, %d, %d] in %d groups", p.N, p.C, p.HW, p.Groups)
 	shape := func(a *args) *args {
 		return a.ptr(xd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).i32(int32(p.C)).div(p.HW).i32(int32(p.Groups)).f32(float32(p.Eps))
 	}
 	if slices > 1 {
-		part := b.newBuffer(tensor.Float32, 2*runs*slices) // float2 per slice
+		part := g.newBuffer(tensor.Float32, 2*runs*slices) // float2 per slice
 		l := launch{grid: [3]int{slices, runs, 1}, block: sliceThreads}
-		b.run("groupnorm_partial"+suffix("", d), l, new(args).ptr(part.ptr).ptr(xd.ptr).i64(int64(size)), what)
-		b.run("groupnorm_apply"+suffix("", d), l, shape(new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr).ptr(part.ptr)), what)
-		b.Free(part)
+		g.run("groupnorm_partial"+suffix(d), l, new(args).ptr(part.ptr).ptr(xd.ptr).i64(int64(size)), what)
+		g.run("groupnorm_apply"+suffix(d), l, shape(new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr).ptr(part.ptr)), what)
+		g.Free(part)
 		return out, mu, rs
 	}
 	l := launch{grid: [3]int{runs, 1, 1}, block: rowThreads(size)}
-	b.run("groupnorm"+suffix("", d), l, shape(new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr)), what)
+	g.run("groupnorm"+suffix(d), l, shape(new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr)), what)
 	return out, mu, rs
 }
 
 // GroupNormBackward returns dL/dx from the forward's statistics.
-func (b *Backend) GroupNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer {
+func (g *Backend) GroupNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer {
 	const op = "group_norm backward"
 	xd, dd, gd := dev(op, x), dev(op, dy), devOrNil(op, gamma)
 	md, rd := stats(op, mean, p.N*p.Groups), stats(op, rstd, p.N*p.Groups)
 	d := same(op, xd, dd, gd)
 	need(op, dd, xd.n)
-	dx := b.newBuffer(d, xd.n)
+	dx := g.newBuffer(d, xd.n)
 	runs, size := p.N*p.Groups, p.C/p.Groups*p.HW
 	what := fmt.Sprintf("%s of [%d, %d, %d] in %d groups", op, p.N, p.C, p.HW, p.Groups)
 	shape := func(a *args) *args {
 		return a.ptr(xd.ptr).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).i32(int32(p.C)).div(p.HW).i32(int32(p.Groups))
 	}
 	if s := groupSlices(runs, size); s > 1 {
-		part := b.newBuffer(tensor.Float32, 2*runs*s) // float2 per slice
+		part := g.newBuffer(tensor.Float32, 2*runs*s) // float2 per slice
 		l := launch{grid: [3]int{s, runs, 1}, block: sliceThreads}
-		b.run("groupnorm_bwd_partial"+suffix("", d), l, shape(new(args).ptr(part.ptr)), what)
-		b.run("groupnorm_bwd_apply"+suffix("", d), l, shape(new(args).ptr(dx.ptr).ptr(part.ptr)), what)
-		b.Free(part)
+		g.run("groupnorm_bwd_partial"+suffix(d), l, shape(new(args).ptr(part.ptr)), what)
+		g.run("groupnorm_bwd_apply"+suffix(d), l, shape(new(args).ptr(dx.ptr).ptr(part.ptr)), what)
+		g.Free(part)
 		return dx
 	}
 	l := launch{grid: [3]int{runs, 1, 1}, block: rowThreads(size)}
-	b.run("groupnorm_bwd"+suffix("", d), l, shape(new(args).ptr(dx.ptr)), what)
+	g.run("groupnorm_bwd"+suffix(d), l, shape(new(args).ptr(dx.ptr)), what)
 	return dx
 }
 
 // LayerNorm normalizes each row of x [rows, cols]; float32 statistics [rows].
-func (b *Backend) LayerNorm(x, gamma, beta tensor.Buffer, rows, cols int, eps float64) (y, mean, rstd tensor.Buffer) {
+func (g *Backend) LayerNorm(x, gamma, beta tensor.Buffer, rows, cols int, eps float64) (y, mean, rstd tensor.Buffer) {
 	xd, gd, bd := dev("layer_norm", x), devOrNil("layer_norm", gamma), devOrNil("layer_norm", beta)
 	d := same("layer_norm", xd, gd, bd)
 	need("layer_norm", xd, rows*cols)
 	need("layer_norm", gd, cols)
 	need("layer_norm", bd, cols)
-	out := b.newBuffer(d, xd.n)
-	mu, rs := b.newBuffer(tensor.Float32, rows), b.newBuffer(tensor.Float32, rows)
+	out := g.newBuffer(d, xd.n)
+	mu, rs := g.newBuffer(tensor.Float32, rows), g.newBuffer(tensor.Float32, rows)
 	l := launch{grid: [3]int{rows, 1, 1}, block: rowThreads(cols)}
-	b.run("layernorm"+suffix("", d), l, new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr).ptr(xd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).
+	g.run("layernorm"+suffix(d), l, new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr).ptr(xd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).
 		i64(int64(cols)).f32(float32(eps)), fmt.Sprintf("layer_norm of [%d, %d]", rows, cols))
 	return out, mu, rs
 }
 
 // LayerNormBackward returns dL/dx from the forward's statistics.
-func (b *Backend) LayerNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, rows, cols int) tensor.Buffer {
+func (g *Backend) LayerNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, rows, cols int) tensor.Buffer {
 	const op = "layer_norm backward"
 	xd, dd, gd := dev(op, x), dev(op, dy), devOrNil(op, gamma)
 	md, rd := stats(op, mean, rows), stats(op, rstd, rows)
 	d := same(op, xd, dd, gd)
 	need(op, xd, rows*cols)
 	need(op, dd, rows*cols)
-	dx := b.newBuffer(d, xd.n)
+	dx := g.newBuffer(d, xd.n)
 	l := launch{grid: [3]int{rows, 1, 1}, block: rowThreads(cols)}
-	b.run("layernorm_bwd"+suffix("", d), l, new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).
+	g.run("layernorm_bwd"+suffix(d), l, new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).
 		i64(int64(cols)), fmt.Sprintf("%s of [%d, %d]", op, rows, cols))
 	return dx
 }
@@ -123,27 +111,4 @@ func stats(op string, x tensor.Buffer, n int) *buffer {
 	}
 	need(op, s, n)
 	return s
-}
-
-// Softmax normalizes each row of x [rows, cols].
-func (b *Backend) Softmax(x tensor.Buffer, rows, cols int) tensor.Buffer {
-	xd := dev("softmax", x)
-	d := same("softmax", xd)
-	need("softmax", xd, rows*cols)
-	y := b.newBuffer(d, xd.n)
-	b.run("softmax"+suffix("", d), launch{grid: [3]int{rows, 1, 1}, block: rowThreads(cols)},
-		new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(cols)), fmt.Sprintf("softmax of [%d, %d]", rows, cols))
-	return y
-}
-
-// SoftmaxBackward returns y·(dy - Σ dy·y) per row.
-func (b *Backend) SoftmaxBackward(y, dy tensor.Buffer, rows, cols int) tensor.Buffer {
-	yd, dd := dev("softmax backward", y), dev("softmax backward", dy)
-	d := same("softmax backward", yd, dd)
-	need("softmax backward", yd, rows*cols)
-	need("softmax backward", dd, rows*cols)
-	dx := b.newBuffer(d, yd.n)
-	b.run("softmax_bwd"+suffix("", d), launch{grid: [3]int{rows, 1, 1}, block: rowThreads(cols)},
-		new(args).ptr(dx.ptr).ptr(yd.ptr).ptr(dd.ptr).i64(int64(cols)), fmt.Sprintf("softmax backward of [%d, %d]", rows, cols))
-	return dx
 }

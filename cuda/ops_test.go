@@ -94,8 +94,12 @@ func edgeCases() []edgeCase {
 		{name: "sum/middle", in: [][]int{{3, 1000, 7}}, scale: 0.01, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Sum(1) }},
 		{name: "topk/4096_cols", in: [][]int{{4, 4096}, {4096}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].MaskedTopKMean(mask(in), 100) }},
-		{name: "topk/5000_cols_host", in: [][]int{{3, 5000}, {3, 5000}}, grad: true,
+		// Rows past the shared-memory sort (topk_mean_global): a mask per
+		// row, and SD 2.1's 96×96 maps at 768² under one mask, top 10%.
+		{name: "topk/5000_cols_global", in: [][]int{{3, 5000}, {3, 5000}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].MaskedTopKMean(mask(in), 50) }},
+		{name: "topk/9216_cols_global", in: [][]int{{2, 9216}, {9216}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].MaskedTopKMean(mask(in), 922) }},
 		{name: "permute/rank5", in: [][]int{{2, 3, 4, 5, 6}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Permute(4, 0, 3, 1, 2) }},
 		{name: "concat_narrow", in: [][]int{{3, 70, 5}, {3, 30, 5}}, grad: true,

@@ -33,13 +33,13 @@ type mark struct {
 // asked for them). Profiling adds two event records per launch, so the call
 // runs a little slower than unprofiled: time calls with Elapsed, and use
 // Profile for the shares.
-func (b *Backend) Profile(f func() error) (KernelProfile, error) {
+func (g *Backend) Profile(f func() error) (KernelProfile, error) {
 	p := &profiler{}
-	if !b.prof.CompareAndSwap(nil, p) {
+	if !g.prof.CompareAndSwap(nil, p) {
 		return KernelProfile{}, errors.New("cuda: Profile: a profile is already running")
 	}
-	total, err := b.Elapsed(f) // synchronizes: every event has been reached
-	b.prof.Store(nil)
+	total, err := g.Elapsed(f) // synchronizes: every event has been reached
+	g.prof.Store(nil)
 	defer p.destroy()
 	if err != nil {
 		return KernelProfile{}, err

@@ -23,47 +23,47 @@ type scopes struct {
 }
 
 // BeginScope implements tensor.Scoper.
-func (b *Backend) BeginScope() func(keep ...tensor.Buffer) {
-	b.scopeMu.Lock()
-	mark := len(b.scope.bufs)
-	b.scope.depth++
-	b.scopeMu.Unlock()
+func (g *Backend) BeginScope() func(keep ...tensor.Buffer) {
+	g.scopeMu.Lock()
+	mark := len(g.scope.bufs)
+	g.scope.depth++
+	g.scopeMu.Unlock()
 	ended := false
 	return func(keep ...tensor.Buffer) {
 		if ended {
 			return
 		}
 		ended = true
-		b.scopeMu.Lock()
+		g.scopeMu.Lock()
 		var free, kept []*buffer
-		for _, x := range b.scope.bufs[mark:] {
+		for _, x := range g.scope.bufs[mark:] {
 			if slices.ContainsFunc(keep, func(k tensor.Buffer) bool { return k == tensor.Buffer(x) }) {
 				kept = append(kept, x)
 			} else {
 				free = append(free, x)
 			}
 		}
-		n := len(b.scope.bufs)
-		b.scope.bufs = append(b.scope.bufs[:mark], kept...)
-		clear(b.scope.bufs[len(b.scope.bufs):n]) // no references left behind in the backing array
-		b.scope.depth--
-		if b.scope.depth == 0 {
+		n := len(g.scope.bufs)
+		g.scope.bufs = append(g.scope.bufs[:mark], kept...)
+		clear(g.scope.bufs[len(g.scope.bufs):n]) // no references left behind in the backing array
+		g.scope.depth--
+		if g.scope.depth == 0 {
 			// The outermost scope kept these for its caller: the collector takes over.
-			clear(b.scope.bufs)
-			b.scope.bufs = b.scope.bufs[:0]
+			clear(g.scope.bufs)
+			g.scope.bufs = g.scope.bufs[:0]
 		}
-		b.scopeMu.Unlock()
+		g.scopeMu.Unlock()
 		for _, x := range free {
-			b.Free(x)
+			g.Free(x)
 		}
 	}
 }
 
 // recordInScope adds x to the innermost open scope, if any.
-func (b *Backend) recordInScope(x *buffer) {
-	b.scopeMu.Lock()
-	if b.scope.depth > 0 {
-		b.scope.bufs = append(b.scope.bufs, x)
+func (g *Backend) recordInScope(x *buffer) {
+	g.scopeMu.Lock()
+	if g.scope.depth > 0 {
+		g.scope.bufs = append(g.scope.bufs, x)
 	}
-	b.scopeMu.Unlock()
+	g.scopeMu.Unlock()
 }

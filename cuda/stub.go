@@ -11,13 +11,6 @@ import (
 // Compiled reports whether this binary has the CUDA backend (the cuda build tag).
 const Compiled = false
 
-// Options configure the GPU backend (used by builds with the cuda tag).
-type Options struct {
-	Ordinal int
-	TF32    bool
-	Poison  bool
-}
-
 // New reports that this binary was built without the CUDA backend.
 func New(Options) (tensor.Backend, error) {
 	return nil, fmt.Errorf("cuda: this binary was built without the CUDA backend (build it with `make cuda`); use --device cpu: %w", tensor.ErrNoDevice)

@@ -15,7 +15,7 @@ import (
 // stream before and after it, in milliseconds (what bench-engine reports:
 // the GPU's time, not the host's launch overhead around it), and the first
 // error f or the device hit.
-func (b *Backend) Elapsed(f func() error) (float64, error) {
+func (g *Backend) Elapsed(f func() error) (float64, error) {
 	var start, end unsafe.Pointer
 	if r := C.rf_event_create(&start); r != 0 {
 		return 0, driverError("create event", r)
@@ -40,7 +40,7 @@ func (b *Backend) Elapsed(f func() error) (float64, error) {
 	if ferr != nil {
 		return 0, ferr
 	}
-	if err := errors.Join(err, b.Sync()); err != nil {
+	if err := errors.Join(err, g.Sync()); err != nil {
 		return 0, fmt.Errorf("cuda: timed call: %w", err)
 	}
 	return float64(ms), nil

@@ -1,4 +1,4 @@
-// Convolution as im2col + GEMM (the GEMM runs in cuBLAS or gemm.cu): im2col
+// Convolution as im2col + GEMM (the GEMM runs in cuBLAS or matmul.cu): im2col
 // gathers the input patches of one sample into col [C·KH·KW, OH·OW]; col2im is
 // its adjoint for the input gradient (a gather, not atomics, so it is
 // deterministic); add_bias adds bias[o] to out [N, O, P]. CPU reference: cpu/conv.go.

@@ -1,6 +1,5 @@
-// Reductions: sums over the middle axis of [outer, n, inner], and the masked
-// top-k mean of the RFNet box loss with its backward. CPU references:
-// cpu/reduce.go, cpu/topk.go.
+// Sums over the middle axis of [outer, n, inner], in float. CPU reference:
+// cpu/reduce.go.
 #include "common.cuh"
 
 // reduce_cols: one thread per (outer, inner) output, looping over n (inner > 1).
@@ -23,69 +22,3 @@ template <typename T> __device__ void reduce_rows_impl(T *y, const T *x, int64_t
     if (threadIdx.x == 0) y[blockIdx.x] = from_f<T>(s);
 }
 KERNEL3(reduce_rows, (void *y, const void *x, int64_t n), ((T *)y, (const T *)x, n))
-
-// topk_mean: one block per row. The masked row is sorted in shared memory
-// (bitonic, on the key (value descending, position ascending), so ties go to
-// the lower position as on the CPU); the first k are averaged and their
-// positions kept. pow2 is the power of two >= cols, at most 4096.
-template <typename T>
-__device__ void topk_mean_impl(T *y, int32_t *idx, const T *x, const T *mask, int64_t cols, int k, int maskRows, int pow2) {
-    DYNAMIC_SHARED(unsigned char, smem);
-    float *val = (float *)smem;
-    int32_t *pos = (int32_t *)(val + pow2);
-    int64_t r = blockIdx.x;
-    const T *row = x + r * cols;
-    const T *m = mask ? mask + (r % maskRows) * cols : nullptr;
-    for (int i = threadIdx.x; i < pow2; i += blockDim.x) {
-        if (i < cols) {
-            val[i] = to_f(row[i]) * (m ? to_f(m[i]) : 1.f);
-            pos[i] = i;
-        } else {
-            val[i] = -INFINITY;
-            pos[i] = INT32_MAX;
-        }
-    }
-    __syncthreads();
-    for (int size = 2; size <= pow2; size <<= 1) {
-        for (int stride = size >> 1; stride > 0; stride >>= 1) {
-            for (int i = threadIdx.x; i < pow2; i += blockDim.x) {
-                int j = i ^ stride;
-                if (j > i) {
-                    // "before": a ranks ahead of b (larger value, or equal value and lower position).
-                    bool desc = (i & size) == 0;
-                    float va = val[i], vb = val[j];
-                    int32_t pa = pos[i], pb = pos[j];
-                    bool aFirst = va > vb || (va == vb && pa < pb);
-                    if (aFirst != desc) {
-                        val[i] = vb; val[j] = va;
-                        pos[i] = pb; pos[j] = pa;
-                    }
-                }
-            }
-            __syncthreads();
-        }
-    }
-    float s = 0.f;
-    for (int i = threadIdx.x; i < k; i += blockDim.x) {
-        s += val[i];
-        idx[r * k + i] = pos[i];
-    }
-    s = block_sum(s);
-    if (threadIdx.x == 0) y[r] = from_f<T>(s / k);
-}
-KERNEL3(topk_mean, (void *y, int32_t *idx, const void *x, const void *mask, int64_t cols, int k, int maskRows, int pow2),
-        ((T *)y, idx, (const T *)x, (const T *)mask, cols, k, maskRows, pow2))
-
-// topk_mean_bwd: dx (zeroed by the launcher) gets dy[r]·mask/k at the chosen positions.
-template <typename T>
-__device__ void topk_mean_bwd_impl(T *dx, const T *dy, const int32_t *idx, const T *mask, int64_t rows, int64_t cols, int k, int maskRows) {
-    FOR_EACH(i, rows * k) {
-        int64_t r = i / k;
-        int32_t p = idx[i];
-        float g = to_f(dy[r]) / k;
-        if (mask) g *= to_f(mask[(r % maskRows) * cols + p]);
-        dx[r * cols + p] = from_f<T>(g);
-    }
-}
-KERNEL3(topk_mean_bwd, (void *dx, const void *dy, const int32_t *idx, const void *mask, int64_t rows, int64_t cols, int k, int maskRows),
-        ((T *)dx, (const T *)dy, idx, (const T *)mask, rows, cols, k, maskRows))

@@ -128,6 +128,28 @@ type AttentionParams struct {
 // Float ops accept any float dtype the backend computes in (Float32 and Float64 on
 // the CPU); all float inputs of one call share a dtype. A size mismatch is a bug in
 // the caller and panics.
+//
+// Each family of ops has one name across the tree: its CUDA kernels are in
+// kernels/NAME.cu, their launcher in cuda/NAME.go, the CPU loops that define the
+// ops in cpu/NAME.go, and their checks in tensor/backendtest/NAME.go (the
+// gradient cases of all ops share backendtest/grad_cases.go):
+//
+//	elementwise  Unary, UnaryBackward, Affine, Binary, GEGLU, GEGLUBackward
+//	matmul       MatMul (its kernels keep the BLAS name, gemm_*)
+//	conv         Conv2d, Conv2dBackwardInput
+//	norm         GroupNorm, GroupNormBackward, LayerNorm, LayerNormBackward
+//	softmax      Softmax, SoftmaxBackward
+//	layout       Permute, Concat, Slice, SliceBackward, Expand
+//	reduce       ReduceSum
+//	upsample     Upsample2x, Upsample2xBackward
+//	topk         TopKMean, TopKMeanBackward
+//	gather       Gather
+//	attention    Attention (two kernel files: attention.cu, attention_tc.cu)
+//	memory       Alloc, FromFloat64, FromFloat32, FromInt32, FromRaw, Float64s,
+//	             Float32s, Int32s, Convert, Free
+//
+// Name, Computes and Sync belong to the backend itself (cpu/backend.go,
+// cuda/device.go).
 type Backend interface {
 	// Name is a short description ("cpu", "cuda:0 NVIDIA H100 ...").
 	Name() string

@@ -65,3 +65,15 @@ func AssertCloseValues(t testing.TB, got, want []float64, tol float64) {
 		t.Fatalf("element %d: got %.9g, want %.9g (max abs diff %.3g > %.3g)", at, got[at], want[at], worst, tol*scale)
 	}
 }
+
+// sync waits for an asynchronous backend inside the timed region, so the
+// figures are of finished work.
+func sync(b *testing.B, be tensor.Backend) {
+	if err := be.Sync(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func reportFLOPs(b *testing.B, perOp float64) {
+	b.ReportMetric(perOp*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}

@@ -9,7 +9,7 @@ import (
 // RunAll runs the whole conformance suite on b.
 func RunAll(t *testing.T, b tensor.Backend) {
 	t.Run("forward", func(t *testing.T) { testForward(t, b) })
-	t.Run("storage", func(t *testing.T) { testStorage(t, b) })
+	t.Run("memory", func(t *testing.T) { testMemory(t, b) })
 	t.Run("tape", func(t *testing.T) { testTape(t, b) })
 	t.Run("grad", func(t *testing.T) {
 		if !b.Computes(tensor.Float64) {

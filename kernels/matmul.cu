@@ -1,5 +1,6 @@
-// GEMM used when no cuBLAS library is found: C[b] = op(A[b])·op(B[b]),
-// row-major, with transposes and batch strides as tensor.MatMulParams.
+// The matmul kernels used when no cuBLAS library is found (named gemm_*, the
+// BLAS routine they stand in for): C[b] = op(A[b])·op(B[b]), row-major, with
+// transposes and batch strides as tensor.MatMulParams.
 // gemm_wmma_{f16,bf16}: tensor cores (WMMA 16×16×16, float accumulation); a
 // block of 4 warps computes a 64×64 tile of C, staging 64×16 slices of A and
 // 16×64 slices of B through shared memory with zero padding at the edges.

@@ -7,38 +7,19 @@ import (
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
-// BenchmarkMatMul times products in dtype d at Stable Diffusion shapes and reports GFLOP/s.
-func BenchmarkMatMul(b *testing.B, be tensor.Backend, d tensor.DType) {
-	for _, c := range []struct {
-		name    string
-		m, n, k int
-	}{
-		{"square_1024", 1024, 1024, 1024},
-		{"attn_proj_64x64_320", 4096, 320, 320},    // q/k/v/out projection, 64×64 latent, 320 channels
-		{"ff_in_16x16_1280", 256, 10240, 1280},     // GEGLU projection at 16×16, 1280 channels
-		{"cross_kv_77_1024_to_640", 77, 640, 1024}, // text keys/values, SD2 width
+func testConv2dForward(t *testing.T, f forward) {
+	for _, c := range []struct{ n, c, h, w, o, k, s, p int }{
+		{2, 3, 8, 8, 4, 3, 1, 1}, {1, 5, 9, 7, 6, 3, 2, 1}, {2, 8, 5, 5, 3, 1, 1, 0}, {1, 2, 6, 6, 2, 3, 1, 0},
 	} {
-		b.Run(c.name, func(b *testing.B) {
-			x := Randn(be, d, 1, c.m, c.k)
-			w := Randn(be, d, 2, c.n, c.k)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				tensor.MatMulT(x, w, false, true)
-			}
-			sync(b, be)
-			reportFLOPs(b, 2*float64(c.m)*float64(c.n)*float64(c.k))
+		t.Run(fmt.Sprintf("%dx%dx%dx%d_k%d_s%d_p%d", c.n, c.c, c.h, c.w, c.k, c.s, c.p), func(t *testing.T) {
+			xv, x := f.host(7, c.n, c.c, c.h, c.w)
+			wv, w := f.host(8, c.o, c.c, c.k, c.k)
+			bv, bias := f.host(9, c.o)
+			got := x.Conv2d(w, bias, c.s, c.p)
+			want := refConv2d(xv, wv, bv, c.n, c.c, c.h, c.w, c.o, c.k, c.k, c.s, c.p)
+			f.check(t, got, got.Shape(), want)
 		})
 	}
-	b.Run("attn_scores_8heads_1024x1024x40", func(b *testing.B) { // self-attention QKᵀ at 32×32, SD1 heads
-		q := Randn(be, d, 3, 8, 1024, 40)
-		k := Randn(be, d, 4, 8, 1024, 40)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			tensor.MatMulT(q, k, false, true)
-		}
-		sync(b, be)
-		reportFLOPs(b, 2*8*1024*1024*40)
-	})
 }
 
 // BenchmarkConv2d times convolutions in dtype d at UNet and VAE shapes and reports GFLOP/s.
@@ -77,14 +58,31 @@ func BenchmarkConv2d(b *testing.B, be tensor.Backend, d tensor.DType) {
 	})
 }
 
-// sync waits for an asynchronous backend inside the timed region, so the
-// figures are of finished work.
-func sync(b *testing.B, be tensor.Backend) {
-	if err := be.Sync(); err != nil {
-		b.Fatal(err)
+func refConv2d(x, w, bias []float64, n, c, h, wd, o, kh, kw, stride, pad int) []float64 {
+	oh, ow := (h+2*pad-kh)/stride+1, (wd+2*pad-kw)/stride+1
+	out := make([]float64, n*o*oh*ow)
+	for s := 0; s < n; s++ {
+		for oc := 0; oc < o; oc++ {
+			for y := 0; y < oh; y++ {
+				for xx := 0; xx < ow; xx++ {
+					acc := 0.0
+					if bias != nil {
+						acc = bias[oc]
+					}
+					for ic := 0; ic < c; ic++ {
+						for ky := 0; ky < kh; ky++ {
+							for kx := 0; kx < kw; kx++ {
+								iy, ix := y*stride+ky-pad, xx*stride+kx-pad
+								if iy >= 0 && iy < h && ix >= 0 && ix < wd {
+									acc += x[((s*c+ic)*h+iy)*wd+ix] * w[((oc*c+ic)*kh+ky)*kw+kx]
+								}
+							}
+						}
+					}
+					out[((s*o+oc)*oh+y)*ow+xx] = acc
+				}
+			}
+		}
 	}
-}
-
-func reportFLOPs(b *testing.B, perOp float64) {
-	b.ReportMetric(perOp*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	return out
 }

@@ -7,6 +7,12 @@ import (
 	"slices"
 )
 
+// The reports the backend hands out (AllocStats from Backend.AllocStats, a
+// KernelProfile from Backend.Profile) and how a profile's launches are summed
+// and printed. This file builds without the cuda tag, since bench-engine's
+// report holds these types in every build; the event timing that fills a
+// profile needs the driver and is profiler.go's.
+
 // AllocStats counts, since the backend started, the blocks the caching
 // allocator had to take from the driver (cuMemAlloc: a miss of its cache)
 // and the garbage collections it forced to get unreachable buffers back.

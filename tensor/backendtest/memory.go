@@ -8,9 +8,10 @@ import (
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
-// testStorage checks the storage dtypes: rounding to nearest even on the way in,
-// exact widening on the way out, raw (safetensors) decoding, and conversions.
-func testStorage(t *testing.T, b tensor.Backend) {
+// testMemory checks the copies and conversions (FromFloat32, Float32s,
+// FromRaw, Convert) on the storage dtypes: rounding to nearest even on the way
+// in, exact widening on the way out, raw (safetensors) decoding, and conversions.
+func testMemory(t *testing.T, b tensor.Backend) {
 	in := []float32{1.0 / 3, 1 + 0x1p-8, 1 + 3*0x1p-8, 1 + 0x1p-11, 1 + 3*0x1p-11, -2.5, 65520, 1e-8}
 	want := map[tensor.DType][]float32{
 		// f16: 10 fraction bits; 1+2⁻¹¹ is a tie (to even, 1), 65520 overflows, 1e-8 underflows to 0.
