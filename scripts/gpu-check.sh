@@ -138,7 +138,7 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 	# Parity first (one row per top-level test), then speed, the headline
 	# figures first: SD 2.1-base fp16 against diffusers on the same card.
 	if want parity; then
-		for t in TestConformance TestParityWithCPU TestKernelEdges TestKernelGemmMatchesCPU TestGatherReportsBadID TestAllocatorReuse TestScopedCallsFreeIntermediates TestAttentionExplicitPath TestProfileCountsLaunches TestModelsMatchCPU TestTextToImageMatchesDiffusers; do
+		for t in TestConformance TestParityWithCPU TestKernelEdges TestKernelGemmMatchesCPU TestTopKMeanMatchesCPU TestNewOncePerProcess TestGatherReportsBadID TestAllocatorReuse TestScopedCallsFreeIntermediates TestAttentionExplicitPath TestProfileCountsLaunches TestModelsMatchCPU TestTextToImageMatchesDiffusers; do
 			check "$t" "$t.log" "$bin/cuda.test" -test.run "^$t\$" -test.v
 		done
 		check "fp32 products on TF32 (1e-3 per op, 1e-2 per model)" tf32.log env RFNET_CUDA_TF32=1 "$bin/cuda.test" -test.run '^(TestParityWithCPU|TestKernelEdges|TestModelsMatchCPU)$' -test.v
