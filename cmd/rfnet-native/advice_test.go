@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +11,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rfnet/rfnet-native/hub"
+	"github.com/rfnet/rfnet-native/internal/fakeopenai"
+	"github.com/rfnet/rfnet-native/judge"
+	"github.com/rfnet/rfnet-native/llm"
 )
 
 // commandFlags are the flags the command name registers.
@@ -45,6 +49,41 @@ func TestTimeoutAdviceNamesTheFlag(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A reasoning model that spends its budget thinking: llm names
+// Config.ReasoningTokens, and plan's user is told the flag.
+func TestReasoningBudgetNamesTheFlag(t *testing.T) {
+	s := fakeopenai.New(func(int, fakeopenai.Request) fakeopenai.Reply { return fakeopenai.Reply{FinishReason: "length"} })
+	defer s.Close()
+	err := run([]string{"plan", "--prompt", "a cat", "--llm-base-url", s.BaseURL(), "--llm-api-key", "k", "--llm-cache", "",
+		"--llm-model", "gpt-5-mini", "--llm-reasoning-tokens", "100", "--out", t.TempDir() + "/plan.json"})
+	if !errors.Is(err, llm.ErrReasoningBudget) || !strings.Contains(err.Error(), "100 of them for reasoning") ||
+		!strings.HasSuffix(err.Error(), "; --llm-reasoning-tokens sets it") {
+		t.Fatalf("plan: %v", err)
+	}
+}
+
+// bench and eval record each item's failure as text, which their command's
+// error only sums up: the planner's and the judge's errors get the flag first.
+func TestItemFailuresNameTheFlag(t *testing.T) {
+	budget := fmt.Errorf("llm: E: gpt-5-mini reached its token limit: %w", llm.ErrReasoningBudget)
+	_, err := advisedPlanner{failingPlanner{budget}, commandFlags("bench")}.Plan(context.Background(), "a cat")
+	wantAdvice(t, err, "bench", "; --llm-reasoning-tokens sets it")
+	_, err = advisedJudge{failingJudge{budget}, commandFlags("eval")}.Score(context.Background(), "a cat", nil)
+	wantAdvice(t, err, "eval", "; --llm-reasoning-tokens sets it")
+}
+
+type failingPlanner struct{ err error }
+
+func (p failingPlanner) Plan(context.Context, string) (*llm.Plan, error) { return nil, p.err }
+
+type failingJudge struct{ err error }
+
+func (failingJudge) Name() string { return "failing" }
+
+func (j failingJudge) Score(context.Context, string, []byte) (judge.Answer, error) {
+	return judge.Answer{}, j.err
 }
 
 // Errors flagAdvice knows nothing about, and nil, pass through unchanged.
