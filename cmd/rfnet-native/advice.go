@@ -10,6 +10,8 @@ import (
 	"github.com/rfnet/rfnet-native/hub"
 	"github.com/rfnet/rfnet-native/judge"
 	"github.com/rfnet/rfnet-native/llm"
+	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/tensor"
 )
 
 // timeoutFlags are download's flags for the Hub client's timeouts
@@ -19,13 +21,14 @@ var timeoutFlags = map[string]string{"EtagTimeout": "etag-timeout", "DownloadTim
 
 // flagAdvice adds to a command's error the flag that changes the setting the
 // error is about: the libraries name their own settings (a Hub client's
-// timeout, an LLM's reasoning budget), which the command line sets with flags. It names only flags fs,
+// timeout, an LLM's reasoning budget, the compute dtype), which the command line sets with flags. It names only flags fs,
 // the command's flags, has, or says which command has them; any other error
 // stays as it is. A library error that names a flag itself would be wrong for
 // every caller but this command line.
 func flagAdvice(err error, fs *pflag.FlagSet) error {
 	has := func(name string) bool { return fs.Lookup(name) != nil }
 	var timeout *hub.TimeoutError
+	var overflow *pipeline.OverflowError
 	switch {
 	case errors.As(err, &timeout) && timeoutFlags[timeout.Field] != "":
 		name := timeoutFlags[timeout.Field]
@@ -33,6 +36,11 @@ func flagAdvice(err error, fs *pflag.FlagSet) error {
 			return fmt.Errorf("%w; --%s sets it", err, name)
 		}
 		return fmt.Errorf("%w; rfnet-native download --%s sets it for a download", err, name)
+	case errors.As(err, &overflow) && overflow.DType != tensor.Float32 && has("dtype"):
+		// pipeline said which dtype to compute in instead.
+		return fmt.Errorf("%w; --dtype sets the compute dtype", err)
+	case errors.As(err, &overflow) && has("guidance"):
+		return fmt.Errorf("%w; --guidance sets the guidance scale", err)
 	case errors.Is(err, llm.ErrReasoningBudget) && has("llm-reasoning-tokens"):
 		return fmt.Errorf("%w; --llm-reasoning-tokens sets it", err)
 	}

@@ -12,8 +12,11 @@ import (
 
 	"github.com/rfnet/rfnet-native/hub"
 	"github.com/rfnet/rfnet-native/internal/fakeopenai"
+	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/judge"
 	"github.com/rfnet/rfnet-native/llm"
+	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/tensor"
 )
 
 // commandFlags are the flags the command name registers.
@@ -48,6 +51,34 @@ func TestTimeoutAdviceNamesTheFlag(t *testing.T) {
 				wantAdvice(t, err, command, "; rfnet-native download "+c.flag+" sets it for a download")
 			}
 		})
+	}
+}
+
+// pipeline blames an overflow on the compute dtype; the user is told the flag
+// that sets it (fp16 and bf16 need a GPU, so the error is made here).
+func TestHalfPrecisionOverflowNamesTheFlag(t *testing.T) {
+	for _, d := range []tensor.DType{tensor.Float16, tensor.BFloat16} {
+		err := fmt.Errorf("pipeline: the UNet's prediction at step 1 %w: the unet weights are finite, so %w", pipeline.ErrNonFinite, &pipeline.OverflowError{DType: d})
+		for _, command := range []string{"generate", "bench-engine"} {
+			wantAdvice(t, err, command, "; --dtype sets the compute dtype")
+		}
+	}
+	// bench-engine has no --guidance, so an fp32 overflow there names no flag.
+	fp32 := fmt.Errorf("pipeline: the decoded image %w: the vae weights are finite, so %w", pipeline.ErrNonFinite, &pipeline.OverflowError{DType: tensor.Float32})
+	if got := flagAdvice(fp32, commandFlags("bench-engine")); got != fp32 {
+		t.Fatalf("bench-engine: %v, want the error unchanged", got)
+	}
+}
+
+// In fp32 the guidance scale is the suspect: a generation that overflows
+// names --guidance, as it did when pipeline named the flag itself.
+func TestFP32OverflowNamesTheGuidanceFlag(t *testing.T) {
+	err := run([]string{"generate", "--method", "sd", "--weights", fixtures.Path("models", "tiny-sd1"), "--prompt", "a cat",
+		"--steps", "2", "--width", "64", "--height", "64", "--guidance", "1e38", "--out", t.TempDir() + "/a.png", "--quiet"})
+	var overflow *pipeline.OverflowError
+	if !errors.As(err, &overflow) || !strings.Contains(err.Error(), "a very large guidance scale?") ||
+		!strings.HasSuffix(err.Error(), "; --guidance sets the guidance scale") {
+		t.Fatalf("generate --guidance 1e38: %v", err)
 	}
 }
 
