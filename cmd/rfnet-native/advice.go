@@ -21,10 +21,12 @@ var timeoutFlags = map[string]string{"EtagTimeout": "etag-timeout", "DownloadTim
 
 // flagAdvice adds to a command's error the flag that changes the setting the
 // error is about: the libraries name their own settings (a Hub client's
-// timeout, an LLM's reasoning budget, the compute dtype), which the command line sets with flags. It names only flags fs,
-// the command's flags, has, or says which command has them; any other error
-// stays as it is. A library error that names a flag itself would be wrong for
-// every caller but this command line.
+// timeout, an LLM's reasoning budget, the compute dtype), which the command
+// line sets with flags. It names only flags that fs, the command's flags,
+// has, or says which command has them; any other error stays as it is. (A
+// library error that named a flag itself would be wrong for every caller but
+// this command line.) run applies it to every command's error; a load's
+// errors about its own flags get theirs from loadFlagError.
 func flagAdvice(err error, fs *pflag.FlagSet) error {
 	has := func(name string) bool { return fs.Lookup(name) != nil }
 	var timeout *hub.TimeoutError

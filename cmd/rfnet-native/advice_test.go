@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +75,7 @@ func TestHalfPrecisionOverflowNamesTheFlag(t *testing.T) {
 // names --guidance, as it did when pipeline named the flag itself.
 func TestFP32OverflowNamesTheGuidanceFlag(t *testing.T) {
 	err := run([]string{"generate", "--method", "sd", "--weights", fixtures.Path("models", "tiny-sd1"), "--prompt", "a cat",
-		"--steps", "2", "--width", "64", "--height", "64", "--guidance", "1e38", "--out", t.TempDir() + "/a.png", "--quiet"})
+		"--steps", "2", "--width", "64", "--height", "64", "--guidance", "1e38", "--out", filepath.Join(t.TempDir(), "a.png"), "--quiet"})
 	var overflow *pipeline.OverflowError
 	if !errors.As(err, &overflow) || !strings.Contains(err.Error(), "a very large guidance scale?") ||
 		!strings.HasSuffix(err.Error(), "; --guidance sets the guidance scale") {
@@ -88,7 +89,7 @@ func TestReasoningBudgetNamesTheFlag(t *testing.T) {
 	s := fakeopenai.New(func(int, fakeopenai.Request) fakeopenai.Reply { return fakeopenai.Reply{FinishReason: "length"} })
 	defer s.Close()
 	err := run([]string{"plan", "--prompt", "a cat", "--llm-base-url", s.BaseURL(), "--llm-api-key", "k", "--llm-cache", "",
-		"--llm-model", "gpt-5-mini", "--llm-reasoning-tokens", "100", "--out", t.TempDir() + "/plan.json"})
+		"--llm-model", "gpt-5-mini", "--llm-reasoning-tokens", "100", "--out", filepath.Join(t.TempDir(), "plan.json")})
 	if !errors.Is(err, llm.ErrReasoningBudget) || !strings.Contains(err.Error(), "100 of them for reasoning") ||
 		!strings.HasSuffix(err.Error(), "; --llm-reasoning-tokens sets it") {
 		t.Fatalf("plan: %v", err)
@@ -99,10 +100,13 @@ func TestReasoningBudgetNamesTheFlag(t *testing.T) {
 // error only sums up: the planner's and the judge's errors get the flag first.
 func TestItemFailuresNameTheFlag(t *testing.T) {
 	budget := fmt.Errorf("llm: E: gpt-5-mini reached its token limit: %w", llm.ErrReasoningBudget)
-	_, err := advisedPlanner{failingPlanner{budget}, commandFlags("bench")}.Plan(context.Background(), "a cat")
-	wantAdvice(t, err, "bench", "; --llm-reasoning-tokens sets it")
-	_, err = advisedJudge{failingJudge{budget}, commandFlags("eval")}.Score(context.Background(), "a cat", nil)
-	wantAdvice(t, err, "eval", "; --llm-reasoning-tokens sets it")
+	_, planErr := advisedPlanner{failingPlanner{budget}, commandFlags("bench")}.Plan(context.Background(), "a cat")
+	_, judgeErr := advisedJudge{failingJudge{budget}, commandFlags("eval")}.Score(context.Background(), "a cat", nil)
+	for what, err := range map[string]error{"bench's planner": planErr, "eval's judge": judgeErr} {
+		if !errors.Is(err, llm.ErrReasoningBudget) || err.Error() != budget.Error()+"; --llm-reasoning-tokens sets it" {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
 }
 
 type failingPlanner struct{ err error }
