@@ -544,7 +544,7 @@ func verifyBlob(path, etag string, size int64) error {
 }
 
 // do sends a request with the token and, when follow is false, without
-// following redirects. The request ends with a timeoutError when nothing
+// following redirects. The request ends with a TimeoutError when nothing
 // arrives for t's limit (see idleTimer); closing the body releases its timer.
 func (c *Client) do(ctx context.Context, method, u string, hdr http.Header, follow bool, t timeout) (*http.Response, error) {
 	timer := startIdleTimer(ctx, method, u, t)

@@ -35,28 +35,32 @@ func envSeconds(name string, def time.Duration) (time.Duration, error) {
 }
 
 // A timeout is how long a request may go without receiving anything, and
-// what sets it (for the message when it runs out).
+// which of the client's timeouts it is (for the message when it runs out).
 type timeout struct {
-	limit time.Duration
-	setBy string
+	limit      time.Duration
+	field, env string // the Client field, and the variable FromEnv reads it from
 }
 
 func (c *Client) etagTimeout() timeout {
-	return timeout{c.EtagTimeout, "HF_HUB_ETAG_TIMEOUT (seconds) or download --etag-timeout"}
+	return timeout{c.EtagTimeout, "EtagTimeout", "HF_HUB_ETAG_TIMEOUT"}
 }
 
 func (c *Client) downloadTimeout() timeout {
-	return timeout{c.DownloadTimeout, "HF_HUB_DOWNLOAD_TIMEOUT (seconds) or download --download-timeout"}
+	return timeout{c.DownloadTimeout, "DownloadTimeout", "HF_HUB_DOWNLOAD_TIMEOUT"}
 }
 
-// timeoutError says which request ran out of which timeout.
-type timeoutError struct {
-	request string // "GET https://huggingface.co/api/models/...", without the query
-	timeout
+// TimeoutError is a request that ran out of one of the client's timeouts.
+// Field names which ("EtagTimeout" or "DownloadTimeout"), so that a caller
+// with its own name for the setting (a command-line flag) can add it.
+type TimeoutError struct {
+	Request string // "GET https://huggingface.co/api/models/...", without the query
+	Limit   time.Duration
+	Field   string
+	Env     string // the variable FromEnv reads Field from, in seconds
 }
 
-func (e *timeoutError) Error() string {
-	return fmt.Sprintf("%s: timed out: nothing arrived for %s; %s sets this limit", e.request, e.limit, e.setBy)
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("%s: timed out: nothing arrived for %s (the client's %s, %s in seconds)", e.Request, e.Limit, e.Field, e.Env)
 }
 
 // An idleTimer ends a request, through its context, when nothing arrives for
@@ -78,7 +82,7 @@ func startIdleTimer(ctx context.Context, method, u string, t timeout) *idleTimer
 	if t.limit > 0 {
 		// Signed CDN addresses carry long queries that say nothing to a user.
 		u, _, _ = strings.Cut(u, "?")
-		err := &timeoutError{request: method + " " + u, timeout: t}
+		err := &TimeoutError{Request: method + " " + u, Limit: t.limit, Field: t.field, Env: t.env}
 		it.timer = time.AfterFunc(t.limit, func() { cancel(err) })
 	}
 	return it
@@ -101,7 +105,7 @@ func (it *idleTimer) stop() {
 // explain replaces err by the timeout when the timer ended the request (the
 // transport reports only that its context was canceled).
 func (it *idleTimer) explain(err error) error {
-	var t *timeoutError
+	var t *TimeoutError
 	if err != nil && errors.As(context.Cause(it.ctx), &t) {
 		return t
 	}

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,16 @@ func mustContain(t *testing.T, err error, wants ...string) {
 	}
 }
 
+// wantTimeout checks that err is a TimeoutError of the client's field, which
+// is how a caller tells which of its own settings to name.
+func wantTimeout(t *testing.T, err error, field string) {
+	t.Helper()
+	var te *TimeoutError
+	if !errors.As(err, &te) || te.Field != field {
+		t.Fatalf("error %v, want a TimeoutError of %s", err, field)
+	}
+}
+
 func TestStalledMetadataRequestTimesOut(t *testing.T) {
 	for _, c := range []struct{ name, stall, request string }{
 		{"repository info", "GET /api/", "GET %s/api/models/org/tiny-sd1/revision/main"},
@@ -38,7 +49,8 @@ func TestStalledMetadataRequestTimesOut(t *testing.T) {
 			cl.EtagTimeout = 100 * time.Millisecond
 			s.Stall = c.stall
 			_, err := cl.Resolve(guarded(t), Ref{Repo: "org/tiny-sd1", Revision: "main"}, false)
-			mustContain(t, err, "giving up after 4 tries", strings.Replace(c.request, "%s", s.URL, 1), "100ms", "HF_HUB_ETAG_TIMEOUT", "--etag-timeout")
+			mustContain(t, err, "giving up after 4 tries", strings.Replace(c.request, "%s", s.URL, 1), "100ms", "HF_HUB_ETAG_TIMEOUT", "EtagTimeout")
+			wantTimeout(t, err, "EtagTimeout")
 		})
 	}
 }
@@ -93,7 +105,8 @@ func TestBlobStalledForeverFails(t *testing.T) {
 	ref := Ref{Repo: "org/tiny-sd1", Revision: "main", File: "unet/diffusion_pytorch_model.safetensors"}
 	s.StallAfter = 1000
 	_, err := c.Resolve(guarded(t), ref, false)
-	mustContain(t, err, "giving up after 4 tries", "GET "+s.URL+"/lfs/", "200ms", "HF_HUB_DOWNLOAD_TIMEOUT", "--download-timeout")
+	mustContain(t, err, "giving up after 4 tries", "GET "+s.URL+"/lfs/", "200ms", "HF_HUB_DOWNLOAD_TIMEOUT", "DownloadTimeout")
+	wantTimeout(t, err, "DownloadTimeout")
 	sha := fakehub.SHA256(repo.Files[ref.File])
 	if !hasRequest(s, "GET /lfs/"+sha+" bytes=1000-") {
 		t.Fatalf("the retries did not resume: %v", s.Requests())

@@ -19,6 +19,11 @@ import (
 // after every retry.
 var ErrUnavailable = errors.New("the LLM endpoint is unavailable")
 
+// ErrReasoningBudget is wrapped when a reasoning model reached its token limit
+// before writing an answer, having spent it thinking: a larger
+// Config.ReasoningTokens gives it room.
+var ErrReasoningBudget = errors.New("its reasoning budget (Config.ReasoningTokens) ran out")
+
 // Chat sends chat-completion requests to an OpenAI-compatible endpoint, with a
 // timeout per request and retries with exponential backoff on timeouts, 429
 // and 5xx. The planner and the benchmark's judges share it (the judges from
@@ -117,12 +122,11 @@ func (ch *Chat) answer(resp openai.ChatCompletionResponse, req openai.ChatComple
 	}
 	c := resp.Choices[0]
 	if strings.TrimSpace(c.Message.Content) == "" && c.FinishReason == openai.FinishReasonLength {
-		limit := fmt.Sprintf("max_tokens %d", req.MaxTokens)
 		if req.MaxCompletionTokens > 0 {
-			limit = fmt.Sprintf("max_completion_tokens %d, %d of them for reasoning: raise --llm-reasoning-tokens",
-				req.MaxCompletionTokens, max(ch.c.ReasoningTokens, 0))
+			return "", fmt.Errorf("llm: %s: %s reached its token limit (max_completion_tokens %d, %d of them for reasoning) before writing an answer: %w",
+				ch.Endpoint(), ch.c.Model, req.MaxCompletionTokens, max(ch.c.ReasoningTokens, 0), ErrReasoningBudget)
 		}
-		return "", fmt.Errorf("llm: %s: %s reached its token limit (%s) before writing an answer", ch.Endpoint(), ch.c.Model, limit)
+		return "", fmt.Errorf("llm: %s: %s reached its token limit (max_tokens %d) before writing an answer", ch.Endpoint(), ch.c.Model, req.MaxTokens)
 	}
 	return c.Message.Content, nil
 }

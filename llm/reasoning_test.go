@@ -3,6 +3,7 @@ package llm
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -113,7 +114,8 @@ func TestReasoningModelFallback(t *testing.T) {
 }
 
 // A reasoning model that spends its whole budget thinking returns an empty
-// answer cut at the limit: an error naming the limit and the flag, asked once.
+// answer cut at the limit: an error naming the limit and the Config field
+// that raises it (the command line names its flag), asked once.
 func TestReasoningBudgetSpent(t *testing.T) {
 	s := fakeopenai.New(func(int, fakeopenai.Request) fakeopenai.Reply {
 		return fakeopenai.Reply{Content: "", FinishReason: "length"}
@@ -123,7 +125,8 @@ func TestReasoningBudgetSpent(t *testing.T) {
 	cfg := testConfig(s, &log)
 	cfg.Model = "gpt-5-mini"
 	_, err := NewOpenAI(cfg).Plan(context.Background(), "a mouse hunting a lion")
-	if err == nil || !strings.Contains(err.Error(), "max_completion_tokens 9092, 8192 of them for reasoning: raise --llm-reasoning-tokens") {
+	if !errors.Is(err, ErrReasoningBudget) || !strings.Contains(err.Error(), "max_completion_tokens 9092, 8192 of them for reasoning") ||
+		!strings.Contains(err.Error(), "Config.ReasoningTokens") {
 		t.Fatalf("error %v", err)
 	}
 	if n := len(s.Requests()); n != 1 {

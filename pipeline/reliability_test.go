@@ -129,10 +129,11 @@ func TestNonFiniteIsAnError(t *testing.T) {
 		r := req
 		r.Guidance = 1e38
 		_, err := m.Generate(r, nil)
-		if !errors.Is(err, ErrNonFinite) {
-			t.Fatalf("%v, want ErrNonFinite", err)
+		var overflow *OverflowError
+		if !errors.Is(err, ErrNonFinite) || !errors.As(err, &overflow) || overflow.DType != tensor.Float32 {
+			t.Fatalf("%v, want ErrNonFinite and an fp32 OverflowError", err)
 		}
-		wantErr(t, err, "weights are finite", "overflowed")
+		wantErr(t, err, "weights are finite", "overflowed", "guidance scale")
 	})
 	t.Run("guidance", func(t *testing.T) {
 		m := loadTiny(t, "tiny-sd1", false, tensor.Float32)

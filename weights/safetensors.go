@@ -24,6 +24,10 @@ const maxHeader = 100_000_000
 // ErrNotFloat is returned when a float read is asked of an integer tensor.
 var ErrNotFloat = errors.New("not a float tensor")
 
+// ErrPickle is wrapped when a file is a pickle (a PyTorch .ckpt, .pt or .bin),
+// which is never loaded, for the reason it says.
+var ErrPickle = errors.New("unpickling runs code from the file")
+
 // Info describes one tensor of a file.
 type Info struct {
 	Name  string
@@ -93,7 +97,7 @@ func parse(path string, data []byte) (*File, error) {
 		return nil, fail("file is %d bytes, too short for a safetensors header (not a safetensors file?)", len(data))
 	}
 	if kind := pickleKind(data); kind != "" && (len(data) < 9 || data[8] != '{') {
-		return nil, fail("%s, which rfnet-native refuses to load (unpickling runs code from the file): convert it to .safetensors first: diffusers' scripts/convert_original_stable_diffusion_to_diffusers.py --checkpoint_path FILE --dump_path DIR --to_safetensors writes a folder to pass as --weights DIR", kind)
+		return nil, fail("%s, which rfnet-native refuses to load (%w): convert it to .safetensors first: diffusers' scripts/convert_original_stable_diffusion_to_diffusers.py --checkpoint_path FILE --dump_path DIR --to_safetensors writes a diffusers folder to load instead", kind, ErrPickle)
 	}
 	n := binary.LittleEndian.Uint64(data)
 	if n > maxHeader {

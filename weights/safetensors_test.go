@@ -2,6 +2,7 @@ package weights
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -131,6 +132,10 @@ func TestBadFiles(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %q should name the file and say %q", err, c.want)
+			}
+			// A pickle is ErrPickle, for a caller to say where the converted folder goes.
+			if pickle := c.name == "torch zip checkpoint" || c.name == "pickle"; pickle != errors.Is(err, ErrPickle) || strings.Contains(err.Error(), "--weights") {
+				t.Fatalf("error %q: ErrPickle %v, want %v and no flag", err, errors.Is(err, ErrPickle), pickle)
 			}
 		})
 	}

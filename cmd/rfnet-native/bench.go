@@ -188,7 +188,7 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		items := sh.Select(rfbench.Items(ps, ms, *seeds))
 		r := &rfbench.Runner{Model: m, Config: cfg, Out: *out, Info: info, Log: os.Stderr}
 		if rfbench.NeedsPlanner(ms) {
-			r.Planner = lf.planner(os.Stderr)
+			r.Planner = advisedPlanner{lf.planner(os.Stderr), fs}
 		}
 		if !*quiet {
 			bar := newBar(len(items), "bench")
@@ -354,7 +354,7 @@ func setupEval(fs *pflag.FlagSet) func() error {
 		}
 		ctx, stop := interruptible()
 		defer stop()
-		s, err := rfbench.Evaluate(ctx, *run, j, *concurrency, progress)
+		s, err := rfbench.Evaluate(ctx, *run, advisedJudge{j, fs}, *concurrency, progress)
 		line := fmt.Sprintf("%d judged, %d already judged, %d failed", s.Generated, s.Skipped, s.Failed)
 		if len(s.Failures) > 0 {
 			line += fmt.Sprintf(" (the first: %s)", firstLine(s.Failures[0]))

@@ -15,6 +15,7 @@ import (
 	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/tensor"
+	"github.com/rfnet/rfnet-native/weights"
 )
 
 // modelFlags are the flags every command that loads a checkpoint shares.
@@ -151,7 +152,8 @@ var optionFlags = map[string]string{"ModelType": "--model-type", "Prediction": "
 
 // loadFlagError names the flag a load error is about: pipeline names the
 // LoadOptions field, or the config files a single file needs, which the
-// user gave (or can give) with a flag. Any other error stays as it is.
+// user gave (or can give) with a flag; weights, the pickle whose converted
+// folder --weights takes instead. Any other error stays as it is.
 func loadFlagError(err error) error {
 	var bad *pipeline.OptionError
 	switch {
@@ -159,6 +161,8 @@ func loadFlagError(err error) error {
 		return fmt.Errorf("%s %s: %w", optionFlags[bad.Field], bad.Value, bad.Err)
 	case errors.Is(err, pipeline.ErrNeedsConfig):
 		return fmt.Errorf("%w (pass --config DIR, a diffusers-style folder with its unet/, vae/ and text_encoder/ config.json)", err)
+	case errors.Is(err, weights.ErrPickle):
+		return fmt.Errorf("%w: pass it as --weights DIR", err)
 	}
 	return err
 }

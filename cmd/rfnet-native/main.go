@@ -78,7 +78,7 @@ func run(args []string) error {
 	if err := fs.Parse(longFlags(args[1:], fs)); err != nil {
 		return err
 	}
-	return do()
+	return flagAdvice(do(), fs)
 }
 
 // longFlags rewrites -name and -name=value as --name and --name=value when name is

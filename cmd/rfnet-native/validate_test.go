@@ -157,7 +157,7 @@ func TestBadWeightPaths(t *testing.T) {
 	cases := map[string][]string{
 		loopA:    {"too many levels of symbolic links"},
 		dangling: {"symbolic link", "does not exist"},
-		ckpt:     {"PyTorch checkpoint", "refuses", "--to_safetensors"},
+		ckpt:     {"PyTorch checkpoint", "refuses", "--to_safetensors", "writes a diffusers folder to load instead: pass it as --weights DIR"},
 	}
 	fifo := filepath.Join(dir, "fifo.safetensors")
 	if syscall.Mkfifo(fifo, 0o644) == nil {

@@ -82,7 +82,7 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 					return nil, err
 				}
 				if math.IsNaN(loss) || math.IsInf(loss, 0) {
-					return nil, fmt.Errorf("step %d: the steering loss is %v (check the config's loss weights and scales; in fp16, try --dtype bf16 or fp32): %w", i+1, loss, pipeline.ErrNonFinite)
+					return nil, r.lossError(i, loss)
 				}
 				z = z.Sub(grad.Scale(l.sched.GradientStepScale(i)))
 				last = loss
@@ -191,4 +191,15 @@ func objectIndex(j int) *int {
 		return nil
 	}
 	return ptr(j)
+}
+
+// lossError is the error of a non-finite steering loss at step i. In half
+// precision the steering pass may also have overflowed, which a wider compute
+// dtype fixes (pipeline.OverflowError says which).
+func (r *runner) lossError(i int, loss float64) error {
+	err := fmt.Errorf("step %d: the steering loss is %v, %w: check the config's loss weights and scales", i+1, loss, pipeline.ErrNonFinite)
+	if r.DType == tensor.Float16 || r.DType == tensor.BFloat16 {
+		err = fmt.Errorf("%w; if they are sound, %w", err, &pipeline.OverflowError{DType: r.DType})
+	}
+	return err
 }
