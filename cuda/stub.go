@@ -13,5 +13,5 @@ const Compiled = false
 
 // New reports that this binary was built without the CUDA backend.
 func New(Options) (tensor.Backend, error) {
-	return nil, fmt.Errorf("cuda: this binary was built without the CUDA backend (build it with `make cuda`); use --device cpu: %w", tensor.ErrNoDevice)
+	return nil, fmt.Errorf("cuda: this binary was built without the CUDA backend (build it with `make cuda`), so only the CPU backend runs: %w", tensor.ErrNoDevice)
 }

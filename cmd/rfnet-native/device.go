@@ -92,6 +92,9 @@ func (m *modelFlags) open() (tensor.Backend, error) {
 			}
 		}
 		b, err := cuda.New(cuda.Options{Ordinal: n, TF32: m.tf32})
+		if errors.Is(err, tensor.ErrNoDevice) {
+			return nil, fmt.Errorf("--device %s: %w (--device cpu runs on the CPU)", m.device, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("--device %s: %w", m.device, err)
 		}

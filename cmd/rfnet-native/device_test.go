@@ -122,3 +122,18 @@ func TestLoadErrorsNameTheFlag(t *testing.T) {
 		}
 	}
 }
+
+// --device cuda on a binary without the CUDA backend names the flag that
+// runs on the CPU; the library's error names none.
+func TestDeviceCUDAWithoutBackendNamesTheCPUFlag(t *testing.T) {
+	if cuda.Compiled {
+		t.Skip("this binary has the CUDA backend")
+	}
+	_, err := (&modelFlags{device: "cuda"}).open()
+	if err == nil || !strings.Contains(err.Error(), "--device cpu runs on the CPU") {
+		t.Fatalf("%v", err)
+	}
+	if _, err := cuda.New(cuda.Options{}); err == nil || strings.Contains(err.Error(), "--") {
+		t.Fatalf("the library's error names a flag: %v", err)
+	}
+}
