@@ -36,6 +36,7 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./weights
 	$(GO) test -run '^$$' -fuzz FuzzParseReply -fuzztime 60s ./llm
+	$(GO) test -run '^$$' -fuzz FuzzDecodePlan -fuzztime 60s ./llm
 	$(GO) test -run '^$$' -fuzz FuzzGenerateFlags -fuzztime 60s ./cmd/rfnet-native
 
 # The CUDA build: each kernels/*.cu compiled by nvcc into a fatbin (SASS for
