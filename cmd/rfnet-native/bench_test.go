@@ -937,3 +937,17 @@ func halfScoreJudge() *fakeopenai.Server {
 		return fakeopenai.Reply{Content: `{"score": 50, "explanation": "half"}`}
 	})
 }
+
+// bench --list-methods prints every method with what it turns off and exits
+// before it checks anything else or loads a model (there is none here).
+func TestBenchListMethods(t *testing.T) {
+	out := captureStdout(t, func() error { return run_([]string{"bench", "--list-methods"}) })
+	for _, want := range []string{"sd  ", "rfnet-saa-only  ", "rfnet-reference-only  ", "the suppression constraint"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "\n"); n != len(rfbench.MethodNames())+1 {
+		t.Errorf("%d lines, want a header and one per method:\n%s", n, out)
+	}
+}
