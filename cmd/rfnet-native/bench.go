@@ -84,6 +84,8 @@ func setupBench(fs *pflag.FlagSet) func() error {
 	steps := fs.Int("steps", 0, "denoising steps (default: the RFNet config's, 50)")
 	size := fs.Int("size", 0, "image width and height, a multiple of 8 (default: the RFNet config's, 512)")
 	cfgFile := fs.String("rfnet-config", "", "JSON file of RFNet hyperparameters")
+	keepArtifacts := fs.Bool("keep-artifacts", false, "keep each RFNet item's plan, masks, trace and the rest of an --out-dir "+
+		"in images/<method>/<id>-s<seed>/ beside its image (sd items have none to keep)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	return func() error {
 		if *listMethods {
@@ -190,7 +192,7 @@ func setupBench(fs *pflag.FlagSet) func() error {
 			return outFlagError(*out, err)
 		}
 		items := sh.Select(rfbench.Items(ps, ms, *seeds))
-		r := &rfbench.Runner{Model: m, Config: cfg, Out: *out, Info: info, Log: os.Stderr}
+		r := &rfbench.Runner{Model: m, Config: cfg, Out: *out, Info: info, Log: os.Stderr, KeepArtifacts: *keepArtifacts}
 		if rfbench.NeedsPlanner(ms) {
 			r.Planner = advisedPlanner{lf.planner(os.Stderr), fs}
 		}
