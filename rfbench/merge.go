@@ -27,8 +27,9 @@ type Merged struct {
 // An item is merged whole: its image, sidecar and kept artifacts come from
 // one shard, and only when they pass Check there, so a sidecar is never
 // paired with another shard's image; the files are copied as streams and
-// verified against the sidecar's sizes and hashes on the way. An item already intact in out is kept; a broken one
-// there is replaced by an intact one from a shard. A shard's broken item,
+// verified against the sidecar's sizes and hashes on the way. An item
+// already intact in out is kept; a broken one there is replaced by an
+// intact one from a shard, its kept artifacts folder emptied first. A shard's broken item,
 // plan or result, and an image without a sidecar, are left out with a line
 // on log. Only finished files are looked at (non-hidden .json files, the
 // images their sidecars name, and images to report when they have none), so
