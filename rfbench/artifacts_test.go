@@ -99,7 +99,8 @@ func contains(list []string, s string) bool {
 }
 
 // An item whose kept artifacts are not all there is broken: Check says which
-// file, and bench makes the item again, artifacts and all. A resumed run
+// file, and bench makes the item again, artifacts and all; so it does for an
+// item killed between its artifacts and its sidecar. A resumed run
 // keeping artifacts skips items made without them and says how many. Merge
 // copies an item with its artifacts, and replaces a destination item with
 // half its artifacts whole.
@@ -143,6 +144,16 @@ func TestKeptArtifactsResumeAndMerge(t *testing.T) {
 	}
 	if got := keptFiles(t, out, rf); strings.Join(got, ",") != strings.Join(files, ",") {
 		t.Fatalf("made again, it keeps %v, want %v", got, files)
+	}
+	// Killed after its artifacts, before its sidecar: not finished, and made
+	// again with a folder of its own files only.
+	os.Remove(filepath.Join(out, meta))
+	os.WriteFile(filepath.Join(out, dir, "objects", "99-stale.png"), []byte("x"), 0o644)
+	if s, err = r.Run(context.Background(), kept); err != nil || s.Generated != 1 || len(s.Broken) != 0 {
+		t.Fatalf("after a kill before the sidecar: %+v, %v", s, err)
+	}
+	if got := keptFiles(t, out, rf); strings.Join(got, ",") != strings.Join(files, ",") {
+		t.Fatalf("made after a kill, it keeps %v, want %v", got, files)
 	}
 
 	// Merge copies the artifacts with their item, verified.
