@@ -23,7 +23,8 @@ import (
 // that image's size and SHA-256, and the image on disk still has both. The
 // sidecar is written last, so a run killed in between leaves an item that is
 // not finished; a truncated, emptied or altered image, or a broken sidecar,
-// fails too. Neither file is read unless it is a regular file (see
+// fails too, and so does an item whose kept artifacts (see artifacts.go) are
+// not all there at the sizes its sidecar lists. Neither file is read unless it is a regular file (see
 // regular.Open), and the sidecar is at most MaxJSON bytes; the image is
 // hashed as a stream, so its size does not matter.
 //
@@ -118,7 +119,7 @@ func check(run, sidecar string) (checked, error) {
 	case hash != m.ImageSHA256:
 		return c, fmt.Errorf("%s: SHA-256 %.12s…, sidecar says %.12s…", image, hash, m.ImageSHA256)
 	}
-	return c, nil
+	return c, checkArtifacts(run, sidecar, *m)
 }
 
 func isSHA256(s string) bool {

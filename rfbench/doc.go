@@ -8,7 +8,9 @@
 //
 // A run folder holds bench.json (what was run), plans/<id>.json, and
 // images/<method>/<id>-s<seed>.png with a .json metadata file (the sidecar)
-// beside each. The sidecar is written last and records the image's size and
+// beside each, and, when bench keeps artifacts, an RFNet item's plan, masks
+// and trace in images/<method>/<id>-s<seed>/ (see artifacts.go). The
+// sidecar is written last and records the image's size and
 // SHA-256; Check is the one place that decides whether an item is finished
 // and intact, and Differences the one place that decides whether two runs'
 // settings agree. While bench runs, locks/ holds one file per process, an

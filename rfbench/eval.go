@@ -53,14 +53,21 @@ func (r EvalResult) Of(m Meta) bool {
 // sorted by key, and lists the sidecars that fail Check, each as "path: why".
 func LoadMetas(run string) (metas []Meta, broken []string, err error) {
 	err = filepath.WalkDir(filepath.Join(run, "images"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".json") {
+		if err != nil {
 			return err
 		}
 		rel, err := filepath.Rel(run, p)
 		if err != nil {
 			return err
 		}
-		if m, err := Check(run, filepath.ToSlash(rel)); err != nil {
+		rel = filepath.ToSlash(rel)
+		switch {
+		case d.IsDir() && isArtifactsDir(rel):
+			return filepath.SkipDir // an item's kept artifacts, not items
+		case d.IsDir() || !strings.HasSuffix(p, ".json"):
+			return nil
+		}
+		if m, err := Check(run, rel); err != nil {
 			broken = append(broken, err.Error())
 		} else {
 			metas = append(metas, m)

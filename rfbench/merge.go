@@ -1,8 +1,6 @@
 package rfbench
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -26,11 +24,12 @@ type Merged struct {
 // Merge combines shard run folders into out: bench.json (the shards must
 // describe runs with the same settings), plans, items and judge results.
 //
-// An item is merged whole: its image and sidecar come from one shard, and
-// only when they pass Check there, so a sidecar is never paired with another
-// shard's image; the image is copied as a stream and verified against its
-// sidecar on the way. An item already intact in out is kept; a broken one
-// there is replaced by an intact one from a shard. A shard's broken item,
+// An item is merged whole: its image, sidecar and kept artifacts come from
+// one shard, and only when they pass Check there, so a sidecar is never
+// paired with another shard's image; the files are copied as streams and
+// verified against the sidecar's sizes and hashes on the way. An item
+// already intact in out is kept; a broken one there is replaced by an
+// intact one from a shard, its kept artifacts folder emptied first. A shard's broken item,
 // plan or result, and an image without a sidecar, are left out with a line
 // on log. Only finished files are looked at (non-hidden .json files, the
 // images their sidecars name, and images to report when they have none), so
@@ -75,12 +74,8 @@ func Merge(out string, shards []string, log io.Writer) (Merged, error) {
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				fmt.Fprintf(orDiscard(log), "rfnet-native: bench merge: replacing the broken item in %s (%v) with %s's\n", out, err, dir)
 			}
-			// The image first: the sidecar, last, marks the item finished.
-			if err := copyImage(dir, out, c.meta); err != nil {
-				return err
-			}
 			n.Items++
-			return writeRel(out, rel, c.raw)
+			return copyItem(dir, out, rel, c.meta, c.raw)
 		})
 		if err == nil {
 			// Images without a sidecar: items a process was making, or one
@@ -133,31 +128,6 @@ func Merge(out string, shards []string, log io.Writer) (Merged, error) {
 	return n, nil
 }
 
-// copyImage copies the image of the item m, which passed Check in dir, into
-// out, verifying as it goes that the bytes are still those m records.
-func copyImage(dir, out string, m Meta) error {
-	src, err := regular.Open(filepath.Join(dir, filepath.FromSlash(m.Image)))
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	dst := filepath.Join(out, filepath.FromSlash(m.Image))
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	return atomicfile.Write(dst, func(w io.Writer) error {
-		h := sha256.New()
-		size, err := io.Copy(io.MultiWriter(w, h), src)
-		if err != nil {
-			return err
-		}
-		if size != m.ImageBytes || hex.EncodeToString(h.Sum(nil)) != m.ImageSHA256 {
-			return fmt.Errorf("%s: changed while it was copied", src.Name())
-		}
-		return nil
-	})
-}
-
 // betterResult reports whether the result r, at rel (eval/<judge>/<key>.json),
 // should replace have: r is "ok" for the image of out's item and have is not.
 func betterResult(out, rel string, r, have EvalResult) bool {
@@ -177,6 +147,8 @@ func betterResult(out, rel string, r, have EvalResult) bool {
 // file under dir/sub whose name ends in ext and does not start with a dot (a
 // write in progress, or left by a killed one). Files that are not regular
 // are passed too, for f to refuse and report. A missing dir/sub has none.
+// Folders of kept artifacts (see isArtifactsDir) are not entered: their
+// files are not items, and go with the item they belong to.
 func walkFiles(dir, sub, ext string, f func(rel string) error) error {
 	root := filepath.Join(dir, sub)
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -186,14 +158,18 @@ func walkFiles(dir, sub, ext string, f func(rel string) error) error {
 			}
 			return err
 		}
-		if d.IsDir() || strings.HasPrefix(d.Name(), ".") || !strings.HasSuffix(d.Name(), ext) {
-			return nil
-		}
 		rel, err := filepath.Rel(dir, p)
 		if err != nil {
 			return err
 		}
-		return f(filepath.ToSlash(rel))
+		rel = filepath.ToSlash(rel)
+		switch {
+		case d.IsDir() && isArtifactsDir(rel):
+			return filepath.SkipDir
+		case d.IsDir() || strings.HasPrefix(d.Name(), ".") || !strings.HasSuffix(d.Name(), ext):
+			return nil
+		}
+		return f(rel)
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/rfnet/rfnet-native/pipeline/rfnet"
 )
@@ -18,15 +19,55 @@ type Method struct {
 }
 
 // methods are the methods a benchmark compares, in the order --methods lists
-// them: plain Stable Diffusion, RFNet, and RFNet without each of its parts
-// and without all three.
+// them: plain Stable Diffusion, RFNet, RFNet without each of its parts, with
+// one part alone, and without all three. The rows of the paper's ablation
+// table (§10.6: SAA, reference constraint, suppression constraint) are
+// rfnet-none, rfnet-saa-only, rfnet-reference-only, rfnet-no-saa and rfnet.
 var methods = []Method{
 	{Name: "sd", SD: true},
 	{Name: "rfnet"},
 	{Name: "rfnet-no-saa", Without: rfnet.Ablation{SAA: true}},
 	{Name: "rfnet-no-reference", Without: rfnet.Ablation{Reference: true}},
 	{Name: "rfnet-no-suppression", Without: rfnet.Ablation{Suppression: true}},
+	{Name: "rfnet-saa-only", Without: rfnet.Ablation{Reference: true, Suppression: true}},
+	{Name: "rfnet-reference-only", Without: rfnet.Ablation{SAA: true, Suppression: true}},
 	{Name: "rfnet-none", Without: rfnet.Ablation{SAA: true, Reference: true, Suppression: true}},
+}
+
+// TurnsOff says what the method turns off, for --list-methods: RFNet as a
+// whole for plain SD, else the parts of RFNet its ablation names.
+func (m Method) TurnsOff() string {
+	if m.SD {
+		return "all of RFNet: plain Stable Diffusion, no plan"
+	}
+	var parts []string
+	for _, p := range []struct {
+		off  bool
+		name string
+	}{
+		{m.Without.SAA, "SAA (each object's main description alone)"},
+		{m.Without.Reference, "the reference constraint"},
+		{m.Without.Suppression, "the suppression constraint"},
+	} {
+		if p.off {
+			parts = append(parts, p.name)
+		}
+	}
+	if len(parts) == 0 {
+		return "nothing: RFNet whole"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ListMethods writes the methods, in order, one a line: the name and what
+// it turns off.
+func ListMethods(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "method\tturns off")
+	for _, m := range methods {
+		fmt.Fprintf(tw, "%s\t%s\n", m.Name, m.TurnsOff())
+	}
+	return tw.Flush()
 }
 
 // renamedMethods maps the earlier name of a method to its name now. The old

@@ -22,6 +22,8 @@ func TestMethodConfigs(t *testing.T) {
 		{"rfnet-no-reference", true, false, true},
 		{"rfnet-no-guidance", true, false, true},
 		{"rfnet-no-suppression", true, true, false},
+		{"rfnet-saa-only", true, false, false},
+		{"rfnet-reference-only", false, true, false},
 		{"rfnet-none", false, false, false},
 	} {
 		it := Item{Prompt: Prompt{ID: "p"}, Index: 3, Method: c.method, Seed: 2}
@@ -61,5 +63,32 @@ func TestParseMethods(t *testing.T) {
 	}
 	if NeedsPlanner([]string{"sd"}) || !NeedsPlanner([]string{"sd", "rfnet-no-guidance"}) {
 		t.Error("NeedsPlanner: plain SD plans nothing, every other method does")
+	}
+}
+
+// --list-methods lists every method with what it turns off, the two
+// single-part rows of the paper's ablation table among them.
+func TestListMethods(t *testing.T) {
+	var out bytes.Buffer
+	if err := ListMethods(&out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != len(MethodNames())+1 || !strings.HasPrefix(lines[0], "method") {
+		t.Fatalf("want a header and one line per method:\n%s", out.String())
+	}
+	for i, name := range MethodNames() {
+		if f := strings.Fields(lines[i+1]); len(f) < 2 || f[0] != name {
+			t.Errorf("line %d is %q, want method %s first", i+1, lines[i+1], name)
+		}
+	}
+	for _, want := range []string{
+		"rfnet-saa-only        the reference constraint, the suppression constraint",
+		"rfnet-reference-only  SAA (each object's main description alone), the suppression constraint",
+		"rfnet                 nothing: RFNet whole",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no line %q in\n%s", want, out.String())
+		}
 	}
 }

@@ -61,6 +61,9 @@ type Meta struct {
 	OverallPrompt string             `json:"overall_prompt,omitempty"`
 	Seconds       map[string]float64 `json:"seconds"`
 	Model         rfnet.ModelInfo    `json:"model"`
+	// Artifacts are the files the item keeps beside its image (see
+	// artifacts.go); none unless it was made with Runner.KeepArtifacts.
+	Artifacts []ArtifactFile `json:"artifacts,omitempty"`
 }
 
 // Runner generates a benchmark's images into Out.
@@ -71,6 +74,9 @@ type Runner struct {
 	Out     string
 	Info    rfnet.ModelInfo // the model, hash included, for the sidecars
 	Log     io.Writer
+	// KeepArtifacts keeps each RFNet item's plan, masks, trace and the rest
+	// of what rfnet.WriteArtifacts writes beside its image (see artifacts.go).
+	KeepArtifacts bool
 	// Progress is called after each item with the number done (skipped ones
 	// included) and the total.
 	Progress func(done, total int)
@@ -109,6 +115,11 @@ type Summary struct {
 	// Recorded counts the items of an earlier version whose sidecar Run
 	// completed with the image's size and hash.
 	Recorded int
+	// WithoutArtifacts counts the RFNet items that Run, keeping artifacts,
+	// skipped as finished although they keep none: they were made without
+	// KeepArtifacts, and their images are what a run keeping them would
+	// make again.
+	WithoutArtifacts int
 }
 
 func (r *Runner) logf(format string, args ...any) {
@@ -143,6 +154,10 @@ func (r *Runner) Run(ctx context.Context, items []Item) (s Summary, err error) {
 	defer func() {
 		if s.Recorded > 0 {
 			r.logf("recorded the size and hash of %d items of an earlier version", s.Recorded)
+		}
+		if s.WithoutArtifacts > 0 {
+			r.logf("%d finished RFNet items were made without --keep-artifacts and keep none; they are not made again "+
+				"(remove an item's sidecar to make it again with its artifacts)", s.WithoutArtifacts)
 		}
 	}()
 	// pass runs items and returns the ones another process held, with its claim.
@@ -307,6 +322,9 @@ func (r *Runner) finished(it Item, s *Summary) (ok bool, err error) {
 		}
 	}
 	s.Skipped++
+	if m, _ := lookupMethod(it.Method); r.KeepArtifacts && !m.SD && len(c.meta.Artifacts) == 0 {
+		s.WithoutArtifacts++
+	}
 	return true, nil
 }
 
@@ -384,6 +402,11 @@ func (r *Runner) generate(ctx context.Context, it Item) (err error) {
 	if err != nil {
 		return err
 	}
+	// Artifacts of an earlier image of the item, or half of them, go first:
+	// the sidecar written last lists the artifacts of this image or none.
+	if err := removeArtifacts(r.Out, it.Key()); err != nil {
+		return err
+	}
 	start := time.Now()
 	var image *tensor.Tensor
 	var durations map[string]time.Duration
@@ -403,7 +426,12 @@ func (r *Runner) generate(ctx context.Context, it Item) (err error) {
 		if err != nil {
 			return err
 		}
-		res, err := rfnet.Run(r.Model, plan, rfnet.Options{Config: c})
+		var res *rfnet.Result
+		if r.KeepArtifacts {
+			res, meta.Artifacts, err = r.keepArtifacts(it, plan, rfnet.Options{Config: c}, ckpt)
+		} else {
+			res, err = rfnet.Run(r.Model, plan, rfnet.Options{Config: c})
+		}
 		if err != nil {
 			return err
 		}

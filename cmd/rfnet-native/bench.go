@@ -47,7 +47,7 @@ func interrupted(msg string) error { return &interruptedError{msg} }
 // starts, and eval runs one goroutine per request with an image in it.
 const (
 	// maxSeeds: the paper uses 1 to 4 seeds; 1000 seeds of the default
-	// prompt set and all six methods are 1.4 million items (about 140 MB
+	// prompt set and all eight methods are 1.9 million items (about 190 MB
 	// listed), and months of GPU time.
 	maxSeeds = 1000
 	// maxConcurrency: endpoints limit requests per minute far below this;
@@ -75,7 +75,8 @@ func setupBench(fs *pflag.FlagSet) func() error {
 	model.register(fs)
 	lf.register(fs)
 	prompts := fs.String("prompts", "", "prompt file, JSONL or CSV with id, area, category, prompt (default: the built-in 234-prompt set)")
-	methods := fs.String("methods", "sd,rfnet", "comma-separated: "+strings.Join(rfbench.MethodNames(), ", "))
+	methods := fs.String("methods", "sd,rfnet", "comma-separated: "+strings.Join(rfbench.MethodNames(), ", ")+" (see --list-methods)")
+	listMethods := fs.Bool("list-methods", false, "print the methods, each with what it turns off, and exit")
 	seeds := fs.Int("seeds", 1, "images per prompt and method")
 	out := fs.String("out", "bench-run", "run folder (finished images are kept and skipped; processes with the same settings share it)")
 	shard := fs.String("shard", "0/1", "run part i of n (0-based), for several machines")
@@ -83,8 +84,13 @@ func setupBench(fs *pflag.FlagSet) func() error {
 	steps := fs.Int("steps", 0, "denoising steps (default: the RFNet config's, 50)")
 	size := fs.Int("size", 0, "image width and height, a multiple of 8 (default: the RFNet config's, 512)")
 	cfgFile := fs.String("rfnet-config", "", "JSON file of RFNet hyperparameters")
+	keepArtifacts := fs.Bool("keep-artifacts", false, "keep each RFNet item's plan, masks, trace and the rest of an --out-dir "+
+		"in images/<method>/<id>-s<seed>/ beside its image (sd items have none to keep)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	return func() error {
+		if *listMethods {
+			return rfbench.ListMethods(os.Stdout)
+		}
 		// Everything is checked before the model loads, which takes minutes
 		// for a real checkpoint. Changed tells an explicit 0 from the default.
 		switch {
@@ -186,7 +192,7 @@ func setupBench(fs *pflag.FlagSet) func() error {
 			return outFlagError(*out, err)
 		}
 		items := sh.Select(rfbench.Items(ps, ms, *seeds))
-		r := &rfbench.Runner{Model: m, Config: cfg, Out: *out, Info: info, Log: os.Stderr}
+		r := &rfbench.Runner{Model: m, Config: cfg, Out: *out, Info: info, Log: os.Stderr, KeepArtifacts: *keepArtifacts}
 		if rfbench.NeedsPlanner(ms) {
 			r.Planner = advisedPlanner{lf.planner(os.Stderr), fs}
 		}

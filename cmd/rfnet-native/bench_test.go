@@ -937,3 +937,69 @@ func halfScoreJudge() *fakeopenai.Server {
 		return fakeopenai.Reply{Content: `{"score": 50, "explanation": "half"}`}
 	})
 }
+
+// bench --list-methods prints every method with what it turns off and exits
+// before it checks anything else or loads a model (there is none here).
+func TestBenchListMethods(t *testing.T) {
+	out := captureStdout(t, func() error { return run_([]string{"bench", "--list-methods"}) })
+	for _, want := range []string{"sd  ", "rfnet-saa-only  ", "rfnet-reference-only  ", "the suppression constraint"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "\n"); n != len(rfbench.MethodNames())+1 {
+		t.Errorf("%d lines, want a header and one per method:\n%s", n, out)
+	}
+}
+
+// bench --keep-artifacts on the tiny model with a fake LLM: each RFNet item,
+// the two single-part ablations here, keeps its plan, masks and trace in
+// images/<method>/<id>-s<seed>/ with the configuration of its method; the sd
+// item keeps nothing. The same command again finds every item done, and
+// makes again an item that lost a kept file.
+func TestBenchKeepArtifacts(t *testing.T) {
+	planner := fakeopenai.New(func(int, fakeopenai.Request) fakeopenai.Reply { return fakeopenai.Reply{Content: fakePlan} })
+	defer planner.Close()
+	run := filepath.Join(t.TempDir(), "run")
+	var args []string
+	for _, a := range smallBench(t, run, "--methods", "sd,rfnet-saa-only,rfnet-reference-only", "--limit", "1", "--keep-artifacts",
+		"--llm-base-url", planner.BaseURL(), "--llm-api-key", "k") {
+		if a != "--offline-planner" {
+			args = append(args, a)
+		}
+	}
+	if err := run_(args); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(run, "images", "sd", "p1-s0")); err == nil {
+		t.Error("the sd item keeps a folder; it has nothing to keep")
+	}
+	for method, want := range map[string]struct{ saa, reference, suppression bool }{
+		"rfnet-saa-only":       {true, false, false},
+		"rfnet-reference-only": {false, true, false},
+	} {
+		dir := filepath.Join(run, "images", method, "p1-s0")
+		checkArtifacts(t, dir, []string{"a lion", "a mouse"}, want.saa) // what an rfnet --out-dir holds
+		var info struct{ Config rfnet.Config }
+		raw, _ := os.ReadFile(filepath.Join(dir, "run.json"))
+		if err := json.Unmarshal(raw, &info); err != nil {
+			t.Fatalf("%s: run.json: %v", method, err)
+		}
+		if c := info.Config; c.SAA != want.saa || c.ReferenceConstraint != want.reference || c.Suppression != want.suppression {
+			t.Errorf("%s ran with SAA %v, reference %v, suppression %v; want %+v", method, c.SAA, c.ReferenceConstraint, c.Suppression, want)
+		}
+	}
+	var err error
+	log := stderrOf(t, func() { err = run_(args) })
+	if err != nil || !strings.Contains(log, "0 generated, 3 already done") {
+		t.Fatalf("the same command again: %v\n%s", err, log)
+	}
+	os.Remove(filepath.Join(run, "images", "rfnet-saa-only", "p1-s0", "trace.jsonl"))
+	log = stderrOf(t, func() { err = run_(args) })
+	if err != nil || !strings.Contains(log, "trace.jsonl: missing") || !strings.Contains(log, "1 generated (1 of them broken and made again)") {
+		t.Fatalf("after a kept file went: %v\n%s", err, log)
+	}
+	if _, err := os.Stat(filepath.Join(run, "images", "rfnet-saa-only", "p1-s0", "trace.jsonl")); err != nil {
+		t.Errorf("made again, the item keeps no trace: %v", err)
+	}
+}
