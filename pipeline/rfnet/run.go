@@ -19,6 +19,8 @@ type Options struct {
 	Trace func(TraceEvent)
 	// Progress is called after every denoising step of every run (may be nil).
 	Progress func(stage string, object, step, total int)
+	// AllowV runs on a v-prediction model, which CheckPrediction refuses.
+	AllowV bool
 }
 
 // runner is one RFNet run's state: the Stable Diffusion model with the
@@ -74,6 +76,11 @@ func Run(m *pipeline.Model, plan *llm.Plan, o Options) (*Result, error) {
 	c := o.Config
 	if err := Validate(m, c); err != nil {
 		return nil, err
+	}
+	if !o.AllowV {
+		if err := CheckPrediction(m); err != nil {
+			return nil, err
+		}
 	}
 	if err := plan.Check(); err != nil {
 		return nil, fmt.Errorf("rfnet: plan: %w", err)
