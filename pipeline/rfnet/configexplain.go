@@ -52,7 +52,7 @@ var configExplain = map[string]string{
 	"ref_ca_loss_weight":          "weight of the reference constraint (§10.3)",
 	"ref_ca_scale":                "second factor of the reference constraint (the reference's hidden guid = 15; §14.10)",
 	"ref_ca_eps":                  "added to the attention sums the reference constraint normalizes by, so an empty box gives no NaN (§10.3)",
-	"remeasure_loss":              "re-measure the loss at each step instead of carrying the last one over, which stops steering for good (§14.9)",
+	"remeasure_loss":              "measure the loss afresh at each steered step; the reference carries the last one over, so once it reaches the threshold no later step steers (§14.9)",
 }
 
 // configKeys are Config's JSON keys in the order of its fields.
