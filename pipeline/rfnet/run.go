@@ -15,7 +15,8 @@ import (
 // Options configure a run.
 type Options struct {
 	Config Config
-	// Trace receives one event per steering iteration and per stage (may be nil).
+	// Trace receives one event per steering iteration, per step without
+	// steering and per stage (see TraceEvent; may be nil).
 	Trace func(TraceEvent)
 	// Progress is called after every denoising step of every run (may be nil).
 	Progress func(stage string, object, step, total int)
