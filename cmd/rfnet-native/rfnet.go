@@ -27,6 +27,9 @@ func (g *generateFlags) rfnetSettings(fs *pflag.FlagSet) (rfnet.Config, error) {
 			return c, err
 		}
 	}
+	if err := g.rfnet.apply(fs.Changed, &c); err != nil {
+		return c, err
+	}
 	if fs.Changed("steps") {
 		c.Steps = g.steps
 	}
@@ -51,9 +54,6 @@ func (g *generateFlags) rfnetSettings(fs *pflag.FlagSet) (rfnet.Config, error) {
 }
 
 func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
-	if g.prompt == "" && g.plan == "" {
-		return errors.New("--prompt (or --plan) is required")
-	}
 	for _, f := range []string{"init-latents", "save-latents", "save-text-embeddings", "negative-prompt"} {
 		if fs.Changed(f) {
 			return fmt.Errorf("--%s applies to --method sd (RFNet draws its own noise and negative prompts)", f)
@@ -62,6 +62,17 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 	cfg, err := g.rfnetSettings(fs)
 	if err != nil {
 		return err
+	}
+	if g.rfnet.printConfig {
+		out, err := rfnet.ExplainedConfig(cfg)
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.Write(out)
+		return err
+	}
+	if g.prompt == "" && g.plan == "" {
+		return errors.New("--prompt (or --plan) is required")
 	}
 	runs, err := g.rfnetOutputs(fs.Changed, cfg)
 	if err != nil {
@@ -88,6 +99,11 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 	defer m.Close()
 	if err := rfnet.Validate(m, cfg); err != nil {
 		return err
+	}
+	if !g.rfnet.allowV {
+		if err := rfnet.CheckPrediction(m); err != nil {
+			return fmt.Errorf("%w; --allow-v runs it anyway", err)
+		}
 	}
 	if plan == nil {
 		if plan, err = g.llm.planner(os.Stderr).Plan(context.Background(), g.prompt); err != nil {
@@ -117,7 +133,7 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 		// Both seeds move by i, so a config's own foreground start keeps its
 		// distance from the background seed (WithSeed would reset it).
 		c.BgSeed, c.FgSeedStart = cfg.BgSeed+uint64(i), cfg.FgSeedStart+uint64(i)
-		opts := rfnet.Options{Config: c}
+		opts := rfnet.Options{Config: c, AllowV: g.rfnet.allowV}
 		if bar != nil {
 			opts.Progress = func(stage string, object, step, total int) {
 				notice.step()

@@ -110,14 +110,16 @@ func Default() Config {
 	}
 }
 
-// LoadConfig reads a JSON file over Default(); keys it lacks keep their defaults.
+// LoadConfig reads a JSON file over Default(); keys it lacks keep their
+// defaults. The file holds the keys, or is the output of --print-config
+// (see ExplainedConfig).
 func LoadConfig(path string) (Config, error) {
 	c := Default()
 	raw, err := regular.ReadFile(path)
 	if err != nil {
 		return c, fmt.Errorf("rfnet: config: %w", err)
 	}
-	if err := decodeConfig(raw, &c, true); err != nil {
+	if err := decodeConfig(unwrapExplained(raw), &c, true); err != nil {
 		return c, fmt.Errorf("rfnet: config %s: %w", path, err)
 	}
 	return c, c.Validate()

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -87,5 +88,49 @@ func TestConfigReadsRenamedKeys(t *testing.T) {
 	os.WriteFile(path, []byte(`{"guidance_attn_key": ["up.1.0.0"]}`), 0o644)
 	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), "guidance_attn_key") {
 		t.Errorf("an unknown key: error %v, want one naming it", err)
+	}
+}
+
+// Every key of Config has one line of explanation, and --print-config's
+// output is JSON that LoadConfig reads back to the same configuration.
+func TestExplainedConfigRoundTrips(t *testing.T) {
+	keys := configKeys()
+	for _, k := range keys {
+		if configExplain[k] == "" || strings.Contains(configExplain[k], "\n") {
+			t.Errorf("key %s: explanation %q, want one line", k, configExplain[k])
+		}
+	}
+	if len(configExplain) != len(keys) {
+		t.Errorf("%d explanations for %d keys", len(configExplain), len(keys))
+	}
+	c := Default()
+	c.FrozenStepRatio, c.MaxIter, c.OverallLossThreshold, c.ReferenceConstraint = 0.3, []int{2, 1}, 0, false
+	out, err := ExplainedConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parsed struct {
+		Config  map[string]any    `json:"config"`
+		Explain map[string]string `json:"explain"`
+	}
+	if err := json.Unmarshal(out, &parsed); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if len(parsed.Config) != len(keys) || len(parsed.Explain) != len(keys) {
+		t.Errorf("%d config keys and %d explanations, want %d each", len(parsed.Config), len(parsed.Explain), len(keys))
+	}
+	path := filepath.Join(t.TempDir(), "printed.json")
+	os.WriteFile(path, out, 0o644)
+	back, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, c) {
+		t.Errorf("read back %+v\nwant %+v", back, c)
+	}
+	// A file with "config" beside settings is not printed output: the key is refused.
+	os.WriteFile(path, []byte(`{"config": {}, "loss_scale": 2}`), 0o644)
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), "config") {
+		t.Errorf("config beside a setting: error %v, want one naming it", err)
 	}
 }

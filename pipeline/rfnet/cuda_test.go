@@ -60,17 +60,18 @@ func TestGuidanceGradientOnGPU(t *testing.T) {
 					name     string
 					ref, got loop
 				}{{"box loss", ref.soLoop, f.soLoop}, {"overall loss", ref.allLoop, f.allLoop}} {
-					wantLoss, wantGrad, err := ref.m.steeringPass(c.ref, ref.z, 0, ts[0])
+					want, wantGrad, err := ref.m.steeringPass(c.ref, ref.z, 0, ts[0])
 					if err != nil {
 						t.Fatal(err)
 					}
-					loss, grad, err := f.m.steeringPass(c.got, f.z, 0, ts[0])
+					got, grad, err := f.m.steeringPass(c.got, f.z, 0, ts[0])
 					if err != nil {
 						t.Fatal(err)
 					}
 					if err := g.Sync(); err != nil {
 						t.Fatal(err)
 					}
+					loss, wantLoss := got.loss, want.loss
 					le := math.Abs(loss-wantLoss) / math.Max(math.Abs(wantLoss), 1e-12)
 					ge := fixtures.RelL2(grad, wantGrad)
 					t.Logf("%s: loss %.6g vs %.6g (rel. %.2e), gradient rel. L2 %.2e", c.name, loss, wantLoss, le, ge)

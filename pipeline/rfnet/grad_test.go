@@ -44,8 +44,9 @@ func newLossFixtureOn(t *testing.T, b tensor.Backend, d tensor.DType, c Config) 
 	o := s.Objects[0]
 	f := &lossFixture{m: m, spec: s, z: backendtest.Randn(pm.Backend, d, 5, 1, 4, 16, 16)}
 	f.soLoop = loop{sched: sc, cond: cond, keys: c.SteeringKeys, scale: c.LossScale,
-		loss: func(_ int, maps map[string]capture) (*tensor.Tensor, error) {
-			return boxLoss(maps, c.SteeringKeys, o.Tokens, o.SOBox, c)
+		loss: func(_ int, maps map[string]capture) (steeringLoss, error) {
+			total, err := boxLoss(maps, c.SteeringKeys, o.Tokens, o.SOBox, c)
+			return steeringLoss{total: total}, err
 		}}
 	// Reference maps: positive random values on each object's grids, as a shifted SO run would give.
 	layers := map[string][2]int{}
@@ -63,7 +64,7 @@ func newLossFixtureOn(t *testing.T, b tensor.Backend, d tensor.DType, c Config) 
 		f.objs = append(f.objs, placed{saved: []savedMaps{sm}})
 	}
 	f.allLoop = loop{sched: sc, cond: overall, keys: c.SteeringKeys, scale: c.OverallLossScale,
-		loss: func(step int, maps map[string]capture) (*tensor.Tensor, error) {
+		loss: func(step int, maps map[string]capture) (steeringLoss, error) {
 			return overallLoss(maps, s, f.objs, step, c)
 		}}
 	return f
@@ -78,7 +79,8 @@ func TestLossGradientsMatchFiniteDifferences(t *testing.T) {
 		name string
 		l    loop
 	}{{"box loss", f.soLoop}, {"overall loss", f.allLoop}} {
-		loss, grad, err := f.m.steeringPass(c.l, f.z, 0, ts[0])
+		m, grad, err := f.m.steeringPass(c.l, f.z, 0, ts[0])
+		loss := m.loss
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,11 +92,11 @@ func TestLossGradientsMatchFiniteDifferences(t *testing.T) {
 				for i := range zv {
 					zv[i] += h * v[i]
 				}
-				l, _, err := f.m.steeringPass(c.l, tensor.FromFloat64(f.z.Backend(), tensor.Float64, f.z.Shape(), zv), 0, ts[0])
+				m, _, err := f.m.steeringPass(c.l, tensor.FromFloat64(f.z.Backend(), tensor.Float64, f.z.Shape(), zv), 0, ts[0])
 				if err != nil {
 					t.Fatal(err)
 				}
-				return l
+				return m.loss
 			}
 			const h = 1e-5
 			num := (eval(h) - eval(-h)) / (2 * h)

@@ -21,6 +21,13 @@ func (c capture) tokenRows(first, n int) *tensor.Tensor {
 	return p.Narrow(2, first, n).Reshape(-1, c.h*c.w)
 }
 
+// steeringLoss is a steering loss and, in the overall run, the parts of its
+// two constraints (nil when off, and in a single-object run); the parts
+// add up to total.
+type steeringLoss struct {
+	total, suppression, reference *tensor.Tensor
+}
+
 func topK(p float64, n int) int { return max(1, int(math.Floor(p*float64(n)))) }
 
 func count(m []float64) int {

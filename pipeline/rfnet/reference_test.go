@@ -80,15 +80,17 @@ func TestLossesMatchReference(t *testing.T) {
 		l    loop
 	}{
 		{"so", loop{sched: sc, cond: load("context_so"), keys: meta.Keys, scale: 1,
-			loss: func(_ int, maps map[string]capture) (*tensor.Tensor, error) {
-				return boxLoss(maps, meta.Keys, meta.SO.Tokens, meta.SO.Box, c)
+			loss: func(_ int, maps map[string]capture) (steeringLoss, error) {
+				total, err := boxLoss(maps, meta.Keys, meta.SO.Tokens, meta.SO.Box, c)
+				return steeringLoss{total: total}, err
 			}}},
 		{"overall", loop{sched: sc, cond: load("context_all"), keys: meta.Keys, scale: 1,
-			loss: func(step int, maps map[string]capture) (*tensor.Tensor, error) {
+			loss: func(step int, maps map[string]capture) (steeringLoss, error) {
 				return overallLoss(maps, s, objs, step, c)
 			}}},
 	} {
-		loss, grad, err := m.steeringPass(c2.l, load("z"), 0, meta.Timestep)
+		got, grad, err := m.steeringPass(c2.l, load("z"), 0, meta.Timestep)
+		loss := got.loss
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,10 +15,13 @@ import (
 // Options configure a run.
 type Options struct {
 	Config Config
-	// Trace receives one event per steering iteration and per stage (may be nil).
+	// Trace receives one event per steering iteration, per step without
+	// steering and per stage (see TraceEvent; may be nil).
 	Trace func(TraceEvent)
 	// Progress is called after every denoising step of every run (may be nil).
 	Progress func(stage string, object, step, total int)
+	// AllowV runs on a v-prediction model, which CheckPrediction refuses.
+	AllowV bool
 }
 
 // runner is one RFNet run's state: the Stable Diffusion model with the
@@ -74,6 +77,11 @@ func Run(m *pipeline.Model, plan *llm.Plan, o Options) (*Result, error) {
 	c := o.Config
 	if err := Validate(m, c); err != nil {
 		return nil, err
+	}
+	if !o.AllowV {
+		if err := CheckPrediction(m); err != nil {
+			return nil, err
+		}
 	}
 	if err := plan.Check(); err != nil {
 		return nil, fmt.Errorf("rfnet: plan: %w", err)
@@ -148,8 +156,9 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 		l := loop{stage: "object", object: j, sched: sc, cond: cond, uncond: soUncond, keys: c.SteeringKeys,
 			scale: c.LossScale, threshold: c.LossThreshold, maxIter: c.MaxIter, maxIndexStep: c.MaxIndexStep,
 			remeasure: c.RemeasureLoss, save: append([]string{c.ObjectKey}, c.SteeringKeys...), saveToken: o.Word,
-			loss: func(_ int, maps map[string]capture) (*tensor.Tensor, error) {
-				return boxLoss(maps, c.SteeringKeys, o.Tokens, o.SOBox, c)
+			loss: func(_ int, maps map[string]capture) (steeringLoss, error) {
+				total, err := boxLoss(maps, c.SteeringKeys, o.Tokens, o.SOBox, c)
+				return steeringLoss{total: total}, err
 			}}
 		run, err := r.steer(l, z0)
 		if err != nil {
@@ -208,7 +217,7 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 			return ci.Mul(frozenMask).Add(z.Mul(frozenMask.Neg().AddScalar(1)))
 		}}
 	if len(s.Phrases) > 0 && (c.Suppression || c.ReferenceConstraint) {
-		l.loss = func(step int, maps map[string]capture) (*tensor.Tensor, error) {
+		l.loss = func(step int, maps map[string]capture) (steeringLoss, error) {
 			return overallLoss(maps, s, placedObjs, step, c)
 		}
 	}
@@ -237,13 +246,14 @@ func (r *runner) checkResult(z *tensor.Tensor, stage string) error {
 	return r.CheckFinite(z, "rfnet: "+stage+": the final latents", "unet")
 }
 
-// overallLoss is L_all = L_sup + L_ref (§10.2-10.4), each divided by P·|K|.
-func overallLoss(maps map[string]capture, s *spec, objs []placed, step int, c Config) (*tensor.Tensor, error) {
-	var total *tensor.Tensor
+// overallLoss is L_all = L_sup + L_ref (§10.2-10.4), each divided by P·|K|,
+// with the two terms apart for the trace.
+func overallLoss(maps map[string]capture, s *spec, objs []placed, step int, c Config) (steeringLoss, error) {
+	var sup, ref *tensor.Tensor
 	for _, k := range c.SteeringKeys {
 		cp, ok := maps[k]
 		if !ok {
-			return nil, fmt.Errorf("rfnet: steering key %q was not captured", k)
+			return steeringLoss{}, fmt.Errorf("rfnet: steering key %q was not captured", k)
 		}
 		for _, p := range s.Phrases {
 			if c.Suppression {
@@ -251,22 +261,32 @@ func overallLoss(maps map[string]capture, s *spec, objs []placed, step int, c Co
 				for _, j := range p.Objects {
 					ms = append(ms, s.Objects[j].Box.mask(cp.h, cp.w))
 				}
-				total = add(total, boxTerm(cp, p.Tokens, union(ms...), c.FgTopP, c.OverallBgTopP, 0, c.SuppressionWeight))
+				sup = add(sup, boxTerm(cp, p.Tokens, union(ms...), c.FgTopP, c.OverallBgTopP, 0, c.SuppressionWeight))
 			}
 			if c.ReferenceConstraint {
 				var lp *tensor.Tensor
 				for _, j := range p.Objects {
-					ref, ok := objs[j].saved[step][k]
+					saved, ok := objs[j].saved[step][k]
 					if !ok {
-						return nil, fmt.Errorf("rfnet: no reference attention of %s at step %d, layer %s", llm.Quote(s.Objects[j].Name), step, k)
+						return steeringLoss{}, fmt.Errorf("rfnet: no reference attention of %s at step %d, layer %s", llm.Quote(s.Objects[j].Name), step, k)
 					}
-					lp = add(lp, refTerm(cp, p.Word, ref.v, s.Objects[j].Box.mask(cp.h, cp.w), c.RefEps))
+					lp = add(lp, refTerm(cp, p.Word, saved.v, s.Objects[j].Box.mask(cp.h, cp.w), c.RefEps))
 				}
-				total = add(total, lp.Scale(c.RefScale*c.RefWeight/float64(len(p.Objects))))
+				ref = add(ref, lp.Scale(c.RefScale*c.RefWeight/float64(len(p.Objects))))
 			}
 		}
 	}
-	return total.Scale(1 / float64(len(s.Phrases)*len(c.SteeringKeys))), nil
+	norm := 1 / float64(len(s.Phrases)*len(c.SteeringKeys))
+	var l steeringLoss
+	if sup != nil {
+		l.suppression = sup.Scale(norm)
+		l.total = l.suppression
+	}
+	if ref != nil {
+		l.reference = ref.Scale(norm)
+		l.total = add(l.total, l.reference)
+	}
+	return l, nil
 }
 
 func keys(m map[string]unet.Layer) []string {

@@ -11,18 +11,6 @@ import (
 	"github.com/rfnet/rfnet-native/unet"
 )
 
-// TraceEvent is one line of trace.jsonl: a steering iteration (Loss set) or a
-// stage timing (Seconds set).
-type TraceEvent struct {
-	Stage     string   `json:"stage"`            // "object" or "overall"
-	Object    *int     `json:"object,omitempty"` // the object's index in the sorted order
-	Step      *int     `json:"step,omitempty"`
-	Iteration *int     `json:"iteration,omitempty"`
-	Loss      *float64 `json:"loss,omitempty"` // the unscaled loss, before the update
-	Seconds   *float64 `json:"seconds,omitempty"`
-	Name      string   `json:"name,omitempty"`
-}
-
 // loop describes one steered denoising run (a single-object run or the overall one).
 type loop struct {
 	stage  string
@@ -32,7 +20,7 @@ type loop struct {
 	uncond *tensor.Tensor
 	// loss returns the unscaled steering loss at a step from the captured
 	// maps; nil means no steering.
-	loss             func(step int, maps map[string]capture) (*tensor.Tensor, error)
+	loss             func(step int, maps map[string]capture) (steeringLoss, error)
 	keys             []string // the layers the loss reads
 	scale, threshold float64
 	maxIter          []int
@@ -60,63 +48,69 @@ type loopResult struct {
 	saved   []savedMaps
 }
 
-// steer runs loop l from z, steering the latent on the schedule of §7.3:
-// while the last measured (scaled) loss is above scale·threshold and the
-// step's iteration budget lasts, measure the loss on z, step z down its
-// gradient by the scheduler's GradientStepScale, and keep that (pre-update)
-// loss. The last loss carries over steps, so once a measured loss reaches the
-// threshold no later step steers (unless remeasure is set).
+// steer runs loop l from z, steering the latent on the schedule of §7.3
+// (see steerStep), then taking each denoising step. It traces every
+// iteration and, for every step without one, why.
 func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 	res := &loopResult{latents: []*tensor.Tensor{z}}
 	last := 10000.0
 	ts := l.sched.Timesteps()
 	context := tensor.Concat(0, l.uncond, l.cond)
+	wantSaved, wantLoss := keySet(l.save), keySet(l.keys)
 	for i, t := range ts {
-		if l.loss != nil && i < l.maxIndexStep {
-			if l.remeasure {
-				last = math.Inf(1)
-			}
-			for n := 0; last/l.scale > l.threshold && n < maxIter(l.maxIter, i); n++ {
-				loss, grad, err := r.steeringPass(l, z, i, t)
-				if err != nil {
-					return nil, err
-				}
-				if math.IsNaN(loss) || math.IsInf(loss, 0) {
-					return nil, r.lossError(i, loss)
-				}
-				z = z.Sub(grad.Scale(l.sched.GradientStepScale(i)))
-				last = loss
-				r.emit(TraceEvent{Stage: l.stage, Object: objectIndex(l.object), Step: ptr(i), Iteration: ptr(n), Loss: ptr(loss / l.scale)})
-			}
+		var pending *TraceEvent
+		var err error
+		z, pending, err = r.steerStep(l, z, i, t, &last)
+		if err != nil {
+			return nil, err
 		}
+		// The denoising pass sees the latent the step's last update left, so
+		// its cond half measures that update's loss after.
+		measure := pending != nil
 		var saved savedMaps
-		var hook unet.Hook
 		if len(l.save) > 0 {
 			saved = savedMaps{}
-			want := map[string]bool{}
-			for _, k := range l.save {
-				want[k] = true
-			}
+		}
+		maps := map[string]capture{}
+		var hook unet.Hook
+		if len(l.save) > 0 || measure {
 			hook = func(layer unet.Layer, p *tensor.Tensor) bool {
-				if want[layer.Key] {
-					// cond half, the word token's column: [heads, h·w]
-					col := p.Narrow(0, 1, 1).Narrow(3, l.saveToken, 1)
+				cond := p.Narrow(0, 1, 1) // [1, heads, h·w, 77]
+				if wantSaved[layer.Key] {
+					// the word token's column: [heads, h·w]
+					col := cond.Narrow(3, l.saveToken, 1)
 					saved[layer.Key] = savedMap{heads: p.Dim(1), h: layer.H, w: layer.W, v: col.Float64s()}
+				}
+				if measure && wantLoss[layer.Key] {
+					maps[layer.Key] = capture{probs: cond, h: layer.H, w: layer.W}
 				}
 				return false
 			}
 		}
 		x := l.sched.ScaleModelInput(tensor.Concat(0, z, z), i)
-		// The hook copies what it keeps to the host: only the prediction
-		// outlives the call, and its intermediates go back to the device cache.
-		var err error
+		// The hook copies what it keeps to the host and the loss after is read
+		// there: only the prediction outlives the call, and its intermediates
+		// go back to the device cache.
+		after := math.NaN()
 		out := tensor.Scoped(r.Backend, func() *tensor.Tensor {
 			var out *tensor.Tensor
 			out, err = r.UNet.Forward(x, []float64{t, t}, context, hook)
+			if err == nil && measure {
+				var sl steeringLoss
+				if sl, err = l.loss(i, maps); err == nil {
+					after = sl.total.Item()
+				}
+			}
 			return out
 		})
 		if err != nil {
 			return nil, err
+		}
+		if measure {
+			if !math.IsNaN(after) && !math.IsInf(after, 0) { // JSON has neither
+				pending.LossAfter, pending.LossAfterFrom = ptr(after), afterDenoisingPass
+			}
+			r.emit(*pending)
 		}
 		if i == 0 {
 			if err := r.CheckFinite(out, "the UNet's prediction at step 1", "unet"); err != nil {
@@ -141,28 +135,100 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 	return res, nil
 }
 
-// steeringPass runs the UNet on z (tracked, batch 1, cond only) up to the last
-// layer the loss reads, and returns the scaled loss and its gradient with respect to z.
-func (r *runner) steeringPass(l loop, z *tensor.Tensor, step int, t float64) (loss float64, grad *tensor.Tensor, err error) {
-	// Only the gradient outlives the pass (the loss is read to the host, the
-	// maps and the tape die with it): everything else goes back to the device
-	// cache as it returns.
-	grad = tensor.Scoped(r.Backend, func() *tensor.Tensor {
-		var g *tensor.Tensor
-		loss, g, err = r.steeringGradient(l, z, step, t)
-		return g
-	})
-	return loss, grad, err
+// steerStep runs step i's steering iterations on z (§7.3): while the last
+// measured (scaled) loss is above scale·threshold and the step's iteration
+// budget lasts, measure the loss on z, step z down its gradient by the
+// scheduler's GradientStepScale, and keep that (pre-update) loss in last.
+// The last loss carries over steps, so once a measured loss reaches the
+// threshold no later step steers (unless remeasure is set).
+//
+// It returns the updated latent and the trace row of the step's last
+// iteration, for the caller to add the loss after and emit; the rows of the
+// earlier iterations it emits itself. A step without iterations returns no
+// row and emits the one that says why.
+func (r *runner) steerStep(l loop, z *tensor.Tensor, i int, t float64, last *float64) (*tensor.Tensor, *TraceEvent, error) {
+	row := func() TraceEvent {
+		return TraceEvent{Stage: l.stage, Object: objectIndex(l.object), Step: ptr(i), Timestep: ptr(t)}
+	}
+	skip := func(why string) (*tensor.Tensor, *TraceEvent, error) {
+		e := row()
+		e.Why = why
+		if why == whyGate {
+			e.LastLoss, e.Threshold = ptr(*last/l.scale), ptr(l.threshold)
+		}
+		r.emit(e)
+		return z, nil, nil
+	}
+	budget := maxIter(l.maxIter, i)
+	switch {
+	case l.loss == nil:
+		return skip(whyNoLoss)
+	case i >= l.maxIndexStep:
+		return skip(whyPastSteeredSteps)
+	case budget == 0:
+		return skip(whyBudgetSpent)
+	}
+	if l.remeasure {
+		*last = math.Inf(1)
+	}
+	if !(*last/l.scale > l.threshold) {
+		return skip(whyGate)
+	}
+	var pending *TraceEvent
+	for n := 0; *last/l.scale > l.threshold && n < budget; n++ {
+		m, grad, err := r.steeringPass(l, z, i, t)
+		if err != nil {
+			return nil, nil, err
+		}
+		finite := !math.IsNaN(m.loss) && !math.IsInf(m.loss, 0)
+		if pending != nil { // this pass measured the previous update
+			if finite {
+				pending.LossAfter, pending.LossAfterFrom = ptr(m.loss/l.scale), afterNextIteration
+			}
+			r.emit(*pending)
+		}
+		if !finite {
+			return nil, nil, r.lossError(i, m.loss)
+		}
+		size := l.sched.GradientStepScale(i)
+		z = z.Sub(grad.Scale(size))
+		*last = m.loss
+		e := row()
+		e.Iteration, e.StepSize, e.Loss, e.GradNorm = ptr(n), ptr(size), ptr(m.loss/l.scale), ptr(m.gradNorm)
+		e.Suppression, e.Reference = m.suppression, m.reference
+		pending = &e
+	}
+	return z, pending, nil
 }
 
-func (r *runner) steeringGradient(l loop, z *tensor.Tensor, step int, t float64) (float64, *tensor.Tensor, error) {
+// measurement is what a steering pass measured besides the gradient.
+type measurement struct {
+	loss     float64 // scaled by loss_scale
+	gradNorm float64 // of the scaled loss's gradient
+	// suppression and reference are the overall loss's terms, unscaled (nil
+	// when the term is off or the loss has no terms).
+	suppression, reference *float64
+}
+
+// steeringPass runs the UNet on z (tracked, batch 1, cond only) up to the last
+// layer the loss reads, and returns the scaled loss and its gradient with respect to z.
+func (r *runner) steeringPass(l loop, z *tensor.Tensor, step int, t float64) (m measurement, grad *tensor.Tensor, err error) {
+	// Only the gradient outlives the pass (the loss and the norm are read to
+	// the host, the maps and the tape die with it): everything else goes back
+	// to the device cache as it returns.
+	grad = tensor.Scoped(r.Backend, func() *tensor.Tensor {
+		var g *tensor.Tensor
+		m, g, err = r.steeringGradient(l, z, step, t)
+		return g
+	})
+	return m, grad, err
+}
+
+func (r *runner) steeringGradient(l loop, z *tensor.Tensor, step int, t float64) (measurement, *tensor.Tensor, error) {
 	tape := tensor.NewTape()
 	zt := tape.Track(z)
 	maps := map[string]capture{}
-	want := map[string]bool{}
-	for _, k := range l.keys {
-		want[k] = true
-	}
+	want := keySet(l.keys)
 	_, err := r.UNet.Forward(l.sched.ScaleModelInput(zt, step), []float64{t}, l.cond, func(layer unet.Layer, p *tensor.Tensor) bool {
 		if want[layer.Key] {
 			maps[layer.Key] = capture{probs: p, h: layer.H, w: layer.W}
@@ -170,18 +236,40 @@ func (r *runner) steeringGradient(l loop, z *tensor.Tensor, step int, t float64)
 		return len(maps) == len(want)
 	})
 	if err != nil && !errors.Is(err, unet.ErrStopped) {
-		return 0, nil, err
+		return measurement{}, nil, err
 	}
-	loss, err := l.loss(step, maps)
+	sl, err := l.loss(step, maps)
 	if err != nil {
-		return 0, nil, err
+		return measurement{}, nil, err
 	}
-	loss = loss.Scale(l.scale)
+	loss := sl.total.Scale(l.scale)
 	grads, err := tape.Backward(loss, zt)
 	if err != nil {
-		return 0, nil, err
+		return measurement{}, nil, err
 	}
-	return loss.Item(), grads[0], nil
+	g := grads[0]
+	// On the host: a sum of squares over the latent can overflow fp16.
+	sq := 0.0
+	for _, v := range g.Float64s() {
+		sq += v * v
+	}
+	m := measurement{loss: loss.Item(), gradNorm: math.Sqrt(sq)}
+	if sl.suppression != nil {
+		m.suppression = ptr(sl.suppression.Item())
+	}
+	if sl.reference != nil {
+		m.reference = ptr(sl.reference.Item())
+	}
+	return m, g, nil
+}
+
+// keySet is the set of keys.
+func keySet(keys []string) map[string]bool {
+	set := map[string]bool{}
+	for _, k := range keys {
+		set[k] = true
+	}
+	return set
 }
 
 func ptr[T any](v T) *T { return &v }
