@@ -181,6 +181,11 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		if err := rfnet.Validate(m, cfg); err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
+		if rfbench.NeedsPlanner(ms) { // an RFNet method on a v model
+			if err := rfnet.CheckPrediction(m); err != nil {
+				return fmt.Errorf("bench: %w (--methods sd runs plain SD on it)", err)
+			}
+		}
 		hash, err := m.Hash()
 		if err != nil {
 			return err

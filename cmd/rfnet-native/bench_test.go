@@ -1003,3 +1003,16 @@ func TestBenchKeepArtifacts(t *testing.T) {
 		t.Errorf("made again, the item keeps no trace: %v", err)
 	}
 }
+
+// An RFNet method on a v-prediction model fails once, before any item, with
+// the reason; plain SD runs on it.
+func TestBenchRefusesRFNetOnV(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	var err error
+	log := stderrOf(t, func() {
+		err = run_(smallBench(t, run, "--weights", fixtures.Path("models", "tiny-sd2-v"), "--methods", "sd,rfnet"))
+	})
+	if err == nil || !strings.Contains(err.Error(), "supports epsilon models only") || !strings.Contains(err.Error(), "--methods sd") || strings.Contains(log, "generated") {
+		t.Fatalf("%v\n%s", err, log)
+	}
+}
