@@ -44,6 +44,10 @@ type loop struct {
 	saveToken int
 	// after adjusts the latent after each denoising step (frozen-step replacement).
 	after func(step int, z *tensor.Tensor) *tensor.Tensor
+	// observe, when set, sees every cross-attention layer's probabilities
+	// [2 (uncond, cond), heads, h·w, 77] of each denoising pass; it copies what
+	// it keeps, as the probabilities go back to the device cache.
+	observe func(step int, layer unet.Layer, probs *tensor.Tensor)
 }
 
 // savedMaps are one step's saved attention maps by key: [heads·h·w] values and the grid.
@@ -54,10 +58,12 @@ type savedMap struct {
 	v           []float64 // [heads, h·w]
 }
 
-// loopResult holds the latent before the first and after every step, and the saved maps per step.
+// loopResult holds the latent before the first and after every step, the
+// saved maps per step and the steering iterations each step made.
 type loopResult struct {
-	latents []*tensor.Tensor
-	saved   []savedMaps
+	latents    []*tensor.Tensor
+	saved      []savedMaps
+	iterations []int
 }
 
 // steer runs loop l from z, steering the latent on the schedule of §7.3:
@@ -72,11 +78,13 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 	ts := l.sched.Timesteps()
 	context := tensor.Concat(0, l.uncond, l.cond)
 	for i, t := range ts {
+		iterations := 0
 		if l.loss != nil && i < l.maxIndexStep {
 			if l.remeasure {
 				last = math.Inf(1)
 			}
 			for n := 0; last/l.scale > l.threshold && n < maxIter(l.maxIter, i); n++ {
+				iterations++
 				loss, grad, err := r.steeringPass(l, z, i, t)
 				if err != nil {
 					return nil, err
@@ -91,13 +99,16 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 		}
 		var saved savedMaps
 		var hook unet.Hook
-		if len(l.save) > 0 {
+		if len(l.save) > 0 || l.observe != nil {
 			saved = savedMaps{}
 			want := map[string]bool{}
 			for _, k := range l.save {
 				want[k] = true
 			}
 			hook = func(layer unet.Layer, p *tensor.Tensor) bool {
+				if l.observe != nil {
+					l.observe(i, layer, p)
+				}
 				if want[layer.Key] {
 					// cond half, the word token's column: [heads, h·w]
 					col := p.Narrow(0, 1, 1).Narrow(3, l.saveToken, 1)
@@ -134,6 +145,7 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 		}
 		res.latents = append(res.latents, z)
 		res.saved = append(res.saved, saved)
+		res.iterations = append(res.iterations, iterations)
 		if r.progress != nil {
 			r.progress(l.stage, l.object, i+1, len(ts))
 		}
