@@ -125,7 +125,7 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 	res := &Result{Plan: plan, Durations: map[string]time.Duration{}}
 	ch, h, w := r.Variant.UNet.InChannels, c.Height/8, c.Width/8
 	res.LatentH, res.LatentW = h, w
-	res.Geometry.LatentGrid = [2]int{h, w}
+	res.Geometry.LatentGrid, res.Geometry.Objects = [2]int{h, w}, []ObjectGeometry{}
 	layers := map[string]unet.Layer{}
 	base := h
 	for _, l := range r.UNet.CrossAttentionLayers(h, w) {
