@@ -1,19 +1,12 @@
 package report
 
+import "github.com/rfnet/rfnet-native/internal/htmlstyle"
+
 const pageTemplate = `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>RFBench report</title>
 <style>
-body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
-table { border-collapse: collapse; margin: 12px 0 28px; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
-th { background: #f3f3f3; } td.name, th.name { text-align: left; }
-.count { color: #888; font-size: 11px; }
-.grid td { vertical-align: top; text-align: left; width: 260px; }
-.frame { position: relative; width: 256px; }
-.frame img { display: block; width: 256px; }
-.bbox { position: absolute; border: 2px solid; box-sizing: border-box; }
-.bbox span { position: absolute; top: -1px; left: -1px; font-size: 10px; color: #fff; padding: 0 2px; }
+` + htmlstyle.CSS + `.grid td { vertical-align: top; text-align: left; width: 260px; }
 .score { font-size: 12px; margin-top: 4px; } .expl { color: #555; }
 .prompt { font-weight: 600; } .cat { color: #777; font-size: 12px; }
 </style></head><body>

@@ -59,6 +59,9 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 			return fmt.Errorf("--%s applies to --method sd (RFNet draws its own noise and negative prompts)", f)
 		}
 	}
+	if g.previewEvery < 0 {
+		return fmt.Errorf("--preview-every %d: want 0 (no previews) or more", g.previewEvery)
+	}
 	cfg, err := g.rfnetSettings(fs)
 	if err != nil {
 		return err
@@ -133,7 +136,7 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 		// Both seeds move by i, so a config's own foreground start keeps its
 		// distance from the background seed (WithSeed would reset it).
 		c.BgSeed, c.FgSeedStart = cfg.BgSeed+uint64(i), cfg.FgSeedStart+uint64(i)
-		opts := rfnet.Options{Config: c, AllowV: g.rfnet.allowV}
+		opts := rfnet.Options{Config: c, AllowV: g.rfnet.allowV, PreviewEvery: g.previewEvery}
 		if bar != nil {
 			opts.Progress = func(stage string, object, step, total int) {
 				notice.step()

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"image/png"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -30,9 +33,9 @@ func rfnetArgs(outDir string, extra ...string) []string {
 // checkArtifacts asserts that every file of the out-dir is there.
 func checkArtifacts(t *testing.T, dir string, objects []string, withSAA bool) {
 	t.Helper()
-	files := []string{"image.png", "plan.json", "layout.png", "saa.json", "run.json", "trace.jsonl"}
+	files := []string{"image.png", "plan.json", "layout.png", "saa.json", "run.json", "trace.jsonl", "geometry.json", "index.html", "regions.png", "composed.png"}
 	for j, o := range objects {
-		for _, suffix := range []string{".png", "-mask.png", "-attention.png"} {
+		for _, suffix := range []string{".png", "-mask.png", "-attention.png", "-overall-attention.png", "-reference-attention.png"} {
 			files = append(files, filepath.Join("objects", strings.Replace(fmtIndex(j)+o, " ", "-", -1)+suffix))
 		}
 	}
@@ -186,4 +189,99 @@ func TestRFNetSettingsFlags(t *testing.T) {
 			t.Errorf("%s: said %q", f.flag, said)
 		}
 	}
+}
+
+// tokenized is what `rfnet-native tokenize` prints of prompt with the tiny model.
+func tokenized(t *testing.T, prompt string) []string {
+	t.Helper()
+	var out struct {
+		Tokens []string `json:"tokens"`
+	}
+	raw := captureStdout(t, func() error {
+		return run([]string{"tokenize", "--weights", fixtures.Path("models", "tiny-sd2"), "--prompt", prompt})
+	})
+	if err := json.Unmarshal([]byte(raw), &out); err != nil {
+		t.Fatalf("tokenize: %v: %s", err, raw)
+	}
+	return out.Tokens
+}
+
+// geometry.json holds what the run used: each phrase's positions and word
+// token are where `tokenize` puts its tokens in the prompt the run encoded,
+// the overall token map is tokenize's, and the mask's area and center of mass
+// (from which the shift comes) are those of the mask the out-dir shows.
+// index.html shows every picture in headless Chromium, the preview strip of
+// --preview-every included.
+func TestRFNetGeometryAndIndex(t *testing.T) {
+	s := fakeopenai.New(func(int, fakeopenai.Request) fakeopenai.Reply { return fakeopenai.Reply{Content: fakePlan} })
+	defer s.Close()
+	dir := t.TempDir()
+	if err := run(rfnetArgs(dir, "--llm-base-url", s.BaseURL(), "--llm-api-key", "k", "--llm-cache", "", "--preview-every", "2")); err != nil {
+		t.Fatal(err)
+	}
+	checkArtifacts(t, dir, []string{"a lion", "a mouse"}, true)
+	var g rfnet.Geometry
+	raw, _ := os.ReadFile(filepath.Join(dir, "geometry.json"))
+	if err := json.Unmarshal(raw, &g); err != nil || len(g.Objects) != 2 {
+		t.Fatalf("geometry.json: %v\n%s", err, raw)
+	}
+	var info rfnet.RunInfo
+	raw, _ = os.ReadFile(filepath.Join(dir, "run.json"))
+	json.Unmarshal(raw, &info)
+	overall := tokenized(t, info.OverallPrompt)
+	if n := len(g.OverallTokens); n < 3 || !slices.Equal(g.OverallTokens, overall[:n]) || overall[n-1] != "<|endoftext|>" {
+		t.Fatalf("overall tokens %v, tokenize gives %v", g.OverallTokens, overall)
+	}
+	h, w := g.LatentGrid[0], g.LatentGrid[1]
+	for j, o := range g.Objects {
+		for _, p := range []struct {
+			prompt string
+			tokens rfnet.PhraseTokens
+		}{{info.ObjectPrompts[j], o.SOPrompt}, {info.OverallPrompt, o.OverallPrompt}} {
+			all := tokenized(t, p.prompt)
+			phrase := tokenized(t, p.tokens.Phrase)
+			phrase = phrase[1:slices.Index(phrase, "<|endoftext|>")]
+			var at []string
+			for _, i := range p.tokens.Positions {
+				at = append(at, all[i])
+			}
+			if p.tokens.Prompt != p.prompt || !slices.Equal(at, phrase) || !slices.Equal(p.tokens.Tokens, phrase) ||
+				all[p.tokens.WordIndex] != p.tokens.WordToken || !slices.Contains(p.tokens.Positions, p.tokens.WordIndex) {
+				t.Errorf("%s in %q: %+v; tokenize puts %v there, the phrase is %v", o.Name, p.prompt, p.tokens, at, phrase)
+			}
+		}
+		// The mask image is the latent mask upsampled: read it at cell centers.
+		f, err := os.Open(filepath.Join(dir, "objects", fmtIndex(j)+strings.ReplaceAll(o.Name, " ", "-")+"-mask.png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		area, sx, sy := 0, 0.0, 0.0
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				if r, _, _, _ := img.At((2*x+1)*img.Bounds().Dx()/(2*w), (2*y+1)*img.Bounds().Dy()/(2*h)).RGBA(); r > 0 {
+					area, sx, sy = area+1, sx+float64(x), sy+float64(y)
+				}
+			}
+		}
+		com := [2]float64{sx / float64(area), sy / float64(area)}
+		if o.Mask.AreaCells != area || math.Abs(o.Mask.CenterOfMass[0]-com[0]) > 1e-9 || math.Abs(o.Mask.CenterOfMass[1]-com[1]) > 1e-9 {
+			t.Errorf("%s: mask %+v, the mask image has %d cells centered at %v", o.Name, o.Mask, area, com)
+		}
+		b := o.Box.Normalized
+		want := [2]float64{(b[0]+b[2])/2*float64(w) - com[0], (b[1]+b[3])/2*float64(h) - com[1]}
+		if math.Abs(o.Shift.Unquantized[0]-want[0]) > 1e-9 || math.Abs(o.Shift.Unquantized[1]-want[1]) > 1e-9 {
+			t.Errorf("%s: unquantized shift %v, want %v from the mask to the box center", o.Name, o.Shift.Unquantized, want)
+		}
+	}
+	page := filepath.Join(dir, "index.html")
+	// image, regions, composed, the preview strip, and five pictures per object
+	if n := imagesShown(t, page); n != 0 && n != 4+5*len(g.Objects) {
+		t.Errorf("index.html shows %d images", n)
+	}
+	screenshot(t, page)
 }

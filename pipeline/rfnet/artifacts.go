@@ -21,7 +21,6 @@ import (
 	"golang.org/x/image/math/fixed"
 
 	"github.com/rfnet/rfnet-native/internal/atomicfile"
-	"github.com/rfnet/rfnet-native/llm"
 	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/pipeline/infotext"
 )
@@ -101,16 +100,18 @@ type RunInfo struct {
 
 // WriteArtifacts writes everything a run produced into dir: image.png (with
 // the parameters text chunk), plan.json, layout.png (the plan's boxes and
-// labels over the image), saa.json, run.json, and per object
-// objects/NN-name.png, -mask.png and -attention.png (the word token's
-// aggregated cross-attention over the object image); trace, when not nil,
-// becomes trace.jsonl. The PNGs of the image and the objects carry their
+// labels over the image), saa.json, run.json, geometry.json, the pictures of
+// pictures.go (regions.png, composed.png, preview.png with previews) and
+// index.html, which shows them all, and per object objects/NN-name.png,
+// -mask.png and -attention.png (the word token's aggregated cross-attention
+// over the object image), -overall-attention.png and
+// -reference-attention.png; trace, when not nil, becomes trace.jsonl. The PNGs of the image and the objects carry their
 // parameters text, naming the model as ckpt.
 //
 // Every file is first written in full under a temporary name, so a full disk
 // or a failed encoder leaves an earlier run in dir as it was. Then the earlier
-// run's image.png goes, and the files of objects/ that this run does not
-// write; the new files are renamed into place, image.png last: a dir that
+// run's image.png goes, and the files of objects/ and the preview.png that
+// this run does not write; the new files are renamed into place, image.png last: a dir that
 // holds image.png holds all of one run.
 func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, ckpt infotext.Checkpoint, trace *Trace) (err error) {
 	objects := filepath.Join(dir, "objects")
@@ -138,7 +139,7 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, ckpt i
 	if err := add(atomicfile.PrepareBytes(filepath.Join(dir, "plan.json"), planJSON)); err != nil {
 		return err
 	}
-	if err := add(pipeline.PreparePNG(filepath.Join(dir, "layout.png"), drawPlan(img, res.Plan), nil)); err != nil {
+	if err := add(pipeline.PreparePNG(filepath.Join(dir, "layout.png"), drawPlan(img, res.Objects), nil)); err != nil {
 		return err
 	}
 	if err := add(pipeline.PrepareJSON(filepath.Join(dir, "saa.json"), res.SAA)); err != nil {
@@ -152,7 +153,7 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, ckpt i
 	keep := map[string]bool{}
 	for j, o := range res.Objects {
 		info.ObjectPrompts = append(info.ObjectPrompts, o.Prompt)
-		base := fmt.Sprintf("%02d-%s", j, slug(o.Name))
+		base := objectBase(j, o.Name)
 		oi := pipeline.ToRGBA(o.Image)
 		for _, f := range []struct {
 			suffix string
@@ -162,6 +163,8 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, ckpt i
 			{".png", oi, map[string]string{"parameters": objectParameters(params, o, params.ObjectSeeds[j], res.SONegative).Format()}},
 			{"-mask.png", maskImage(o.Mask, res.LatentH, res.LatentW, oi.Bounds()), nil},
 			{"-attention.png", heatmap(oi, o.Saliency, o.SalH, o.SalW), nil},
+			{overallAttentionSuffix, attentionPicture(img, o.OverallAttention, res.LatentH, res.LatentW, o.Box, objectColor(j)), nil},
+			{referenceAttentionSuffix, attentionPicture(img, o.ReferenceAttention, res.LatentH, res.LatentW, o.Box, objectColor(j)), nil},
 		} {
 			keep[base+f.suffix] = true
 			if err := add(pipeline.PreparePNG(filepath.Join(objects, base+f.suffix), f.im, f.text)); err != nil {
@@ -170,6 +173,21 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, ckpt i
 		}
 	}
 	if err := add(pipeline.PrepareJSON(filepath.Join(dir, "run.json"), info)); err != nil {
+		return err
+	}
+	if err := add(pipeline.PrepareJSON(filepath.Join(dir, "geometry.json"), res.Geometry)); err != nil {
+		return err
+	}
+	for _, p := range scenePictures(img, res) {
+		if err := add(pipeline.PreparePNG(filepath.Join(dir, p.name), p.im, nil)); err != nil {
+			return err
+		}
+	}
+	page, err := indexPage(res, cfg)
+	if err != nil {
+		return err
+	}
+	if err := add(atomicfile.PrepareBytes(filepath.Join(dir, indexFile), page)); err != nil {
 		return err
 	}
 	final, err := pipeline.PreparePNG(filepath.Join(dir, "image.png"), img, map[string]string{"parameters": params.Format()})
@@ -190,6 +208,11 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, ckpt i
 	if err := removeStale(objects, keep); err != nil {
 		return err
 	}
+	if len(res.Previews) == 0 { // an earlier run's strip would pass for this run's
+		if err := os.Remove(filepath.Join(dir, previewFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("rfnet: %w", err)
+		}
+	}
 	if trace != nil {
 		if err := os.Rename(trace.Path(), filepath.Join(dir, "trace.jsonl")); err != nil {
 			return fmt.Errorf("rfnet: trace: %w", err)
@@ -197,6 +220,9 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, ckpt i
 	}
 	return atomicfile.CommitAll(files)
 }
+
+// objectBase is the start of the names of object j's files in objects/.
+func objectBase(j int, name string) string { return fmt.Sprintf("%02d-%s", j, slug(name)) }
 
 // Parameters are the parameters of a run's image: the scene's prompt with
 // RFNet's overall negative prompt, the background seed as A1111's Seed, and
@@ -249,24 +275,15 @@ var palette = []color.RGBA{{230, 25, 75, 255}, {60, 180, 75, 255}, {0, 130, 200,
 	{145, 30, 180, 255}, {70, 240, 240, 255}, {240, 50, 230, 255}, {210, 245, 60, 255}}
 
 // drawPlan draws each object's box (on the image's scale) and name over a copy of img.
-func drawPlan(img *image.RGBA, p *llm.Plan) *image.RGBA {
+func drawPlan(img *image.RGBA, objs []ObjectResult) *image.RGBA {
 	out := image.NewRGBA(img.Bounds())
 	draw.Draw(out, out.Bounds(), img, image.Point{}, draw.Src)
 	W, H := float64(img.Bounds().Dx()), float64(img.Bounds().Dy())
-	for i, o := range p.Objects {
-		c := palette[i%len(palette)]
-		b := o.NormalizedBox()
-		x0, y0, x1, y1 := int(b[0]*W), int(b[1]*H), int(b[2]*W)-1, int(b[3]*H)-1
-		for t := 0; t < 2; t++ {
-			for x := x0; x <= x1; x++ {
-				out.SetRGBA(x, y0+t, c)
-				out.SetRGBA(x, y1-t, c)
-			}
-			for y := y0; y <= y1; y++ {
-				out.SetRGBA(x0+t, y, c)
-				out.SetRGBA(x1-t, y, c)
-			}
-		}
+	for j, o := range objs {
+		c := objectColor(j)
+		b := o.Box
+		x0, y0 := int(b[0]*W), int(b[1]*H)
+		strokeBox(out, image.Rect(x0, y0, int(b[2]*W), int(b[3]*H)), c)
 		label := o.Name
 		face := basicfont.Face7x13
 		w := font.MeasureString(face, label).Ceil()
@@ -275,6 +292,21 @@ func drawPlan(img *image.RGBA, p *llm.Plan) *image.RGBA {
 		d.DrawString(label)
 	}
 	return out
+}
+
+// strokeBox draws r's border, two pixels wide, inside r.
+func strokeBox(img *image.RGBA, r image.Rectangle, c color.RGBA) {
+	x1, y1 := r.Max.X-1, r.Max.Y-1
+	for t := 0; t < 2; t++ {
+		for x := r.Min.X; x <= x1; x++ {
+			img.SetRGBA(x, r.Min.Y+t, c)
+			img.SetRGBA(x, y1-t, c)
+		}
+		for y := r.Min.Y; y <= y1; y++ {
+			img.SetRGBA(r.Min.X+t, y, c)
+			img.SetRGBA(x1-t, y, c)
+		}
+	}
 }
 
 // maskImage upsamples a latent-grid mask (nearest) to the image bounds, white on black.

@@ -22,9 +22,14 @@ func fakeResult(name string, side int) *Result {
 	plan := testPlan()
 	plan.Objects = plan.Objects[:1]
 	plan.Objects[0].Name = name
+	phrase := PhraseTokens{Phrase: name, Positions: []int{1}, Tokens: []string{"p</w>"}, WordIndex: 1, WordToken: "p</w>"}
 	return &Result{Image: img, Plan: plan, OverallPrompt: "p", LatentH: 2, LatentW: 2,
-		Objects:   []ObjectResult{{Name: name, Image: obj, Mask: []float64{1, 0, 0, 1}, Saliency: []float64{1, 2, 3, 4}, SalH: 2, SalW: 2}},
-		Durations: map[string]time.Duration{"overall": time.Second}}
+		Objects: []ObjectResult{{Name: name, Image: obj, Mask: []float64{1, 0, 0, 1}, Saliency: []float64{1, 2, 3, 4}, SalH: 2, SalW: 2,
+			AlignedMask: []float64{0, 1, 1, 0}, OverallAttention: []float64{1, 0, 0, 0}, ReferenceAttention: []float64{0, 1, 0, 0}}},
+		Durations: map[string]time.Duration{"overall": time.Second},
+		Geometry: Geometry{LatentGrid: [2]int{2, 2}, Objects: []ObjectGeometry{{Name: name, SOPrompt: phrase, OverallPrompt: phrase}},
+			OverallTokens: []string{"<|startoftext|>", "p</w>", "<|endoftext|>"}},
+		Composed: img, Frozen: []float64{0, 1, 1, 0}}
 }
 
 func listDir(t *testing.T, dir string) []string {
@@ -58,8 +63,9 @@ func TestWriteArtifactsReplacesARunWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := listDir(t, dir)
-	want := []string{"image.png", "layout.png", "objects/00-a-lion-attention.png", "objects/00-a-lion-mask.png", "objects/00-a-lion.png",
-		"plan.json", "run.json", "saa.json", "trace.jsonl"}
+	want := []string{"composed.png", "geometry.json", "image.png", "index.html", "layout.png", "objects/00-a-lion-attention.png", "objects/00-a-lion-mask.png",
+		"objects/00-a-lion-overall-attention.png", "objects/00-a-lion-reference-attention.png", "objects/00-a-lion.png",
+		"plan.json", "regions.png", "run.json", "saa.json", "trace.jsonl"}
 	if !slices.Equal(first, want) {
 		t.Fatalf("first run wrote %v, want %v", first, want)
 	}
@@ -71,7 +77,7 @@ func TestWriteArtifactsReplacesARunWhole(t *testing.T) {
 		t.Fatal("a run whose object image cannot be encoded was written")
 	}
 	got := listDir(t, dir)
-	if !slices.Equal(got, append(slices.Clone(want[:8]), "trace.jsonl", PartialTrace)) {
+	if !slices.Equal(got, append(slices.Clone(want[:14]), "trace.jsonl", PartialTrace)) {
 		t.Fatalf("after a failed write: %v", got)
 	}
 	if after, _ := os.ReadFile(filepath.Join(dir, "image.png")); string(after) != string(imageBefore) {
@@ -89,12 +95,38 @@ func TestWriteArtifactsReplacesARunWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = listDir(t, dir)
-	want = []string{"image.png", "layout.png", "objects/00-a-mouse-attention.png", "objects/00-a-mouse-mask.png", "objects/00-a-mouse.png",
-		"objects/my-photo.png", "objects/readme.txt", "plan.json", "run.json", "saa.json", "trace.jsonl"}
+	want = []string{"composed.png", "geometry.json", "image.png", "index.html", "layout.png", "objects/00-a-mouse-attention.png", "objects/00-a-mouse-mask.png",
+		"objects/00-a-mouse-overall-attention.png", "objects/00-a-mouse-reference-attention.png", "objects/00-a-mouse.png",
+		"objects/my-photo.png", "objects/readme.txt", "plan.json", "regions.png", "run.json", "saa.json", "trace.jsonl"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("second run left %v, want %v", got, want)
 	}
 	if trace, _ := os.ReadFile(filepath.Join(dir, "trace.jsonl")); !strings.Contains(string(trace), "second") {
 		t.Fatalf("trace.jsonl is not the second run's: %s", trace)
+	}
+}
+
+// preview.png is the strip of the run that wrote it: a later run without
+// previews removes it rather than leave it to pass for its own.
+func TestWriteArtifactsRemovesAnEarlierPreview(t *testing.T) {
+	dir := t.TempDir()
+	write := func(res *Result) {
+		t.Helper()
+		if err := WriteArtifacts(dir, res, testConfig(), ModelInfo{Weights: "w"}, infotext.Checkpoint{Name: "w", Hash: "0123456789"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := fakeResult("a lion", 16)
+	res.Previews = []Preview{{Step: 2, Image: res.Image}, {Step: 4, Image: res.Image}}
+	write(res)
+	if !slices.Contains(listDir(t, dir), previewFile) {
+		t.Fatalf("no %s in %v", previewFile, listDir(t, dir))
+	}
+	if page, _ := os.ReadFile(filepath.Join(dir, indexFile)); !strings.Contains(string(page), `src="preview.png"`) {
+		t.Fatalf("index.html does not show the previews:\n%s", page)
+	}
+	write(fakeResult("a lion", 16))
+	if slices.Contains(listDir(t, dir), previewFile) {
+		t.Fatalf("the earlier run's %s stayed", previewFile)
 	}
 }

@@ -11,6 +11,9 @@ import (
 type shift struct {
 	dx, dy int // in base cells
 	base   int // base grid size (cells across)
+	// exact is the offset before quantization, in fractions of the image
+	// (geometry.json reports it).
+	exact [2]float64
 }
 
 // at scales the shift to a grid of size n.
@@ -18,29 +21,50 @@ func (s shift) at(nx, ny int) (int, int) {
 	return s.dx * nx / s.base, s.dy * ny / s.base
 }
 
-// alignment is the offset from the mask's center of mass to the center of the
-// object's box in the scene, quantized on the base grid (§9.1).
-func alignment(m grid, b Box, base int, horizontalOnly bool) shift {
-	var sx, sy, n float64
+// massCenter is a mask's cell count and the sums of its cells' indices (not
+// cell centers, as the reference computes the center of mass, §9.1).
+type massCenter struct {
+	area       int
+	sumX, sumY float64
+}
+
+func centerOf(m grid) massCenter {
+	var c massCenter
 	for y := 0; y < m.h; y++ {
 		for x := 0; x < m.w; x++ {
 			if m.v[y*m.w+x] > 0 {
-				sx += float64(x)
-				sy += float64(y)
-				n++
+				c.sumX += float64(x)
+				c.sumY += float64(y)
+				c.area++
 			}
 		}
 	}
-	if n == 0 {
+	return c
+}
+
+// cells is the center of mass in cell indices (x, y); zero for an empty mask.
+func (c massCenter) cells() [2]float64 {
+	if c.area == 0 {
+		return [2]float64{}
+	}
+	return [2]float64{c.sumX / float64(c.area), c.sumY / float64(c.area)}
+}
+
+// alignment is the offset from the center of mass c of an h×w mask to the
+// center of the object's box in the scene, quantized on the base grid (§9.1).
+func alignment(c massCenter, h, w int, b Box, base int, horizontalOnly bool) shift {
+	if c.area == 0 {
 		return shift{base: base}
 	}
-	// Pixel indices (not centers), normalized by the grid size, as the reference does.
-	dx := (b[0]+b[2])/2 - sx/(n*float64(m.w))
-	dy := (b[1]+b[3])/2 - sy/(n*float64(m.h))
+	// Normalized by the grid size, as the reference does.
+	n := float64(c.area)
+	dx := (b[0]+b[2])/2 - c.sumX/(n*float64(w))
+	dy := (b[1]+b[3])/2 - c.sumY/(n*float64(h))
 	if horizontalOnly {
 		dy = 0
 	}
-	return shift{dx: int(math.RoundToEven(dx * float64(base))), dy: int(math.RoundToEven(dy * float64(base))), base: base}
+	return shift{dx: int(math.RoundToEven(dx * float64(base))), dy: int(math.RoundToEven(dy * float64(base))), base: base,
+		exact: [2]float64{dx, dy}}
 }
 
 // shifted moves planes of h×w cells by (dx, dy) with zero fill; valid marks the

@@ -10,13 +10,13 @@ func TestShiftQuantization(t *testing.T) {
 	m := newGrid(64, 64)
 	m.v[10*64+10] = 1 // a one-cell mask at (10, 10): center 10/64
 	cx, cy := 10.0/64+0.3105, 10.0/64+0.0840
-	s := alignment(m, Box{cx - 0.1, cy - 0.1, cx + 0.1, cy + 0.1}, 8, false)
+	s := alignment(centerOf(m), 64, 64, Box{cx - 0.1, cy - 0.1, cx + 0.1, cy + 0.1}, 8, false)
 	for _, c := range []struct{ n, x, y int }{{64, 16, 8}, {16, 4, 2}, {8, 2, 1}} {
 		if x, y := s.at(c.n, c.n); x != c.x || y != c.y {
 			t.Errorf("at %d: (%d, %d), want (%d, %d)", c.n, x, y, c.x, c.y)
 		}
 	}
-	if s := alignment(m, Box{0.5, 0.5, 0.7, 0.7}, 8, true); s.dy != 0 {
+	if s := alignment(centerOf(m), 64, 64, Box{0.5, 0.5, 0.7, 0.7}, 8, true); s.dy != 0 {
 		t.Errorf("horizontal_shift_only kept dy = %d", s.dy)
 	}
 }

@@ -22,15 +22,19 @@ type Options struct {
 	Progress func(stage string, object, step, total int)
 	// AllowV runs on a v-prediction model, which CheckPrediction refuses.
 	AllowV bool
+	// PreviewEvery k > 0 decodes the overall run's latent after every k-th
+	// step into Result.Previews; 0 decodes none.
+	PreviewEvery int
 }
 
 // runner is one RFNet run's state: the Stable Diffusion model with the
 // run's configuration and callbacks.
 type runner struct {
 	*pipeline.Model
-	cfg      Config
-	emit     func(TraceEvent)
-	progress func(stage string, object, step, total int)
+	cfg          Config
+	emit         func(TraceEvent)
+	progress     func(stage string, object, step, total int)
+	previewEvery int
 }
 
 // ObjectResult is what the single-object run of one box produced.
@@ -45,6 +49,13 @@ type ObjectResult struct {
 	SalH     int
 	SalW     int
 	Shift    [2]int // latent cells
+	// AlignedMask is Mask shifted onto the scene box (latent grid).
+	AlignedMask []float64
+	// OverallAttention is the overall run's attention of the object's phrase's
+	// word token, ReferenceAttention its own run's (shifted into the scene),
+	// both on the latent grid as attentionWindow averages them.
+	OverallAttention   []float64
+	ReferenceAttention []float64
 }
 
 // Result is a whole RFNet generation.
@@ -60,6 +71,16 @@ type Result struct {
 	LatentH         int
 	LatentW         int
 	Durations       map[string]time.Duration
+	Geometry        Geometry
+	Composed        *tensor.Tensor // the composed initial latent C[0], decoded: [1, 3, H, W] in [0, 1]
+	Frozen          []float64      // the frozen region F on the latent grid (1 inside)
+	Previews        []Preview      // with Options.PreviewEvery
+}
+
+// Preview is the overall run's latent after a step, decoded.
+type Preview struct {
+	Step  int            // 1-based: the latent after this many steps
+	Image *tensor.Tensor // [1, 3, H, W] in [0, 1]
 }
 
 // Validate checks a configuration against the model (steps, scheduler, size
@@ -86,7 +107,10 @@ func Run(m *pipeline.Model, plan *llm.Plan, o Options) (*Result, error) {
 	if err := plan.Check(); err != nil {
 		return nil, fmt.Errorf("rfnet: plan: %w", err)
 	}
-	r := &runner{Model: m, cfg: c, emit: func(TraceEvent) {}, progress: o.Progress}
+	if o.PreviewEvery < 0 {
+		return nil, fmt.Errorf("rfnet: preview every %d steps: want 0 (none) or more", o.PreviewEvery)
+	}
+	r := &runner{Model: m, cfg: c, emit: func(TraceEvent) {}, progress: o.Progress, previewEvery: o.PreviewEvery}
 	if o.Trace != nil {
 		r.emit = o.Trace
 	}
@@ -109,6 +133,7 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 	res := &Result{Plan: plan, Durations: map[string]time.Duration{}}
 	ch, h, w := r.Variant.UNet.InChannels, c.Height/8, c.Width/8
 	res.LatentH, res.LatentW = h, w
+	res.Geometry.LatentGrid, res.Geometry.Objects = [2]int{h, w}, []ObjectGeometry{}
 	layers := map[string]unet.Layer{}
 	base := h
 	for _, l := range r.UNet.CrossAttentionLayers(h, w) {
@@ -177,15 +202,19 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 			sal, _ = saliency(run.saved, c.ObjectKey, 0)
 		}
 		mask := extractMask(sal, o.SOBox, h, w, c.MaskSigma, c.MaskTau)
-		sh := alignment(mask, o.Box, base, c.HorizontalShiftOnly)
+		center := centerOf(mask)
+		sh := alignment(center, h, w, o.Box, base, c.HorizontalShiftOnly)
 		or.Mask, or.Saliency, or.SalH, or.SalW = mask.v, sal.v, sal.h, sal.w
 		or.Shift[0], or.Shift[1] = sh.at(w, h)
 		host := make([][]float64, len(run.latents))
 		for i, z := range run.latents {
 			host[i] = z.Float64s()
 		}
-		placedObjs = append(placedObjs, place(host, mask, run.saved, sh))
+		p := place(host, mask, run.saved, sh)
+		placedObjs = append(placedObjs, p)
+		or.AlignedMask = p.mask.v
 		res.Objects = append(res.Objects, or)
+		res.Geometry.Objects = append(res.Geometry.Objects, objectGeometry(r.Tokenizer, o, res.SAA[j], center, sh, run.iterations, h, w))
 		r.stage(res, fmt.Sprintf("object %d", j), start)
 	}
 
@@ -204,17 +233,22 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 	if len(placedObjs) == 0 {
 		frozen = 0
 	}
+	res.Frozen = comp.frozen
 	frozenMask := tensor.FromFloat64(r.Backend, r.DType, tensor.Shape{1, 1, h, w}, comp.frozen)
+	attention := newPhraseAttention(s.Phrases, c.SteeringKeys)
 	l := loop{stage: "overall", object: -1, sched: sc, cond: overallCond, uncond: overallUncond, keys: c.SteeringKeys,
 		scale: c.OverallLossScale, threshold: c.OverallLossThreshold, maxIter: c.OverallMaxIter,
-		maxIndexStep: c.OverallMaxIndexStep, remeasure: c.RemeasureLoss,
+		maxIndexStep: c.OverallMaxIndexStep, remeasure: c.RemeasureLoss, observe: attention.observe,
 		after: func(i int, z *tensor.Tensor) *tensor.Tensor {
-			if i >= frozen {
-				return z
+			if i < frozen {
+				// z = C[i+1]·F + z·(1-F)
+				ci := tensor.FromFloat64(r.Backend, r.DType, tensor.Shape{1, ch, h, w}, comp.latents[i+1])
+				z = ci.Mul(frozenMask).Add(z.Mul(frozenMask.Neg().AddScalar(1)))
 			}
-			// z = C[i+1]·F + z·(1-F)
-			ci := tensor.FromFloat64(r.Backend, r.DType, tensor.Shape{1, ch, h, w}, comp.latents[i+1])
-			return ci.Mul(frozenMask).Add(z.Mul(frozenMask.Neg().AddScalar(1)))
+			if r.previewEvery > 0 && (i+1)%r.previewEvery == 0 {
+				res.Previews = append(res.Previews, Preview{Step: i + 1, Image: r.DecodeImage(z)})
+			}
+			return z
 		}}
 	if len(s.Phrases) > 0 && (c.Suppression || c.ReferenceConstraint) {
 		l.loss = func(step int, maps map[string]capture) (steeringLoss, error) {
@@ -230,6 +264,12 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 	if err := r.checkResult(res.Latents, "overall generation"); err != nil {
 		return nil, err
 	}
+	overallGeometry(&res.Geometry, r.Tokenizer, s, frozen, run.iterations)
+	window := attentionWindow(c)
+	for j := range res.Objects {
+		res.Objects[j].OverallAttention = attention.mean(phraseOf(s, j), window, h, w).v
+		res.Objects[j].ReferenceAttention = meanAttention(placedObjs[j].saved, c.SteeringKeys, window, h, w).v
+	}
 	r.stage(res, "overall", start)
 	start = time.Now()
 	res.Image = r.DecodeImage(res.Latents)
@@ -237,6 +277,9 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 	if err := r.CheckFinite(res.Image, "rfnet: the decoded image", "vae"); err != nil {
 		return nil, err
 	}
+	start = time.Now()
+	res.Composed = r.DecodeImage(z0)
+	r.stage(res, "pictures", start)
 	return res, nil
 }
 

@@ -32,6 +32,10 @@ type loop struct {
 	saveToken int
 	// after adjusts the latent after each denoising step (frozen-step replacement).
 	after func(step int, z *tensor.Tensor) *tensor.Tensor
+	// observe, when set, sees every cross-attention layer's probabilities
+	// [2 (uncond, cond), heads, h·w, 77] of each denoising pass; it copies what
+	// it keeps, as the probabilities go back to the device cache.
+	observe func(step int, layer unet.Layer, probs *tensor.Tensor)
 }
 
 // savedMaps are one step's saved attention maps by key: [heads·h·w] values and the grid.
@@ -42,10 +46,12 @@ type savedMap struct {
 	v           []float64 // [heads, h·w]
 }
 
-// loopResult holds the latent before the first and after every step, and the saved maps per step.
+// loopResult holds the latent before the first and after every step, the
+// saved maps per step and the steering iterations each step made.
 type loopResult struct {
-	latents []*tensor.Tensor
-	saved   []savedMaps
+	latents    []*tensor.Tensor
+	saved      []savedMaps
+	iterations []int
 }
 
 // steer runs loop l from z, steering the latent on the schedule of §7.3
@@ -64,18 +70,25 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 		if err != nil {
 			return nil, err
 		}
+		iterations := 0 // the step's steering iterations: its last row's index + 1
+		if pending != nil {
+			iterations = *pending.Iteration + 1
+		}
 		// The denoising pass sees the latent the step's last update left, so
 		// its cond half measures that update's loss after.
 		measure := pending != nil
 		var saved savedMaps
-		if len(l.save) > 0 {
+		if len(l.save) > 0 || l.observe != nil {
 			saved = savedMaps{}
 		}
 		maps := map[string]capture{}
 		var hook unet.Hook
-		if len(l.save) > 0 || measure {
+		if len(l.save) > 0 || measure || l.observe != nil {
 			hook = func(layer unet.Layer, p *tensor.Tensor) bool {
 				cond := p.Narrow(0, 1, 1) // [1, heads, h·w, 77]
+				if l.observe != nil {
+					l.observe(i, layer, p)
+				}
 				if wantSaved[layer.Key] {
 					// the word token's column: [heads, h·w]
 					col := cond.Narrow(3, l.saveToken, 1)
@@ -128,6 +141,7 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 		}
 		res.latents = append(res.latents, z)
 		res.saved = append(res.saved, saved)
+		res.iterations = append(res.iterations, iterations)
 		if r.progress != nil {
 			r.progress(l.stage, l.object, i+1, len(ts))
 		}

@@ -1,0 +1,122 @@
+package rfnet
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"image/color"
+	"sort"
+	"strings"
+)
+
+// indexFile is the out-dir's page: the plan, the numbers of geometry.json and
+// the pictures, which it references by relative paths so that the out-dir can
+// be moved or copied whole and read offline.
+const indexFile = "index.html"
+
+type indexView struct {
+	Prompt, OverallPrompt, OverallNegative, SONegative string
+	Width, Height, Steps, Objects                      int
+	Geometry                                           Geometry
+	Window                                             int // the steps the attention pictures average
+	Rows                                               []indexObject
+	Tokens                                             []indexToken
+	Preview                                            string // "" without previews
+	Seconds                                            []indexTime
+}
+
+type indexObject struct {
+	ObjectGeometry
+	Index           int
+	Color           string
+	Left, Top, W, H float64 // the scene box, percent of the image
+	Prompt          string
+	Guided          string // the single-object run's guided steps, as ranges
+	// file paths, relative to the out-dir
+	ImageFile, MaskFile, SaliencyFile, OverallFile, ReferenceFile string
+}
+
+type indexToken struct {
+	Position int
+	Text     string
+	Color    string // the color of the object whose phrase holds the token; "" for none
+	Word     bool   // a phrase's word token
+}
+
+type indexTime struct {
+	Stage   string
+	Seconds string
+}
+
+func cssColor(c color.RGBA) string { return fmt.Sprintf("#%02x%02x%02x", c.R, c.G, c.B) }
+
+// indexPage renders index.html for res.
+func indexPage(res *Result, cfg Config) ([]byte, error) {
+	g := res.Geometry
+	v := indexView{Prompt: res.Plan.Prompt, OverallPrompt: res.OverallPrompt, OverallNegative: res.OverallNegative,
+		SONegative: res.SONegative, Width: cfg.Width, Height: cfg.Height, Steps: cfg.Steps, Objects: len(res.Objects),
+		Geometry: g, Window: attentionWindow(cfg)}
+	tokens := make([]indexToken, len(g.OverallTokens))
+	for i, t := range g.OverallTokens {
+		tokens[i] = indexToken{Position: i, Text: t}
+	}
+	for j, o := range res.Objects {
+		base := "objects/" + objectBase(j, o.Name)
+		col := cssColor(objectColor(j))
+		og := g.Objects[j]
+		v.Rows = append(v.Rows, indexObject{ObjectGeometry: og, Index: j, Color: col, Prompt: o.Prompt,
+			Left: 100 * o.Box[0], Top: 100 * o.Box[1], W: 100 * (o.Box[2] - o.Box[0]), H: 100 * (o.Box[3] - o.Box[1]),
+			ImageFile: base + ".png", MaskFile: base + "-mask.png", SaliencyFile: base + "-attention.png",
+			OverallFile: base + overallAttentionSuffix, ReferenceFile: base + referenceAttentionSuffix,
+			Guided: stepRanges(og.GuidedSteps)})
+		for _, p := range og.OverallPrompt.Positions {
+			if tokens[p].Color == "" {
+				tokens[p].Color = col
+			}
+		}
+		tokens[og.OverallPrompt.WordIndex].Word = true
+	}
+	v.Tokens = tokens
+	if len(res.Previews) > 0 {
+		v.Preview = previewFile
+	}
+	var stages []string
+	for k := range res.Durations {
+		stages = append(stages, k)
+	}
+	sort.Strings(stages)
+	for _, k := range stages {
+		v.Seconds = append(v.Seconds, indexTime{k, fmt.Sprintf("%.2f", res.Durations[k].Seconds())})
+	}
+	var buf bytes.Buffer
+	if err := indexTemplate.Execute(&buf, v); err != nil {
+		return nil, fmt.Errorf("rfnet: %s: %w", indexFile, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// stepRanges writes 0-based steps as 1-based ranges: "1-4, 7" ("none" for none).
+func stepRanges(steps []int) string {
+	if len(steps) == 0 {
+		return "none"
+	}
+	var parts []string
+	for i := 0; i < len(steps); {
+		j := i
+		for j+1 < len(steps) && steps[j+1] == steps[j]+1 {
+			j++
+		}
+		if j == i {
+			parts = append(parts, fmt.Sprint(steps[i]+1))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", steps[i]+1, steps[j]+1))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ", ")
+}
+
+var indexTemplate = template.Must(template.New("index").Funcs(template.FuncMap{
+	"ranges": stepRanges,
+	"f2":     func(v float64) string { return fmt.Sprintf("%.2f", v) },
+}).Parse(indexTemplateText))
