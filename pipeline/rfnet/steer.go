@@ -72,12 +72,17 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 	ts := l.sched.Timesteps()
 	context := tensor.Concat(0, l.uncond, l.cond)
 	for i, t := range ts {
+		// A step that fails stays open and is left out of the timeline.
+		step := r.tl.Begin("denoise step", "stage", l.stage, "object", l.object, "step", i, "timestep", t)
 		if l.loss != nil && i < l.maxIndexStep {
 			if l.remeasure {
 				last = math.Inf(1)
 			}
 			for n := 0; last/l.scale > l.threshold && n < maxIter(l.maxIter, i); n++ {
+				iter := r.tl.Begin("steering iteration", "step", i, "iteration", n)
 				loss, grad, err := r.steeringPass(l, z, i, t)
+				iter.Set("loss", loss/l.scale, "step_size", l.sched.GradientStepScale(i))
+				iter.End()
 				if err != nil {
 					return nil, err
 				}
@@ -110,11 +115,13 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 		// The hook copies what it keeps to the host: only the prediction
 		// outlives the call, and its intermediates go back to the device cache.
 		var err error
+		pass := r.tl.Begin("unet", "batch", 2)
 		out := tensor.Scoped(r.Backend, func() *tensor.Tensor {
 			var out *tensor.Tensor
 			out, err = r.UNet.Forward(x, []float64{t, t}, context, hook)
 			return out
 		})
+		pass.End()
 		if err != nil {
 			return nil, err
 		}
@@ -132,6 +139,7 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 		if err := r.Backend.Sync(); err != nil {
 			return nil, fmt.Errorf("step %d: %w", i, err)
 		}
+		step.End()
 		res.latents = append(res.latents, z)
 		res.saved = append(res.saved, saved)
 		if r.progress != nil {
