@@ -84,7 +84,9 @@ func setupBench(fs *pflag.FlagSet) func() error {
 	size := fs.Int("size", 0, "image width and height, a multiple of 8 (default: the RFNet config's, 512)")
 	cfgFile := fs.String("rfnet-config", "", "JSON file of RFNet hyperparameters")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	return func() error {
+	var profile profileFlags
+	profile.register(fs)
+	return func() (err error) {
 		// Everything is checked before the model loads, which takes minutes
 		// for a real checkpoint. Changed tells an explicit 0 from the default.
 		switch {
@@ -108,6 +110,9 @@ func setupBench(fs *pflag.FlagSet) func() error {
 			return fmt.Errorf("bench: %w", err)
 		}
 		if err := lf.check(); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		if err := profile.check(fs.Changed); err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
 		ps := rfbench.DefaultPrompts()
@@ -159,7 +164,11 @@ func setupBench(fs *pflag.FlagSet) func() error {
 			return outFlagError(*out, err)
 		}
 		defer release()
+		tl := profile.recorder()
+		defer func() { err = profile.write(tl, err) }()
+		span := tl.Begin("load model", "weights", model.weights)
 		m, err := model.loadContext(ctx)
+		span.End()
 		if err != nil {
 			if ctx.Err() != nil {
 				return interrupted("bench: interrupted while loading the model")
@@ -175,7 +184,12 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		if err := rfnet.Validate(m, cfg); err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
+		if err := profile.checkKernels(m.Backend); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		span = tl.Begin("checkpoint hash")
 		hash, err := m.Hash()
+		span.End()
 		if err != nil {
 			return err
 		}
@@ -186,7 +200,8 @@ func setupBench(fs *pflag.FlagSet) func() error {
 			return outFlagError(*out, err)
 		}
 		items := sh.Select(rfbench.Items(ps, ms, *seeds))
-		r := &rfbench.Runner{Model: m, Config: cfg, Out: *out, Info: info, Log: os.Stderr}
+		r := &rfbench.Runner{Model: m, Config: cfg, Out: *out, Info: info, Log: os.Stderr, Timeline: tl,
+			Profiled: func(generate func() error) error { return profile.run(m.Backend, tl, generate) }}
 		if rfbench.NeedsPlanner(ms) {
 			r.Planner = advisedPlanner{lf.planner(os.Stderr), fs}
 		}
