@@ -352,6 +352,9 @@ func (r *Runner) plan(ctx context.Context, p Prompt) (*llm.Plan, error) {
 	}
 	span := r.Timeline.Begin("llm plan", "prompt", p.Prompt)
 	plan, err := r.Planner.Plan(ctx, p.Prompt)
+	if err == nil && plan.Source != nil {
+		span.Set("planner", plan.Source.Planner, "model", plan.Source.Model, "cached", plan.Source.Cached)
+	}
 	span.End()
 	if err != nil {
 		return nil, err

@@ -237,6 +237,7 @@ func (g *generateFlags) sdOutputs(changed func(string) bool) ([]sdOutput, error)
 		}
 		all = append(all, struct{ flag, path string }{"--save-text-embeddings", g.saveTextEmbeddings})
 	}
+	all = append(all, struct{ flag, path string }{"--profile-out", g.profile.out}) // "" when not given: skipped
 	return outputs, checkDistinct(all)
 }
 

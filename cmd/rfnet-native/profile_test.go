@@ -149,6 +149,8 @@ func TestProfileFlagErrors(t *testing.T) {
 		{append(sd, "--profile-kernels"), "--profile-kernels adds GPU kernels to --profile-out's trace"},
 		{append(sd, "--profile-out", dir), "--profile-out " + dir + " is a folder"},
 		{append(sd, "--profile-out", filepath.Join(dir, "trace.json"), "--profile-kernels", "--device", "cpu"), "--profile-kernels times GPU kernels; cpu"},
+		{append(sd, "--profile-out", filepath.Join(dir, "a.png")), "--out and --profile-out both write"},
+		{rfnetArgs(filepath.Join(dir, "out"), "--out", filepath.Join(dir, "b.png"), "--profile-out", filepath.Join(dir, "b.png")), "--out and --profile-out both write"},
 	} {
 		err := run(c.args)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -103,8 +103,11 @@ func (g *generateFlags) runRFNetBatch(cfg rfnet.Config, runs []rfnetOutput, tl *
 		return err
 	}
 	if plan == nil {
-		span := tl.Begin("llm plan", "prompt", g.prompt, "model", g.llm.model)
+		span := tl.Begin("llm plan", "prompt", g.prompt)
 		plan, err = g.llm.planner(os.Stderr).Plan(context.Background(), g.prompt)
+		if err == nil && plan.Source != nil {
+			span.Set("planner", plan.Source.Planner, "model", plan.Source.Model, "cached", plan.Source.Cached)
+		}
 		span.End()
 		if err != nil {
 			return err
@@ -185,6 +188,7 @@ func (g *generateFlags) rfnetOutputs(changed func(string) bool, cfg rfnet.Config
 		}
 		runs = append(runs, r)
 	}
+	files = append(files, struct{ flag, path string }{"--profile-out", g.profile.out}) // "" when not given: skipped
 	return runs, checkDistinct(files)
 }
 
