@@ -20,6 +20,9 @@ type profiler struct {
 	mu    sync.Mutex
 	marks []mark
 	err   error
+	// origin is recorded before the call's first launch: each launch's
+	// start is measured from it (Launch.StartMS).
+	origin unsafe.Pointer
 }
 
 type mark struct {
@@ -34,21 +37,44 @@ type mark struct {
 // runs a little slower than unprofiled: time calls with Elapsed, and use
 // Profile for the shares.
 func (g *Backend) Profile(f func() error) (KernelProfile, error) {
-	p := &profiler{}
-	if !g.prof.CompareAndSwap(nil, p) {
-		return KernelProfile{}, errors.New("cuda: Profile: a profile is already running")
-	}
-	total, err := g.Elapsed(f) // synchronizes: every event has been reached
-	g.prof.Store(nil)
-	defer p.destroy()
-	if err != nil {
-		return KernelProfile{}, err
-	}
-	spans, err := p.spans()
+	total, spans, err := g.profile(f)
 	if err != nil {
 		return KernelProfile{}, err
 	}
 	return aggregate(total, spans), nil
+}
+
+// ProfileLaunches runs f as Profile does and returns every launch in the
+// order the stream ran them, each with its start on the device measured from
+// the moment ProfileLaunches was called: a timeline of the call's kernels
+// (--profile-kernels).
+func (g *Backend) ProfileLaunches(f func() error) ([]Launch, error) {
+	_, spans, err := g.profile(f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Launch, len(spans))
+	for i, s := range spans {
+		out[i] = Launch{Name: s.key, StartMS: s.startMS, MS: s.ms, GFLOP: s.flops / 1e9}
+	}
+	return out, nil
+}
+
+// profile runs f with every launch timed: the call's total and its launches.
+func (g *Backend) profile(f func() error) (float64, []span, error) {
+	p := &profiler{}
+	if !g.prof.CompareAndSwap(nil, p) {
+		return 0, nil, errors.New("cuda: Profile: a profile is already running")
+	}
+	p.origin = p.event("at the start")
+	total, err := g.Elapsed(f) // synchronizes: every event has been reached
+	g.prof.Store(nil)
+	defer p.destroy()
+	if err != nil {
+		return 0, nil, err
+	}
+	spans, err := p.spans()
+	return total, spans, err
 }
 
 // begin records the event before a launch; nil when not profiling (p nil)
@@ -107,11 +133,14 @@ func (p *profiler) spans() ([]span, error) {
 		if m.end == nil {
 			continue // its end event failed: p.err says so
 		}
-		var ms C.float
+		var ms, from C.float
 		if r := C.rf_event_elapsed(&ms, m.start, m.end); r != 0 {
 			return nil, fmt.Errorf("cuda: profile: time of %s: %w", m.key, driverError("event time", r))
 		}
-		out = append(out, span{key: m.key, ms: float64(ms), flops: m.flops})
+		if r := C.rf_event_elapsed(&from, p.origin, m.start); r != 0 {
+			return nil, fmt.Errorf("cuda: profile: start of %s: %w", m.key, driverError("event time", r))
+		}
+		out = append(out, span{key: m.key, ms: float64(ms), startMS: float64(from), flops: m.flops})
 	}
 	return out, nil
 }
@@ -126,4 +155,7 @@ func (p *profiler) destroy() {
 		}
 	}
 	p.marks = nil
+	if p.origin != nil {
+		C.rf_event_destroy(p.origin)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/tensor"
@@ -97,5 +98,37 @@ func TestProfileReportsTheCallsError(t *testing.T) {
 	}
 	if _, err := prof.Profile(func() error { return nil }); err != nil {
 		t.Fatalf("a profile after a failed one: %v", err)
+	}
+}
+
+// TestProfileLaunchesInOrder: the timeline of a call lists its launches in
+// stream order, each starting after the one before ended, within the call.
+func TestProfileLaunchesInOrder(t *testing.T) {
+	g := device(t)
+	prof := g.(interface {
+		ProfileLaunches(func() error) ([]cuda.Launch, error)
+	})
+	a := backendtest.Randn(g, tensor.Float32, 1, 64, 64)
+	syncOK(t, g)
+	start := time.Now()
+	launches, err := prof.ProfileLaunches(func() error {
+		a.SiLU().MatMul(a).SiLU()
+		return nil
+	})
+	wall := float64(time.Since(start).Microseconds()) / 1e3
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(launches) < 3 || launches[0].Name != "unary_f32" || launches[len(launches)-1].Name != "unary_f32" {
+		t.Fatalf("launches %+v, want the activation first and last", launches)
+	}
+	const eventResolution = 0.002 // ms
+	for i, l := range launches {
+		if l.StartMS < 0 || l.MS < 0 || l.StartMS+l.MS > wall+eventResolution {
+			t.Errorf("launch %d %s: starts at %v ms for %v ms, outside the call's %v ms", i, l.Name, l.StartMS, l.MS, wall)
+		}
+		if i > 0 && l.StartMS+eventResolution < launches[i-1].StartMS+launches[i-1].MS {
+			t.Errorf("launch %d %s starts at %v ms, before %s ended at %v ms", i, l.Name, l.StartMS, launches[i-1].Name, launches[i-1].StartMS+launches[i-1].MS)
+		}
 	}
 }

@@ -39,11 +39,20 @@ type KernelProfile struct {
 	Kernels []KernelTime `json:"kernels"`
 }
 
+// Launch is one timed launch of a profiled call (Backend.ProfileLaunches).
+type Launch struct {
+	Name    string  // as in KernelTime
+	StartMS float64 // on the device, from the start of the call
+	MS      float64
+	GFLOP   float64 // products only
+}
+
 // span is one timed launch, in milliseconds.
 type span struct {
-	key   string
-	ms    float64
-	flops float64
+	key     string
+	ms      float64
+	startMS float64 // from the profile's origin event
+	flops   float64
 }
 
 // aggregate sums spans by key, largest total first (ties by name, so the

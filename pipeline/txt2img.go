@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rfnet/rfnet-native/clip"
+	"github.com/rfnet/rfnet-native/internal/timeline"
 	"github.com/rfnet/rfnet-native/rng"
 	"github.com/rfnet/rfnet-native/sched"
 	"github.com/rfnet/rfnet-native/tensor"
@@ -22,6 +23,8 @@ type Request struct {
 	// InitLatents, when set, replaces the noise drawn from Seed: [1, 4, H/8, W/8],
 	// already multiplied by the scheduler's init_noise_sigma.
 	InitLatents *tensor.Tensor
+	// Timeline, when not nil, records the generation's stages and steps (--profile-out).
+	Timeline *timeline.Recorder
 }
 
 // Result is what a generation produced.
@@ -134,9 +137,14 @@ func (m *Model) Generate(r Request, progress Progress) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Durations: map[string]time.Duration{}}
+	tl := r.Timeline
+	span := tl.Begin("generate", "prompt", r.Prompt, "seed", r.Seed, "steps", r.Steps, "size", fmt.Sprintf("%dx%d", r.Width, r.Height))
+	defer span.End()
 	start := time.Now()
+	text := tl.Begin("text encoder")
 	res.Cond, res.Truncated = m.EncodePrompt(r.Prompt)
 	res.Uncond, res.NegativeTruncated = m.EncodePrompt(r.NegativePrompt)
+	text.End()
 	res.Durations["text"] = time.Since(start)
 	if err := m.CheckFinite(res.Cond, "the text embedding of the prompt", "text encoder"); err != nil {
 		return nil, err
@@ -158,7 +166,10 @@ func (m *Model) Generate(r Request, progress Progress) (*Result, error) {
 	res.Timesteps = s.Timesteps()
 
 	start = time.Now()
-	if latents, err = m.Denoise(s, latents, res.Cond, res.Uncond, r.Guidance, progress); err != nil {
+	denoise := tl.Begin("denoise", "scheduler", r.Scheduler, "guidance", r.Guidance)
+	latents, err = m.Denoise(s, latents, res.Cond, res.Uncond, r.Guidance, progress, tl)
+	denoise.End()
+	if err != nil {
 		return nil, err
 	}
 	res.Latents = latents
@@ -168,7 +179,9 @@ func (m *Model) Generate(r Request, progress Progress) (*Result, error) {
 	}
 
 	start = time.Now()
+	decode := tl.Begin("vae decode")
 	res.Image = m.DecodeImage(latents)
+	decode.End()
 	res.Durations["decode"] = time.Since(start)
 	if err := m.CheckFinite(res.Image, "the decoded image", "vae"); err != nil {
 		return nil, err
@@ -178,8 +191,9 @@ func (m *Model) Generate(r Request, progress Progress) (*Result, error) {
 
 // Denoise runs every step of s from latents. With guidance > 1 the UNet sees
 // [uncond, cond] as one batch and the two predictions are combined as
-// uncond + guidance·(cond - uncond); otherwise only cond is used.
-func (m *Model) Denoise(s sched.Scheduler, latents, cond, uncond *tensor.Tensor, guidance float64, progress Progress) (*tensor.Tensor, error) {
+// uncond + guidance·(cond - uncond); otherwise only cond is used. tl (may be
+// nil) gets a span per step.
+func (m *Model) Denoise(s sched.Scheduler, latents, cond, uncond *tensor.Tensor, guidance float64, progress Progress, tl *timeline.Recorder) (*tensor.Tensor, error) {
 	ts := s.Timesteps()
 	cfg := GuidanceBatch(guidance) == 2
 	context := cond
@@ -187,6 +201,8 @@ func (m *Model) Denoise(s sched.Scheduler, latents, cond, uncond *tensor.Tensor,
 		context = tensor.Concat(0, uncond, cond)
 	}
 	for i, t := range ts {
+		// A step that fails stays open and is left out of the timeline.
+		step := tl.Begin("denoise step", "step", i, "timestep", t)
 		x := latents
 		times := []float64{t}
 		if cfg {
@@ -210,6 +226,7 @@ func (m *Model) Denoise(s sched.Scheduler, latents, cond, uncond *tensor.Tensor,
 		if err := m.Backend.Sync(); err != nil {
 			return nil, fmt.Errorf("pipeline: step %d: %w", i, err)
 		}
+		step.End()
 		if progress != nil {
 			progress(i+1, len(ts), latents)
 		}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rfnet/rfnet-native/internal/regular"
+	"github.com/rfnet/rfnet-native/internal/timeline"
 	"github.com/rfnet/rfnet-native/llm"
 	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/pipeline/infotext"
@@ -80,6 +81,11 @@ type Runner struct {
 	// Progress is called after each item with the number done (skipped ones
 	// included) and the total.
 	Progress func(done, total int)
+	// Timeline, when not nil, records each item generated (--profile-out).
+	Timeline *timeline.Recorder
+	// Profiled, when not nil, runs each item's image generation (and returns
+	// its error): bench's --profile-kernels times the kernels there.
+	Profiled func(generate func() error) error
 	// checkpoint names Model in the images' parameters text; it is hashed
 	// for the first image generated, not before a run that may have none.
 	checkpoint *infotext.Checkpoint
@@ -362,7 +368,12 @@ func (r *Runner) plan(ctx context.Context, p Prompt) (*llm.Plan, error) {
 	if plan, err := readPlan(path); err == nil {
 		return plan, nil
 	}
+	span := r.Timeline.Begin("llm plan", "prompt", p.Prompt)
 	plan, err := r.Planner.Plan(ctx, p.Prompt)
+	if err == nil && plan.Source != nil {
+		span.Set("planner", plan.Source.Planner, "model", plan.Source.Model, "cached", plan.Source.Cached)
+	}
+	span.End()
 	if err != nil {
 		return nil, err
 	}
@@ -394,6 +405,8 @@ func (r *Runner) generate(ctx context.Context, it Item) (err error) {
 		}
 	}()
 	c := r.methodConfig(it)
+	span := r.Timeline.Begin("bench item", "key", it.Key(), "method", it.Method, "seed", it.Seed)
+	defer span.End()
 	imgRel, metaRel := itemPaths(it)
 	meta := Meta{ID: it.Prompt.ID, Area: it.Prompt.Area, Category: it.Prompt.Category, Prompt: it.Prompt.Prompt,
 		Method: it.Method, Seed: it.Seed, BgSeed: c.BgSeed, Image: imgRel, Width: c.Width, Height: c.Height,
@@ -412,8 +425,12 @@ func (r *Runner) generate(ctx context.Context, it Item) (err error) {
 	var durations map[string]time.Duration
 	var params infotext.Params
 	if m, _ := lookupMethod(it.Method); m.SD {
-		res, err := r.Model.Generate(pipeline.Request{Prompt: it.Prompt.Prompt, Steps: c.Steps, Guidance: c.Guidance,
-			Scheduler: c.Scheduler, Width: c.Width, Height: c.Height, Seed: c.BgSeed}, nil)
+		var res *pipeline.Result
+		err := r.profiled(func() (err error) {
+			res, err = r.Model.Generate(pipeline.Request{Prompt: it.Prompt.Prompt, Steps: c.Steps, Guidance: c.Guidance,
+				Scheduler: c.Scheduler, Width: c.Width, Height: c.Height, Seed: c.BgSeed, Timeline: r.Timeline}, nil)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -427,11 +444,15 @@ func (r *Runner) generate(ctx context.Context, it Item) (err error) {
 			return err
 		}
 		var res *rfnet.Result
-		if r.KeepArtifacts {
-			res, meta.Artifacts, err = r.keepArtifacts(it, plan, rfnet.Options{Config: c}, ckpt)
-		} else {
-			res, err = rfnet.Run(r.Model, plan, rfnet.Options{Config: c})
-		}
+		err = r.profiled(func() (err error) {
+			opts := rfnet.Options{Config: c, Timeline: r.Timeline}
+			if r.KeepArtifacts {
+				res, meta.Artifacts, err = r.keepArtifacts(it, plan, opts, ckpt)
+			} else {
+				res, err = rfnet.Run(r.Model, plan, opts)
+			}
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -457,6 +478,14 @@ func (r *Runner) generate(ctx context.Context, it Item) (err error) {
 	}
 	// The metadata goes last: with the image's size and hash, it marks the item finished.
 	return pipeline.WriteJSON(filepath.Join(r.Out, filepath.FromSlash(metaRel)), meta)
+}
+
+// profiled runs generate through r.Profiled, when set.
+func (r *Runner) profiled(generate func() error) error {
+	if r.Profiled == nil {
+		return generate()
+	}
+	return r.Profiled(generate)
 }
 
 // panicStack is where a recovered panic happened: the first few frames below

@@ -87,7 +87,9 @@ func setupBench(fs *pflag.FlagSet) func() error {
 	keepArtifacts := fs.Bool("keep-artifacts", false, "keep each RFNet item's plan, masks, trace and the rest of an --out-dir "+
 		"in images/<method>/<id>-s<seed>/ beside its image (sd items have none to keep)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	return func() error {
+	var profile profileFlags
+	profile.register(fs)
+	return func() (err error) {
 		if *listMethods {
 			return rfbench.ListMethods(os.Stdout)
 		}
@@ -114,6 +116,9 @@ func setupBench(fs *pflag.FlagSet) func() error {
 			return fmt.Errorf("bench: %w", err)
 		}
 		if err := lf.check(); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		if err := profile.check(fs.Changed); err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
 		ps := rfbench.DefaultPrompts()
@@ -165,7 +170,11 @@ func setupBench(fs *pflag.FlagSet) func() error {
 			return outFlagError(*out, err)
 		}
 		defer release()
+		tl := profile.recorder()
+		defer func() { err = profile.write(tl, err) }()
+		span := tl.Begin("load model", "weights", model.weights)
 		m, err := model.loadContext(ctx)
+		span.End()
 		if err != nil {
 			if ctx.Err() != nil {
 				return interrupted("bench: interrupted while loading the model")
@@ -186,7 +195,12 @@ func setupBench(fs *pflag.FlagSet) func() error {
 				return fmt.Errorf("bench: %w (--methods sd runs plain SD on it)", err)
 			}
 		}
+		if err := profile.checkKernels(m.Backend); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		span = tl.Begin("checkpoint hash")
 		hash, err := m.Hash()
+		span.End()
 		if err != nil {
 			return err
 		}
@@ -197,7 +211,8 @@ func setupBench(fs *pflag.FlagSet) func() error {
 			return outFlagError(*out, err)
 		}
 		items := sh.Select(rfbench.Items(ps, ms, *seeds))
-		r := &rfbench.Runner{Model: m, Config: cfg, Out: *out, Info: info, Log: os.Stderr, KeepArtifacts: *keepArtifacts}
+		r := &rfbench.Runner{Model: m, Config: cfg, Out: *out, Info: info, Log: os.Stderr, KeepArtifacts: *keepArtifacts, Timeline: tl,
+			Profiled: func(generate func() error) error { return profile.run(m.Backend, tl, generate) }}
 		if rfbench.NeedsPlanner(ms) {
 			r.Planner = advisedPlanner{lf.planner(os.Stderr), fs}
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/rfnet/rfnet-native/internal/fixtures"
+	"github.com/rfnet/rfnet-native/internal/timeline"
+	"github.com/rfnet/rfnet-native/internal/timeline/timelinetest"
 )
 
 // The commands with --device cuda --dtype fp16 on the tiny SD 1.x model, on a
@@ -93,4 +95,43 @@ func TestCommandsOnGPU(t *testing.T) {
 			t.Errorf("no UNet profile in the table:\n%s", stdout)
 		}
 	})
+}
+
+// TestProfileKernelsOnGPU: --profile-kernels puts the kernels of a plain
+// generation on the device track, inside the generation's span.
+func TestProfileKernelsOnGPU(t *testing.T) {
+	fixtures.GPU(t)
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace.json")
+	err := run([]string{"generate", "--method", "sd", "--weights", fixtures.Path("models", "tiny-sd1"), "--prompt", "a mouse hunting a lion",
+		"--steps", "2", "--width", "64", "--height", "64", "--out", filepath.Join(dir, "a.png"), "--quiet",
+		"--device", "cuda", "--dtype", "fp16", "--profile-out", trace, "--profile-kernels"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := timelinetest.Read(t, trace)
+	var gen *timelinetest.Event
+	kernels := 0
+	for i, e := range events {
+		if e.Name == "generate" {
+			gen = &events[i]
+		}
+	}
+	if gen == nil {
+		t.Fatal("no generate span")
+	}
+	for _, e := range events {
+		if e.TID != timeline.DeviceTrack {
+			continue
+		}
+		kernels++
+		// The profile starts before and ends after the generation (a little
+		// slack for the event clock).
+		if e.TS < gen.TS-1e3 || e.TS+e.Dur > gen.TS+gen.Dur+1e3 {
+			t.Errorf("kernel %s [%.1f, %.1f]µs outside generate [%.1f, %.1f]µs", e.Name, e.TS, e.TS+e.Dur, gen.TS, gen.TS+gen.Dur)
+		}
+	}
+	if kernels < 100 {
+		t.Errorf("%d kernel events on the device track", kernels)
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/internal/atomicfile"
+	"github.com/rfnet/rfnet-native/internal/timeline"
 	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/pipeline/infotext"
 	"github.com/rfnet/rfnet-native/sched"
@@ -34,6 +35,7 @@ type generateFlags struct {
 	noSAA, noReference, noSuppression, saaCrossObject bool
 	rfnet                                             rfnetFlags
 	previewEvery                                      int
+	profile                                           profileFlags
 }
 
 func setupGenerate(fs *pflag.FlagSet) func() error {
@@ -72,10 +74,14 @@ func (g *generateFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&g.saaCrossObject, "saa-cross-object", false, "rfnet: choose descriptions by similarity across objects (the paper's prose) instead of per object (its code)")
 	g.rfnet.register(fs)
 	g.llm.register(fs)
+	g.profile.register(fs)
 }
 
 func (g *generateFlags) run(fs *pflag.FlagSet) error {
 	if err := g.check(fs.Changed); err != nil {
+		return err
+	}
+	if err := g.profile.check(fs.Changed); err != nil {
 		return err
 	}
 	switch g.method {
@@ -100,15 +106,26 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 	if err != nil {
 		return err
 	}
+	tl := g.profile.recorder()
+	return g.profile.write(tl, g.runSD(outputs, tl))
+}
+
+// runSD makes the images of a plain-SD batch; tl (may be nil) records it.
+func (g *generateFlags) runSD(outputs []sdOutput, tl *timeline.Recorder) error {
 	start := time.Now()
+	span := tl.Begin("load model", "weights", g.model.weights)
 	m, err := g.model.load()
+	span.End()
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 	loadTime := time.Since(start)
+	if err := g.profile.checkKernels(m.Backend); err != nil {
+		return err
+	}
 	req := pipeline.Request{Prompt: g.prompt, NegativePrompt: g.negative, Steps: g.steps, Guidance: g.guidance,
-		Scheduler: g.scheduler, Width: g.width, Height: g.height, Seed: g.seed}
+		Scheduler: g.scheduler, Width: g.width, Height: g.height, Seed: g.seed, Timeline: tl}
 	if g.initLatents != "" {
 		if req.InitLatents, err = readLatents(g.initLatents, m.Backend, m.DType); err != nil {
 			return err
@@ -119,7 +136,9 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 	}
 	// The checkpoint's short hash (for the parameters text) is read once for
 	// the batch, before minutes of denoising.
+	span = tl.Begin("checkpoint hash")
 	checkpoint, err := infotext.CheckpointOf(m)
+	span.End()
 	if err != nil {
 		return err
 	}
@@ -144,7 +163,11 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 				bar.Set(done + step)
 			}
 		}
-		res, err := m.Generate(r, progress)
+		var res *pipeline.Result
+		err := g.profile.run(m.Backend, tl, func() (err error) {
+			res, err = m.Generate(r, progress)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("%w%s", err, g.batchProgress(i))
 		}
@@ -158,7 +181,10 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 				}
 			}
 		}
-		if err := g.writeGenerated(m, checkpoint, r, res, loadTime, out); err != nil {
+		span := tl.Begin("write image", "path", out.image)
+		err = g.writeGenerated(m, checkpoint, r, res, loadTime, out)
+		span.End()
+		if err != nil {
 			return fmt.Errorf("%w%s", err, g.batchProgress(i))
 		}
 		if bar != nil {
@@ -215,6 +241,7 @@ func (g *generateFlags) sdOutputs(changed func(string) bool) ([]sdOutput, error)
 		}
 		all = append(all, struct{ flag, path string }{"--save-text-embeddings", g.saveTextEmbeddings})
 	}
+	all = append(all, struct{ flag, path string }{"--profile-out", g.profile.out}) // "" when not given: skipped
 	return outputs, checkDistinct(all)
 }
 

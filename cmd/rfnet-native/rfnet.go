@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rfnet/rfnet-native/cuda"
+	"github.com/rfnet/rfnet-native/internal/timeline"
 	"github.com/rfnet/rfnet-native/llm"
 	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/pipeline/infotext"
@@ -81,7 +82,14 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 	if err != nil {
 		return err
 	}
+	tl := g.profile.recorder()
+	return g.profile.write(tl, g.runRFNetBatch(cfg, runs, tl))
+}
+
+// runRFNetBatch makes the images of an RFNet batch; tl (may be nil) records it.
+func (g *generateFlags) runRFNetBatch(cfg rfnet.Config, runs []rfnetOutput, tl *timeline.Recorder) error {
 	var plan *llm.Plan
+	var err error
 	if g.plan != "" {
 		if plan, err = llm.ReadPlan(g.plan); err != nil {
 			return err
@@ -95,7 +103,9 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 		plan.Cap(g.llm.maxObjects)
 	}
 	start := time.Now()
+	span := tl.Begin("load model", "weights", g.model.weights)
 	m, err := g.model.load()
+	span.End()
 	if err != nil {
 		return err
 	}
@@ -108,8 +118,17 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 			return fmt.Errorf("%w; --allow-v runs it anyway", err)
 		}
 	}
+	if err := g.profile.checkKernels(m.Backend); err != nil {
+		return err
+	}
 	if plan == nil {
-		if plan, err = g.llm.planner(os.Stderr).Plan(context.Background(), g.prompt); err != nil {
+		span := tl.Begin("llm plan", "prompt", g.prompt)
+		plan, err = g.llm.planner(os.Stderr).Plan(context.Background(), g.prompt)
+		if err == nil && plan.Source != nil {
+			span.Set("planner", plan.Source.Planner, "model", plan.Source.Model, "cached", plan.Source.Cached)
+		}
+		span.End()
+		if err != nil {
 			return err
 		}
 	}
@@ -118,7 +137,9 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 	}
 	// The checkpoint's short hash (for the parameters text) is read once for
 	// the batch.
+	span = tl.Begin("checkpoint hash")
 	ckpt, err := infotext.CheckpointOf(m)
+	span.End()
 	if err != nil {
 		return err
 	}
@@ -136,7 +157,7 @@ func (g *generateFlags) runRFNet(fs *pflag.FlagSet) error {
 		// Both seeds move by i, so a config's own foreground start keeps its
 		// distance from the background seed (WithSeed would reset it).
 		c.BgSeed, c.FgSeedStart = cfg.BgSeed+uint64(i), cfg.FgSeedStart+uint64(i)
-		opts := rfnet.Options{Config: c, AllowV: g.rfnet.allowV, PreviewEvery: g.previewEvery}
+		opts := rfnet.Options{Config: c, AllowV: g.rfnet.allowV, PreviewEvery: g.previewEvery, Timeline: tl}
 		if bar != nil {
 			opts.Progress = func(stage string, object, step, total int) {
 				notice.step()
@@ -186,6 +207,7 @@ func (g *generateFlags) rfnetOutputs(changed func(string) bool, cfg rfnet.Config
 		}
 		runs = append(runs, r)
 	}
+	files = append(files, struct{ flag, path string }{"--profile-out", g.profile.out}) // "" when not given: skipped
 	return runs, checkDistinct(files)
 }
 
@@ -201,10 +223,16 @@ func (g *generateFlags) runRFNetOnce(m *pipeline.Model, ckpt infotext.Checkpoint
 	}
 	defer trace.Close()
 	opts.Trace = trace.Add
-	res, err := rfnet.Run(m, plan, opts)
+	var res *rfnet.Result
+	err = g.profile.run(m.Backend, opts.Timeline, func() (err error) {
+		res, err = rfnet.Run(m, plan, opts)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%w (the trace of this run is in %s)", err, trace.Path())
 	}
+	span := opts.Timeline.Begin("write artifacts", "out_dir", r.dir)
+	defer span.End()
 	if err := rfnet.WriteArtifacts(r.dir, res, opts.Config, rfnet.DescribeModel(m, version), ckpt, trace); err != nil {
 		return nil, err
 	}

@@ -96,6 +96,8 @@ type RunInfo struct {
 	Config          Config             `json:"config"`
 	Model           ModelInfo          `json:"model"`
 	Seconds         map[string]float64 `json:"seconds"`
+	// ProfileSeconds are the run's --profile-out spans summed by name.
+	ProfileSeconds map[string]float64 `json:"profile_seconds,omitempty"`
 }
 
 // WriteArtifacts writes everything a run produced into dir: image.png (with
@@ -146,7 +148,8 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, ckpt i
 		return err
 	}
 	info := RunInfo{Prompt: res.Plan.Prompt, OverallPrompt: res.OverallPrompt, OverallNegative: res.OverallNegative,
-		SONegative: res.SONegative, Config: cfg, Model: model, Seconds: map[string]float64{}}
+		SONegative: res.SONegative, Config: cfg, Model: model, Seconds: map[string]float64{},
+		ProfileSeconds: res.Profile}
 	for k, d := range res.Durations {
 		info.Seconds[k] = d.Seconds()
 	}

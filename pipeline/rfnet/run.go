@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/rfnet/rfnet-native/internal/timeline"
 	"github.com/rfnet/rfnet-native/llm"
 	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/sched"
@@ -25,6 +26,9 @@ type Options struct {
 	// PreviewEvery k > 0 decodes the overall run's latent after every k-th
 	// step into Result.Previews; 0 decodes none.
 	PreviewEvery int
+	// Timeline, when not nil, records the run's stages, objects, steps and
+	// steering iterations as nested spans (--profile-out).
+	Timeline *timeline.Recorder
 }
 
 // runner is one RFNet run's state: the Stable Diffusion model with the
@@ -35,6 +39,7 @@ type runner struct {
 	emit         func(TraceEvent)
 	progress     func(stage string, object, step, total int)
 	previewEvery int
+	tl           *timeline.Recorder
 }
 
 // ObjectResult is what the single-object run of one box produced.
@@ -75,6 +80,9 @@ type Result struct {
 	Composed        *tensor.Tensor // the composed initial latent C[0], decoded: [1, 3, H, W] in [0, 1]
 	Frozen          []float64      // the frozen region F on the latent grid (1 inside)
 	Previews        []Preview      // with Options.PreviewEvery
+	// Profile is the seconds of the run's timeline spans summed by name
+	// (with Options.Timeline; run.json's profile_seconds).
+	Profile map[string]float64
 }
 
 // Preview is the overall run's latent after a step, decoded.
@@ -110,11 +118,17 @@ func Run(m *pipeline.Model, plan *llm.Plan, o Options) (*Result, error) {
 	if o.PreviewEvery < 0 {
 		return nil, fmt.Errorf("rfnet: preview every %d steps: want 0 (none) or more", o.PreviewEvery)
 	}
-	r := &runner{Model: m, cfg: c, emit: func(TraceEvent) {}, progress: o.Progress, previewEvery: o.PreviewEvery}
+	r := &runner{Model: m, cfg: c, emit: func(TraceEvent) {}, progress: o.Progress, previewEvery: o.PreviewEvery, tl: o.Timeline}
 	if o.Trace != nil {
 		r.emit = o.Trace
 	}
-	return r.run(plan)
+	span := r.tl.Begin("rfnet", "prompt", plan.Prompt, "objects", len(plan.Objects), "bg_seed", c.BgSeed, "steps", c.Steps)
+	res, err := r.run(plan)
+	span.End()
+	if res != nil {
+		res.Profile = r.tl.Totals(span)
+	}
+	return res, err
 }
 
 // stage times a part of the run and reports it to the trace.
@@ -148,15 +162,22 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 
 	// Prompts: SAA picks the descriptions, then the prompts and token positions.
 	start := time.Now()
+	span := r.tl.Begin("prompts")
+	defer span.End() // on an early return; a second End does nothing
 	s := newSpec(plan, c)
+	saa := r.tl.Begin("saa", "enabled", c.SAA, "cross_object", c.SAACrossObject)
 	res.SAA = runSAA(s.Objects, c, textEncoder(r.EncodePrompt))
+	saa.End()
 	if err := s.buildPrompts(r.Tokenizer); err != nil {
 		return nil, err
 	}
 	res.OverallPrompt, res.OverallNegative, res.SONegative = s.Overall, s.OverallNegative, s.SONegative
+	text := r.tl.Begin("text encoder", "prompts", 3)
 	soUncond, _ := r.EncodePrompt(s.SONegative)
 	overallUncond, _ := r.EncodePrompt(s.OverallNegative)
 	overallCond, _ := r.EncodePrompt(s.Overall)
+	text.End()
+	span.End()
 	r.stage(res, "prompts", start)
 
 	probe, err := r.newScheduler()
@@ -172,6 +193,8 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 	for j := range s.Objects {
 		start := time.Now()
 		o := &s.Objects[j]
+		span := r.tl.Begin("object", "index", j, "name", o.Name, "prompt", o.Prompt, "box", o.Box, "single_object_box", o.SOBox)
+		defer span.End()
 		cond, _ := r.EncodePrompt(o.Prompt)
 		sc, err := r.newScheduler()
 		if err != nil {
@@ -192,11 +215,14 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 		if err := r.checkResult(run.latents[len(run.latents)-1], fmt.Sprintf("object %s", llm.Quote(o.Name))); err != nil {
 			return nil, err
 		}
+		decode := r.tl.Begin("vae decode")
 		or := ObjectResult{Name: o.Name, Prompt: o.Prompt, Box: o.Box, SOBox: o.SOBox,
 			Image: r.DecodeImage(run.latents[len(run.latents)-1])}
+		decode.End()
 		if err := r.CheckFinite(or.Image, fmt.Sprintf("rfnet: object %s: the decoded image", llm.Quote(o.Name)), "vae"); err != nil {
 			return nil, err
 		}
+		maskSpan := r.tl.Begin("mask and alignment")
 		sal, ok := saliency(run.saved, c.ObjectKey, c.AggStart)
 		if !ok { // fewer steps than the aggregation start: use every step
 			sal, _ = saliency(run.saved, c.ObjectKey, 0)
@@ -213,18 +239,25 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 		p := place(host, mask, run.saved, sh)
 		placedObjs = append(placedObjs, p)
 		or.AlignedMask = p.mask.v
+		maskSpan.Set("shift", or.Shift)
+		maskSpan.End()
 		res.Objects = append(res.Objects, or)
 		res.Geometry.Objects = append(res.Geometry.Objects, objectGeometry(r.Tokenizer, o, res.SAA[j], center, sh, run.iterations, h, w))
+		span.End()
 		r.stage(res, fmt.Sprintf("object %d", j), start)
 	}
 
 	// Composition and stage 2, step 2: the overall scene.
 	start = time.Now()
+	span = r.tl.Begin("overall", "prompt", s.Overall)
+	defer span.End()
+	composing := r.tl.Begin("compose")
 	bgScaled := make([]float64, len(bg))
 	for i, v := range bg {
 		bgScaled[i] = v * sigma
 	}
 	comp := compose(bgScaled, placedObjs, c.Steps, ch, h, w, c.ComposeBoxToBg)
+	composing.End()
 	sc, err := r.newScheduler()
 	if err != nil {
 		return nil, err
@@ -271,8 +304,11 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 		res.Objects[j].ReferenceAttention = meanAttention(placedObjs[j].saved, c.SteeringKeys, window, h, w).v
 	}
 	r.stage(res, "overall", start)
+	span.End()
 	start = time.Now()
+	decode := r.tl.Begin("vae decode")
 	res.Image = r.DecodeImage(res.Latents)
+	decode.End()
 	r.stage(res, "decode", start)
 	if err := r.CheckFinite(res.Image, "rfnet: the decoded image", "vae"); err != nil {
 		return nil, err

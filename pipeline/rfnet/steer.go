@@ -64,6 +64,8 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 	context := tensor.Concat(0, l.uncond, l.cond)
 	wantSaved, wantLoss := keySet(l.save), keySet(l.keys)
 	for i, t := range ts {
+		// A step that fails stays open and is left out of the timeline.
+		step := r.tl.Begin("denoise step", "stage", l.stage, "object", l.object, "step", i, "timestep", t)
 		var pending *TraceEvent
 		var err error
 		z, pending, err = r.steerStep(l, z, i, t, &last)
@@ -105,6 +107,7 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 		// there: only the prediction outlives the call, and its intermediates
 		// go back to the device cache.
 		after := math.NaN()
+		pass := r.tl.Begin("unet", "batch", 2)
 		out := tensor.Scoped(r.Backend, func() *tensor.Tensor {
 			var out *tensor.Tensor
 			out, err = r.UNet.Forward(x, []float64{t, t}, context, hook)
@@ -116,6 +119,7 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 			}
 			return out
 		})
+		pass.End()
 		if err != nil {
 			return nil, err
 		}
@@ -139,6 +143,7 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 		if err := r.Backend.Sync(); err != nil {
 			return nil, fmt.Errorf("step %d: %w", i, err)
 		}
+		step.End()
 		res.latents = append(res.latents, z)
 		res.saved = append(res.saved, saved)
 		res.iterations = append(res.iterations, iterations)
@@ -190,7 +195,10 @@ func (r *runner) steerStep(l loop, z *tensor.Tensor, i int, t float64, last *flo
 	}
 	var pending *TraceEvent
 	for n := 0; *last/l.scale > l.threshold && n < budget; n++ {
+		iter := r.tl.Begin("steering iteration", "step", i, "iteration", n)
 		m, grad, err := r.steeringPass(l, z, i, t)
+		iter.Set("loss", m.loss/l.scale, "step_size", l.sched.GradientStepScale(i))
+		iter.End()
 		if err != nil {
 			return nil, nil, err
 		}
