@@ -47,7 +47,11 @@ cuda/fatbin/%.fatbin: kernels/%.cu kernels/common.cuh
 	@mkdir -p cuda/fatbin
 	$(NVCC) --fatbin $(CUDA_ARCH) -O3 -o $@ $<
 
+# A fatbin whose kernels/*.cu is gone (renamed or removed) would still be
+# embedded and could serve a stale copy of a kernel: it goes.
 kernels: $(FATBINS)
+	@for f in cuda/fatbin/*.fatbin; do [ -e "$$f" ] || continue; \
+		src=kernels/$$(basename "$$f" .fatbin).cu; [ -e "$$src" ] || { echo "rm $$f (no $$src)"; rm -f "$$f"; }; done
 
 # The compiled kernels' SASS: no local memory, no generic loads and stores
 # where shared memory was meant (scripts/sass-check.sh says why).

@@ -66,10 +66,12 @@ func (g *Backend) profile(f func() error) (float64, []span, error) {
 	if !g.prof.CompareAndSwap(nil, p) {
 		return 0, nil, errors.New("cuda: Profile: a profile is already running")
 	}
+	// Deferred, so that f panicking (bench recovers an item's panic) leaves
+	// no profile running and no events behind: the next item profiles anew.
+	defer p.destroy()
+	defer g.prof.Store(nil)
 	p.origin = p.event("at the start")
 	total, err := g.Elapsed(f) // synchronizes: every event has been reached
-	g.prof.Store(nil)
-	defer p.destroy()
 	if err != nil {
 		return 0, nil, err
 	}

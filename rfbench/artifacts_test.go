@@ -120,7 +120,7 @@ func TestKeptArtifactsResumeAndMerge(t *testing.T) {
 	if err != nil || s.Generated != 2 || s.Skipped != 2 || s.WithoutArtifacts != 1 {
 		t.Fatalf("resumed with artifacts: %+v, %v", s, err)
 	}
-	if !strings.Contains(log.String(), "1 finished RFNet items were made without --keep-artifacts") {
+	if !strings.Contains(log.String(), "1 finished RFNet items were made without their artifacts kept") {
 		t.Errorf("the log does not say an item keeps no artifacts:\n%s", log.String())
 	}
 	rf := kept[1]

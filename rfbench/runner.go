@@ -162,7 +162,7 @@ func (r *Runner) Run(ctx context.Context, items []Item) (s Summary, err error) {
 			r.logf("recorded the size and hash of %d items of an earlier version", s.Recorded)
 		}
 		if s.WithoutArtifacts > 0 {
-			r.logf("%d finished RFNet items were made without --keep-artifacts and keep none; they are not made again "+
+			r.logf("%d finished RFNet items were made without their artifacts kept and keep none; they are not made again "+
 				"(remove an item's sidecar to make it again with its artifacts)", s.WithoutArtifacts)
 		}
 	}()

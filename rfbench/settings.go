@@ -95,6 +95,8 @@ func Differences(a, b Settings) []string {
 		case f.x == "" || f.y == "" || f.x == f.y:
 		case f.key == "hash":
 			out = append(out, fmt.Sprintf("the model's SHA-256 %.12s… here, %.12s… there", f.x, f.y))
+		case f.key == "tokenizer_split":
+			out = append(out, fmt.Sprintf("the model's tokenizer_split %s here, %s there (how prompts are cut around special tokens such as SD 2.x's \"!\": load with the %s split to resume the run there)", f.x, f.y, f.y))
 		default:
 			out = append(out, fmt.Sprintf("the model's %s %s here, %s there", f.key, f.x, f.y))
 		}

@@ -109,3 +109,15 @@ func TestBatchCountErrors(t *testing.T) {
 		}
 	}
 }
+
+// A failed batch names the seeds of the images on disk: RFNet's batch counts
+// from the config's background seed, not from --seed's default.
+func TestBatchProgressNamesTheBatchsSeeds(t *testing.T) {
+	g := &generateFlags{batchCount: 3}
+	if got := g.batchProgress(1, 2); got != " (image 3 of 3, seed 3; images with seeds 1 to 2 were written)" {
+		t.Fatalf("%q", got)
+	}
+	if got := g.batchProgress(5, 0); got != " (image 1 of 3, seed 5; none written)" {
+		t.Fatalf("%q", got)
+	}
+}

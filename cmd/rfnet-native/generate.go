@@ -169,7 +169,7 @@ func (g *generateFlags) runSD(outputs []sdOutput, tl *timeline.Recorder) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("%w%s", err, g.batchProgress(i))
+			return fmt.Errorf("%w%s", err, g.batchProgress(g.seed, i))
 		}
 		if i == 0 {
 			for _, w := range []struct {
@@ -185,7 +185,7 @@ func (g *generateFlags) runSD(outputs []sdOutput, tl *timeline.Recorder) error {
 		err = g.writeGenerated(m, checkpoint, r, res, loadTime, out)
 		span.End()
 		if err != nil {
-			return fmt.Errorf("%w%s", err, g.batchProgress(i))
+			return fmt.Errorf("%w%s", err, g.batchProgress(g.seed, i))
 		}
 		if bar != nil {
 			// The line goes above the bar, which redraws on the next step.
@@ -265,16 +265,16 @@ func (g *generateFlags) writeGenerated(m *pipeline.Model, checkpoint infotext.Ch
 	return writeImage(out.image, res.Image, meta)
 }
 
-// batchProgress tells, after a failure in image i of a batch, which images
-// were written before it.
-func (g *generateFlags) batchProgress(i int) string {
+// batchProgress tells, after a failure in image i of a batch whose first
+// seed is first, which images were written before it.
+func (g *generateFlags) batchProgress(first uint64, i int) string {
 	if g.batchCount == 1 {
 		return ""
 	}
 	if i == 0 {
-		return fmt.Sprintf(" (image 1 of %d, seed %d; none written)", g.batchCount, g.seed)
+		return fmt.Sprintf(" (image 1 of %d, seed %d; none written)", g.batchCount, first)
 	}
-	return fmt.Sprintf(" (image %d of %d, seed %d; images with seeds %d to %d were written)", i+1, g.batchCount, g.seed+uint64(i), g.seed, g.seed+uint64(i)-1)
+	return fmt.Sprintf(" (image %d of %d, seed %d; images with seeds %d to %d were written)", i+1, g.batchCount, first+uint64(i), first, first+uint64(i)-1)
 }
 
 func seedText(r pipeline.Request, initLatents string) string {

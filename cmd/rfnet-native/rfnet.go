@@ -168,7 +168,7 @@ func (g *generateFlags) runRFNetBatch(cfg rfnet.Config, runs []rfnetOutput, tl *
 		}
 		res, err := g.runRFNetOnce(m, ckpt, plan, opts, r)
 		if err != nil {
-			return fmt.Errorf("%w%s", err, g.batchProgress(i))
+			return fmt.Errorf("%w%s", err, g.batchProgress(cfg.BgSeed, i))
 		}
 		if bar != nil {
 			bar.Clear() // the line goes above the bar, which redraws on the next step

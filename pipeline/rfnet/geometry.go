@@ -12,9 +12,9 @@ type Geometry struct {
 	// FrozenSteps is how many first steps of the overall run keep the
 	// composition in the frozen region F (§9.3).
 	FrozenSteps int `json:"frozen_steps"`
-	// OverallGuidedSteps are the overall run's steps (0-based) that made at
+	// OverallSteeredSteps are the overall run's steps (0-based) that made at
 	// least one steering iteration.
-	OverallGuidedSteps []int `json:"overall_guided_steps"`
+	OverallSteeredSteps []int `json:"overall_steered_steps"`
 	// OverallTokens are the overall prompt's tokens as the text encoder reads
 	// them, from the start token to the end token: position i is token i.
 	OverallTokens []string `json:"overall_tokens"`
@@ -32,9 +32,9 @@ type ObjectGeometry struct {
 	SOPrompt      PhraseTokens `json:"so_prompt"`
 	OverallPrompt PhraseTokens `json:"overall_prompt"`
 	SAA           SAAChoice    `json:"saa"`
-	// GuidedSteps are the single-object run's steps (0-based) that made at
+	// SteeredSteps are the single-object run's steps (0-based) that made at
 	// least one steering iteration.
-	GuidedSteps []int `json:"guided_steps"`
+	SteeredSteps []int `json:"steered_steps"`
 }
 
 // BoxGeometry is a box normalized (x0, y0, x1, y1 in [0, 1]) and as the cells
@@ -99,8 +99,8 @@ func phraseTokens(prompt, phrase string, tokens []string, positions []int, word 
 	return p
 }
 
-// guidedSteps are the steps with at least one steering iteration.
-func guidedSteps(iterations []int) []int {
+// steeredSteps are the steps with at least one steering iteration.
+func steeredSteps(iterations []int) []int {
 	steps := []int{}
 	for i, n := range iterations {
 		if n > 0 {
@@ -121,13 +121,13 @@ func objectGeometry(tok *clip.Tokenizer, o *object, saa SAAResult, c massCenter,
 		Mask:        MaskGeometry{AreaCells: c.area, CenterOfMass: c.cells()},
 		SOPrompt:    phraseTokens(o.Prompt, o.Name, promptTokens(tok, o.Prompt), o.Tokens, o.Word),
 		SAA:         SAAChoice{Chosen: saa.Chosen, Final: saa.Final},
-		GuidedSteps: guidedSteps(iterations),
+		SteeredSteps: steeredSteps(iterations),
 	}
 }
 
 // overallGeometry adds to g what the overall prompt and run decided.
 func overallGeometry(g *Geometry, tok *clip.Tokenizer, s *spec, frozen int, iterations []int) {
-	g.FrozenSteps, g.OverallGuidedSteps = frozen, guidedSteps(iterations)
+	g.FrozenSteps, g.OverallSteeredSteps = frozen, steeredSteps(iterations)
 	g.OverallTokens = promptTokens(tok, s.Overall)
 	for _, p := range s.Phrases {
 		for _, j := range p.Objects {

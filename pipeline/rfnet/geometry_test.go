@@ -71,8 +71,8 @@ func TestGeometryIsWhatTheRunUsed(t *testing.T) {
 				t.Errorf("%s: unquantized shift %v, want %v", o.Name, og.Shift.Unquantized, want)
 			}
 		}
-		if !slices.Equal(og.GuidedSteps, steps(j)) {
-			t.Errorf("%s: guided steps %v, the trace steered at %v", o.Name, og.GuidedSteps, steps(j))
+		if !slices.Equal(og.SteeredSteps, steps(j)) {
+			t.Errorf("%s: guided steps %v, the trace steered at %v", o.Name, og.SteeredSteps, steps(j))
 		}
 		for _, p := range []PhraseTokens{og.SOPrompt, og.OverallPrompt} {
 			if want := m.Tokenizer.Tokens(m.Tokenizer.Encode(p.Phrase)); !slices.Equal(p.Tokens, want) || p.WordToken != p.Tokens[len(p.Tokens)-1] {
@@ -86,8 +86,8 @@ func TestGeometryIsWhatTheRunUsed(t *testing.T) {
 			t.Errorf("%s: attention maps of %d and %d cells", o.Name, len(o.OverallAttention), len(o.ReferenceAttention))
 		}
 	}
-	if g.FrozenSteps != c.frozenSteps() || !slices.Equal(g.OverallGuidedSteps, steps(-1)) {
-		t.Errorf("frozen %d guided %v, the trace steered at %v", g.FrozenSteps, g.OverallGuidedSteps, steps(-1))
+	if g.FrozenSteps != c.frozenSteps() || !slices.Equal(g.OverallSteeredSteps, steps(-1)) {
+		t.Errorf("frozen %d guided %v, the trace steered at %v", g.FrozenSteps, g.OverallSteeredSteps, steps(-1))
 	}
 	if n := len(g.OverallTokens); g.OverallTokens[0] != "<|startoftext|>" || g.OverallTokens[n-1] != "<|endoftext|>" {
 		t.Errorf("overall tokens %v", g.OverallTokens)

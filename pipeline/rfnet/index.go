@@ -31,7 +31,7 @@ type indexObject struct {
 	Color           string
 	Left, Top, W, H float64 // the scene box, percent of the image
 	Prompt          string
-	Guided          string // the single-object run's guided steps, as ranges
+	Steered         string // the single-object run's steered steps, as ranges
 	// file paths, relative to the out-dir
 	ImageFile, MaskFile, SaliencyFile, OverallFile, ReferenceFile string
 }
@@ -68,7 +68,7 @@ func indexPage(res *Result, cfg Config) ([]byte, error) {
 			Left: 100 * o.Box[0], Top: 100 * o.Box[1], W: 100 * (o.Box[2] - o.Box[0]), H: 100 * (o.Box[3] - o.Box[1]),
 			ImageFile: base + ".png", MaskFile: base + "-mask.png", SaliencyFile: base + "-attention.png",
 			OverallFile: base + overallAttentionSuffix, ReferenceFile: base + referenceAttentionSuffix,
-			Guided: stepRanges(og.GuidedSteps)})
+			Steered: stepRanges(og.SteeredSteps)})
 		for _, p := range og.OverallPrompt.Positions {
 			if tokens[p].Color == "" {
 				tokens[p].Color = col

@@ -14,7 +14,7 @@ const indexTemplateText = `<!DOCTYPE html>
 img.strip { max-width: 100%; }
 </style></head><body>
 <h1>{{.Prompt}}</h1>
-<p>{{.Objects}} objects; {{.Steps}} steps at {{.Width}}×{{.Height}}; the overall run keeps the composition in the frozen region F for its first {{.Geometry.FrozenSteps}} steps and steered at steps {{ranges .Geometry.OverallGuidedSteps}}.
+<p>{{.Objects}} objects; {{.Steps}} steps at {{.Width}}×{{.Height}}; the overall run keeps the composition in the frozen region F for its first {{.Geometry.FrozenSteps}} steps and steered at steps {{ranges .Geometry.OverallSteeredSteps}}.
 The numbers are those of <a href="geometry.json">geometry.json</a>; the settings and timings are in <a href="run.json">run.json</a>, every steering iteration in <a href="trace.jsonl">trace.jsonl</a>.</p>
 
 <h2>Result</h2>
@@ -37,7 +37,7 @@ The numbers are those of <a href="geometry.json">geometry.json</a>; the settings
 <td>({{f2 (index .Shift.Unquantized 0)}}, {{f2 (index .Shift.Unquantized 1)}}) → ({{index .Shift.Cells 0}}, {{index .Shift.Cells 1}})</td>
 <td>{{.Mask.AreaCells}}, ({{f2 (index .Mask.CenterOfMass 0)}}, {{f2 (index .Mask.CenterOfMass 1)}})</td>
 <td class="name"><code>{{.SOPrompt.WordToken}}</code> at {{.SOPrompt.WordIndex}} · <code>{{.OverallPrompt.WordToken}}</code> at {{.OverallPrompt.WordIndex}}</td>
-<td class="name">{{.Guided}}</td></tr>
+<td class="name">{{.Steered}}</td></tr>
 {{end}}</table>
 
 <table class="pics">

@@ -121,6 +121,9 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 		})
 		pass.End()
 		if err != nil {
+			if measure { // the step's last row, without the loss after this pass did not measure
+				r.emit(*pending)
+			}
 			return nil, err
 		}
 		if measure {
@@ -197,11 +200,16 @@ func (r *runner) steerStep(l loop, z *tensor.Tensor, i int, t float64, last *flo
 	for n := 0; *last/l.scale > l.threshold && n < budget; n++ {
 		iter := r.tl.Begin("steering iteration", "step", i, "iteration", n)
 		m, grad, err := r.steeringPass(l, z, i, t)
-		iter.Set("loss", m.loss/l.scale, "step_size", l.sched.GradientStepScale(i))
-		iter.End()
 		if err != nil {
+			// The previous iteration's row goes out without its loss after;
+			// this iteration's span stays open and out of the timeline.
+			if pending != nil {
+				r.emit(*pending)
+			}
 			return nil, nil, err
 		}
+		iter.Set("loss", m.loss/l.scale, "step_size", l.sched.GradientStepScale(i))
+		iter.End()
 		finite := !math.IsNaN(m.loss) && !math.IsInf(m.loss, 0)
 		if pending != nil { // this pass measured the previous update
 			if finite {

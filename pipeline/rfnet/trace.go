@@ -18,7 +18,8 @@ type TraceEvent struct {
 	Timestep  *float64 `json:"timestep,omitempty"`
 	Iteration *int     `json:"iteration,omitempty"`
 	// StepSize is the factor of the gradient in the update (§7.4): √(1-ᾱ_t)
-	// for DDIM, σ² for schedulers with sigmas.
+	// for the schedulers on ᾱ (DDIM, PNDM, DPM-Solver), σ² for Euler's sigmas
+	// (sched.Scheduler.GradientStepScale).
 	StepSize *float64 `json:"step_size,omitempty"`
 	Loss     *float64 `json:"loss,omitempty"` // before the update
 	// LossAfter is the loss on the updated latent, and LossAfterFrom the pass
