@@ -110,12 +110,17 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 	return g.profile.write(tl, g.runSD(outputs, tl))
 }
 
+// loadModel loads the checkpoint as a "load model" span of tl (may be nil).
+func (g *generateFlags) loadModel(tl *timeline.Recorder) (*pipeline.Model, error) {
+	span := tl.Begin("load model", "weights", g.model.weights)
+	defer span.End()
+	return g.model.load()
+}
+
 // runSD makes the images of a plain-SD batch; tl (may be nil) records it.
 func (g *generateFlags) runSD(outputs []sdOutput, tl *timeline.Recorder) error {
 	start := time.Now()
-	span := tl.Begin("load model", "weights", g.model.weights)
-	m, err := g.model.load()
-	span.End()
+	m, err := g.loadModel(tl)
 	if err != nil {
 		return err
 	}
@@ -136,7 +141,7 @@ func (g *generateFlags) runSD(outputs []sdOutput, tl *timeline.Recorder) error {
 	}
 	// The checkpoint's short hash (for the parameters text) is read once for
 	// the batch, before minutes of denoising.
-	span = tl.Begin("checkpoint hash")
+	span := tl.Begin("checkpoint hash")
 	checkpoint, err := infotext.CheckpointOf(m)
 	span.End()
 	if err != nil {

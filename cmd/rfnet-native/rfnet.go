@@ -103,9 +103,7 @@ func (g *generateFlags) runRFNetBatch(cfg rfnet.Config, runs []rfnetOutput, tl *
 		plan.Cap(g.llm.maxObjects)
 	}
 	start := time.Now()
-	span := tl.Begin("load model", "weights", g.model.weights)
-	m, err := g.model.load()
-	span.End()
+	m, err := g.loadModel(tl)
 	if err != nil {
 		return err
 	}
@@ -137,7 +135,7 @@ func (g *generateFlags) runRFNetBatch(cfg rfnet.Config, runs []rfnetOutput, tl *
 	}
 	// The checkpoint's short hash (for the parameters text) is read once for
 	// the batch.
-	span = tl.Begin("checkpoint hash")
+	span := tl.Begin("checkpoint hash")
 	ckpt, err := infotext.CheckpointOf(m)
 	span.End()
 	if err != nil {
