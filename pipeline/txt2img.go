@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"time"
@@ -25,6 +26,10 @@ type Request struct {
 	InitLatents *tensor.Tensor
 	// Timeline, when not nil, records the generation's stages and steps (--profile-out).
 	Timeline *timeline.Recorder
+	// Context, when not nil, cancels the generation between denoising steps
+	// (a server's canceled job or a client gone): Generate then returns an
+	// error that wraps Context.Err().
+	Context context.Context
 }
 
 // Result is what a generation produced.
@@ -167,7 +172,7 @@ func (m *Model) Generate(r Request, progress Progress) (*Result, error) {
 
 	start = time.Now()
 	denoise := tl.Begin("denoise", "scheduler", r.Scheduler, "guidance", r.Guidance)
-	latents, err = m.Denoise(s, latents, res.Cond, res.Uncond, r.Guidance, progress, tl)
+	latents, err = m.Denoise(r.Context, s, latents, res.Cond, res.Uncond, r.Guidance, progress, tl)
 	denoise.End()
 	if err != nil {
 		return nil, err
@@ -192,8 +197,8 @@ func (m *Model) Generate(r Request, progress Progress) (*Result, error) {
 // Denoise runs every step of s from latents. With guidance > 1 the UNet sees
 // [uncond, cond] as one batch and the two predictions are combined as
 // uncond + guidance·(cond - uncond); otherwise only cond is used. tl (may be
-// nil) gets a span per step.
-func (m *Model) Denoise(s sched.Scheduler, latents, cond, uncond *tensor.Tensor, guidance float64, progress Progress, tl *timeline.Recorder) (*tensor.Tensor, error) {
+// nil) gets a span per step. ctx (may be nil) is checked before every step.
+func (m *Model) Denoise(ctx context.Context, s sched.Scheduler, latents, cond, uncond *tensor.Tensor, guidance float64, progress Progress, tl *timeline.Recorder) (*tensor.Tensor, error) {
 	ts := s.Timesteps()
 	cfg := GuidanceBatch(guidance) == 2
 	context := cond
@@ -201,6 +206,9 @@ func (m *Model) Denoise(s sched.Scheduler, latents, cond, uncond *tensor.Tensor,
 		context = tensor.Concat(0, uncond, cond)
 	}
 	for i, t := range ts {
+		if err := Canceled(ctx, i); err != nil {
+			return nil, err
+		}
 		// A step that fails stays open and is left out of the timeline.
 		step := tl.Begin("denoise step", "step", i, "timestep", t)
 		x := latents

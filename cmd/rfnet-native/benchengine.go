@@ -226,7 +226,7 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 			if err != nil {
 				return err
 			}
-			_, err = m.Denoise(s, z, ctx, ctx, 7.5, nil, nil)
+			_, err = m.Denoise(nil, s, z, ctx, ctx, 7.5, nil, nil)
 			return err
 		}})
 	}

@@ -117,10 +117,10 @@ func objectGeometry(tok *clip.Tokenizer, o *object, saa SAAResult, c massCenter,
 	dx, dy := sh.at(w, h)
 	return ObjectGeometry{
 		Name: o.Name, Box: boxGeometry(o.Box, h, w), SOBox: boxGeometry(o.SOBox, h, w),
-		Shift:       Shift{Unquantized: [2]float64{sh.exact[0] * float64(w), sh.exact[1] * float64(h)}, Cells: [2]int{dx, dy}},
-		Mask:        MaskGeometry{AreaCells: c.area, CenterOfMass: c.cells()},
-		SOPrompt:    phraseTokens(o.Prompt, o.Name, promptTokens(tok, o.Prompt), o.Tokens, o.Word),
-		SAA:         SAAChoice{Chosen: saa.Chosen, Final: saa.Final},
+		Shift:        Shift{Unquantized: [2]float64{sh.exact[0] * float64(w), sh.exact[1] * float64(h)}, Cells: [2]int{dx, dy}},
+		Mask:         MaskGeometry{AreaCells: c.area, CenterOfMass: c.cells()},
+		SOPrompt:     phraseTokens(o.Prompt, o.Name, promptTokens(tok, o.Prompt), o.Tokens, o.Word),
+		SAA:          SAAChoice{Chosen: saa.Chosen, Final: saa.Final},
 		SteeredSteps: steeredSteps(iterations),
 	}
 }

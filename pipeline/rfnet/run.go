@@ -1,6 +1,7 @@
 package rfnet
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"time"
@@ -29,6 +30,10 @@ type Options struct {
 	// Timeline, when not nil, records the run's stages, objects, steps and
 	// steering iterations as nested spans (--profile-out).
 	Timeline *timeline.Recorder
+	// Context, when not nil, cancels the run before any denoising step or
+	// steering iteration (pipeline.Canceled): Run then returns an error that
+	// wraps Context.Err().
+	Context context.Context
 }
 
 // runner is one RFNet run's state: the Stable Diffusion model with the
@@ -40,6 +45,7 @@ type runner struct {
 	progress     func(stage string, object, step, total int)
 	previewEvery int
 	tl           *timeline.Recorder
+	ctx          context.Context // may be nil
 }
 
 // ObjectResult is what the single-object run of one box produced.
@@ -118,7 +124,7 @@ func Run(m *pipeline.Model, plan *llm.Plan, o Options) (*Result, error) {
 	if o.PreviewEvery < 0 {
 		return nil, fmt.Errorf("rfnet: preview every %d steps: want 0 (none) or more", o.PreviewEvery)
 	}
-	r := &runner{Model: m, cfg: c, emit: func(TraceEvent) {}, progress: o.Progress, previewEvery: o.PreviewEvery, tl: o.Timeline}
+	r := &runner{Model: m, cfg: c, emit: func(TraceEvent) {}, progress: o.Progress, previewEvery: o.PreviewEvery, tl: o.Timeline, ctx: o.Context}
 	if o.Trace != nil {
 		r.emit = o.Trace
 	}

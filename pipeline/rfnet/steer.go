@@ -64,6 +64,9 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 	context := tensor.Concat(0, l.uncond, l.cond)
 	wantSaved, wantLoss := keySet(l.save), keySet(l.keys)
 	for i, t := range ts {
+		if err := pipeline.Canceled(r.ctx, i); err != nil {
+			return nil, err
+		}
 		// A step that fails stays open and is left out of the timeline.
 		step := r.tl.Begin("denoise step", "stage", l.stage, "object", l.object, "step", i, "timestep", t)
 		var pending *TraceEvent
@@ -198,6 +201,9 @@ func (r *runner) steerStep(l loop, z *tensor.Tensor, i int, t float64, last *flo
 	}
 	var pending *TraceEvent
 	for n := 0; *last/l.scale > l.threshold && n < budget; n++ {
+		if err := pipeline.Canceled(r.ctx, i); err != nil {
+			return nil, nil, err
+		}
 		iter := r.tl.Begin("steering iteration", "step", i, "iteration", n)
 		m, grad, err := r.steeringPass(l, z, i, t)
 		if err != nil {
