@@ -70,15 +70,17 @@ PROMPTS = {
 # released one projects 1280 to 1280; a non-square projection shows a transposed matrix).
 TEXT = dict(width=32, layers=3, heads=2, projection_dim=24)
 # stabilityai/stable-diffusion-xl-refiner-1.0's unet/config.json, scaled down: heads of 8 channels
-# (the refiner's are 64), time ids embedded in 8 channels (256), and transformer_layers_per_block as
-# a per-block list (the refiner's is 4 everywhere) so that down, mid and up blocks each get their own.
+# (the refiner's are 64) and transformer_layers_per_block as a per-block list (the refiner's is 4
+# everywhere) so that down, mid and up blocks each get their own. The time ids keep their 256
+# channels: SDXL's conditioner fixes that width whatever the model's size, and a single file does
+# not record it (convert_from_ckpt.py assumes 256 as well).
 UNET = dict(
     sample_size=8, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(16, 16, 32, 32),
     down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
     attention_head_dim=[2, 2, 4, 4], transformer_layers_per_block=[1, 2, 3, 2], cross_attention_dim=TEXT["width"],
-    use_linear_projection=True, norm_num_groups=8, addition_embed_type="text_time", addition_time_embed_dim=8,
-    projection_class_embeddings_input_dim=5 * 8 + TEXT["projection_dim"])
+    use_linear_projection=True, norm_num_groups=8, addition_embed_type="text_time", addition_time_embed_dim=256,
+    projection_class_embeddings_input_dim=5 * 256 + TEXT["projection_dim"])
 SEED = 23
 
 # The refiner's scheduler/scheduler_config.json.
