@@ -246,6 +246,7 @@ func (v *RefinerVariant) inferConfigs(f *weights.File) (err error) {
 	}
 	sdxl := vae.SDXL()
 	v.VAE.ScalingFactor, v.VAE.ForceUpcast = sdxl.ScalingFactor, sdxl.ForceUpcast
+	v.VAE.DownBlockTypes, v.VAE.UpBlockTypes = sdxl.DownBlockTypes, sdxl.UpBlockTypes
 	return nil
 }
 

@@ -112,3 +112,30 @@ func TestLoadRefinerRefusesOtherModels(t *testing.T) {
 		}
 	}
 }
+
+// SDXLRefiner is the released configs, as diffusers v0.21.4 writes them
+// (testdata/models/sdxl-refiner-1.0-configs, from make_refiner_manifest.py),
+// read over SD 1.x's so that every refiner value must come from the files.
+func TestSDXLRefinerMatchesReleasedConfigs(t *testing.T) {
+	sd := SD14()
+	got := RefinerVariant{Text: sd.Text, UNet: sd.UNet, VAE: sd.VAE, Sched: sd.Sched}
+	if err := got.readConfigs(fixtures.Path("models", "sdxl-refiner-1.0-configs")); err != nil {
+		t.Fatal(err)
+	}
+	want := SDXLRefiner()
+	if got.Text != want.Text {
+		t.Errorf("text encoder %+v\nwant %+v", got.Text, want.Text)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want any
+	}{{"vae", got.VAE, want.VAE}, {"scheduler", got.Sched, want.Sched}} {
+		if raw(c.got) != raw(c.want) {
+			t.Errorf("%s %s\nwant %s", c.name, raw(c.got), raw(c.want))
+		}
+	}
+	checkSameUNet(t, got.UNet, want.UNet)
+	if got.UNet.SampleSize != want.UNet.SampleSize || got.UNet.MidBlockType != want.UNet.MidBlockType || got.UNet.NormEps != want.UNet.NormEps {
+		t.Errorf("unet %s\nwant %s", raw(got.UNet), raw(want.UNet))
+	}
+}

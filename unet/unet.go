@@ -169,7 +169,7 @@ func (u *UNet) checkAdded(b int, added *Added) error {
 	c := u.Config
 	if c.AdditionEmbedType != TextTime {
 		if added != nil {
-			return fmt.Errorf("unet: pooled text embeddings and time ids given to a UNet without text_time conditioning")
+			return errors.New("unet: pooled text embeddings and time ids given to a UNet without text_time conditioning")
 		}
 		return nil
 	}
@@ -198,9 +198,10 @@ func (u *UNet) timeEmbedding(latent *tensor.Tensor, timesteps []float64, added *
 		return temb
 	}
 	n := latent.Dim(0)
-	ids := tensor.TimestepEmbedding(b, d, added.TimeIDs, c.AdditionTimeEmbedDim, c.FlipSinToCos, c.FreqShift, 10000)
-	ids = ids.Reshape(n, len(added.TimeIDs)/n*c.AdditionTimeEmbedDim)
-	aug := tensor.Concat(1, added.TextEmbeds.To(d), ids)
+	// add_time_proj: each time id in AdditionTimeEmbedDim channels, a row's ids side by side.
+	timeIDs := tensor.TimestepEmbedding(b, d, added.TimeIDs, c.AdditionTimeEmbedDim, c.FlipSinToCos, c.FreqShift, 10000)
+	timeIDs = timeIDs.Reshape(n, len(added.TimeIDs)/n*c.AdditionTimeEmbedDim)
+	aug := tensor.Concat(1, added.TextEmbeds.To(d), timeIDs)
 	return temb.Add(u.addLin2.Forward(u.addLin1.Forward(aug).SiLU()))
 }
 

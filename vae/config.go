@@ -37,6 +37,8 @@ func SDXL() Config {
 	c := SD()
 	c.ScalingFactor = 0.13025
 	c.ForceUpcast = true
+	c.DownBlockTypes = []string{"DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"}
+	c.UpBlockTypes = []string{"UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"}
 	return c
 }
 

@@ -9,6 +9,10 @@ Runs in the reference environment (diffusers v0.21.4 on Debian's PyTorch, CPU; s
     source /tmp/refenv/env.sh
     /usr/bin/python3 testdata/gen/make_refiner_manifest.py --out internal/randckpt/manifests
 
+It also writes those configs as diffusers saves them (--configs, default
+testdata/models/sdxl-refiner-1.0-configs/{unet,vae,text_encoder_2}/config.json and
+scheduler/scheduler_config.json), which the Go variant SDXLRefiner() is checked against.
+
 The released configs below (unet/, text_encoder_2/, vae/config.json of the refiner repository) are
 given to diffusers' own classes (UNet2DConditionModel, AutoencoderKL; the text encoder is
 make_refiner.py's CLIPTextModelWithProjection, transformers not being in the environment) with every
@@ -87,7 +91,10 @@ def write(path, obj, nested):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="internal/randckpt/manifests")
-    out = ap.parse_args().out
+    ap.add_argument("--configs", default="testdata/models/sdxl-refiner-1.0-configs",
+                    help="where the configs go as diffusers writes them, for the Go variant's test")
+    args = ap.parse_args()
+    out = args.out
     with on_meta():
         unet = UNet2DConditionModel(**UNET)
         vae = AutoencoderKL(**VAE)
@@ -98,6 +105,12 @@ def main():
         for k, v in cfg.items():
             got = model.config[k]
             assert (list(got) if isinstance(got, (list, tuple)) else got) == v, (k, got, v)
+    unet.save_config(os.path.join(args.configs, "unet"))
+    vae.save_config(os.path.join(args.configs, "vae"))
+    for name, cfg in (("text_encoder_2/config.json", TEXT), ("scheduler/scheduler_config.json", mr.SCHEDULER_CONFIG)):
+        os.makedirs(os.path.dirname(os.path.join(args.configs, name)), exist_ok=True)
+        with open(os.path.join(args.configs, name), "w") as f:
+            json.dump(cfg, f, indent=2)
     single = mr.single_file(unet_sd, vae_sd, text_sd, TEXT)
     single["conditioner.embedders.0.model.logit_scale"] = torch.empty((), device="meta")
     folder = {"text_encoder_2/model.safetensors": manifest(text_sd),
