@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"encoding/json"
-	"image/png"
 	"math"
 	"os"
 	"slices"
@@ -61,16 +60,7 @@ func TestRefineMatchesReference(t *testing.T) {
 				}
 				return x
 			}
-			imf, err := os.Open(fixtures.Path("refiner", c.Image))
-			if err != nil {
-				t.Fatal(err)
-			}
-			im, err := png.Decode(imf)
-			imf.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			q := NewRefineRequest(FromImage(r.Backend, tensor.Float64, im), c.Prompt)
+			q := NewRefineRequest(FromImage(r.Backend, tensor.Float64, readPNG(t, fixtures.Path("refiner", c.Image))), c.Prompt)
 			q.NegativePrompt, q.Strength, q.Steps, q.Guidance, q.Seed = c.Negative, c.Strength, c.Steps, c.Guidance, c.Seed
 			q.AestheticScore, q.NegativeAestheticScore = c.AestheticScore, c.NegativeAestheticScore
 			got, err := r.Refine(q)
