@@ -54,7 +54,11 @@ type Refiner struct {
 	Encoder   *vae.Encoder
 	Backend   tensor.Backend
 	DType     tensor.DType
-	files     []*weights.File
+	// VAEDType is the autoencoder's dtype: DType, except fp32 for an fp16
+	// model whose VAE config has force_upcast (the SDXL VAE overflows in
+	// fp16; diffusers' SDXL pipelines upcast it the same way).
+	VAEDType tensor.DType
+	files    []*weights.File
 }
 
 // Close releases the memory-mapped files (loaded weights stay valid).
@@ -254,7 +258,11 @@ func (v *RefinerVariant) inferConfigs(f *weights.File) (err error) {
 func (r *Refiner) build(text, u, v *weights.Mapping) error {
 	ts := weights.NewSource("text encoder", text, r.Backend, r.DType)
 	us := weights.NewSource("unet", u, r.Backend, r.DType)
-	vs := weights.NewSource("vae", v, r.Backend, r.DType)
+	r.VAEDType = r.DType
+	if r.DType == tensor.Float16 && r.Variant.VAE.ForceUpcast {
+		r.VAEDType = tensor.Float32
+	}
+	vs := weights.NewSource("vae", v, r.Backend, r.VAEDType)
 	r.Text = clip.LoadProjected(ts, r.Variant.Text)
 	r.UNet = unet.Load(us, r.Variant.UNet)
 	r.Decoder = vae.LoadDecoder(vs, r.Variant.VAE)

@@ -132,13 +132,13 @@ func (r *Refiner) Refine(q RefineRequest) (*RefineResult, error) {
 
 	// The generator's draws in the pipeline's order: the posterior sample, then the noise.
 	g := rng.NewTorch(q.Seed)
-	mean, std := r.Encoder.Posterior(q.Image.Move(r.Backend).To(r.DType).Affine(2, -1))
-	draw := func() *tensor.Tensor {
-		return tensor.FromFloat32(r.Backend, r.DType, mean.Shape(), g.Randn(mean.Numel()))
+	mean, std := r.Encoder.Posterior(q.Image.Move(r.Backend).To(r.VAEDType).Affine(2, -1))
+	draw := func(d tensor.DType) *tensor.Tensor {
+		return tensor.FromFloat32(r.Backend, d, mean.Shape(), g.Randn(mean.Numel()))
 	}
-	latents := mean.Add(std.Mul(draw())).Scale(r.Variant.VAE.ScalingFactor)
+	latents := mean.Add(std.Mul(draw(r.VAEDType))).To(r.DType).Scale(r.Variant.VAE.ScalingFactor)
 	// Euler's add_noise: x + σ·ε at the first step run (GradientStepScale is σ² for Euler).
-	latents = latents.Add(draw().Scale(math.Sqrt(s.GradientStepScale(start))))
+	latents = latents.Add(draw(r.DType).Scale(math.Sqrt(s.GradientStepScale(start))))
 	res.InitLatents = latents
 
 	h, w := float64(q.Image.Dim(2)), float64(q.Image.Dim(3))
@@ -173,6 +173,6 @@ func (r *Refiner) Refine(q RefineRequest) (*RefineResult, error) {
 		}
 	}
 	res.Latents = latents
-	res.Image = r.Decoder.Decode(latents.Scale(1/r.Variant.VAE.ScalingFactor)).Affine(0.5, 0.5)
+	res.Image = r.Decoder.Decode(latents.To(r.VAEDType).Scale(1/r.Variant.VAE.ScalingFactor)).Affine(0.5, 0.5)
 	return res, nil
 }

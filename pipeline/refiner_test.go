@@ -139,3 +139,35 @@ func TestSDXLRefinerMatchesReleasedConfigs(t *testing.T) {
 		t.Errorf("unet %s\nwant %s", raw(got.UNet), raw(want.UNet))
 	}
 }
+
+// An fp16 refiner keeps its autoencoder in fp32 when the VAE config has
+// force_upcast (the SDXL VAE's does), and in fp16 when it has not (a fixed VAE).
+func TestRefinerUpcastsItsVAE(t *testing.T) {
+	folder := fixtures.Path("models", tinyRefiner)
+	for _, upcast := range []bool{true, false} {
+		dir := t.TempDir()
+		if err := os.CopyFS(dir, os.DirFS(folder)); err != nil {
+			t.Fatal(err)
+		}
+		cfg := filepath.Join(dir, "vae", "config.json")
+		raw, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !upcast {
+			raw = []byte(strings.Replace(string(raw), `"force_upcast": true`, `"force_upcast": false`, 1))
+		}
+		if err := os.WriteFile(cfg, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, err := LoadRefiner(dir, LoadOptions{Backend: tensor.Meta{}, DType: tensor.Float16, NoTokenizer: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[bool]tensor.DType{true: tensor.Float32, false: tensor.Float16}[upcast]
+		if r.Variant.VAE.ForceUpcast != upcast || r.VAEDType != want {
+			t.Errorf("force_upcast %v: the VAE is %s, want %s", r.Variant.VAE.ForceUpcast, r.VAEDType, want)
+		}
+		r.Close()
+	}
+}
