@@ -163,6 +163,11 @@ func (r *Refiner) Refine(q RefineRequest) (*RefineResult, error) {
 		if err != nil {
 			return nil, err
 		}
+		if i == start { // bad weights show at once; the final latents catch a later overflow
+			if err := refineFinite(out, "the UNet's prediction at step 1", r.DType); err != nil {
+				return nil, err
+			}
+		}
 		if cfg {
 			parts := out.Chunk(2, 0)
 			out = parts[0].Add(parts[1].Sub(parts[0]).Scale(q.Guidance))
@@ -173,6 +178,25 @@ func (r *Refiner) Refine(q RefineRequest) (*RefineResult, error) {
 		}
 	}
 	res.Latents = latents
+	if err := refineFinite(latents, "the final latents", r.DType); err != nil {
+		return nil, err
+	}
 	res.Image = r.Decoder.Decode(latents.To(r.VAEDType).Scale(1/r.Variant.VAE.ScalingFactor)).Affine(0.5, 0.5)
+	if err := refineFinite(res.Image, "the decoded image", r.VAEDType); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// refineFinite returns an error when t, computed in dtype d, holds NaN or Inf.
+func refineFinite(t *tensor.Tensor, what string, d tensor.DType) error {
+	i, v := firstNonFinite(t.Float32s())
+	if i < 0 {
+		return nil
+	}
+	hint := "the weights may hold NaN or Inf"
+	if d == tensor.Float16 {
+		hint = "the computation may have overflowed in fp16: compute in bf16 or fp32"
+	}
+	return fmt.Errorf("pipeline: refine: %s %w (element %d is %v): %s", what, ErrNonFinite, i, v, hint)
 }
