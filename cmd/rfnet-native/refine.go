@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	_ "image/gif"  // --image formats
@@ -73,6 +74,10 @@ func (f *refineFlags) run() error {
 			return err
 		}
 	}
+	// Before the model loads: the autoencoder works on 8×8 blocks.
+	if w, h := im.Bounds().Dx(), im.Bounds().Dy(); w%8 != 0 || h%8 != 0 {
+		return fmt.Errorf("--image %s is %dx%d: its width and height must be multiples of 8 (--size N resizes it to N×N first)", f.image, w, h)
+	}
 	b, d, err := f.model.backend()
 	if err != nil {
 		return err
@@ -83,6 +88,9 @@ func (f *refineFlags) run() error {
 	}
 	r, err := pipeline.LoadRefiner(f.model.weights, pipeline.LoadOptions{Backend: b, DType: d, Tokenizer: f.model.tokenizer,
 		ConfigDir: f.model.config, TokenizerSplit: split})
+	if errors.Is(err, pipeline.ErrNoTokenizer) {
+		return fmt.Errorf("%w; --tokenizer names it", err)
+	}
 	if err != nil {
 		return loadFlagError(err)
 	}
@@ -94,7 +102,7 @@ func (f *refineFlags) run() error {
 	q.AestheticScore, q.NegativeAestheticScore, q.Context = f.aesthetic, f.negativeAesthetic, ctx
 	res, err := r.Refine(q)
 	if err != nil {
-		return refineFlagError(err, im.Bounds(), f.image)
+		return err
 	}
 	if res.Truncated > 0 {
 		fmt.Fprintf(os.Stderr, "rfnet-native: the prompt's last %d tokens are past the 77-token window and were dropped\n", res.Truncated)
@@ -128,12 +136,4 @@ func readImage(path string) (image.Image, error) {
 		return nil, fmt.Errorf("--image %s: cannot read it as an image (PNG, JPEG or GIF): %w", path, err)
 	}
 	return im, nil
-}
-
-// refineFlagError points an image size the refiner refuses at --size.
-func refineFlagError(err error, size image.Rectangle, path string) error {
-	if w, h := size.Dx(), size.Dy(); w%8 != 0 || h%8 != 0 {
-		return fmt.Errorf("--image %s is %dx%d: %w (--size N resizes it to N×N first)", path, w, h, err)
-	}
-	return err
 }

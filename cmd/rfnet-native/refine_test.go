@@ -78,10 +78,12 @@ func TestRefineCommandInput(t *testing.T) {
 	}{
 		{[]string{"--image", notImage}, "--image " + notImage + ": cannot read it as an image"},
 		{[]string{"--image", filepath.Join(dir, "missing.png")}, "missing.png"},
-		{[]string{"--image", odd}, "is 30x48: pipeline: refine: image width 30: want a multiple of 8"},
+		{[]string{"--image", odd}, "is 30x48: its width and height must be multiples of 8 (--size N resizes it"},
 		{[]string{"--image", odd, "--size", "12"}, "--size 12: want a multiple of 8"},
 		{[]string{}, "--image is required"},
 		{[]string{"--image", odd, "--weights", fixtures.Path("models", "tiny-sd1")}, "holds a Stable Diffusion 1.x/2.x model"},
+		{[]string{"--image", odd, "--weights", fixtures.Path("models", "tiny-sdxl-refiner.safetensors"), "--config", fixtures.Path("models", "tiny-sdxl-refiner")},
+			"which holds no tokenizer: name one (LoadOptions.Tokenizer), the refiner's tokenizer_2/ folder or OpenAI's bpe_simple_vocab_16e6.txt.gz; --tokenizer names it"},
 	} {
 		if err := run(append(append([]string(nil), base...), c.args...)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: error %v, want one saying %q", c.args, err, c.want)
