@@ -71,7 +71,8 @@ func TestRefineCommandInput(t *testing.T) {
 	}
 	notImage := filepath.Join(dir, "notes.txt")
 	os.WriteFile(notImage, []byte("not an image"), 0o644)
-	odd := filepath.Join(fixtures.Path("refiner", "lanczos-64x48-to-30x48.png"))
+	odd := fixtures.Path("refiner", "lanczos-64x48-to-30x48.png")
+	square := fixtures.Path("refiner", "refiner-input-64x64.png")
 	for _, c := range []struct {
 		args []string
 		want string
@@ -81,8 +82,8 @@ func TestRefineCommandInput(t *testing.T) {
 		{[]string{"--image", odd}, "is 30x48: its width and height must be multiples of 8 (--size N resizes it"},
 		{[]string{"--image", odd, "--size", "12"}, "--size 12: want a multiple of 8"},
 		{[]string{}, "--image is required"},
-		{[]string{"--image", odd, "--weights", fixtures.Path("models", "tiny-sd1")}, "holds a Stable Diffusion 1.x/2.x model"},
-		{[]string{"--image", odd, "--weights", fixtures.Path("models", "tiny-sdxl-refiner.safetensors"), "--config", fixtures.Path("models", "tiny-sdxl-refiner")},
+		{[]string{"--image", square, "--weights", fixtures.Path("models", "tiny-sd1")}, "holds a Stable Diffusion 1.x/2.x model"},
+		{[]string{"--image", square, "--weights", fixtures.Path("models", "tiny-sdxl-refiner.safetensors"), "--config", fixtures.Path("models", "tiny-sdxl-refiner")},
 			"which holds no tokenizer: name one (LoadOptions.Tokenizer), the refiner's tokenizer_2/ folder or OpenAI's bpe_simple_vocab_16e6.txt.gz; --tokenizer names it"},
 	} {
 		if err := run(append(append([]string(nil), base...), c.args...)); err == nil || !strings.Contains(err.Error(), c.want) {
