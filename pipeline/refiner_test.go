@@ -12,6 +12,7 @@ import (
 	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/unet"
+	"github.com/rfnet/rfnet-native/weights"
 )
 
 const tinyRefiner = "tiny-sdxl-refiner"
@@ -94,6 +95,13 @@ func TestLoadRefinerRefusesOtherModels(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// An SDXL base single file: its second text encoder beside the first (names only matter).
+	baseFile := filepath.Join(base, "sd_xl_base_1.0.safetensors")
+	one := tensor.Zeros(cpu.New(), tensor.Float32, 1)
+	if err := weights.Save(baseFile, []weights.Entry{{Name: "conditioner.embedders.0.transformer.text_model.final_layer_norm.bias", Tensor: one, DType: tensor.Float16},
+		{Name: "conditioner.embedders.1.model.ln_final.bias", Tensor: one, DType: tensor.Float16}}, nil); err != nil {
+		t.Fatal(err)
+	}
 	o := LoadOptions{Backend: cpu.New(), DType: tensor.Float32}
 	for _, c := range []struct {
 		path string
@@ -103,6 +111,7 @@ func TestLoadRefinerRefusesOtherModels(t *testing.T) {
 		{fixtures.Path("models", "tiny-sd2"), o, "holds a Stable Diffusion 1.x/2.x model (text_encoder/, no text_encoder_2/)"},
 		{fixtures.Path("models", "tiny-sd1.safetensors"), o, "is a Stable Diffusion 1.x/2.x checkpoint (cond_stage_model.*)"},
 		{base, o, "holds an SDXL base model (text_encoder/ beside text_encoder_2/)"},
+		{baseFile, o, "is an SDXL base checkpoint (conditioner.embedders.1.model.* beside embedders.0)"},
 		{fixtures.Path("models", tinyRefiner+".safetensors"), LoadOptions{Backend: cpu.New(), ConfigDir: fixtures.Path("models", tinyRefiner)}, "which holds no tokenizer"},
 		{filepath.Join(base, "missing"), o, "no such file or directory"},
 	} {
