@@ -16,6 +16,9 @@ type Config struct {
 	MaxPositionEmbeddings int     `json:"max_position_embeddings"`
 	HiddenAct             string  `json:"hidden_act"`
 	LayerNormEps          float64 `json:"layer_norm_eps"`
+	// ProjectionDim is the width of text_projection, which only
+	// CLIPTextModelWithProjection (SDXL's pooled embedding) has.
+	ProjectionDim int `json:"projection_dim"`
 }
 
 // ViTL14 is the text tower of OpenAI's CLIP ViT-L/14, SD 1.x's text encoder.
@@ -29,6 +32,15 @@ func ViTL14() Config {
 func OpenCLIPH14() Config {
 	return Config{VocabSize: 49408, HiddenSize: 1024, IntermediateSize: 4096, NumHiddenLayers: 23,
 		NumAttentionHeads: 16, MaxPositionEmbeddings: 77, HiddenAct: "gelu", LayerNormEps: 1e-5}
+}
+
+// OpenCLIPBigG14 is the SDXL refiner's text encoder (text_encoder_2/config.json
+// of stabilityai/stable-diffusion-xl-refiner-1.0): OpenCLIP ViT-bigG/14's
+// text tower, every block kept (SDXL reads the penultimate layer's hidden
+// states and the final layer's pooled output, projected).
+func OpenCLIPBigG14() Config {
+	return Config{VocabSize: 49408, HiddenSize: 1280, IntermediateSize: 5120, NumHiddenLayers: 32,
+		NumAttentionHeads: 20, MaxPositionEmbeddings: 77, HiddenAct: "gelu", LayerNormEps: 1e-5, ProjectionDim: 1280}
 }
 
 // LoadConfig reads a text_encoder/config.json; keys it lacks keep base's values.
@@ -55,6 +67,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("clip: config: max_position_embeddings %d < %d", c.MaxPositionEmbeddings, MaxLength)
 	case c.HiddenAct != "quick_gelu" && c.HiddenAct != "gelu":
 		return fmt.Errorf("clip: config: hidden_act %q (want quick_gelu or gelu)", c.HiddenAct)
+	case c.ProjectionDim < 0:
+		return fmt.Errorf("clip: config: projection_dim %d", c.ProjectionDim)
 	}
 	return nil
 }

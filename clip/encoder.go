@@ -62,10 +62,20 @@ func (e *TextEncoder) Encode(ids *tensor.Tensor) *tensor.Tensor {
 }
 
 func (e *TextEncoder) encode(ids *tensor.Tensor) *tensor.Tensor {
+	last, _ := e.hiddenStates(ids)
+	return e.FinalNorm.Forward(last)
+}
+
+// hiddenStates runs the embeddings and every layer, and returns the last
+// layer's output and the one before it (transformers' hidden_states[-1] and
+// [-2]; with one layer, the second is the embeddings' output), both before
+// the final layer norm.
+func (e *TextEncoder) hiddenStates(ids *tensor.Tensor) (last, penultimate *tensor.Tensor) {
 	n := ids.Dim(1)
 	x := tensor.Embedding(e.TokenEmb, ids).Add(e.PosEmb.Narrow(0, 0, n))
 	mask := causalMask(x.Backend(), x.DType(), n)
 	for _, l := range e.Layers {
+		penultimate = x
 		x = x.Add(l.attend(l.Norm1.Forward(x), mask))
 		h := l.FC1.Forward(l.Norm2.Forward(x))
 		if l.QuickGELU {
@@ -75,7 +85,7 @@ func (e *TextEncoder) encode(ids *tensor.Tensor) *tensor.Tensor {
 		}
 		x = x.Add(l.FC2.Forward(h))
 	}
-	return e.FinalNorm.Forward(x)
+	return x, penultimate
 }
 
 // attend is CLIP's causal self-attention.

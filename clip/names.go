@@ -60,9 +60,29 @@ var openCLIPBlockNames = map[string]string{
 // `layers` blocks (one fewer than stored); the last block, text_projection and
 // logit_scale are not used by SD 2.x and are skipped.
 func MapOpenCLIP(f *weights.File, layers int) *weights.Mapping {
+	return mapOpenCLIP(f, PrefixOpenCLIP, layers, false)
+}
+
+// PrefixRefiner is the single-file prefix of the SDXL refiner's text encoder
+// (sd_xl_refiner_1.0.safetensors; its other embedders, of the size and
+// aesthetic-score conditions, have no weights).
+const PrefixRefiner = "conditioner.embedders.0.model."
+
+// MapOpenCLIPProjected serves an SDXL text encoder stored with OpenCLIP names
+// under prefix as a CLIPTextModelWithProjection: every block, and
+// text_projection, which OpenCLIP multiplies from the right (x·P), as the
+// transposed linear weight (diffusers' convert_from_ckpt.py
+// convert_open_clip_checkpoint). logit_scale is not used and is skipped.
+func MapOpenCLIPProjected(f *weights.File, prefix string) *weights.Mapping {
+	return mapOpenCLIP(f, prefix, -1, true)
+}
+
+// mapOpenCLIP maps OpenCLIP names under prefix: the first `layers` blocks
+// (all for -1), and text_projection when projection is set.
+func mapOpenCLIP(f *weights.File, prefix string, layers int, projection bool) *weights.Mapping {
 	m := weights.NewMapping()
 	for _, stored := range f.Names() {
-		name, ok := strings.CutPrefix(stored, PrefixOpenCLIP)
+		name, ok := strings.CutPrefix(stored, prefix)
 		if !ok {
 			continue
 		}
@@ -76,7 +96,12 @@ func MapOpenCLIP(f *weights.File, layers int) *weights.Mapping {
 		case "ln_final.weight", "ln_final.bias":
 			m.Add("text_model.final_layer_norm."+strings.TrimPrefix(name, "ln_final."), f, stored)
 			continue
-		case "text_projection", "logit_scale", "attn_mask":
+		case "text_projection":
+			if projection {
+				m.AddTransposed("text_projection.weight", f, stored)
+			}
+			continue
+		case "logit_scale", "attn_mask":
 			continue
 		}
 		g := resblock.FindStringSubmatch(name)
@@ -85,7 +110,7 @@ func MapOpenCLIP(f *weights.File, layers int) *weights.Mapping {
 			continue
 		}
 		i, _ := strconv.Atoi(g[1])
-		if i >= layers {
+		if layers >= 0 && i >= layers {
 			continue
 		}
 		prefix := fmt.Sprintf("text_model.encoder.layers.%d.", i)
@@ -133,15 +158,7 @@ func InferConfig(f *weights.File) (Config, error) {
 	}
 	c.VocabSize, c.HiddenSize = info.Shape[0], info.Shape[1]
 	c.NumAttentionHeads = max(1, c.HiddenSize/64)
-	blocks := 0
-	for _, n := range f.Names() {
-		if rest, ok := strings.CutPrefix(n, prefix); ok {
-			i, err := strconv.Atoi(strings.SplitN(rest, ".", 2)[0])
-			if err == nil && i+1 > blocks {
-				blocks = i + 1
-			}
-		}
-	}
+	blocks := countBlocks(f, prefix)
 	c.NumHiddenLayers = blocks
 	fc := prefix + "0.mlp.fc1.weight"
 	if prefix == PrefixOpenCLIP+"transformer.resblocks." {
@@ -161,4 +178,41 @@ func hasPrefix(f *weights.File, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// InferProjectedConfig reads the configuration of an SDXL text encoder stored
+// with OpenCLIP names under prefix from its names and shapes, with the
+// conventions of the released models for what the file does not say (64
+// channels per head, GELU). Every stored block is used.
+func InferProjectedConfig(f *weights.File, prefix string) (Config, error) {
+	c := OpenCLIPBigG14()
+	emb, ok := f.Info(prefix + "token_embedding.weight")
+	if !ok || len(emb.Shape) != 2 {
+		return Config{}, fmt.Errorf("clip: %s has no text encoder under %q (no token_embedding.weight)", f.Path(), prefix)
+	}
+	proj, ok := f.Info(prefix + "text_projection")
+	if !ok || len(proj.Shape) != 2 {
+		return Config{}, fmt.Errorf("clip: %s: no text_projection matrix under %q", f.Path(), prefix)
+	}
+	c.VocabSize, c.HiddenSize, c.ProjectionDim = emb.Shape[0], emb.Shape[1], proj.Shape[1]
+	c.NumAttentionHeads = max(1, c.HiddenSize/64)
+	c.NumHiddenLayers = countBlocks(f, prefix+"transformer.resblocks.")
+	if info, ok := f.Info(prefix + "transformer.resblocks.0.mlp.c_fc.weight"); ok && len(info.Shape) == 2 {
+		c.IntermediateSize = info.Shape[0]
+	}
+	return c, c.Validate()
+}
+
+// countBlocks is one more than the highest block number stored under prefix.
+func countBlocks(f *weights.File, prefix string) int {
+	blocks := 0
+	for _, n := range f.Names() {
+		if rest, ok := strings.CutPrefix(n, prefix); ok {
+			i, err := strconv.Atoi(strings.SplitN(rest, ".", 2)[0])
+			if err == nil && i+1 > blocks {
+				blocks = i + 1
+			}
+		}
+	}
+	return blocks
 }

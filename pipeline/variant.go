@@ -26,11 +26,11 @@ const (
 // shapes do not record, by the family's convention: SD 1.x has SD14's 8 heads
 // in every block, whatever its width; SD 2.x has heads 64 channels wide (for
 // SD21Base's 320, 640, 1280 and 1280 channels: 5, 10, 20 and 20 heads).
-func (f Family) singleFileHeads(blockOutChannels []int) unet.HeadList {
+func (f Family) singleFileHeads(blockOutChannels []int) unet.PerBlock {
 	if f == SD1 {
 		return SD14().UNet.Heads
 	}
-	heads := make(unet.HeadList, len(blockOutChannels))
+	heads := make(unet.PerBlock, len(blockOutChannels))
 	for i, ch := range blockOutChannels {
 		heads[i] = max(1, ch/64)
 	}
@@ -66,7 +66,7 @@ func SD15() Variant {
 func SD21Base() Variant {
 	v := SD14()
 	v.Name, v.Family = "sd21-base", SD2
-	v.UNet.Heads = unet.HeadList{5, 10, 20, 20} // upstream key: attention_head_dim
+	v.UNet.Heads = unet.PerBlock{5, 10, 20, 20} // upstream key: attention_head_dim
 	v.UNet.CrossAttentionDim = 1024
 	v.UNet.UseLinearProjection = true
 	v.Text = clip.OpenCLIPH14() // conditions on the penultimate layer

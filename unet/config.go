@@ -20,9 +20,9 @@ type Config struct {
 	// Heads is the number of attention heads per block. Upstream calls it
 	// attention_head_dim, a historical misnomer that diffusers keeps for
 	// compatibility: it is read as the head count (an int or one per block).
-	Heads HeadList `json:"attention_head_dim"`
+	Heads PerBlock `json:"attention_head_dim"`
 	// NumAttentionHeads, when a config sets it, takes precedence over Heads.
-	NumAttentionHeads   HeadList `json:"num_attention_heads"`
+	NumAttentionHeads   PerBlock `json:"num_attention_heads"`
 	CrossAttentionDim   int      `json:"cross_attention_dim"`
 	UseLinearProjection bool     `json:"use_linear_projection"`
 	UpcastAttention     bool     `json:"upcast_attention"`
@@ -31,29 +31,40 @@ type Config struct {
 	FlipSinToCos        bool     `json:"flip_sin_to_cos"`
 	FreqShift           float64  `json:"freq_shift"`
 
+	// TransformerLayersPerBlock is the depth of each block's transformers (an
+	// int or one per block; the middle block uses the last entry, up blocks
+	// the reversed list); unset means 1, as in SD 1.x/2.x.
+	TransformerLayersPerBlock PerBlock `json:"transformer_layers_per_block"`
+	// AdditionEmbedType "text_time" is SDXL's extra conditioning: the time ids
+	// (sizes, crop, aesthetic score), each embedded in AdditionTimeEmbedDim
+	// sinusoidal channels, after the pooled text embedding, through
+	// add_embedding (ProjectionClassEmbeddingsInputDim wide) into the time embedding.
+	AdditionEmbedType                 string `json:"addition_embed_type"`
+	AdditionTimeEmbedDim              int    `json:"addition_time_embed_dim"`
+	ProjectionClassEmbeddingsInputDim int    `json:"projection_class_embeddings_input_dim"`
+
 	// Options of other diffusers UNets that this package does not build; Validate
 	// rejects configs that set them.
-	TransformerLayersPerBlock any    `json:"transformer_layers_per_block"`
-	MidBlockType              string `json:"mid_block_type"`
-	ClassEmbedType            string `json:"class_embed_type"`
-	AdditionEmbedType         string `json:"addition_embed_type"`
-	ResnetTimeScaleShift      string `json:"resnet_time_scale_shift"`
-	OnlyCrossAttention        any    `json:"only_cross_attention"`
-	DualCrossAttention        bool   `json:"dual_cross_attention"`
+	MidBlockType         string `json:"mid_block_type"`
+	ClassEmbedType       string `json:"class_embed_type"`
+	ResnetTimeScaleShift string `json:"resnet_time_scale_shift"`
+	OnlyCrossAttention   any    `json:"only_cross_attention"`
+	DualCrossAttention   bool   `json:"dual_cross_attention"`
 }
 
-// HeadList is an int or a list of ints in JSON.
-type HeadList []int
+// PerBlock is a value for every block: an int (the same for all) or a list of
+// ints in JSON.
+type PerBlock []int
 
 // UnmarshalJSON accepts 8 or [5, 10, 20, 20].
-func (h *HeadList) UnmarshalJSON(b []byte) error {
+func (h *PerBlock) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		*h = nil
 		return nil
 	}
 	var n int
 	if err := json.Unmarshal(b, &n); err == nil {
-		*h = HeadList{n}
+		*h = PerBlock{n}
 		return nil
 	}
 	var list []int
@@ -72,9 +83,35 @@ func SD14() Config {
 		BlockOutChannels: []int{320, 640, 1280, 1280},
 		DownBlockTypes:   []string{"CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"},
 		UpBlockTypes:     []string{"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"},
-		Heads:            HeadList{8}, CrossAttentionDim: 768, NormNumGroups: 32, NormEps: 1e-5, FlipSinToCos: true,
+		Heads:            PerBlock{8}, CrossAttentionDim: 768, NormNumGroups: 32, NormEps: 1e-5, FlipSinToCos: true,
 	}
 }
+
+// Refiner is the UNet of stabilityai/stable-diffusion-xl-refiner-1.0
+// (unet/config.json): wider blocks without attention at the first and last
+// level, heads of 64 channels, four transformer layers in every attention
+// block, a 1280-wide context (OpenCLIP ViT-bigG/14) and SDXL's text_time
+// conditioning on five time ids (original height and width, crop top and
+// left, aesthetic score) and the pooled text embedding.
+func Refiner() Config {
+	c := SD14()
+	c.SampleSize = 128
+	c.BlockOutChannels = []int{384, 768, 1536, 1536}
+	c.DownBlockTypes = []string{"DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"}
+	c.UpBlockTypes = []string{"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"}
+	c.Heads = PerBlock{6, 12, 24, 24} // upstream key: attention_head_dim
+	c.CrossAttentionDim = 1280
+	c.UseLinearProjection = true
+	c.TransformerLayersPerBlock = PerBlock{4}
+	c.AdditionEmbedType = TextTime
+	c.AdditionTimeEmbedDim = 256
+	c.ProjectionClassEmbeddingsInputDim = 2560 // 1280 pooled + 5 time ids × 256
+	c.MidBlockType = "UNetMidBlock2DCrossAttn"
+	return c
+}
+
+// TextTime is the addition_embed_type of SDXL's UNets.
+const TextTime = "text_time"
 
 // LoadConfig reads unet/config.json; keys it lacks keep base's values, except
 // num_attention_heads: it takes precedence over attention_head_dim, so one
@@ -96,6 +133,18 @@ func (c Config) HeadsOf(i int) int {
 	return h[i]
 }
 
+// TransformerLayersOf returns the depth of the transformers of down block i
+// (and of the up block at the same level; the middle block uses the last).
+func (c Config) TransformerLayersOf(i int) int {
+	switch len(c.TransformerLayersPerBlock) {
+	case 0:
+		return 1
+	case 1:
+		return c.TransformerLayersPerBlock[0]
+	}
+	return c.TransformerLayersPerBlock[i]
+}
+
 // Levels is the number of down (and up) blocks.
 func (c Config) Levels() int { return len(c.BlockOutChannels) }
 
@@ -115,17 +164,31 @@ func (c Config) Validate() error {
 	case c.NormNumGroups < 1:
 		return fmt.Errorf("unet: config: norm_num_groups %d", c.NormNumGroups)
 	}
-	if tl, ok := c.TransformerLayersPerBlock.(float64); c.TransformerLayersPerBlock != nil && (!ok || tl != 1) {
-		return fmt.Errorf("unet: config: transformer_layers_per_block %v is not supported (SD 1.x/2.x use 1)", c.TransformerLayersPerBlock)
+	if tl := c.TransformerLayersPerBlock; len(tl) > 1 && len(tl) != n {
+		return fmt.Errorf("unet: config: %d transformer_layers_per_block for %d blocks", len(tl), n)
+	}
+	for i := 0; i < n; i++ {
+		if d := c.TransformerLayersOf(i); d < 1 {
+			return fmt.Errorf("unet: config: transformer_layers_per_block %d for block %d", d, i)
+		}
 	}
 	if oc, ok := c.OnlyCrossAttention.(bool); c.OnlyCrossAttention != nil && (!ok || oc) {
 		return fmt.Errorf("unet: config: only_cross_attention %v is not supported", c.OnlyCrossAttention)
 	}
-	for key, v := range map[string]string{"mid_block_type": c.MidBlockType, "class_embed_type": c.ClassEmbedType,
-		"addition_embed_type": c.AdditionEmbedType, "resnet_time_scale_shift": c.ResnetTimeScaleShift} {
-		if v != "" && v != "UNetMidBlock2DCrossAttn" && v != "default" {
-			return fmt.Errorf("unet: config: %s %q is not supported (this is not an SD 1.x/2.x UNet)", key, v)
+	for _, k := range []struct{ key, value, allowed string }{
+		{"mid_block_type", c.MidBlockType, "UNetMidBlock2DCrossAttn"},
+		{"class_embed_type", c.ClassEmbedType, ""},
+		{"resnet_time_scale_shift", c.ResnetTimeScaleShift, "default"},
+		{"addition_embed_type", c.AdditionEmbedType, TextTime},
+	} {
+		if k.value != "" && k.value != k.allowed {
+			return fmt.Errorf("unet: config: %s %q is not supported (this is not an SD 1.x/2.x or SDXL UNet)", k.key, k.value)
 		}
+	}
+	if c.AdditionEmbedType == TextTime && (c.AdditionTimeEmbedDim < 2 || c.AdditionTimeEmbedDim%2 != 0 ||
+		c.ProjectionClassEmbeddingsInputDim <= c.AdditionTimeEmbedDim) {
+		return fmt.Errorf("unet: config: addition_embed_type %q needs an even addition_time_embed_dim (got %d) below projection_class_embeddings_input_dim (got %d)",
+			TextTime, c.AdditionTimeEmbedDim, c.ProjectionClassEmbeddingsInputDim)
 	}
 	if c.DualCrossAttention {
 		return fmt.Errorf("unet: config: dual_cross_attention is not supported")

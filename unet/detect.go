@@ -8,15 +8,19 @@ import (
 	"github.com/rfnet/rfnet-native/weights"
 )
 
-var inputBlockOp = regexp.MustCompile(`^model\.diffusion_model\.input_blocks\.(\d+)\.0\.op\.weight$`)
+var (
+	inputBlockOp         = regexp.MustCompile(`^model\.diffusion_model\.input_blocks\.(\d+)\.0\.op\.weight$`)
+	transformerBlockName = regexp.MustCompile(`^model\.diffusion_model\.(input_blocks\.\d+|middle_block)\.1\.transformer_blocks\.(\d+)\.`)
+)
 
 // InferConfig reads the UNet configuration of a single-file checkpoint from its
-// names and shapes; what they do not say follows SD14. The heads are not in
+// names and shapes; what they do not say follows SD14 (and, for SDXL's
+// text_time conditioning, the 256 channels per time id of every SDXL UNet). The heads are not in
 // the file either (an attention projection splits into any number of them):
 // heads gives them for the blocks' widths (BlockOutChannels), by the
 // convention of the checkpoint's family, which the caller tells from the text
 // encoder.
-func InferConfig(f *weights.File, heads func(blockOutChannels []int) HeadList) (Config, error) {
+func InferConfig(f *weights.File, heads func(blockOutChannels []int) PerBlock) (Config, error) {
 	shape := func(name string) ([]int, bool) {
 		info, ok := f.Info(Prefix + name)
 		return info.Shape, ok
@@ -68,7 +72,39 @@ func InferConfig(f *weights.File, heads func(blockOutChannels []int) HeadList) (
 			}
 		}
 	}
+	inferSDXL(f, &c)
 	c.Heads = heads(c.BlockOutChannels)
 	c.SampleSize = 64
 	return c, c.Validate()
+}
+
+// inferSDXL reads what SDXL UNets add: the depth of each level's transformers
+// (a level without attention gets 1, except the last, whose entry the middle
+// block uses) and the text_time conditioning from label_emb's input width.
+func inferSDXL(f *weights.File, c *Config) {
+	depth := map[string]int{} // "input_blocks.N" or "middle_block" → transformer blocks
+	for _, n := range f.Names() {
+		if g := transformerBlockName.FindStringSubmatch(n); g != nil {
+			k, _ := strconv.Atoi(g[2])
+			depth[g[1]] = max(depth[g[1]], k+1)
+		}
+	}
+	levels, L := c.Levels(), c.LayersPerBlock
+	perBlock := make(PerBlock, levels)
+	deeper := false
+	for i := range perBlock {
+		perBlock[i] = max(1, depth[fmt.Sprintf("input_blocks.%d", (L+1)*i+1)])
+		if i == levels-1 && c.DownBlockTypes[i] == "DownBlock2D" {
+			perBlock[i] = max(1, depth["middle_block"])
+		}
+		deeper = deeper || perBlock[i] > 1
+	}
+	if deeper {
+		c.TransformerLayersPerBlock = perBlock
+	}
+	if info, ok := f.Info(Prefix + "label_emb.0.0.weight"); ok && len(info.Shape) == 2 {
+		c.AdditionEmbedType = TextTime
+		c.AdditionTimeEmbedDim = 256 // not in the file; convert_from_ckpt.py assumes it for SDXL too
+		c.ProjectionClassEmbeddingsInputDim = info.Shape[1]
+	}
 }

@@ -1,4 +1,5 @@
-// Package unet is the UNet2DConditionModel of Stable Diffusion 1.x and 2.x, with
+// Package unet is the UNet2DConditionModel of Stable Diffusion 1.x and 2.x and of
+// the SDXL refiner (text_time conditioning, deeper transformers), with
 // diffusers' parameter names (names.go maps the original single-file names onto
 // them). Every cross-attention layer can hand its probability maps to a hook,
 // keyed as RFNet names them: "down.{block}.{attention}.{transformer}",

@@ -39,6 +39,11 @@ func rules(c Config) []rule {
 		{"middle_block.1.", "mid_block.attentions.0.", false},
 		{"middle_block.2.", "mid_block.resnets.1.", true},
 	}
+	if c.AdditionEmbedType == TextTime {
+		// label_emb is the original name of SDXL's add_embedding
+		// (scripts/convert_diffusers_to_original_sdxl.py).
+		rs = append(rs, rule{"label_emb.0.0.", "add_embedding.linear_1.", false}, rule{"label_emb.0.2.", "add_embedding.linear_2.", false})
+	}
 	n := c.Levels()
 	for i := 0; i < n; i++ {
 		for j := 0; j < L; j++ {

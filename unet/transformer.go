@@ -7,8 +7,9 @@ import (
 )
 
 // transformer is diffusers' Transformer2DModel for continuous inputs: group
-// norm, a projection in (1×1 conv in SD 1.x, linear in SD 2.x), the transformer
-// blocks over the H·W positions, a projection out, and the residual.
+// norm, a projection in (1×1 conv in SD 1.x, linear in SD 2.x and SDXL), the
+// transformer blocks over the H·W positions (one in SD 1.x/2.x, the block's
+// transformer_layers_per_block in SDXL), a projection out, and the residual.
 type transformer struct {
 	norm            *nn.GroupNorm
 	projIn, projOut *nn.Linear // linear projections, or 1×1 convs held as [C, C] matrices
@@ -23,22 +24,24 @@ type transformerBlock struct {
 	ff                  *nn.FeedForward
 }
 
-func loadTransformer(w *weights.Source, c Config, channels, heads int) *transformer {
+func loadTransformer(w *weights.Source, c Config, channels, heads, depth int) *transformer {
 	t := &transformer{norm: nn.LoadGroupNorm(w.Sub("norm"), c.NormNumGroups, channels, 1e-6), linear: c.UseLinearProjection}
 	t.projIn = loadProjection(w.Sub("proj_in"), channels, t.linear)
 	t.projOut = loadProjection(w.Sub("proj_out"), channels, t.linear)
 	headDim := channels / heads
-	b := w.Sub("transformer_blocks", 0)
-	blk := &transformerBlock{
-		norm1: nn.LoadLayerNorm(b.Sub("norm1"), channels, 1e-5),
-		norm2: nn.LoadLayerNorm(b.Sub("norm2"), channels, 1e-5),
-		norm3: nn.LoadLayerNorm(b.Sub("norm3"), channels, 1e-5),
-		attn1: nn.LoadAttention(b.Sub("attn1"), channels, channels, heads, headDim, false),
-		attn2: nn.LoadAttention(b.Sub("attn2"), channels, c.CrossAttentionDim, heads, headDim, false),
-		ff:    nn.LoadFeedForward(b.Sub("ff"), channels, 4*channels),
+	for i := 0; i < depth; i++ {
+		b := w.Sub("transformer_blocks", i)
+		blk := &transformerBlock{
+			norm1: nn.LoadLayerNorm(b.Sub("norm1"), channels, 1e-5),
+			norm2: nn.LoadLayerNorm(b.Sub("norm2"), channels, 1e-5),
+			norm3: nn.LoadLayerNorm(b.Sub("norm3"), channels, 1e-5),
+			attn1: nn.LoadAttention(b.Sub("attn1"), channels, channels, heads, headDim, false),
+			attn2: nn.LoadAttention(b.Sub("attn2"), channels, c.CrossAttentionDim, heads, headDim, false),
+			ff:    nn.LoadFeedForward(b.Sub("ff"), channels, 4*channels),
+		}
+		blk.attn1.Upcast, blk.attn2.Upcast = c.UpcastAttention, c.UpcastAttention
+		t.blocks = append(t.blocks, blk)
 	}
-	blk.attn1.Upcast, blk.attn2.Upcast = c.UpcastAttention, c.UpcastAttention
-	t.blocks = []*transformerBlock{blk}
 	return t
 }
 

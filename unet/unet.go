@@ -13,6 +13,7 @@ import (
 type UNet struct {
 	Config             Config
 	timeLin1, timeLin2 *nn.Linear
+	addLin1, addLin2   *nn.Linear // add_embedding, for text_time conditioning; nil without
 	convIn             *nn.Conv2d
 	down               []*downBlock
 	midRes             [2]*nn.ResBlock
@@ -47,6 +48,10 @@ func Load(w *weights.Source, c Config) *UNet {
 		normOut:  nn.LoadGroupNorm(w.Sub("conv_norm_out"), g, ch[0], eps),
 		convOut:  nn.LoadConv2d(w.Sub("conv_out"), ch[0], c.OutChannels, 3, 1),
 	}
+	if c.AdditionEmbedType == TextTime {
+		u.addLin1 = nn.LoadLinear(w.Sub("add_embedding", "linear_1"), c.ProjectionClassEmbeddingsInputDim, temb, true)
+		u.addLin2 = nn.LoadLinear(w.Sub("add_embedding", "linear_2"), temb, temb, true)
+	}
 	n := c.Levels()
 	for i := 0; i < n; i++ {
 		bw := w.Sub("down_blocks", i)
@@ -59,7 +64,7 @@ func Load(w *weights.Source, c Config) *UNet {
 			}
 			blk.resnets = append(blk.resnets, nn.LoadResBlock(bw.Sub("resnets", j), rin, ch[i], temb, g, eps))
 			if c.downHasAttention(i) {
-				blk.attns = append(blk.attns, loadTransformer(bw.Sub("attentions", j), c, ch[i], c.HeadsOf(i)))
+				blk.attns = append(blk.attns, loadTransformer(bw.Sub("attentions", j), c, ch[i], c.HeadsOf(i), c.TransformerLayersOf(i)))
 			}
 		}
 		if i < n-1 {
@@ -69,7 +74,7 @@ func Load(w *weights.Source, c Config) *UNet {
 	}
 	last := ch[n-1]
 	u.midRes[0] = nn.LoadResBlock(w.Sub("mid_block", "resnets", 0), last, last, temb, g, eps)
-	u.midAttn = loadTransformer(w.Sub("mid_block", "attentions", 0), c, last, c.HeadsOf(n-1))
+	u.midAttn = loadTransformer(w.Sub("mid_block", "attentions", 0), c, last, c.HeadsOf(n-1), c.TransformerLayersOf(n-1))
 	u.midRes[1] = nn.LoadResBlock(w.Sub("mid_block", "resnets", 1), last, last, temb, g, eps)
 	for i := 0; i < n; i++ {
 		// Channels as diffusers computes them (reversed block_out_channels).
@@ -89,7 +94,7 @@ func Load(w *weights.Source, c Config) *UNet {
 			}
 			blk.resnets = append(blk.resnets, nn.LoadResBlock(bw.Sub("resnets", j), rin+skip, out, temb, g, eps))
 			if c.upHasAttention(i) {
-				blk.attns = append(blk.attns, loadTransformer(bw.Sub("attentions", j), c, out, c.HeadsOf(level)))
+				blk.attns = append(blk.attns, loadTransformer(bw.Sub("attentions", j), c, out, c.HeadsOf(level), c.TransformerLayersOf(level)))
 			}
 		}
 		if i < n-1 {
@@ -116,16 +121,35 @@ var ErrStopped = errors.New("unet: forward stopped by the attention hook")
 type stopSignal struct{}
 
 // Forward predicts the noise (or v) for latent [B, C, H, W] at the given
-// timesteps (one per batch entry) under text context [B, 77, Cctx]. hook may be nil.
-func (u *UNet) Forward(latent *tensor.Tensor, timesteps []float64, context *tensor.Tensor, hook Hook) (out *tensor.Tensor, err error) {
+// timesteps (one per batch entry) under text context [B, 77, Cctx]. hook may
+// be nil. A UNet with text_time conditioning (SDXL) needs ForwardAdded.
+func (u *UNet) Forward(latent *tensor.Tensor, timesteps []float64, context *tensor.Tensor, hook Hook) (*tensor.Tensor, error) {
+	return u.ForwardAdded(latent, timesteps, context, nil, hook)
+}
+
+// Added is SDXL's extra conditioning (diffusers' added_cond_kwargs).
+type Added struct {
+	// TextEmbeds is the pooled text embedding [B, P].
+	TextEmbeds *tensor.Tensor
+	// TimeIDs holds K time ids per batch entry, row after row (B·K values; the
+	// refiner's K = 5: original height and width, crop top and left, aesthetic score).
+	TimeIDs []float64
+}
+
+// ForwardAdded is Forward with SDXL's extra conditioning, which a UNet with
+// addition_embed_type text_time requires and any other refuses.
+func (u *UNet) ForwardAdded(latent *tensor.Tensor, timesteps []float64, context *tensor.Tensor, added *Added, hook Hook) (out *tensor.Tensor, err error) {
 	if len(timesteps) != latent.Dim(0) || context.Dim(0) != latent.Dim(0) {
 		panic(fmt.Sprintf("unet: latent %v, %d timesteps, context %v", latent.Shape(), len(timesteps), context.Shape()))
+	}
+	if err := u.checkAdded(latent.Dim(0), added); err != nil {
+		return nil, err
 	}
 	if hook == nil && !latent.Tracked() && !context.Tracked() {
 		// Only the prediction outlives a plain call (no tape keeps the
 		// intermediates, no hook is shown the maps): the intermediates go
 		// back to the device cache as it returns.
-		return tensor.Scoped(latent.Backend(), func() *tensor.Tensor { return u.forward(latent, timesteps, context, nil) }), nil
+		return tensor.Scoped(latent.Backend(), func() *tensor.Tensor { return u.forward(latent, timesteps, context, added, nil) }), nil
 	}
 	if hook != nil {
 		defer func() {
@@ -137,11 +161,52 @@ func (u *UNet) Forward(latent *tensor.Tensor, timesteps []float64, context *tens
 			}
 		}()
 	}
-	return u.forward(latent, timesteps, context, hook), nil
+	return u.forward(latent, timesteps, context, added, hook), nil
+}
+
+// checkAdded checks the extra conditioning fits the config for batch b.
+func (u *UNet) checkAdded(b int, added *Added) error {
+	c := u.Config
+	if c.AdditionEmbedType != TextTime {
+		if added != nil {
+			return errors.New("unet: pooled text embeddings and time ids given to a UNet without text_time conditioning")
+		}
+		return nil
+	}
+	if added == nil || added.TextEmbeds == nil {
+		return fmt.Errorf("unet: this UNet (addition_embed_type %q) needs the pooled text embedding and the time ids", TextTime)
+	}
+	p := added.TextEmbeds
+	if p.Rank() != 2 || p.Dim(0) != b || len(added.TimeIDs)%b != 0 ||
+		p.Dim(1)+len(added.TimeIDs)/b*c.AdditionTimeEmbedDim != c.ProjectionClassEmbeddingsInputDim {
+		return fmt.Errorf("unet: pooled text embedding %v and %d time ids for a batch of %d: add_embedding takes %d = P + ids×%d",
+			p.Shape(), len(added.TimeIDs), b, c.ProjectionClassEmbeddingsInputDim, c.AdditionTimeEmbedDim)
+	}
+	return nil
+}
+
+// timeEmbedding is the embedding every ResNet block gets: the timestep's,
+// plus, with text_time conditioning, add_embedding of the pooled text
+// embedding followed by the time ids' sinusoidal embeddings (diffusers'
+// UNet2DConditionModel.forward: concat([text_embeds, time_embeds], -1)).
+func (u *UNet) timeEmbedding(latent *tensor.Tensor, timesteps []float64, added *Added) *tensor.Tensor {
+	c := u.Config
+	b, d := latent.Backend(), latent.DType()
+	emb := tensor.TimestepEmbedding(b, d, timesteps, c.BlockOutChannels[0], c.FlipSinToCos, c.FreqShift, 10000)
+	temb := u.timeLin2.Forward(u.timeLin1.Forward(emb).SiLU())
+	if u.addLin1 == nil {
+		return temb
+	}
+	n := latent.Dim(0)
+	// add_time_proj: each time id in AdditionTimeEmbedDim channels, a row's ids side by side.
+	timeIDs := tensor.TimestepEmbedding(b, d, added.TimeIDs, c.AdditionTimeEmbedDim, c.FlipSinToCos, c.FreqShift, 10000)
+	timeIDs = timeIDs.Reshape(n, len(added.TimeIDs)/n*c.AdditionTimeEmbedDim)
+	aug := tensor.Concat(1, added.TextEmbeds.To(d), timeIDs)
+	return temb.Add(u.addLin2.Forward(u.addLin1.Forward(aug).SiLU()))
 }
 
 // forward is Forward's network; a stop by hook unwinds it as a stopSignal panic.
-func (u *UNet) forward(latent *tensor.Tensor, timesteps []float64, context *tensor.Tensor, hook Hook) *tensor.Tensor {
+func (u *UNet) forward(latent *tensor.Tensor, timesteps []float64, context *tensor.Tensor, added *Added, hook Hook) *tensor.Tensor {
 	// attnHook names the layer and turns a stop into an unwind to Forward.
 	attnHook := func(prefix string, x *tensor.Tensor) func(int) nn.ProbsHook {
 		return func(k int) nn.ProbsHook {
@@ -155,9 +220,7 @@ func (u *UNet) forward(latent *tensor.Tensor, timesteps []float64, context *tens
 			}
 		}
 	}
-	c := u.Config
-	emb := tensor.TimestepEmbedding(latent.Backend(), latent.DType(), timesteps, c.BlockOutChannels[0], c.FlipSinToCos, c.FreqShift, 10000)
-	temb := u.timeLin2.Forward(u.timeLin1.Forward(emb).SiLU())
+	temb := u.timeEmbedding(latent, timesteps, added)
 
 	x := u.convIn.Forward(latent)
 	skips := []*tensor.Tensor{x}
@@ -208,15 +271,20 @@ func (u *UNet) CrossAttentionLayers(h, w int) []Layer {
 		}
 	}
 	var out []Layer
-	for i, blk := range u.down {
-		for j := range blk.attns {
-			out = append(out, Layer{Key: fmt.Sprintf("down.%d.%d.0", i, j), H: hs[i], W: ws[i]})
+	add := func(prefix string, t *transformer, h, w int) {
+		for k := range t.blocks {
+			out = append(out, Layer{Key: fmt.Sprintf("%s.%d", prefix, k), H: h, W: w})
 		}
 	}
-	out = append(out, Layer{Key: "mid.0.0.0", H: hs[n-1], W: ws[n-1]})
+	for i, blk := range u.down {
+		for j, t := range blk.attns {
+			add(fmt.Sprintf("down.%d.%d", i, j), t, hs[i], ws[i])
+		}
+	}
+	add("mid.0.0", u.midAttn, hs[n-1], ws[n-1])
 	for i, blk := range u.up {
-		for j := range blk.attns {
-			out = append(out, Layer{Key: fmt.Sprintf("up.%d.%d.0", i, j), H: hs[n-1-i], W: ws[n-1-i]})
+		for j, t := range blk.attns {
+			add(fmt.Sprintf("up.%d.%d", i, j), t, hs[n-1-i], ws[n-1-i])
 		}
 	}
 	return out

@@ -17,12 +17,29 @@ type Config struct {
 	ScalingFactor    float64  `json:"scaling_factor"`
 	DownBlockTypes   []string `json:"down_block_types"`
 	UpBlockTypes     []string `json:"up_block_types"`
+	// ForceUpcast says the autoencoder overflows in fp16 (the SDXL VAE does):
+	// diffusers' SDXL pipelines then run it in fp32. SD 1.x/2.x pipelines
+	// ignore the key, so SD leaves it unset; a fixed VAE (such as
+	// madebyollin/sdxl-vae-fp16-fix) sets it false.
+	ForceUpcast bool `json:"force_upcast"`
 }
 
 // SD is the autoencoder shared by SD 1.x and 2.x.
 func SD() Config {
 	return Config{InChannels: 3, OutChannels: 3, LatentChannels: 4, BlockOutChannels: []int{128, 256, 512, 512},
 		LayersPerBlock: 2, NormNumGroups: 32, ScalingFactor: 0.18215}
+}
+
+// SDXL is the autoencoder of SDXL and its refiner (vae/config.json of
+// stabilityai/stable-diffusion-xl-refiner-1.0): SD's architecture, retrained,
+// with its own latent scale, and fp16 overflow noted.
+func SDXL() Config {
+	c := SD()
+	c.ScalingFactor = 0.13025
+	c.ForceUpcast = true
+	c.DownBlockTypes = []string{"DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"}
+	c.UpBlockTypes = []string{"UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"}
+	return c
 }
 
 // LoadConfig reads vae/config.json; keys it lacks keep base's values.

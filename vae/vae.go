@@ -1,6 +1,8 @@
 package vae
 
 import (
+	"math"
+
 	"github.com/rfnet/rfnet-native/nn"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/weights"
@@ -171,6 +173,27 @@ func (e *Encoder) Encode(images *tensor.Tensor) *tensor.Tensor {
 }
 
 func (e *Encoder) encode(images *tensor.Tensor) *tensor.Tensor {
+	return e.moments(images).Narrow(1, 0, e.Config.LatentChannels)
+}
+
+// Posterior returns the latent distribution of images [B, 3, H, W] in
+// [-1, 1]: its mean and standard deviation [B, 4, H/8, W/8], not yet
+// multiplied by the scaling factor, as diffusers' DiagonalGaussianDistribution
+// has them (the log-variance clamped to [-30, 20], std = exp(logvar/2)). A
+// sample is mean + std·ε.
+func (e *Encoder) Posterior(images *tensor.Tensor) (mean, std *tensor.Tensor) {
+	m := tensor.Scoped(images.Backend(), func() *tensor.Tensor { return e.moments(images) })
+	n := e.Config.LatentChannels
+	logvar := m.Narrow(1, n, n)
+	v := logvar.Float64s() // small (the latent's size): the clamp and exp are done on the host
+	for i, lv := range v {
+		v[i] = math.Exp(0.5 * min(max(lv, -30), 20))
+	}
+	return m.Narrow(1, 0, n), tensor.FromFloat64(m.Backend(), m.DType(), logvar.Shape(), v)
+}
+
+// moments is the encoder's output [B, 2·latent, H/8, W/8]: the mean, then the log-variance.
+func (e *Encoder) moments(images *tensor.Tensor) *tensor.Tensor {
 	x := e.convIn.Forward(images)
 	for _, blk := range e.down {
 		for _, r := range blk.resnets {
@@ -181,6 +204,5 @@ func (e *Encoder) encode(images *tensor.Tensor) *tensor.Tensor {
 		}
 	}
 	x = e.mid.forward(x)
-	x = e.quant.Forward(e.convOut.Forward(e.normOut.Forward(x).SiLU()))
-	return x.Narrow(1, 0, e.Config.LatentChannels)
+	return e.quant.Forward(e.convOut.Forward(e.normOut.Forward(x).SiLU()))
 }

@@ -83,3 +83,24 @@ func TestVAEMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// The tiny refiner's autoencoder (testdata/gen/make_refiner.py) has SDXL's
+// config keys over SD's architecture: its latent scale and force_upcast come
+// from the file, and it encodes and decodes as diffusers does in both layouts.
+func TestRefinerVAEMatchesReference(t *testing.T) {
+	const model = "tiny-sdxl-refiner"
+	want := fixtures.Tensors(t, model+"-components")
+	for _, single := range []bool{false, true} {
+		dec, enc := loadTiny(t, model, single, tensor.Float64)
+		if c := dec.Config; c.ScalingFactor != SDXL().ScalingFactor || !c.ForceUpcast {
+			t.Fatalf("config %+v: want scaling_factor %v and force_upcast from the file", c, SDXL().ScalingFactor)
+		}
+		scale := dec.Config.ScalingFactor
+		if e := fixtures.RelL2(dec.Decode(want("sample").Narrow(0, 0, 1).Scale(1/scale)), want("decoded")); !(e < 1e-5) {
+			t.Errorf("single=%v: decode: relative L2 error %.3g", single, e)
+		}
+		if e := fixtures.RelL2(enc.Encode(want("image")).Scale(scale), want("latents")); !(e < 1e-5) {
+			t.Errorf("single=%v: encode: relative L2 error %.3g", single, e)
+		}
+	}
+}

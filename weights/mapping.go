@@ -11,13 +11,16 @@ import (
 // Ref says where a canonical tensor lives: a stored tensor, or a block of its
 // leading axis (OpenCLIP stacks q, k and v in one in_proj), served with Shape
 // (the same elements, possibly reshaped: VAE attention projections are 1×1
-// convolutions in single files and linear layers in diffusers folders).
+// convolutions in single files and linear layers in diffusers folders), or
+// the transpose of a stored matrix.
 type Ref struct {
 	File   *File
 	Stored string
 	// Rows, when End > 0, selects rows [Start, End) of the stored tensor's first axis.
 	Start, End int
 	Shape      tensor.Shape
+	// Transposed serves the stored [R, C] matrix as its [C, R] transpose.
+	Transposed bool
 }
 
 // Mapping serves one model's weights under canonical (diffusers) names.
@@ -46,6 +49,19 @@ func (m *Mapping) AddRows(canonical string, f *File, stored string, start, end i
 	shape := f.infos[stored].Shape.Clone()
 	shape[0] = end - start
 	m.refs[canonical] = Ref{File: f, Stored: stored, Start: start, End: end, Shape: shape}
+}
+
+// AddTransposed serves the transpose of the stored matrix as canonical:
+// OpenCLIP's text_projection P is used as x·P, so a linear layer's weight is
+// Pᵀ. A stored tensor that is not a matrix is served as it is, and its shape
+// then fails the model's check.
+func (m *Mapping) AddTransposed(canonical string, f *File, stored string) {
+	shape := f.infos[stored].Shape
+	if len(shape) != 2 {
+		m.Add(canonical, f, stored)
+		return
+	}
+	m.refs[canonical] = Ref{File: f, Stored: stored, Shape: tensor.Shape{shape[1], shape[0]}, Transposed: true}
 }
 
 // Unmapped records a stored name that the model's rules do not use.
@@ -101,5 +117,24 @@ func (r Ref) load(b tensor.Backend, d tensor.DType) (*tensor.Tensor, error) {
 		rowBytes := len(raw) / info.Shape[0]
 		raw = raw[r.Start*rowBytes : r.End*rowBytes]
 	}
+	if r.Transposed {
+		raw = transpose(raw, info.Shape[0], info.Shape[1])
+	}
 	return tensor.Wrap(b, b.FromRaw(d, src, raw), r.Shape), nil
+}
+
+// transpose returns the bytes of the [rows, cols] matrix raw, of elements of
+// any one size, as its [cols, rows] transpose.
+func transpose(raw []byte, rows, cols int) []byte {
+	if rows*cols == 0 {
+		return raw
+	}
+	size := len(raw) / (rows * cols)
+	out := make([]byte, len(raw))
+	for i := 0; i < rows; i++ {
+		for j := 0; j < cols; j++ {
+			copy(out[(j*rows+i)*size:(j*rows+i+1)*size], raw[(i*cols+j)*size:(i*cols+j+1)*size])
+		}
+	}
+	return out
 }

@@ -32,10 +32,15 @@ func (m *modelFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&m.modelType, "model-type", "", "override the detected model: sd14, sd15, sd21-base, sd21 (768, v-prediction)")
 	fs.StringVar(&m.prediction, "prediction", "", "override the prediction type: epsilon or v")
 	fs.StringVar(&m.config, "config", "", "for a single file: a diffusers-style folder whose config files describe it")
+	m.registerDevice(fs)
+	fs.BoolVar(&m.offline, "offline", false, "never use the network: Hub names must be in the Hugging Face cache (as HF_HUB_OFFLINE=1)")
+}
+
+// registerDevice registers --device, --tf32 and --dtype.
+func (m *modelFlags) registerDevice(fs *pflag.FlagSet) {
 	fs.StringVar(&m.device, "device", defaultDevice(), "auto (the GPU when this binary has CUDA and one answers, else the CPU), cpu, cuda, or cuda:N for the N-th GPU; $"+deviceEnv+" sets the default")
 	fs.BoolVar(&m.tf32, "tf32", false, "cuda, fp32: let matrix products use TF32 tensor cores (faster, about 1e-3 relative error)")
 	fs.StringVar(&m.dtype, "dtype", "auto", "compute dtype: auto (fp16 on a GPU, fp32 on the CPU), fp32, fp16 or bf16 (fp16/bf16 need a GPU)")
-	fs.BoolVar(&m.offline, "offline", false, "never use the network: Hub names must be in the Hugging Face cache (as HF_HUB_OFFLINE=1)")
 }
 
 // deviceEnv names the variable that sets --device's default (a deployment's

@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"generate":     {"generate an image from a prompt with RFNet or plain SD (the default command)", setupGenerate},
 	"plan":         {"ask the LLM for a scene plan and write it as plan.json, LMD layout text or a GLIGEN layout (edit it, then generate --plan)", setupPlan},
 	"tokenize":     {"print the CLIP token ids of a prompt as JSON", setupTokenize},
+	"refine":       {"refine an image with the SDXL refiner 1.0 (img2img, as diffusers' StableDiffusionXLImg2ImgPipeline)", setupRefine},
 	"bench":        {"generate a benchmark's images (prompts × methods × seeds), sharded and resumable", setupBench},
 	"bench merge":  {"combine the run folders of shards: rfnet-native bench merge --out DIR SHARD_DIR...", setupBenchMerge},
 	"eval":         {"score a benchmark run with a vision judge (gpt4score, gpt4clip)", setupEval},

@@ -15,7 +15,7 @@ import (
 )
 
 // heads refuses what is no list of ints with an error that cannot name its
-// key, as unet.HeadList does.
+// key, as unet.PerBlock does.
 type heads []int
 
 func (h *heads) UnmarshalJSON(b []byte) error {

@@ -1,7 +1,8 @@
 // Package randckpt writes checkpoints with the exact tensor names, dtypes and
-// shapes of released Stable Diffusion files (manifests/, copied from
-// ../shared/data/checkpoint-manifests and embedded) and random or zero
-// contents: full-size models without downloading any weights, for loading
+// shapes of released Stable Diffusion files (manifests/, embedded: SD 1.5 and
+// 2.1 copied from ../shared/data/checkpoint-manifests, the SDXL refiner 1.0
+// derived from its released configs by testdata/gen/make_refiner_manifest.py)
+// and random or zero contents: full-size models without downloading any weights, for loading
 // tests and benchmarks (rfnet-native bench-engine builds one on the spot).
 package randckpt
 
@@ -31,8 +32,9 @@ type Tensor struct {
 // Manifest maps tensor names to their dtype and shape.
 type Manifest map[string]Tensor
 
-// The manifests of SD 1.5 and 2.1: <model>-single-file.json (one file's
-// tensors) and <model>-diffusers.json (component file → tensors).
+// The manifests of SD 1.5, SD 2.1 and the SDXL refiner (sdxl-refiner):
+// <model>-single-file.json (one file's tensors) and <model>-diffusers.json
+// (component file → tensors).
 //
 //go:embed manifests/*.json
 var manifests embed.FS

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rfnet/rfnet-native/cpu"
+	"github.com/rfnet/rfnet-native/internal/fixtures"
+	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/tensor"
+	"github.com/rfnet/rfnet-native/weights"
+)
+
+// refine writes what diffusers' refiner pipeline makes of the reference run
+// "plain" (testdata/refiner, make_refiner_img2img.py), within 1/255 a pixel,
+// and the text embeddings it was conditioned on.
+func TestRefineCommandMatchesReference(t *testing.T) {
+	dir := t.TempDir()
+	out, emb := filepath.Join(dir, "refined.png"), filepath.Join(dir, "text.safetensors")
+	err := run([]string{"refine", "--weights", fixtures.Path("models", "tiny-sdxl-refiner"), "--device", "cpu",
+		"--image", fixtures.Path("refiner", "refiner-input-64x64.png"), "--prompt", "a photo of an astronaut riding a horse on the moon",
+		"--steps", "10", "--strength", "0.3", "--seed", "7890", "--tokenizer-split", "open-clip",
+		"--save-text-embeddings", emb, "--out", out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := weights.Open(fixtures.Path("refiner", "refiner-plain.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	img, err := ref.Load(cpu.New(), "image", tensor.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pipeline.ToRGBA(img)
+	got := decodePNG(t, out)
+	if got.Bounds() != want.Bounds() {
+		t.Fatalf("bounds %v, want %v", got.Bounds(), want.Bounds())
+	}
+	for i, v := range want.Pix {
+		r, g, b, _ := got.At(i/4%64, i/4/64).RGBA()
+		c := [4]uint32{r >> 8, g >> 8, b >> 8, 255}[i%4]
+		if d := int(c) - int(v); d > 1 || d < -1 {
+			t.Fatalf("pixel %d channel %d: %d, want %d", i/4, i%4, c, v)
+		}
+	}
+	f, err := weights.Open(emb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if names := strings.Join(f.Names(), " "); names != "cond pooled uncond uncond_pooled" {
+		t.Fatalf("--save-text-embeddings wrote %s", names)
+	}
+}
+
+// --size resizes first; bad input is refused with the flag or file at fault.
+func TestRefineCommandInput(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "refined.png")
+	base := []string{"refine", "--weights", fixtures.Path("models", "tiny-sdxl-refiner"), "--device", "cpu", "--prompt", "a lion",
+		"--steps", "2", "--strength", "0.5", "--out", out}
+	if err := run(append(base, "--image", fixtures.Path("refiner", "refiner-input-64x48.png"), "--size", "32")); err != nil {
+		t.Fatal(err)
+	}
+	if b := decodePNG(t, out).Bounds(); b.Dx() != 32 || b.Dy() != 32 {
+		t.Fatalf("--size 32: the output is %v", b)
+	}
+	notImage := filepath.Join(dir, "notes.txt")
+	os.WriteFile(notImage, []byte("not an image"), 0o644)
+	odd := fixtures.Path("refiner", "lanczos-64x48-to-30x48.png")
+	square := fixtures.Path("refiner", "refiner-input-64x64.png")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--image", notImage}, "--image " + notImage + ": cannot read it as an image"},
+		{[]string{"--image", filepath.Join(dir, "missing.png")}, "missing.png"},
+		{[]string{"--image", odd}, "is 30x48: its width and height must be multiples of 8 (--size N resizes it"},
+		{[]string{"--image", odd, "--size", "12"}, "--size 12: want a multiple of 8"},
+		{[]string{}, "--image is required"},
+		{[]string{"--image", square, "--weights", fixtures.Path("models", "tiny-sd1")}, "holds a Stable Diffusion 1.x/2.x model"},
+		{[]string{"--image", square, "--weights", fixtures.Path("models", "tiny-sdxl-refiner.safetensors"), "--config", fixtures.Path("models", "tiny-sdxl-refiner")},
+			"which holds no tokenizer: name one (LoadOptions.Tokenizer), the refiner's tokenizer_2/ folder or OpenAI's bpe_simple_vocab_16e6.txt.gz; --tokenizer names it"},
+	} {
+		if err := run(append(append([]string(nil), base...), c.args...)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want one saying %q", c.args, err, c.want)
+		}
+	}
+}
