@@ -19,7 +19,20 @@ type eventLog struct {
 	path   string
 	seq    int
 	closed bool // the final event has been emitted: no more events, no subscribers
+	hungUp bool // the queue stopped with the job queued: no new subscribers
 	subs   map[chan Event]struct{}
+}
+
+// hangUp closes the subscribers' channels and refuses new ones, for a job that stays
+// queued when the queue stops.
+func (l *eventLog) hangUp() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.hungUp = true
+	for ch := range l.subs {
+		close(ch)
+	}
+	l.subs = nil
 }
 
 // emit appends an event and sends it to every subscriber without blocking: one whose
@@ -57,7 +70,7 @@ func (l *eventLog) subscribe(after int) (past []Event, live <-chan Event, stop f
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	past, err = readEvents(l.path, after)
-	if err != nil || l.closed {
+	if err != nil || l.closed || l.hungUp {
 		return past, nil, func() {}, err
 	}
 	ch := make(chan Event, subscriberBuffer)

@@ -60,10 +60,7 @@ func TestEventsComeInOrderAndReplay(t *testing.T) {
 	}
 	defer stop()
 	close(b.release)
-	got := past
-	for ev := range live {
-		got = append(got, ev)
-	}
+	got := append(past, drain(t, live)...)
 	wait(t, q, first.ID)
 	if !reflect.DeepEqual(types(got), stepsEvents) {
 		t.Fatalf("live events %v, want %v", types(got), stepsEvents)
@@ -149,10 +146,7 @@ func TestSlowSubscriberIsDroppedWithoutBlocking(t *testing.T) {
 	close(b.release)
 	wait(t, q, first.ID)
 	wantState(t, wait(t, q, j.ID), Succeeded, "")
-	got := 0
-	for range slow {
-		got++
-	}
+	got := len(drain(t, slow))
 	if got != subscriberBuffer {
 		t.Fatalf("the slow subscriber got %d events before being dropped, want its buffer, %d", got, subscriberBuffer)
 	}

@@ -112,3 +112,21 @@ func isNotFound(t *testing.T, err error, what string) {
 		t.Fatalf("%s: error %v, want ErrNotFound", what, err)
 	}
 }
+
+// drain receives from ch until it is closed, failing the test after testWait.
+func drain(t *testing.T, ch <-chan Event) []Event {
+	t.Helper()
+	var got []Event
+	timeout := time.After(testWait)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				return got
+			}
+			got = append(got, ev)
+		case <-timeout:
+			t.Fatalf("the events channel was not closed within %v", testWait)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -32,6 +33,8 @@ type Queue struct {
 	closed  bool
 
 	workers sync.WaitGroup
+	stopped chan struct{} // closed when Shutdown has seen the workers end
+	stopOne sync.Once
 }
 
 // entry is the queue's record of one job.
@@ -63,7 +66,7 @@ func Open(dir string, o Options) (*Queue, error) {
 	case o.Length < 0:
 		return nil, fmt.Errorf("jobs: queue length %d: want 0 or more", o.Length)
 	}
-	q := &Queue{dir: dir, opts: o, log: o.Log, jobs: map[string]*entry{}, count: map[State]int{}}
+	q := &Queue{dir: dir, opts: o, log: o.Log, jobs: map[string]*entry{}, count: map[State]int{}, stopped: make(chan struct{})}
 	if q.log == nil {
 		q.log = slog.New(slog.DiscardHandler)
 	}
@@ -291,7 +294,8 @@ func deadlineError(j Job) string {
 	return fmt.Sprintf("deadline exceeded after %v", j.Deadline.Sub(j.Created).Round(time.Millisecond))
 }
 
-// Wait returns the job once it is final, or ctx's error when ctx ends first.
+// Wait returns the job once it is final, or ctx's error when ctx ends first. A job left
+// queued by Shutdown will not finish here: Wait then returns it with ErrClosed.
 func (q *Queue) Wait(ctx context.Context, id string) (Job, error) {
 	q.mu.Lock()
 	e, ok := q.jobs[id]
@@ -304,13 +308,22 @@ func (q *Queue) Wait(ctx context.Context, id string) (Job, error) {
 		return q.Get(id)
 	case <-ctx.Done():
 		return Job{}, ctx.Err()
+	case <-q.stopped:
+		select {
+		case <-e.done: // finished while the queue stopped
+			return q.Get(id)
+		default:
+			j, _ := q.Get(id)
+			return j, ErrClosed
+		}
 	}
 }
 
 // Events returns the job's events with Seq > after and, while the job is not final, a
 // channel of the later ones, closed after the final event (or when the subscriber falls
 // too far behind: then resubscribe from the last Seq received). live is nil for a final
-// job. stop releases the subscription; call it always.
+// job, and after Shutdown (which closes the channels of jobs it leaves queued). stop
+// releases the subscription; call it always.
 func (q *Queue) Events(id string, after int) (past []Event, live <-chan Event, stop func(), err error) {
 	q.mu.Lock()
 	e, ok := q.jobs[id]
@@ -388,6 +401,7 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 	go func() { q.workers.Wait(); close(idle) }()
 	select {
 	case <-idle:
+		q.stop()
 		return nil
 	case <-ctx.Done():
 	}
@@ -400,5 +414,20 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 	}
 	q.mu.Unlock()
 	<-idle
+	q.stop()
 	return ctx.Err()
+}
+
+// stop ends what waits on jobs that no worker will run now: Waits return ErrClosed and
+// event subscribers are hung up (they may come back after the next Open).
+func (q *Queue) stop() {
+	q.stopOne.Do(func() {
+		close(q.stopped)
+		q.mu.Lock()
+		left := slices.Clone(q.waiting)
+		q.mu.Unlock()
+		for _, e := range left {
+			e.events.hangUp()
+		}
+	})
 }

@@ -158,11 +158,14 @@ func TestCancelRunningStopsItsWork(t *testing.T) {
 
 func TestDeadlineFailsARunningJob(t *testing.T) {
 	q, _ := openQueue(t, Options{Length: 5, Workers: 1})
-	j, err := q.Submit("test", nil, 30*time.Millisecond, newBlocker().work)
+	// Long enough for an idle worker to take the job even on a loaded machine.
+	b := newBlocker()
+	j, err := q.Submit("test", nil, 300*time.Millisecond, b.work)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantState(t, wait(t, q, j.ID), Failed, "deadline exceeded after 30ms")
+	recv(t, b.started, "the job's start")
+	wantState(t, wait(t, q, j.ID), Failed, "deadline exceeded after 300ms")
 }
 
 func TestDeadlineFailsAQueuedJobWithoutRunningIt(t *testing.T) {
@@ -346,11 +349,29 @@ func TestShutdownCancelsWhatStillRuns(t *testing.T) {
 	running := submit(t, q, b.work)
 	recv(t, b.started, "the job's start")
 	queued := submit(t, q, quick)
+	_, live, stop, err := q.Events(queued.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	waited := make(chan error)
+	go func() {
+		_, err := q.Wait(context.Background(), queued.ID)
+		waited <- err
+	}()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if err := q.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("shutdown: %v, want the context's deadline", err)
+	}
+	// What waits on the job left queued is let go.
+	if err := recv(t, waited, "the wait on the queued job"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("wait on a job left queued: %v, want ErrClosed", err)
+	}
+	drain(t, live)
+	if _, live, _, _ := q.Events(queued.ID, 0); live != nil {
+		t.Fatal("events of a job left queued by Shutdown have a live channel")
 	}
 	j, _ := q.Get(running.ID)
 	wantState(t, j, Canceled, errShutdown)

@@ -167,8 +167,8 @@ func (q *Queue) setFinal(e *entry, state State, msg string) {
 	e.cancel = nil
 }
 
-// settle stores a job's final state, announces it as the last event, and only then
-// lets Wait return. A job whose success cannot be stored fails instead, since a restart
+// settle stores a job's final state, announces it as the last event, tells OnFinish,
+// and only then lets Wait return. A job whose success cannot be stored fails instead, since a restart
 // would not find it whole.
 func (q *Queue) settle(e *entry) {
 	id := e.job.ID
@@ -196,10 +196,10 @@ func (q *Queue) settle(e *entry) {
 	if err := syncFile(e.events.path); err != nil {
 		q.log.Warn("jobs: sync the events", "job", id, "err", err)
 	}
-	close(e.done)
 	if q.opts.OnFinish != nil {
-		q.opts.OnFinish(j)
+		q.opts.OnFinish(j) // before Wait returns, so that metrics already count the job
 	}
+	close(e.done)
 }
 
 // snapshot copies e's job under the lock.
