@@ -69,7 +69,10 @@ func (q *Queue) run(ctx context.Context, e *entry, work Work) {
 	result, err := q.call(ctx, e, work, dir)
 
 	q.mu.Lock()
-	reason := e.reason
+	reason, deadline := e.reason, ""
+	if e.job.Deadline != nil {
+		deadline = deadlineError(e.job)
+	}
 	q.mu.Unlock()
 	var files []string
 	var res json.RawMessage
@@ -82,7 +85,7 @@ func (q *Queue) run(ctx context.Context, e *entry, work Work) {
 	case reason != "":
 		state, msg = Canceled, reason
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		state, msg = Failed, deadlineError(e.job)
+		state, msg = Failed, deadline
 	default:
 		state, msg = Failed, err.Error()
 	}
@@ -91,13 +94,17 @@ func (q *Queue) run(ctx context.Context, e *entry, work Work) {
 			q.log.Error("jobs: remove the files of a job that did not succeed", "job", id, "err", rerr)
 		}
 	}
+	// Only this worker settles a running job (Cancel and Shutdown only end its ctx), so
+	// the state is final here without finish's check.
 	q.mu.Lock()
+	q.running--
 	e.job.Files, e.job.Result = files, res
 	if state == Succeeded {
 		e.job.Progress.Fraction = 1
 	}
+	q.setFinal(e, state, msg)
 	q.mu.Unlock()
-	q.finish(e, state, msg)
+	q.settle(e)
 }
 
 // call runs work in a fresh folder, turning a panic into an error.
@@ -136,16 +143,13 @@ func (q *Queue) keep(dir string, result any) ([]string, json.RawMessage, error) 
 	return files, res, nil
 }
 
-// finish settles a job that is queued or whose Work has returned. The final state is
-// decided here once: later calls for the same job do nothing.
+// finish settles a queued job (canceled, past its deadline, not rebuilt). The final
+// state is decided here once: a job that started or finished meanwhile is left alone.
 func (q *Queue) finish(e *entry, state State, msg string) {
 	q.mu.Lock()
-	if e.job.State.Done() {
+	if e.job.State != Queued {
 		q.mu.Unlock()
 		return
-	}
-	if e.job.State == Running {
-		q.running--
 	}
 	q.setFinal(e, state, msg)
 	q.mu.Unlock()
