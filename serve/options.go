@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/rfnet/rfnet-native/llm"
@@ -96,7 +97,9 @@ func (o *Options) check() error {
 	case o.Queue < 1:
 		return fmt.Errorf("--queue %d: want 1 or more", o.Queue)
 	}
-	if err := checkWorkers(o.Workers, o.Model.Backend.Name()); err != nil {
+	// A backend's name starts with its kind: "cpu (2 threads)", "cuda ...".
+	device, _, _ := strings.Cut(o.Model.Backend.Name(), " ")
+	if err := checkWorkers(o.Workers, device); err != nil {
 		return err
 	}
 	if err := o.Limits.Check(); err != nil {
