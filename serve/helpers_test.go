@@ -63,6 +63,13 @@ type testServer struct {
 // the test. Fields of o left zero get test defaults.
 func newTestServer(t testing.TB, o Options) *testServer {
 	t.Helper()
+	return newTunedTestServer(t, o, nil)
+}
+
+// newTunedTestServer is newTestServer with tune applied to the http.Server
+// before it serves (the fault tests shorten its timeouts).
+func newTunedTestServer(t testing.TB, o Options, tune func(*http.Server)) *testServer {
+	t.Helper()
 	if o.Model == nil {
 		o.Model = tinyModel(t, "tiny-sd2")
 	}
@@ -97,6 +104,9 @@ func newTestServer(t testing.TB, o Options) *testServer {
 	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tune != nil {
+		tune(s.http)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
