@@ -37,7 +37,7 @@ func get(t *testing.T, h http.Handler, method, path string, header ...string) *h
 
 func TestHandlerServesEachFileWithItsTypeAndCSP(t *testing.T) {
 	h := Handler()
-	want := map[string]string{".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+	want := map[string]string{".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
 	for _, p := range pagePaths(t) {
 		res := get(t, h, "GET", p)
 		body, _ := io.ReadAll(res.Body)
