@@ -95,10 +95,13 @@ export class JobView {
     this.state(job.state, job.error && (job.error.message || job.error));
     if (job.state !== 'succeeded') return;
     el('progress-bar').value = 1;
-    const files = new Set(job.files || []);
-    if (files.has('image.png')) this.image(el('result-image'), 'image.png');
-    for (const name of ['layout.png', 'regions.png']) {
-      if (files.has(name)) el('result-run').append(this.figure(name, name.replace('.png', '')));
+    // The top-level pictures: image.png is the result (an SD job's first
+    // picture where it has none); layout.png, regions.png and the rest follow.
+    const pictures = (job.files || []).filter((f) => !f.includes('/') && f.endsWith('.png'));
+    const main = pictures.includes('image.png') ? 'image.png' : pictures[0];
+    if (main) this.image(el('result-image'), main);
+    for (const name of pictures.filter((f) => f !== main)) {
+      el('result-run').append(this.figure(name, name.replace(/\.png$/, '')));
     }
     for (const [key, parts] of objectFiles(job.files || [])) {
       const row = make('div', { class: 'gallery' });
