@@ -131,14 +131,18 @@ export class JobView {
 // objectFiles groups a job's objects/NN-name*.png files by object, in file
 // order: NN-name.png is the object's image, -mask.png its mask and
 // -attention.png its attention heatmap (the -overall- and -reference-attention
-// pictures are left to the out-dir's index.html).
+// pictures are left to the out-dir's index.html). The suffixes alone cannot
+// tell an object named "a mask" from the mask of "a", so an object is a PNG
+// whose -mask.png exists too, as the run writes every object's mask.
 export function objectFiles(files) {
+  const all = new Set(files);
   const objects = new Map();
   for (const f of files) {
-    const m = /^objects\/(\d+-.+?)(-mask|-attention|-overall-attention|-reference-attention)?\.png$/.exec(f);
-    if (!m || m[2] === '-overall-attention' || m[2] === '-reference-attention') continue;
-    if (!objects.has(m[1])) objects.set(m[1], {});
-    objects.get(m[1])[m[2] ? m[2].slice(1) : 'image'] = f;
+    const m = /^objects\/(\d+-.+)\.png$/.exec(f);
+    if (!m || !all.has(`objects/${m[1]}-mask.png`)) continue;
+    const parts = { image: f, mask: `objects/${m[1]}-mask.png` };
+    if (all.has(`objects/${m[1]}-attention.png`)) parts.attention = `objects/${m[1]}-attention.png`;
+    objects.set(m[1], parts);
   }
   return objects;
 }
