@@ -72,6 +72,10 @@ func TestRoutesAndOperations(t *testing.T) {
 	if e := decodeAs[errorBody](t, body); code != http.StatusMethodNotAllowed || !strings.Contains(h.Get("Allow"), "POST") || e.Error.Type != "invalid_request_error" {
 		t.Errorf("wrong method: %d Allow %q %s", code, h.Get("Allow"), body)
 	}
+	code, body, h = ts.do("GET", "/", nil)
+	if code != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "text/html") || !strings.Contains(string(body), "/static/") {
+		t.Errorf("the page: %d %s", code, h.Get("Content-Type"))
+	}
 	code, body, _ = ts.do("GET", "/v1/jobs/0123456789abcdef", nil)
 	if code != http.StatusNotFound {
 		t.Errorf("unknown job: %d %s", code, body)
