@@ -94,6 +94,9 @@ func (f *serveFlags) check(changed func(string) bool) error {
 	if f.queue < 1 {
 		return fmt.Errorf("--queue %d: want 1 or more", f.queue)
 	}
+	if f.workers < 1 {
+		return fmt.Errorf("--workers %d: want 1 or more", f.workers)
+	}
 	if f.grace < 0 {
 		return fmt.Errorf("--shutdown-grace %s: want 0 or more", f.grace)
 	}
@@ -134,7 +137,8 @@ func (f *serveFlags) run(fs *pflag.FlagSet) error {
 	if err := f.check(fs.Changed); err != nil {
 		return err
 	}
-	// Flags are checked; the workers' rule needs the device, known once loaded.
+	// Flags are checked; the rule for more than one worker needs the device,
+	// known once loaded (serve.New checks it).
 	start := time.Now()
 	m, err := f.model.load()
 	if err != nil {
