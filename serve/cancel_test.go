@@ -204,3 +204,13 @@ func TestQueueFullProgressAndInterrupt(t *testing.T) {
 		t.Errorf("an interrupted txt2img: %d", code)
 	}
 }
+
+// A synchronous generation outlives the server's ReadTimeout, which bounds
+// the reading of the request only.
+func TestLongRequestOutlivesReadTimeout(t *testing.T) {
+	ts := newTunedTestServer(t, Options{}, func(h *http.Server) { h.ReadTimeout = 50 * time.Millisecond })
+	code, body, _ := ts.do("POST", "/v1/images/generations", map[string]any{"prompt": "x", "size": "128x128", "steps": 10})
+	if code != http.StatusOK {
+		t.Fatalf("%d %s", code, body)
+	}
+}
