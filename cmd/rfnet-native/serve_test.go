@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -225,5 +228,63 @@ func TestParseBytes(t *testing.T) {
 		if _, err := parseBytes(in); err == nil {
 			t.Errorf("%q was accepted", in)
 		}
+	}
+}
+
+// serveChildEnv carries a child's serve arguments, one per line: the test
+// binary, run again with it, is `rfnet-native serve` in a process of its
+// own, so that a real SIGTERM can reach it.
+const serveChildEnv = "RFNET_TEST_SERVE_ARGS"
+
+// SIGTERM stops the server gracefully: a log line says where it listens,
+// then it stops and exits 0.
+func TestServeStopsOnSIGTERM(t *testing.T) {
+	if args := os.Getenv(serveChildEnv); args != "" {
+		if err := run(append([]string{"serve"}, strings.Split(args, "\n")...)); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	args := []string{"--weights", fixtures.Path("models", "tiny-sd2"), "--offline-planner", "--addr", "127.0.0.1:0", "--data", t.TempDir()}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServeStopsOnSIGTERM$")
+	cmd.Env = append(os.Environ(), serveChildEnv+"="+strings.Join(args, "\n"))
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// A child that never says it listens, or never stops, is killed, which
+	// ends the reads below and fails the test.
+	watchdog := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
+	defer watchdog.Stop()
+	lines := bufio.NewScanner(stderr)
+	url := ""
+	for url == "" && lines.Scan() {
+		if _, after, ok := strings.Cut(lines.Text(), " url="); ok {
+			url, _, _ = strings.Cut(after, " ")
+		}
+	}
+	if url == "" {
+		t.Fatalf("no listening line: %v", lines.Err())
+	}
+	resp, err := http.Get(url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %d", resp.StatusCode)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	var rest strings.Builder
+	for lines.Scan() {
+		rest.WriteString(lines.Text() + "\n")
+	}
+	if err := cmd.Wait(); err != nil || !strings.Contains(rest.String(), "stopped") {
+		t.Fatalf("after SIGTERM: %v\n%s", err, rest.String())
 	}
 }
