@@ -3,7 +3,6 @@ package serve
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -149,7 +148,7 @@ func (s *Server) txt2img(w http.ResponseWriter, r *http.Request) error {
 	default:
 		seed = uint64(p.Seed)
 	}
-	p.Seed = int64(min(seed, math.MaxInt64))
+	p.Seed = int64(seed) // below 2^63: a request's own, or a random one below 2^32
 	j := sdJob{API: "a1111", Prompt: p.Prompt, NegativePrompt: p.NegativePrompt, Steps: p.Steps, Guidance: p.CFGScale,
 		Scheduler: scheduler, Width: p.Width, Height: p.Height, Seed: seed, Images: p.BatchSize * p.NIter}
 	if err := s.checkSD(&j, a1111Fields); err != nil {
