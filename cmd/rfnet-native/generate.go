@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rfnet/rfnet-native/cuda"
-	"github.com/rfnet/rfnet-native/internal/atomicfile"
 	"github.com/rfnet/rfnet-native/internal/timeline"
 	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/pipeline/infotext"
@@ -265,9 +263,8 @@ func (g *generateFlags) writeGenerated(m *pipeline.Model, checkpoint infotext.Ch
 			return err
 		}
 	}
-	meta := g.metadata(m, r, res, loadTime)
-	meta.checkpoint = checkpoint
-	return writeImage(out.image, res.Image, meta)
+	meta := pipeline.NewSidecar(m, r, res, version, g.initLatents, loadTime)
+	return pipeline.WriteImage(out.image, res.Image, meta, infotext.OfSidecar(meta, checkpoint).Format())
 }
 
 // batchProgress tells, after a failure in image i of a batch whose first
@@ -287,28 +284,6 @@ func seedText(r pipeline.Request, initLatents string) string {
 		return "from " + initLatents
 	}
 	return fmt.Sprint(r.Seed)
-}
-
-// writeImage writes the PNG and its JSON sidecar: both in full under
-// temporary names first; then an earlier PNG at out goes, the sidecar and,
-// last, the PNG move into place. A PNG on disk always has its own sidecar (a
-// full disk used to leave the PNG alone), as rfnet's image.png has its
-// out-dir (rfnet.WriteArtifacts).
-func writeImage(out string, img *tensor.Tensor, meta generationMeta) error {
-	sidecar, err := pipeline.PrepareJSON(pipeline.SidecarPath(out), meta)
-	if err != nil {
-		return err
-	}
-	png, err := pipeline.PreparePNG(out, pipeline.ToRGBA(img), map[string]string{"parameters": meta.parameters()})
-	if err != nil {
-		sidecar.Abort()
-		return err
-	}
-	if err := os.Remove(png.Path()); err != nil && !errors.Is(err, fs.ErrNotExist) { // the file, not a link to it
-		atomicfile.AbortAll([]*atomicfile.Pending{sidecar, png})
-		return err
-	}
-	return atomicfile.CommitAll([]*atomicfile.Pending{sidecar, png})
 }
 
 // newBar is the progress bar on stderr: steps done, speed, ETA.
@@ -338,53 +313,4 @@ func readLatents(path string, b tensor.Backend, d tensor.DType) (*tensor.Tensor,
 		return nil, fmt.Errorf("--init-latents: %w (the file must hold a tensor named \"latents\")", err)
 	}
 	return t, nil
-}
-
-// generationMeta is the JSON sidecar and the source of the PNG's parameters text.
-type generationMeta struct {
-	Version        string             `json:"version"`
-	Method         string             `json:"method"`
-	Prompt         string             `json:"prompt"`
-	NegativePrompt string             `json:"negative_prompt"`
-	Steps          int                `json:"steps"`
-	Guidance       float64            `json:"guidance"`
-	Scheduler      string             `json:"scheduler"`
-	Seed           *uint64            `json:"seed,omitempty"`
-	InitLatents    string             `json:"init_latents,omitempty"`
-	Width          int                `json:"width"`
-	Height         int                `json:"height"`
-	Model          string             `json:"model"`
-	ModelType      string             `json:"model_type"`
-	Layout         string             `json:"layout"`
-	Prediction     string             `json:"prediction"`
-	Device         string             `json:"device"`
-	DType          string             `json:"dtype"`
-	TokenizerSplit string             `json:"tokenizer_split"` // how the prompts were cut around "!" and other special tokens
-	Truncated      int                `json:"truncated_prompt_tokens,omitempty"`
-	Seconds        map[string]float64 `json:"seconds"`
-	// checkpoint names the model in the parameters text (not in the sidecar).
-	checkpoint infotext.Checkpoint
-}
-
-func (g *generateFlags) metadata(m *pipeline.Model, r pipeline.Request, res *pipeline.Result, load time.Duration) generationMeta {
-	meta := generationMeta{Version: version, Method: g.method, Prompt: r.Prompt, NegativePrompt: r.NegativePrompt,
-		Steps: r.Steps, Guidance: r.Guidance, Scheduler: r.Scheduler, InitLatents: g.initLatents, Width: r.Width, Height: r.Height,
-		Model: m.Path, ModelType: m.Variant.Name, Layout: m.Layout, Prediction: string(m.Variant.Sched.PredictionType),
-		Device: m.Backend.Name(), DType: m.DType.String(), TokenizerSplit: m.Tokenizer.Split().String(), Truncated: res.Truncated, Seconds: map[string]float64{"load": load.Seconds()}}
-	if g.initLatents == "" {
-		seed := r.Seed
-		meta.Seed = &seed
-	}
-	for k, v := range res.Durations {
-		meta.Seconds[k] = v.Seconds()
-	}
-	return meta
-}
-
-// parameters is the "parameters" text other Stable Diffusion tools write
-// into PNGs and read back, in A1111's format.
-func (m generationMeta) parameters() string {
-	return infotext.Params{Prompt: m.Prompt, NegativePrompt: m.NegativePrompt, Steps: m.Steps, Scheduler: m.Scheduler,
-		CFGScale: m.Guidance, Seed: m.Seed, Width: m.Width, Height: m.Height, Model: m.checkpoint, Method: m.Method,
-		InitLatents: m.InitLatents}.Format()
 }

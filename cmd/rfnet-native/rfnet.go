@@ -212,35 +212,8 @@ func (g *generateFlags) rfnetOutputs(changed func(string) bool, cfg rfnet.Config
 // runRFNetOnce makes one image of the batch and writes its out-dir (and
 // --out's copy of the image).
 func (g *generateFlags) runRFNetOnce(m *pipeline.Model, ckpt infotext.Checkpoint, plan *llm.Plan, opts rfnet.Options, r rfnetOutput) (*rfnet.Result, error) {
-	// The trace streams into trace.partial.jsonl; WriteArtifacts renames it
-	// trace.jsonl with the rest of the run, so a failed run leaves an earlier
-	// run's files as they were.
-	trace, err := rfnet.OpenTrace(filepath.Join(r.dir, rfnet.PartialTrace))
-	if err != nil {
-		return nil, err
-	}
-	defer trace.Close()
-	opts.Trace = trace.Add
-	var res *rfnet.Result
-	err = g.profile.run(m.Backend, opts.Timeline, func() (err error) {
-		res, err = rfnet.Run(m, plan, opts)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w (the trace of this run is in %s)", err, trace.Path())
-	}
-	span := opts.Timeline.Begin("write artifacts", "out_dir", r.dir)
-	defer span.End()
-	if err := rfnet.WriteArtifacts(r.dir, res, opts.Config, rfnet.DescribeModel(m, version), ckpt, trace); err != nil {
-		return nil, err
-	}
-	if r.out != "" {
-		params := rfnet.Parameters(res, opts.Config, ckpt).Format()
-		if err := pipeline.WritePNG(r.out, pipeline.ToRGBA(res.Image), map[string]string{"parameters": params}); err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
+	return rfnet.RunToDir(m, plan, opts, rfnet.Output{Dir: r.dir, Image: r.out, Version: version, Checkpoint: ckpt,
+		Wrap: func(run func() error) error { return g.profile.run(m.Backend, opts.Timeline, run) }})
 }
 
 func stageName(stage string, object, n int) string {

@@ -20,6 +20,8 @@ import (
 type Checkpoint struct {
 	Name string // the file's name without its extension, or the folder's
 	Hash string // A1111's short hash: the first 10 hex digits of a SHA-256
+	// SHA256 is that whole digest, of File (A1111's sd-models API lists both).
+	SHA256, File string
 }
 
 // CheckpointOf names m. The hash is that of the checkpoint file, or for a
@@ -30,11 +32,11 @@ type Checkpoint struct {
 func CheckpointOf(m *pipeline.Model) (Checkpoint, error) {
 	for _, c := range m.Components {
 		if c.Name == "unet" {
-			hash, err := ShortHash(c.File)
+			sum, err := FileSHA256(c.File)
 			if err != nil {
 				return Checkpoint{}, err
 			}
-			return Checkpoint{Name: modelName(m.Path), Hash: hash}, nil
+			return Checkpoint{Name: modelName(m.Path), Hash: sum[:10], SHA256: sum, File: c.File}, nil
 		}
 	}
 	return Checkpoint{}, fmt.Errorf("infotext: %s: the model has no unet weights", m.Path)
@@ -66,6 +68,16 @@ func modelName(path string) string {
 // saves time: one that cannot be read or parsed counts as empty and is
 // rewritten, and one that cannot be written is left as it is.
 func ShortHash(path string) (string, error) {
+	sum, err := FileSHA256(path)
+	if err != nil {
+		return "", err
+	}
+	return sum[:10], nil
+}
+
+// FileSHA256 is the SHA-256 of the file at path, as hex, through
+// ShortHash's cache.
+func FileSHA256(path string) (string, error) {
 	f, err := regular.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("infotext: model hash: %w", err)
@@ -82,7 +94,7 @@ func ShortHash(path string) (string, error) {
 	seen := hashEntry{Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}
 	cacheFile := hashCacheFile()
 	if e, ok := readHashCache(cacheFile)[key]; ok && e.Size == seen.Size && e.ModTime == seen.ModTime && isSHA256(e.SHA256) {
-		return e.SHA256[:10], nil
+		return e.SHA256, nil
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
@@ -95,7 +107,7 @@ func ShortHash(path string) (string, error) {
 		cache[key] = seen
 		writeHashCache(cacheFile, cache)
 	}
-	return seen.SHA256[:10], nil
+	return seen.SHA256, nil
 }
 
 // hashEntry is one file's digest in the cache, with the size and

@@ -124,7 +124,7 @@ func TestCheckpointOf(t *testing.T) {
 		defer m.Close()
 		data, _ := os.ReadFile(c.hashed)
 		got, err := CheckpointOf(m)
-		if want := (Checkpoint{Name: c.name, Hash: sha256Hex(data)[:10]}); err != nil || got != want {
+		if want := (Checkpoint{Name: c.name, Hash: sha256Hex(data)[:10], SHA256: sha256Hex(data), File: c.hashed}); err != nil || got != want {
 			t.Errorf("%s: CheckpointOf = %+v, %v; want %+v", c.weights, got, err, want)
 		}
 	}

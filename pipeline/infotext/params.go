@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/sched"
 )
 
@@ -93,4 +94,12 @@ func format(prompt, negative string, fields Fields) string {
 		b.WriteString(f.Key + ": " + quote(f.Value))
 	}
 	return pyStrip(b.String())
+}
+
+// OfSidecar are the parameters of a plain-SD image as its sidecar records
+// them, naming the model as ckpt: the one source of both files' contents.
+func OfSidecar(s pipeline.Sidecar, ckpt Checkpoint) Params {
+	return Params{Prompt: s.Prompt, NegativePrompt: s.NegativePrompt, Steps: s.Steps, Scheduler: s.Scheduler,
+		CFGScale: s.Guidance, Seed: s.Seed, Width: s.Width, Height: s.Height, Model: ckpt, Method: s.Method,
+		InitLatents: s.InitLatents}
 }

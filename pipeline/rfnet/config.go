@@ -1,6 +1,7 @@
 package rfnet
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -125,6 +126,32 @@ func LoadConfig(path string) (Config, error) {
 	return c, c.Validate()
 }
 
+// ParseConfig reads a JSON object of settings over Default(), as LoadConfig
+// reads a file (unknown keys refused, old names read), and validates it:
+// serve's "settings" of a job.
+func ParseConfig(raw []byte) (Config, error) {
+	c := Default()
+	if err := decodeConfig(unwrapExplained(raw), &c, true); err != nil {
+		return c, fmt.Errorf("rfnet: config: %w", err)
+	}
+	return c, c.Validate()
+}
+
+// KeyError is a configuration error of one key: a value out of its range
+// (Validate), of the wrong JSON type or a key Config lacks (the strict
+// decoding of LoadConfig and ParseConfig). Key is the key's name, with an
+// index for a list's element (max_iter[3]), for callers that report it
+// apart, as a server's error names the field.
+type KeyError struct {
+	Key string
+	Err error // says what is wrong, starting with the key
+}
+
+// Error is Err's message: the key's name starts it already.
+
+func (e *KeyError) Error() string { return e.Err.Error() }
+func (e *KeyError) Unwrap() error { return e.Err }
+
 // Bounds past which a value is no setting but a mistake that runs out of
 // memory or time: the mask's Gaussian kernel is 8σ+1 cells wide (a latent grid
 // is 64 cells at 512²), and each steering iteration is a forward and backward
@@ -179,7 +206,7 @@ func (c Config) Validate() error {
 			}
 			want = fmt.Sprintf("%s%g, %g%s", open, f.lo, f.hi, close)
 		}
-		return fmt.Errorf("rfnet: config: %s %v: want %s", f.key, f.v, want)
+		return fmt.Errorf("rfnet: config: %w", &KeyError{Key: f.key, Err: fmt.Errorf("%s %v: want %s", f.key, f.v, want)})
 	}
 	for _, l := range []struct {
 		key string
@@ -187,7 +214,7 @@ func (c Config) Validate() error {
 	}{{"max_iter", c.MaxIter}, {"overall_max_iter", c.OverallMaxIter}} {
 		for i, n := range l.v {
 			if n < 0 || n > maxSteeringIterations {
-				return fmt.Errorf("rfnet: config: %s[%d] is %d: want 0 to %d", l.key, i, n, maxSteeringIterations)
+				return fmt.Errorf("rfnet: config: %w", &KeyError{Key: fmt.Sprintf("%s[%d]", l.key, i), Err: fmt.Errorf("%s[%d] is %d: want 0 to %d", l.key, i, n, maxSteeringIterations)})
 			}
 		}
 	}
@@ -196,16 +223,16 @@ func (c Config) Validate() error {
 		v   int
 	}{{"width", c.Width}, {"height", c.Height}} {
 		if err := pipeline.CheckSide(side.key, side.v); err != nil {
-			return fmt.Errorf("rfnet: config: %w", err)
+			return fmt.Errorf("rfnet: config: %w", &KeyError{Key: side.key, Err: err})
 		}
 	}
 	switch {
 	case c.Steps < 1:
-		return fmt.Errorf("rfnet: config: num_inference_steps %d", c.Steps)
+		return fmt.Errorf("rfnet: config: %w", &KeyError{Key: "num_inference_steps", Err: fmt.Errorf("num_inference_steps %d: want 1 or more", c.Steps)})
 	case c.MaxIndexStep < 0 || c.OverallMaxIndexStep < 0 || c.AggStart < 0:
 		return fmt.Errorf("rfnet: config: max_index_step, overall_max_index_step and attn_aggregation_step_start must be 0 or more")
 	case len(c.SteeringKeys) == 0:
-		return fmt.Errorf("rfnet: config: steering_attn_keys is empty")
+		return fmt.Errorf("rfnet: config: %w", &KeyError{Key: "steering_attn_keys", Err: errors.New("steering_attn_keys is empty")})
 	}
 	return nil
 }

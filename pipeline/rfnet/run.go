@@ -22,6 +22,10 @@ type Options struct {
 	Trace func(TraceEvent)
 	// Progress is called after every denoising step of every run (may be nil).
 	Progress func(stage string, object, step, total int)
+	// Latent, when not nil, is handed the latent after every denoising step
+	// of every run, right after Progress (serve's cheap previews,
+	// pipeline.LatentPreview). It must not keep or change it.
+	Latent func(stage string, object, step int, latent *tensor.Tensor)
 	// AllowV runs on a v-prediction model, which CheckPrediction refuses.
 	AllowV bool
 	// PreviewEvery k > 0 decodes the overall run's latent after every k-th
@@ -43,6 +47,7 @@ type runner struct {
 	cfg          Config
 	emit         func(TraceEvent)
 	progress     func(stage string, object, step, total int)
+	latent       func(stage string, object, step int, latent *tensor.Tensor)
 	previewEvery int
 	tl           *timeline.Recorder
 	ctx          context.Context // may be nil
@@ -124,7 +129,7 @@ func Run(m *pipeline.Model, plan *llm.Plan, o Options) (*Result, error) {
 	if o.PreviewEvery < 0 {
 		return nil, fmt.Errorf("rfnet: preview every %d steps: want 0 (none) or more", o.PreviewEvery)
 	}
-	r := &runner{Model: m, cfg: c, emit: func(TraceEvent) {}, progress: o.Progress, previewEvery: o.PreviewEvery, tl: o.Timeline, ctx: o.Context}
+	r := &runner{Model: m, cfg: c, emit: func(TraceEvent) {}, progress: o.Progress, latent: o.Latent, previewEvery: o.PreviewEvery, tl: o.Timeline, ctx: o.Context}
 	if o.Trace != nil {
 		r.emit = o.Trace
 	}

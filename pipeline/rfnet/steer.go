@@ -156,6 +156,9 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 		if r.progress != nil {
 			r.progress(l.stage, l.object, i+1, len(ts))
 		}
+		if r.latent != nil {
+			r.latent(l.stage, l.object, i+1, z)
+		}
 	}
 	return res, nil
 }
