@@ -33,7 +33,7 @@ func decodeJSON(raw []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return decodeError(err)
+		return decodeError(err, "")
 	}
 	if dec.More() {
 		return badField("body", "body: more than one JSON value")
@@ -41,30 +41,49 @@ func decodeJSON(raw []byte, v any) error {
 	return nil
 }
 
-// decodeError names the field of a decoder's error: an UnmarshalTypeError
-// carries its path (Field), an unknown field's name is only in the message
-// (encoding/json has no type for it).
-func decodeError(err error) error {
+// decodeField decodes a field's raw JSON strictly into v, its errors naming
+// the field (an unknown key inside it as field.key: encoding/json names
+// unknown keys without their path, so nested objects that need it are
+// decoded apart).
+func decodeField(field string, raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err, field)
+	}
+	return nil
+}
+
+// decodeError names the field of a decoder's error, within parent ("": the
+// body): an UnmarshalTypeError carries its path (Field), an unknown field's
+// name is only in the message (encoding/json has no type for it).
+func decodeError(err error, parent string) error {
+	name := func(field string) string {
+		switch {
+		case parent == "":
+			return field
+		case field == "":
+			return parent
+		}
+		return parent + "." + field
+	}
+	whole := "body"
+	if parent != "" {
+		whole = parent
+	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		if te.Field == "" {
-			return badField("body", "body: a JSON %s, want an object", te.Value)
+			return badField(whole, "%s: a JSON %s, want an object", whole, te.Value)
 		}
-		return badField(te.Field, "%s: a JSON %s, want %s", te.Field, te.Value, jsonKind(te.Type.Kind().String()))
+		f := name(te.Field)
+		return badField(f, "%s: a JSON %s, want %s", f, te.Value, jsonKind(te.Type.Kind().String()))
 	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name = strings.Trim(name, `"`)
-		return badField(name, "%s: unknown field", name)
+	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		f := name(strings.Trim(field, `"`))
+		return badField(f, "%s: unknown field", f)
 	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return badField("body", "body: not JSON: %v", err)
-	}
-	var f *fieldError
-	if errors.As(err, &f) {
-		return badField(f.field, "%s: %v", f.field, f.err)
-	}
-	return badField("body", "body: %v", err)
+	return badField(whole, "%s: not JSON: %v", whole, err)
 }
 
 // jsonKind says a Go kind the way a JSON client reads it.
@@ -83,11 +102,3 @@ func jsonKind(k string) string {
 	}
 	return "an object"
 }
-
-// fieldError is an error of a field's own UnmarshalJSON, naming the field.
-type fieldError struct {
-	field string
-	err   error
-}
-
-func (e *fieldError) Error() string { return e.field + ": " + e.err.Error() }

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,11 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rfnet/rfnet-native/cpu"
+	"github.com/rfnet/rfnet-native/internal/fakeopenai"
 	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/llm"
 	"github.com/rfnet/rfnet-native/pipeline"
@@ -178,3 +181,96 @@ type errorBody struct {
 		Param   string `json:"param"`
 	} `json:"error"`
 }
+
+// sseEvent is one parsed server-sent event.
+type sseEvent struct {
+	ID, Type, Data string
+}
+
+// events reads a job's event stream to its end (the server closes it after
+// the job's final event); lastID, when not "", is sent as Last-Event-ID.
+// Comment lines are counted in comments.
+func (ts *testServer) events(id, lastID string) (events []sseEvent, comments int) {
+	ts.t.Helper()
+	req, _ := http.NewRequest("GET", ts.URL+"/v1/jobs/"+id+"/events", nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	if ts.key != "" {
+		req.Header.Set("Authorization", "Bearer "+ts.key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		ts.t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	var e sseEvent
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if e != (sseEvent{}) {
+				events = append(events, e)
+			}
+			e = sseEvent{}
+		case strings.HasPrefix(line, ":"):
+			comments++
+		case strings.HasPrefix(line, "id: "):
+			e.ID = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			e.Type = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			e.Data = line[6:]
+		default:
+			ts.t.Fatalf("events: line %q", line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		ts.t.Fatal(err)
+	}
+	return events, comments
+}
+
+// waitJob polls a job until done(job) holds, for a few seconds at most.
+func (ts *testServer) waitJob(id string, done func(j map[string]any) bool) map[string]any {
+	ts.t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		code, body, _ := ts.do("GET", "/v1/jobs/"+id, nil)
+		if code != http.StatusOK {
+			ts.t.Fatalf("job %s: %d %s", id, code, body)
+		}
+		j := decodeAs[map[string]any](ts.t, body)
+		if done(j) {
+			return j
+		}
+	}
+	ts.t.Fatalf("job %s: waited a minute", id)
+	return nil
+}
+
+// stepsDone is a job's progress.step.
+func stepsDone(j map[string]any) float64 {
+	p, _ := j["progress"].(map[string]any)
+	s, _ := p["step"].(float64)
+	return s
+}
+
+// fakePlanner is the LLM planner asking a fake OpenAI endpoint that always
+// answers plan (the tiny run's two objects by default).
+func fakePlanner(t testing.TB, plan string) llm.Planner {
+	s := fakeopenai.New(func(int, fakeopenai.Request) fakeopenai.Reply { return fakeopenai.Reply{Content: plan} })
+	t.Cleanup(s.Close)
+	c := llm.DefaultConfig()
+	c.BaseURL, c.APIKey, c.CacheDir, c.Retries = s.BaseURL(), "k", "", 0
+	return llm.NewOpenAI(c)
+}
+
+// fakePlan is the plan the fake LLM answers: two objects.
+const fakePlan = `{"objects": [{"name": "a mouse", "box": [40, 250, 160, 160], "description": "baring tiny teeth", "alternatives": ["stalking low", "eyes fixed on its prey"]},
+{"name": "a lion", "box": [240, 120, 240, 300], "description": "cowering in fear", "alternatives": ["backing away", "trembling"]}],
+"background": "the savanna at dusk", "negative": "cartoon"}`

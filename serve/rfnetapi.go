@@ -57,7 +57,7 @@ func (s *Server) rfnetPlan(w http.ResponseWriter, r *http.Request) error {
 // jobRequest is POST /v1/rfnet/jobs.
 type jobRequest struct {
 	Prompt         string          `json:"prompt"`
-	Plan           *llm.Plan       `json:"plan"`
+	Plan           json.RawMessage `json:"plan"` // decoded apart (decodeField), to name unknown keys inside it
 	Settings       json.RawMessage `json:"settings"`
 	Seed           *uint64         `json:"seed"`
 	Steps          *int            `json:"steps"`
@@ -96,11 +96,16 @@ func (s *Server) rfnetSubmit(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) rfnetJobOf(req jobRequest) (rfnetJob, error) {
 	l := s.o.Limits
 	j := rfnetJob{API: "rfnet", Prompt: req.Prompt, PreviewEvery: req.PreviewEvery, Images: 1}
-	if err := l.checkPrompt("prompt", req.Prompt, req.Plan == nil); err != nil {
+	hasPlan := len(req.Plan) > 0 && string(req.Plan) != "null"
+	if err := l.checkPrompt("prompt", req.Prompt, !hasPlan); err != nil {
 		return j, err
 	}
-	if req.Plan != nil {
-		p, err := s.checkPlan(*req.Plan, req.Prompt)
+	if hasPlan {
+		var plan llm.Plan
+		if err := decodeField("plan", req.Plan, &plan); err != nil {
+			return j, err
+		}
+		p, err := s.checkPlan(plan, req.Prompt)
 		if err != nil {
 			return j, err
 		}

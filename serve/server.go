@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rfnet/rfnet-native/serve/jobs"
+	"github.com/rfnet/rfnet-native/serve/web"
 )
 
 // Server answers the APIs over one loaded model and one job queue.
@@ -114,6 +115,9 @@ func (s *Server) routes() http.Handler {
 	handle("GET /v1/jobs/{id}/events", "jobs", s.jobEvents)
 	handle("GET /healthz", "health", s.healthz)
 	mux.Handle("GET /metrics", s.metrics.handler())
+	page := s.metrics.count("web", web.Handler().ServeHTTP)
+	mux.Handle("GET /{$}", page)
+	mux.Handle("GET /static/", page)
 	return s.authenticate(jsonFallback(mux))
 }
 

@@ -53,7 +53,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:7860", "listen on this host:port (loopback unless told otherwise: 0.0.0.0:7860 for every interface)")
 	fs.StringVar(&f.apiKey, "api-key", "", "require Authorization: Bearer KEY on the APIs (default $"+apiKeyEnv+"; empty: none)")
 	fs.IntVar(&f.queue, "queue", 16, "jobs waiting at most (running ones not counted); more get 429")
-	fs.IntVar(&f.workers, "workers", 1, "jobs running at once (1: one model, one device)")
+	fs.IntVar(&f.workers, "workers", 1, "jobs running at once on the one model (more than 1 on the CPU backend only; cuda computes on one stream)")
 	fs.StringVar(&f.data, "data", defaultDataDir(), "folder of the jobs and their files (kept across restarts)")
 	fs.StringVar(&f.public, "public-url", "", "base of the OpenAI API's url answers, such as https://images.example.com (default: the request's scheme and Host)")
 	fs.IntVar(&f.limits.MaxWidth, "max-width", d.MaxWidth, "largest image width a request may ask for (a multiple of 8)")

@@ -137,15 +137,19 @@ func ParseConfig(raw []byte) (Config, error) {
 	return c, c.Validate()
 }
 
-// KeyError is a configuration value out of its range, naming its key (with
-// an index for a list's element, max_iter[3]) for callers that report the
-// key apart, as a server's error names the field.
+// KeyError is a configuration error of one key: a value out of its range
+// (Validate), of the wrong JSON type or a key Config lacks (the strict
+// decoding of LoadConfig and ParseConfig). Key is the key's name, with an
+// index for a list's element (max_iter[3]), for callers that report it
+// apart, as a server's error names the field.
 type KeyError struct {
 	Key string
 	Err error // says what is wrong, starting with the key
 }
 
-func (e *KeyError) Error() string { return "rfnet: config: " + e.Err.Error() }
+// Error is Err's message: the key's name starts it already.
+
+func (e *KeyError) Error() string { return e.Err.Error() }
 func (e *KeyError) Unwrap() error { return e.Err }
 
 // Bounds past which a value is no setting but a mistake that runs out of
@@ -202,7 +206,7 @@ func (c Config) Validate() error {
 			}
 			want = fmt.Sprintf("%s%g, %g%s", open, f.lo, f.hi, close)
 		}
-		return &KeyError{Key: f.key, Err: fmt.Errorf("%s %v: want %s", f.key, f.v, want)}
+		return fmt.Errorf("rfnet: config: %w", &KeyError{Key: f.key, Err: fmt.Errorf("%s %v: want %s", f.key, f.v, want)})
 	}
 	for _, l := range []struct {
 		key string
@@ -210,7 +214,7 @@ func (c Config) Validate() error {
 	}{{"max_iter", c.MaxIter}, {"overall_max_iter", c.OverallMaxIter}} {
 		for i, n := range l.v {
 			if n < 0 || n > maxSteeringIterations {
-				return &KeyError{Key: fmt.Sprintf("%s[%d]", l.key, i), Err: fmt.Errorf("%s[%d] is %d: want 0 to %d", l.key, i, n, maxSteeringIterations)}
+				return fmt.Errorf("rfnet: config: %w", &KeyError{Key: fmt.Sprintf("%s[%d]", l.key, i), Err: fmt.Errorf("%s[%d] is %d: want 0 to %d", l.key, i, n, maxSteeringIterations)})
 			}
 		}
 	}
@@ -219,16 +223,16 @@ func (c Config) Validate() error {
 		v   int
 	}{{"width", c.Width}, {"height", c.Height}} {
 		if err := pipeline.CheckSide(side.key, side.v); err != nil {
-			return &KeyError{Key: side.key, Err: err}
+			return fmt.Errorf("rfnet: config: %w", &KeyError{Key: side.key, Err: err})
 		}
 	}
 	switch {
 	case c.Steps < 1:
-		return &KeyError{Key: "num_inference_steps", Err: fmt.Errorf("num_inference_steps %d: want 1 or more", c.Steps)}
+		return fmt.Errorf("rfnet: config: %w", &KeyError{Key: "num_inference_steps", Err: fmt.Errorf("num_inference_steps %d: want 1 or more", c.Steps)})
 	case c.MaxIndexStep < 0 || c.OverallMaxIndexStep < 0 || c.AggStart < 0:
 		return fmt.Errorf("rfnet: config: max_index_step, overall_max_index_step and attn_aggregation_step_start must be 0 or more")
 	case len(c.SteeringKeys) == 0:
-		return &KeyError{Key: "steering_attn_keys", Err: errors.New("steering_attn_keys is empty")}
+		return fmt.Errorf("rfnet: config: %w", &KeyError{Key: "steering_attn_keys", Err: errors.New("steering_attn_keys is empty")})
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // renamedKeys are the Config keys that earlier versions wrote under another
@@ -59,7 +60,13 @@ func decodeConfig(raw []byte, c *Config, strict bool) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
 		// The field's key and the value's type, without the name of plain.
-		return fmt.Errorf("%s: a JSON %s, want %s", te.Field, te.Value, te.Type)
+		return &KeyError{Key: te.Field, Err: fmt.Errorf("%s: a JSON %s, want %s", te.Field, te.Value, te.Type)}
+	}
+	if err != nil {
+		// encoding/json has no type for an unknown key: its name is in the message.
+		if key, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return &KeyError{Key: strings.Trim(key, `"`), Err: err}
+		}
 	}
 	return err
 }

@@ -1,0 +1,106 @@
+package serve
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"testing"
+)
+
+// An RFNet job planned by the (fake) LLM: 202 with its Location, events in
+// order (queued, running, the stages and steps, losses, previews, then
+// succeeded), a replay after Last-Event-ID, and its files.
+func TestRFNetJob(t *testing.T) {
+	ts := newTestServer(t, Options{Planner: fakePlanner(t, fakePlan)})
+	code, body, _ := ts.do("POST", "/v1/rfnet/plan", map[string]any{"prompt": "a mouse hunting a lion"})
+	plan := decodeAs[struct {
+		Objects []struct {
+			Name string `json:"name"`
+		} `json:"objects"`
+	}](t, body)
+	if code != http.StatusOK || len(plan.Objects) != 2 {
+		t.Fatalf("plan: %d %s", code, body)
+	}
+	code, body, h := ts.do("POST", "/v1/rfnet/jobs", map[string]any{"prompt": "a mouse hunting a lion", "steps": 4,
+		"width": 128, "height": 128, "seed": 3, "preview_every": 2})
+	if code != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	job := decodeAs[struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+	}](t, body)
+	if h.Get("Location") != "/v1/jobs/"+job.ID || job.State != "queued" {
+		t.Fatalf("submit: Location %q, %s", h.Get("Location"), body)
+	}
+	events, _ := ts.events(job.ID, "")
+	var types, states, stages []string
+	for i, e := range events {
+		if e.ID != strconv.Itoa(i+1) {
+			t.Fatalf("event %d has id %s", i+1, e.ID)
+		}
+		types = append(types, e.Type)
+		var d map[string]any
+		if err := json.Unmarshal([]byte(e.Data), &d); err != nil {
+			t.Fatalf("event %s: %v", e.Data, err)
+		}
+		switch e.Type {
+		case "state":
+			states = append(states, d["state"].(string))
+		case "stage":
+			stage := d["stage"].(string)
+			if o, ok := d["object"]; ok {
+				stage += strconv.Itoa(int(o.(float64)))
+			}
+			stages = append(stages, stage)
+		case "preview":
+			if d["png"] == "" || int(d["step"].(float64))%2 != 0 {
+				t.Errorf("preview %s", e.Data)
+			}
+		}
+	}
+	if !slices.Equal(states, []string{"queued", "running", "succeeded"}) || types[0] != "state" || types[len(types)-1] != "state" {
+		t.Fatalf("states %v, types %v", states, types)
+	}
+	// The plan's objects sorted by name, as RFNet orders them, then the scene.
+	if !slices.Equal(stages, []string{"plan", "object0", "object1", "overall"}) {
+		t.Errorf("stages %v", stages)
+	}
+	for _, typ := range []string{"step", "loss", "preview"} {
+		if !slices.Contains(types, typ) {
+			t.Errorf("no %s event in %v", typ, types)
+		}
+	}
+	// A reconnecting client gets the events after the last it saw.
+	replay, _ := ts.events(job.ID, "3")
+	if len(replay) != len(events)-3 || replay[0].ID != "4" || replay[0] != events[3] {
+		t.Errorf("replay after 3: %d events from %v, want %d", len(replay), replay[0], len(events)-3)
+	}
+	code, body, _ = ts.do("GET", "/v1/jobs/"+job.ID, nil)
+	done := decodeAs[struct {
+		State  string             `json:"state"`
+		Files  []string           `json:"files"`
+		Result result             `json:"result"`
+		Secs   map[string]float64 `json:"seconds"`
+	}](t, body)
+	for _, f := range []string{"image.png", "plan.json", "geometry.json", "run.json", "trace.jsonl", "index.html", "objects/00-a-lion-mask.png"} {
+		if !slices.Contains(done.Files, f) {
+			t.Errorf("no %s in %v", f, done.Files)
+		}
+	}
+	if done.State != "succeeded" || done.Result.Images[0] != "image.png" || done.Result.Seeds[0] != 3 || done.Secs["overall"] <= 0 {
+		t.Errorf("job %s", body)
+	}
+	for name, ct := range map[string]string{"image.png": "image/png", "plan.json": "application/json", "trace.jsonl": "application/jsonl",
+		"index.html": "text/html; charset=utf-8"} {
+		code, _, h := ts.do("GET", "/v1/jobs/"+job.ID+"/files/"+name, nil)
+		if code != http.StatusOK || h.Get("Content-Type") != ct {
+			t.Errorf("%s: %d %s, want %s", name, code, h.Get("Content-Type"), ct)
+		}
+	}
+	code, body, _ = ts.do("GET", "/v1/jobs", nil)
+	if list := decodeAs[struct{ Jobs []map[string]any }](t, body); code != http.StatusOK || len(list.Jobs) != 1 || list.Jobs[0]["id"] != job.ID {
+		t.Errorf("list %d %s", code, body)
+	}
+}
