@@ -2,7 +2,6 @@ package serve
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"net/http"
@@ -12,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/rfnet/rfnet-native/serve/jobs"
 )
 
 // crashDataEnv, when set, makes TestCrashServerChild the server that
@@ -34,26 +31,26 @@ func TestCrashServerChild(t *testing.T) {
 	select {}
 }
 
-// startServerChild starts a server process on dir and returns its URL and the kill -9
-// that ends it.
-func startServerChild(t *testing.T, dir string) (url string, kill func()) {
+// startServerChild starts a server process on dir; the testServer it returns talks to
+// it over HTTP (its Server is nil), and kill ends it with SIGKILL.
+func startServerChild(t *testing.T, dir string) (child *testServer, kill func()) {
 	t.Helper()
-	child := exec.Command(os.Args[0], "-test.run=^TestCrashServerChild$")
-	child.Env = append(os.Environ(), crashDataEnv+"="+dir)
-	child.Stderr = os.Stderr
-	out, err := child.StdoutPipe()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashServerChild$")
+	cmd.Env = append(os.Environ(), crashDataEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := child.Start(); err != nil {
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	killed := false
 	kill = func() {
 		if !killed {
 			killed = true
-			child.Process.Signal(syscall.SIGKILL)
-			child.Wait()
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
 		}
 	}
 	t.Cleanup(kill)
@@ -74,73 +71,83 @@ func startServerChild(t *testing.T, dir string) (url string, kill func()) {
 			for range lines {
 			}
 		}()
-		return strings.TrimPrefix(line, "listening "), kill
+		return &testServer{URL: strings.TrimPrefix(line, "listening "), t: t}, kill
 	case <-time.After(loadWait):
 		t.Fatal("the server child did not start")
 		panic("unreachable")
 	}
 }
 
-// fileHashes fetches every file of a succeeded job and hashes it.
-func fileHashes(t *testing.T, c *http.Client, base string, j jobs.Job) map[string][32]byte {
-	t.Helper()
+// fileHashes fetches every file of a succeeded job (as GET /v1/jobs/{id} gave it) and
+// hashes it.
+func fileHashes(ts *testServer, j map[string]any) map[string][32]byte {
+	ts.t.Helper()
 	hashes := map[string][32]byte{}
-	for _, name := range j.Files {
-		a, err := send(context.Background(), c, "GET", base+"/v1/jobs/"+j.ID+"/files/"+name, nil)
-		if err != nil || a.code != http.StatusOK {
-			t.Fatalf("job %s file %s: %d %v", j.ID, name, a.code, err)
+	files, _ := j["files"].([]any)
+	for _, f := range files {
+		name, _ := f.(string)
+		code, body, _ := ts.do("GET", fmt.Sprintf("/v1/jobs/%s/files/%s", j["id"], name), nil)
+		if code != http.StatusOK {
+			ts.t.Fatalf("job %s file %s: %d", j["id"], name, code)
 		}
-		hashes[name] = sha256.Sum256(a.body)
+		hashes[name] = sha256.Sum256(body)
 	}
 	return hashes
 }
 
+// withSeed is a copy of a job request with its own seed.
+func withSeed(req map[string]any, seed int) map[string]any {
+	out := map[string]any{"seed": seed}
+	for k, v := range req {
+		out[k] = v
+	}
+	return out
+}
+
 // kill -9 of the server while a job runs: after a restart on the same folder every
-// finished job is served byte for byte as before, the interrupted one is failed, the
-// queued ones run.
+// finished job is served byte for byte as before with its events, the interrupted one
+// is failed, the queued ones run.
 func TestKill9KeepsFinishedResults(t *testing.T) {
 	dir := t.TempDir()
-	url, kill := startServerChild(t, dir)
-	c := &http.Client{Timeout: loadWait}
-	succeeded := func(j jobs.Job) bool { return j.State == jobs.Succeeded }
-
+	child, kill := startServerChild(t, dir)
 	done := map[string]map[string][32]byte{}
-	for seed := range uint64(2) {
-		id := postJob(t, c, url, rfnetBody(2, seed))
-		j := pollJob(t, c, url, id, "succeeded", succeeded)
-		if len(j.Files) == 0 {
+	for seed := range 2 {
+		id := child.submitJob(withSeed(shortJob, seed))
+		hashes := fileHashes(child, child.waitJob(id, state("succeeded")))
+		if len(hashes) == 0 {
 			t.Fatalf("job %s succeeded without files", id)
 		}
-		done[id] = fileHashes(t, c, url, j)
+		done[id] = hashes
 	}
-	running := postJob(t, c, url, rfnetBody(150, 5))
-	queued := []string{postJob(t, c, url, rfnetBody(2, 6)), postJob(t, c, url, rfnetBody(2, 7))}
-	pollJob(t, c, url, running, "denoising", denoising)
+	long := child.submitJob(longJob)
+	queued := []string{child.submitJob(withSeed(shortJob, 6)), child.submitJob(withSeed(shortJob, 7))}
+	child.waitJob(long, running)
 	kill()
 
-	url, _ = startServerChild(t, dir)
+	child, _ = startServerChild(t, dir)
 	for id, before := range done {
-		j := getJob(t, c, url, id)
-		if j.State != jobs.Succeeded || len(j.Files) != len(before) {
-			t.Fatalf("finished job %s after the restart: %s with %d files, want succeeded with %d", id, j.State, len(j.Files), len(before))
+		after := fileHashes(child, child.waitJob(id, state("succeeded")))
+		if len(after) != len(before) {
+			t.Fatalf("job %s has %d files after the restart, %d before", id, len(after), len(before))
 		}
-		for name, h := range fileHashes(t, c, url, j) {
+		for name, h := range after {
 			if h != before[name] {
 				t.Fatalf("job %s file %s changed across the restart", id, name)
 			}
 		}
-		if a, _ := send(context.Background(), c, "GET", url+"/v1/jobs/"+id+"/events", nil); lastSSEState(t, a.body) != "succeeded" {
-			t.Fatalf("job %s's replayed events end with state %q", id, lastSSEState(t, a.body))
+		events, _ := child.events(id, "")
+		if last := events[len(events)-1]; last.Type != "state" || !strings.Contains(last.Data, `"succeeded"`) {
+			t.Fatalf("job %s's replayed events end with %+v", id, last)
 		}
 	}
-	j := getJob(t, c, url, running)
-	if j.State != jobs.Failed || j.Error != "interrupted: the server stopped while this job ran" || len(j.Files) != 0 {
-		t.Fatalf("the job running at the kill: %s %q with files %v, want failed as interrupted", j.State, j.Error, j.Files)
+	j := child.waitJob(long, func(j map[string]any) bool { return j["state"] != "running" })
+	if j["state"] != "failed" || j["error"] != "interrupted: the server stopped while this job ran" || j["files"] != nil {
+		t.Fatalf("the job running at the kill: %v, want failed as interrupted", j)
 	}
-	if a, _ := send(context.Background(), c, "GET", url+"/v1/jobs/"+running+"/files/image.png", nil); a.code != http.StatusNotFound {
-		t.Fatalf("the interrupted job's image: %d, want 404", a.code)
+	if code, _, _ := child.do("GET", "/v1/jobs/"+long+"/files/image.png", nil); code != http.StatusNotFound {
+		t.Fatalf("the interrupted job's image: %d, want 404", code)
 	}
 	for _, id := range queued {
-		pollJob(t, c, url, id, "succeeded after the restart", succeeded)
+		child.waitJob(id, state("succeeded"))
 	}
 }

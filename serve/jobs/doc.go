@@ -10,6 +10,8 @@
 //	                        state change; progress is written at most once a second
 //	jobs/<id>/events.jsonl  the job's events, one JSON object a line, appended
 //	jobs/<id>/files/        the Work's folder; its files become Job.Files
+//	lock                    held (flock) while a queue has the store open: a second
+//	                        queue on the same folder is refused
 //
 // A job is written "succeeded" only after every file under files/ and every folder above
 // them has been synced, so a finished job on disk is always whole. A Work that fails

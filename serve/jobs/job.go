@@ -61,7 +61,7 @@ type Job struct {
 	Deadline *time.Time         `json:"deadline,omitempty"`
 	Progress Progress           `json:"progress"`
 	Error    string             `json:"error,omitempty"`
-	Files    []string           `json:"files,omitempty"`   // sorted, slash-separated, relative to the job's folder
+	Files    []string           `json:"files,omitempty"`   // sorted, slash-separated, relative to the Work's folder (jobs/<id>/files)
 	Seconds  map[string]float64 `json:"seconds,omitempty"` // "queued", "run" and the Work's own Timing calls
 	Request  json.RawMessage    `json:"request"`
 	Result   json.RawMessage    `json:"result,omitempty"`

@@ -35,6 +35,7 @@ type Queue struct {
 	workers sync.WaitGroup
 	stopped chan struct{} // closed when Shutdown has seen the workers end
 	stopOne sync.Once
+	unlock  func() // releases the store's lock (lockStore)
 }
 
 // entry is the queue's record of one job.
@@ -74,7 +75,13 @@ func Open(dir string, o Options) (*Queue, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "jobs"), 0o755); err != nil {
 		return nil, fmt.Errorf("jobs: store: %w", err)
 	}
+	unlock, err := lockStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	q.unlock = unlock
 	if err := q.recover(); err != nil {
+		unlock()
 		return nil, err
 	}
 	for range o.Workers {
@@ -383,8 +390,8 @@ func listed(files []string, name string) bool {
 // Shutdown stops taking jobs (Submit returns ErrClosed), waits for the running ones
 // until ctx ends, then cancels them (they end canceled, "canceled: the server shut
 // down") and waits for their Works to return. Queued jobs stay queued on disk for the
-// next Open. It returns ctx's error when it had to cancel jobs. Calling it again waits
-// the same way.
+// next Open, which may come once Shutdown has returned (it releases the store's lock).
+// It returns ctx's error when it had to cancel jobs. Calling it again waits the same way.
 func (q *Queue) Shutdown(ctx context.Context) error {
 	q.mu.Lock()
 	q.closed = true
@@ -419,9 +426,11 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 }
 
 // stop ends what waits on jobs that no worker will run now: Waits return ErrClosed and
-// event subscribers are hung up (they may come back after the next Open).
+// event subscribers are hung up (they may come back after the next Open). The store's
+// lock goes, so that the next Open may come.
 func (q *Queue) stop() {
 	q.stopOne.Do(func() {
+		q.unlock()
 		close(q.stopped)
 		q.mu.Lock()
 		left := slices.Clone(q.waiting)

@@ -382,6 +382,20 @@ func TestShutdownCancelsWhatStillRuns(t *testing.T) {
 	}
 }
 
+// Two queues on one store would take each other's running jobs for interrupted ones.
+func TestOpenRefusesAStoreInUse(t *testing.T) {
+	q, dir := openQueue(t, Options{Length: 1, Workers: 1})
+	if _, err := Open(dir, Options{Length: 1, Workers: 1}); err == nil || !strings.Contains(err.Error(), "in use by another server") {
+		t.Fatalf("second Open of a store in use: %v, want it refused", err)
+	}
+	q.Shutdown(context.Background())
+	q2, err := Open(dir, Options{Length: 1, Workers: 1})
+	if err != nil {
+		t.Fatalf("Open after Shutdown: %v", err)
+	}
+	q2.Shutdown(context.Background())
+}
+
 func TestOpenRefusesBadOptions(t *testing.T) {
 	for _, c := range []struct {
 		o    Options
