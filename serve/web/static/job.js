@@ -73,14 +73,15 @@ export class JobView {
         this.state(d.state, d.error);
         break;
       case 'stage':
-        el('stage').textContent = d.objects ? `${d.stage} ${d.object + 1}/${d.objects}` : d.stage;
+        el('stage').textContent = stageText(d);
         break;
       case 'step':
-        el('step').textContent = `step ${d.step}/${d.steps}`;
+        el('stage').textContent = stageText(d);
+        el('step').textContent = d.steps ? `step ${d.step}/${d.steps}` : '';
         el('progress-bar').value = d.fraction || 0;
         break;
       case 'loss':
-        el('loss').textContent = `guidance loss ${Number(d.loss).toFixed(4)} (step ${d.step}, iteration ${d.iteration})`;
+        el('loss').textContent = `guidance loss ${Number(d.loss).toFixed(4)} (${stageText(d)}, step ${d.step}, iteration ${d.iteration})`;
         break;
       case 'preview':
         el('preview').src = `data:image/png;base64,${d.png}`;
@@ -126,6 +127,16 @@ export class JobView {
       img.hidden = false;
     }, (err) => showError(err, 'job-error'));
   }
+}
+
+// stageText names a stage as a person reads it: "object 2/3" for RFNet's
+// per-object stage (object is absent outside it), "image 2/4" for one image of
+// several.
+export function stageText(d) {
+  let s = d.stage || '';
+  if (Number.isInteger(d.object)) s += ` ${d.object + 1}` + (d.objects ? `/${d.objects}` : '');
+  if (d.images > 1) s += `, image ${(d.image || 0) + 1}/${d.images}`;
+  return s;
 }
 
 // objectFiles groups a job's objects/NN-name*.png files by object, in file

@@ -1,0 +1,408 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/rfnet/rfnet-native/llm"
+	"github.com/rfnet/rfnet-native/serve/web"
+)
+
+// chromium is Debian's chromium, which .ci/run installs; ok is false (and the
+// test says why) where it is missing and RFNET_REQUIRE_CHROMIUM is unset.
+func chromium(t *testing.T) (bin string, ok bool) {
+	t.Helper()
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Log("chromium is not installed here; .ci/run installs it and drives the page")
+		if os.Getenv("RFNET_REQUIRE_CHROMIUM") != "" {
+			t.Fatal("RFNET_REQUIRE_CHROMIUM is set but chromium is missing")
+		}
+		return "", false
+	}
+	return bin, true
+}
+
+// browser starts headless chromium without network services or a profile of
+// its own, and returns a chromedp context for one tab of it.
+func browser(t *testing.T, ctx context.Context, bin string) context.Context {
+	t.Helper()
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(bin),
+		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun, chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1400))
+	tab, cancelTab := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancelTab(); cancelAlloc() })
+	return tab
+}
+
+// startPageServer starts the real server on 127.0.0.1 over the tiny model,
+// planning with the fake LLM (fakePlan's two objects) and requiring key when
+// it is not "", and returns its base URL.
+func startPageServer(t *testing.T, key string) string {
+	t.Helper()
+	return newTestServer(t, Options{Planner: fakePlanner(t, fakePlan), APIKey: key}).URL
+}
+
+// pageErrors collects what the page's console and scripts report as errors
+// (exceptions, CSP violations, failed loads) for the test to fail on.
+type pageErrors struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (p *pageErrors) listen(ctx context.Context) {
+	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
+	entries := chromedp.Events(ctx, cdplog.EntryAdded)
+	go func() {
+		for ev, err := range exceptions {
+			if err != nil {
+				return
+			}
+			p.add((&chromedp.ExceptionError{ExceptionDetails: ev.ExceptionDetails}).Error())
+		}
+	}()
+	go func() {
+		for ev, err := range entries {
+			if err != nil {
+				return
+			}
+			if ev.Entry.Level == cdplog.EntryLevelError {
+				p.add(fmt.Sprintf("%s: %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL))
+			}
+		}
+	}()
+}
+
+func (p *pageErrors) add(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.list = append(p.list, s)
+}
+
+func (p *pageErrors) all() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.list)
+}
+
+// drag presses the left button at (x, y), moves in a few steps to (x+dx,
+// y+dy) with the button held, and releases it there: what a person's drag
+// sends, as Input.dispatchMouseEvent events.
+func drag(x, y, dx, dy float64) chromedp.Action[chromedp.Void] {
+	held := func(p *input.DispatchMouseEventParams) { p.Button = input.MouseButtonLeft; p.Buttons = 1 }
+	steps := []chromedp.Action[chromedp.Void]{
+		chromedp.MouseEvent(chromedp.MouseMoved, x, y),
+		chromedp.MouseEvent(chromedp.MousePressed, x, y, held, chromedp.ClickCount(1)),
+	}
+	for i := 1; i <= 5; i++ {
+		steps = append(steps, chromedp.MouseEvent(chromedp.MouseMoved, x+dx*float64(i)/5, y+dy*float64(i)/5, held))
+	}
+	steps = append(steps, chromedp.MouseEvent(chromedp.MouseReleased, x+dx, y+dy, held, chromedp.ClickCount(1)))
+	return chromedp.Steps(steps...)
+}
+
+// boxOf is what the page shows of one object's box: its plan coordinates
+// (data-box) and where it lies on the screen.
+type boxOf struct {
+	Index  int        `json:"index"`
+	Box    [4]float64 `json:"box"`
+	X, Y   float64    // the centre, in CSS pixels
+	Canvas float64    // the canvas's width, in CSS pixels
+}
+
+func readBox(t *testing.T, ctx context.Context, name string) boxOf {
+	t.Helper()
+	b, err := chromedp.Run(ctx, chromedp.Evaluate[boxOf](fmt.Sprintf(`(() => {
+  const boxes = [...document.querySelectorAll('#canvas .box')];
+  const i = boxes.findIndex((b) => b.querySelector('.box-name').textContent === %q);
+  if (i < 0) return null;
+  const r = boxes[i].getBoundingClientRect();
+  return { index: i, box: boxes[i].dataset.box.split(' ').map(Number), X: r.x + r.width / 2, Y: r.y + r.height / 2,
+    Canvas: document.getElementById('canvas').getBoundingClientRect().width };
+})()`, name)))
+	if err != nil {
+		t.Fatalf("the box of %q: %v", name, err)
+	}
+	return b
+}
+
+// TestPageInChromium drives the page in a real browser against the real
+// server: plan with the fake LLM, drag one box with the mouse and move another
+// with the keyboard, edit a description, generate on the tiny model, wait for
+// the result image, and check that the job the server ran carries the edits.
+func TestPageInChromium(t *testing.T) {
+	bin, ok := chromium(t)
+	if !ok {
+		return
+	}
+	base := startPageServer(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	tab := browser(t, ctx, bin)
+	var errs pageErrors
+	errs.listen(tab)
+
+	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(tab, actions...); err != nil {
+			t.Fatalf("%s: %v\npage errors: %q", what, err, errs.all())
+		}
+	}
+	step("open the page",
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, cdplog.Enable, struct{}{})
+			return err
+		}),
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitReady(chromedp.ID("prompt")))
+	step("plan",
+		chromedp.SendKeys(chromedp.ID("prompt"), "a mouse hunting a lion"),
+		chromedp.Click(chromedp.ID("plan-button")),
+		chromedp.WaitReady(chromedp.CSS(`#canvas .box[data-index="1"]`)))
+
+	// Drag the mouse's box by (dx, dy) CSS pixels; its plan box moves by the
+	// same distance in canvas units (512 of them across the canvas).
+	before := readBox(t, tab, "a mouse")
+	const dx, dy = 60.0, -40.0
+	step("drag", drag(before.X, before.Y, dx, dy))
+	after := readBox(t, tab, "a mouse")
+	scale := llm.Canvas / before.Canvas
+	wantX, wantY := before.Box[0]+dx*scale, before.Box[1]+dy*scale
+	if math.Abs(after.Box[0]-wantX) > 1.5 || math.Abs(after.Box[1]-wantY) > 1.5 || after.Box[2] != before.Box[2] || after.Box[3] != before.Box[3] {
+		t.Fatalf("after a drag by (%g, %g) px at %g canvas units a pixel: box %v, want about [%g %g %g %g] (from %v)",
+			dx, dy, scale, after.Box, wantX, wantY, before.Box[2], before.Box[3], before.Box)
+	}
+
+	// The keyboard: right twice moves the lion's box by 2×4, shift+down makes it 4 taller.
+	lion := readBox(t, tab, "a lion")
+	sel := chromedp.CSS(fmt.Sprintf(`#canvas .box[data-index="%d"]`, lion.Index))
+	step("keys", chromedp.Focus(sel), chromedp.KeyEvent(kb.ArrowRight+kb.ArrowRight),
+		chromedp.KeyEvent(kb.ArrowDown, chromedp.KeyModifiers(chromedp.ModifierShift)))
+	lionAfter := readBox(t, tab, "a lion")
+	if want := [4]float64{lion.Box[0] + 8, lion.Box[1], lion.Box[2], lion.Box[3] + 4}; lionAfter.Box != want {
+		t.Fatalf("after right, right, shift+down: box %v, want %v", lionAfter.Box, want)
+	}
+
+	// A bad field comes back as the API's error and is shown next to that field.
+	step("a bad width",
+		chromedp.SetValue(chromedp.ID("width"), "100"), chromedp.Click(chromedp.ID("generate")),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-param="width"] .field-error').textContent.startsWith('width')`,
+			chromedp.WithPollingTimeout(10*time.Second)))
+
+	const edited = "baring its tiny teeth, edited in the page"
+	desc := fmt.Sprintf(`#objects fieldset.object:nth-of-type(%d) input[name="description"]`, after.Index+1)
+	step("edit the description and generate",
+		// Select the old text and type over it, as a person would.
+		chromedp.Focus(chromedp.CSS(desc)), chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).select()`, desc)),
+		chromedp.KeyEvent(edited),
+		chromedp.SetValue(chromedp.ID("width"), "128"), chromedp.SetValue(chromedp.ID("height"), "128"),
+		chromedp.SetValue(chromedp.ID("steps"), "6"), chromedp.SetValue(chromedp.ID("preview-every"), "2"),
+		chromedp.SetValue(chromedp.ID("seed"), "7"),
+		chromedp.Click(chromedp.ID("generate")))
+	_, err := chromedp.Run(tab, chromedp.Poll[bool](`document.getElementById('result-image').complete && document.getElementById('result-image').naturalWidth > 0`,
+		chromedp.WithPollingTimeout(80*time.Second), chromedp.WithPollingInterval(100*time.Millisecond)))
+	if err != nil {
+		state, _ := chromedp.Run(tab, chromedp.Text(chromedp.ID("status")))
+		jobErr, _ := chromedp.Run(tab, chromedp.Text(chromedp.ID("job-error")))
+		t.Fatalf("no result image: %v (status %q, error %q)\npage errors: %q", err, state, jobErr, errs.all())
+	}
+	shot, err := chromedp.Run(tab, chromedp.FullScreenshot(100) /* 100: PNG, not JPEG */)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := os.Getenv("RFNET_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	shotPath := filepath.Join(dir, "serve-page.png")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(shotPath, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", shotPath)
+
+	// What the server ran: the newest job's plan.json.
+	shown, err := chromedp.Run(tab, chromedp.Evaluate[map[string]any](`({
+  objects: document.querySelectorAll('#result-objects img').length,
+  run: document.querySelectorAll('#result-run img').length,
+  step: document.getElementById('step').textContent,
+  bar: document.getElementById('progress-bar').value,
+  job: document.getElementById('job-id').textContent,
+  status: document.getElementById('status').textContent,
+})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("page shows %v", shown)
+	id := strings.TrimSuffix(strings.TrimPrefix(shown["job"].(string), "job "), ":")
+	plan := jobPlan(t, base, id)
+	i := slices.IndexFunc(plan.Objects, func(o llm.Object) bool { return o.Name == "a mouse" })
+	j := slices.IndexFunc(plan.Objects, func(o llm.Object) bool { return o.Name == "a lion" })
+	if i < 0 || j < 0 {
+		t.Fatalf("the job's plan lacks an object: %+v", plan)
+	}
+	if plan.Objects[i].Box != after.Box || plan.Objects[j].Box != lionAfter.Box {
+		t.Errorf("the job's boxes: mouse %v, lion %v; the page showed %v and %v", plan.Objects[i].Box, plan.Objects[j].Box, after.Box, lionAfter.Box)
+	}
+	if len(plan.Objects[i].Descriptions) == 0 || plan.Objects[i].Descriptions[0] != edited {
+		t.Errorf("the job's descriptions of the mouse: %q, want %q first", plan.Objects[i].Descriptions, edited)
+	}
+	if status := shown["status"].(string); strings.Contains(status, "NaN") || strings.Contains(status, "undefined") || !strings.Contains(status, "succeeded") {
+		t.Errorf("the progress reads %q", status)
+	}
+	if shown["objects"].(float64) < 6 || shown["run"].(float64) < 2 || shown["bar"].(float64) != 1 {
+		t.Errorf("the result shows %v: want an image, mask and attention of both objects, layout and regions, a full bar", shown)
+	}
+	// The console's only error is the failed request of the bad width.
+	if e := errs.all(); len(e) != 1 || !strings.Contains(e[0], "400") {
+		t.Errorf("the page reported errors: %q", e)
+	}
+}
+
+// TestPageAsksForTheAPIKey opens the page of a server with an API key: the
+// first request's 401 brings up the key dialog, and once the key is typed the
+// page sends it (planning works) and asks no more.
+func TestPageAsksForTheAPIKey(t *testing.T) {
+	bin, ok := chromium(t)
+	if !ok {
+		return
+	}
+	const key = "page-test-key"
+	base := startPageServer(t, key)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tab := browser(t, ctx, bin)
+	if err := chromedp.Do(tab,
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(chromedp.ID("api-key")),
+		chromedp.SendKeys(chromedp.ID("api-key"), key),
+		chromedp.Click(chromedp.ID("key-submit")),
+		chromedp.SendKeys(chromedp.ID("prompt"), "a mouse hunting a lion"),
+		chromedp.Click(chromedp.ID("plan-button")),
+		chromedp.WaitReady(chromedp.CSS(`#canvas .box[data-index="1"]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	state, err := chromedp.Run(tab, chromedp.Evaluate[map[string]any](`({
+  key: sessionStorage.getItem('rfnet-api-key'),
+  open: document.getElementById('key-dialog').open,
+  jobsError: document.getElementById('jobs-error').textContent,
+})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state["key"] != key || state["open"] != false || state["jobsError"] != "" {
+		t.Errorf("after the key: %v", state)
+	}
+}
+
+// jobPlan reads job id's plan.json through the API.
+func jobPlan(t *testing.T, base, id string) *llm.Plan {
+	t.Helper()
+	res, err := http.Get(base + "/v1/jobs/" + id + "/files/plan.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var p llm.Plan
+	if err := json.NewDecoder(res.Body).Decode(&p); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("job %s's plan.json: %s %v", id, res.Status, err)
+	}
+	return &p
+}
+
+// TestPageHelpersInChromium runs the page's pure functions in the browser, on
+// the edge cases a drag or a stream rarely hits in TestPageInChromium: boxes
+// pushed past the canvas or shrunk past the smallest size, the object files
+// of a job, and events split across chunks at awkward places.
+func TestPageHelpersInChromium(t *testing.T) {
+	bin, ok := chromium(t)
+	if !ok {
+		return
+	}
+	s := httptest.NewServer(web.Handler())
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tab := browser(t, ctx, bin)
+	if err := chromedp.Do(tab, chromedp.Navigate(s.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := chromedp.Run(tab, chromedp.Evaluate[map[string]any](`(async () => {
+  const { moved, resized } = await import('/static/editor.js');
+  const { objectFiles, stageText } = await import('/static/job.js');
+  const { parse } = await import('/static/events.js');
+  const chunks = ['id: 1\nevent: st', 'ate\ndata: {"state": "running"}\r', '\n\r\n: keep-alive\n\n',
+    'id: 2\nevent: step\ndata: {"step":\ndata: 1}\n', '\nid: 3\ndata: x\n\n'];
+  const body = new ReadableStream({ start(c) { for (const s of chunks) c.enqueue(new TextEncoder().encode(s)); c.close(); } });
+  const events = [];
+  for await (const ev of parse(body)) events.push(ev);
+  return {
+    movedPast: moved([400, 10, 100, 50], 100, -100),
+    movedIn: moved([10, 10, 100, 50], 5.4, 4.6),
+    shrunk: resized([100, 100, 50, 50], 'nw', 100, 100),
+    grown: resized([100, 100, 50, 50], 'se', 1000, 1000),
+    files: Object.fromEntries(objectFiles(['image.png', 'objects/00-a-lion.png', 'objects/00-a-lion-mask.png',
+      'objects/00-a-lion-attention.png', 'objects/00-a-lion-overall-attention.png', 'objects/01-a-big-mask.png',
+      'objects/01-a-big-mask-mask.png'])),
+    events,
+    stages: [stageText({ stage: 'object', object: 1, objects: 2 }), stageText({ stage: 'overall', objects: 2 }),
+      stageText({ stage: 'denoise', image: 1, images: 4 }), stageText({ stage: 'object', object: 0, objects: 2, images: 1 })],
+  };
+})()`, func(p *runtime.EvaluateParams) { p.AwaitPromise = ptrTo(true) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"movedPast": []any{412.0, 0.0, 100.0, 50.0},
+		"movedIn":   []any{15.0, 15.0, 100.0, 50.0},
+		"shrunk":    []any{142.0, 142.0, 8.0, 8.0},
+		"grown":     []any{100.0, 100.0, 412.0, 412.0},
+		"files": map[string]any{
+			"00-a-lion":     map[string]any{"image": "objects/00-a-lion.png", "mask": "objects/00-a-lion-mask.png", "attention": "objects/00-a-lion-attention.png"},
+			"01-a-big-mask": map[string]any{"image": "objects/01-a-big-mask.png", "mask": "objects/01-a-big-mask-mask.png"},
+		},
+		"stages": []any{"object 2/2", "overall", "denoise, image 2/4", "object 1/2"},
+		"events": []any{
+			map[string]any{"id": "1", "type": "state", "data": `{"state": "running"}`},
+			map[string]any{"id": "2", "type": "step", "data": "{\"step\":\n1}"},
+			map[string]any{"id": "3", "type": "message", "data": "x"},
+		},
+	}
+	for k, w := range want {
+		if g, _ := json.Marshal(got[k]); string(g) != mustJSON(w) {
+			t.Errorf("%s: %s, want %s", k, g, mustJSON(w))
+		}
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
