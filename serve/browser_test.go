@@ -283,10 +283,12 @@ func TestPageInChromium(t *testing.T) {
 	}
 }
 
-// TestPageAsksForTheAPIKey opens the page of a server with an API key: the
-// first request's 401 brings up the key dialog, and once the key is typed the
-// page sends it (planning works) and asks no more.
-func TestPageAsksForTheAPIKey(t *testing.T) {
+// TestPageWithAnAPIKey opens the page of a server with an API key: the first
+// request's 401 brings up the key dialog, and once the key is typed the page
+// sends it everywhere without asking again: planning works, a long job's
+// events stream in (read with fetch, which can send the header), and Cancel
+// stops the job.
+func TestPageWithAnAPIKey(t *testing.T) {
 	bin, ok := chromium(t)
 	if !ok {
 		return
@@ -304,19 +306,57 @@ func TestPageAsksForTheAPIKey(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("prompt"), "a mouse hunting a lion"),
 		chromedp.Click(chromedp.ID("plan-button")),
 		chromedp.WaitReady(chromedp.CSS(`#canvas .box[data-index="1"]`)),
+		// 150 steps run for many seconds: long enough to see steps and cancel.
+		chromedp.SetValue(chromedp.ID("width"), "128"), chromedp.SetValue(chromedp.ID("height"), "128"),
+		chromedp.SetValue(chromedp.ID("steps"), "150"),
+		chromedp.Click(chromedp.ID("generate")),
+		chromedp.Poll[chromedp.Void](`document.getElementById('progress-bar').value > 0`, chromedp.WithPollingTimeout(30*time.Second)),
+		chromedp.Click(chromedp.ID("cancel")),
+		chromedp.Poll[chromedp.Void](`document.getElementById('job-state').textContent.startsWith('canceled')`, chromedp.WithPollingTimeout(30*time.Second)),
 	); err != nil {
-		t.Fatal(err)
+		state, _ := chromedp.Run(tab, chromedp.Text(chromedp.ID("status")))
+		t.Fatalf("%v (status %q)", err, state)
 	}
 	state, err := chromedp.Run(tab, chromedp.Evaluate[map[string]any](`({
   key: sessionStorage.getItem('rfnet-api-key'),
   open: document.getElementById('key-dialog').open,
-  jobsError: document.getElementById('jobs-error').textContent,
+  errors: [...document.querySelectorAll('.field-error')].map((e) => e.textContent).join(''),
+  bar: document.getElementById('progress-bar').value,
+  cancel: document.getElementById('cancel').disabled,
+  job: document.getElementById('job-id').textContent,
 })`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if state["key"] != key || state["open"] != false || state["jobsError"] != "" {
-		t.Errorf("after the key: %v", state)
+	if state["key"] != key || state["open"] != false || state["errors"] != "" || state["bar"].(float64) >= 1 || state["cancel"] != true {
+		t.Errorf("after the key and a canceled job: %v", state)
+	}
+	// The server agrees that the job was canceled.
+	id := strings.TrimSuffix(strings.TrimPrefix(state["job"].(string), "job "), ":")
+	req, _ := http.NewRequest("GET", base+"/v1/jobs/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var job struct{ State string }
+	if err := json.NewDecoder(res.Body).Decode(&job); err != nil || job.State != "canceled" {
+		t.Errorf("job %s: %s %+v %v", id, res.Status, job, err)
+	}
+
+	// A short job's pictures: an <img> cannot send the key, so they come as data: URLs.
+	err = chromedp.Do(tab,
+		chromedp.SetValue(chromedp.ID("width"), "64"), chromedp.SetValue(chromedp.ID("height"), "64"),
+		chromedp.SetValue(chromedp.ID("steps"), "2"),
+		chromedp.Click(chromedp.ID("generate")))
+	var src string
+	if err == nil {
+		src, err = chromedp.Run(tab, chromedp.Poll[string](`document.getElementById('result-image').naturalWidth > 0 && document.getElementById('result-image').src`,
+			chromedp.WithPollingTimeout(30*time.Second)))
+	}
+	if err != nil || !strings.HasPrefix(src, "data:image/png;base64,") {
+		t.Errorf("the result image with a key: %.40q %v", src, err)
 	}
 }
 

@@ -71,6 +71,7 @@ export class JobView {
     switch (type) {
       case 'state':
         this.state(d.state, d.error);
+        if (finished.has(d.state)) el('cancel').disabled = true; // nothing left to cancel
         break;
       case 'stage':
         el('stage').textContent = stageText(d);
