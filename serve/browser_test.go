@@ -171,6 +171,7 @@ func TestPageInChromium(t *testing.T) {
 		}
 	}
 	step("open the page",
+		// The log domain reports CSP violations and failed loads only once enabled.
 		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 			_, err := cdp.Call(ctx, t, cdplog.Enable, struct{}{})
 			return err
@@ -195,10 +196,18 @@ func TestPageInChromium(t *testing.T) {
 			dx, dy, scale, after.Box, wantX, wantY, before.Box[2], before.Box[3], before.Box)
 	}
 
-	// The keyboard: right twice moves the lion's box by 2×4, shift+down makes it 4 taller.
+	// The keyboard: the boxes follow the Plan button in the tab order; right
+	// twice moves the lion's box by 2×4, shift+down makes it 4 taller.
 	lion := readBox(t, tab, "a lion")
-	sel := chromedp.CSS(fmt.Sprintf(`#canvas .box[data-index="%d"]`, lion.Index))
-	step("keys", chromedp.Focus(sel), chromedp.KeyEvent(kb.ArrowRight+kb.ArrowRight),
+	tabs := []chromedp.Action[chromedp.Void]{chromedp.Focus(chromedp.ID("plan-button"))}
+	for range lion.Index + 1 {
+		tabs = append(tabs, chromedp.KeyEvent(kb.Tab))
+	}
+	step("tab to the lion's box", tabs...)
+	if focused, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.activeElement.getAttribute('aria-label') || document.activeElement.id`)); err != nil || !strings.HasPrefix(focused, "a lion:") {
+		t.Fatalf("after %d tabs from Plan the focus is on %q (%v), want the lion's box", lion.Index+1, focused, err)
+	}
+	step("keys", chromedp.KeyEvent(kb.ArrowRight+kb.ArrowRight),
 		chromedp.KeyEvent(kb.ArrowDown, chromedp.KeyModifiers(chromedp.ModifierShift)))
 	lionAfter := readBox(t, tab, "a lion")
 	if want := [4]float64{lion.Box[0] + 8, lion.Box[1], lion.Box[2], lion.Box[3] + 4}; lionAfter.Box != want {
@@ -253,6 +262,8 @@ func TestPageInChromium(t *testing.T) {
   bar: document.getElementById('progress-bar').value,
   job: document.getElementById('job-id').textContent,
   status: document.getElementById('status').textContent,
+  preview: !document.getElementById('preview').hidden && document.getElementById('preview').src.startsWith('data:image/png;base64,'),
+  loss: document.getElementById('loss').textContent,
 })`))
 	if err != nil {
 		t.Fatal(err)
@@ -273,6 +284,9 @@ func TestPageInChromium(t *testing.T) {
 	}
 	if status := shown["status"].(string); strings.Contains(status, "NaN") || strings.Contains(status, "undefined") || !strings.Contains(status, "succeeded") {
 		t.Errorf("the progress reads %q", status)
+	}
+	if shown["preview"] != true || !strings.HasPrefix(shown["loss"].(string), "guidance loss ") {
+		t.Errorf("no preview or guidance loss shown: %v", shown)
 	}
 	if shown["objects"].(float64) < 6 || shown["run"].(float64) < 2 || shown["bar"].(float64) != 1 {
 		t.Errorf("the result shows %v: want an image, mask and attention of both objects, layout and regions, a full bar", shown)
