@@ -220,6 +220,16 @@ func TestPageInChromium(t *testing.T) {
 		chromedp.Poll[chromedp.Void](`document.querySelector('[data-param="width"] .field-error').textContent.startsWith('width')`,
 			chromedp.WithPollingTimeout(10*time.Second)))
 
+	// An object without a name: the error names plan.objects[i] and lands in that object's form.
+	name := fmt.Sprintf(`#objects fieldset.object:nth-of-type(%d) input[name="name"]`, after.Index+1)
+	step("an object without a name",
+		chromedp.SetValue(chromedp.ID("width"), "128"),
+		chromedp.Focus(chromedp.CSS(name)), chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).select()`, name)),
+		chromedp.KeyEvent(kb.Backspace), chromedp.Click(chromedp.ID("generate")),
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelector('#objects fieldset.object:nth-of-type(%d) > .field-error').textContent.includes('no name')`, after.Index+1),
+			chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Focus(chromedp.CSS(name)), chromedp.KeyEvent("a mouse"))
+
 	const edited = "baring its tiny teeth, edited in the page"
 	desc := fmt.Sprintf(`#objects fieldset.object:nth-of-type(%d) input[name="description"]`, after.Index+1)
 	step("edit the description and generate",
@@ -291,8 +301,8 @@ func TestPageInChromium(t *testing.T) {
 	if shown["objects"].(float64) < 6 || shown["run"].(float64) < 2 || shown["bar"].(float64) != 1 {
 		t.Errorf("the result shows %v: want an image, mask and attention of both objects, layout and regions, a full bar", shown)
 	}
-	// The console's only error is the failed request of the bad width.
-	if e := errs.all(); len(e) != 1 || !strings.Contains(e[0], "400") {
+	// The console's only errors are the failed requests of the bad width and the nameless object.
+	if e := errs.all(); len(e) != 2 || !strings.Contains(e[0], "400") || !strings.Contains(e[1], "400") {
 		t.Errorf("the page reported errors: %q", e)
 	}
 }
