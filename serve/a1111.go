@@ -155,7 +155,7 @@ func (s *Server) txt2img(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkSD(&j, a1111Fields); err != nil {
 		return err
 	}
-	job, err := s.runSync(w, r, "sd", j, s.sdWork(j))
+	job, err := s.runSync(r, "sd", j, s.sdWork(j))
 	if err != nil {
 		return err
 	}

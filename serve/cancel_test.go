@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bufio"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -202,5 +203,45 @@ func TestQueueFullProgressAndInterrupt(t *testing.T) {
 	ts.do("POST", "/sdapi/v1/interrupt", "{}")
 	if code := <-done; code != http.StatusInternalServerError {
 		t.Errorf("an interrupted txt2img: %d", code)
+	}
+}
+
+// A synchronous generation outlives the server's ReadTimeout, which bounds
+// the reading of the request only.
+func TestLongRequestOutlivesReadTimeout(t *testing.T) {
+	ts := newTunedTestServer(t, Options{}, func(h *http.Server) { h.ReadTimeout = 50 * time.Millisecond })
+	code, body, _ := ts.do("POST", "/v1/images/generations", map[string]any{"prompt": "x", "size": "128x128", "steps": 10})
+	if code != http.StatusOK {
+		t.Fatalf("%d %s", code, body)
+	}
+}
+
+// A stream that waits sends keep-alive comments.
+func TestEventsKeepAlive(t *testing.T) {
+	ts := newTestServer(t, Options{KeepAlive: 10 * time.Millisecond})
+	long := ts.submitJob(longJob)
+	queued := ts.submitJob(shortJob)
+	resp, err := http.Get(ts.URL + "/v1/jobs/" + queued + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() && sc.Text() != ": keep-alive" {
+	}
+	if sc.Text() != ": keep-alive" {
+		t.Fatalf("the stream ended without a keep-alive: %v", sc.Err())
+	}
+	ts.do("DELETE", "/v1/jobs/"+queued, nil)
+	ts.do("DELETE", "/v1/jobs/"+long, nil)
+	// The stream ends with the canceled job's final event.
+	last := ""
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "data: ") {
+			last = sc.Text()
+		}
+	}
+	if !strings.Contains(last, `"canceled"`) {
+		t.Errorf("last event %q", last)
 	}
 }

@@ -26,8 +26,8 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer func() { stop() }()
 	rc := http.NewResponseController(w)
-	// A stream lasts as long as its job: no read or write deadline ends it.
-	rc.SetReadDeadline(time.Time{})
+	// A stream lasts as long as its job: no write deadline (a WriteTimeout
+	// of the http.Server) may end it.
 	rc.SetWriteDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

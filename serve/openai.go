@@ -117,7 +117,7 @@ func (s *Server) openAIImages(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return badField("method", "method %q: want sd or rfnet", req.Method)
 	}
-	job, err := s.runSync(w, r, kind, stored, work)
+	job, err := s.runSync(r, kind, stored, work)
 	if err != nil {
 		return err
 	}

@@ -56,14 +56,11 @@ func (s *Server) jobTimeout(seconds *float64) (time.Duration, error) {
 // runSync submits a job and waits for it, for the synchronous APIs: the job
 // is canceled when the client goes away. A failed job is a 500 with its
 // error, one past its deadline a 504, one canceled by a shutdown a 503.
-func (s *Server) runSync(w http.ResponseWriter, r *http.Request, kind string, req any, work jobs.Work) (jobs.Job, error) {
+func (s *Server) runSync(r *http.Request, kind string, req any, work jobs.Work) (jobs.Job, error) {
 	job, err := s.submit(kind, req, s.o.Limits.JobTimeout, work)
 	if err != nil {
 		return job, err
 	}
-	// The body is read: its read deadline (ReadTimeout) would otherwise
-	// cancel r.Context() in the middle of a long generation.
-	http.NewResponseController(w).SetReadDeadline(time.Time{})
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	go func() {

@@ -53,7 +53,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:7860", "listen on this host:port (loopback unless told otherwise: 0.0.0.0:7860 for every interface)")
 	fs.StringVar(&f.apiKey, "api-key", "", "require Authorization: Bearer KEY on the APIs (default $"+apiKeyEnv+"; empty: none)")
 	fs.IntVar(&f.queue, "queue", 16, "jobs waiting at most (running ones not counted); more get 429")
-	fs.IntVar(&f.workers, "workers", 1, "jobs running at once (1: one model, one device)")
+	fs.IntVar(&f.workers, "workers", 1, "jobs running at once on the one model (more than 1 on the CPU backend only; cuda computes on one stream)")
 	fs.StringVar(&f.data, "data", defaultDataDir(), "folder of the jobs and their files (kept across restarts)")
 	fs.StringVar(&f.public, "public-url", "", "base of the OpenAI API's url answers, such as https://images.example.com (default: the request's scheme and Host)")
 	fs.IntVar(&f.limits.MaxWidth, "max-width", d.MaxWidth, "largest image width a request may ask for (a multiple of 8)")
@@ -93,6 +93,9 @@ func (f *serveFlags) check(changed func(string) bool) error {
 	}
 	if f.queue < 1 {
 		return fmt.Errorf("--queue %d: want 1 or more", f.queue)
+	}
+	if f.workers < 1 {
+		return fmt.Errorf("--workers %d: want 1 or more", f.workers)
 	}
 	if f.grace < 0 {
 		return fmt.Errorf("--shutdown-grace %s: want 0 or more", f.grace)
@@ -134,7 +137,8 @@ func (f *serveFlags) run(fs *pflag.FlagSet) error {
 	if err := f.check(fs.Changed); err != nil {
 		return err
 	}
-	// Flags are checked; the workers' rule needs the device, known once loaded.
+	// Flags are checked; the rule for more than one worker needs the device,
+	// known once loaded (serve.New checks it).
 	start := time.Now()
 	m, err := f.model.load()
 	if err != nil {

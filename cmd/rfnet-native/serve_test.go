@@ -183,3 +183,47 @@ func samePixels(t *testing.T, name string, a, b []byte) {
 		}
 	}
 }
+
+// serve's bad flags are refused naming the flag, before the model loads
+// (the weights here do not exist), but for --addr's port, which only
+// listening tells.
+func TestServeFlagErrors(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "none")
+	tiny := fixtures.Path("models", "tiny-sd2")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--weights", missing, "--queue", "0"}, "--queue 0"},
+		{[]string{"--weights", missing, "--max-body", "lots"}, "--max-body"},
+		{[]string{"--weights", missing, "--max-body", "0"}, "--max-body"},
+		{[]string{"--weights", missing, "--addr", "7860"}, "--addr"},
+		{[]string{"--weights", missing, "--max-width", "100"}, "--max-width"},
+		{[]string{"--weights", missing, "--max-steps", "0"}, "--max-steps"},
+		{[]string{"--weights", missing, "--job-timeout", "0s"}, "--job-timeout"},
+		{[]string{"--weights", missing, "--public-url", "example.com"}, "--public-url"},
+		{[]string{"--weights", missing, "--shutdown-grace", "-1s"}, "--shutdown-grace"},
+		{[]string{"--weights", missing, "--max-objects", "0"}, "--max-objects"},
+		{[]string{"--weights", missing, "--data", ""}, "--data"},
+		{[]string{"--weights", missing, "--workers", "0"}, "--workers 0"},
+		{[]string{"--weights", tiny, "--offline-planner", "--data", t.TempDir(), "--addr", "127.0.0.1:-1"}, "--addr"},
+	} {
+		err := run(append([]string{"serve"}, c.args...))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error naming %s", c.args, err, c.want)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"1MiB": 1 << 20, "512": 512, "2 KiB": 2048, "1MB": 1e6, "10B": 10} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("%q: %d %v, want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1.5MiB", "MiB", "1TiB"} {
+		if _, err := parseBytes(in); err == nil {
+			t.Errorf("%q was accepted", in)
+		}
+	}
+}
