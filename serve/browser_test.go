@@ -384,6 +384,46 @@ func TestPageWithAnAPIKey(t *testing.T) {
 	}
 }
 
+// TestPageOpensPastJobs lists a job another client submitted (RFNet through
+// the OpenAI API), opens it from the list, shows its pictures and loads its
+// plan into the editor.
+func TestPageOpensPastJobs(t *testing.T) {
+	bin, ok := chromium(t)
+	if !ok {
+		return
+	}
+	ts := newTestServer(t, Options{Planner: fakePlanner(t, fakePlan)})
+	code, body, _ := ts.do("POST", "/v1/images/generations", map[string]any{
+		"prompt": "a mouse hunting a lion", "size": "64x64", "steps": 2, "method": "rfnet", "seed": 5})
+	if code != http.StatusOK {
+		t.Fatalf("the OpenAI request: %d %s", code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tab := browser(t, ctx, bin)
+	if err := chromedp.Do(tab,
+		chromedp.Navigate(ts.URL+"/"),
+		chromedp.Click(chromedp.CSS(`#jobs-list button.job`)),
+		chromedp.Poll[chromedp.Void](`document.getElementById('result-image').naturalWidth > 0`, chromedp.WithPollingTimeout(20*time.Second)),
+		chromedp.WaitReady(chromedp.CSS(`#canvas .box[data-index="1"]`)),
+	); err != nil {
+		state, _ := chromedp.Run(tab, chromedp.Text(chromedp.ID("status")))
+		t.Fatalf("%v (status %q)", err, state)
+	}
+	got, err := chromedp.Run(tab, chromedp.Evaluate[map[string]any](`({
+  state: document.getElementById('job-state').textContent,
+  objects: document.querySelectorAll('#result-objects img').length,
+  names: [...document.querySelectorAll('#canvas .box-name')].map((b) => b.textContent).sort(),
+  prompt: document.getElementById('prompt').value,
+})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["state"] != "succeeded" || got["objects"].(float64) != 6 || mustJSON(got["names"]) != `["a lion","a mouse"]` || got["prompt"] != "a mouse hunting a lion" {
+		t.Errorf("the opened job shows %v", got)
+	}
+}
+
 // jobPlan reads job id's plan.json through the API.
 func jobPlan(t *testing.T, base, id string) *llm.Plan {
 	t.Helper()
@@ -399,10 +439,11 @@ func jobPlan(t *testing.T, base, id string) *llm.Plan {
 	return &p
 }
 
-// TestPageHelpersInChromium runs the page's pure functions in the browser, on
-// the edge cases a drag or a stream rarely hits in TestPageInChromium: boxes
-// pushed past the canvas or shrunk past the smallest size, the object files
-// of a job, and events split across chunks at awkward places.
+// TestPageHelpersInChromium runs parts of the page in the browser on cases
+// the end-to-end tests rarely or never hit: boxes pushed past the canvas or
+// shrunk past the smallest size, the object files of a job, events split
+// across chunks at awkward places, stage names, and a job of several images
+// in seed folders (which the page itself never asks for).
 func TestPageHelpersInChromium(t *testing.T) {
 	bin, ok := chromium(t)
 	if !ok {
@@ -425,6 +466,19 @@ func TestPageHelpersInChromium(t *testing.T) {
   const body = new ReadableStream({ start(c) { for (const s of chunks) c.enqueue(new TextEncoder().encode(s)); c.close(); } });
   const events = [];
   for await (const ev of parse(body)) events.push(ev);
+  // A job of two images: one button per seed folder, the first folder shown.
+  const { JobView } = await import('/static/job.js');
+  const view = new JobView(() => {});
+  view.finish({ id: 'j1', state: 'succeeded', files: ['seed-5/image.png', 'seed-5/layout.png', 'seed-5/objects/00-a-cat.png',
+    'seed-5/objects/00-a-cat-mask.png', 'seed-6/image.png', 'seed-6/layout.png'] });
+  await new Promise((r) => setTimeout(r, 0));
+  const src = () => document.getElementById('result-image').getAttribute('src');
+  const seeds = { buttons: [...document.querySelectorAll('#result-seeds button')].map((b) => b.textContent), first: src(),
+    objects: document.querySelectorAll('#result-objects img').length };
+  document.querySelector('#result-seeds button:nth-of-type(2)').click();
+  await new Promise((r) => setTimeout(r, 0));
+  seeds.second = src();
+  seeds.run = [...document.querySelectorAll('#result-run img')].map((i) => i.getAttribute('src'));
   return {
     movedPast: moved([400, 10, 100, 50], 100, -100),
     movedIn: moved([10, 10, 100, 50], 5.4, 4.6),
@@ -434,6 +488,7 @@ func TestPageHelpersInChromium(t *testing.T) {
       'objects/00-a-lion-attention.png', 'objects/00-a-lion-overall-attention.png', 'objects/01-a-big-mask.png',
       'objects/01-a-big-mask-mask.png'])),
     events,
+    seeds,
     stages: [stageText({ stage: 'object', object: 1, objects: 2 }), stageText({ stage: 'overall', objects: 2 }),
       stageText({ stage: 'denoise', image: 1, images: 4 }), stageText({ stage: 'object', object: 0, objects: 2, images: 1 })],
   };
@@ -450,6 +505,8 @@ func TestPageHelpersInChromium(t *testing.T) {
 			"00-a-lion":     map[string]any{"image": "objects/00-a-lion.png", "mask": "objects/00-a-lion-mask.png", "attention": "objects/00-a-lion-attention.png"},
 			"01-a-big-mask": map[string]any{"image": "objects/01-a-big-mask.png", "mask": "objects/01-a-big-mask-mask.png"},
 		},
+		"seeds": map[string]any{"buttons": []any{"seed 5", "seed 6"}, "first": "/v1/jobs/j1/files/seed-5/image.png", "objects": 2,
+			"second": "/v1/jobs/j1/files/seed-6/image.png", "run": []any{"/v1/jobs/j1/files/seed-6/layout.png"}},
 		"stages": []any{"object 2/2", "overall", "denoise, image 2/4", "object 1/2"},
 		"events": []any{
 			map[string]any{"id": "1", "type": "state", "data": `{"state": "running"}`},
