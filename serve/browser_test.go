@@ -129,6 +129,7 @@ type boxOf struct {
 	Index  int        `json:"index"`
 	Box    [4]float64 `json:"box"`
 	X, Y   float64    // the centre, in CSS pixels
+	R, B   float64    // the right and bottom edges, in CSS pixels
 	Canvas float64    // the canvas's width inside its border, in CSS pixels
 }
 
@@ -139,7 +140,7 @@ func readBox(t *testing.T, ctx context.Context, name string) boxOf {
   const i = boxes.findIndex((b) => b.querySelector('.box-name').textContent === %q);
   if (i < 0) return null;
   const r = boxes[i].getBoundingClientRect();
-  return { index: i, box: boxes[i].dataset.box.split(' ').map(Number), X: r.x + r.width / 2, Y: r.y + r.height / 2,
+  return { index: i, box: boxes[i].dataset.box.split(' ').map(Number), X: r.x + r.width / 2, Y: r.y + r.height / 2, R: r.right, B: r.bottom,
     Canvas: document.getElementById('canvas').clientWidth };
 })()`, name)))
 	if err != nil {
@@ -421,6 +422,32 @@ func TestPageOpensPastJobs(t *testing.T) {
 	}
 	if got["state"] != "succeeded" || got["objects"].(float64) != 6 || mustJSON(got["names"]) != `["a lion","a mouse"]` || got["prompt"] != "a mouse hunting a lion" {
 		t.Errorf("the opened job shows %v", got)
+	}
+
+	// The loaded plan is edited like a new one: the lion's bottom-right
+	// handle resizes its box; a box added and deleted with the keyboard leaves
+	// the focus on a box.
+	lion := readBox(t, tab, "a lion")
+	const grow = 20.0
+	if err := chromedp.Do(tab, drag(lion.R-3, lion.B-3, grow, grow)); err != nil {
+		t.Fatal(err)
+	}
+	d := grow * llm.Canvas / lion.Canvas
+	if got := readBox(t, tab, "a lion").Box; got[0] != lion.Box[0] || got[1] != lion.Box[1] ||
+		math.Abs(got[2]-min(lion.Box[2]+d, llm.Canvas-lion.Box[0])) > 1 || math.Abs(got[3]-min(lion.Box[3]+d, llm.Canvas-lion.Box[1])) > 1 {
+		t.Errorf("after dragging the corner of %v by %g px: %v", lion.Box, grow, got)
+	}
+	err = chromedp.Do(tab,
+		chromedp.Focus(chromedp.ID("add-box")), chromedp.KeyEvent(kb.Enter),
+		chromedp.WaitReady(chromedp.CSS(`#canvas .box[data-index="2"]`)),
+		chromedp.KeyEvent(kb.Delete))
+	var after map[string]any
+	if err == nil {
+		after, err = chromedp.Run(tab, chromedp.Evaluate[map[string]any](`({ boxes: document.querySelectorAll('#canvas .box').length,
+  forms: document.querySelectorAll('#objects fieldset.object').length, focused: document.activeElement.className })`))
+	}
+	if err != nil || after["boxes"].(float64) != 2 || after["forms"].(float64) != 2 || after["focused"] != "box" {
+		t.Errorf("after adding and deleting a box: %v %v", after, err)
 	}
 }
 
