@@ -24,9 +24,11 @@ export class JobView {
     this.show(await json('GET', `/v1/jobs/${encodeURIComponent(id)}`));
   }
 
+  // show displays job and, while it is queued or running, follows its events.
   show(job) {
-    if (this.stop) this.stop.abort();
+    if (this.stop) this.stop.abort(); // the job shown before is no longer followed
     this.stop = null;
+    el('cancel').disabled = true;
     this.job = job;
     this.clear();
     el('job-id').textContent = `job ${job.id}:`;
