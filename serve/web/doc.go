@@ -21,7 +21,7 @@
 // the focused box, shift+arrows resize it, Delete removes it; every other
 // control is a labelled form control or button.
 //
-// The Go tests check what a browser cannot be trusted to report: the types
+// The Go tests check the files without a browser: the types
 // and CSP of every file, 404s, that no file names a URL elsewhere, and that
 // each id the scripts use exists. serve/browser_test.go drives the page in
 // Chromium against the real server.
