@@ -22,18 +22,21 @@ function headers(extra = {}) {
   return h;
 }
 
-// askKey shows the key dialog and resolves with what was typed. Concurrent
-// 401s share one dialog, so the key is asked for once.
+// askKey shows the key dialog and resolves with what was typed, or '' when
+// the dialog was dismissed (Escape). Concurrent 401s share one dialog, so the
+// key is asked for once.
 let asking = null;
 function askKey() {
   if (asking) return asking;
   const dialog = el('key-dialog');
   const input = el('api-key');
   input.value = '';
+  dialog.returnValue = '';
   asking = new Promise((resolve) => {
     dialog.addEventListener('close', () => {
       asking = null;
-      const key = input.value.trim();
+      // The form's submit button sets returnValue; Escape leaves it empty.
+      const key = dialog.returnValue === 'use' ? input.value.trim() : '';
       if (key) sessionStorage.setItem(keyName, key);
       resolve(key);
     }, { once: true });

@@ -70,9 +70,9 @@ async function openJob(id) {
     const job = view.job;
     const req = job.request || {};
     el('prompt').value = req.prompt || (req.plan && req.plan.prompt) || el('prompt').value;
-    if ((job.files || []).includes('plan.json')) {
-      editor.load(await (await file(id, 'plan.json')).json());
-    }
+    // A job of several images has a plan.json in each seed-<seed>/ folder, all alike.
+    const plan = (job.files || []).find((f) => /^(seed-\d+\/)?plan\.json$/.test(f));
+    if (plan) editor.load(await (await file(id, plan)).json());
   } catch (err) {
     showError(err, 'jobs-error');
   }

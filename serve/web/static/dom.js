@@ -39,7 +39,9 @@ function fieldError(param, fallbackId) {
 // that field invalid, and moves focus to it so a keyboard user lands on it.
 export function showError(err, fallbackId) {
   const { slot, field } = fieldError(err.param || '', fallbackId);
-  slot.textContent = err.param ? `${err.param}: ${err.message}` : err.message;
+  // Next to its own field the message needs no name; elsewhere it says which field.
+  const own = field && field.dataset.param === err.param;
+  slot.textContent = err.param && !own ? `${err.param}: ${err.message}` : err.message;
   if (field) {
     field.classList.add('invalid');
     const input = field.querySelector('input, textarea, select');

@@ -174,10 +174,11 @@ export class Editor {
     const handle = e.target.closest('.handle');
     this.drag = {
       i, corner: handle ? handle.dataset.corner : '', x: e.clientX, y: e.clientY, box: [...this.objects[i].box],
-      scale: canvasSize / this.canvas.getBoundingClientRect().width,
+      // clientWidth leaves out the canvas's border: boxes are placed in percent of what is inside it.
+      scale: canvasSize / this.canvas.clientWidth,
     };
-    box.setPointerCapture(e.pointerId);
     box.focus();
+    box.setPointerCapture(e.pointerId); // the drag goes on when the pointer leaves the box or the canvas
   }
 
   dragMove(e) {

@@ -24,9 +24,11 @@ export class JobView {
     this.show(await json('GET', `/v1/jobs/${encodeURIComponent(id)}`));
   }
 
+  // show displays job and, while it is queued or running, follows its events.
   show(job) {
-    if (this.stop) this.stop.abort();
+    if (this.stop) this.stop.abort(); // the job shown before is no longer followed
     this.stop = null;
+    el('cancel').disabled = true;
     this.job = job;
     this.clear();
     el('job-id').textContent = `job ${job.id}:`;
@@ -60,6 +62,7 @@ export class JobView {
     for (const img of [el('preview'), el('result-image')]) { img.hidden = true; img.removeAttribute('src'); }
     el('result-run').replaceChildren();
     el('result-objects').replaceChildren();
+    el('result-seeds').replaceChildren();
   }
 
   state(s, error) {
@@ -71,16 +74,18 @@ export class JobView {
     switch (type) {
       case 'state':
         this.state(d.state, d.error);
+        if (finished.has(d.state)) el('cancel').disabled = true; // nothing left to cancel
         break;
       case 'stage':
-        el('stage').textContent = d.objects ? `${d.stage} ${d.object + 1}/${d.objects}` : d.stage;
+        el('stage').textContent = stageText(d);
         break;
       case 'step':
-        el('step').textContent = `step ${d.step}/${d.steps}`;
+        el('stage').textContent = stageText(d);
+        el('step').textContent = d.steps ? `step ${d.step}/${d.steps}` : '';
         el('progress-bar').value = d.fraction || 0;
         break;
       case 'loss':
-        el('loss').textContent = `guidance loss ${Number(d.loss).toFixed(4)} (step ${d.step}, iteration ${d.iteration})`;
+        el('loss').textContent = `guidance loss ${Number(d.loss).toFixed(4)} (${stageText(d)}, step ${d.step}, iteration ${d.iteration})`;
         break;
       case 'preview':
         el('preview').src = `data:image/png;base64,${d.png}`;
@@ -95,18 +100,36 @@ export class JobView {
     this.state(job.state, job.error && (job.error.message || job.error));
     if (job.state !== 'succeeded') return;
     el('progress-bar').value = 1;
-    // The top-level pictures: image.png is the result (an SD job's first
-    // picture where it has none); layout.png, regions.png and the rest follow.
-    const pictures = (job.files || []).filter((f) => !f.includes('/') && f.endsWith('.png'));
-    const main = pictures.includes('image.png') ? 'image.png' : pictures[0];
-    if (main) this.image(el('result-image'), main);
-    for (const name of pictures.filter((f) => f !== main)) {
-      el('result-run').append(this.figure(name, name.replace(/\.png$/, '')));
+    // A job of several images keeps each in a seed-<seed>/ folder (generate's
+    // --batch-count rule): one button per folder chooses which is shown.
+    const files = job.files || [];
+    const folders = [...new Set(files.map((f) => (/^(seed-\d+\/)image\.png$/.exec(f) || [])[1]).filter(Boolean))];
+    el('result-seeds').replaceChildren(...(folders.length > 1 ? folders : []).map((folder) => {
+      const b = make('button', { type: 'button', text: folder.slice(0, -1).replace('-', ' ') });
+      b.addEventListener('click', () => this.pictures(files, folder));
+      return b;
+    }));
+    this.pictures(files, files.includes('image.png') || !folders.length ? '' : folders[0]);
+  }
+
+  // pictures shows the pictures of one folder of a job's files ('' for the
+  // top level): image.png as the result (an SD job's first picture where it
+  // has none), layout.png, regions.png and the rest beside it, and each
+  // object's image, mask and attention.
+  pictures(files, folder) {
+    el('result-run').replaceChildren();
+    el('result-objects').replaceChildren();
+    const names = files.filter((f) => f.startsWith(folder)).map((f) => f.slice(folder.length));
+    const top = names.filter((f) => !f.includes('/') && f.endsWith('.png'));
+    const main = top.includes('image.png') ? 'image.png' : top[0];
+    if (main) this.image(el('result-image'), folder + main);
+    for (const name of top.filter((f) => f !== main)) {
+      el('result-run').append(this.figure(folder + name, name.replace(/\.png$/, '')));
     }
-    for (const [key, parts] of objectFiles(job.files || [])) {
+    for (const [key, parts] of objectFiles(names)) {
       const row = make('div', { class: 'gallery' });
-      for (const [part, label] of [['image', 'image'], ['mask', 'mask'], ['attention', 'attention']]) {
-        if (parts[part]) row.append(this.figure(parts[part], label));
+      for (const part of ['image', 'mask', 'attention']) {
+        if (parts[part]) row.append(this.figure(folder + parts[part], part));
       }
       el('result-objects').append(make('h3', { text: key.replace(/^\d+-/, '').replaceAll('-', ' ') }), row);
     }
@@ -126,6 +149,16 @@ export class JobView {
       img.hidden = false;
     }, (err) => showError(err, 'job-error'));
   }
+}
+
+// stageText names a stage as a person reads it: "object 2/3" for RFNet's
+// per-object stage (object is absent outside it), "image 2/4" for one image of
+// several.
+export function stageText(d) {
+  let s = d.stage || '';
+  if (Number.isInteger(d.object)) s += ` ${d.object + 1}` + (d.objects ? `/${d.objects}` : '');
+  if (d.images > 1) s += `, image ${(d.image || 0) + 1}/${d.images}`;
+  return s;
 }
 
 // objectFiles groups a job's objects/NN-name*.png files by object, in file
