@@ -23,8 +23,8 @@ It writes, all from fixed seeds:
                               ("resized", HWC uint8 values), the processor's pixel values, the scaled
                               points, the image embeddings, low-resolution logits, IoU predictions,
                               and the masks post-processed to the input size (logits)
-  resize.json                 SHA-256 of PIL's bilinear resizes to the released 1024 longest side,
-                              for a bit-exact check of the Go resize at full size
+  resize.json                 SHA-256 of PIL's bilinear resizes to the released 1024 longest side (and two
+                              other sizes), for a bit-exact check of the Go resize at full size
 
 Where transformers' SamModel and SamProcessor (v4.29.2, the version RFNet's authors pin) differ from
 the original code, the fixtures follow transformers, since the released weights are used through it:
@@ -286,7 +286,9 @@ CASES = [
     {"name": "tall-cell-corner", "image": "tall", "points": [[3 * 70 // 16, 15 * 150 // 16]], "labels": [1]},
     {"name": "wide-two-points", "image": "wide", "points": [[40, 90], [150, 30]], "labels": [1, 0]},
 ]
-RESIZE_1024 = [("square", 1024), ("wide", 1024), ("tall", 1024)]
+# The released longest side (both directions), plus a strong shrink (a filter over about 5 pixels)
+# and an odd size.
+RESIZE_CHECKS = [("square", 1024), ("wide", 1024), ("tall", 1024), ("wide", 37), ("tall", 333)]
 
 
 def main():
@@ -357,7 +359,7 @@ def main():
         f.write("\n")
 
     sums = []
-    for name, longest in RESIZE_1024:
+    for name, longest in RESIZE_CHECKS:
         r = pil_resize(images[name], longest)
         sums.append({"image": name, "longest": longest, "height": r.shape[0], "width": r.shape[1],
                      "sha256": hashlib.sha256(np.ascontiguousarray(r).tobytes()).hexdigest()})
