@@ -2,6 +2,7 @@ package rfnet
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/rfnet/rfnet-native/llm"
@@ -28,6 +29,10 @@ type Output struct {
 // run's files as they were (and its error names the partial trace). generate
 // and serve both run RFNet through it.
 func RunToDir(m *pipeline.Model, plan *llm.Plan, o Options, out Output) (*Result, error) {
+	// A batch's seed-<S>/ folder does not exist yet when its trace opens.
+	if err := os.MkdirAll(out.Dir, 0o755); err != nil {
+		return nil, err
+	}
 	trace, err := OpenTrace(filepath.Join(out.Dir, PartialTrace))
 	if err != nil {
 		return nil, err
