@@ -78,9 +78,12 @@ type Component struct {
 }
 
 // Close releases the memory-mapped files (loaded weights stay valid).
-func (m *Model) Close() error {
+func (m *Model) Close() error { return closeFiles(m.files) }
+
+// closeFiles closes the memory-mapped files of a model (Model, Refiner).
+func closeFiles(files []*weights.File) error {
 	var errs []error
-	for _, f := range m.files {
+	for _, f := range files {
 		errs = append(errs, f.Close())
 	}
 	return errors.Join(errs...)

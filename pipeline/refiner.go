@@ -62,13 +62,7 @@ type Refiner struct {
 }
 
 // Close releases the memory-mapped files (loaded weights stay valid).
-func (r *Refiner) Close() error {
-	var errs []error
-	for _, f := range r.files {
-		errs = append(errs, f.Close())
-	}
-	return errors.Join(errs...)
-}
+func (r *Refiner) Close() error { return closeFiles(r.files) }
 
 // LoadRefiner reads an SDXL refiner from a diffusers folder (text_encoder_2/,
 // tokenizer_2/, unet/, vae/, scheduler/) or from a single file
