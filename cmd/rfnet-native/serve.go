@@ -157,6 +157,10 @@ func (f *serveFlags) run(fs *pflag.FlagSet) error {
 	if err != nil {
 		return err
 	}
+	// Signals are caught before the listening line: whoever reads that line
+	// and sends SIGTERM must get the graceful stop, not the default death.
+	sig, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stopSignals()
 	l, err := net.Listen("tcp", f.addr)
 	if err != nil {
 		s.Shutdown(context.Background())
@@ -169,8 +173,6 @@ func (f *serveFlags) run(fs *pflag.FlagSet) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()
-	sig, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stopSignals()
 	select {
 	case err := <-served:
 		return err // the listener failed
