@@ -17,7 +17,7 @@
 #                                and gpu-check-logs.tar.gz into $OUT (or
 #                                gpu-check-out/), all within GPU_CHECK_BUDGET
 #                                seconds (420 by default); GPU_CHECK_STEPS
-#                                (parity,engine,torch,kernels) picks groups
+#                                (parity,engine,torch,rfnet,kernels) picks groups
 #
 # With the device tool: build here, then run with carry ["bin/gpu"], command
 # "scripts/gpu-check.sh run" and timeout_s 480. After a fix, rebuild and rerun
@@ -131,8 +131,8 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 		outcome "bench-engine $1 $2" "$base.txt" $st "$(awk '/^host side/ {exit} /^unet, batch 2/ {u=$(NF-5)} /^vae decode/ {v=$(NF-5)} /^denoise/ {d=$(NF-5)} END {printf "unet %s ms, vae %s ms, 50 steps %s ms", u, v, d}' "$logs/$base.txt")"
 	}
 	# GPU_CHECK_STEPS picks the groups to run (a second, shorter run after a
-	# fix): parity, engine, torch, kernels; all by default.
-	local steps=",${GPU_CHECK_STEPS:-parity,engine,torch,kernels},"
+	# fix): parity, engine, torch, rfnet, kernels; all by default.
+	local steps=",${GPU_CHECK_STEPS:-parity,engine,torch,rfnet,kernels},"
 	want() { [[ $steps == *",$1,"* ]]; }
 
 	# Parity first (one row per top-level test), then speed, the headline
@@ -152,6 +152,20 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 		step "torch baseline" torch-baseline.txt 240 env PYTHONPATH="$root/bin/gpu/refenv${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 \
 			python3 scripts/torch_baseline.py "$logs/torch-baseline.json"
 		outcome "torch baseline" torch-baseline.txt $?
+	fi
+	if want rfnet; then
+		# RFNet's stage 2 in PyTorch (scripts/torch_rfnet.py: diffusers' UNet,
+		# torch.autograd steering) on random full-size SD 2.1-base weights, fp16,
+		# 512x512, 50 steps, the 2-object spec of testdata/torch-rfnet/spec
+		# (pipeline/rfnet's TestTorchRFNetParity checks that it computes what we
+		# do): one scene with the loss thresholds at 0 (forced) and one with the
+		# defaults, and the median steering pass. Rows (engine torch-rfnet) go to
+		# the JSON-lines file RFNET_GPU_ROWS (the docs/gpu-runs record).
+		export RFNET_GPU_ROWS="${RFNET_GPU_ROWS:-$logs/rows.jsonl}"
+		step "torch-rfnet sd21-base fp16" torch-rfnet.txt 300 env PYTHONPATH="$root/bin/gpu/refenv${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 \
+			python3 scripts/torch_rfnet.py --random sd21-base --run-dir testdata/torch-rfnet/spec \
+			--config testdata/torch-rfnet/scene2-512.json --device cuda --dtype fp16 --time forced,default --rows "$RFNET_GPU_ROWS"
+		outcome "torch-rfnet sd21-base fp16" torch-rfnet.txt $? "$(sed -n 's/^{"mode": "\([a-z]*\)", "ms": \([0-9]*\).*"guidance_median_ms": \([0-9]*\).*/\1 \2 ms (steering pass \3 ms)/p' "$logs/torch-rfnet.txt" | paste -sd, -)"
 	fi
 	want engine && engine sd15 fp16
 	if want kernels; then
@@ -182,6 +196,9 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 		echo
 		echo "== PyTorch at the same shapes"
 		cat "$logs/torch-baseline.txt" 2>/dev/null
+		echo
+		echo "== RFNet stage 2 in PyTorch (torch_rfnet.py)"
+		tail -n 5 "$logs/torch-rfnet.txt" 2>/dev/null
 		echo
 		echo "== parity figures"
 		cat "$logs/parity-figures.txt" 2>/dev/null

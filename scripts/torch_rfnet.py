@@ -519,7 +519,7 @@ class Stage2:
         self.steering = cfg["steering_attn_keys"]
         install(unet, self.steering + [cfg["obj_attn_key"]], self.watch)
         self.embed = embed
-        self.trace, self.guidance_ms = [], []
+        self.trace, self.guidance_ms, self.nonfinite = [], [], 0
         self.sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     def scheduler(self):
@@ -564,11 +564,15 @@ class Stage2:
             budget = max_iter(schedule, i)
             if loss_fn is not None and i < max_index and budget > 0:
                 n = 0
-                while last / scale > threshold and n < budget:
+                # (A non-finite loss ends our run with an error; here, with
+                # the threshold at 0 (timing, forced), it keeps the budget's
+                # work the same and is counted in the timing line.)
+                while (last / scale > threshold or (threshold == 0 and not math.isfinite(last))) and n < budget:
                     lv, gn, grad, parts = self.steering_pass(z, t, cond, loss_fn, i)
                     size = math.sqrt(1 - float(acp[int(t)]))
                     z = z - grad * size
                     last = lv
+                    self.nonfinite += not math.isfinite(lv)
                     self.trace.append({"stage": stage, "object": obj, "step": i, "timestep": int(t), "iteration": n,
                                        "step_size": size, "loss": lv / scale, "grad_norm": gn,
                                        "suppression": parts[0], "reference": parts[1]})
@@ -866,7 +870,8 @@ def main():
         peak = torch.cuda.max_memory_allocated() / 2**30 if args.device.startswith("cuda") else None
         iters = len(engine.trace)
         print(json.dumps({"mode": mode, "ms": ms, "steering_iterations": iters,
-                          "guidance_median_ms": statistics.median(engine.guidance_ms) if engine.guidance_ms else None}),
+                          "guidance_median_ms": statistics.median(engine.guidance_ms) if engine.guidance_ms else None,
+                          "nonfinite_losses": engine.nonfinite}),
               file=sys.stderr, flush=True)
         name = args.model_name or args.random or os.path.basename(os.path.normpath(args.model))
         base = {"engine": "torch-rfnet", "model": name, "dtype": args.dtype, "tflops": None, "peak_gib": peak}
