@@ -36,9 +36,11 @@ does it all):
     /usr/bin/python3 scripts/torch_rfnet.py --model testdata/models/tiny-sd2 \\
         --run-dir OUT --tokens tokens.json --out result.safetensors
 GPU timing (scripts/gpu-check.sh's rfnet step; random SD 2.1-base weights):
-    python3 scripts/torch_rfnet.py --random sd21-base --run-dir testdata/torch-rfnet/run-default \\
+    python3 scripts/torch_rfnet.py --random sd21-base --run-dir testdata/torch-rfnet/spec \\
         --config testdata/torch-rfnet/scene2-512.json --device cuda --dtype fp16 \\
         --time forced,default --rows rows.jsonl
+(The spec's token positions come from the tiny model's tokenizer and the text
+embeddings are random: on random weights neither changes the work timed.)
 
 Writes (--out X.safetensors): "latents" (final), "object.J.latents",
 "object.J.mask" and "object.J.aligned_mask" (latent grid), "composed" (C[0]);
