@@ -334,6 +334,9 @@ func median(ms []float64) float64 {
 	return s[len(s)/2]
 }
 
+// peakDevice is rfnetReport.Peak on a backend that tracks device memory.
+const peakDevice = "device allocator peak"
+
 // peakMeter measures a scene's peak memory: the device allocator's where the
 // backend tracks it, else the process's peak resident set (Linux: VmHWM,
 // reset through /proc/self/clear_refs), else nothing.
@@ -344,7 +347,7 @@ type peakMeter struct {
 
 func newPeakMeter(b tensor.Backend) peakMeter {
 	if mem, ok := b.(memoryStats); ok {
-		return peakMeter{mem: mem, kind: "device allocator peak"}
+		return peakMeter{mem: mem, kind: peakDevice}
 	}
 	if _, err := os.Stat("/proc/self/clear_refs"); err == nil {
 		return peakMeter{kind: "process peak RSS (VmHWM, weights included)"}
