@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,7 +38,7 @@ func TestGPURecord(t *testing.T) {
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		t.Fatal(err)
 	}
-	if keys := slices.Sorted(mapKeys(fields)); !slices.Equal(keys, []string{"card", "commit", "cublas", "date", "driver", "parity", "rows"}) {
+	if keys := slices.Sorted(maps.Keys(fields)); !slices.Equal(keys, []string{"card", "commit", "cublas", "date", "driver", "parity", "rows"}) {
 		t.Errorf("fields %v", keys)
 	}
 	var rows []map[string]json.RawMessage
@@ -45,7 +46,7 @@ func TestGPURecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, r := range rows {
-		if keys := slices.Sorted(mapKeys(r)); !slices.Equal(keys, slices.Sorted(slices.Values(rowFields))) {
+		if keys := slices.Sorted(maps.Keys(r)); !slices.Equal(keys, slices.Sorted(slices.Values(rowFields))) {
 			t.Errorf("row %d: fields %v", i, keys)
 		}
 	}
@@ -77,7 +78,7 @@ func TestGPURecord(t *testing.T) {
 		"torch-rfnet sd21-base f16 rfnet_scene2_forced", "torch-rfnet sd21-base f16 guidance",
 	}
 	if len(g.Rows) != len(want) {
-		t.Errorf("%d rows, want %d: %v", len(g.Rows), len(want), slices.Sorted(mapKeys(got)))
+		t.Errorf("%d rows, want %d: %v", len(g.Rows), len(want), slices.Sorted(maps.Keys(got)))
 	}
 	for _, k := range want {
 		if _, ok := got[k]; !ok {
