@@ -17,7 +17,10 @@
 #                                and gpu-check-logs.tar.gz into $OUT (or
 #                                gpu-check-out/), all within GPU_CHECK_BUDGET
 #                                seconds (420 by default); GPU_CHECK_STEPS
-#                                (parity,engine,torch,rfnet,kernels) picks groups
+#                                (parity,engine,torch,kernels,rfnet) picks
+#                                groups; last, the run's record,
+#                                docs/gpu-runs/DATE-CARD-COMMIT.json, into
+#                                $OUT (docs/benchmarks.md, "GPU run records")
 #
 # With the device tool: build here, then run with carry ["bin/gpu"], command
 # "scripts/gpu-check.sh run" and timeout_s 480. After a fix, rebuild and rerun
@@ -29,11 +32,20 @@ build() {
 	set -e
 	make kernels
 	mkdir -p bin/gpu
-	go build -tags cuda -trimpath -ldflags='-s -w' -o bin/gpu/rfnet-native ./cmd/rfnet-native
+	# The GPU machine gets the working tree without .git: the commit goes
+	# into the binary, for the run's record (-dirty: with uncommitted changes).
+	local commit
+	commit=$(git rev-parse --short=12 HEAD)
+	git diff --quiet HEAD || commit="$commit-dirty"
+	go build -tags cuda -trimpath -ldflags="-s -w -X main.buildCommit=$commit" -o bin/gpu/rfnet-native ./cmd/rfnet-native
 	go test -tags cuda -trimpath -ldflags='-s -w' -c -o bin/gpu/cuda.test ./cuda
 	go test -tags cuda -trimpath -ldflags='-s -w' -c -o bin/gpu/rfnet.test ./pipeline/rfnet
 	go test -tags cuda -trimpath -ldflags='-s -w' -c -o bin/gpu/cmd.test ./cmd/rfnet-native
 	gzip -9 -n -f bin/gpu/rfnet-native bin/gpu/cuda.test bin/gpu/rfnet.test bin/gpu/cmd.test
+	# CLIP's vocabulary for bench-engine --rfnet's prompts (1.3 MB; without
+	# it the run uses testdata's tiny one: the cost is that of 77 tokens either way).
+	local vocab="${CLIP_VOCAB:-/work/shared/data/clip/bpe_simple_vocab_16e6.txt.gz}"
+	if [ -f "$vocab" ]; then mkdir -p bin/gpu/tokenizer && cp "$vocab" bin/gpu/tokenizer/; fi
 	if [ -n "${REFENV:-}" ] && [ -d "$REFENV/diffusers/src/diffusers" ]; then
 		rm -rf bin/gpu/refenv && mkdir -p bin/gpu/refenv
 		cp -r "$REFENV/diffusers/src/diffusers" "$REFENV/hfhub/src/huggingface_hub" bin/gpu/refenv/
@@ -54,6 +66,13 @@ run() {
 	# 600-second command, and leaving a lease of 15 minutes time for a
 	# second, shorter run after a fix), so the table is always printed.
 	local budget="${GPU_CHECK_BUDGET:-420}"
+	# $rows (exported as RFNET_GPU_ROWS) is a JSON-lines file to which any
+	# step may append rows of the run's record, one JSON object a line with
+	# exactly its row fields: {"engine", "model", "dtype", "call", "ms",
+	# "tflops", "peak_gib"} (tflops and peak_gib may be null). gpu-record
+	# puts every line in the record's rows (and fails on a bad one).
+	local rows="$logs/rows.jsonl"
+	export RFNET_GPU_ROWS="$rows"
 	local f exe
 	for f in bin/gpu/*.gz; do
 		exe="$bin/$(basename "$f" .gz)"
@@ -73,11 +92,12 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
         break
 ' 2>/dev/null) && [ -n "$pipblas" ] &&
 		export LD_LIBRARY_PATH="$pipblas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-	local rows=()
+	: >"$rows"
+	local summary=()
 	pack() { tar -czf "$out/gpu-check-logs.tar.gz" -C "$logs" . 2>/dev/null; }
 	row() {
-		rows+=("$(printf '%-44s %s' "$1" "$2")")
-		printf '%s\n' "${rows[@]}" >"$out/summary.txt"
+		summary+=("$(printf '%-44s %s' "$1" "$2")")
+		printf '%s\n' "${summary[@]}" >"$out/summary.txt"
 		pack
 	}
 	# slot LIMIT: the seconds a step may take, LIMIT or what is left of the budget.
@@ -130,9 +150,19 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 		st=$?
 		outcome "bench-engine $1 $2" "$base.txt" $st "$(awk '/^host side/ {exit} /^unet, batch 2/ {u=$(NF-5)} /^vae decode/ {v=$(NF-5)} /^denoise/ {d=$(NF-5)} END {printf "unet %s ms, vae %s ms, 50 steps %s ms", u, v, d}' "$logs/$base.txt")"
 	}
+	# rfnet_scenes MODEL DTYPE: bench-engine --rfnet, whole RFNet scenes of
+	# 1, 2 and 4 objects at 512² and 50 steps, default and forced gating.
+	rfnet_scenes() {
+		local base="rfnet-$1-$2" st tok=bin/gpu/tokenizer/bpe_simple_vocab_16e6.txt.gz
+		[ -f "$tok" ] || tok=testdata/tokenizer/tiny
+		step "bench-engine --rfnet $1 $2" "$base.txt" 240 "$bin/rfnet-native" bench-engine --rfnet --device cuda --model "$1" --dtype "$2" \
+			--tokenizer "$tok" --objects 1,2,4 --json "$logs/$base.json"
+		st=$?
+		outcome "bench-engine --rfnet $1 $2" "$base.txt" $st "$(awk '$1 == 2 && ($2 == "default" || $2 == "forced") {printf "%s2 obj %s %s ms", sep, $2, $3; sep = ", "}' "$logs/$base.txt")"
+	}
 	# GPU_CHECK_STEPS picks the groups to run (a second, shorter run after a
-	# fix): parity, engine, torch, rfnet, kernels; all by default.
-	local steps=",${GPU_CHECK_STEPS:-parity,engine,torch,rfnet,kernels},"
+	# fix): parity, engine, torch, kernels, rfnet; all by default.
+	local steps=",${GPU_CHECK_STEPS:-parity,engine,torch,kernels,rfnet},"
 	want() { [[ $steps == *",$1,"* ]]; }
 
 	# Parity first (one row per top-level test), then speed, the headline
@@ -161,7 +191,6 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 		# do): one scene with the loss thresholds at 0 (forced) and one with the
 		# defaults, and the median steering pass. Rows (engine torch-rfnet) go to
 		# the JSON-lines file RFNET_GPU_ROWS (the docs/gpu-runs record).
-		export RFNET_GPU_ROWS="${RFNET_GPU_ROWS:-$logs/rows.jsonl}"
 		step "torch-rfnet sd21-base fp16" torch-rfnet.txt 300 env PYTHONPATH="$root/bin/gpu/refenv${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 \
 			python3 scripts/torch_rfnet.py --random sd21-base --run-dir testdata/torch-rfnet/spec \
 			--config testdata/torch-rfnet/scene2-512.json --device cuda --dtype fp16 --time forced,default --rows "$RFNET_GPU_ROWS"
@@ -172,18 +201,35 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 		step "kernel benchmarks" kernels-bench.txt 150 env RFNET_CUDA_POISON=0 "$bin/cuda.test" -test.run '^$' -test.bench . -test.benchtime 20x
 		outcome "kernel benchmarks" kernels-bench.txt $?
 	fi
+	want rfnet && rfnet_scenes sd21 fp16
 	want engine && engine sd15 fp32
 
 	# The report: everything into report.txt; the console gets the same
 	# without the kernel profiles but SD 2.1 fp16's UNet (the tool shows the
 	# last 12,000 characters).
 	python3 scripts/compare.py "$logs" >"$logs/compare.txt" 2>&1
+	# The record: docs/gpu-runs/DATE-CARD-COMMIT.json under $OUT, to commit
+	# with the figures (docs/benchmarks.md, "GPU run records").
+	local rec=(--out "$out/docs/gpu-runs" --gpu "$logs/gpu.txt" --rows "$rows")
+	for f in "$logs"/engine-*.json; do [ -e "$f" ] && rec+=(--engine "$f"); done
+	for f in "$logs"/rfnet-*.json; do [ -e "$f" ] && rec+=(--rfnet "$f"); done
+	for f in "$logs"/Test*.log "$logs"/tf32.log "$logs"/guidance.log "$logs"/commands.log; do [ -e "$f" ] && rec+=(--parity "$f"); done
+	[ -e "$logs/torch-baseline.json" ] && rec+=(--torch "$logs/torch-baseline.json")
+	[ -e "$logs/kernels-bench.txt" ] && rec+=(--kernels "$logs/kernels-bench.txt")
+	if "$bin/rfnet-native" gpu-record "${rec[@]}" >"$logs/record.txt" 2>&1; then
+		row "gpu run record" "$(tail -1 "$logs/record.txt" | sed "s|^$out/||")"
+	else
+		row "gpu run record" "FAIL (see record.txt)"
+	fi
 	{
 		echo "== gpu-check: $(cut -d, -f1 "$logs/gpu.txt")"
-		printf '%s\n' "${rows[@]}"
+		printf '%s\n' "${summary[@]}"
 		echo
 		echo "== engine (rfnet-native bench-engine)"
 		for f in "$logs"/engine-*.txt; do [ -e "$f" ] && sed '/^profile of one/,$d' "$f"; done
+		echo
+		echo "== RFNet scenes (bench-engine --rfnet)"
+		for f in "$logs"/rfnet-*.txt; do [ -e "$f" ] && grep -v '^\(building\|warm-up\|timing\)' "$f"; done
 		echo
 		echo "== where SD 2.1 fp16's UNet call spends its device time"
 		sed -n '/^profile of one unet/,/(whole call)/p' "$logs/engine-sd21-fp16.txt" 2>/dev/null
@@ -204,7 +250,7 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 		cat "$logs/parity-figures.txt" 2>/dev/null
 		echo
 		echo "== summary ($SECONDS s of a $budget s budget)"
-		printf '%s\n' "${rows[@]}"
+		printf '%s\n' "${summary[@]}"
 	} >"$logs/console.txt"
 	{
 		cat "$logs/console.txt"
@@ -215,7 +261,7 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 	pack
 	cat "$logs/console.txt"
 	echo "(everything: report.txt; the logs: gpu-check-logs.tar.gz)"
-	! printf '%s\n' "${rows[@]}" | grep -qE 'FAIL|TIMEOUT|SKIPPED'
+	! printf '%s\n' "${summary[@]}" | grep -qE 'FAIL|TIMEOUT|SKIPPED'
 }
 
 case "${1:-}" in

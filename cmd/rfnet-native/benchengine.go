@@ -95,7 +95,17 @@ func setupBenchEngine(fs *pflag.FlagSet) func() error {
 	steps := fs.Int("steps", 50, "DDIM steps of the denoising-loop measurement (0 skips it)")
 	out := fs.String("json", "", "also write the report as JSON to this file")
 	profile := fs.Bool("profile", false, "after timing each call (but the denoising loop), run it once more with every kernel timed and print where the device time went (--device cuda)")
+	var scenes rfnetBenchFlags
+	scenes.register(fs)
 	return func() error {
+		if scenes.on {
+			for _, f := range []string{"iters", "profile"} {
+				if fs.Changed(f) {
+					return fmt.Errorf("--%s applies to the single calls; --rfnet runs each scene once", f)
+				}
+			}
+			return benchScenes(&m, scenes, *model, *size, *steps, *out)
+		}
 		if *iters < 1 {
 			return fmt.Errorf("--iters %d: want at least 1", *iters)
 		}
@@ -119,7 +129,7 @@ func setupBenchEngine(fs *pflag.FlagSet) func() error {
 		var mdl *pipeline.Model
 		if m.weights == "" {
 			// Random full-size weights built in memory: no checkpoint, no disk.
-			if mdl, err = randomModel(*model, m.modelType, counter, d); err != nil {
+			if mdl, err = randomModel(*model, m.modelType, "", counter, d); err != nil {
 				return loadFlagError(err)
 			}
 			r.Weights = "random " + *model + " (in memory)"
@@ -157,8 +167,10 @@ func setupBenchEngine(fs *pflag.FlagSet) func() error {
 
 // randomModel builds model (sd15 or sd21, the latter as SD 2.1-base unless
 // modelType says otherwise) from random half-precision weights in the
-// released single-file layout, generated in memory.
-func randomModel(model, modelType string, b tensor.Backend, d tensor.DType) (*pipeline.Model, error) {
+// released single-file layout, generated in memory; with a tokenizer (a
+// tokenizer/ folder or vocabulary file) it can encode prompts, without one
+// only token ids.
+func randomModel(model, modelType, tokenizer string, b tensor.Backend, d tensor.DType) (*pipeline.Model, error) {
 	man, err := randckpt.ReadSingleFile(model + "-single-file")
 	if err != nil {
 		return nil, fmt.Errorf("--model %q: want sd15 or sd21 (%v)", model, err)
@@ -175,7 +187,7 @@ func randomModel(model, modelType string, b tensor.Backend, d tensor.DType) (*pi
 	if err != nil {
 		return nil, err
 	}
-	return pipeline.LoadFile(f, pipeline.LoadOptions{ModelType: modelType, Backend: b, DType: d, NoTokenizer: true})
+	return pipeline.LoadFile(f, pipeline.LoadOptions{ModelType: modelType, Backend: b, DType: d, Tokenizer: tokenizer, NoTokenizer: tokenizer == ""})
 }
 
 // benchStages times the calls a generation is made of. The model runs on

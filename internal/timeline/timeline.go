@@ -165,6 +165,42 @@ func (r *Recorder) Totals(s *Span) map[string]float64 {
 	return out
 }
 
+// SpanRecord is a closed host span as Spans lists it.
+type SpanRecord struct {
+	Name    string
+	Seconds float64
+	// Parent is the index in the list of the enclosing span, -1 at the top
+	// (or when the enclosing span is still open).
+	Parent int
+	Args   map[string]any
+}
+
+// Spans lists the closed host spans in the order they began, each with its
+// enclosing span: what a caller needs to sum a span's kind inside another
+// (the steering iterations of the single-object runs apart from the
+// overall run's), which Totals, summing by name alone, cannot.
+func (r *Recorder) Spans() []SpanRecord {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at := map[int]int{} // event index -> list index
+	var out []SpanRecord
+	for i, e := range r.events {
+		if e.open || e.TID != HostTrack {
+			continue
+		}
+		parent := -1
+		if k, ok := at[e.parent]; ok {
+			parent = k
+		}
+		at[i] = len(out)
+		out = append(out, SpanRecord{Name: e.Name, Seconds: e.Dur / 1e6, Parent: parent, Args: e.Args})
+	}
+	return out
+}
+
 // file is the JSON object of the trace-event format.
 type file struct {
 	TraceEvents     []event `json:"traceEvents"`

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -109,5 +110,42 @@ func TestWriteIsChromeTraceJSON(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(path); !bytes.Equal(got, b.Bytes()) {
 		t.Errorf("file %q, want %q", got, b.String())
+	}
+}
+
+// Spans names each closed span's parent, so spans of one name can be summed
+// inside another; open spans and device events are left out.
+func TestSpansListParents(t *testing.T) {
+	r := timeline.New()
+	run := r.Begin("run")
+	for obj := 0; obj < 2; obj++ {
+		o := r.Begin("object", "index", obj)
+		it := r.Begin("iteration")
+		it.End()
+		o.End()
+	}
+	r.Add(timeline.DeviceTrack, "kernel", "gemm", time.Now(), time.Millisecond)
+	open := r.Begin("failed")
+	r.Begin("iteration").End() // inside a span that never ends
+	run.End()
+	_ = open
+	spans := r.Spans()
+	var got []string
+	for _, s := range spans {
+		parent := "-"
+		if s.Parent >= 0 {
+			parent = spans[s.Parent].Name
+		}
+		got = append(got, s.Name+"<"+parent)
+		if s.Seconds < 0 {
+			t.Errorf("%s: %v s", s.Name, s.Seconds)
+		}
+	}
+	want := []string{"run<-", "object<run", "iteration<object", "object<run", "iteration<object", "iteration<-"}
+	if !slices.Equal(got, want) {
+		t.Errorf("spans %v, want %v", got, want)
+	}
+	if spans[1].Args["index"] != 0 {
+		t.Errorf("args %v", spans[1].Args)
 	}
 }
