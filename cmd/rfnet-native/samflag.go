@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 
@@ -71,4 +72,21 @@ func loadSAM(ctx context.Context, name string, offline bool, b tensor.Backend, d
 		return nil, fmt.Errorf("--sam %s: %w", name, err)
 	}
 	return m, nil
+}
+
+// loadSAM is the SAM of an RFNet run: --sam, else facebook/sam-vit-base from
+// the Hugging Face cache, else none, which log is told once (the masks then
+// come from the attention, §8.2).
+func (f *rfnetFlags) loadSAM(b tensor.Backend, d tensor.DType, offline bool, log io.Writer) (*sam.Model, error) {
+	name := f.sam
+	if name == "" {
+		dir, ok := cachedSAM()
+		if !ok {
+			fmt.Fprintf(log, "rfnet-native: no SAM (--sam, or %s in the Hugging Face cache): the masks come from the attention (§8.2)\n", samRepo)
+			return nil, nil
+		}
+		fmt.Fprintf(log, "rfnet-native: masks by SAM from %s (§8.1)\n", dir)
+		name = dir
+	}
+	return loadSAM(context.Background(), name, offline, b, d)
 }

@@ -202,3 +202,72 @@ func TestSegmentSAMFromHub(t *testing.T) {
 		t.Errorf("cachedSAM() = %q, %v after the download", d, ok)
 	}
 }
+
+// generate --sam cuts the objects' masks with §8.1 on the tiny SAM, writes
+// the candidates and the choice, and says so in run.json; without SAM (and
+// none in the cache) run.json says the attention made them.
+func TestRFNetWithSAM(t *testing.T) {
+	dir := t.TempDir()
+	plan := filepath.Join(dir, "plan.json")
+	os.WriteFile(plan, []byte(`{"version": 1, "prompt": "a cat and a ball", "objects": [
+  {"name": "a cat", "box": [20, 30, 200, 200], "descriptions": ["sleeping", "curled up", "purring"]},
+  {"name": "a ball", "box": [300, 280, 150, 150], "descriptions": ["red", "bouncing", "rubber"]}],
+  "background": "a garden", "negative": ""}`), 0o644)
+	for _, c := range []struct {
+		name   string
+		extra  []string
+		method string
+	}{
+		{"point", []string{"--sam", fixtures.Path("sam", "tiny-sam")}, "sam-point"},
+		{"box", []string{"--sam", fixtures.Path("sam", "tiny-sam"), "--sam-box"}, "sam-box"},
+		{"none", nil, "attention"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := filepath.Join(dir, c.name)
+			if err := run(rfnetArgs(out, append([]string{"--plan", plan, "--no-saa"}, c.extra...)...)); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := os.ReadFile(filepath.Join(out, "run.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var info struct {
+				MaskMethod string `json:"mask_method"`
+				SAM        []*struct {
+					Method      string    `json:"method"`
+					Index       int       `json:"index"`
+					Sizes       []int     `json:"sizes"`
+					Confidences []float64 `json:"confidences"`
+					CoarseIoUs  []float64 `json:"coarse_ious"`
+				} `json:"sam"`
+			}
+			if err := json.Unmarshal(raw, &info); err != nil {
+				t.Fatal(err)
+			}
+			if info.MaskMethod != c.method {
+				t.Fatalf("mask_method %q, want %q", info.MaskMethod, c.method)
+			}
+			page, _ := os.ReadFile(filepath.Join(out, "index.html"))
+			if c.method == "attention" {
+				if len(info.SAM) != 0 || strings.Contains(string(page), "SAM candidates") {
+					t.Errorf("no SAM, but run.json has %d choices or index.html shows candidates", len(info.SAM))
+				}
+				return
+			}
+			if len(info.SAM) != 2 || info.SAM[0] == nil || info.SAM[0].Method != c.method || len(info.SAM[0].Sizes) != 3 || len(info.SAM[0].CoarseIoUs) != 3 {
+				t.Fatalf("run.json sam: %s", raw)
+			}
+			for j, o := range []string{"00-a-ball", "01-a-cat"} {
+				for k := 0; k < 3; k++ {
+					f := filepath.Join("objects", o+"-sam-"+string(rune('0'+k))+".png")
+					if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+						t.Errorf("object %d: %v", j, err)
+					}
+					if !strings.Contains(string(page), f) {
+						t.Errorf("index.html does not show %s", f)
+					}
+				}
+			}
+		})
+	}
+}
