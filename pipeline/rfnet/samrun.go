@@ -16,6 +16,7 @@ func (r *runner) objectMask(sal grid, img *tensor.Tensor, soBox Box, h, w int) (
 		choice, err := SAMMask(r.sam, SAMInput{Image: sam.FromImage(pipeline.ToRGBA(img)), Attention: sal.v,
 			AttH: sal.h, AttW: sal.w, Box: c.SAMBox, MaskH: h, MaskW: w})
 		if err == nil {
+			choice.Segmentation = nil // the run keeps the choice, not SAM's tensors
 			return grid{h, w, choice.Mask()}, choice.Method, choice
 		}
 	}
