@@ -198,8 +198,12 @@ func TestSegmentSAMFromHub(t *testing.T) {
 			t.Errorf("fetched %s", r)
 		}
 	}
-	if d, ok := cachedSAM(); !ok || !strings.Contains(d, "models--facebook--sam-vit-base") {
+	d, ok := cachedSAM()
+	if !ok || !strings.Contains(d, "models--facebook--sam-vit-base") {
 		t.Errorf("cachedSAM() = %q, %v after the download", d, ok)
+	}
+	if out := captureStdout(t, func() error { return run([]string{"download", "sam-vit-base"}) }); strings.TrimSpace(out) != d {
+		t.Errorf("download sam-vit-base printed %q, want %q", out, d)
 	}
 }
 
