@@ -98,7 +98,7 @@ emu: $(EMU_LIB) $(EMU_DIR)/selftest
 
 EMU_ENV := RFNET_LIBCUDA=$(abspath $(EMU_LIB)) RFNET_REQUIRE_GPU=1
 EMU_TEST := $(GO) test -count=1 -tags cuda -timeout 40m
-EMU_PKGS := ./cuda ./pipeline/rfnet
+EMU_PKGS := ./cuda ./pipeline/rfnet ./sam
 
 # Of cmd's tests the passes run only the 5 (of 84 when this was written) that
 # use the cuda backend or behave otherwise with the cuda tag, as

@@ -237,6 +237,7 @@ func TestUsesPythonToolsCache(t *testing.T) {
 func TestParseRef(t *testing.T) {
 	for in, want := range map[string]Ref{
 		"sd21-base":                       {Repo: "stabilityai/stable-diffusion-2-1-base", Revision: "main"},
+		"sam-vit-base":                    {Repo: "facebook/sam-vit-base", Revision: "main"},
 		"org/name":                        {Repo: "org/name", Revision: "main"},
 		"org/name@v1.0":                   {Repo: "org/name", Revision: "v1.0"},
 		"hf://org/name/dir/m.safetensors": {Repo: "org/name", Revision: "main", File: "dir/m.safetensors"},

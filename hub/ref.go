@@ -30,7 +30,7 @@ type Alias struct {
 	Name, Ref, About string
 }
 
-// Aliases are the short names --weights accepts. The SD 1.5 weights moved when
+// Aliases are the short names --weights (and --sam, for SAM) accepts. The SD 1.5 weights moved when
 // runwayml/stable-diffusion-v1-5 was taken down; the copy kept by the
 // stable-diffusion-v1-5 organization has the same files.
 var Aliases = []Alias{
@@ -38,6 +38,7 @@ var Aliases = []Alias{
 	{"sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "SD 1.5, diffusers folder, 512×512, epsilon"},
 	{"sd21-base", "stabilityai/stable-diffusion-2-1-base", "SD 2.1-base, diffusers folder, 512×512, epsilon (the RFNet paper's model)"},
 	{"sd21", "stabilityai/stable-diffusion-2-1", "SD 2.1, diffusers folder, 768×768, v-prediction"},
+	{"sam-vit-base", "facebook/sam-vit-base", "Segment Anything ViT-B for --sam, transformers folder (config.json, model.safetensors)"},
 }
 
 var repoPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$`)

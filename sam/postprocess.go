@@ -17,7 +17,7 @@ func (p Processed) PostProcess(lowRes *tensor.Tensor) []float32 {
 		panic(fmt.Sprintf("sam: post-process: logits %v, want [k, h, w]", lowRes.Shape()))
 	}
 	k, h, w := lowRes.Dim(0), lowRes.Dim(1), lowRes.Dim(2)
-	up := bilinear(lowRes.Float32s(), k, h, w, p.Size, p.Size)
+	up := Bilinear(lowRes.Float32s(), k, h, w, p.Size, p.Size)
 	crop := make([]float32, 0, k*p.ResizedH*p.ResizedW)
 	for m := 0; m < k; m++ {
 		for y := 0; y < p.ResizedH; y++ {
@@ -25,7 +25,7 @@ func (p Processed) PostProcess(lowRes *tensor.Tensor) []float32 {
 			crop = append(crop, row[:p.ResizedW]...)
 		}
 	}
-	return bilinear(crop, k, p.ResizedH, p.ResizedW, p.OriginalH, p.OriginalW)
+	return Bilinear(crop, k, p.ResizedH, p.ResizedW, p.OriginalH, p.OriginalW)
 }
 
 // Binarize is the processor's mask_threshold of 0: logits > 0.
@@ -37,10 +37,10 @@ func Binarize(logits []float32) []bool {
 	return out
 }
 
-// bilinear resizes planes [n, h, w] to [n, oh, ow] as torch's upsample_bilinear2d
+// Bilinear resizes planes [n, h, w] to [n, oh, ow] as torch's upsample_bilinear2d
 // on the CPU (align_corners=False, no antialias), in float32 as there: source
 // index max((o+0.5)·in/out - 0.5, 0), weights 1-λ and λ, width first.
-func bilinear(src []float32, n, h, w, oh, ow int) []float32 {
+func Bilinear(src []float32, n, h, w, oh, ow int) []float32 {
 	ys, xs := linearTaps(h, oh), linearTaps(w, ow)
 	out := make([]float32, n*oh*ow)
 	for m := 0; m < n; m++ {

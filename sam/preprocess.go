@@ -87,3 +87,14 @@ func (p Processed) ScalePoint(x, y float64) ([2]float64, error) {
 	}
 	return [2]float64{x * (float64(p.ResizedW) / float64(p.OriginalW)), y * (float64(p.ResizedH) / float64(p.OriginalH))}, nil
 }
+
+// ScaleBox maps a box of the original image (x0, y0, x1, y1 in pixels) to the
+// encoder's input as SamProcessor scales input_boxes (both corners as points).
+// A box that is not inside the image with x0 < x1 and y0 < y1 is an error.
+func (p Processed) ScaleBox(b [4]float64) ([4]float64, error) {
+	if b[0] < 0 || b[1] < 0 || b[2] > float64(p.OriginalW) || b[3] > float64(p.OriginalH) || b[0] >= b[2] || b[1] >= b[3] {
+		return [4]float64{}, fmt.Errorf("sam: box (%g, %g, %g, %g) is not a box inside the %dx%d image", b[0], b[1], b[2], b[3], p.OriginalW, p.OriginalH)
+	}
+	sx, sy := float64(p.ResizedW)/float64(p.OriginalW), float64(p.ResizedH)/float64(p.OriginalH)
+	return [4]float64{b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy}, nil
+}

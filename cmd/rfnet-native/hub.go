@@ -123,6 +123,14 @@ func setupDownload(fs *pflag.FlagSet) func() error {
 			fmt.Println(folder)
 			return nil
 		}
+		if ref.Repo == samRepo && ref.File == "" { // a transformers folder, not a diffusers one: its two files
+			folder, err := c.FetchFolder(context.Background(), ref.Repo, ref.Revision, "", samFiles, nil)
+			if err != nil {
+				return err
+			}
+			fmt.Println(folder)
+			return nil
+		}
 		files, err := c.Resolve(context.Background(), ref, *fp16)
 		if err != nil {
 			return err

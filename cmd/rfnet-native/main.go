@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"plan":         {"ask the LLM for a scene plan and write it as plan.json, LMD layout text or a GLIGEN layout (edit it, then generate --plan)", setupPlan},
 	"tokenize":     {"print the CLIP token ids of a prompt as JSON", setupTokenize},
 	"refine":       {"refine an image with the SDXL refiner 1.0 (img2img, as diffusers' StableDiffusionXLImg2ImgPipeline)", setupRefine},
+	"segment":      {"cut masks from an image with Segment Anything, from a point or as RFNet does from an attention map (§8.1)", setupSegment},
 	"bench":        {"generate a benchmark's images (prompts × methods × seeds), sharded and resumable", setupBench},
 	"bench merge":  {"combine the run folders of shards: rfnet-native bench merge --out DIR SHARD_DIR...", setupBenchMerge},
 	"eval":         {"score a benchmark run with a vision judge (gpt4score, gpt4clip)", setupEval},

@@ -111,6 +111,10 @@ func (g *generateFlags) runRFNetBatch(cfg rfnet.Config, runs []rfnetOutput, tl *
 	if err := rfnet.Validate(m, cfg); err != nil {
 		return err
 	}
+	segmenter, err := g.rfnet.loadSAM(m.Backend, m.DType, g.model.offline, os.Stderr)
+	if err != nil {
+		return err
+	}
 	if !g.rfnet.allowV {
 		if err := rfnet.CheckPrediction(m); err != nil {
 			return fmt.Errorf("%w; --allow-v runs it anyway", err)
@@ -155,7 +159,7 @@ func (g *generateFlags) runRFNetBatch(cfg rfnet.Config, runs []rfnetOutput, tl *
 		// Both seeds move by i, so a config's own foreground start keeps its
 		// distance from the background seed (WithSeed would reset it).
 		c.BgSeed, c.FgSeedStart = cfg.BgSeed+uint64(i), cfg.FgSeedStart+uint64(i)
-		opts := rfnet.Options{Config: c, AllowV: g.rfnet.allowV, PreviewEvery: g.previewEvery, Timeline: tl}
+		opts := rfnet.Options{Config: c, AllowV: g.rfnet.allowV, PreviewEvery: g.previewEvery, Timeline: tl, SAM: segmenter}
 		if bar != nil {
 			opts.Progress = func(stage string, object, step, total int) {
 				notice.step()

@@ -17,7 +17,8 @@ import (
 // single-object runs' and the overall run's alike; the config file sets them
 // apart.
 type rfnetFlags struct {
-	printConfig, allowV                       bool
+	printConfig, allowV, samBox               bool
+	sam                                       string
 	frozenStepRatio, lossThreshold, lossScale float64
 	suppressionWeight, referenceWeight        float64
 	steeredSteps                              int
@@ -28,6 +29,8 @@ func (f *rfnetFlags) register(fs *pflag.FlagSet) {
 	d := rfnet.Default()
 	fs.BoolVar(&f.printConfig, "print-config", false, "rfnet: print the effective configuration (defaults, then --rfnet-config, then flags) as JSON with a line on each key, and exit; the output is a valid --rfnet-config file")
 	fs.BoolVar(&f.allowV, "allow-v", false, "rfnet: run on a v-prediction model (SD 2.x 768), which the reference does not support")
+	fs.StringVar(&f.sam, "sam", "", "rfnet: cut each object's mask with Segment Anything (§8.1): a SamModel folder or a Hub name such as sam-vit-base (default: facebook/sam-vit-base when the Hugging Face cache has it, else the attention mask of §8.2)")
+	fs.BoolVar(&f.samBox, "sam-box", d.SAMBox, "rfnet: prompt SAM with the attention's box instead of its peak (sam_box)")
 	fs.Float64Var(&f.frozenStepRatio, "frozen-step-ratio", d.FrozenStepRatio, "rfnet: share of the overall run's steps that keep the pasted objects (frozen_step_ratio)")
 	fs.IntVar(&f.steeredSteps, "steered-steps", d.MaxIndexStep, "rfnet: steps steered from the first, in every run (max_index_step and overall_max_index_step)")
 	fs.Float64Var(&f.lossThreshold, "loss-threshold", d.LossThreshold, "rfnet: steering stops once the last loss is at or below it, 0: never (loss_threshold and overall_loss_threshold)")
@@ -64,12 +67,13 @@ func (f *rfnetFlags) settings() []struct {
 		}},
 		{"suppression-weight", func(c *rfnet.Config) error { c.SuppressionWeight = f.suppressionWeight; return nil }},
 		{"reference-weight", func(c *rfnet.Config) error { c.RefWeight = f.referenceWeight; return nil }},
+		{"sam-box", func(c *rfnet.Config) error { c.SAMBox = f.samBox; return nil }},
 	}
 }
 
 // names are every flag of f, which --method sd refuses.
 func (f *rfnetFlags) names() []string {
-	names := []string{"print-config", "allow-v"}
+	names := []string{"print-config", "allow-v", "sam"}
 	for _, s := range f.settings() {
 		names = append(names, s.flag)
 	}

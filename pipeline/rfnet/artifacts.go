@@ -98,7 +98,42 @@ type RunInfo struct {
 	Seconds         map[string]float64 `json:"seconds"`
 	// ProfileSeconds are the run's --profile-out spans summed by name.
 	ProfileSeconds map[string]float64 `json:"profile_seconds,omitempty"`
+	// MaskMethod is how the objects' masks were made: "sam-point" or
+	// "sam-box" (§8.1), "attention" (§8.2), or "mixed" when a box-mode
+	// object fell back; SAM has §8.1's choice per object (null where none).
+	MaskMethod string           `json:"mask_method"`
+	SAM        []*samChoiceInfo `json:"sam,omitempty"`
 }
+
+// samChoiceInfo is one object's §8.1 choice in run.json; its candidates are
+// objects/NN-name-sam-K.png.
+type samChoiceInfo struct {
+	Method      string    `json:"method"`
+	Index       int       `json:"index"`
+	Scores      []int     `json:"scores"`
+	Sizes       []int     `json:"sizes"`
+	Confidences []float64 `json:"confidences"`
+	CoarseIoUs  []float64 `json:"coarse_ious"`
+	Point       [2]int    `json:"point"`
+	Cell        [2]int    `json:"cell"`
+	Box         *[4]int   `json:"box,omitempty"`
+}
+
+// MaskMethod is how res's masks were made (run.json's mask_method).
+func MaskMethod(res *Result) string {
+	m := MaskAttention
+	for j, o := range res.Objects {
+		if j == 0 {
+			m = o.MaskMethod
+		} else if o.MaskMethod != m {
+			return "mixed"
+		}
+	}
+	return m
+}
+
+// samCandidateSuffix names object files of §8.1's candidates: -sam-0.png...
+func samCandidateSuffix(k int) string { return fmt.Sprintf("-sam-%d.png", k) }
 
 // WriteArtifacts writes everything a run produced into dir: image.png (with
 // the parameters text chunk), plan.json, layout.png (the plan's boxes and
@@ -149,7 +184,7 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, ckpt i
 	}
 	info := RunInfo{Prompt: res.Plan.Prompt, OverallPrompt: res.OverallPrompt, OverallNegative: res.OverallNegative,
 		SONegative: res.SONegative, Config: cfg, Model: model, Seconds: map[string]float64{},
-		ProfileSeconds: res.Profile}
+		ProfileSeconds: res.Profile, MaskMethod: MaskMethod(res)}
 	for k, d := range res.Durations {
 		info.Seconds[k] = d.Seconds()
 	}
@@ -158,17 +193,34 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, ckpt i
 		info.ObjectPrompts = append(info.ObjectPrompts, o.Prompt)
 		base := objectBase(j, o.Name)
 		oi := pipeline.ToRGBA(o.Image)
-		for _, f := range []struct {
+		type picture struct {
 			suffix string
 			im     image.Image
 			text   map[string]string
-		}{
+		}
+		var candidates []picture
+		if c := o.SAM; c != nil {
+			info.SAM = append(info.SAM, &samChoiceInfo{Method: c.Method, Index: c.Index, Scores: c.Scores, Sizes: c.Sizes,
+				Confidences: c.Confidences, CoarseIoUs: c.CoarseIoUs, Point: c.Point, Cell: c.Cell, Box: c.Box})
+			for k, m := range c.Candidates {
+				v := make([]float64, len(m))
+				for i, b := range m {
+					if b {
+						v[i] = 1
+					}
+				}
+				candidates = append(candidates, picture{samCandidateSuffix(k), maskImage(v, c.MaskH, c.MaskW, oi.Bounds()), nil})
+			}
+		} else if MaskMethod(res) != MaskAttention {
+			info.SAM = append(info.SAM, nil)
+		}
+		for _, f := range append([]picture{
 			{".png", oi, map[string]string{"parameters": objectParameters(params, o, params.ObjectSeeds[j], res.SONegative).Format()}},
 			{"-mask.png", maskImage(o.Mask, res.LatentH, res.LatentW, oi.Bounds()), nil},
 			{"-attention.png", heatmap(oi, o.Saliency, o.SalH, o.SalW), nil},
 			{overallAttentionSuffix, attentionPicture(img, o.OverallAttention, res.LatentH, res.LatentW, o.Box, objectColor(j)), nil},
 			{referenceAttentionSuffix, attentionPicture(img, o.ReferenceAttention, res.LatentH, res.LatentW, o.Box, objectColor(j)), nil},
-		} {
+		}, candidates...) {
 			keep[base+f.suffix] = true
 			if err := add(pipeline.PreparePNG(filepath.Join(objects, base+f.suffix), f.im, f.text)); err != nil {
 				return err

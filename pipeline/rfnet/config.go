@@ -57,6 +57,9 @@ type Config struct {
 
 	MaskSigma float64 `json:"mask_gaussian_sigma"`
 	MaskTau   float64 `json:"mask_threshold"`
+	// SAMBox prompts SAM with the attention's box instead of its peak (the
+	// reference's use_box_input; §8.1); it matters only when a SAM is given.
+	SAMBox bool `json:"sam_box"`
 
 	HorizontalShiftOnly bool    `json:"horizontal_shift_only"`
 	ComposeBoxToBg      bool    `json:"compose_box_to_bg"`

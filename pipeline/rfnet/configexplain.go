@@ -40,6 +40,7 @@ var configExplain = map[string]string{
 	"attn_aggregation_step_start": "the mask aggregates the object layer's attention from this step on (§7.7)",
 	"mask_gaussian_sigma":         "σ, in cells of the object layer's attention grid, of the blur of the aggregated attention before it is normalized (§8.2)",
 	"mask_threshold":              "threshold on the normalized, blurred attention, in (0, 1), above which a cell is in the mask (§8.2)",
+	"sam_box":                     "with a SAM model: prompt it with the box of the opened coarse attention mask instead of the attention's peak (§8.1 box mode)",
 	"horizontal_shift_only":       "align each object's mask to its box by a horizontal shift alone (§9.1)",
 	"compose_box_to_bg":           "also paste each object's own initial noise into the box around its mask in the first latent (§9.2)",
 	"frozen_step_ratio":           "share of the overall run's steps whose pasted object region is replaced by the objects' latents (§9.3)",

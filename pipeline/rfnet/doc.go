@@ -1,8 +1,9 @@
 // Package rfnet is RFNet's stage 2 on top of a Stable Diffusion pipeline.Model:
 // Semantic Alignment Assessment picks each object's description, every object
 // is generated alone in a centered box with its cross-attention steered into
-// the box, its saliency mask comes from the aggregated cross-attention of its
-// word token, the objects' latent trajectories are shifted onto their boxes
+// the box, its mask is cut from its image by Segment Anything prompted at the
+// peak of its word token's aggregated cross-attention (§8.1, Options.SAM), or
+// without SAM comes from that attention alone (§8.2), the objects' latent trajectories are shifted onto their boxes
 // and composed (largest first), and the overall scene is generated from the
 // composition with frozen foreground steps, the suppression constraint and the
 // reference constraint. The defaults reproduce the authors' published run;

@@ -34,6 +34,13 @@ type indexObject struct {
 	Steered         string // the single-object run's steered steps, as ranges
 	// file paths, relative to the out-dir
 	ImageFile, MaskFile, SaliencyFile, OverallFile, ReferenceFile string
+	SAM                                                           []indexCandidate // §8.1's candidates, when SAM made the mask
+}
+
+// indexCandidate is one SAM candidate of an object's row.
+type indexCandidate struct {
+	File, Caption string
+	Chosen        bool
 }
 
 type indexToken struct {
@@ -68,7 +75,7 @@ func indexPage(res *Result, cfg Config) ([]byte, error) {
 			Left: 100 * o.Box[0], Top: 100 * o.Box[1], W: 100 * (o.Box[2] - o.Box[0]), H: 100 * (o.Box[3] - o.Box[1]),
 			ImageFile: base + ".png", MaskFile: base + "-mask.png", SaliencyFile: base + "-attention.png",
 			OverallFile: base + overallAttentionSuffix, ReferenceFile: base + referenceAttentionSuffix,
-			Steered: stepRanges(og.SteeredSteps)})
+			Steered: stepRanges(og.SteeredSteps), SAM: samCandidates(base, o.SAM)})
 		for _, p := range og.OverallPrompt.Positions {
 			if tokens[p].Color == "" {
 				tokens[p].Color = col
@@ -120,3 +127,16 @@ var indexTemplate = template.Must(template.New("index").Funcs(template.FuncMap{
 	"ranges": stepRanges,
 	"f2":     func(v float64) string { return fmt.Sprintf("%.2f", v) },
 }).Parse(indexTemplateText))
+
+// samCandidates are the row's SAM candidates with their numbers (none without SAM).
+func samCandidates(base string, c *SAMChoice) []indexCandidate {
+	if c == nil {
+		return nil
+	}
+	var out []indexCandidate
+	for k := range c.Candidates {
+		out = append(out, indexCandidate{File: base + samCandidateSuffix(k), Chosen: k == c.Index,
+			Caption: fmt.Sprintf("SAM %d: %d cells, confidence %.3f, coarse IoU %.3f, score %d", k, c.Sizes[k], c.Confidences[k], c.CoarseIoUs[k], c.Scores[k])})
+	}
+	return out
+}

@@ -48,6 +48,7 @@ The numbers are those of <a href="geometry.json">geometry.json</a>; the settings
 <td><img src="{{.SaliencyFile}}" alt="attention in its own run" width="200"></td>
 <td><img src="{{.OverallFile}}" alt="overall attention" width="200"></td>
 <td><img src="{{.ReferenceFile}}" alt="reference attention" width="200"></td></tr>
+{{if .SAM}}<tr class="sam"><td class="cap">SAM candidates (§8.1)</td><td colspan="5">{{range .SAM}}<figure style="display:inline-block;margin:0 8px 0 0"><img src="{{.File}}" alt="{{.Caption}}" width="120"{{if .Chosen}} style="outline:3px solid #2a2"{{end}}><figcaption class="cap">{{if .Chosen}}chosen: {{end}}{{.Caption}}</figcaption></figure>{{end}}</td></tr>{{end}}
 {{end}}</table>
 <p class="count">The object's own run with its mask and the attention the mask came from; then, over the final image with the scene box, the attention of the object's word token in the overall run and in its own run moved onto its box (the reference the constraint pulls the overall run towards), both averaged over steps 1-{{.Window}}, the heads and the steering layers, each scaled to its own range.</p>
 

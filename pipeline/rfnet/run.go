@@ -9,6 +9,7 @@ import (
 	"github.com/rfnet/rfnet-native/internal/timeline"
 	"github.com/rfnet/rfnet-native/llm"
 	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/sam"
 	"github.com/rfnet/rfnet-native/sched"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/unet"
@@ -38,6 +39,9 @@ type Options struct {
 	// steering iteration (pipeline.Canceled): Run then returns an error that
 	// wraps Context.Err().
 	Context context.Context
+	// SAM, when not nil, cuts each object's mask from its image with §8.1
+	// (Config.SAMBox chooses the prompt); without it, §8.2's attention mask.
+	SAM *sam.Model
 }
 
 // runner is one RFNet run's state: the Stable Diffusion model with the
@@ -51,6 +55,7 @@ type runner struct {
 	previewEvery int
 	tl           *timeline.Recorder
 	ctx          context.Context // may be nil
+	sam          *sam.Model      // may be nil
 }
 
 // ObjectResult is what the single-object run of one box produced.
@@ -67,6 +72,10 @@ type ObjectResult struct {
 	Shift    [2]int // latent cells
 	// AlignedMask is Mask shifted onto the scene box (latent grid).
 	AlignedMask []float64
+	// MaskMethod is how Mask was made (MaskSAMPoint, MaskSAMBox or
+	// MaskAttention); SAM holds §8.1's candidates and choice when SAM made it.
+	MaskMethod string
+	SAM        *SAMChoice
 	// OverallAttention is the overall run's attention of the object's phrase's
 	// word token, ReferenceAttention its own run's (shifted into the scene),
 	// both on the latent grid as attentionWindow averages them.
@@ -129,7 +138,7 @@ func Run(m *pipeline.Model, plan *llm.Plan, o Options) (*Result, error) {
 	if o.PreviewEvery < 0 {
 		return nil, fmt.Errorf("rfnet: preview every %d steps: want 0 (none) or more", o.PreviewEvery)
 	}
-	r := &runner{Model: m, cfg: c, emit: func(TraceEvent) {}, progress: o.Progress, latent: o.Latent, previewEvery: o.PreviewEvery, tl: o.Timeline, ctx: o.Context}
+	r := &runner{Model: m, cfg: c, emit: func(TraceEvent) {}, progress: o.Progress, latent: o.Latent, previewEvery: o.PreviewEvery, tl: o.Timeline, ctx: o.Context, sam: o.SAM}
 	if o.Trace != nil {
 		r.emit = o.Trace
 	}
@@ -238,7 +247,8 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 		if !ok { // fewer steps than the aggregation start: use every step
 			sal, _ = saliency(run.saved, c.ObjectKey, 0)
 		}
-		mask := extractMask(sal, o.SOBox, h, w, c.MaskSigma, c.MaskTau)
+		mask, method, choice := r.objectMask(sal, or.Image, o.SOBox, h, w)
+		or.MaskMethod, or.SAM = method, choice
 		center := centerOf(mask)
 		sh := alignment(center, h, w, o.Box, base, c.HorizontalShiftOnly)
 		or.Mask, or.Saliency, or.SalH, or.SalW = mask.v, sal.v, sal.h, sal.w
