@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/rfnet/rfnet-native/cpu"
 	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/pipeline/infotext"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/weights"
 )
@@ -89,5 +91,58 @@ func TestRefineCommandInput(t *testing.T) {
 		if err := run(append(append([]string(nil), base...), c.args...)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: error %v, want one saying %q", c.args, err, c.want)
 		}
+	}
+}
+
+// refine's PNG carries the A1111-style parameters text of the run, which
+// info reads back, and a JSON sidecar with the same record.
+func TestRefineWritesParameters(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "refined.png")
+	err := run([]string{"refine", "--weights", fixtures.Path("models", "tiny-sdxl-refiner"), "--device", "cpu",
+		"--image", fixtures.Path("refiner", "refiner-input-64x48.png"), "--size", "32", "--prompt", "a lion", "--negative-prompt", "blurry",
+		"--steps", "4", "--strength", "0.5", "--seed", "11", "--aesthetic-score", "7", "--out", out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := captureStdout(t, func() error { return run([]string{"info", "--json", out}) })
+	var printed struct {
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal([]byte(text), &printed); err != nil {
+		t.Fatalf("info --json printed %q: %v", text, err)
+	}
+	got := infotext.Parse(printed.Text)
+	if got.Prompt != "a lion" || got.NegativePrompt != "blurry" {
+		t.Fatalf("prompt %q, negative prompt %q", got.Prompt, got.NegativePrompt)
+	}
+	var keys []string
+	fields := map[string]string{}
+	for _, f := range got.Fields {
+		keys = append(keys, f.Key)
+		fields[f.Key] = f.Value
+	}
+	if want := "Steps Sampler CFG scale Seed Size Model hash Model Denoising strength Aesthetic score Negative aesthetic score Method"; strings.Join(keys, " ") != want {
+		t.Fatalf("keys %q, want %q", strings.Join(keys, " "), want)
+	}
+	for k, v := range map[string]string{"Steps": "4", "Sampler": "Euler", "CFG scale": "5", "Seed": "11", "Size": "32x32",
+		"Model": "tiny-sdxl-refiner", "Denoising strength": "0.5", "Aesthetic score": "7", "Negative aesthetic score": "2.5", "Method": "sdxl-refiner"} {
+		if fields[k] != v {
+			t.Errorf("%s: %q, want %q", k, fields[k], v)
+		}
+	}
+	if len(fields["Model hash"]) != 10 {
+		t.Errorf("Model hash %q", fields["Model hash"])
+	}
+	raw, err := os.ReadFile(pipeline.SidecarPath(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta pipeline.RefineSidecar
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		t.Fatal(err)
+	}
+	if meta.StepsRun != 2 || meta.Resized != 32 || meta.Input != fixtures.Path("refiner", "refiner-input-64x48.png") || meta.Seconds["refine"] <= 0 {
+		t.Fatalf("sidecar %s", raw)
 	}
 }
