@@ -278,7 +278,7 @@ type pipelineFiles struct {
 var (
 	// sdFiles are a Stable Diffusion 1.x/2.x folder's.
 	sdFiles = pipelineFiles{
-		kind: "Stable Diffusion",
+		kind: "a Stable Diffusion",
 		required: []string{"model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json",
 			"tokenizer/vocab.json", "tokenizer/merges.txt", "unet/config.json", "vae/config.json"},
 		optional: []string{"tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json"},
@@ -288,7 +288,7 @@ var (
 	// (stabilityai/stable-diffusion-xl-refiner-1.0): its only text encoder
 	// and tokenizer are the second ones. Its vae_1_0/ is not read.
 	refinerFiles = pipelineFiles{
-		kind: "SDXL refiner",
+		kind: "an SDXL refiner",
 		required: []string{"model_index.json", "scheduler/scheduler_config.json", "text_encoder_2/config.json",
 			"tokenizer_2/vocab.json", "tokenizer_2/merges.txt", "unet/config.json", "vae/config.json"},
 		optional: []string{"tokenizer_2/special_tokens_map.json", "tokenizer_2/tokenizer_config.json"},
@@ -320,7 +320,7 @@ func Select(names []string, preferFP16 bool) ([]string, error) {
 	}
 	for _, n := range want {
 		if !have[n] {
-			return nil, fmt.Errorf("%w: the repository has no %s (is it a %s diffusers repository?)", ErrNotFound, n, set.kind)
+			return nil, fmt.Errorf("%w: the repository has no %s (is it %s diffusers repository?)", ErrNotFound, n, set.kind)
 		}
 	}
 	for _, m := range set.models {
