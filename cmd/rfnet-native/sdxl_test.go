@@ -113,3 +113,41 @@ func TestRFNetSDXLInput(t *testing.T) {
 		t.Errorf("--method sd --sdxl: %v", err)
 	}
 }
+
+// bench's -sdxl methods need --sdxl-weights, refused before any model loads;
+// with it each item's image is the refined one, its sidecar records the pass.
+func TestBenchSDXLMethods(t *testing.T) {
+	t.Setenv("OPENAI_API_KEY", "")
+	t.Setenv("OPENAI_BASE_URL", "")
+	out := filepath.Join(t.TempDir(), "run")
+	args := smallBench(t, out, "--methods", "sd-sdxl,rfnet-sdxl", "--limit", "1")
+	noModel := append([]string(nil), args...)
+	noModel[2] = filepath.Join(out, "missing-model")
+	if err := run_(noModel); err == nil || !strings.Contains(err.Error(), "need --sdxl-weights") {
+		t.Fatalf("without --sdxl-weights: %v", err)
+	}
+	if err := run_(smallBench(t, out, "--sdxl-weights", "x")); err == nil || !strings.Contains(err.Error(), "--sdxl-weights and --sdxl-size apply to the -sdxl methods") {
+		t.Fatalf("--sdxl-weights with --methods sd: %v", err)
+	}
+	if err := run_(append(args, "--sdxl-weights", fixtures.Path("models", "tiny-sdxl-refiner"), "--sdxl-size", "32")); err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{"sd-sdxl", "rfnet-sdxl"} {
+		metas, _ := filepath.Glob(filepath.Join(out, "images", method, "*.json"))
+		if len(metas) != 1 {
+			t.Fatalf("%s: sidecars %v", method, metas)
+		}
+		raw, _ := os.ReadFile(metas[0])
+		var meta struct {
+			Width int                     `json:"width"`
+			SDXL  *pipeline.RefineSidecar `json:"sdxl"`
+		}
+		if err := json.Unmarshal(raw, &meta); err != nil || meta.Width != 32 || meta.SDXL == nil || meta.SDXL.StepsRun != 15 ||
+			meta.SDXL.NegativePrompt == "" || !strings.HasSuffix(meta.SDXL.NegativePrompt, ", "+rfnet.SDXLNegativeTail) {
+			t.Fatalf("%s: sidecar %s: %v", method, raw, err)
+		}
+		if b := decodePNG(t, strings.TrimSuffix(metas[0], ".json")+".png").Bounds(); b.Dx() != 32 {
+			t.Fatalf("%s: image %v", method, b)
+		}
+	}
+}

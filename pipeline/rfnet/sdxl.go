@@ -12,6 +12,7 @@ import (
 	"github.com/rfnet/rfnet-native/internal/regular"
 	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/pipeline/infotext"
+	"github.com/rfnet/rfnet-native/tensor"
 )
 
 // The settings of the SDXL refiner pass of the published run (algorithm
@@ -48,16 +49,25 @@ type SDXL struct {
 // Lanczos, strength sdxl_step_ratio of 50 steps, guidance 5, aesthetic
 // scores 6 and 2.5, and seed bg_seed + 7890.
 func SDXLRequest(r *pipeline.Refiner, res *Result, cfg Config, size int) (pipeline.RefineRequest, error) {
+	return SDXLImageRequest(r, res.Image, res.Plan.Prompt, res.Plan.Negative, cfg, size)
+}
+
+// SDXLImageRequest is SDXLRequest for any image [1, 3, H, W] in [0, 1] with
+// its caption and negative prompt (bench's sd-sdxl: a plain SD image, "").
+func SDXLImageRequest(r *pipeline.Refiner, image *tensor.Tensor, caption, negative string, cfg Config, size int) (pipeline.RefineRequest, error) {
 	if !(cfg.SDXLStepRatio > 0) {
 		return pipeline.RefineRequest{}, fmt.Errorf("rfnet: sdxl: %w", &KeyError{Key: "sdxl_step_ratio",
 			Err: fmt.Errorf("sdxl_step_ratio %v: the refiner pass wants (0, 1]", cfg.SDXLStepRatio)})
 	}
-	im, err := pipeline.ResizeLanczos(pipeline.ToRGBA(res.Image), size, size)
+	if size == 0 {
+		size = SDXLSize
+	}
+	im, err := pipeline.ResizeLanczos(pipeline.ToRGBA(image), size, size)
 	if err != nil {
 		return pipeline.RefineRequest{}, fmt.Errorf("rfnet: sdxl: %w", err)
 	}
-	q := pipeline.NewRefineRequest(pipeline.FromImage(r.Backend, r.DType, im), res.Plan.Prompt)
-	q.NegativePrompt = res.Plan.Negative + ", " + SDXLNegativeTail
+	q := pipeline.NewRefineRequest(pipeline.FromImage(r.Backend, r.DType, im), caption)
+	q.NegativePrompt = negative + ", " + SDXLNegativeTail
 	q.Strength = cfg.SDXLStepRatio
 	q.Seed = cfg.BgSeed + SDXLSeedOffset
 	return q, nil
