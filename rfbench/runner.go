@@ -389,7 +389,7 @@ func (r *Runner) plan(ctx context.Context, p Prompt) (*llm.Plan, error) {
 }
 
 // refine runs the SDXL refiner pass on an item's image and records it in meta.
-func (r *Runner) refine(image *tensor.Tensor, caption, negative string, c rfnet.Config, meta *Meta) (*tensor.Tensor, infotext.Params, error) {
+func (r *Runner) refine(ctx context.Context, image *tensor.Tensor, caption, negative string, c rfnet.Config, meta *Meta) (*tensor.Tensor, infotext.Params, error) {
 	if r.SDXL == nil {
 		return nil, infotext.Params{}, fmt.Errorf("rfbench: method %s runs the SDXL refiner, and none is loaded (--sdxl-weights)", meta.Method)
 	}
@@ -397,7 +397,7 @@ func (r *Runner) refine(image *tensor.Tensor, caption, negative string, c rfnet.
 	if err != nil {
 		return nil, infotext.Params{}, err
 	}
-	q.Context = r.SDXL.Context
+	q.Context = ctx
 	start := time.Now()
 	var res *pipeline.RefineResult
 	err = r.profiled(func() (err error) {
@@ -501,7 +501,7 @@ func (r *Runner) generate(ctx context.Context, it Item) (err error) {
 		if meta.Plan != nil {
 			negative = meta.Plan.Negative
 		}
-		if image, params, err = r.refine(image, caption, negative, c, &meta); err != nil {
+		if image, params, err = r.refine(ctx, image, caption, negative, c, &meta); err != nil {
 			return err
 		}
 		params.Method = it.Method
