@@ -145,9 +145,9 @@ func (f *refineFlags) run() error {
 // such as sdxl-refiner, fetched into the Hugging Face cache like --weights'
 // of generate), flag naming the flag that gave it in errors.
 func loadRefiner(ctx context.Context, flag, name string, offline bool, o pipeline.LoadOptions) (*pipeline.Refiner, error) {
-	path, err := resolveWeights(ctx, name, offline, o.DType != tensor.Float32)
+	path, err := resolveModel(ctx, flag, name, offline, o.DType != tensor.Float32)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, err)
+		return nil, err
 	}
 	r, err := pipeline.LoadRefiner(path, o)
 	if errors.Is(err, pipeline.ErrNoTokenizer) {

@@ -102,6 +102,7 @@ func TestRFNetSDXLInput(t *testing.T) {
 		{[]string{"--sdxl-step-ratio", "0.5"}, "--sdxl-step-ratio applies with --sdxl"},
 		{[]string{"--sdxl", "--sdxl-step-ratio", "0"}, "--sdxl-step-ratio 0: want (0, 1]"},
 		{[]string{"--sdxl", "--sdxl-size", "100"}, "--sdxl-size"},
+		{[]string{"--sdxl", "--sdxl-weights", "./no-refiner"}, "--sdxl-weights ./no-refiner: no such file or folder, and not a Hub name"},
 		{[]string{"--sdxl", "--sdxl-weights", fixtures.Path("models", "tiny-sd1")}, "--sdxl-weights: pipeline: " + fixtures.Path("models", "tiny-sd1") + " holds a Stable Diffusion 1.x/2.x model"},
 	} {
 		if err := run(append(append([]string(nil), base...), c.args...)); err == nil || !strings.Contains(err.Error(), c.want) {
