@@ -57,9 +57,7 @@ func TestRFNetSDXLMatchesRefine(t *testing.T) {
 		}
 	}
 	var info struct {
-		Prompt string                  `json:"prompt"`
-		SDXL   pipeline.RefineSidecar  `json:"sdxl"`
-		Config struct{ Ratio float64 } `json:"-"`
+		SDXL pipeline.RefineSidecar `json:"sdxl"`
 	}
 	raw, _ := os.ReadFile(filepath.Join(seedDir, "run.json"))
 	if err := json.Unmarshal(raw, &info); err != nil {
