@@ -266,28 +266,64 @@ func (c *Client) cachedSnapshot(ref Ref, preferFP16 bool, hint string) (Files, e
 	return Files{Dir: dir, Paths: paths}, nil
 }
 
-// Select picks the files a Stable Diffusion pipeline reads from a diffusers
-// repository listing: the configs, the tokenizer, and for each model one
-// .safetensors weight file (the fp16 variant when preferFP16 and present).
-// Pickles (.bin, .ckpt) are never chosen; a model with only those is an error.
+// pipelineFiles are the files of one kind of diffusers pipeline folder that
+// Select picks: configs and tokenizer files (required, and optional when
+// there), and each model folder's weights file base name.
+type pipelineFiles struct {
+	kind               string
+	required, optional []string
+	models             []struct{ dir, base string }
+}
+
+var (
+	// sdFiles are a Stable Diffusion 1.x/2.x folder's.
+	sdFiles = pipelineFiles{
+		kind: "a Stable Diffusion",
+		required: []string{"model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json",
+			"tokenizer/vocab.json", "tokenizer/merges.txt", "unet/config.json", "vae/config.json"},
+		optional: []string{"tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json"},
+		models:   []struct{ dir, base string }{{"text_encoder", "model"}, {"unet", "diffusion_pytorch_model"}, {"vae", "diffusion_pytorch_model"}},
+	}
+	// refinerFiles are an SDXL refiner folder's
+	// (stabilityai/stable-diffusion-xl-refiner-1.0): its only text encoder
+	// and tokenizer are the second ones. Its vae_1_0/ is not read.
+	refinerFiles = pipelineFiles{
+		kind: "an SDXL refiner",
+		required: []string{"model_index.json", "scheduler/scheduler_config.json", "text_encoder_2/config.json",
+			"tokenizer_2/vocab.json", "tokenizer_2/merges.txt", "unet/config.json", "vae/config.json"},
+		optional: []string{"tokenizer_2/special_tokens_map.json", "tokenizer_2/tokenizer_config.json"},
+		models:   []struct{ dir, base string }{{"text_encoder_2", "model"}, {"unet", "diffusion_pytorch_model"}, {"vae", "diffusion_pytorch_model"}},
+	}
+)
+
+// Select picks the files a pipeline reads from a diffusers repository
+// listing: the configs, the tokenizer, and for each model one .safetensors
+// weight file (the fp16 variant when preferFP16 and present). A listing with
+// text_encoder_2/ and no text_encoder/ is an SDXL refiner's; any other a
+// Stable Diffusion one's (an SDXL base repository, which has both, gets the
+// Stable Diffusion set, and loading it says what it is). Pickles (.bin,
+// .ckpt) are never chosen; a model with only those is an error.
 func Select(names []string, preferFP16 bool) ([]string, error) {
 	have := map[string]bool{}
 	for _, n := range names {
 		have[n] = true
 	}
-	want := []string{"model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json",
-		"tokenizer/vocab.json", "tokenizer/merges.txt", "unet/config.json", "vae/config.json"}
-	for _, opt := range []string{"tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json"} {
+	set := sdFiles
+	if have["text_encoder_2/config.json"] && !have["text_encoder/config.json"] {
+		set = refinerFiles
+	}
+	want := append([]string(nil), set.required...)
+	for _, opt := range set.optional {
 		if have[opt] {
 			want = append(want, opt)
 		}
 	}
 	for _, n := range want {
 		if !have[n] {
-			return nil, fmt.Errorf("%w: the repository has no %s (is it a Stable Diffusion diffusers repository?)", ErrNotFound, n)
+			return nil, fmt.Errorf("%w: the repository has no %s (is it %s diffusers repository?)", ErrNotFound, n, set.kind)
 		}
 	}
-	for _, m := range []struct{ dir, base string }{{"text_encoder", "model"}, {"unet", "diffusion_pytorch_model"}, {"vae", "diffusion_pytorch_model"}} {
+	for _, m := range set.models {
 		full, half := m.dir+"/"+m.base+".safetensors", m.dir+"/"+m.base+".fp16.safetensors"
 		switch {
 		case preferFP16 && have[half]:

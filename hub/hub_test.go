@@ -238,6 +238,7 @@ func TestParseRef(t *testing.T) {
 	for in, want := range map[string]Ref{
 		"sd21-base":                       {Repo: "stabilityai/stable-diffusion-2-1-base", Revision: "main"},
 		"sam-vit-base":                    {Repo: "facebook/sam-vit-base", Revision: "main"},
+		"sdxl-refiner":                    {Repo: "stabilityai/stable-diffusion-xl-refiner-1.0", Revision: "main"},
 		"org/name":                        {Repo: "org/name", Revision: "main"},
 		"org/name@v1.0":                   {Repo: "org/name", Revision: "v1.0"},
 		"hf://org/name/dir/m.safetensors": {Repo: "org/name", Revision: "main", File: "dir/m.safetensors"},
@@ -254,5 +255,36 @@ func TestParseRef(t *testing.T) {
 	}
 	if _, _, err := ParseRef("hf://org/name/model.ckpt"); err == nil || !strings.Contains(err.Error(), "pickles") {
 		t.Errorf("ckpt: %v", err)
+	}
+}
+
+// An SDXL refiner repository (text_encoder_2/ and tokenizer_2/, no
+// text_encoder/) gets the refiner's files, fp16 weights when asked; the SD
+// set and the released refiner's other folders (vae_1_0/) are left alone.
+func TestSelectRefinerFiles(t *testing.T) {
+	listing := []string{"model_index.json", "README.md", "scheduler/scheduler_config.json",
+		"text_encoder_2/config.json", "text_encoder_2/model.safetensors", "text_encoder_2/model.fp16.safetensors",
+		"tokenizer_2/merges.txt", "tokenizer_2/special_tokens_map.json", "tokenizer_2/tokenizer_config.json", "tokenizer_2/vocab.json",
+		"unet/config.json", "unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors",
+		"unet/diffusion_pytorch_model.bin", "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+		"vae/diffusion_pytorch_model.fp16.safetensors", "vae_1_0/config.json", "vae_1_0/diffusion_pytorch_model.safetensors",
+		"sd_xl_refiner_1.0.safetensors"}
+	common := "model_index.json scheduler/scheduler_config.json text_encoder_2/config.json tokenizer_2/vocab.json tokenizer_2/merges.txt " +
+		"unet/config.json vae/config.json tokenizer_2/special_tokens_map.json tokenizer_2/tokenizer_config.json "
+	for _, c := range []struct {
+		fp16 bool
+		want string
+	}{
+		{false, common + "text_encoder_2/model.safetensors unet/diffusion_pytorch_model.safetensors vae/diffusion_pytorch_model.safetensors"},
+		{true, common + "text_encoder_2/model.fp16.safetensors unet/diffusion_pytorch_model.fp16.safetensors vae/diffusion_pytorch_model.fp16.safetensors"},
+	} {
+		got, err := Select(listing, c.fp16)
+		if err != nil || strings.Join(got, " ") != c.want {
+			t.Errorf("fp16 %v: %v, %v\nwant %s", c.fp16, got, err, c.want)
+		}
+	}
+	_, err := Select(listing[:len(listing)-8], false) // no vae/
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "no vae/config.json (is it an SDXL refiner diffusers repository?)") {
+		t.Errorf("no vae/: %v", err)
 	}
 }

@@ -39,6 +39,7 @@ var Aliases = []Alias{
 	{"sd21-base", "stabilityai/stable-diffusion-2-1-base", "SD 2.1-base, diffusers folder, 512×512, epsilon (the RFNet paper's model)"},
 	{"sd21", "stabilityai/stable-diffusion-2-1", "SD 2.1, diffusers folder, 768×768, v-prediction"},
 	{"sam-vit-base", "facebook/sam-vit-base", "Segment Anything ViT-B for --sam, transformers folder (config.json, model.safetensors)"},
+	{"sdxl-refiner", "stabilityai/stable-diffusion-xl-refiner-1.0", "SDXL refiner 1.0, diffusers folder, for refine and --sdxl (not a generate model)"},
 }
 
 var repoPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$`)

@@ -58,6 +58,9 @@ type Refiner struct {
 	// model whose VAE config has force_upcast (the SDXL VAE overflows in
 	// fp16; diffusers' SDXL pipelines upcast it the same way).
 	VAEDType tensor.DType
+	// UNetFile is the file the UNet's weights came from: what a parameters
+	// text's model hash is of (infotext.RefinerCheckpointOf).
+	UNetFile string
 	files    []*weights.File
 }
 
@@ -139,6 +142,7 @@ func (r *Refiner) loadFolder(dir string, o LoadOptions) error {
 	if err != nil {
 		return err
 	}
+	r.UNetFile = uf.Path()
 	vf, err := open("vae", "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors")
 	if err != nil {
 		return err
@@ -173,6 +177,7 @@ func (v *RefinerVariant) readConfigs(dir string) (err error) {
 // loadSingleFile reads sd_xl_refiner_1.0.safetensors or its like.
 func (r *Refiner) loadSingleFile(path string, o LoadOptions) error {
 	r.Layout = LayoutSingleFile
+	r.UNetFile = path
 	f, err := weights.Open(path)
 	if err != nil {
 		return err

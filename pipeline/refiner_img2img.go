@@ -20,6 +20,9 @@ const (
 	DefaultRefineGuidance         = 5.0
 	DefaultAestheticScore         = 6.0
 	DefaultNegativeAestheticScore = 2.5
+	// RefineScheduler is the refiner's scheduler (its EulerDiscreteScheduler),
+	// under the name sched.New knows.
+	RefineScheduler = "euler"
 )
 
 // RefineRequest is one SDXL refiner img2img run.
@@ -123,7 +126,7 @@ func (r *Refiner) Refine(q RefineRequest) (*RefineResult, error) {
 		res.Uncond, res.UncondPooled, res.NegativeTruncated = r.encodePrompt(q.NegativePrompt)
 	}
 
-	s, err := sched.New("euler", r.Variant.Sched, q.Steps)
+	s, err := sched.New(RefineScheduler, r.Variant.Sched, q.Steps)
 	if err != nil {
 		return nil, err
 	}

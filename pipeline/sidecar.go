@@ -56,11 +56,11 @@ func NewSidecar(m *Model, r Request, res *Result, version, initLatents string, l
 }
 
 // WriteImage writes the PNG at out, with parameters as its "parameters" text,
-// and its JSON sidecar: both in full under temporary names first; then an
+// and its JSON sidecar meta (a Sidecar, or refine's RefineSidecar): both in full under temporary names first; then an
 // earlier PNG at out goes, the sidecar and, last, the PNG move into place. A
 // PNG on disk always has its own sidecar (a full disk used to leave the PNG
 // alone), as rfnet's image.png has its out-dir (rfnet.WriteArtifacts).
-func WriteImage(out string, img *tensor.Tensor, meta Sidecar, parameters string) error {
+func WriteImage(out string, img *tensor.Tensor, meta any, parameters string) error {
 	sidecar, err := PrepareJSON(SidecarPath(out), meta)
 	if err != nil {
 		return err

@@ -16,6 +16,9 @@ type Method struct {
 	SD bool
 	// Without is what an RFNet method turns off: the paper's ablations.
 	Without rfnet.Ablation
+	// SDXL refines the image with the SDXL refiner as the published run
+	// does (§11.2, rfnet.SDXLImageRequest); bench needs --sdxl-weights.
+	SDXL bool
 }
 
 // methods are the methods a benchmark compares, in the order --methods lists
@@ -32,11 +35,22 @@ var methods = []Method{
 	{Name: "rfnet-saa-only", Without: rfnet.Ablation{Reference: true, Suppression: true}},
 	{Name: "rfnet-reference-only", Without: rfnet.Ablation{SAA: true, Suppression: true}},
 	{Name: "rfnet-none", Without: rfnet.Ablation{SAA: true, Reference: true, Suppression: true}},
+	{Name: "sd-sdxl", SD: true, SDXL: true},
+	{Name: "rfnet-sdxl", SDXL: true},
 }
 
 // TurnsOff says what the method turns off, for --list-methods: RFNet as a
-// whole for plain SD, else the parts of RFNet its ablation names.
+// whole for plain SD, else the parts of RFNet its ablation names; and what
+// it adds, the SDXL refiner pass.
 func (m Method) TurnsOff() string {
+	s := m.turnsOff()
+	if m.SDXL {
+		s += "; then the SDXL refiner at 1024×1024 (§11.2; needs --sdxl-weights)"
+	}
+	return s
+}
+
+func (m Method) turnsOff() string {
 	if m.SD {
 		return "all of RFNet: plain Stable Diffusion, no plan"
 	}
@@ -122,6 +136,16 @@ func ParseMethods(s string, log io.Writer) ([]string, error) {
 func NeedsPlanner(names []string) bool {
 	for _, name := range names {
 		if m, ok := lookupMethod(name); ok && !m.SD {
+			return true
+		}
+	}
+	return false
+}
+
+// NeedsRefiner reports whether any of the methods runs the SDXL refiner.
+func NeedsRefiner(names []string) bool {
+	for _, name := range names {
+		if m, ok := lookupMethod(name); ok && m.SDXL {
 			return true
 		}
 	}

@@ -62,6 +62,9 @@ type Meta struct {
 	OverallPrompt string             `json:"overall_prompt,omitempty"`
 	Seconds       map[string]float64 `json:"seconds"`
 	Model         rfnet.ModelInfo    `json:"model"`
+	// SDXL records the refiner pass of an -sdxl method (the image is the
+	// refined one; Width and Height are its size).
+	SDXL *pipeline.RefineSidecar `json:"sdxl,omitempty"`
 	// Artifacts are the files the item keeps beside its image (see
 	// artifacts.go); none unless it was made with Runner.KeepArtifacts.
 	Artifacts []ArtifactFile `json:"artifacts,omitempty"`
@@ -86,6 +89,8 @@ type Runner struct {
 	// Profiled, when not nil, runs each item's image generation (and returns
 	// its error): bench's --profile-kernels times the kernels there.
 	Profiled func(generate func() error) error
+	// SDXL is the refiner of the -sdxl methods (nil without them).
+	SDXL *rfnet.SDXL
 	// checkpoint names Model in the images' parameters text; it is hashed
 	// for the first image generated, not before a run that may have none.
 	checkpoint *infotext.Checkpoint
@@ -383,6 +388,33 @@ func (r *Runner) plan(ctx context.Context, p Prompt) (*llm.Plan, error) {
 	return plan, plan.Write(path)
 }
 
+// refine runs the SDXL refiner pass on an item's image and records it in meta.
+func (r *Runner) refine(ctx context.Context, image *tensor.Tensor, caption, negative string, c rfnet.Config, meta *Meta) (*tensor.Tensor, infotext.Params, error) {
+	if r.SDXL == nil {
+		return nil, infotext.Params{}, fmt.Errorf("rfbench: method %s runs the SDXL refiner, and none is loaded (--sdxl-weights)", meta.Method)
+	}
+	q, err := rfnet.SDXLImageRequest(r.SDXL.Refiner, image, caption, negative, c, r.SDXL.Size)
+	if err != nil {
+		return nil, infotext.Params{}, err
+	}
+	q.Context = ctx
+	start := time.Now()
+	var res *pipeline.RefineResult
+	err = r.profiled(func() (err error) {
+		res, err = r.SDXL.Refiner.Refine(q)
+		return err
+	})
+	if err != nil {
+		return nil, infotext.Params{}, err
+	}
+	rec := pipeline.NewRefineSidecar(r.SDXL.Refiner, q, res, r.SDXL.Version)
+	rec.Method, rec.Input, rec.Resized, rec.Weights = meta.Method, "the item's image before refinement", q.Image.Dim(3), r.SDXL.Weights
+	rec.Seconds["refine"] = time.Since(start).Seconds()
+	meta.Seconds["sdxl"] = rec.Seconds["refine"]
+	meta.SDXL, meta.Width, meta.Height = &rec, rec.Width, rec.Height
+	return res.Image, infotext.OfRefineSidecar(rec, r.SDXL.Checkpoint), nil
+}
+
 // methodConfig is the RFNet configuration of an item's method (see
 // methods), with the item's seeds.
 func (r *Runner) methodConfig(it Item) rfnet.Config {
@@ -463,6 +495,16 @@ func (r *Runner) generate(ctx context.Context, it Item) (err error) {
 	}
 	for k, d := range durations {
 		meta.Seconds[k] = d.Seconds()
+	}
+	if m, _ := lookupMethod(it.Method); m.SDXL {
+		caption, negative := it.Prompt.Prompt, ""
+		if meta.Plan != nil {
+			negative = meta.Plan.Negative
+		}
+		if image, params, err = r.refine(ctx, image, caption, negative, c, &meta); err != nil {
+			return err
+		}
+		params.Method = it.Method
 	}
 	meta.Seconds["total"] = time.Since(start).Seconds()
 	out := filepath.Join(r.Out, filepath.FromSlash(imgRel))

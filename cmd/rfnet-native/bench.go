@@ -87,6 +87,8 @@ func setupBench(fs *pflag.FlagSet) func() error {
 	keepArtifacts := fs.Bool("keep-artifacts", false, "keep each RFNet item's plan, masks, trace and the rest of an --out-dir "+
 		"in images/<method>/<id>-s<seed>/ beside its image (sd items have none to keep)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	sdxlWeights := fs.String("sdxl-weights", "", "the SDXL refiner of the -sdxl methods: a diffusers folder or a Hub name such as sdxl-refiner (required with them)")
+	sdxlSize := fs.Int("sdxl-size", rfnet.SDXLSize, "the side the -sdxl methods resize the image to before refining; the published run's is 1024")
 	var profile profileFlags
 	profile.register(fs)
 	return func() (err error) {
@@ -136,6 +138,16 @@ func setupBench(fs *pflag.FlagSet) func() error {
 		ms, err := rfbench.ParseMethods(*methods, os.Stderr)
 		if err != nil {
 			return err
+		}
+		if rfbench.NeedsRefiner(ms) {
+			if *sdxlWeights == "" {
+				return fmt.Errorf("bench: --methods %s: the -sdxl methods need --sdxl-weights (the SDXL refiner: a diffusers folder, or a Hub name such as sdxl-refiner)", *methods)
+			}
+			if err := pipeline.CheckSide("--sdxl-size", *sdxlSize); err != nil {
+				return fmt.Errorf("bench: %w", err)
+			}
+		} else if fs.Changed("sdxl-weights") || fs.Changed("sdxl-size") {
+			return fmt.Errorf("bench: --sdxl-weights and --sdxl-size apply to the -sdxl methods (see --list-methods), and --methods %s has none", *methods)
 		}
 		sh, err := rfbench.ParseShard(*shard)
 		if err != nil {
@@ -215,6 +227,14 @@ func setupBench(fs *pflag.FlagSet) func() error {
 			Profiled: func(generate func() error) error { return profile.run(m.Backend, tl, generate) }}
 		if rfbench.NeedsPlanner(ms) {
 			r.Planner = advisedPlanner{lf.planner(os.Stderr), fs}
+		}
+		if rfbench.NeedsRefiner(ms) {
+			sdxl := sdxlFlags{on: true, weights: *sdxlWeights, size: *sdxlSize}
+			var closeSDXL func()
+			if r.SDXL, closeSDXL, err = sdxl.load(ctx, m, model.offline); err != nil {
+				return fmt.Errorf("bench: %w", err)
+			}
+			defer closeSDXL()
 		}
 		if !*quiet {
 			bar := newBar(len(items), "bench")

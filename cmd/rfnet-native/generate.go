@@ -32,6 +32,7 @@ type generateFlags struct {
 	plan, outDir, rfnetConfig                         string
 	noSAA, noReference, noSuppression, saaCrossObject bool
 	rfnet                                             rfnetFlags
+	sdxl                                              sdxlFlags
 	previewEvery                                      int
 	profile                                           profileFlags
 }
@@ -71,6 +72,7 @@ func (g *generateFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&g.previewEvery, "preview-every", 0, "rfnet: decode the overall run's latent every K steps into the out-dir's preview.png, which index.html shows (0: none)")
 	fs.BoolVar(&g.saaCrossObject, "saa-cross-object", false, "rfnet: choose descriptions by similarity across objects (the paper's prose) instead of per object (its code)")
 	g.rfnet.register(fs)
+	g.sdxl.register(fs)
 	g.llm.register(fs)
 	g.profile.register(fs)
 }
@@ -92,7 +94,7 @@ func (g *generateFlags) run(fs *pflag.FlagSet) error {
 	if g.prompt == "" {
 		return errors.New("--prompt is required")
 	}
-	for _, f := range append([]string{"plan", "out-dir", "rfnet-config", "no-saa", "no-reference-constraint", "no-guidance-constraint", "no-suppression-constraint", "saa-cross-object", "preview-every", "offline-planner", "max-objects"}, g.rfnet.names()...) {
+	for _, f := range append([]string{"plan", "out-dir", "rfnet-config", "no-saa", "no-reference-constraint", "no-guidance-constraint", "no-suppression-constraint", "saa-cross-object", "preview-every", "offline-planner", "max-objects"}, append(g.rfnet.names(), g.sdxl.names()...)...) {
 		if fs.Changed(f) {
 			return fmt.Errorf("--%s applies to --method rfnet (plain SD plans nothing and writes --out)", f)
 		}

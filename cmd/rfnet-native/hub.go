@@ -37,6 +37,11 @@ func hubClient(offline bool) (*hub.Client, error) {
 // folder as it is; a Hub name (org/name[@revision], hf://..., or an alias)
 // through the Hugging Face cache, downloading what is missing.
 func resolveWeights(ctx context.Context, name string, offline, preferFP16 bool) (string, error) {
+	return resolveModel(ctx, "--weights", name, offline, preferFP16)
+}
+
+// resolveModel is resolveWeights for the model flag names (--sdxl-weights).
+func resolveModel(ctx context.Context, flag, name string, offline, preferFP16 bool) (string, error) {
 	_, err := os.Stat(name)
 	if err == nil {
 		return name, nil
@@ -48,17 +53,17 @@ func resolveWeights(ctx context.Context, name string, offline, preferFP16 bool) 
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return "", fmt.Errorf("--weights %s: %w", name, err)
+		return "", fmt.Errorf("%s %s: %w", flag, name, err)
 	}
 	if target, lerr := os.Readlink(name); lerr == nil {
-		return "", fmt.Errorf("--weights %s is a symbolic link to %s, which does not exist", name, target)
+		return "", fmt.Errorf("%s %s is a symbolic link to %s, which does not exist", flag, name, target)
 	}
 	ref, ok, err := hub.ParseRef(name)
 	if err != nil {
 		return "", err
 	}
 	if !ok {
-		return "", fmt.Errorf("--weights %s: no such file or folder, and not a Hub name (org/name[@revision], hf://org/name/file.safetensors, or one of %s)", name, aliasNames())
+		return "", fmt.Errorf("%s %s: no such file or folder, and not a Hub name (org/name[@revision], hf://org/name/file.safetensors, or one of %s)", flag, name, aliasNames())
 	}
 	c, err := hubClient(offline)
 	if err != nil {

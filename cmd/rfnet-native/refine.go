@@ -12,11 +12,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/rfnet/rfnet-native/internal/regular"
 	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/pipeline/infotext"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/weights"
 )
@@ -34,11 +36,12 @@ type refineFlags struct {
 func setupRefine(fs *pflag.FlagSet) func() error {
 	var f refineFlags
 	m := &f.model
-	fs.StringVar(&m.weights, "weights", "", "the SDXL refiner: its diffusers folder (stabilityai/stable-diffusion-xl-refiner-1.0) or sd_xl_refiner_1.0.safetensors")
+	fs.StringVar(&m.weights, "weights", "", "the SDXL refiner: its diffusers folder, sd_xl_refiner_1.0.safetensors, or a Hub name (sdxl-refiner: stabilityai/stable-diffusion-xl-refiner-1.0)")
 	fs.StringVar(&m.tokenizer, "tokenizer", "", "tokenizer_2/ folder or bpe_simple_vocab_16e6.txt.gz (default: the folder's tokenizer_2/; a single file needs it)")
 	registerTokenizerSplit(fs, &m.tokenizerSplit)
 	fs.StringVar(&m.config, "config", "", "for a single file: a refiner folder whose config files describe it (default: inferred from its shapes)")
 	m.registerDevice(fs)
+	fs.BoolVar(&m.offline, "offline", false, "never use the network: a Hub name must be in the Hugging Face cache (as HF_HUB_OFFLINE=1)")
 	fs.StringVar(&f.image, "image", "", "the image to refine (PNG, JPEG or GIF; its width and height multiples of 8, or see --size)")
 	fs.StringVar(&f.prompt, "prompt", "", "the text prompt")
 	fs.StringVar(&f.negative, "negative-prompt", "", "the negative prompt (an empty one is encoded as text, as the refiner does)")
@@ -50,14 +53,14 @@ func setupRefine(fs *pflag.FlagSet) func() error {
 	fs.IntVar(&f.size, "size", 0, "first resize the image to N×N with Lanczos (Pillow's), as RFNet's pass does with 1024 (0: keep its size)")
 	fs.Uint64Var(&f.seed, "seed", 0, "seed of the posterior sample and the noise (the same draws as diffusers with torch.Generator().manual_seed on the CPU)")
 	fs.StringVar(&f.saveText, "save-text-embeddings", "", "write \"cond\", \"pooled\" (and with guidance \"uncond\", \"uncond_pooled\") to this .safetensors file")
-	fs.StringVar(&f.out, "out", "refined.png", "output PNG")
+	fs.StringVar(&f.out, "out", "refined.png", "output PNG (with its parameters text; a JSON sidecar with them is written next to it)")
 	return f.run
 }
 
 func (f *refineFlags) run() error {
 	switch {
 	case f.model.weights == "":
-		return fmt.Errorf("--weights is required (the SDXL refiner's folder or single file)")
+		return fmt.Errorf("--weights is required (the SDXL refiner's folder, single file, or a Hub name such as sdxl-refiner)")
 	case f.image == "":
 		return fmt.Errorf("--image is required")
 	case f.size != 0:
@@ -86,24 +89,37 @@ func (f *refineFlags) run() error {
 	if err != nil {
 		return err
 	}
-	r, err := pipeline.LoadRefiner(f.model.weights, pipeline.LoadOptions{Backend: b, DType: d, Tokenizer: f.model.tokenizer,
-		ConfigDir: f.model.config, TokenizerSplit: split})
-	if errors.Is(err, pipeline.ErrNoTokenizer) {
-		return fmt.Errorf("%w; --tokenizer names it", err)
+	if err := checkDistinct([]struct{ flag, path string }{{"--out", f.out}, {"--out's JSON sidecar", pipeline.SidecarPath(f.out)}, {"--save-text-embeddings", f.saveText}}); err != nil {
+		return err
 	}
-	if err != nil {
-		return loadFlagError(err)
-	}
-	defer r.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	loadStart := time.Now()
+	r, err := loadRefiner(ctx, "--weights", f.model.weights, f.model.offline, pipeline.LoadOptions{Backend: b, DType: d, Tokenizer: f.model.tokenizer,
+		ConfigDir: f.model.config, TokenizerSplit: split})
+	if err != nil {
+		return err
+	}
+	loadTime := time.Since(loadStart)
+	defer r.Close()
+	ckpt, err := infotext.RefinerCheckpointOf(r)
+	if err != nil {
+		return err
+	}
 	q := pipeline.NewRefineRequest(pipeline.FromImage(b, d, im), f.prompt)
 	q.NegativePrompt, q.Strength, q.Steps, q.Guidance, q.Seed = f.negative, f.strength, f.steps, f.guidance, f.seed
 	q.AestheticScore, q.NegativeAestheticScore, q.Context = f.aesthetic, f.negativeAesthetic, ctx
+	refineStart := time.Now()
 	res, err := r.Refine(q)
 	if err != nil {
 		return err
 	}
+	meta := pipeline.NewRefineSidecar(r, q, res, version)
+	meta.Method, meta.Input, meta.Resized = "sdxl-refiner", f.image, f.size
+	if r.Path != f.model.weights {
+		meta.Weights = f.model.weights
+	}
+	meta.Seconds["load"], meta.Seconds["refine"] = loadTime.Seconds(), time.Since(refineStart).Seconds()
 	if res.Truncated > 0 {
 		fmt.Fprintf(os.Stderr, "rfnet-native: the prompt's last %d tokens are past the 77-token window and were dropped\n", res.Truncated)
 	}
@@ -118,11 +134,29 @@ func (f *refineFlags) run() error {
 		}
 	}
 	// No invisible watermark is added (diffusers adds one when the invisible-watermark package is installed).
-	if err := pipeline.WritePNG(f.out, pipeline.ToRGBA(res.Image), nil); err != nil {
+	if err := pipeline.WriteImage(f.out, res.Image, meta, infotext.OfRefineSidecar(meta, ckpt).Format()); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "rfnet-native: refined %s (%d of %d steps) into %s\n", f.image, len(res.Timesteps), f.steps, f.out)
 	return nil
+}
+
+// loadRefiner loads the SDXL refiner weights names (a path, or a Hub name
+// such as sdxl-refiner, fetched into the Hugging Face cache like --weights'
+// of generate), flag naming the flag that gave it in errors.
+func loadRefiner(ctx context.Context, flag, name string, offline bool, o pipeline.LoadOptions) (*pipeline.Refiner, error) {
+	path, err := resolveModel(ctx, flag, name, offline, o.DType != tensor.Float32)
+	if err != nil {
+		return nil, err
+	}
+	r, err := pipeline.LoadRefiner(path, o)
+	if errors.Is(err, pipeline.ErrNoTokenizer) {
+		return nil, fmt.Errorf("%s: %w; --tokenizer names it", flag, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, loadFlagError(err))
+	}
+	return r, nil
 }
 
 // readImage decodes the image file at path, naming it in every error.

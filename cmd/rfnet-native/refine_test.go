@@ -1,14 +1,17 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/rfnet/rfnet-native/cpu"
+	"github.com/rfnet/rfnet-native/internal/fakehub"
 	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/pipeline/infotext"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/weights"
 )
@@ -89,5 +92,120 @@ func TestRefineCommandInput(t *testing.T) {
 		if err := run(append(append([]string(nil), base...), c.args...)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: error %v, want one saying %q", c.args, err, c.want)
 		}
+	}
+}
+
+// refine's PNG carries the A1111-style parameters text of the run, which
+// info reads back, and a JSON sidecar with the same record.
+func TestRefineWritesParameters(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "refined.png")
+	err := run([]string{"refine", "--weights", fixtures.Path("models", "tiny-sdxl-refiner"), "--device", "cpu",
+		"--image", fixtures.Path("refiner", "refiner-input-64x48.png"), "--size", "32", "--prompt", "a lion", "--negative-prompt", "blurry",
+		"--steps", "4", "--strength", "0.5", "--seed", "11", "--aesthetic-score", "7", "--out", out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := captureStdout(t, func() error { return run([]string{"info", "--json", out}) })
+	var printed struct {
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal([]byte(text), &printed); err != nil {
+		t.Fatalf("info --json printed %q: %v", text, err)
+	}
+	got := infotext.Parse(printed.Text)
+	if got.Prompt != "a lion" || got.NegativePrompt != "blurry" {
+		t.Fatalf("prompt %q, negative prompt %q", got.Prompt, got.NegativePrompt)
+	}
+	var keys []string
+	fields := map[string]string{}
+	for _, f := range got.Fields {
+		keys = append(keys, f.Key)
+		fields[f.Key] = f.Value
+	}
+	if want := "Steps Sampler CFG scale Seed Size Model hash Model Denoising strength Aesthetic score Negative aesthetic score Method"; strings.Join(keys, " ") != want {
+		t.Fatalf("keys %q, want %q", strings.Join(keys, " "), want)
+	}
+	for k, v := range map[string]string{"Steps": "4", "Sampler": "Euler", "CFG scale": "5", "Seed": "11", "Size": "32x32",
+		"Model": "tiny-sdxl-refiner", "Denoising strength": "0.5", "Aesthetic score": "7", "Negative aesthetic score": "2.5", "Method": "sdxl-refiner"} {
+		if fields[k] != v {
+			t.Errorf("%s: %q, want %q", k, fields[k], v)
+		}
+	}
+	if len(fields["Model hash"]) != 10 {
+		t.Errorf("Model hash %q", fields["Model hash"])
+	}
+	raw, err := os.ReadFile(pipeline.SidecarPath(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta pipeline.RefineSidecar
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		t.Fatal(err)
+	}
+	if meta.StepsRun != 2 || meta.Resized != 32 || meta.Input != fixtures.Path("refiner", "refiner-input-64x48.png") || meta.Seconds["refine"] <= 0 {
+		t.Fatalf("sidecar %s", raw)
+	}
+}
+
+// refinerHub serves the tiny refiner folder as the sdxl-refiner alias's
+// repository, with fp16 twins of its weights, and points the Hub client's
+// environment at it and at a fresh cache.
+func refinerHub(t *testing.T) (home string) {
+	t.Helper()
+	files := map[string][]byte{}
+	root := fixtures.Path("models", "tiny-sdxl-refiner")
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			rel, _ := filepath.Rel(root, p)
+			files[filepath.ToSlash(rel)], _ = os.ReadFile(p)
+		}
+		return nil
+	})
+	for name, data := range files {
+		if base, ok := strings.CutSuffix(name, ".safetensors"); ok {
+			files[base+".fp16.safetensors"] = data
+		}
+	}
+	s := fakehub.New(map[string]*fakehub.Repo{"stabilityai/stable-diffusion-xl-refiner-1.0": {Commit: strings.Repeat("d", 40), Files: files}})
+	t.Cleanup(s.Close)
+	home = t.TempDir()
+	t.Setenv("HF_ENDPOINT", s.URL)
+	t.Setenv("HF_HOME", home)
+	t.Setenv("HF_HUB_OFFLINE", "")
+	t.Setenv("HF_HUB_ETAG_TIMEOUT", "")
+	t.Setenv("HF_HUB_DOWNLOAD_TIMEOUT", "")
+	return home
+}
+
+// download sdxl-refiner fetches the refiner's folder (the fp16 weights with
+// --fp16), and refine --weights sdxl-refiner runs from the cache.
+func TestRefinerFromHub(t *testing.T) {
+	refinerHub(t)
+	out := captureStdout(t, func() error { return run([]string{"download", "--fp16", "sdxl-refiner"}) })
+	for _, want := range []string{filepath.Join("models--stabilityai--stable-diffusion-xl-refiner-1.0", "snapshots", strings.Repeat("d", 40)),
+		"tokenizer_2/vocab.json", "text_encoder_2/model.fp16.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("download printed %q, want %s in it", out, want)
+		}
+	}
+	dir := t.TempDir()
+	png := filepath.Join(dir, "refined.png")
+	t.Setenv("HF_HUB_OFFLINE", "1")
+	if err := run([]string{"refine", "--weights", "sdxl-refiner", "--device", "cpu", "--image", fixtures.Path("refiner", "refiner-input-64x64.png"),
+		"--prompt", "a lion", "--steps", "2", "--strength", "0.5", "--out", png}); err != nil {
+		t.Fatal(err)
+	}
+	var meta pipeline.RefineSidecar
+	raw, _ := os.ReadFile(pipeline.SidecarPath(png))
+	if err := json.Unmarshal(raw, &meta); err != nil || meta.Weights != "sdxl-refiner" || !strings.Contains(meta.Model, "models--stabilityai--stable-diffusion-xl-refiner-1.0") {
+		t.Fatalf("sidecar %s: %v", raw, err)
+	}
+	text, err := readParameters(png)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name, _ := infotext.Parse(text).Fields.Get("Model"); name != "stable-diffusion-xl-refiner-1.0" {
+		t.Fatalf("Model %q in %q", name, text)
 	}
 }

@@ -31,6 +31,9 @@ func (g *generateFlags) rfnetSettings(fs *pflag.FlagSet) (rfnet.Config, error) {
 	if err := g.rfnet.apply(fs.Changed, &c); err != nil {
 		return c, err
 	}
+	if err := g.sdxl.apply(fs.Changed, &c); err != nil {
+		return c, err
+	}
 	if fs.Changed("steps") {
 		c.Steps = g.steps
 	}
@@ -137,6 +140,11 @@ func (g *generateFlags) runRFNetBatch(cfg rfnet.Config, runs []rfnetOutput, tl *
 	for _, n := range plan.Notes {
 		fmt.Fprintln(os.Stderr, "rfnet-native: plan:", n)
 	}
+	sdxl, closeSDXL, err := g.sdxl.load(context.Background(), m, g.model.offline)
+	if err != nil {
+		return err
+	}
+	defer closeSDXL()
 	// The checkpoint's short hash (for the parameters text) is read once for
 	// the batch.
 	span := tl.Begin("checkpoint hash")
@@ -168,14 +176,18 @@ func (g *generateFlags) runRFNetBatch(cfg rfnet.Config, runs []rfnetOutput, tl *
 				bar.Set(done)
 			}
 		}
-		res, err := g.runRFNetOnce(m, ckpt, plan, opts, r)
+		res, err := g.runRFNetOnce(m, ckpt, plan, opts, r, sdxl)
 		if err != nil {
 			return fmt.Errorf("%w%s", err, g.batchProgress(cfg.BgSeed, i))
 		}
 		if bar != nil {
 			bar.Clear() // the line goes above the bar, which redraws on the next step
 		}
-		fmt.Fprintf(os.Stderr, "rfnet-native: wrote %s (%d objects, overall prompt %q, seed %d) in %s\n", filepath.Join(r.dir, "image.png"),
+		wrote := filepath.Join(r.dir, "image.png")
+		if sdxl != nil {
+			wrote += " and " + rfnet.SDXLImage
+		}
+		fmt.Fprintf(os.Stderr, "rfnet-native: wrote %s (%d objects, overall prompt %q, seed %d) in %s\n", wrote,
 			len(res.Objects), res.OverallPrompt, c.BgSeed, time.Since(start).Round(time.Millisecond))
 	}
 	return nil
@@ -214,10 +226,25 @@ func (g *generateFlags) rfnetOutputs(changed func(string) bool, cfg rfnet.Config
 }
 
 // runRFNetOnce makes one image of the batch and writes its out-dir (and
-// --out's copy of the image).
-func (g *generateFlags) runRFNetOnce(m *pipeline.Model, ckpt infotext.Checkpoint, plan *llm.Plan, opts rfnet.Options, r rfnetOutput) (*rfnet.Result, error) {
-	return rfnet.RunToDir(m, plan, opts, rfnet.Output{Dir: r.dir, Image: r.out, Version: version, Checkpoint: ckpt,
+// --out's copy of the image); with sdxl (not nil) it refines the image,
+// and --out's copy is the refined one.
+func (g *generateFlags) runRFNetOnce(m *pipeline.Model, ckpt infotext.Checkpoint, plan *llm.Plan, opts rfnet.Options, r rfnetOutput, sdxl *rfnet.SDXL) (*rfnet.Result, error) {
+	image := r.out
+	if sdxl != nil {
+		image = ""
+	}
+	res, err := rfnet.RunToDir(m, plan, opts, rfnet.Output{Dir: r.dir, Image: image, Version: version, Checkpoint: ckpt,
 		Wrap: func(run func() error) error { return g.profile.run(m.Backend, opts.Timeline, run) }})
+	if err != nil || sdxl == nil {
+		return res, err
+	}
+	span := opts.Timeline.Begin("sdxl refine", "out_dir", r.dir)
+	_, err = rfnet.RefineToDir(*sdxl, r.dir, res, opts.Config, r.out)
+	span.End()
+	if err != nil {
+		return nil, fmt.Errorf("%w (the unrefined run is in %s)", err, r.dir)
+	}
+	return res, nil
 }
 
 func stageName(stage string, object, n int) string {

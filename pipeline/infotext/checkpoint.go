@@ -42,6 +42,19 @@ func CheckpointOf(m *pipeline.Model) (Checkpoint, error) {
 	return Checkpoint{}, fmt.Errorf("infotext: %s: the model has no unet weights", m.Path)
 }
 
+// RefinerCheckpointOf names the refiner r as CheckpointOf names a model: the
+// hash is that of its UNet's weights file.
+func RefinerCheckpointOf(r *pipeline.Refiner) (Checkpoint, error) {
+	if r.UNetFile == "" {
+		return Checkpoint{}, fmt.Errorf("infotext: %s: the refiner has no unet weights file", r.Path)
+	}
+	sum, err := FileSHA256(r.UNetFile)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	return Checkpoint{Name: modelName(r.Path), Hash: sum[:10], SHA256: sum, File: r.UNetFile}, nil
+}
+
 // modelName is A1111's name_for_extra, the base name without its extension,
 // for a file; a folder keeps its whole name (a dot in it is no extension).
 func modelName(path string) string {

@@ -19,6 +19,11 @@ type Params struct {
 	Seed           *uint64 // nil when the noise did not come from a seed (--init-latents)
 	Width, Height  int
 	Model          Checkpoint
+	// DenoisingStrength is an img2img run's strength (0 leaves it out).
+	DenoisingStrength float64
+	// AestheticScore and NegativeAestheticScore are the SDXL refiner's
+	// conditioning (nil leaves them out).
+	AestheticScore, NegativeAestheticScore *float64
 	// RFNet's keys, after A1111's.
 	Method        string   // "sd" or "rfnet"
 	InitLatents   string   // the file the initial latents came from
@@ -50,6 +55,17 @@ func (p Params) Fields() Fields {
 	add("Size", strconv.Itoa(p.Width)+"x"+strconv.Itoa(p.Height))
 	add("Model hash", p.Model.Hash)
 	add("Model", p.Model.Name)
+	if p.DenoisingStrength != 0 {
+		add("Denoising strength", strconv.FormatFloat(p.DenoisingStrength, 'g', -1, 64))
+	}
+	for _, a := range []struct {
+		key string
+		v   *float64
+	}{{"Aesthetic score", p.AestheticScore}, {"Negative aesthetic score", p.NegativeAestheticScore}} {
+		if a.v != nil {
+			add(a.key, strconv.FormatFloat(*a.v, 'g', -1, 64))
+		}
+	}
 	add("Method", p.Method)
 	add("Init latents", p.InitLatents)
 	add("Overall prompt", p.OverallPrompt)
@@ -102,4 +118,14 @@ func OfSidecar(s pipeline.Sidecar, ckpt Checkpoint) Params {
 	return Params{Prompt: s.Prompt, NegativePrompt: s.NegativePrompt, Steps: s.Steps, Scheduler: s.Scheduler,
 		CFGScale: s.Guidance, Seed: s.Seed, Width: s.Width, Height: s.Height, Model: ckpt, Method: s.Method,
 		InitLatents: s.InitLatents}
+}
+
+// OfRefineSidecar are the parameters of a refined image as its record s
+// gives them (refine's sidecar, RFNet's run.json), naming the refiner as ckpt.
+func OfRefineSidecar(s pipeline.RefineSidecar, ckpt Checkpoint) Params {
+	seed := s.Seed
+	aesthetic, negative := s.AestheticScore, s.NegativeAestheticScore
+	return Params{Prompt: s.Prompt, NegativePrompt: s.NegativePrompt, Steps: s.Steps, Scheduler: s.Scheduler,
+		CFGScale: s.Guidance, Seed: &seed, Width: s.Width, Height: s.Height, Model: ckpt, Method: s.Method,
+		DenoisingStrength: s.Strength, AestheticScore: &aesthetic, NegativeAestheticScore: &negative}
 }

@@ -81,6 +81,10 @@ type Config struct {
 	// carrying the last measured loss over (the reference stops all steering once
 	// a measured loss reaches the threshold, §14.9).
 	RemeasureLoss bool `json:"remeasure_loss"`
+
+	// SDXLStepRatio is the strength of the SDXL refiner pass that --sdxl runs
+	// after the overall run (§11.2; see sdxl.go).
+	SDXLStepRatio float64 `json:"sdxl_step_ratio"`
 }
 
 // schedule is [4]*5 + [3]*5 + [2]*10 + [1]*10.
@@ -111,6 +115,7 @@ func Default() Config {
 		ComposeBoxToBg: true, FrozenStepRatio: 0.5,
 		OverallLossScale: 5, OverallLossThreshold: 5, OverallMaxIter: schedule(), OverallMaxIndexStep: 30, OverallBgTopP: 0.2,
 		SuppressionWeight: 10, RefWeight: 2, RefScale: 15, RefEps: 1e-5,
+		SDXLStepRatio: 0.3, // the CLI's default; the reference helper's own 0.5 is never used
 	}
 }
 
@@ -192,6 +197,9 @@ func (c Config) Validate() error {
 		{"ref_ca_loss_weight", c.RefWeight, 0, math.MaxFloat64, false, false},
 		{"ref_ca_scale", c.RefScale, 0, math.MaxFloat64, false, false},
 		{"ref_ca_eps", c.RefEps, 0, math.MaxFloat64, true, false}, // divides: 0 gives NaN
+		// 0 passes here, so that a run.json written before the key decodes and
+		// checks; the refiner pass itself wants more (SDXLRequest).
+		{"sdxl_step_ratio", c.SDXLStepRatio, 0, 1, false, false},
 	} {
 		out := math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < f.lo || f.v > f.hi ||
 			(f.loOpen && f.v == f.lo) || (f.hiOpen && f.v == f.hi)

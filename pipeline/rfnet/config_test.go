@@ -134,3 +134,18 @@ func TestExplainedConfigRoundTrips(t *testing.T) {
 		t.Errorf("config beside a setting: error %v, want one naming it", err)
 	}
 }
+
+// A run.json or bench.json written before sdxl_step_ratio existed reads with
+// its default, so an earlier benchmark run's settings equal this version's.
+func TestConfigAddedKeysReadAsDefaults(t *testing.T) {
+	var c Config
+	if err := json.Unmarshal([]byte(`{"num_inference_steps": 50}`), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.SDXLStepRatio != Default().SDXLStepRatio {
+		t.Fatalf("sdxl_step_ratio %v without the key, want the default %v", c.SDXLStepRatio, Default().SDXLStepRatio)
+	}
+	if err := json.Unmarshal([]byte(`{"sdxl_step_ratio": 0.5}`), &c); err != nil || c.SDXLStepRatio != 0.5 {
+		t.Fatalf("sdxl_step_ratio 0.5: %v, %v", c.SDXLStepRatio, err)
+	}
+}

@@ -18,6 +18,17 @@ var renamedKeys = []struct{ key, old string }{
 	{"reference_constraint", "guidance_constraint"},
 }
 
+// addedKeys are Config keys that came after files were written without them
+// (run.json, bench.json), each with how to set its default: a file that lacks
+// one reads as the default, not as zero, so that an earlier benchmark run's
+// settings still equal this version's (its runs did not use the key).
+var addedKeys = []struct {
+	key string
+	set func(c *Config)
+}{
+	{"sdxl_step_ratio", func(c *Config) { c.SDXLStepRatio = Default().SDXLStepRatio }},
+}
+
 // UnmarshalJSON reads c's keys, under their names or their old ones (see
 // renamedKeys), over what c holds. Keys Config does not have are ignored, as
 // encoding/json ignores them; LoadConfig refuses them.
@@ -34,6 +45,11 @@ func decodeConfig(raw []byte, c *Config, strict bool) error {
 			return fmt.Errorf("a JSON %s, want an object of settings", te.Value)
 		}
 		return err
+	}
+	for _, a := range addedKeys {
+		if _, ok := fields[a.key]; !ok {
+			a.set(c)
+		}
 	}
 	renamed := false
 	for _, r := range renamedKeys {
