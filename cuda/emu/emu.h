@@ -21,6 +21,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <math.h>
 
@@ -187,3 +188,6 @@ inline void mma_sync(fragment<accumulator, M, N, K, TC> &d, const fragment<matri
 }
 } // namespace wmma
 } // namespace nvcuda
+
+#include "emu_mma.h"
+
