@@ -37,6 +37,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __launch_bounds__(...)
 // Blocks run one at a time, so a static is the block's shared memory; the
 // scheduler poisons the section at each block's start.
 #define __shared__ static __attribute__((section("emu_shared")))

@@ -22,8 +22,9 @@ inline WarpScratch &warp_op(const char *op, const uint64_t *words, int n) {
     sync_warp(op);
     for (int i = 0; i < 32; i++)
         if (!w.op[i] || strcmp(w.op[i], op) != 0) {
-            device_fault(std::string(op) + ": lane " + std::to_string(i) + " is in " + (w.op[i] ? w.op[i] : "another warp operation") +
-                         " (the lanes of a warp diverged)");
+            char b[200]; // snprintf, not std::to_string: its static table would escape the poisoned shared section check
+            snprintf(b, sizeof b, "%s: lane %d is in %s (the lanes of a warp diverged)", op, i, w.op[i] ? w.op[i] : "another warp operation");
+            device_fault(b);
             break;
         }
     return w;
