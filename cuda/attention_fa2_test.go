@@ -71,7 +71,9 @@ func TestAttentionHeadsFallback(t *testing.T) {
 		q := backendtest.Randn(g, c.d, 41, 2, 70, 3*c.dim)
 		k := backendtest.Randn(g, c.d, 42, 2, 77, 3*c.dim)
 		v := backendtest.Randn(g, c.d, 43, 2, 77, 3*c.dim)
-		onCPU := func(x *tensor.Tensor) *tensor.Tensor { return tensor.FromFloat64(ref, tensor.Float64, x.Shape(), x.Float64s()) }
+		onCPU := func(x *tensor.Tensor) *tensor.Tensor {
+			return tensor.FromFloat64(ref, tensor.Float64, x.Shape(), x.Float64s())
+		}
 		scale := 1 / math.Sqrt(float64(c.dim))
 		got := tensor.AttentionHeads(q, k, v, 3, scale)
 		syncOK(t, g)
