@@ -6,7 +6,8 @@
 // the backend loads through RFNET_LIBCUDA / RFNET_LIBCUBLAS instead of the
 // NVIDIA driver. It runs the very same kernel sources on the CPU: each block's
 // threads are fibers, __syncthreads and warp shuffles are barriers between
-// them, WMMA fragments hold whole tiles, device memory is host memory with
+// them, WMMA fragments hold whole tiles, mma.sync / ldmatrix / cp.async
+// follow the PTX ISA's per-lane layouts (emu_mma.h, async.cc), device memory is host memory with
 // every allocation tracked. So the Go side (argument packing, launch shapes,
 // shared-memory sizes, strides of the cuBLAS calls, the allocator) and the
 // kernels' indexing and synchronisation are exercised by the parity tests
