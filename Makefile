@@ -47,6 +47,9 @@ cuda/fatbin/%.fatbin: kernels/%.cu kernels/common.cuh
 	@mkdir -p cuda/fatbin
 	$(NVCC) --fatbin $(CUDA_ARCH) -O3 -o $@ $<
 
+# The kernel files on mma.sync also include kernels/mma.cuh.
+cuda/fatbin/attention_fa2.fatbin: kernels/mma.cuh
+
 # A fatbin whose kernels/*.cu is gone (renamed or removed) would still be
 # embedded and could serve a stale copy of a kernel: it goes.
 kernels: $(FATBINS)
@@ -72,11 +75,13 @@ EMU_LIB  := $(EMU_DIR)/libcudaemu.so
 EMU_CXX  ?= g++
 EMU_FLAGS := -std=c++17 -O2 -g -fPIC -fvisibility=hidden -Wall -Wno-unused-function -Wno-unknown-pragmas -Icuda/emu
 EMU_KERNEL_OBJS := $(patsubst kernels/%.cu,$(EMU_DIR)/%.o,$(CU_SRC))
-EMU_RUNTIME_OBJS := $(EMU_DIR)/scheduler.o $(EMU_DIR)/driver.o $(EMU_DIR)/cublas.o
+EMU_RUNTIME_OBJS := $(EMU_DIR)/scheduler.o $(EMU_DIR)/driver.o $(EMU_DIR)/cublas.o $(EMU_DIR)/async.o
 
-$(EMU_DIR)/%.o: kernels/%.cu kernels/common.cuh cuda/emu/emu.h cuda/emu/runtime.h
+$(EMU_DIR)/%.o: kernels/%.cu kernels/common.cuh cuda/emu/emu.h cuda/emu/emu_mma.h cuda/emu/runtime.h
 	@mkdir -p $(EMU_DIR)
 	$(EMU_CXX) $(EMU_FLAGS) -x c++ -include cuda/emu/emu.h -DRF_EMU_MODULE='"$*"' -c -o $@ $<
+
+$(EMU_DIR)/attention_fa2.o: kernels/mma.cuh
 
 $(EMU_DIR)/%.o: cuda/emu/%.cc cuda/emu/runtime.h
 	@mkdir -p $(EMU_DIR)
@@ -91,8 +96,8 @@ $(EMU_LIB): $(EMU_KERNEL_OBJS) $(EMU_RUNTIME_OBJS)
 	if [ -n "$$bad" ]; then echo "__shared__ arrays in templates (use DYNAMIC_SHARED):" >&2; echo "$$bad" | c++filt >&2; exit 1; fi
 	$(EMU_CXX) -shared -o $@ $^
 
-$(EMU_DIR)/selftest: cuda/emu/selftest.cc cuda/emu/emu.h $(EMU_RUNTIME_OBJS)
-	$(EMU_CXX) $(EMU_FLAGS) -include cuda/emu/emu.h -DRF_EMU_MODULE='"selftest"' -o $@ $(filter-out %.h,$^)
+$(EMU_DIR)/selftest: cuda/emu/selftest.cc cuda/emu/emu.h cuda/emu/emu_mma.h kernels/mma.cuh $(EMU_RUNTIME_OBJS)
+	$(EMU_CXX) $(EMU_FLAGS) -include cuda/emu/emu.h -DRF_EMU_MODULE='"selftest"' -o $@ $(filter-out %.h %.cuh,$^)
 
 emu: $(EMU_LIB) $(EMU_DIR)/selftest
 

@@ -7,18 +7,17 @@ import "C"
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
-// attentionMaxD is the widest head the fused kernels take (the per-lane
-// accumulators of attention.cu are sized for it); SD heads are 40-160 wide.
-// attentionTCMaxD is the widest the tensor-core kernel takes (its fragments
-// live in registers: 64 or 128 columns).
-const (
-	attentionMaxD   = 256
-	attentionTCMaxD = 128
-)
+// attentionMaxD is the widest head the fused CUDA-core kernel takes (its
+// per-lane accumulators are sized for it); SD heads are 40-160 wide.
+// fa2Heads are the head widths kernels/attention_fa2.cu is instantiated for.
+const attentionMaxD = 256
+
+var fa2Heads = map[int]bool{40: true, 64: true, 80: true, 160: true}
 
 // explicitMinScores: float attention with at least this many scores per
 // batch entry (N·M) goes through matmul, softmax, matmul. On an H100 the
@@ -36,23 +35,42 @@ var (
 )
 
 // Attention is a fused flash-style kernel: on tensor cores
-// (kernels/attention_tc.cu) for f16/bf16 heads up to 128 wide, on CUDA cores
-// (kernels/attention.cu) for float and wider heads; heads wider than 256, and
-// float attention over many scores (explicitMinScores), go through matmul,
-// softmax, matmul.
+// (kernels/attention_fa2.cu) for f16/bf16 heads 40, 64, 80 and 160 wide, in
+// either layout of tensor.AttentionParams; on CUDA cores (kernels/attention.cu)
+// for float and other widths; heads wider than 256, and float attention over
+// many scores (explicitMinScores), go through matmul, softmax, matmul. The
+// last two take split heads: interleaved ones are split and merged around them.
 func (g *Backend) Attention(q, k, v tensor.Buffer, p tensor.AttentionParams) tensor.Buffer {
 	qd, kd, vd := dev("attention", q), dev("attention", k), dev("attention", v)
 	d := same("attention", qd, kd, vd)
 	need("attention", qd, p.Batch*p.N*p.D)
 	need("attention", kd, p.Batch*p.M*p.D)
 	need("attention", vd, p.Batch*p.M*p.D)
+	if g.fa2Fits(p, d, qd, kd, vd) {
+		out := g.newBuffer(d, p.Batch*p.N*p.D)
+		g.attentionFA2(out, qd, kd, vd, p, d)
+		return out
+	}
+	if h := p.HeadCount(); h > 1 {
+		// [B, rows, H, D] → [B, H, rows, D] and back.
+		split := func(x tensor.Buffer, rows int) tensor.Buffer {
+			return g.Permute(x, tensor.Shape{p.Batch / h, rows, h, p.D}, []int{0, 2, 1, 3})
+		}
+		qs, ks, vs := split(q, p.N), split(k, p.M), split(v, p.M)
+		sp := p
+		sp.Heads = 0
+		o := g.Attention(qs, ks, vs, sp)
+		g.Free(qs)
+		g.Free(ks)
+		g.Free(vs)
+		out := g.Permute(o, tensor.Shape{p.Batch / h, h, p.N, p.D}, []int{0, 2, 1, 3})
+		g.Free(o)
+		return out
+	}
 	out := g.newBuffer(d, p.Batch*p.N*p.D)
-	switch {
-	case p.D > attentionMaxD || p.Batch > 65535 || (d == tensor.Float32 && p.N*p.M >= explicitMinScores):
+	if p.D > attentionMaxD || p.Batch > 65535 || (d == tensor.Float32 && p.N*p.M >= explicitMinScores) {
 		g.attentionExplicit(out, qd, kd, vd, p, d)
-	case d != tensor.Float32 && p.D <= attentionTCMaxD:
-		g.attentionTC(out, qd, kd, vd, p, d)
-	default:
+	} else {
 		g.attentionCore(out, qd, kd, vd, p, d)
 	}
 	return out
@@ -100,19 +118,39 @@ func (g *Backend) attentionCore(out, q, k, v *buffer, p tensor.AttentionParams, 
 		attentionWhat(p))
 }
 
-// attentionTC launches kernels/attention_tc.cu: 64 queries per block of 4
-// warps; shared memory holds a key and a value tile (64 rows of the head
-// rounded up to 16, plus 8 of padding), each warp's float scratch, and 32
-// bytes of alignment slack.
-func (g *Backend) attentionTC(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
-	const rows, tile, warps, scratch = 64, 64, 4, 16*68 + 16
-	name := "attention_tc4" // heads up to 64 wide
-	if p.D > 64 {
-		name = "attention_tc8"
+// fa2Fits says whether kernels/attention_fa2.cu takes p: a 16-bit dtype, a
+// head width it is instantiated for (all multiples of 8, so every row of a
+// 16-byte aligned buffer starts 16-byte aligned, as cp.async needs) and a
+// grid of at most 65535 (batch × head) rows.
+func (g *Backend) fa2Fits(p tensor.AttentionParams, d tensor.DType, bufs ...*buffer) bool {
+	if d == tensor.Float32 || !fa2Heads[p.D] || p.Batch > 65535 {
+		return false
+	}
+	for _, b := range bufs {
+		if b.ptr%16 != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// attentionFA2 launches kernels/attention_fa2.cu: 64 queries per block of 4
+// warps, one (batch entry, head) per grid row. Each row of q, k, v and out
+// is Heads·D elements apart (D with split heads). Shared memory holds the
+// block's 64 query rows and two stages of a key and a value tile of 64
+// rows (32 for heads over 128), each row the head rounded up to 16 plus 8
+// elements of padding.
+func (g *Backend) attentionFA2(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
+	const rows, warps = 64, 4
+	keys := 64
+	if p.D > 128 {
+		keys = 32
 	}
 	ld := (p.D+15)/16*16 + 8
+	stride := int32(p.HeadCount() * p.D)
 	l := launch{grid: [3]int{(p.N + rows - 1) / rows, p.Batch, 1}, block: 32 * warps,
-		shared: 2*tile*ld*d.Size() + warps*scratch*4 + 32, flops: float64(p.FLOPs())}
-	g.run(name+suffix(d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
-		attentionWhat(p))
+		shared: (rows + 4*keys) * ld * d.Size(), flops: float64(p.FLOPs())}
+	a := new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.HeadCount())).
+		i32(stride).i32(stride).i32(stride).i32(stride).f32(float32(p.Scale * math.Log2E))
+	g.run(fmt.Sprintf("attention_fa2_d%d%s", p.D, suffix(d)), l, a, attentionWhat(p))
 }

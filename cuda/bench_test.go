@@ -32,7 +32,7 @@ func BenchmarkConv2d(b *testing.B) {
 // BenchmarkAttention times attention at SD's self-attention shapes (batch 2
 // × heads, 64² and 32² latents, and SD 2.1's 64² latent against its 77 text
 // tokens) and reports TFLOP/s of the two products: "picked" is what
-// tensor.Attention picks (the fused tensor-core kernel for f16/bf16; for
+// tensor.Attention picks (the mma.sync kernel attention_fa2 for f16/bf16; for
 // float32 the explicit matmul, softmax, matmul over 2^20 scores per head, the
 // fused CUDA-core kernel below), "core" the fused CUDA-core kernel at the same
 // shape, side by side.
@@ -60,6 +60,33 @@ func BenchmarkAttention(b *testing.B) {
 					b.ReportMetric(float64(p.FLOPs())*float64(b.N)/b.Elapsed().Seconds()/1e12, "TFLOP/s")
 				})
 			}
+		}
+	}
+}
+
+// BenchmarkAttentionHeads times attention_fa2 on the layout the UNet now
+// passes, heads interleaved in the projections' rows ([2, N, H·D] in and
+// out, no permutes), at SD shapes: SD 1.5's 64² and 32² self-attention (8
+// heads of 40 and 80), SD 2.1's 64² self- and cross-attention (5 heads of
+// 64) and its 16² blocks (20 heads of 64), and SD 1.5's 16² (8 of 160). It
+// reports TFLOP/s of the two products; run it on a GPU to get figures.
+func BenchmarkAttentionHeads(b *testing.B) {
+	g := device(b)
+	for _, d := range []tensor.DType{tensor.Float16, tensor.BFloat16} {
+		for _, c := range []struct{ heads, n, m, dim int }{{8, 4096, 4096, 40}, {8, 1024, 1024, 80}, {5, 4096, 4096, 64},
+			{5, 4096, 77, 64}, {20, 256, 256, 64}, {8, 256, 256, 160}} {
+			q := backendtest.Randn(g, d, 1, 2, c.n, c.heads*c.dim)
+			k := backendtest.Randn(g, d, 2, 2, c.m, c.heads*c.dim)
+			v := backendtest.Randn(g, d, 3, 2, c.m, c.heads*c.dim)
+			scale := 1 / math.Sqrt(float64(c.dim))
+			p := tensor.AttentionParams{Batch: 2 * c.heads, N: c.n, M: c.m, D: c.dim, Heads: c.heads, Scale: scale}
+			b.Run(fmt.Sprintf("%s/2x%dh/%dx%dx%d", d, c.heads, c.n, c.m, c.dim), func(b *testing.B) {
+				for range b.N {
+					tensor.AttentionHeads(q, k, v, c.heads, scale).Free()
+				}
+				syncOK(b, g)
+				b.ReportMetric(float64(p.FLOPs())*float64(b.N)/b.Elapsed().Seconds()/1e12, "TFLOP/s")
+			})
 		}
 	}
 }

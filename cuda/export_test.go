@@ -2,7 +2,11 @@
 
 package cuda
 
-import "github.com/rfnet/rfnet-native/tensor"
+import (
+	"fmt"
+
+	"github.com/rfnet/rfnet-native/tensor"
+)
 
 // KernelGemm runs the products of p through the built-in GEMM kernels,
 // whichever GEMM the backend picked, for the external tests.
@@ -50,4 +54,17 @@ func WithExplicitAttention(minScores, chunkBytes int) (restore func()) {
 	m, c := explicitMinScores, explicitChunkBytes
 	explicitMinScores, explicitChunkBytes = minScores, chunkBytes
 	return func() { explicitMinScores, explicitChunkBytes = m, c }
+}
+
+// FA2Attention runs kernels/attention_fa2.cu on p, for tests that must know
+// the mma.sync kernel ran; it panics when the kernel does not take p.
+func FA2Attention(b tensor.Backend, q, k, v tensor.Buffer, p tensor.AttentionParams) tensor.Buffer {
+	g := b.(*Backend)
+	qd, kd, vd := dev("fa2 attention", q), dev("fa2 attention", k), dev("fa2 attention", v)
+	if !g.fa2Fits(p, qd.dtype, qd, kd, vd) {
+		panic(fmt.Sprintf("cuda: attention_fa2 does not take %+v in %v", p, qd.dtype))
+	}
+	out := g.newBuffer(qd.dtype, p.Batch*p.N*p.D)
+	g.attentionFA2(out, qd, kd, vd, p, qd.dtype)
+	return out
 }

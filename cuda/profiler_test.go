@@ -64,7 +64,7 @@ func TestProfileCountsLaunches(t *testing.T) {
 		{"im2col_f16", 1, 0},
 		{"add_bias_f16", 1, 0},
 		{"unary_f16", 1, 0},
-		{"attention_tc4_f16", 1, 4 * 2 * 48 * 48 * 40 / 1e9},
+		{"attention_fa2_d40_f16", 1, 4 * 2 * 48 * 48 * 40 / 1e9},
 	} {
 		k := rows[c.name]
 		if k.Launches != c.launches || math.Abs(k.GFLOP-c.gflop) > 1e-12 {

@@ -39,11 +39,14 @@ func (a *Attention) Forward(x, context *tensor.Tensor, hook ProbsHook) *tensor.T
 	if context == nil {
 		context = x
 	}
-	q := SplitHeads(a.Q.Forward(x), a.Heads)
-	k := SplitHeads(a.K.Forward(context), a.Heads)
-	v := SplitHeads(a.V.Forward(context), a.Heads)
-	scale := 1 / math.Sqrt(float64(q.Dim(-1)))
-	o := ScaledDotProduct(q, k, v, nil, scale, a.Upcast, hook)
+	q, k, v := a.Q.Forward(x), a.K.Forward(context), a.V.Forward(context)
+	scale := 1 / math.Sqrt(float64(q.Dim(-1)/a.Heads))
+	if hook == nil && !q.Tracked() && !k.Tracked() && !v.Tracked() {
+		// The fused attention reads the heads where the projections put
+		// them: no split and merge permutes.
+		return a.Out.Forward(tensor.AttentionHeads(q, k, v, a.Heads, scale))
+	}
+	o := ScaledDotProduct(SplitHeads(q, a.Heads), SplitHeads(k, a.Heads), SplitHeads(v, a.Heads), nil, scale, a.Upcast, hook)
 	return a.Out.Forward(MergeHeads(o))
 }
 

@@ -21,3 +21,18 @@ func Attention(q, k, v *Tensor, scale float64) *Tensor {
 	p := AttentionParams{Batch: q.Numel() / (n * d), N: n, M: m, D: d, Scale: scale}
 	return q.derive(q.b.Attention(q.buf, k.buf, v.buf, p), q.shape)
 }
+
+// AttentionHeads is Attention over heads that interleave in each row, as the
+// q, k and v projections write them: q [B, N, heads·D], k and v [B, M, heads·D],
+// the result [B, N, heads·D]. It saves the split and merge permutes of
+// [B, heads, N, D] around Attention, which compute the same.
+func AttentionHeads(q, k, v *Tensor, heads int, scale float64) *Tensor {
+	if q.Rank() != 3 || k.Rank() != 3 || !k.shape.Equal(v.shape) || q.Dim(0) != k.Dim(0) || q.Dim(2) != k.Dim(2) || heads < 1 || q.Dim(2)%heads != 0 {
+		panic(fmt.Sprintf("tensor: attention over %d heads: q %v, k %v, v %v", heads, q.shape, k.shape, v.shape))
+	}
+	if q.Tracked() || k.Tracked() || v.Tracked() {
+		panic("tensor: attention: the fused attention has no backward; compose matmul and softmax for gradients")
+	}
+	p := AttentionParams{Batch: q.Dim(0) * heads, N: q.Dim(1), M: k.Dim(1), D: q.Dim(2) / heads, Heads: heads, Scale: scale}
+	return q.derive(q.b.Attention(q.buf, k.buf, v.buf, p), q.shape)
+}

@@ -116,12 +116,20 @@ type TopKParams struct {
 	MaskRows      int
 }
 
-// AttentionParams describes Batch independent attentions (batch × heads):
-// queries [Batch, N, D], keys and values [Batch, M, D], out = softmax(Scale·q·kᵀ)·v.
+// AttentionParams describes Batch independent attentions (batch × heads),
+// out = softmax(Scale·q·kᵀ)·v. With Heads 0 or 1 the heads are split:
+// queries [Batch, N, D], keys and values [Batch, M, D], out [Batch, N, D].
+// With Heads > 1 they interleave in each row as the projections write them:
+// queries [Batch/Heads, N, Heads·D], keys and values [Batch/Heads, M, Heads·D],
+// out [Batch/Heads, N, Heads·D] (no permutes around the attention).
 type AttentionParams struct {
 	Batch, N, M, D int
+	Heads          int
 	Scale          float64
 }
+
+// HeadCount is Heads, at least 1.
+func (p AttentionParams) HeadCount() int { return max(p.Heads, 1) }
 
 // Backend runs coarse ops on contiguous buffers. Each method documents shapes and
 // layout; all sizes are explicit, and buffers are row-major. Outputs are new buffers.
@@ -144,7 +152,7 @@ type AttentionParams struct {
 //	upsample     Upsample2x, Upsample2xBackward
 //	topk         TopKMean, TopKMeanBackward
 //	gather       Gather
-//	attention    Attention (two kernel files: attention.cu, attention_tc.cu)
+//	attention    Attention (two kernel files: attention.cu, attention_fa2.cu)
 //	memory       Alloc, FromFloat64, FromFloat32, FromInt32, FromRaw, Float64s,
 //	             Float32s, Int32s, Convert, Free
 //
@@ -241,7 +249,7 @@ type Backend interface {
 	TopKMeanBackward(dy, idx, mask Buffer, p TopKParams) Buffer
 	// Gather returns rows ids[i] of table [rows, dim] as [len(ids), dim] (embedding lookup).
 	Gather(table, ids Buffer, dim int) Buffer
-	// Attention returns softmax(scale·q·kᵀ)·v [Batch, N, D] without keeping the
+	// Attention returns softmax(scale·q·kᵀ)·v (layout in AttentionParams) without keeping the
 	// N×M scores (forward only: the guidance pass, which needs gradients and
 	// the probabilities, composes matmul and softmax instead).
 	Attention(q, k, v Buffer, p AttentionParams) Buffer

@@ -6,7 +6,8 @@
 // the backend loads through RFNET_LIBCUDA / RFNET_LIBCUBLAS instead of the
 // NVIDIA driver. It runs the very same kernel sources on the CPU: each block's
 // threads are fibers, __syncthreads and warp shuffles are barriers between
-// them, WMMA fragments hold whole tiles, device memory is host memory with
+// them, WMMA fragments hold whole tiles, mma.sync / ldmatrix / cp.async
+// follow the PTX ISA's per-lane layouts (emu_mma.h, async.cc), device memory is host memory with
 // every allocation tracked. So the Go side (argument packing, launch shapes,
 // shared-memory sizes, strides of the cuBLAS calls, the allocator) and the
 // kernels' indexing and synchronisation are exercised by the parity tests
@@ -21,6 +22,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <math.h>
 
@@ -36,6 +38,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __launch_bounds__(...)
 // Blocks run one at a time, so a static is the block's shared memory; the
 // scheduler poisons the section at each block's start.
 #define __shared__ static __attribute__((section("emu_shared")))
@@ -187,3 +190,6 @@ inline void mma_sync(fragment<accumulator, M, N, K, TC> &d, const fragment<matri
 }
 } // namespace wmma
 } // namespace nvcuda
+
+#include "emu_mma.h"
+

@@ -48,14 +48,34 @@ struct Dim3 {
 // block are fibers on the calling thread. It returns "" or what went wrong
 // (a barrier deadlock, a warp operation on a partial warp), naming the block
 // and thread.
-// WarpScratch is a warp's scratch space for warp-collective operations (WMMA).
+// WarpScratch is a warp's scratch space for warp-collective operations:
+// WMMA's fragment pointers and product; for mma.sync and ldmatrix
+// (emu_mma.h) each lane's registers or row address, and the operation each
+// lane is in (all 32 must be in the same one).
 struct WarpScratch {
     const void *ptr[3];
     float out[256];
+    uint64_t lanes[32][6];
+    const char *op[32];
 };
 
 // device_fault records the first error device code finds (the launch fails).
 void device_fault(const std::string &what);
+
+// in_shared: whether [p, p+n) lies inside the running block's shared memory
+// (dynamic, or the static __shared__ section).
+bool in_shared(const void *p, size_t n);
+// thread_linear: the running thread's index in its block.
+unsigned thread_linear();
+
+// cp.async (async.cc): copies queue per thread and land at cp.async.wait_group;
+// async_start (a thread starts) drops what a previous block left, async_finish
+// (it ends) faults on copies never waited for.
+void async_copy(void *dst, const void *src, bool valid);
+void async_commit();
+void async_wait(int pending);
+void async_start(unsigned thread);
+void async_finish();
 
 std::string run_grid(const KernelInfo &k, void **params, Dim3 grid, Dim3 block, size_t dynamicShared);
 

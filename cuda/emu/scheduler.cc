@@ -95,6 +95,7 @@ extern "C" char __start_emu_shared[] __attribute__((weak)), __stop_emu_shared[] 
 
 [[noreturn]] void fiber_main() {
     kernel->invoke(kernel->fn, params);
+    async_finish();
     current->state = DONE;
     emu_switch(&current->sp, schedulerSP);
     __builtin_unreachable();
@@ -111,6 +112,7 @@ void start_fiber(Fiber &f, int i) {
     f.sp = sp;
     f.state = RUNNABLE;
     f.bank = 0;
+    async_start((unsigned)i);
 }
 
 void yield(State s, const char *what) {
@@ -185,6 +187,11 @@ unsigned lane() { return current->lane; }
 void sync_block() { yield(WAIT_BLOCK, "__syncthreads"); }
 void sync_warp(const char *what) { yield(WAIT_WARP, what); }
 void *dynamic_shared() { return shared.data(); }
+bool in_shared(const void *p, size_t n) {
+    auto inside = [&](const void *lo, const void *hi) { return p >= lo && (const char *)p + n <= (const char *)hi; };
+    return inside(shared.data(), shared.data() + shared.size()) || (__start_emu_shared && inside(__start_emu_shared, __stop_emu_shared));
+}
+unsigned thread_linear() { return (unsigned)(current - fibers); }
 void device_fault(const std::string &what) {
     if (fault.empty()) fault = what + " (" + where(*current) + ")";
 }

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "../../kernels/mma.cuh"
+
 typedef int CUresult;
 typedef uint64_t CUdeviceptr;
 extern "C" {
@@ -132,6 +134,115 @@ EMU_REGISTER(neighbour_race)
 extern "C" __global__ void write_at(float *x, int i) { x[i] = 1.f; }
 EMU_REGISTER(write_at)
 
+// --- mma.sync, ldmatrix, cp.async (kernels/mma.cuh, emu_mma.h, async.cc) ---
+
+// mma_fragments builds each lane's A, B and C fragments of m16n8k16 straight
+// from a [16][16], b [16][8] (k × n) and c [16][8] by the PTX ISA's layout
+// (written out here independently of the emulator), multiplies, and stores
+// D by the C layout: d = a·b + c only if both sides agree on the layout.
+template <typename T> __device__ void mma_fragments_impl(float *d, const T *a, const T *b, const float *c) {
+    unsigned lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    auto bits = [](T x) {
+        uint16_t u;
+        memcpy(&u, &x, 2);
+        return (uint32_t)u;
+    };
+    auto pair = [&](const T *p) { return bits(p[0]) | bits(p[1]) << 16; };
+    uint32_t fa[4] = {pair(a + g * 16 + 2 * t), pair(a + (g + 8) * 16 + 2 * t), pair(a + g * 16 + 2 * t + 8), pair(a + (g + 8) * 16 + 2 * t + 8)};
+    T b0[2] = {b[(2 * t) * 8 + g], b[(2 * t + 1) * 8 + g]}, b1[2] = {b[(2 * t + 8) * 8 + g], b[(2 * t + 9) * 8 + g]};
+    uint32_t fb[2] = {pair(b0), pair(b1)};
+    float fc[4] = {c[g * 8 + 2 * t], c[g * 8 + 2 * t + 1], c[(g + 8) * 8 + 2 * t], c[(g + 8) * 8 + 2 * t + 1]}, fd[4];
+    mma_m16n8k16<T>(fd, fa, fb, fc);
+    d[g * 8 + 2 * t] = fd[0], d[g * 8 + 2 * t + 1] = fd[1], d[(g + 8) * 8 + 2 * t] = fd[2], d[(g + 8) * 8 + 2 * t + 1] = fd[3];
+}
+extern "C" __global__ void mma_fragments_f16(float *d, const __half *a, const __half *b, const float *c) { mma_fragments_impl(d, a, b, c); }
+extern "C" __global__ void mma_fragments_bf16(float *d, const __nv_bfloat16 *a, const __nv_bfloat16 *b, const float *c) {
+    mma_fragments_impl(d, a, b, c);
+}
+EMU_REGISTER(mma_fragments_f16) EMU_REGISTER(mma_fragments_bf16)
+
+// ldmatrix_index loads four 8×8 matrices of element indices (matrix i holds
+// 100·i + 8·row + col) with x1, x2, x4 and their .trans forms; out[v][lane][reg].
+extern "C" __global__ void ldmatrix_index(uint32_t *out, int misalign) {
+    __shared__ __align__(16) uint16_t m[4][8][8];
+    unsigned l = threadIdx.x & 31;
+    for (int i = l; i < 256; i += 32) m[i / 64][(i / 8) % 8][i % 8] = (uint16_t)(100 * (i / 64) + i % 64);
+    __syncwarp();
+    const uint16_t *row = &m[l / 8][l % 8][0] + misalign;
+    uint32_t r1[1], r2[2], r4[4];
+    ldmatrix_x1(r1, row), out[0 * 128 + l * 4] = r1[0];
+    ldmatrix_x2(r2, row), out[1 * 128 + l * 4] = r2[0], out[1 * 128 + l * 4 + 1] = r2[1];
+    ldmatrix_x4(r4, row);
+    for (int i = 0; i < 4; i++) out[2 * 128 + l * 4 + i] = r4[i];
+    ldmatrix_x1_trans(r1, row), out[3 * 128 + l * 4] = r1[0];
+    ldmatrix_x2_trans(r2, row), out[4 * 128 + l * 4] = r2[0], out[4 * 128 + l * 4 + 1] = r2[1];
+    ldmatrix_x4_trans(r4, row);
+    for (int i = 0; i < 4; i++) out[5 * 128 + l * 4 + i] = r4[i];
+}
+EMU_REGISTER(ldmatrix_index)
+
+// ldmatrix from global memory: the hardware's ldmatrix reads shared memory only.
+extern "C" __global__ void ldmatrix_global(uint32_t *out, const uint16_t *g) {
+    uint32_t r[1];
+    ldmatrix_x1(r, g + (threadIdx.x & 7) * 8);
+    out[threadIdx.x] = r[0];
+}
+EMU_REGISTER(ldmatrix_global)
+
+// Half the warp in mma.sync, the other half in ldmatrix: divergent lanes.
+extern "C" __global__ void mma_divergent(float *d) {
+    __shared__ __align__(16) uint16_t m[8][8];
+    for (int i = threadIdx.x; i < 64; i += blockDim.x) m[i / 8][i % 8] = 0;
+    __syncthreads();
+    uint32_t a[4] = {}, b[2] = {}, r[1];
+    float c[4] = {}, o[4] = {};
+    if ((threadIdx.x & 31) < 16) mma_m16n8k16<__half>(o, a, b, c);
+    else ldmatrix_x1(r, &m[threadIdx.x & 7][0]);
+    d[threadIdx.x] = o[0];
+}
+EMU_REGISTER(mma_divergent)
+
+extern "C" __global__ void mma_partial_warp(float *d) {
+    uint32_t a[4] = {}, b[2] = {};
+    float c[4] = {}, o[4];
+    mma_m16n8k16<__half>(o, a, b, c);
+    d[threadIdx.x] = o[0];
+}
+EMU_REGISTER(mma_partial_warp)
+
+// cp_async_pipeline: each of 64 threads copies 16 bytes of src into shared
+// memory in two groups (two tiles), then reads its neighbour's bytes. mode 0
+// waits as it should; 1 reads tile 0 before waiting at all; 2 waits with
+// wait_group 1 for tile 1 (too few groups retired); 3 reads its neighbour's
+// copy without the __syncthreads after the wait; 4 never waits; 5 copies to
+// a misaligned address; 6 copies into global memory. out gets the 8 floats
+// read per thread (4 of each tile).
+extern "C" __global__ void cp_async_pipeline(float *out, const float *src, float *dst, int mode) {
+    __shared__ __align__(16) float tile[2][64][4];
+    unsigned i = threadIdx.x, nb = (i + 1) % 64;
+    float *to0 = &tile[0][i][0], *to1 = &tile[1][i][0];
+    if (mode == 5) to0 = (float *)((char *)to0 + 4);
+    if (mode == 6) to0 = dst + 4 * i;
+    cp_async16(to0, src + 4 * i, true);
+    cp_async_commit();
+    cp_async16(to1, src + 256 + 4 * i, i % 2 == 0); // odd threads: zero fill
+    cp_async_commit();
+    if (mode == 4) return;
+    if (mode == 1) {
+        for (int j = 0; j < 4; j++) out[8 * i + j] = tile[0][i][j];
+        cp_async_wait<0>();
+        return;
+    }
+    cp_async_wait<1>();
+    if (mode != 3) __syncthreads();
+    for (int j = 0; j < 4; j++) out[8 * i + j] = tile[0][nb][j];
+    if (mode != 2) cp_async_wait<0>();
+    if (mode != 3) __syncthreads();
+    for (int j = 0; j < 4; j++) out[8 * i + 4 + j] = tile[1][nb][j];
+    if (mode == 2) cp_async_wait<0>();
+}
+EMU_REGISTER(cp_async_pipeline)
+
 // --- harness ---
 
 static const emu::KernelInfo &kernel(const char *name) {
@@ -236,6 +347,120 @@ int main() {
         offset = 4; // 8 bytes: not 32-byte aligned
         err = run("wmma_product", {&cp, &ap, &bp, &offset}, 1, 32);
         CHECK(err.find("aligned") != std::string::npos, "misaligned wmma: got %s", err.c_str());
+    }
+    { // mma.sync.m16n8k16 against a float product, f16 and bf16 (small integers: exact in both)
+        std::vector<float> af(256), bf(128), c(128), d(128), want(128);
+        for (int i = 0; i < 16; i++)
+            for (int k = 0; k < 16; k++) af[i * 16 + k] = (float)((i * 3 + k * 5) % 7) - 3.f;
+        for (int k = 0; k < 16; k++)
+            for (int n = 0; n < 8; n++) bf[k * 8 + n] = (float)((k * 5 + n * 3) % 5) - 2.f;
+        for (int i = 0; i < 128; i++) c[i] = 0.5f * (float)(i % 3);
+        for (int i = 0; i < 16; i++)
+            for (int n = 0; n < 8; n++) {
+                float s = c[i * 8 + n];
+                for (int k = 0; k < 16; k++) s += af[i * 16 + k] * bf[k * 8 + n];
+                want[i * 8 + n] = s;
+            }
+        std::vector<__half> ah(256), bh(128);
+        std::vector<__nv_bfloat16> ab(256), bb(128);
+        for (int i = 0; i < 256; i++) ah[i] = __float2half(af[i]), ab[i] = __float2bfloat16(af[i]);
+        for (int i = 0; i < 128; i++) bh[i] = __float2half(bf[i]), bb[i] = __float2bfloat16(bf[i]);
+        float *dp = d.data(), *cp = c.data();
+        void *ahp = ah.data(), *bhp = bh.data(), *abp = ab.data(), *bbp = bb.data();
+        const char *names[] = {"mma_fragments_f16", "mma_fragments_bf16"};
+        void **as[] = {&ahp, &abp}, **bs[] = {&bhp, &bbp};
+        for (const char *order : {"forward", "reverse"}) {
+            setenv("RFNET_EMU_ORDER", order, 1);
+            for (int v = 0; v < 2; v++) {
+                std::fill(d.begin(), d.end(), -1.f);
+                std::string err = run(names[v], {&dp, as[v], bs[v], &cp}, 1, 32);
+                CHECK(err.empty(), "%s: %s", names[v], err.c_str());
+                int bad = 0;
+                for (int i = 0; i < 128; i++) bad += d[i] != want[i];
+                CHECK(bad == 0, "%s (%s): %d of 128 outputs wrong (d[0] %g, want %g)", names[v], order, bad, d[0], want[0]);
+            }
+        }
+        unsetenv("RFNET_EMU_ORDER");
+        std::vector<float> o(64);
+        float *op = o.data();
+        std::string err = run("mma_divergent", {&op}, 1, 32);
+        CHECK(err.find("diverged") != std::string::npos, "mma.sync and ldmatrix in one warp: got %s", err.c_str());
+        err = run("mma_partial_warp", {&op}, 1, 48);
+        CHECK(err.find("the hardware needs all 32") != std::string::npos, "mma.sync in a partial warp: got %s", err.c_str());
+    }
+    { // ldmatrix x1/x2/x4 (.trans) of an index matrix: lane l, register i gets row l/4, columns 2(l%4)..+1 of matrix i
+        std::vector<uint32_t> out(6 * 128);
+        uint32_t *op = out.data();
+        int misalign = 0;
+        std::string err = run("ldmatrix_index", {&op, &misalign}, 1, 32);
+        CHECK(err.empty(), "ldmatrix_index: %s", err.c_str());
+        auto idx = [](int m, int r, int c) { return (uint32_t)(100 * m + 8 * r + c); };
+        int bad = 0;
+        for (int l = 0; l < 32; l++) {
+            int r = l / 4, c = 2 * (l % 4);
+            for (int v = 0; v < 6; v++) {
+                int n = v % 3 == 0 ? 1 : v % 3 == 1 ? 2 : 4;
+                for (int i = 0; i < n; i++) {
+                    uint32_t want = v < 3 ? idx(i, r, c) | idx(i, r, c + 1) << 16 : idx(i, c, r) | idx(i, c + 1, r) << 16;
+                    if (out[v * 128 + l * 4 + i] != want) {
+                        if (bad++ < 4)
+                            fprintf(stderr, "ldmatrix variant %d lane %d reg %d: %08x, want %08x\n", v, l, i, out[v * 128 + l * 4 + i], want);
+                    }
+                }
+            }
+        }
+        CHECK(bad == 0, "ldmatrix: %d registers wrong", bad);
+        misalign = 4; // 8 bytes past a row start
+        err = run("ldmatrix_index", {&op, &misalign}, 1, 32);
+        CHECK(err.find("16-byte aligned") != std::string::npos, "misaligned ldmatrix: got %s", err.c_str());
+        alignas(16) static uint16_t g[64];
+        uint16_t *gp = g;
+        err = run("ldmatrix_global", {&op, &gp}, 1, 32);
+        CHECK(err.find("shared memory") != std::string::npos, "ldmatrix from global memory: got %s", err.c_str());
+    }
+    { // cp.async: copies land at wait_group; what reads them early sees poison (NaN)
+        alignas(16) static float src[512], dst[256];
+        for (int i = 0; i < 512; i++) src[i] = (float)i;
+        std::vector<float> out(8 * 64);
+        float *op = out.data(), *sp = src, *dp = dst;
+        auto pipeline = [&](int mode, const char *order) {
+            setenv("RFNET_EMU_ORDER", order, 1);
+            std::fill(out.begin(), out.end(), -1.f);
+            std::string err = run("cp_async_pipeline", {&op, &sp, &dp, &mode}, 1, 64);
+            unsetenv("RFNET_EMU_ORDER");
+            return err;
+        };
+        auto wrong = [&]() {
+            int n = 0;
+            for (int i = 0; i < 64; i++) {
+                int nb = (i + 1) % 64;
+                for (int j = 0; j < 4; j++) {
+                    n += out[8 * i + j] != src[4 * nb + j];
+                    n += out[8 * i + 4 + j] != (nb % 2 == 0 ? src[256 + 4 * nb + j] : 0.f);
+                }
+            }
+            return n;
+        };
+        for (const char *order : {"forward", "reverse"}) {
+            std::string err = pipeline(0, order);
+            CHECK(err.empty() && wrong() == 0, "cp.async pipeline (%s): %s, %d values wrong", order, err.c_str(), wrong());
+        }
+        std::string err = pipeline(1, "forward");
+        CHECK(err.empty() && std::isnan(out[0]), "a read before cp.async.wait_group saw %g (%s)", out[0], err.c_str());
+        err = pipeline(2, "forward");
+        CHECK(err.empty() && wrong() > 0, "wait_group 1 before reading the newest group went unnoticed (%s)", err.c_str());
+        int missed = 0;
+        for (const char *order : {"forward", "reverse"}) {
+            err = pipeline(3, order);
+            missed += err.empty() && wrong() == 0;
+        }
+        CHECK(missed < 2, "a read of another thread's copy without __syncthreads went unnoticed in both orders");
+        err = pipeline(4, "forward");
+        CHECK(err.find("never waited") != std::string::npos, "copies never waited for: got %s", err.c_str());
+        err = pipeline(5, "forward");
+        CHECK(err.find("16-byte aligned") != std::string::npos, "misaligned cp.async: got %s", err.c_str());
+        err = pipeline(6, "forward");
+        CHECK(err.find("not in this block's shared memory") != std::string::npos, "cp.async into global memory: got %s", err.c_str());
     }
     { // dynamic shared memory
         float out = 0.f, *op = &out;

@@ -24,3 +24,37 @@ func testAttentionForward(t *testing.T, f forward) {
 		f.check(t, tensor.Attention(q, k, v, scale), tensor.Shape{c.b, c.n, c.d}, want)
 	}
 }
+
+// testAttentionHeadsForward checks the interleaved-heads layout (q [B, N,
+// H·D]) against the split reference, head by head.
+func testAttentionHeadsForward(t *testing.T, f forward) {
+	for _, c := range []struct{ b, h, n, m, d int }{{2, 3, 7, 5, 8}, {1, 5, 64, 77, 40}} {
+		qv, q := f.host(26, c.b, c.n, c.h*c.d)
+		kv, k := f.host(27, c.b, c.m, c.h*c.d)
+		vv, v := f.host(28, c.b, c.m, c.h*c.d)
+		scale := 1 / math.Sqrt(float64(c.d))
+		// head returns head h of entry b of x [B, rows, H·D] as [rows, D].
+		head := func(x []float64, b, h, rows int) []float64 {
+			var r []float64
+			for j := 0; j < rows; j++ {
+				off := ((b*rows+j)*c.h + h) * c.d
+				r = append(r, x[off:off+c.d]...)
+			}
+			return r
+		}
+		want := make([]float64, c.b*c.n*c.h*c.d)
+		for b := 0; b < c.b; b++ {
+			for h := 0; h < c.h; h++ {
+				scores := refMatMul(head(qv, b, h, c.n), head(kv, b, h, c.m), c.n, c.m, c.d, false, true)
+				for j := range scores {
+					scores[j] *= scale
+				}
+				o := refMatMul(refSoftmax(scores, c.m), head(vv, b, h, c.m), c.n, c.d, c.m, false, false)
+				for j := 0; j < c.n; j++ {
+					copy(want[((b*c.n+j)*c.h+h)*c.d:][:c.d], o[j*c.d:][:c.d])
+				}
+			}
+		}
+		f.check(t, tensor.AttentionHeads(q, k, v, c.h, scale), tensor.Shape{c.b, c.n, c.h * c.d}, want)
+	}
+}

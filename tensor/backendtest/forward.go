@@ -59,6 +59,7 @@ var forwardChecks = []struct {
 	{"upsample2x", testUpsample2xForward},
 	{"masked_topk_mean", testTopKMeanForward},
 	{"attention", testAttentionForward},
+	{"attention_heads", testAttentionHeadsForward},
 	{"gather", testGatherForward},
 }
 
