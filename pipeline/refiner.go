@@ -174,6 +174,19 @@ func (v *RefinerVariant) readConfigs(dir string) (err error) {
 	return err
 }
 
+// LoadRefinerFile is LoadRefiner of a single file already open (one built
+// in memory, as bench-engine's random weights); the refiner does not close f.
+func LoadRefinerFile(f *weights.File, o LoadOptions) (*Refiner, error) {
+	if o.Backend == nil {
+		return nil, errors.New("pipeline: no backend")
+	}
+	r := &Refiner{Path: f.Path(), Variant: SDXLRefiner(), Backend: o.Backend, DType: o.DType, Layout: LayoutSingleFile, UNetFile: f.Path()}
+	if err := r.loadFile(f, o); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
 // loadSingleFile reads sd_xl_refiner_1.0.safetensors or its like.
 func (r *Refiner) loadSingleFile(path string, o LoadOptions) error {
 	r.Layout = LayoutSingleFile
@@ -183,6 +196,12 @@ func (r *Refiner) loadSingleFile(path string, o LoadOptions) error {
 		return err
 	}
 	r.files = append(r.files, f)
+	return r.loadFile(f, o)
+}
+
+// loadFile reads an open single file's text encoder, UNet and autoencoder.
+func (r *Refiner) loadFile(f *weights.File, o LoadOptions) (err error) {
+	path := f.Path()
 	if err := refinerFileKind(f); err != nil {
 		return err
 	}

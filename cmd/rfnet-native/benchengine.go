@@ -92,12 +92,20 @@ func setupBenchEngine(fs *pflag.FlagSet) func() error {
 	model := fs.String("model", "sd15", "with no --weights: random full-size weights in the layout of sd15 or sd21 (built in memory)")
 	size := fs.Int("size", 0, "latent size (0: the model's native size, 64 for 512×512)")
 	iters := fs.Int("iters", 5, "timed runs of each call after one warm-up")
-	steps := fs.Int("steps", 50, "DDIM steps of the denoising-loop measurement (0 skips it)")
+	steps := fs.Int("steps", 50, "DDIM steps of the denoising-loop measurement; with --refiner the schedule the refinement runs 0.3 of (0 skips either)")
 	out := fs.String("json", "", "also write the report as JSON to this file")
 	profile := fs.Bool("profile", false, "after timing each call (but the denoising loop), run it once more with every kernel timed and print where the device time went (--device cuda)")
+	samOn := fs.Bool("sam", false, "time SAM (random full-size sam-vit-base weights, or --weights: a SamModel folder or Hub name) instead of Stable Diffusion: its image encoder, prompt encoder and mask decoder, and one object's whole segmentation")
+	refinerOn := fs.Bool("refiner", false, "time the SDXL refiner (random full-size weights, or --weights) instead of Stable Diffusion: its text encoder, one UNet call at a --size latent (default 128, 1024×1024) and with --steps a refinement at strength 0.3 (int(0.3·steps) steps; needs --tokenizer on random weights)")
 	var scenes rfnetBenchFlags
 	scenes.register(fs)
 	return func() error {
+		if chosen := *samOn && *refinerOn || (*samOn || *refinerOn) && (scenes.on || fs.Changed("model")); chosen {
+			return errors.New("--sam, --refiner, --rfnet and --model each choose what bench-engine times: give one")
+		}
+		if *samOn && fs.Changed("size") {
+			return errors.New("--size does not apply to --sam: SAM's encoder takes one size (its config's image_size, 1024 for sam-vit-base)")
+		}
 		if scenes.on {
 			for _, f := range []string{"iters", "profile"} {
 				if fs.Changed(f) {
@@ -124,36 +132,16 @@ func setupBenchEngine(fs *pflag.FlagSet) func() error {
 		if _, ok := b.(eventTimer); ok {
 			r.Timer = "CUDA events"
 		}
-		counter := tensor.CountFLOPs(b)
-		start := time.Now()
-		var mdl *pipeline.Model
-		if m.weights == "" {
-			// Random full-size weights built in memory: no checkpoint, no disk.
-			if mdl, err = randomModel(*model, m.modelType, "", counter, d); err != nil {
-				return loadFlagError(err)
-			}
-			r.Weights = "random " + *model + " (in memory)"
-		} else {
-			path, o, err := m.options(context.Background(), counter, d)
-			if err != nil {
-				return err
-			}
-			o.NoTokenizer = true // token ids are fixed: no vocabulary needed
-			if mdl, err = pipeline.Load(path, o); err != nil {
-				return loadFlagError(err)
-			}
-			defer mdl.Close()
-			r.Weights, r.Model = path, mdl.Variant.Name
+		e := engineBench{dev: b, counter: tensor.CountFLOPs(b), dtype: d, prof: prof, size: *size, iters: *iters, steps: *steps, start: time.Now()}
+		switch {
+		case *samOn:
+			err = benchSAM(&r, &m, e)
+		case *refinerOn:
+			err = benchRefiner(&r, &m, e)
+		default:
+			err = benchSD(&r, &m, e, *model)
 		}
-		if err := b.Sync(); err != nil {
-			return err
-		}
-		r.LoadS = time.Since(start).Seconds()
-		r.Latent = *size
-		if r.Latent == 0 {
-			r.Latent = mdl.Variant.Width / 8
-		}
-		if r.Timings, err = benchStages(mdl, b, counter, prof, r.Latent, *iters, *steps); err != nil {
+		if err != nil {
 			return err
 		}
 		printEngineReport(r)
@@ -163,6 +151,61 @@ func setupBenchEngine(fs *pflag.FlagSet) func() error {
 		}
 		return nil
 	}
+}
+
+// engineBench is what every bench-engine model shares: the backend the calls
+// are timed on (dev) and the FLOP counter wrapping it that models load onto,
+// the dtype, the profiler (--profile) and the run counts.
+type engineBench struct {
+	dev          tensor.Backend
+	counter      *tensor.FLOPCounter
+	dtype        tensor.DType
+	prof         kernelProfiler
+	size         int // the latent's side, 0 for the model's own
+	iters, steps int
+	start        time.Time // when loading began
+}
+
+// loaded records the load time in r, once the device has finished it.
+func (e engineBench) loaded(r *engineReport) error {
+	if err := e.dev.Sync(); err != nil {
+		return err
+	}
+	r.LoadS = time.Since(e.start).Seconds()
+	return nil
+}
+
+// benchSD times Stable Diffusion's calls (random --model, or --weights) into r.
+func benchSD(r *engineReport, m *modelFlags, e engineBench, model string) error {
+	var mdl *pipeline.Model
+	var err error
+	if m.weights == "" {
+		// Random full-size weights built in memory: no checkpoint, no disk.
+		if mdl, err = randomModel(model, m.modelType, "", e.counter, e.dtype); err != nil {
+			return loadFlagError(err)
+		}
+		r.Weights = "random " + model + " (in memory)"
+	} else {
+		path, o, err := m.options(context.Background(), e.counter, e.dtype)
+		if err != nil {
+			return err
+		}
+		o.NoTokenizer = true // token ids are fixed: no vocabulary needed
+		if mdl, err = pipeline.Load(path, o); err != nil {
+			return loadFlagError(err)
+		}
+		defer mdl.Close()
+		r.Weights, r.Model = path, mdl.Variant.Name
+	}
+	if err := e.loaded(r); err != nil {
+		return err
+	}
+	r.Latent = e.size
+	if r.Latent == 0 {
+		r.Latent = mdl.Variant.Width / 8
+	}
+	r.Timings, err = benchStages(mdl, e.dev, e.counter, e.prof, r.Latent, e.iters, e.steps)
+	return err
 }
 
 // randomModel builds model (sd15 or sd21, the latter as SD 2.1-base unless
@@ -196,15 +239,7 @@ func randomModel(model, modelType, tokenizer string, b tensor.Backend, d tensor.
 // calls) runs once more, profiled.
 func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCounter, prof kernelProfiler, size, iters, steps int) ([]stageTiming, error) {
 	b, d := m.Backend, m.DType
-	// CLIP's special tokens are the vocabulary's last two ids: <start> a
-	// mouse <end>, then <end> as padding (SD 1.x's; the cost is the same).
-	vocab := int32(m.Variant.Text.VocabSize)
-	ids := make([]int32, 77)
-	for i := range ids {
-		ids[i] = vocab - 1
-	}
-	ids[0], ids[1], ids[2] = vocab-2, 320%(vocab-2), 3077%(vocab-2)
-	tokens := tensor.FromInt32(b, tensor.Shape{1, 77}, ids)
+	tokens := benchTokens(b, m.Variant.Text.VocabSize)
 	var ctx *tensor.Tensor
 	encode := func() error { ctx = m.Text.Encode(tokens).To(d); return nil }
 	encode() // ctx for the other calls
@@ -215,13 +250,7 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 	for _, k := range rfnet.Default().SteeringKeys {
 		keys[k] = true
 	}
-	type stage struct {
-		name    string
-		runs    int
-		profile bool
-		f       func() error
-	}
-	stages := []stage{
+	stages := []benchStage{
 		{"text encoder (1×77 tokens)", iters, true, encode},
 		{fmt.Sprintf("unet, batch 2 (CFG step), %d² latent", size), iters, true, func() error {
 			_, err := m.UNet.Forward(z2, []float64{500, 500}, ctx2, nil)
@@ -233,7 +262,7 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 		{fmt.Sprintf("vae decode to %d²", 8*size), iters, true, func() error { m.DecodeImage(z); return nil }},
 	}
 	if steps > 0 {
-		stages = append(stages, stage{fmt.Sprintf("denoise: %d DDIM steps with CFG", steps), 1, false, func() error {
+		stages = append(stages, benchStage{fmt.Sprintf("denoise: %d DDIM steps with CFG", steps), 1, false, func() error {
 			s, err := sched.New("ddim", m.Variant.Sched, steps)
 			if err != nil {
 				return err
@@ -242,6 +271,36 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 			return err
 		}})
 	}
+	return timeStages(dev, counter, prof, stages)
+}
+
+// benchTokens is a fixed prompt of 77 token ids for a vocabulary of vocab:
+// CLIP's special tokens are its last two ids, so <start> a mouse <end>, then
+// <end> as padding (SD 1.x's; the cost is the same whatever the ids).
+func benchTokens(b tensor.Backend, vocab int) *tensor.Tensor {
+	v := int32(vocab)
+	ids := make([]int32, 77)
+	for i := range ids {
+		ids[i] = v - 1
+	}
+	ids[0], ids[1], ids[2] = v-2, 320%(v-2), 3077%(v-2)
+	return tensor.FromInt32(b, tensor.Shape{1, 77}, ids)
+}
+
+// benchStage is one call bench-engine times: runs timed runs after one
+// warm-up, and one more profiled run under --profile if profile.
+type benchStage struct {
+	name    string
+	runs    int
+	profile bool
+	f       func() error
+}
+
+// timeStages times each stage on dev: the one timing loop of bench-engine's
+// single calls (SD, SAM and the refiner). The calls run on counter (which
+// wraps dev) so that each warm-up run counts its FLOPs; with prof, stages
+// marked profile run once more, profiled.
+func timeStages(dev tensor.Backend, counter *tensor.FLOPCounter, prof kernelProfiler, stages []benchStage) ([]stageTiming, error) {
 	var out []stageTiming
 	mem, _ := dev.(memoryStats)
 	for _, s := range stages {
@@ -366,8 +425,12 @@ func steeringGradient(m *pipeline.Model, z, ctx *tensor.Tensor, keys map[string]
 }
 
 func printEngineReport(r engineReport) {
-	fmt.Printf("model %s (%s), %s, %s, latent %d² (%d×%d), load %.1f s, timed by %s\n",
-		r.Model, r.Weights, r.Device, r.DType, r.Latent, 8*r.Latent, 8*r.Latent, r.LoadS, r.Timer)
+	latent := "" // SAM has none
+	if r.Latent > 0 {
+		latent = fmt.Sprintf(", latent %d² (%d×%d)", r.Latent, 8*r.Latent, 8*r.Latent)
+	}
+	fmt.Printf("model %s (%s), %s, %s%s, load %.1f s, timed by %s\n",
+		r.Model, r.Weights, r.Device, r.DType, latent, r.LoadS, r.Timer)
 	fmt.Printf("%-72s %10s %10s %5s %9s %8s %9s\n", "call", "median ms", "min ms", "runs", "GFLOP", "TFLOP/s", "peak MiB")
 	for _, t := range r.Timings {
 		peak := "-"

@@ -34,7 +34,7 @@ type Manifest map[string]Tensor
 
 // The manifests of SD 1.5, SD 2.1 and the SDXL refiner (sdxl-refiner):
 // <model>-single-file.json (one file's tensors) and <model>-diffusers.json
-// (component file → tensors).
+// (component file → tensors); SAM's (sam-vit-base) as <model>-shapes.json.
 //
 //go:embed manifests/*.json
 var manifests embed.FS
@@ -43,6 +43,21 @@ var manifests embed.FS
 func ReadSingleFile(name string) (Manifest, error) {
 	var m Manifest
 	return m, readJSON("manifests/"+name+".json", &m)
+}
+
+// ReadShapes reads manifests/<name>-shapes.json (tensor name → shape, every
+// tensor of dtype): sam-vit-base, a copy of testdata/sam/sam-vit-base-manifest.json
+// (make_sam.py's facebook/sam-vit-base names and shapes).
+func ReadShapes(name, dtype string) (Manifest, error) {
+	var shapes map[string][]int
+	if err := readJSON("manifests/"+name+"-shapes.json", &shapes); err != nil {
+		return nil, err
+	}
+	m := make(Manifest, len(shapes))
+	for n, s := range shapes {
+		m[n] = Tensor{DType: dtype, Shape: s}
+	}
+	return m, nil
 }
 
 // ReadDiffusers reads manifests/<name>.json (component file → tensors).
