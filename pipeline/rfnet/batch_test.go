@@ -123,3 +123,55 @@ func TestBatchedObjectsEqualOneByOneOneObject(t *testing.T) {
 	p.Objects = p.Objects[:1]
 	runBoth(t, p, testConfig())
 }
+
+// The batch keeps each object's saved maps as its own run does, no more:
+// the same layers and sizes per step, nothing duplicated across objects.
+func TestBatchedObjectsSaveNoMoreThanOneByOne(t *testing.T) {
+	c := testConfig()
+	c.Steps, c.MaxIndexStep = 3, 2
+	pm := tinyModel(t, "tiny-sd2", tensor.Float32)
+	r := &runner{Model: pm, cfg: c, emit: func(TraceEvent) {}}
+	s := newSpec(testPlan(), c)
+	runSAA(s.Objects, Config{SAA: false}, nil)
+	if err := s.buildPrompts(pm.Tokenizer); err != nil {
+		t.Fatal(err)
+	}
+	uncond, _ := pm.EncodePrompt(s.SONegative)
+	var ls []loop
+	var zs []*tensor.Tensor
+	for j := range s.Objects {
+		l, err := r.objectLoop(s, j, uncond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		zs = append(zs, toLatent(pm.Backend, pm.DType, noise(uint64(j+3), 4*16*16), 4, 16, 16, 1))
+	}
+	size := func(run *loopResult) (n int) {
+		for _, sm := range run.saved {
+			for _, m := range sm {
+				n += len(m.v)
+			}
+		}
+		return n
+	}
+	runs, err := r.steerBatch(ls, zs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range ls {
+		l, _ := r.objectLoop(s, j, uncond) // a fresh scheduler
+		one, err := r.steer(l, zs[j])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := size(runs[j]), size(one); got != want || len(runs[j].saved) != len(one.saved) {
+			t.Fatalf("object %d: the batch saved %d values in %d steps, its own run %d in %d", j, got, len(runs[j].saved), want, len(one.saved))
+		}
+		for i := range one.saved {
+			if len(runs[j].saved[i]) != len(one.saved[i]) {
+				t.Fatalf("object %d step %d: %d saved layers batched, %d alone", j, i, len(runs[j].saved[i]), len(one.saved[i]))
+			}
+		}
+	}
+}
