@@ -204,6 +204,13 @@ func (r *runner) steerBatchStep(ls []loop, zs []*tensor.Tensor, i int, t float64
 			emitPending(act)
 			return nil, err
 		}
+		// The batch's loss is the sum it differentiates, each object's apart.
+		sum, losses := 0.0, make([]float64, len(act))
+		for k, j := range act {
+			losses[k] = ms[k].loss / ls[j].scale
+			sum += losses[k]
+		}
+		iter.Set("loss", sum, "losses", losses, "step_size", ls[act[0]].sched.GradientStepScale(i))
 		iter.End()
 		for k, j := range act {
 			l, m := ls[j], ms[k]
