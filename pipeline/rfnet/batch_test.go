@@ -175,3 +175,24 @@ func TestBatchedObjectsSaveNoMoreThanOneByOne(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkObjectStage times whole runs with each object stage on the tiny model
+// (the CPU says little about a GPU's gain: the batch's point is the GPU).
+func BenchmarkObjectStage(b *testing.B) {
+	for _, batch := range []bool{false, true} {
+		name := "one-by-one"
+		if batch {
+			name = "batched"
+		}
+		b.Run(name, func(b *testing.B) {
+			m := tinyModel(b, "tiny-sd2", tensor.Float32)
+			c := testConfig()
+			c.BatchObjects = batch
+			for b.Loop() {
+				if _, err := Run(m, testPlan(), Options{Config: c}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
