@@ -196,3 +196,15 @@ func BenchmarkObjectStage(b *testing.B) {
 		})
 	}
 }
+
+// Three objects, the loss measured afresh at every step (remeasure_loss).
+func TestBatchedObjectsEqualOneByOneThreeObjects(t *testing.T) {
+	p := testPlan()
+	p.Objects = append(p.Objects, llm.Object{Name: "a bird", Box: [4]float64{300, 20, 120, 100}, Descriptions: []string{"circling above"}})
+	c := testConfig()
+	c.RemeasureLoss = true
+	losses := runBoth(t, p, c)
+	if len(losses) != 3 {
+		t.Fatalf("steering iterations of %d objects, want 3", len(losses))
+	}
+}
