@@ -131,6 +131,11 @@ func (r *runner) steerBatch(ls []loop, zs []*tensor.Tensor) ([]*loopResult, erro
 			res[j].latents = append(res[j].latents, zs[j])
 			res[j].saved = append(res[j].saved, saved[j])
 			res[j].iterations = append(res[j].iterations, iterations)
+			// The objects' steps report one by one: a cancel in one's
+			// progress stops the reports of the others too.
+			if err := pipeline.Canceled(r.ctx, i+1); err != nil && j > 0 {
+				return nil, err
+			}
 			if r.progress != nil {
 				r.progress(l.stage, l.object, i+1, len(ts))
 			}
