@@ -71,8 +71,8 @@ func TestProfileOutRFNet(t *testing.T) {
 	events := timelinetest.Read(t, trace)
 	checkWallTime(t, events, wall)
 	names := timelinetest.Names(events)
-	// Two objects as one batch (batch_objects) and the overall run, 6 steps each.
-	if names["object"] != 2 || names["objects"] != 1 || names["denoise step"] != 12 || names["vae decode"] != 3 || names["rfnet"] != 1 {
+	// Two objects and the overall run, 6 steps each.
+	if names["object"] != 2 || names["denoise step"] != 18 || names["vae decode"] != 3 || names["rfnet"] != 1 {
 		t.Errorf("events by name: %v", names)
 	}
 	for _, e := range events {
@@ -80,8 +80,8 @@ func TestProfileOutRFNet(t *testing.T) {
 			t.Errorf("%s at depth %d, want the top", e.Name, e.Depth)
 		}
 	}
-	for _, c := range [][]string{{"saa", "prompts"}, {"prompts", "rfnet"}, {"objects", "rfnet"}, {"object", "objects"}, {"overall", "rfnet"},
-		{"denoise step", "objects", "overall"}, {"steering iteration", "denoise step"}, {"unet", "denoise step"},
+	for _, c := range [][]string{{"saa", "prompts"}, {"prompts", "rfnet"}, {"object", "rfnet"}, {"overall", "rfnet"},
+		{"denoise step", "object", "overall"}, {"steering iteration", "denoise step"}, {"unet", "denoise step"},
 		{"compose", "overall"}, {"vae decode", "object", "rfnet"}} {
 		inside(t, events, c[0], c[1:]...)
 	}

@@ -1,6 +1,8 @@
 package rfnet
 
 import (
+	"context"
+	"errors"
 	"math"
 	"testing"
 
@@ -206,5 +208,23 @@ func TestBatchedObjectsEqualOneByOneThreeObjects(t *testing.T) {
 	losses := runBoth(t, p, c)
 	if len(losses) != 3 {
 		t.Fatalf("steering iterations of %d objects, want 3", len(losses))
+	}
+}
+
+// A batch canceled from an object's progress report stops there too.
+func TestBatchedObjectsStopWhenCanceled(t *testing.T) {
+	m := tinyModel(t, "tiny-sd2", tensor.Float32)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := testConfig()
+	c.BatchObjects = true
+	seen := 0
+	_, err := Run(m, testPlan(), Options{Config: c, Context: ctx, Progress: func(string, int, int, int) {
+		if seen++; seen == 3 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) || seen != 3 {
+		t.Fatalf("canceled after 3 reports: %d reports, error %v", seen, err)
 	}
 }

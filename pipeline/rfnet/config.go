@@ -81,8 +81,10 @@ type Config struct {
 
 	// BatchObjects runs the single-object runs as one batch (CFG at batch
 	// 2n, the steering iterations batched over the objects still iterating);
-	// false runs them one by one. Both give the same result (within float
-	// rounding): the batch is faster on a GPU, one by one holds less memory.
+	// false (the default) runs them one by one. Both give the same result
+	// (within float rounding): the batch is faster on a GPU, one by one holds
+	// less memory. Off by default while serve's stage events assume the
+	// objects' steps come object by object.
 	BatchObjects bool `json:"batch_objects"`
 }
 
@@ -114,7 +116,6 @@ func Default() Config {
 		ComposeBoxToBg: true, FrozenStepRatio: 0.5,
 		OverallLossScale: 5, OverallLossThreshold: 5, OverallMaxIter: schedule(), OverallMaxIndexStep: 30, OverallBgTopP: 0.2,
 		SuppressionWeight: 10, RefWeight: 2, RefScale: 15, RefEps: 1e-5,
-		BatchObjects: true,
 	}
 }
 
