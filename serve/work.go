@@ -159,11 +159,14 @@ func (s *Server) rfnetWork(j rfnetJob) jobs.Work {
 			o := rfnet.Options{Config: c, AllowV: s.o.AllowV, Context: ctx}
 			o.Progress = func(stage string, object, step, steps int) {
 				p := jobs.Progress{Stage: stage, Objects: len(plan.Objects), Image: i, Images: j.Images, Step: step, Steps: steps}
-				run := len(plan.Objects)
+				done := len(plan.Objects)*c.Steps + step // the overall run's steps follow the objects'
 				if stage == "object" {
-					p.Object, run = &object, object
+					p.Object, done = &object, object*c.Steps+step
+					if c.BatchObjects { // the objects' steps come interleaved: step by step, then object by object
+						done = (step-1)*len(plan.Objects) + object + 1
+					}
 				}
-				p.Fraction = float64((i*runs+run)*c.Steps+step) / total
+				p.Fraction = float64(i*runs*c.Steps+done) / total
 				rep.Progress(p)
 			}
 			o.Latent = func(stage string, object, step int, latents *tensor.Tensor) {

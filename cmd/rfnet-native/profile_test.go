@@ -161,3 +161,32 @@ func TestProfileFlagErrors(t *testing.T) {
 		t.Error("a refused --profile-kernels still generated the image")
 	}
 }
+
+// With --batch-objects the objects' runs are one "objects" span whose steps
+// cover all objects; each object's decode and mask stay its own "object".
+func TestProfileOutRFNetBatchedObjects(t *testing.T) {
+	s := fakeopenai.New(func(int, fakeopenai.Request) fakeopenai.Reply { return fakeopenai.Reply{Content: fakePlan} })
+	defer s.Close()
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace.json")
+	out := filepath.Join(dir, "out")
+	timedRun(t, rfnetArgs(out, "--llm-base-url", s.BaseURL(), "--llm-api-key", "k", "--llm-cache", "", "--profile-out", trace, "--batch-objects"))
+	events := timelinetest.Read(t, trace)
+	names := timelinetest.Names(events)
+	if names["objects"] != 1 || names["object"] != 2 || names["denoise step"] != 12 || names["vae decode"] != 3 {
+		t.Errorf("events by name: %v", names)
+	}
+	for _, c := range [][]string{{"objects", "rfnet"}, {"object", "objects"}, {"denoise step", "objects", "overall"},
+		{"steering iteration", "denoise step"}, {"vae decode", "object", "rfnet"}} {
+		inside(t, events, c[0], c[1:]...)
+	}
+	for _, e := range events {
+		if _, ok := e.Args["loss"].(float64); e.Name == "steering iteration" && !ok {
+			t.Errorf("steering iteration without a loss: %v", e.Args)
+		}
+	}
+	raw, _ := os.ReadFile(filepath.Join(out, "run.json"))
+	if !strings.Contains(string(raw), `"batch_objects": true`) {
+		t.Errorf("run.json does not record batch_objects: true")
+	}
+}

@@ -208,64 +208,23 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 	bg := noise(c.BgSeed, ch*h*w)
 	seeds := fgSeeds(c, len(s.Objects))
 
-	// Stage 2, step 1: every object alone, steered into its box.
-	var placedObjs []placed
+	// Stage 2, step 1: every object alone, steered into its box; with
+	// batch_objects all the single-object runs as one batch (steerBatch).
+	ls := make([]loop, len(s.Objects))
+	zs := make([]*tensor.Tensor, len(s.Objects))
 	for j := range s.Objects {
-		start := time.Now()
-		o := &s.Objects[j]
-		span := r.tl.Begin("object", "index", j, "name", o.Name, "prompt", o.Prompt, "box", o.Box, "single_object_box", o.SOBox)
-		defer span.End()
-		cond, _ := r.EncodePrompt(o.Prompt)
-		sc, err := r.newScheduler()
-		if err != nil {
+		if ls[j], err = r.objectLoop(s, j, soUncond); err != nil {
 			return nil, err
 		}
-		z0 := toLatent(r.Backend, r.DType, objectNoise(bg, seeds[j], o.SOBox, ch, h, w, c.FgBlending), ch, h, w, sigma)
-		l := loop{stage: "object", object: j, sched: sc, cond: cond, uncond: soUncond, keys: c.SteeringKeys,
-			scale: c.LossScale, threshold: c.LossThreshold, maxIter: c.MaxIter, maxIndexStep: c.MaxIndexStep,
-			remeasure: c.RemeasureLoss, save: append([]string{c.ObjectKey}, c.SteeringKeys...), saveToken: o.Word,
-			loss: func(_ int, maps map[string]capture) (steeringLoss, error) {
-				total, err := boxLoss(maps, c.SteeringKeys, o.Tokens, o.SOBox, c)
-				return steeringLoss{total: total}, err
-			}}
-		run, err := r.steer(l, z0)
-		if err != nil {
-			return nil, fmt.Errorf("rfnet: object %s: %w", llm.Quote(o.Name), err)
-		}
-		if err := r.checkResult(run.latents[len(run.latents)-1], fmt.Sprintf("object %s", llm.Quote(o.Name))); err != nil {
-			return nil, err
-		}
-		decode := r.tl.Begin("vae decode")
-		or := ObjectResult{Name: o.Name, Prompt: o.Prompt, Box: o.Box, SOBox: o.SOBox,
-			Image: r.DecodeImage(run.latents[len(run.latents)-1])}
-		decode.End()
-		if err := r.CheckFinite(or.Image, fmt.Sprintf("rfnet: object %s: the decoded image", llm.Quote(o.Name)), "vae"); err != nil {
-			return nil, err
-		}
-		maskSpan := r.tl.Begin("mask and alignment")
-		sal, ok := saliency(run.saved, c.ObjectKey, c.AggStart)
-		if !ok { // fewer steps than the aggregation start: use every step
-			sal, _ = saliency(run.saved, c.ObjectKey, 0)
-		}
-		mask, method, choice := r.objectMask(sal, or.Image, o.SOBox, h, w)
-		or.MaskMethod, or.SAM = method, choice
-		center := centerOf(mask)
-		sh := alignment(center, h, w, o.Box, base, c.HorizontalShiftOnly)
-		or.Mask, or.Saliency, or.SalH, or.SalW = mask.v, sal.v, sal.h, sal.w
-		or.Shift[0], or.Shift[1] = sh.at(w, h)
-		host := make([][]float64, len(run.latents))
-		for i, z := range run.latents {
-			host[i] = z.Float64s()
-		}
-		p := place(host, mask, run.saved, sh)
-		placedObjs = append(placedObjs, p)
-		or.AlignedMask = p.mask.v
-		maskSpan.Set("shift", or.Shift)
-		maskSpan.End()
-		res.Objects = append(res.Objects, or)
-		res.Geometry.Objects = append(res.Geometry.Objects, objectGeometry(r.Tokenizer, o, res.SAA[j], center, sh, run.iterations, h, w))
-		span.End()
-		r.stage(res, fmt.Sprintf("object %d", j), start)
+		zs[j] = toLatent(r.Backend, r.DType, objectNoise(bg, seeds[j], s.Objects[j].SOBox, ch, h, w, c.FgBlending), ch, h, w, sigma)
+	}
+	objects := r.objectsOneByOne
+	if c.BatchObjects {
+		objects = r.objectsBatched
+	}
+	placedObjs, err := objects(res, s, ls, zs, base)
+	if err != nil {
+		return nil, err
 	}
 
 	// Composition and stage 2, step 2: the overall scene.
@@ -338,6 +297,118 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 	res.Composed = r.DecodeImage(z0)
 	r.stage(res, "pictures", start)
 	return res, nil
+}
+
+// objectsOneByOne runs the single-object runs ls from zs one after the
+// other (batch_objects false: the path to compare the batch with, and the
+// one that holds one object's activations at a time).
+func (r *runner) objectsOneByOne(res *Result, s *spec, ls []loop, zs []*tensor.Tensor, base int) ([]placed, error) {
+	var placedObjs []placed
+	for j := range s.Objects {
+		start := time.Now()
+		o := &s.Objects[j]
+		span := r.tl.Begin("object", "index", j, "name", o.Name, "prompt", o.Prompt, "box", o.Box, "single_object_box", o.SOBox)
+		defer span.End()
+		run, err := r.steer(ls[j], zs[j])
+		if err != nil {
+			return nil, fmt.Errorf("rfnet: object %s: %w", llm.Quote(o.Name), err)
+		}
+		if err := r.finishObject(res, s, j, run, base, &placedObjs); err != nil {
+			return nil, err
+		}
+		span.End()
+		r.stage(res, fmt.Sprintf("object %d", j), start)
+	}
+	return placedObjs, nil
+}
+
+// objectsBatched runs the single-object runs ls from zs as one batch
+// (steerBatch), then finishes each object as objectsOneByOne does.
+func (r *runner) objectsBatched(res *Result, s *spec, ls []loop, zs []*tensor.Tensor, base int) ([]placed, error) {
+	if len(ls) == 0 {
+		return nil, nil
+	}
+	start := time.Now()
+	span := r.tl.Begin("objects", "batch", len(ls))
+	defer span.End()
+	runs, err := r.steerBatch(ls, zs)
+	if err != nil {
+		return nil, fmt.Errorf("rfnet: objects: %w", err)
+	}
+	var placedObjs []placed
+	for j, run := range runs {
+		o := &s.Objects[j]
+		obj := r.tl.Begin("object", "index", j, "name", o.Name, "prompt", o.Prompt, "box", o.Box, "single_object_box", o.SOBox)
+		if err := r.finishObject(res, s, j, run, base, &placedObjs); err != nil {
+			return nil, err
+		}
+		obj.End()
+	}
+	span.End()
+	r.stage(res, "objects", start)
+	return placedObjs, nil
+}
+
+// objectLoop is object j's single-object run: its prompt against the shared
+// SO negative, steered into its single-object box.
+func (r *runner) objectLoop(s *spec, j int, soUncond *tensor.Tensor) (loop, error) {
+	c := r.cfg
+	o := &s.Objects[j]
+	cond, _ := r.EncodePrompt(o.Prompt)
+	sc, err := r.newScheduler()
+	if err != nil {
+		return loop{}, err
+	}
+	return loop{stage: "object", object: j, sched: sc, cond: cond, uncond: soUncond, keys: c.SteeringKeys,
+		scale: c.LossScale, threshold: c.LossThreshold, maxIter: c.MaxIter, maxIndexStep: c.MaxIndexStep,
+		remeasure: c.RemeasureLoss, save: append([]string{c.ObjectKey}, c.SteeringKeys...), saveToken: o.Word,
+		loss: func(_ int, maps map[string]capture) (steeringLoss, error) {
+			total, err := boxLoss(maps, c.SteeringKeys, o.Tokens, o.SOBox, c)
+			return steeringLoss{total: total}, err
+		}}, nil
+}
+
+// finishObject turns object j's single-object run into its result: the
+// decoded image, the mask from its saliency, the alignment onto its scene
+// box and the placed latents the composition pastes; the same whether the
+// runs went one by one or as a batch.
+func (r *runner) finishObject(res *Result, s *spec, j int, run *loopResult, base int, placedObjs *[]placed) error {
+	c := r.cfg
+	o := &s.Objects[j]
+	h, w := res.LatentH, res.LatentW
+	if err := r.checkResult(run.latents[len(run.latents)-1], fmt.Sprintf("object %s", llm.Quote(o.Name))); err != nil {
+		return err
+	}
+	decode := r.tl.Begin("vae decode")
+	or := ObjectResult{Name: o.Name, Prompt: o.Prompt, Box: o.Box, SOBox: o.SOBox,
+		Image: r.DecodeImage(run.latents[len(run.latents)-1])}
+	decode.End()
+	if err := r.CheckFinite(or.Image, fmt.Sprintf("rfnet: object %s: the decoded image", llm.Quote(o.Name)), "vae"); err != nil {
+		return err
+	}
+	maskSpan := r.tl.Begin("mask and alignment")
+	sal, ok := saliency(run.saved, c.ObjectKey, c.AggStart)
+	if !ok { // fewer steps than the aggregation start: use every step
+		sal, _ = saliency(run.saved, c.ObjectKey, 0)
+	}
+	mask, method, choice := r.objectMask(sal, or.Image, o.SOBox, h, w)
+	or.MaskMethod, or.SAM = method, choice
+	center := centerOf(mask)
+	sh := alignment(center, h, w, o.Box, base, c.HorizontalShiftOnly)
+	or.Mask, or.Saliency, or.SalH, or.SalW = mask.v, sal.v, sal.h, sal.w
+	or.Shift[0], or.Shift[1] = sh.at(w, h)
+	host := make([][]float64, len(run.latents))
+	for i, z := range run.latents {
+		host[i] = z.Float64s()
+	}
+	p := place(host, mask, run.saved, sh)
+	*placedObjs = append(*placedObjs, p)
+	or.AlignedMask = p.mask.v
+	maskSpan.Set("shift", or.Shift)
+	maskSpan.End()
+	res.Objects = append(res.Objects, or)
+	res.Geometry.Objects = append(res.Geometry.Objects, objectGeometry(r.Tokenizer, o, res.SAA[j], center, sh, run.iterations, h, w))
+	return nil
 }
 
 // checkResult fails on non-finite final latents of a stage (the steering

@@ -1,0 +1,323 @@
+package rfnet
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/tensor"
+	"github.com/rfnet/rfnet-native/unet"
+)
+
+// steerBatch runs the single-object loops ls from zs as one batch (config key
+// batch_objects): every denoising pass is one CFG batch of 2n (the n uncond
+// halves, then the n cond halves), and each step's steering iterations run
+// batched over the objects still iterating. Each object keeps its own
+// scheduler, last loss, gate, budget and step size, so its result, trace rows
+// and saved maps are those steer gives it alone: the samples of a batch do not
+// interact in the UNet (its norms are per sample), so the gradient of the sum
+// of the objects' losses is each object's own gradient.
+//
+// All loops share the stage, the keys they read and save and the schedule's
+// length (they come from one config); the loss, cond, saved token and
+// scheduler are each object's own. Trace rows come interleaved by object.
+func (r *runner) steerBatch(ls []loop, zs []*tensor.Tensor) ([]*loopResult, error) {
+	n := len(ls)
+	res := make([]*loopResult, n)
+	last := make([]float64, n)
+	zs = append([]*tensor.Tensor(nil), zs...)
+	ctxs := make([]*tensor.Tensor, 2*n)
+	for j, l := range ls {
+		res[j] = &loopResult{latents: []*tensor.Tensor{zs[j]}}
+		last[j] = 10000.0 // as steer starts
+		ctxs[j], ctxs[n+j] = l.uncond, l.cond
+	}
+	context := tensor.Concat(0, ctxs...)
+	ts := ls[0].sched.Timesteps()
+	wantSaved, wantLoss := keySet(ls[0].save), keySet(ls[0].keys)
+	times := make([]float64, 2*n)
+	for i, t := range ts {
+		if err := pipeline.Canceled(r.ctx, i); err != nil {
+			return nil, err
+		}
+		step := r.tl.Begin("denoise step", "stage", ls[0].stage, "objects", n, "step", i, "timestep", t)
+		pending, err := r.steerBatchStep(ls, zs, i, t, last)
+		if err != nil {
+			return nil, err
+		}
+		saved := make([]savedMaps, n)
+		maps := make([]map[string]capture, n)
+		for j := range ls {
+			if len(ls[j].save) > 0 {
+				saved[j] = savedMaps{}
+			}
+			maps[j] = map[string]capture{}
+		}
+		measuring := false
+		for _, p := range pending {
+			measuring = measuring || p != nil
+		}
+		var hook unet.Hook
+		if len(wantSaved) > 0 || measuring {
+			hook = func(layer unet.Layer, p *tensor.Tensor) bool {
+				for j, l := range ls {
+					cond := p.Narrow(0, n+j, 1) // [1, heads, h·w, 77]
+					if wantSaved[layer.Key] {
+						col := cond.Narrow(3, l.saveToken, 1)
+						saved[j][layer.Key] = savedMap{heads: p.Dim(1), h: layer.H, w: layer.W, v: col.Float64s()}
+					}
+					if pending[j] != nil && wantLoss[layer.Key] {
+						maps[j][layer.Key] = capture{probs: cond, h: layer.H, w: layer.W}
+					}
+				}
+				return false
+			}
+		}
+		xs := make([]*tensor.Tensor, 2*n)
+		for j, l := range ls {
+			xs[j] = l.sched.ScaleModelInput(zs[j], i)
+			xs[n+j] = xs[j]
+			times[j], times[n+j] = t, t
+		}
+		x := tensor.Concat(0, xs...)
+		after := make([]float64, n)
+		pass := r.tl.Begin("unet", "batch", 2*n)
+		out := tensor.Scoped(r.Backend, func() *tensor.Tensor {
+			var out *tensor.Tensor
+			out, err = r.UNet.Forward(x, times, context, hook)
+			for j, l := range ls {
+				after[j] = math.NaN()
+				if err == nil && pending[j] != nil {
+					var sl steeringLoss
+					if sl, err = l.loss(i, maps[j]); err == nil {
+						after[j] = sl.total.Item()
+					}
+				}
+			}
+			return out
+		})
+		pass.End()
+		for j := range ls {
+			if p := pending[j]; p != nil {
+				if err == nil && !math.IsNaN(after[j]) && !math.IsInf(after[j], 0) {
+					p.LossAfter, p.LossAfterFrom = ptr(after[j]), afterDenoisingPass
+				}
+				r.emit(*p)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			if err := r.CheckFinite(out, "the UNet's prediction at step 1", "unet"); err != nil {
+				return nil, err
+			}
+		}
+		parts := out.Chunk(2, 0)
+		eps := parts[0].Add(parts[1].Sub(parts[0]).Scale(r.cfg.Guidance))
+		for j, l := range ls {
+			zs[j] = l.sched.Step(eps.Narrow(0, j, 1), zs[j], i)
+		}
+		if err := r.Backend.Sync(); err != nil {
+			return nil, fmt.Errorf("step %d: %w", i, err)
+		}
+		step.End()
+		for j, l := range ls {
+			iterations := 0
+			if pending[j] != nil {
+				iterations = *pending[j].Iteration + 1
+			}
+			res[j].latents = append(res[j].latents, zs[j])
+			res[j].saved = append(res[j].saved, saved[j])
+			res[j].iterations = append(res[j].iterations, iterations)
+			// The objects' steps report one by one: a cancel in one's
+			// progress stops the reports of the others too.
+			if err := pipeline.Canceled(r.ctx, i+1); err != nil && j > 0 {
+				return nil, err
+			}
+			if r.progress != nil {
+				r.progress(l.stage, l.object, i+1, len(ts))
+			}
+			if r.latent != nil {
+				r.latent(l.stage, l.object, i+1, zs[j])
+			}
+		}
+	}
+	return res, nil
+}
+
+// steerBatchStep is steerStep for every object of a batch at step i: each
+// object's gate and budget as steerStep decides them, the iterations batched
+// over the objects still iterating. It updates zs and last in place and
+// returns each object's pending row (nil where the step did not steer it).
+func (r *runner) steerBatchStep(ls []loop, zs []*tensor.Tensor, i int, t float64, last []float64) ([]*TraceEvent, error) {
+	n := len(ls)
+	pending := make([]*TraceEvent, n)
+	budget := make([]int, n)
+	open := make([]bool, n)
+	for j, l := range ls {
+		e := TraceEvent{Stage: l.stage, Object: objectIndex(l.object), Step: ptr(i), Timestep: ptr(t)}
+		budget[j] = maxIter(l.maxIter, i)
+		switch {
+		case l.loss == nil:
+			e.Why = whyNoLoss
+		case i >= l.maxIndexStep:
+			e.Why = whyPastSteeredSteps
+		case budget[j] == 0:
+			e.Why = whyBudgetSpent
+		default:
+			if l.remeasure {
+				last[j] = math.Inf(1)
+			}
+			if !(last[j]/l.scale > l.threshold) {
+				e.Why = whyGate
+				e.LastLoss, e.Threshold = ptr(last[j]/l.scale), ptr(l.threshold)
+			}
+		}
+		if e.Why != "" {
+			r.emit(e)
+			continue
+		}
+		open[j] = true
+	}
+	// emitPending sends the rows of act's earlier iterations without their
+	// loss after, when an iteration fails.
+	emitPending := func(act []int) {
+		for _, j := range act {
+			if pending[j] != nil {
+				r.emit(*pending[j])
+			}
+		}
+	}
+	for it := 0; ; it++ {
+		var act []int
+		for j, l := range ls {
+			if open[j] && last[j]/l.scale > l.threshold && it < budget[j] {
+				act = append(act, j)
+			}
+		}
+		if len(act) == 0 {
+			return pending, nil
+		}
+		if err := pipeline.Canceled(r.ctx, i); err != nil {
+			return nil, err
+		}
+		iter := r.tl.Begin("steering iteration", "step", i, "iteration", it, "objects", act)
+		ms, grads, err := r.batchSteeringPass(ls, zs, act, i, t)
+		if err != nil {
+			emitPending(act)
+			return nil, err
+		}
+		// The batch's loss is the sum it differentiates, each object's apart.
+		sum, losses := 0.0, make([]float64, len(act))
+		for k, j := range act {
+			losses[k] = ms[k].loss / ls[j].scale
+			sum += losses[k]
+		}
+		iter.Set("loss", sum, "losses", losses, "step_size", ls[act[0]].sched.GradientStepScale(i))
+		iter.End()
+		for k, j := range act {
+			l, m := ls[j], ms[k]
+			finite := !math.IsNaN(m.loss) && !math.IsInf(m.loss, 0)
+			if pending[j] != nil {
+				if finite {
+					pending[j].LossAfter, pending[j].LossAfterFrom = ptr(m.loss/l.scale), afterNextIteration
+				}
+				r.emit(*pending[j])
+				pending[j] = nil
+			}
+			if !finite {
+				emitPending(act[k+1:])
+				return nil, r.lossError(i, m.loss)
+			}
+			size := l.sched.GradientStepScale(i)
+			zs[j] = zs[j].Sub(grads[k].Scale(size))
+			last[j] = m.loss
+			e := TraceEvent{Stage: l.stage, Object: objectIndex(l.object), Step: ptr(i), Timestep: ptr(t)}
+			e.Iteration, e.StepSize, e.Loss, e.GradNorm = ptr(it), ptr(size), ptr(m.loss/l.scale), ptr(m.gradNorm)
+			pending[j] = &e
+		}
+	}
+}
+
+// batchSteeringPass is steeringPass for the objects act of a batch at once:
+// one tracked pass of batch len(act) (cond only) and one backward of the sum
+// of their scaled losses. It returns each one's measurement and gradient.
+func (r *runner) batchSteeringPass(ls []loop, zs []*tensor.Tensor, act []int, step int, t float64) ([]measurement, []*tensor.Tensor, error) {
+	ms := make([]measurement, len(act))
+	var err error
+	// Only the batch's gradient outlives the pass (see steeringPass).
+	g := tensor.Scoped(r.Backend, func() *tensor.Tensor {
+		var g *tensor.Tensor
+		g, err = r.batchSteeringGradient(ls, zs, act, step, t, ms)
+		return g
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	grads := make([]*tensor.Tensor, len(act))
+	for k := range act {
+		grads[k] = g.Narrow(0, k, 1)
+	}
+	return ms, grads, nil
+}
+
+func (r *runner) batchSteeringGradient(ls []loop, zs []*tensor.Tensor, act []int, step int, t float64, ms []measurement) (*tensor.Tensor, error) {
+	k := len(act)
+	tape := tensor.NewTape()
+	in := make([]*tensor.Tensor, k)
+	conds := make([]*tensor.Tensor, k)
+	times := make([]float64, k)
+	for a, j := range act {
+		in[a], conds[a], times[a] = zs[j], ls[j].cond, t
+	}
+	zt := tape.Track(tensor.Concat(0, in...))
+	xs := make([]*tensor.Tensor, k)
+	for a, j := range act {
+		xs[a] = ls[j].sched.ScaleModelInput(zt.Narrow(0, a, 1), step)
+	}
+	maps := make([]map[string]capture, k)
+	for a := range maps {
+		maps[a] = map[string]capture{}
+	}
+	want := keySet(ls[0].keys)
+	got := 0
+	_, err := r.UNet.Forward(tensor.Concat(0, xs...), times, tensor.Concat(0, conds...), func(layer unet.Layer, p *tensor.Tensor) bool {
+		if want[layer.Key] {
+			for a := range act {
+				maps[a][layer.Key] = capture{probs: p.Narrow(0, a, 1), h: layer.H, w: layer.W}
+			}
+			got++
+		}
+		return got == len(want)
+	})
+	if err != nil && !errors.Is(err, unet.ErrStopped) {
+		return nil, err
+	}
+	var sum *tensor.Tensor
+	losses := make([]*tensor.Tensor, k)
+	for a, j := range act {
+		sl, err := ls[j].loss(step, maps[a])
+		if err != nil {
+			return nil, err
+		}
+		losses[a] = sl.total.Scale(ls[j].scale)
+		sum = add(sum, losses[a])
+	}
+	grads, err := tape.Backward(sum, zt)
+	if err != nil {
+		return nil, err
+	}
+	g := grads[0]
+	host := g.Float64s()
+	per := len(host) / k
+	for a := range act {
+		sq := 0.0 // on the host, as steeringGradient
+		for _, v := range host[a*per : (a+1)*per] {
+			sq += v * v
+		}
+		ms[a] = measurement{loss: losses[a].Item(), gradNorm: math.Sqrt(sq)}
+	}
+	return g, nil
+}
