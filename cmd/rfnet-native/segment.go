@@ -148,24 +148,6 @@ func readAttention(path string) (*tensor.Tensor, error) {
 	return t, nil
 }
 
-// selectedJSON is selected.json: §8.1's choice and what it was made from.
-type selectedJSON struct {
-	Method      string    `json:"method"`
-	Index       int       `json:"index"`
-	Scores      []int     `json:"scores"`
-	Sizes       []int     `json:"sizes"`
-	Confidences []float64 `json:"confidences"`
-	CoarseIoUs  []float64 `json:"coarse_ious"`
-	Point       [2]int    `json:"point"`
-	Cell        [2]int    `json:"cell"`
-	Box         *[4]int   `json:"box,omitempty"`
-}
-
-func selectedOf(c *rfnet.SAMChoice) selectedJSON {
-	return selectedJSON{Method: c.Method, Index: c.Index, Scores: c.Scores, Sizes: c.Sizes, Confidences: c.Confidences,
-		CoarseIoUs: c.CoarseIoUs, Point: c.Point, Cell: c.Cell, Box: c.Box}
-}
-
 // writeSegmentation writes segment's files into dir, each atomically, the
 // safetensors first and selected.json (when there is a choice) last.
 func writeSegmentation(dir string, seg *sam.Segmentation, choice *rfnet.SAMChoice, embeddings bool) error {
@@ -207,7 +189,7 @@ func writeSegmentation(dir string, seg *sam.Segmentation, choice *rfnet.SAMChoic
 			atomicfile.AbortAll(pending)
 			return fmt.Errorf("--out-dir: %w", err)
 		}
-		raw, _ := json.MarshalIndent(selectedOf(choice), "", "  ")
+		raw, _ := json.MarshalIndent(choice.Info(), "", "  ")
 		p, err := atomicfile.PrepareBytes(filepath.Join(dir, "selected.json"), append(raw, '\n'))
 		if err != nil {
 			atomicfile.AbortAll(pending)

@@ -102,12 +102,13 @@ type RunInfo struct {
 	// "sam-box" (§8.1), "attention" (§8.2), or "mixed" when a box-mode
 	// object fell back; SAM has §8.1's choice per object (null where none).
 	MaskMethod string           `json:"mask_method"`
-	SAM        []*samChoiceInfo `json:"sam,omitempty"`
+	SAM        []*SAMChoiceInfo `json:"sam,omitempty"`
 }
 
-// samChoiceInfo is one object's §8.1 choice in run.json; its candidates are
-// objects/NN-name-sam-K.png.
-type samChoiceInfo struct {
+// SAMChoiceInfo is a §8.1 choice as files record it: one object's entry in
+// run.json's "sam" (its candidates are objects/NN-name-sam-K.png) and
+// segment's selected.json.
+type SAMChoiceInfo struct {
 	Method      string    `json:"method"`
 	Index       int       `json:"index"`
 	Scores      []int     `json:"scores"`
@@ -117,6 +118,12 @@ type samChoiceInfo struct {
 	Point       [2]int    `json:"point"`
 	Cell        [2]int    `json:"cell"`
 	Box         *[4]int   `json:"box,omitempty"`
+}
+
+// Info is c without its masks, as files record it.
+func (c *SAMChoice) Info() *SAMChoiceInfo {
+	return &SAMChoiceInfo{Method: c.Method, Index: c.Index, Scores: c.Scores, Sizes: c.Sizes,
+		Confidences: c.Confidences, CoarseIoUs: c.CoarseIoUs, Point: c.Point, Cell: c.Cell, Box: c.Box}
 }
 
 // MaskMethod is how res's masks were made (run.json's mask_method).
@@ -200,8 +207,7 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, ckpt i
 		}
 		var candidates []picture
 		if c := o.SAM; c != nil {
-			info.SAM = append(info.SAM, &samChoiceInfo{Method: c.Method, Index: c.Index, Scores: c.Scores, Sizes: c.Sizes,
-				Confidences: c.Confidences, CoarseIoUs: c.CoarseIoUs, Point: c.Point, Cell: c.Cell, Box: c.Box})
+			info.SAM = append(info.SAM, c.Info())
 			for k, m := range c.Candidates {
 				v := make([]float64, len(m))
 				for i, b := range m {
