@@ -391,7 +391,10 @@ func (r *runner) finishObject(res *Result, s *spec, j int, run *loopResult, base
 	if !ok { // fewer steps than the aggregation start: use every step
 		sal, _ = saliency(run.saved, c.ObjectKey, 0)
 	}
-	mask, method, choice := r.objectMask(sal, or.Image, o.SOBox, h, w)
+	mask, method, choice, err := r.objectMask(sal, or.Image, o.SOBox, h, w)
+	if err != nil {
+		return fmt.Errorf("rfnet: object %s: %w", llm.Quote(o.Name), err)
+	}
 	or.MaskMethod, or.SAM = method, choice
 	center := centerOf(mask)
 	sh := alignment(center, h, w, o.Box, base, c.HorizontalShiftOnly)

@@ -1,11 +1,17 @@
 package rfnet
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
 	"github.com/rfnet/rfnet-native/sam"
 )
+
+// ErrNoSAMBox is §8.1's box mode finding no box: the coarse attention mask
+// is empty once eroded (the reference raises there; a run falls back to §8.2
+// for that object and says so in its mask method).
+var ErrNoSAMBox = errors.New("rfnet: sam mask: box mode: the coarse attention mask is empty after erosion")
 
 // §8.1's constants, as the reference passes them (sam_refine_attn and its
 // callers): the blur and the coarse mask's threshold per prompt mode, the
@@ -109,7 +115,7 @@ func SAMMask(m *sam.Model, in SAMInput) (*SAMChoice, error) {
 		coarse = dilateCross(erodeCross(coarse))
 		b, ok := cellBox(coarse)
 		if !ok {
-			return nil, fmt.Errorf("rfnet: sam mask: box mode: the coarse attention mask is empty after erosion")
+			return nil, ErrNoSAMBox
 		}
 		box := [4]int{b[0] * W / in.AttW, b[1] * H / in.AttH, b[2] * W / in.AttW, b[3] * H / in.AttH}
 		c.Box = &box
