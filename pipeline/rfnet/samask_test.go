@@ -1,8 +1,8 @@
 package rfnet
 
 import (
-	"errors"
 	"encoding/json"
+	"errors"
 	"image/png"
 	"math"
 	"os"
