@@ -80,6 +80,7 @@ func TestBadRequests(t *testing.T) {
 		{"job settings list", jobs, `{"prompt": "p", "settings": {"max_iter": [1, -1]}}`, "settings.max_iter[1]", 400},
 		{"job settings steps", jobs, `{"prompt": "p", "settings": {"num_inference_steps": 200}}`, "settings.num_inference_steps", 400},
 		{"job settings scheduler", jobs, `{"prompt": "p", "settings": {"scheduler": "lms"}}`, "settings.scheduler", 400},
+		{"job settings sam box", jobs, `{"prompt": "p", "settings": {"sam_box": true}}`, "settings.sam_box", 400},
 		{"job settings not an object", jobs, `{"prompt": "p", "settings": [1]}`, "settings", 400},
 		{"job steps", jobs, `{"prompt": "p", "steps": 0}`, "steps", 400},
 		{"job width", jobs, `{"prompt": "p", "width": 12}`, "width", 400},

@@ -145,6 +145,11 @@ func (s *Server) rfnetJobOf(req jobRequest) (rfnetJob, error) {
 	}); err != nil {
 		return j, err
 	}
+	if c.SAMBox {
+		// The server loads no SAM model, so its masks are always §8.2's: a
+		// request for SAM's box mode would be accepted and not honoured.
+		return j, badField("settings.sam_box", "settings.sam_box: this server loads no SAM model (masks come from the attention, §8.2): leave it false")
+	}
 	j.Config = c
 	return j, nil
 }
