@@ -59,8 +59,8 @@ type recordRow struct {
 // The values a row may hold; kernel rows have calls "attention BxNxMxD".
 var (
 	recordEngines = []string{"rfnet-native", "diffusers-eager", "torch-rfnet"}
-	recordModels  = []string{"sd15", "sd21-base"}
-	recordCalls   = []string{"text", "unet", "guidance", "vae_decode", "loop50", "rfnet_scene2_forced", "rfnet_scene2_default"}
+	recordModels  = []string{"sd15", "sd21-base", "sdxl-refiner"}
+	recordCalls   = []string{"text", "unet", "guidance", "vae_decode", "loop50", "rfnet_scene2_forced", "rfnet_scene2_default", "refine15"}
 	kernelCall    = regexp.MustCompile(`^attention \d+x\d+x\d+x\d+$`)
 	rowFields     = []string{"engine", "model", "dtype", "call", "ms", "tflops", "peak_gib"}
 )

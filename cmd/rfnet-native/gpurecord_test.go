@@ -76,6 +76,7 @@ func TestGPURecord(t *testing.T) {
 		"diffusers-eager sd21-base f16 attention 10x4096x4096x64",
 		"rfnet-native sd15 f16 attention 16x4096x4096x40", "rfnet-native sd21-base f16 attention 10x4096x77x64",
 		"torch-rfnet sd21-base f16 rfnet_scene2_forced", "torch-rfnet sd21-base f16 guidance",
+		"diffusers-eager sdxl-refiner f16 unet", "diffusers-eager sdxl-refiner f16 refine15",
 	}
 	if len(g.Rows) != len(want) {
 		t.Errorf("%d rows, want %d: %v", len(g.Rows), len(want), slices.Sorted(maps.Keys(got)))
