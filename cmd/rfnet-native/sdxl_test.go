@@ -17,8 +17,8 @@ import (
 // refine does by hand with §11.2's settings (the original caption, the
 // plan's negative prompt + the refiner's tail, strength 0.3 of 50 steps,
 // guidance 5, aesthetic scores 6 and 2.5, seed bg_seed + 7890), here at
-// --sdxl-size 64 for speed; run.json records the pass and --out gets the
-// refined image.
+// --sdxl-size 64 for speed; run.json records the pass, index.html shows it
+// and --out gets the refined image.
 func TestRFNetSDXLMatchesRefine(t *testing.T) {
 	t.Setenv("OPENAI_API_KEY", "")
 	t.Setenv("OPENAI_BASE_URL", "")
@@ -82,6 +82,12 @@ func TestRFNetSDXLMatchesRefine(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "seed-5", rfnet.SDXLImage)); err != nil {
 		t.Fatal(err)
+	}
+	// index.html, rewritten with the refined image there, shows it and the pass's seconds.
+	page, _ := os.ReadFile(filepath.Join(seedDir, "index.html"))
+	if !strings.Contains(string(page), `src="`+rfnet.SDXLImage+`"`) || !strings.Contains(string(page), "15 of 50 Euler steps") ||
+		!strings.Contains(string(page), "sdxl refine") {
+		t.Fatalf("index.html does not show the refined image:\n%s", page)
 	}
 }
 

@@ -244,7 +244,7 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, ckpt i
 			return err
 		}
 	}
-	page, err := indexPage(res, cfg)
+	page, err := indexPage(res, cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -268,6 +268,11 @@ func WriteArtifacts(dir string, res *Result, cfg Config, model ModelInfo, ckpt i
 	}
 	if err := removeStale(objects, keep); err != nil {
 		return err
+	}
+	// An earlier run's refined image would pass for this run's (run.json no
+	// longer records it); RefineToDir writes this run's after.
+	if err := os.Remove(filepath.Join(dir, SDXLImage)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("rfnet: %w", err)
 	}
 	if len(res.Previews) == 0 { // an earlier run's strip would pass for this run's
 		if err := os.Remove(filepath.Join(dir, previewFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rfnet/rfnet-native/cpu"
+	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/pipeline/infotext"
 	"github.com/rfnet/rfnet-native/tensor"
 )
@@ -128,5 +129,35 @@ func TestWriteArtifactsRemovesAnEarlierPreview(t *testing.T) {
 	write(fakeResult("a lion", 16))
 	if slices.Contains(listDir(t, dir), previewFile) {
 		t.Fatalf("the earlier run's %s stayed", previewFile)
+	}
+}
+
+// index.html shows image-sdxl.png only with the refiner pass's record (as
+// RefineToDir rewrites it), and a later run written without one removes the
+// earlier run's refined image rather than leave it to pass for its own.
+func TestWriteArtifactsIndexAndRefinedImage(t *testing.T) {
+	dir := t.TempDir()
+	res := fakeResult("a lion", 16)
+	rec := pipeline.RefineSidecar{Width: 64, Height: 64, Steps: 50, StepsRun: 15, Strength: 0.3, Guidance: 5, Seed: 7897,
+		NegativePrompt: "cartoon, " + SDXLNegativeTail, Seconds: map[string]float64{"refine": 1.5}}
+	page, err := indexPage(res, testConfig(), &rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`src="image-sdxl.png"`, "64×64): 15 of 50 Euler steps (strength 0.3), guidance 5, seed 7897",
+		"<td class=\"name\">sdxl refine</td><td>1.50</td>"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("index.html with the refiner's record lacks %q:\n%s", want, page)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, SDXLImage), []byte("an earlier run's"), 0o644)
+	if err := WriteArtifacts(dir, res, testConfig(), ModelInfo{Weights: "w"}, infotext.Checkpoint{Name: "w", Hash: "0123456789"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(listDir(t, dir), SDXLImage) {
+		t.Fatalf("the earlier run's %s stayed", SDXLImage)
+	}
+	if page, _ := os.ReadFile(filepath.Join(dir, indexFile)); strings.Contains(string(page), SDXLImage) {
+		t.Fatalf("index.html without a refiner pass names %s", SDXLImage)
 	}
 }

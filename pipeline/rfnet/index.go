@@ -7,6 +7,8 @@ import (
 	"image/color"
 	"sort"
 	"strings"
+
+	"github.com/rfnet/rfnet-native/pipeline"
 )
 
 // indexFile is the out-dir's page: the plan, the numbers of geometry.json and
@@ -21,8 +23,18 @@ type indexView struct {
 	Window                                             int // the steps the attention pictures average
 	Rows                                               []indexObject
 	Tokens                                             []indexToken
-	Preview                                            string // "" without previews
+	Preview                                            string     // "" without previews
+	SDXL                                               *indexSDXL // nil without a refiner pass
 	Seconds                                            []indexTime
+}
+
+// indexSDXL is the refiner pass's picture (--sdxl), shown beside image.png.
+type indexSDXL struct {
+	File                           string
+	Width, Height, StepsRun, Steps int
+	Strength, Guidance             float64
+	Seed                           uint64
+	NegativePrompt                 string
 }
 
 type indexObject struct {
@@ -57,8 +69,9 @@ type indexTime struct {
 
 func cssColor(c color.RGBA) string { return fmt.Sprintf("#%02x%02x%02x", c.R, c.G, c.B) }
 
-// indexPage renders index.html for res.
-func indexPage(res *Result, cfg Config) ([]byte, error) {
+// indexPage renders index.html for res; sdxl, when not nil, is the record of
+// the refiner pass whose image-sdxl.png is in the out-dir (RefineToDir).
+func indexPage(res *Result, cfg Config, sdxl *pipeline.RefineSidecar) ([]byte, error) {
 	g := res.Geometry
 	v := indexView{Prompt: res.Plan.Prompt, OverallPrompt: res.OverallPrompt, OverallNegative: res.OverallNegative,
 		SONegative: res.SONegative, Width: cfg.Width, Height: cfg.Height, Steps: cfg.Steps, Objects: len(res.Objects),
@@ -94,6 +107,13 @@ func indexPage(res *Result, cfg Config) ([]byte, error) {
 	sort.Strings(stages)
 	for _, k := range stages {
 		v.Seconds = append(v.Seconds, indexTime{k, fmt.Sprintf("%.2f", res.Durations[k].Seconds())})
+	}
+	if sdxl != nil {
+		v.SDXL = &indexSDXL{File: SDXLImage, Width: sdxl.Width, Height: sdxl.Height, StepsRun: sdxl.StepsRun, Steps: sdxl.Steps,
+			Strength: sdxl.Strength, Guidance: sdxl.Guidance, Seed: sdxl.Seed, NegativePrompt: sdxl.NegativePrompt}
+		if sec, ok := sdxl.Seconds["refine"]; ok {
+			v.Seconds = append(v.Seconds, indexTime{"sdxl refine", fmt.Sprintf("%.2f", sec)})
+		}
 	}
 	var buf bytes.Buffer
 	if err := indexTemplate.Execute(&buf, v); err != nil {

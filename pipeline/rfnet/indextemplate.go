@@ -23,6 +23,7 @@ The numbers are those of <a href="geometry.json">geometry.json</a>; the settings
 <div class="cap">The image with the plan's boxes.</div></td>
 <td><img src="regions.png" alt="aligned masks and frozen region" width="256"><div class="cap">Each object's mask after the shift onto its box, in its color; the frozen region F outlined in white.</div></td>
 <td><img src="composed.png" alt="the composed initial latent" width="256"><div class="cap">The composed initial latent, decoded: the background noise with each object's own noise pasted into its mask (and, with compose_box_to_bg, the box around it).</div></td>
+{{with .SDXL}}<td><img src="{{.File}}" alt="the image refined by the SDXL refiner" width="256"><div class="cap">The image refined by the SDXL refiner (<a href="{{.File}}">{{.File}}</a>, {{.Width}}×{{.Height}}): {{.StepsRun}} of {{.Steps}} Euler steps (strength {{.Strength}}), guidance {{.Guidance}}, seed {{.Seed}}, the caption with the negative prompt <code>{{.NegativePrompt}}</code>; run.json's sdxl records the pass.</div></td>{{end}}
 </tr></table>
 <p>Overall prompt: <code>{{.OverallPrompt}}</code><br>Negative prompts: overall <code>{{.OverallNegative}}</code>; single-object <code>{{.SONegative}}</code></p>
 <div class="tokens">{{range .Tokens}}<span{{if .Color}} style="border-color:{{.Color}}"{{end}}{{if .Word}} class="word"{{end}}>{{.Text}}<sub>{{.Position}}</sub></span>{{end}}</div>

@@ -80,8 +80,9 @@ type SDXLResult struct {
 }
 
 // RefineToDir runs s on res (a run with cfg whose artifacts are in dir):
-// writes dir/image-sdxl.png with its parameters text and adds the record as
-// "sdxl" to dir/run.json, both prepared in full before either is replaced;
+// writes dir/image-sdxl.png with its parameters text, adds the record as
+// "sdxl" to dir/run.json and rewrites dir/index.html to show the refined
+// image, all prepared in full before any is replaced;
 // with image set, it copies the refined PNG there too. image.png stays.
 func RefineToDir(s SDXL, dir string, res *Result, cfg Config, image string) (*SDXLResult, error) {
 	size := s.Size
@@ -107,9 +108,14 @@ func RefineToDir(s SDXL, dir string, res *Result, cfg Config, image string) (*SD
 	if err != nil {
 		return nil, err
 	}
+	page, err := indexPage(res, cfg, &rec)
+	if err != nil {
+		return nil, err
+	}
 	var files []*atomicfile.Pending
 	for _, f := range []func() (*atomicfile.Pending, error){
 		func() (*atomicfile.Pending, error) { return atomicfile.PrepareBytes(runJSON, info) },
+		func() (*atomicfile.Pending, error) { return atomicfile.PrepareBytes(filepath.Join(dir, indexFile), page) },
 		func() (*atomicfile.Pending, error) {
 			return pipeline.PreparePNG(filepath.Join(dir, SDXLImage), pipeline.ToRGBA(refined.Image), map[string]string{"parameters": params})
 		},
