@@ -115,7 +115,9 @@ func RefineToDir(s SDXL, dir string, res *Result, cfg Config, image string) (*SD
 	var files []*atomicfile.Pending
 	for _, f := range []func() (*atomicfile.Pending, error){
 		func() (*atomicfile.Pending, error) { return atomicfile.PrepareBytes(runJSON, info) },
-		func() (*atomicfile.Pending, error) { return atomicfile.PrepareBytes(filepath.Join(dir, indexFile), page) },
+		func() (*atomicfile.Pending, error) {
+			return atomicfile.PrepareBytes(filepath.Join(dir, indexFile), page)
+		},
 		func() (*atomicfile.Pending, error) {
 			return pipeline.PreparePNG(filepath.Join(dir, SDXLImage), pipeline.ToRGBA(refined.Image), map[string]string{"parameters": params})
 		},
