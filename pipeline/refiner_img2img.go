@@ -41,7 +41,13 @@ type RefineRequest struct {
 	Seed                                   uint64
 	// Context, when not nil, cancels the run between denoising steps.
 	Context context.Context
+	// Progress, when not nil, is called after each denoising step run: steps
+	// 1 to StepsRun() of StepsRun().
+	Progress Progress
 }
+
+// StepsRun is the number of denoising steps q runs: int(Steps·Strength).
+func (q RefineRequest) StepsRun() int { return int(float64(q.Steps) * q.Strength) }
 
 // NewRefineRequest is a request for image and prompt with the pipeline's defaults.
 func NewRefineRequest(image *tensor.Tensor, prompt string) RefineRequest {
@@ -130,7 +136,7 @@ func (r *Refiner) Refine(q RefineRequest) (*RefineResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	start := q.Steps - int(float64(q.Steps)*q.Strength)
+	start := q.Steps - q.StepsRun()
 	res.Timesteps = s.Timesteps()[start:]
 
 	// The generator's draws in the pipeline's order: the posterior sample, then the noise.
@@ -178,6 +184,9 @@ func (r *Refiner) Refine(q RefineRequest) (*RefineResult, error) {
 		latents = s.Step(out, latents, i)
 		if err := r.Backend.Sync(); err != nil {
 			return nil, fmt.Errorf("pipeline: refine: step %d: %w", i-start, err)
+		}
+		if q.Progress != nil {
+			q.Progress(i-start+1, q.Steps-start, latents)
 		}
 	}
 	res.Latents = latents

@@ -63,9 +63,19 @@ func TestRefineMatchesReference(t *testing.T) {
 			q := NewRefineRequest(FromImage(r.Backend, tensor.Float64, readPNG(t, fixtures.Path("refiner", c.Image))), c.Prompt)
 			q.NegativePrompt, q.Strength, q.Steps, q.Guidance, q.Seed = c.Negative, c.Strength, c.Steps, c.Guidance, c.Seed
 			q.AestheticScore, q.NegativeAestheticScore = c.AestheticScore, c.NegativeAestheticScore
+			var steps []int
+			q.Progress = func(step, total int, _ *tensor.Tensor) {
+				if total != q.StepsRun() {
+					t.Errorf("progress: step %d of %d, want of %d", step, total, q.StepsRun())
+				}
+				steps = append(steps, step)
+			}
 			got, err := r.Refine(q)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if len(steps) != q.StepsRun() || len(steps) != len(got.Timesteps) || steps[0] != 1 || steps[len(steps)-1] != len(steps) {
+				t.Errorf("progress steps %v, want 1 to %d", steps, q.StepsRun())
 			}
 			if ids, _ := r.Tokenizer.Tokenize(c.Prompt); !slices.Equal(ids, c.CondIDs) {
 				t.Fatalf("prompt ids %v\nwant %v", ids, c.CondIDs)

@@ -17,6 +17,7 @@ import (
 	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/pipeline/infotext"
 	"github.com/rfnet/rfnet-native/pipeline/rfnet"
+	"github.com/rfnet/rfnet-native/tensor"
 )
 
 // rfnetSettings is the configuration file (or the defaults) with the flags the user set on top.
@@ -153,7 +154,11 @@ func (g *generateFlags) runRFNetBatch(cfg rfnet.Config, runs []rfnetOutput, tl *
 	if err != nil {
 		return err
 	}
-	total := g.batchCount * (len(plan.Objects) + 1) * cfg.Steps
+	perRun := (len(plan.Objects) + 1) * cfg.Steps
+	if sdxl != nil {
+		perRun += rfnet.SDXLStepsRun(cfg) // the refiner pass's steps count on the bar too
+	}
+	total := g.batchCount * perRun
 	var bar *progressbar.ProgressBar
 	var notice *firstStepNotice
 	if !g.quiet {
@@ -238,8 +243,12 @@ func (g *generateFlags) runRFNetOnce(m *pipeline.Model, ckpt infotext.Checkpoint
 	if err != nil || sdxl == nil {
 		return res, err
 	}
+	s := *sdxl
+	if opts.Progress != nil {
+		s.Progress = func(step, total int, _ *tensor.Tensor) { opts.Progress("sdxl refine", 0, step, total) }
+	}
 	span := opts.Timeline.Begin("sdxl refine", "out_dir", r.dir)
-	_, err = rfnet.RefineToDir(*sdxl, r.dir, res, opts.Config, r.out)
+	_, err = rfnet.RefineToDir(s, r.dir, res, opts.Config, r.out)
 	span.End()
 	if err != nil {
 		return nil, fmt.Errorf("%w (the unrefined run is in %s)", err, r.dir)

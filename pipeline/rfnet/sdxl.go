@@ -40,6 +40,14 @@ type SDXL struct {
 	Size    int
 	Version string
 	Context context.Context // cancels between denoising steps; may be nil
+	// Progress is called after each of the pass's SDXLStepsRun steps; may be nil.
+	Progress pipeline.Progress
+}
+
+// SDXLStepsRun is the number of denoising steps the refiner pass of a run
+// with cfg takes (int(50·sdxl_step_ratio): 15 at the published 0.3).
+func SDXLStepsRun(cfg Config) int {
+	return pipeline.RefineRequest{Steps: pipeline.DefaultRefineSteps, Strength: cfg.SDXLStepRatio}.StepsRun()
 }
 
 // SDXLRequest is §11.2's refinement of res, the result of a run with cfg, on
@@ -93,7 +101,7 @@ func RefineToDir(s SDXL, dir string, res *Result, cfg Config, image string) (*SD
 	if err != nil {
 		return nil, err
 	}
-	q.Context = s.Context
+	q.Context, q.Progress = s.Context, s.Progress
 	start := time.Now()
 	refined, err := s.Refiner.Refine(q)
 	if err != nil {
