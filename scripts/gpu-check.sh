@@ -205,7 +205,7 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 	want engine && engine sd15 fp32
 	# SAM's and the SDXL refiner's rows (issues 24 and 23), last: from what is left of the budget, 60 and 120 s at most.
 	want engine && { step "bench-engine --sam fp16" engine-sam-fp16.txt 60 "$bin/rfnet-native" bench-engine --sam --device cuda --dtype fp16; outcome "bench-engine --sam fp16" engine-sam-fp16.txt $? "$(awk '/^host side/ {exit} /^sam per object/ {printf "per object %s ms", $(NF-5)}' "$logs/engine-sam-fp16.txt")"; }
-	want engine && { step "bench-engine --refiner fp16" engine-refiner-fp16.txt 120 "$bin/rfnet-native" bench-engine --refiner --device cuda --dtype fp16 --iters 3 --tokenizer testdata/tokenizer/tiny; outcome "bench-engine --refiner fp16" engine-refiner-fp16.txt $? "$(awk '/^host side/ {exit} /^refiner unet/ {u=$(NF-5)} /^refine:/ {r=$(NF-5)} END {printf "unet %s ms, refine %s ms", u, r}' "$logs/engine-refiner-fp16.txt")"; }
+	want engine && { step "bench-engine --refiner fp16" engine-refiner-fp16.txt 120 "$bin/rfnet-native" bench-engine --refiner --device cuda --dtype fp16 --iters 3 --tokenizer testdata/tokenizer/tiny --json "$logs/engine-refiner-fp16.json"; outcome "bench-engine --refiner fp16" engine-refiner-fp16.txt $? "$(awk '/^host side/ {exit} /^refiner unet/ {u=$(NF-5)} /^refine:/ {r=$(NF-5)} END {printf "unet %s ms, refine %s ms", u, r}' "$logs/engine-refiner-fp16.txt")"; }
 	# diffusers' refiner beside it (scripts/torch_refiner.py: random full-size weights, fp16, the same
 	# UNet call and 15-step refinement), rows to RFNET_GPU_ROWS; 120 s at most.
 	want torch && { step "torch refiner fp16" torch-refiner.txt 120 env PYTHONPATH="$root/bin/gpu/refenv${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 \

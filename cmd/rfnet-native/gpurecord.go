@@ -243,6 +243,8 @@ func readJSON(flag, path string, v any) error {
 var engineCalls = []struct{ prefix, call string }{
 	{"text encoder", "text"}, {"unet, batch 2", "unet"}, {"rfnet steering pass", "guidance"},
 	{"vae decode", "vae_decode"}, {"denoise: 50 ", "loop50"},
+	// bench-engine --refiner's (model sdxl-refiner)
+	{"refiner text encoder", "text"}, {"refiner unet, batch 2", "unet"}, {"refine: 15 of 50 ", "refine15"},
 }
 
 // engineRows are a bench-engine report's calls, and the GEMM its device

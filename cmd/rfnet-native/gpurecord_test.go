@@ -16,7 +16,8 @@ import (
 func gpuRecordArgs(out string, extra ...string) []string {
 	in := func(name string) string { return fixtures.Path("gpu-record", name) }
 	return append([]string{"gpu-record", "--out", out, "--date", "2026-12-02", "--commit", "abc1234",
-		"--gpu", in("gpu.txt"), "--engine", in("engine-sd21-f16.json"), "--rfnet", in("rfnet-sd21-f16.json"),
+		"--gpu", in("gpu.txt"), "--engine", in("engine-sd21-f16.json"),
+		"--engine", in("engine-refiner-f16.json"), "--rfnet", in("rfnet-sd21-f16.json"),
 		"--torch", in("torch-baseline.json"), "--kernels", in("kernels-bench.txt"), "--parity", in("parity.log"),
 		"--rows", in("rows.jsonl"), "--rows", filepath.Join(out, "no-step-wrote-this.jsonl")}, extra...)
 }
@@ -77,6 +78,7 @@ func TestGPURecord(t *testing.T) {
 		"rfnet-native sd15 f16 attention 16x4096x4096x40", "rfnet-native sd21-base f16 attention 10x4096x77x64",
 		"torch-rfnet sd21-base f16 rfnet_scene2_forced", "torch-rfnet sd21-base f16 guidance",
 		"diffusers-eager sdxl-refiner f16 unet", "diffusers-eager sdxl-refiner f16 refine15",
+		"rfnet-native sdxl-refiner f16 text", "rfnet-native sdxl-refiner f16 unet", "rfnet-native sdxl-refiner f16 refine15",
 	}
 	if len(g.Rows) != len(want) {
 		t.Errorf("%d rows, want %d: %v", len(g.Rows), len(want), slices.Sorted(maps.Keys(got)))
