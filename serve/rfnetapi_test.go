@@ -36,6 +36,7 @@ func TestRFNetJob(t *testing.T) {
 	}
 	events, _ := ts.events(job.ID, "")
 	var types, states, stages []string
+	fraction, batchSteps := 0.0, 0
 	for i, e := range events {
 		if e.ID != strconv.Itoa(i+1) {
 			t.Fatalf("event %d has id %s", i+1, e.ID)
@@ -54,6 +55,17 @@ func TestRFNetJob(t *testing.T) {
 				stage += strconv.Itoa(int(o.(float64)))
 			}
 			stages = append(stages, stage)
+		case "step":
+			// The batch's steps report once each (not once per object) and
+			// the fraction never goes back.
+			if f := d["fraction"].(float64); f < fraction || f > 1 {
+				t.Errorf("fraction %v after %v", f, fraction)
+			} else {
+				fraction = f
+			}
+			if d["stage"] == "objects" {
+				batchSteps++
+			}
 		case "preview":
 			if d["png"] == "" || int(d["step"].(float64))%2 != 0 {
 				t.Errorf("preview %s", e.Data)
@@ -63,9 +75,9 @@ func TestRFNetJob(t *testing.T) {
 	if !slices.Equal(states, []string{"queued", "running", "succeeded"}) || types[0] != "state" || types[len(types)-1] != "state" {
 		t.Fatalf("states %v, types %v", states, types)
 	}
-	// The plan's objects sorted by name, as RFNet orders them, then the scene.
-	if !slices.Equal(stages, []string{"plan", "object0", "object1", "overall"}) {
-		t.Errorf("stages %v", stages)
+	// The plan's objects run as one batch (batch_objects, the default), then the scene.
+	if !slices.Equal(stages, []string{"plan", "objects", "overall"}) || batchSteps != 4 {
+		t.Errorf("stages %v, %d steps of the batch, want 4", stages, batchSteps)
 	}
 	for _, typ := range []string{"step", "loss", "preview"} {
 		if !slices.Contains(types, typ) {
@@ -102,5 +114,46 @@ func TestRFNetJob(t *testing.T) {
 	code, body, _ = ts.do("GET", "/v1/jobs", nil)
 	if list := decodeAs[struct{ Jobs []map[string]any }](t, body); code != http.StatusOK || len(list.Jobs) != 1 || list.Jobs[0]["id"] != job.ID {
 		t.Errorf("list %d %s", code, body)
+	}
+}
+
+// With batch_objects false the objects run one by one: a stage per object,
+// the plan's objects sorted by name as RFNet orders them, and the progress
+// fraction never goes back.
+func TestRFNetJobObjectByObject(t *testing.T) {
+	ts := newTestServer(t, Options{Planner: fakePlanner(t, fakePlan)})
+	code, body, _ := ts.do("POST", "/v1/rfnet/jobs", map[string]any{"prompt": "a mouse hunting a lion", "steps": 3,
+		"width": 128, "height": 128, "seed": 3, "settings": map[string]any{"batch_objects": false}})
+	if code != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	job := decodeAs[struct {
+		ID string `json:"id"`
+	}](t, body)
+	events, _ := ts.events(job.ID, "")
+	var stages []string
+	last := 0.0
+	for _, e := range events {
+		var d map[string]any
+		if err := json.Unmarshal([]byte(e.Data), &d); err != nil {
+			t.Fatalf("event %s: %v", e.Data, err)
+		}
+		switch e.Type {
+		case "stage":
+			stage := d["stage"].(string)
+			if o, ok := d["object"]; ok {
+				stage += strconv.Itoa(int(o.(float64)))
+			}
+			stages = append(stages, stage)
+		case "step":
+			f := d["fraction"].(float64)
+			if f < last || f > 1 {
+				t.Errorf("fraction %v after %v", f, last)
+			}
+			last = f
+		}
+	}
+	if !slices.Equal(stages, []string{"plan", "object0", "object1", "overall"}) {
+		t.Errorf("stages %v", stages)
 	}
 }

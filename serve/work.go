@@ -157,14 +157,22 @@ func (s *Server) rfnetWork(j rfnetJob) jobs.Work {
 			c.BgSeed, c.FgSeedStart = j.Config.BgSeed+uint64(i), j.Config.FgSeedStart+uint64(i)
 			sub := rfnetDir(j.Images, c.BgSeed)
 			o := rfnet.Options{Config: c, AllowV: s.o.AllowV, Context: ctx}
+			n := len(plan.Objects)
 			o.Progress = func(stage string, object, step, steps int) {
-				p := jobs.Progress{Stage: stage, Objects: len(plan.Objects), Image: i, Images: j.Images, Step: step, Steps: steps}
-				done := len(plan.Objects)*c.Steps + step // the overall run's steps follow the objects'
-				if stage == "object" {
-					p.Object, done = &object, object*c.Steps+step
-					if c.BatchObjects { // the objects' steps come interleaved: step by step, then object by object
-						done = (step-1)*len(plan.Objects) + object + 1
+				p := jobs.Progress{Stage: stage, Objects: n, Image: i, Images: j.Images, Step: step, Steps: steps}
+				done := n*c.Steps + step // the overall run's steps follow the objects'
+				switch {
+				case stage == "object" && c.BatchObjects:
+					// The batch reports every object after each of its steps;
+					// the job's stage is the batch ("objects", no object: a
+					// stage event per object would flip at every report),
+					// and its step is done when the last object reports.
+					if object != n-1 {
+						return
 					}
+					p.Stage, done = "objects", step*n
+				case stage == "object":
+					p.Object, done = &object, object*c.Steps+step
 				}
 				p.Fraction = float64(i*runs*c.Steps+done) / total
 				rep.Progress(p)

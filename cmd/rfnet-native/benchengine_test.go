@@ -66,13 +66,26 @@ func readEngineReport(t *testing.T, path string) engineReport {
 
 // bench-engine --rfnet runs the built-in scenes on the tiny model: the forced
 // setting steers every run the schedule's whole budget (§7.3, computed for
-// the steps used), and the stages, each positive, add up to the scene.
+// the steps used), and the stages, each positive, add up to the scene; with
+// the objects as one batch (the default), where a batched guidance pass
+// counts once, and one by one.
 func TestBenchEngineRFNetScenes(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "rfnet.json")
+	for _, batch := range []bool{true, false} {
+		t.Run(fmt.Sprintf("batch_objects=%v", batch), func(t *testing.T) { testBenchEngineRFNetScenes(t, batch) })
+	}
+}
+
+func testBenchEngineRFNetScenes(t *testing.T, batch bool) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "rfnet.json")
+	config := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(config, []byte(fmt.Sprintf(`{"batch_objects": %v}`, batch)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	const steps = 4
 	stdout := captureStdout(t, func() error {
 		return run([]string{"bench-engine", "--rfnet", "--weights", fixtures.Path("models", "tiny-sd2"), "--device", "cpu",
-			"--size", "8", "--steps", strconv.Itoa(steps), "--objects", "1,2", "--json", out})
+			"--size", "8", "--steps", strconv.Itoa(steps), "--objects", "1,2", "--rfnet-config", config, "--json", out})
 	})
 	if !strings.Contains(stdout, "iterations per run") {
 		t.Fatalf("table:\n%s", stdout)
@@ -85,7 +98,7 @@ func TestBenchEngineRFNetScenes(t *testing.T) {
 	if err := json.Unmarshal(raw, &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.Width != 64 || r.Steps != steps || len(r.Scenes) != 4 || r.Peak == "" {
+	if r.Width != 64 || r.Steps != steps || len(r.Scenes) != 4 || r.Peak == "" || r.BatchObjects != batch {
 		t.Fatalf("report %+v", r)
 	}
 	cfg := rfnet.Default()
@@ -103,7 +116,11 @@ func TestBenchEngineRFNetScenes(t *testing.T) {
 					t.Errorf("%s: run %d steered %d times, want %d", name, i, n, want)
 				}
 			}
-			if s.ObjectGuidance.Count != s.Objects*object || s.OverallGuidance.Count != overall {
+			passes := s.Objects * object
+			if batch {
+				passes = object // every object steers the whole budget: each pass is all of them
+			}
+			if s.ObjectGuidance.Count != passes || s.OverallGuidance.Count != overall {
 				t.Errorf("%s: guidance passes %+v, %+v", name, s.ObjectGuidance, s.OverallGuidance)
 			}
 		}

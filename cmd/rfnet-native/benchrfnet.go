@@ -33,6 +33,10 @@ type rfnetReport struct {
 	LoadS   float64 `json:"load_s"`
 	// Config is the --rfnet-config file the scenes ran under ("" for the defaults).
 	Config string `json:"rfnet_config"`
+	// BatchObjects says whether the single-object runs ran as one batch
+	// (batch_objects): then a single-object guidance pass is one batched
+	// pass of all the objects still steering.
+	BatchObjects bool `json:"batch_objects"`
 	// Peak says what peak_mib measures: the device allocator's peak, or the
 	// process's peak resident set on the CPU (weights included).
 	Peak   string        `json:"peak"`
@@ -59,7 +63,8 @@ type sceneTiming struct {
 	DecodeMS  float64 `json:"decode_ms"`
 	OtherMS   float64 `json:"other_ms"`
 	// ObjectGuidance and OverallGuidance are the guidance passes (steering
-	// iterations) inside the single-object runs and the overall run;
+	// iterations) inside the single-object runs and the overall run (a
+	// batched pass, all the objects still steering at once, counts once);
 	// GuidanceMedianMS is the median pass of both.
 	ObjectGuidance   passStats `json:"single_object_guidance"`
 	OverallGuidance  passStats `json:"overall_guidance"`
@@ -199,7 +204,7 @@ func benchScenes(m *modelFlags, f rfnetBenchFlags, model string, size, steps int
 	if err := rfnet.CheckPrediction(mdl); err != nil {
 		return err
 	}
-	r.Width, r.Height, r.Steps = cfg.Width, cfg.Height, cfg.Steps
+	r.Width, r.Height, r.Steps, r.BatchObjects = cfg.Width, cfg.Height, cfg.Steps, cfg.BatchObjects
 	if r.Scenes, err = benchRFNet(mdl, cfg, objects, settings); err != nil {
 		return err
 	}
@@ -253,6 +258,12 @@ func benchRFNet(m *pipeline.Model, cfg rfnet.Config, objects []int, settings []s
 // every denoising step syncs and every guidance pass reads its loss, so those
 // are whole, while a VAE decode's device time lands in the finite check after
 // it (inside a single-object run, or other_ms for the scene's).
+//
+// The single-object runs are one "object" span each (batch_objects false),
+// or one "objects" span for them all (the batch), holding the denoising
+// steps and the steering iterations, with an "object" span inside it per
+// object for its mask and picture only. A batched steering iteration is one
+// guidance pass of every object it lists.
 func sceneStages(spans []timeline.SpanRecord, durations map[string]time.Duration) sceneTiming {
 	// within is the innermost enclosing span of one of names, -1 if none.
 	within := func(i int, names ...string) int {
@@ -265,7 +276,7 @@ func sceneStages(spans []timeline.SpanRecord, durations map[string]time.Duration
 	}
 	var s sceneTiming
 	var objectPasses, overallPasses []float64
-	runOf := map[int]int{} // span index of a run -> its place in IterationsPerRun
+	runOf := map[int]int{} // span index of a run -> its place (the batch's first) in IterationsPerRun
 	var runs []int
 	for i, sp := range spans {
 		ms := sp.Seconds * 1e3
@@ -274,7 +285,14 @@ func sceneStages(spans []timeline.SpanRecord, durations map[string]time.Duration
 			s.SceneMS += ms
 		case "prompts":
 			s.PromptsMS += ms
+		case "objects":
+			s.ObjectsMS += ms
+			runOf[i] = len(runs)
+			runs = append(runs, make([]int, intArg(sp.Args["batch"]))...)
 		case "object":
+			if within(i, "objects") >= 0 {
+				continue // a batched object's finishing work, inside the batch's time
+			}
 			s.ObjectsMS += ms
 			runOf[i] = len(runs)
 			runs = append(runs, 0)
@@ -285,25 +303,34 @@ func sceneStages(spans []timeline.SpanRecord, durations map[string]time.Duration
 		case "mask and alignment", "compose":
 			s.MasksMS += ms
 			// Inside the run that it follows: not that run's time.
-			if within(i, "object") >= 0 {
+			if within(i, "object", "objects") >= 0 {
 				s.ObjectsMS -= ms
 			} else if within(i, "overall") >= 0 {
 				s.OverallMS -= ms
 			}
 		case "vae decode":
 			s.DecodeMS += ms
-			if within(i, "object") >= 0 {
+			if within(i, "object", "objects") >= 0 {
 				s.ObjectsMS -= ms
 			}
 		case "steering iteration":
-			run := within(i, "object", "overall")
+			run := within(i, "object", "objects", "overall")
 			if run < 0 {
 				continue
 			}
-			runs[runOf[run]]++
-			if spans[run].Name == "object" {
+			switch spans[run].Name {
+			case "objects":
+				for _, j := range intsArg(sp.Args["objects"]) {
+					if k := runOf[run] + j; j >= 0 && k < len(runs) {
+						runs[k]++
+					}
+				}
 				objectPasses = append(objectPasses, ms)
-			} else {
+			case "object":
+				runs[runOf[run]]++
+				objectPasses = append(objectPasses, ms)
+			default:
+				runs[runOf[run]]++
 				overallPasses = append(overallPasses, ms)
 			}
 		}
@@ -314,6 +341,34 @@ func sceneStages(spans []timeline.SpanRecord, durations map[string]time.Duration
 	s.GuidanceMedianMS = median(append(objectPasses, overallPasses...))
 	s.IterationsPerRun = runs
 	return s
+}
+
+// intArg is a span's integer argument (an int as recorded, a float64 as
+// JSON reads it back), 0 when it is neither.
+func intArg(v any) int {
+	switch n := v.(type) {
+	case int:
+		return n
+	case float64:
+		return int(n)
+	}
+	return 0
+}
+
+// intsArg is a span's list of integers ([]int as recorded, []any as JSON
+// reads it back).
+func intsArg(v any) []int {
+	switch l := v.(type) {
+	case []int:
+		return l
+	case []any:
+		out := make([]int, len(l))
+		for i, e := range l {
+			out[i] = intArg(e)
+		}
+		return out
+	}
+	return nil
 }
 
 func passesOf(ms []float64) passStats {
@@ -386,8 +441,12 @@ func (p peakMeter) mib() float64 {
 }
 
 func printRFNetReport(r rfnetReport) {
-	fmt.Printf("rfnet scenes: model %s (%s), %s, %s, %d×%d, %d steps, load %.1f s; peak: %s\n",
-		r.Model, r.Weights, r.Device, r.DType, r.Width, r.Height, r.Steps, r.LoadS, r.Peak)
+	objects := "one by one"
+	if r.BatchObjects {
+		objects = "as one batch"
+	}
+	fmt.Printf("rfnet scenes: model %s (%s), %s, %s, %d×%d, %d steps, objects %s, load %.1f s; peak: %s\n",
+		r.Model, r.Weights, r.Device, r.DType, r.Width, r.Height, r.Steps, objects, r.LoadS, r.Peak)
 	fmt.Printf("%-8s %-8s %10s %9s %11s %13s %9s %10s %13s %9s %8s %10s %9s %s\n", "objects", "setting", "scene ms", "prompts",
 		"object runs", "their guid.", "masks", "overall", "its guid.", "decode", "other", "guid. med", "peak MiB", "iterations per run")
 	for _, s := range r.Scenes {

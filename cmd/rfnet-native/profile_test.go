@@ -71,8 +71,9 @@ func TestProfileOutRFNet(t *testing.T) {
 	events := timelinetest.Read(t, trace)
 	checkWallTime(t, events, wall)
 	names := timelinetest.Names(events)
-	// Two objects and the overall run, 6 steps each.
-	if names["object"] != 2 || names["denoise step"] != 18 || names["vae decode"] != 3 || names["rfnet"] != 1 {
+	// Two objects as one batch (batch_objects, the default) and the overall
+	// run, 6 steps each; an object span each for its mask and picture.
+	if names["objects"] != 1 || names["object"] != 2 || names["denoise step"] != 12 || names["vae decode"] != 3 || names["rfnet"] != 1 {
 		t.Errorf("events by name: %v", names)
 	}
 	for _, e := range events {
@@ -80,8 +81,8 @@ func TestProfileOutRFNet(t *testing.T) {
 			t.Errorf("%s at depth %d, want the top", e.Name, e.Depth)
 		}
 	}
-	for _, c := range [][]string{{"saa", "prompts"}, {"prompts", "rfnet"}, {"object", "rfnet"}, {"overall", "rfnet"},
-		{"denoise step", "object", "overall"}, {"steering iteration", "denoise step"}, {"unet", "denoise step"},
+	for _, c := range [][]string{{"saa", "prompts"}, {"prompts", "rfnet"}, {"objects", "rfnet"}, {"object", "objects"}, {"overall", "rfnet"},
+		{"denoise step", "objects", "overall"}, {"steering iteration", "denoise step"}, {"unet", "denoise step"},
 		{"compose", "overall"}, {"vae decode", "object", "rfnet"}} {
 		inside(t, events, c[0], c[1:]...)
 	}
@@ -100,7 +101,7 @@ func TestProfileOutRFNet(t *testing.T) {
 	}
 	raw, _ := os.ReadFile(filepath.Join(out, "run.json"))
 	json.Unmarshal(raw, &info)
-	for _, k := range []string{"rfnet", "object", "overall", "denoise step", "steering iteration", "vae decode", "saa"} {
+	for _, k := range []string{"rfnet", "objects", "object", "overall", "denoise step", "steering iteration", "vae decode", "saa"} {
 		if info.ProfileSeconds[k] <= 0 {
 			t.Errorf("run.json profile_seconds has no %q: %s", k, raw)
 		}

@@ -38,7 +38,7 @@ func (f *rfnetFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.maxIter, "max-iter", formatSchedule(d.MaxIter), "rfnet: steering iterations per step, N or N for K steps as NxK, the last repeated (max_iter and overall_max_iter)")
 	fs.Float64Var(&f.suppressionWeight, "suppression-weight", d.SuppressionWeight, "rfnet: weight of the suppression constraint (suppression_weight)")
 	fs.Float64Var(&f.referenceWeight, "reference-weight", d.RefWeight, "rfnet: weight of the reference constraint (ref_ca_loss_weight)")
-	fs.BoolVar(&f.batchObjects, "batch-objects", d.BatchObjects, "rfnet: run the single-object runs as one batch, faster on a GPU; without it they run one by one, with less memory (batch_objects)")
+	fs.BoolVar(&f.batchObjects, "batch-objects", d.BatchObjects, "rfnet: run the single-object runs as one batch, faster on a GPU; --batch-objects=false runs them one by one, with less memory (batch_objects)")
 }
 
 // settings are the flags that set keys of the configuration, in the order

@@ -86,11 +86,11 @@ type Config struct {
 	// after the overall run (§11.2; see sdxl.go).
 	SDXLStepRatio float64 `json:"sdxl_step_ratio"`
 	// BatchObjects runs the single-object runs as one batch (CFG at batch
-	// 2n, the steering iterations batched over the objects still iterating);
-	// false (the default) runs them one by one. Both give the same result
+	// 2n, the steering iterations batched over the objects still iterating),
+	// the default; false runs them one by one. Both give the same result
 	// (within float rounding): the batch is faster on a GPU, one by one holds
-	// less memory. Off by default while serve's stage events assume the
-	// objects' steps come object by object.
+	// less memory. A run.json or bench.json without the key ran one by one
+	// (see addedKeys).
 	BatchObjects bool `json:"batch_objects"`
 }
 
@@ -123,6 +123,7 @@ func Default() Config {
 		OverallLossScale: 5, OverallLossThreshold: 5, OverallMaxIter: schedule(), OverallMaxIndexStep: 30, OverallBgTopP: 0.2,
 		SuppressionWeight: 10, RefWeight: 2, RefScale: 15, RefEps: 1e-5,
 		SDXLStepRatio: 0.3, // the CLI's default; the reference helper's own 0.5 is never used
+		BatchObjects:  true,
 	}
 }
 

@@ -149,3 +149,31 @@ func TestConfigAddedKeysReadAsDefaults(t *testing.T) {
 		t.Fatalf("sdxl_step_ratio 0.5: %v, %v", c.SDXLStepRatio, err)
 	}
 }
+
+// A run.json or bench.json without batch_objects ran the objects one by one
+// (the key came off by default): it reads as false even over Default(), so
+// resuming such a benchmark with --batch-objects=false matches it; a config
+// file or a job's settings without the key keep the default, the batch.
+func TestConfigBatchObjectsAddedKey(t *testing.T) {
+	c := Default()
+	if !c.BatchObjects {
+		t.Fatal("batch_objects is off by default")
+	}
+	if err := json.Unmarshal([]byte(`{"num_inference_steps": 50}`), &c); err != nil || c.BatchObjects {
+		t.Fatalf("a recorded config without batch_objects: %v, %v, want false", c.BatchObjects, err)
+	}
+	if err := json.Unmarshal([]byte(`{"batch_objects": true}`), &c); err != nil || !c.BatchObjects {
+		t.Fatalf("batch_objects true: %v, %v", c.BatchObjects, err)
+	}
+	p, err := ParseConfig([]byte(`{"num_inference_steps": 30}`))
+	if err != nil || !p.BatchObjects {
+		t.Fatalf("settings without batch_objects: %v, %v, want the default true", p.BatchObjects, err)
+	}
+	path := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(path, []byte(`{"num_inference_steps": 30}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := LoadConfig(path); err != nil || !l.BatchObjects {
+		t.Fatalf("config file without batch_objects: %v, %v, want the default true", l.BatchObjects, err)
+	}
+}

@@ -55,7 +55,7 @@ var configExplain = map[string]string{
 	"ref_ca_eps":                  "added to the attention sums the reference constraint normalizes by, so an empty box gives no NaN (§10.3)",
 	"remeasure_loss":              "measure the loss afresh at each steered step; the reference carries the last one over, so once it reaches the threshold no later step steers (§14.9)",
 	"sdxl_step_ratio":             "with --sdxl: strength of the SDXL refiner pass after the overall run, the share of its 50 steps that run (§11.2)",
-	"batch_objects":               "run the single-object runs as one batch (faster on a GPU); false runs them one by one, with less memory (same result within float rounding)",
+	"batch_objects":               "run the single-object runs as one batch (faster on a GPU); false runs them one by one, with less memory (same result within float rounding); a run.json or bench.json without the key ran one by one",
 }
 
 // configKeys are Config's JSON keys in the order of its fields.

@@ -19,14 +19,19 @@ var renamedKeys = []struct{ key, old string }{
 }
 
 // addedKeys are Config keys that came after files were written without them
-// (run.json, bench.json), each with how to set its default: a file that lacks
-// one reads as the default, not as zero, so that an earlier benchmark run's
-// settings still equal this version's (its runs did not use the key).
+// (run.json, bench.json), each with how to set what such a file's run did: a
+// recorded file that lacks one reads as that value, not as zero nor as
+// today's default, so that an earlier benchmark run's settings still equal
+// what it ran with. batch_objects came off by default: a file without it ran
+// the objects one by one. Only recorded files (UnmarshalJSON) read so; a
+// config file or a job's settings (LoadConfig, ParseConfig) lacking a key
+// keeps its default.
 var addedKeys = []struct {
 	key string
 	set func(c *Config)
 }{
 	{"sdxl_step_ratio", func(c *Config) { c.SDXLStepRatio = Default().SDXLStepRatio }},
+	{"batch_objects", func(c *Config) { c.BatchObjects = false }},
 }
 
 // UnmarshalJSON reads c's keys, under their names or their old ones (see
@@ -47,7 +52,7 @@ func decodeConfig(raw []byte, c *Config, strict bool) error {
 		return err
 	}
 	for _, a := range addedKeys {
-		if _, ok := fields[a.key]; !ok {
+		if _, ok := fields[a.key]; !ok && !strict {
 			a.set(c)
 		}
 	}

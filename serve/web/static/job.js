@@ -152,10 +152,12 @@ export class JobView {
 }
 
 // stageText names a stage as a person reads it: "object 2/3" for RFNet's
-// per-object stage (object is absent outside it), "image 2/4" for one image of
-// several.
+// per-object stage (object is absent outside it), "3 objects" for its
+// single-object runs as one batch (stage "objects"), "image 2/4" for one
+// image of several.
 export function stageText(d) {
   let s = d.stage || '';
+  if (s === 'objects' && d.objects) s = `${d.objects} objects`;
   if (Number.isInteger(d.object)) s += ` ${d.object + 1}` + (d.objects ? `/${d.objects}` : '');
   if (d.images > 1) s += `, image ${(d.image || 0) + 1}/${d.images}`;
   return s;
