@@ -217,19 +217,25 @@ func fillHoles(m grid) grid {
 	return out
 }
 
-// morph applies a 3×3 square: erosion keeps cells whose whole neighbourhood is
-// set (outside the grid counts as unset), dilation sets cells with any set neighbour.
-func morph(m grid, erodeOp bool) grid {
+// The structuring elements: the 3×3 square (§8.2's opening and dilation) and
+// the 4-connected cross (scipy.ndimage's default, §8.1's box mode).
+var (
+	square3 = [][2]int{{-1, -1}, {-1, 0}, {-1, 1}, {0, -1}, {0, 0}, {0, 1}, {1, -1}, {1, 0}, {1, 1}}
+	cross3  = [][2]int{{0, 0}, {-1, 0}, {1, 0}, {0, -1}, {0, 1}}
+)
+
+// morph applies the structuring element se (offsets dy, dx): erosion keeps
+// cells whose whole neighbourhood is set (outside the grid counts as unset,
+// scipy's border_value 0), dilation sets cells with any set neighbour.
+func morph(m grid, se [][2]int, erodeOp bool) grid {
 	out := newGrid(m.h, m.w)
 	for y := 0; y < m.h; y++ {
 		for x := 0; x < m.w; x++ {
 			all, any := true, false
-			for dy := -1; dy <= 1; dy++ {
-				for dx := -1; dx <= 1; dx++ {
-					ny, nx := y+dy, x+dx
-					set := ny >= 0 && ny < m.h && nx >= 0 && nx < m.w && m.v[ny*m.w+nx] > 0
-					all, any = all && set, any || set
-				}
+			for _, d := range se {
+				ny, nx := y+d[0], x+d[1]
+				set := ny >= 0 && ny < m.h && nx >= 0 && nx < m.w && m.v[ny*m.w+nx] > 0
+				all, any = all && set, any || set
 			}
 			if (erodeOp && all) || (!erodeOp && any) {
 				out.v[y*m.w+x] = 1
@@ -239,5 +245,7 @@ func morph(m grid, erodeOp bool) grid {
 	return out
 }
 
-func erode(m grid) grid  { return morph(m, true) }
-func dilate(m grid) grid { return morph(m, false) }
+func erode(m grid) grid       { return morph(m, square3, true) }
+func dilate(m grid) grid      { return morph(m, square3, false) }
+func erodeCross(m grid) grid  { return morph(m, cross3, true) }
+func dilateCross(m grid) grid { return morph(m, cross3, false) }

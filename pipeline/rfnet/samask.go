@@ -230,26 +230,3 @@ func cellBox(m grid) ([4]int, bool) {
 	}
 	return [4]int{max(x0-1, 0), max(y0-1, 0), min(x1+1, m.w), min(y1+1, m.h)}, true
 }
-
-// crossMorph is scipy.ndimage's binary_erosion/binary_dilation with their
-// default structure, the 4-connected cross, and border_value 0.
-func crossMorph(m grid, erodeOp bool) grid {
-	out := newGrid(m.h, m.w)
-	for y := 0; y < m.h; y++ {
-		for x := 0; x < m.w; x++ {
-			all, any := true, false
-			for _, d := range [][2]int{{0, 0}, {-1, 0}, {1, 0}, {0, -1}, {0, 1}} {
-				ny, nx := y+d[0], x+d[1]
-				set := ny >= 0 && ny < m.h && nx >= 0 && nx < m.w && m.v[ny*m.w+nx] > 0
-				all, any = all && set, any || set
-			}
-			if (erodeOp && all) || (!erodeOp && any) {
-				out.v[y*m.w+x] = 1
-			}
-		}
-	}
-	return out
-}
-
-func erodeCross(m grid) grid  { return crossMorph(m, true) }
-func dilateCross(m grid) grid { return crossMorph(m, false) }
