@@ -11,12 +11,11 @@ import (
 	"github.com/rfnet/rfnet-native/internal/fixtures"
 )
 
-// tinyHub serves the tiny SD 1.x diffusers folder as org/tiny-sd1 at commit
-// cc...c and points the Hub client's environment at it and at a fresh cache.
-func tinyHub(t *testing.T) (s *fakehub.Server, home string) {
-	t.Helper()
+// modelFiles is a fixture model folder's files by slash path, as a fake
+// Hub repository serves them.
+func modelFiles(name string) map[string][]byte {
 	files := map[string][]byte{}
-	root := fixtures.Path("models", "tiny-sd1")
+	root := fixtures.Path("models", name)
 	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
 		if err == nil && !fi.IsDir() {
 			rel, _ := filepath.Rel(root, p)
@@ -24,6 +23,14 @@ func tinyHub(t *testing.T) (s *fakehub.Server, home string) {
 		}
 		return nil
 	})
+	return files
+}
+
+// tinyHub serves the tiny SD 1.x diffusers folder as org/tiny-sd1 at commit
+// cc...c and points the Hub client's environment at it and at a fresh cache.
+func tinyHub(t *testing.T) (s *fakehub.Server, home string) {
+	t.Helper()
+	files := modelFiles("tiny-sd1")
 	s = fakehub.New(map[string]*fakehub.Repo{"org/tiny-sd1": {Commit: strings.Repeat("c", 40), Files: files}})
 	t.Cleanup(s.Close)
 	home = t.TempDir()

@@ -153,15 +153,7 @@ func TestRefineWritesParameters(t *testing.T) {
 // environment at it and at a fresh cache.
 func refinerHub(t *testing.T) (home string) {
 	t.Helper()
-	files := map[string][]byte{}
-	root := fixtures.Path("models", "tiny-sdxl-refiner")
-	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() {
-			rel, _ := filepath.Rel(root, p)
-			files[filepath.ToSlash(rel)], _ = os.ReadFile(p)
-		}
-		return nil
-	})
+	files := modelFiles("tiny-sdxl-refiner")
 	for name, data := range files {
 		if base, ok := strings.CutSuffix(name, ".safetensors"); ok {
 			files[base+".fp16.safetensors"] = data
