@@ -3,6 +3,7 @@
 package rfnet
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -82,4 +83,76 @@ func TestGuidanceGradientOnGPU(t *testing.T) {
 			})
 		}
 	}
+}
+
+// The batched object stage on the GPU takes the same steering iterations as
+// the one-by-one runs and ends at the same object latents, within the dtype's
+// model tolerance (the batch changes the GEMMs' shapes, so their rounding
+// order, not the arithmetic), in f16: the dtype RFNet runs in on a GPU, and
+// the batched path's concatenations, slices and per-object losses all in
+// 16 bits. The schedule is forced (loss thresholds 0) so both paths iterate
+// at every step the budget allows; two steps of two and one iterations keep
+// it short on the emulator.
+func TestBatchedObjectsOnGPU(t *testing.T) {
+	g := fixtures.GPU(t)
+	d := tensor.Float16
+	c := testConfig()
+	c.Steps, c.MaxIndexStep, c.MaxIter = 2, 2, []int{2, 1}
+	c.LossThreshold, c.OverallLossThreshold = 0, 0
+	pm := tinyModelOn(t, "tiny-sd2", g, d)
+	r := &runner{Model: pm, cfg: c, emit: func(TraceEvent) {}}
+	s := newSpec(testPlan(), c)
+	runSAA(s.Objects, Config{SAA: false}, nil)
+	if err := s.buildPrompts(pm.Tokenizer); err != nil {
+		t.Fatal(err)
+	}
+	uncond, _ := pm.EncodePrompt(s.SONegative)
+	var ls []loop
+	var zs []*tensor.Tensor
+	for j := range s.Objects {
+		l, err := r.objectLoop(s, j, uncond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		zs = append(zs, toLatent(pm.Backend, pm.DType, noise(uint64(j+3), 4*16*16), 4, 16, 16, 1))
+	}
+	runs, err := r.steerBatch(ls, zs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tol := fixtures.GPUModelTol(d)
+	for j := range ls {
+		l, err := r.objectLoop(s, j, uncond) // a fresh scheduler
+		if err != nil {
+			t.Fatal(err)
+		}
+		one, err := r.steer(l, zs[j])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		b := runs[j]
+		if len(b.latents) != len(one.latents) || fmt.Sprint(b.iterations) != fmt.Sprint(one.iterations) {
+			t.Fatalf("object %d: %d latents, iterations %v batched; %d, %v one by one", j, len(b.latents), b.iterations, len(one.latents), one.iterations)
+		}
+		if sum(one.iterations) == 0 {
+			t.Fatalf("object %d: no steering iteration in the forced schedule", j)
+		}
+		last := len(one.latents) - 1
+		e := fixtures.RelL2(b.latents[last], one.latents[last])
+		t.Logf("object %d: iterations %v, final latent rel. L2 %.2e", j, one.iterations, e)
+		if !(e < tol) {
+			t.Errorf("object %d: batched final latent differs from one by one by %.3g rel. L2 (tolerance %.g)", j, e, tol)
+		}
+	}
+}
+
+func sum(v []int) (n int) {
+	for _, x := range v {
+		n += x
+	}
+	return n
 }
