@@ -34,7 +34,8 @@ type ops interface {
 	affine(x tensor.Buffer, a, b float64) tensor.Buffer
 	binary(op tensor.BinaryOp, a, b tensor.Buffer, bc tensor.Broadcast) tensor.Buffer
 	matmul(a, b tensor.Buffer, p tensor.MatMulParams) tensor.Buffer
-	conv2d(x, w, bias tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer
+	linear(x, w, bias, residual tensor.Buffer, p tensor.LinearParams) tensor.Buffer
+	conv2d(x, w, bias, residual tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer
 	conv2dBackwardInput(dy, w tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer
 	groupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormParams) (y, mean, rstd tensor.Buffer)
 	groupNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer
@@ -92,8 +93,11 @@ func (*Backend) Binary(op tensor.BinaryOp, a, b tensor.Buffer, bc tensor.Broadca
 func (*Backend) MatMul(a, b tensor.Buffer, p tensor.MatMulParams) tensor.Buffer {
 	return pick("matmul", a).matmul(a, b, p)
 }
-func (*Backend) Conv2d(x, w, bias tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer {
-	return pick("conv2d", x).conv2d(x, w, bias, p)
+func (*Backend) Linear(x, w, bias, residual tensor.Buffer, p tensor.LinearParams) tensor.Buffer {
+	return pick("linear", x).linear(x, w, bias, residual, p)
+}
+func (*Backend) Conv2d(x, w, bias, residual tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer {
+	return pick("conv2d", x).conv2d(x, w, bias, residual, p)
 }
 func (*Backend) Conv2dBackwardInput(dy, w tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer {
 	return pick("conv2d backward", dy).conv2dBackwardInput(dy, w, p)

@@ -5,8 +5,10 @@ import "github.com/rfnet/rfnet-native/tensor"
 // conv2d lowers each sample to a GEMM: col [C·KH·KW, OH·OW] gathers the input
 // patches (im2col), and out[n] = w [O, C·KH·KW] · col. A 1×1 convolution with
 // stride 1 and no padding uses the input as col directly.
-func (kern[T]) conv2d(xb, wb, biasb tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer {
-	x, w, bias := vals[T]("conv2d", xb), vals[T]("conv2d", wb), vals[T]("conv2d", biasb)
+// The bias, then the residual, are added after each product, as the composed
+// ops round (see linear in matmul.go).
+func (kern[T]) conv2d(xb, wb, biasb, resb tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer {
+	x, w, bias, res := vals[T]("conv2d", xb), vals[T]("conv2d", wb), vals[T]("conv2d", biasb), vals[T]("conv2d", resb)
 	oh, ow := p.OutH(), p.OutW()
 	ckk, ohw, chw := p.C*p.KH*p.KW, oh*ow, p.C*p.H*p.W
 	out := make([]T, p.N*p.O*ohw)
@@ -24,16 +26,11 @@ func (kern[T]) conv2d(xb, wb, biasb tensor.Buffer, p tensor.Conv2dParams) tensor
 		}
 		on := out[n*p.O*ohw : (n+1)*p.O*ohw]
 		gemm(false, false, p.O, ohw, ckk, w, col, on)
-		if bias != nil {
-			parallelFor(p.O, 16, func(lo, hi int) {
-				for o := lo; o < hi; o++ {
-					row := on[o*ohw : (o+1)*ohw]
-					for i := range row {
-						row[i] += bias[o]
-					}
-				}
-			})
+		var rn []T
+		if res != nil {
+			rn = res[n*p.O*ohw : (n+1)*p.O*ohw]
 		}
+		addAfter(on, rn, bias, ohw, p.O)
 	}
 	return wrap(out)
 }

@@ -52,3 +52,37 @@ func (kern[T]) matmul(ab, bb tensor.Buffer, p tensor.MatMulParams) tensor.Buffer
 	}
 	return wrap(out)
 }
+
+// linear is the product, then bias, then residual added, in the order the
+// composed ops (MatMul, Add, Add) round: the CPU is the reference of the
+// parity tests, and its results do not move with the fusion. (The CUDA
+// backend writes bias + residual first and accumulates the product onto
+// them, one pass fewer, rounding differently in the last place.)
+func (kern[T]) linear(xb, wb, biasb, resb tensor.Buffer, p tensor.LinearParams) tensor.Buffer {
+	x, w, bias, res := vals[T]("linear", xb), vals[T]("linear", wb), vals[T]("linear", biasb), vals[T]("linear", resb)
+	out := make([]T, p.Rows*p.Out)
+	gemm(false, true, p.Rows, p.Out, p.In, x, w, out)
+	addAfter(out, res, bias, 1, p.Out)
+	return wrap(out)
+}
+
+// addAfter adds bias[channel], then res, to out [n, channels, plane]; res and
+// bias may be nil.
+func addAfter[T float](out, res, bias []T, plane, channels int) {
+	parallelFor(len(out)/plane, 64, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := out[r*plane : (r+1)*plane]
+			if bias != nil {
+				b := bias[r%channels]
+				for i := range row {
+					row[i] += b
+				}
+			}
+			if res != nil {
+				for i, v := range res[r*plane : (r+1)*plane] {
+					row[i] += v
+				}
+			}
+		}
+	})
+}

@@ -20,18 +20,26 @@ import (
 const colBudget = 512 << 20
 
 // Conv2d is im2col + GEMM: out[n] = w [O, C·KH·KW] · col[n] [C·KH·KW, OH·OW];
-// a 1×1 convolution with stride 1 and no padding multiplies x directly.
-func (g *Backend) Conv2d(x, w, bias tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer {
-	xd, wd, bd := dev("conv2d", x), dev("conv2d", w), devOrNil("conv2d", bias)
-	d := same("conv2d", xd, wd, bd)
+// a 1×1 convolution with stride 1 and no padding multiplies x directly. The
+// bias is added after the product; with a residual, bias + residual are
+// written first and the product added onto them (one pass fewer).
+func (g *Backend) Conv2d(x, w, bias, residual tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer {
+	xd, wd, bd, rd := dev("conv2d", x), dev("conv2d", w), devOrNil("conv2d", bias), devOrNil("conv2d", residual)
+	d := same("conv2d", xd, wd, bd, rd)
 	need("conv2d", xd, p.N*p.C*p.H*p.W)
 	need("conv2d", wd, p.O*p.C*p.KH*p.KW)
 	need("conv2d", bd, p.O)
 	P, ckk := p.OutH()*p.OutW(), p.C*p.KH*p.KW
+	need("conv2d", rd, p.N*p.O*P)
 	out := g.newBuffer(d, p.N*p.O*P)
 	size := C.CUdeviceptr(d.Size())
+	gemm := g.gemm
+	if rd != nil {
+		g.addBias(d, out, bd, rd, p.N, P, p.O, convWhat("conv2d bias and residual", p))
+		bd, gemm = nil, g.gemmAdd
+	}
 	if pointwise(p) {
-		g.gemm(d, "conv2d", out.ptr, wd.ptr, xd.ptr, tensor.MatMulParams{Batch: p.N, M: p.O, N: P, K: p.C, BatchStrideB: p.C * P})
+		gemm(d, "conv2d", out.ptr, wd.ptr, xd.ptr, tensor.MatMulParams{Batch: p.N, M: p.O, N: P, K: p.C, BatchStrideB: p.C * P})
 	} else {
 		chunk := chunkSamples(p.N, ckk*P*d.Size())
 		col := g.newBuffer(d, chunk*ckk*P)
@@ -40,21 +48,32 @@ func (g *Backend) Conv2d(x, w, bias tensor.Buffer, p tensor.Conv2dParams) tensor
 			for i := range nb {
 				g.im2col(d, col.ptr+C.CUdeviceptr(i*ckk*P)*size, xd.ptr+C.CUdeviceptr((n0+i)*p.C*p.H*p.W)*size, p)
 			}
-			g.gemm(d, "conv2d", out.ptr+C.CUdeviceptr(n0*p.O*P)*size, wd.ptr, col.ptr,
+			gemm(d, "conv2d", out.ptr+C.CUdeviceptr(n0*p.O*P)*size, wd.ptr, col.ptr,
 				tensor.MatMulParams{Batch: nb, M: p.O, N: P, K: ckk, BatchStrideB: ckk * P})
 		}
 		g.Free(col)
 	}
 	if bd != nil {
-		// A Vec of a plane per thread when the planes are whole Vecs (kernels/conv.cu).
-		unit, l := 1, linear(int64(p.N*p.O*P))
-		if v := vecLen(d); P%v == 0 && vecAligned(out.ptr) {
-			unit, l = v, linearVec(p.N*p.O*P, d)
-		}
-		g.run("add_bias"+suffix(d), l, new(args).ptr(out.ptr).ptr(bd.ptr).i64(int64(p.N)).div(P).div(p.O).i32(int32(unit)),
-			convWhat("conv2d bias", p))
+		g.addBias(d, out, bd, nil, p.N, P, p.O, convWhat("conv2d bias", p))
 	}
 	return out
+}
+
+// addBias launches kernels/conv.cu's add_bias over out [n, channels, plane]:
+// out = src + bias[channel], src being the residual when there is one (then
+// out is written, not read), else out itself; bias may be nil with a
+// residual. A Vec of a plane per thread when the planes are whole Vecs.
+func (g *Backend) addBias(d tensor.DType, out, bias, residual *buffer, n, plane, channels int, what string) {
+	total := n * channels * plane
+	src, bp := out.ptr, ptrOf(bias)
+	if residual != nil {
+		src = residual.ptr
+	}
+	unit, l := 1, linear(int64(total))
+	if v := vecLen(d); plane%v == 0 && vecAligned(out.ptr) && vecAligned(src) {
+		unit, l = v, linearVec(total, d)
+	}
+	g.run("add_bias"+suffix(d), l, new(args).ptr(out.ptr).ptr(src).ptr(bp).i64(int64(n)).div(plane).div(channels).i32(int32(unit)), what)
 }
 
 // Conv2dBackwardInput is the adjoint: dcol[n] = wᵀ · dy[n], then col2im.

@@ -222,9 +222,8 @@ int rf_cublas_open(char *which, size_t whichlen) {
 }
 
 int rf_gemm(int dtype, int transA, int transB, int M, int N, int K, CUdeviceptr A, CUdeviceptr B, CUdeviceptr C,
-            long long strideA, long long strideB, long long strideC, int batch, int tf32, float alpha) {
+            long long strideA, long long strideB, long long strideC, int batch, int tf32, float alpha, float beta) {
     if (p_cuCtxSetCurrent(ctx)) return -1;
-    const float beta = 0.f;
     // Float accumulation; TF32 tensor cores for float32 inputs only when asked
     // (CUBLAS_COMPUTE_32F_FAST_TF32 = 77, CUBLAS_COMPUTE_32F = 68).
     int compute = dtype == 0 && tf32 ? 77 : 68;

@@ -50,8 +50,8 @@ CUresult rf_event_destroy(void *ev);
 // loads $RFNET_LIBCUBLAS; "none" finds none);
 // returns 0 and the version it found, or -1 when none loads.
 int rf_cublas_open(char *which, size_t whichlen);
-// rf_gemm is a row-major strided batched GEMM C = alpha·op(A)·op(B) through
+// rf_gemm is a row-major strided batched GEMM C = alpha·op(A)·op(B) + beta·C through
 // cublasGemmStridedBatchedEx with float accumulation; dtype is the cudaDataType
 // of A, B and C. Returns the cublasStatus_t.
 int rf_gemm(int dtype, int transA, int transB, int M, int N, int K, CUdeviceptr A, CUdeviceptr B, CUdeviceptr C,
-            long long strideA, long long strideB, long long strideC, int batch, int tf32, float alpha);
+            long long strideA, long long strideB, long long strideC, int batch, int tf32, float alpha, float beta);

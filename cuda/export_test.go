@@ -14,7 +14,7 @@ func KernelGemm(gpu tensor.Backend, a, b tensor.Buffer, p tensor.MatMulParams) t
 	g := gpu.(*Backend)
 	ad, bd := dev("kernel gemm", a), dev("kernel gemm", b)
 	out := g.newBuffer(ad.dtype, p.Batch*p.M*p.N)
-	g.kernelGemm(ad.dtype, "test", out.ptr, ad.ptr, bd.ptr, p, "test")
+	g.kernelGemm(ad.dtype, "test", out.ptr, ad.ptr, bd.ptr, p, "test", false)
 	return out
 }
 

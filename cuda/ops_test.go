@@ -59,6 +59,14 @@ func edgeCases() []edgeCase {
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], nil, 2, 1) }},
 		{name: "conv2d/1x1", in: [][]int{{2, 9, 6, 7}, {4, 9, 1, 1}, {4}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], in[2], 1, 0) }},
+		// Bias and residual written first, the product added onto them
+		// (cuBLAS's beta = 1, the built-in kernels' accumulate).
+		{name: "linear/residual_partial_tiles", in: [][]int{{2, 70, 33}, {130, 33}, {130}, {2, 70, 130}},
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].LinearAdd(in[1], in[2], in[3]) }},
+		{name: "conv2d/3x3_residual_bias", in: [][]int{{2, 5, 17, 13}, {7, 5, 3, 3}, {7}, {2, 7, 17, 13}},
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2dAdd(in[1], in[2], in[3], 1, 1) }},
+		{name: "conv2d/1x1_residual", in: [][]int{{2, 9, 6, 8}, {4, 9, 1, 1}, {2, 4, 6, 8}},
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2dAdd(in[1], nil, in[2], 1, 0) }},
 		{name: "attention/d40_keys77", in: [][]int{{2, 3, 37, 40}, {2, 3, 77, 40}, {2, 3, 77, 40}}, f: attn(40)},
 		{name: "attention/d64_keys300", in: [][]int{{1, 2, 70, 64}, {1, 2, 300, 64}, {1, 2, 300, 64}}, f: attn(64)},
 		{name: "attention/d80_keys130", in: [][]int{{2, 70, 80}, {2, 130, 80}, {2, 130, 80}}, f: attn(80)},

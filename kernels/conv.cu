@@ -1,7 +1,8 @@
 // Convolution as im2col + GEMM (the GEMM runs in cuBLAS or matmul.cu): im2col
 // gathers the input patches of one sample into col [C·KH·KW, OH·OW]; col2im is
 // its adjoint for the input gradient (a gather, not atomics, so it is
-// deterministic); add_bias adds bias[o] to out [N, O, P]. CPU reference: cpu/conv.go.
+// deterministic); add_bias adds bias[o] (and a residual) into out [N, O, P].
+// CPU reference: cpu/conv.go.
 #include "common.cuh"
 
 struct Conv {
@@ -90,17 +91,21 @@ template <typename T> __device__ void col2im_impl(T *dx, const T *col, Conv p, D
 KERNEL3(col2im, (void *dx, const void *col, Conv p, Divisor w, Divisor plane, Divisor stride),
         ((T *)dx, (const T *)col, p, w, plane, stride))
 
-// add_bias: out [n, O, P] += bias[o]; plane divides by P, channels by O.
+// add_bias: out [n, O, P] = src + bias[o], src being out itself (the bias
+// after a product) or a residual (bias and residual written before a product
+// that adds onto them: cuda/matmul.go's gemmAdd); bias may be null then.
+// plane divides by P, channels by O.
 // unit is 1, or VEC(T) when the launcher (cuda/conv.go) found P a whole
 // number of Vecs: a thread then adds to a Vec of a plane.
-template <typename T> __device__ void add_bias_impl(T *out, const T *bias, int64_t n, Divisor plane, Divisor channels, int unit) {
+template <typename T>
+__device__ void add_bias_impl(T *out, const T *src, const T *bias, int64_t n, Divisor plane, Divisor channels, int unit) {
     constexpr int N = VEC(T);
     int64_t total = n * channels.d * plane.d;
     if (unit == N) {
         FOR_EACH(k, total / N) {
             int64_t row = quot(k * N, plane);
-            float c = to_f(bias[row - quot(row, channels) * channels.d]);
-            Vec<T, N> v = load_vec<N>(out + k * N);
+            float c = bias ? to_f(bias[row - quot(row, channels) * channels.d]) : 0.f;
+            Vec<T, N> v = load_vec<N>(src + k * N);
 #pragma unroll
             for (int j = 0; j < N; j++) v.v[j] = from_f<T>(to_f(v.v[j]) + c);
             store_vec<N>(out + k * N, v);
@@ -109,8 +114,9 @@ template <typename T> __device__ void add_bias_impl(T *out, const T *bias, int64
     }
     FOR_EACH(i, total) {
         int64_t row = quot(i, plane);
-        out[i] = from_f<T>(to_f(out[i]) + to_f(bias[row - quot(row, channels) * channels.d]));
+        float c = bias ? to_f(bias[row - quot(row, channels) * channels.d]) : 0.f;
+        out[i] = from_f<T>(to_f(src[i]) + c);
     }
 }
-KERNEL3(add_bias, (void *out, const void *bias, int64_t n, Divisor plane, Divisor channels, int unit),
-        ((T *)out, (const T *)bias, n, plane, channels, unit))
+KERNEL3(add_bias, (void *out, const void *src, const void *bias, int64_t n, Divisor plane, Divisor channels, int unit),
+        ((T *)out, (const T *)src, (const T *)bias, n, plane, channels, unit))

@@ -1,6 +1,7 @@
 // The matmul kernels used when no cuBLAS library is found (named gemm_*, the
-// BLAS routine they stand in for): C[b] = op(A[b])·op(B[b]), row-major, with
-// transposes and batch strides as tensor.MatMulParams.
+// BLAS routine they stand in for): C[b] = op(A[b])·op(B[b]) (+ C[b] with
+// accumulate: Linear's and Conv2d's bias and residual, written into C first),
+// row-major, with transposes and batch strides as tensor.MatMulParams.
 // gemm_wmma_{f16,bf16}: tensor cores (WMMA 16×16×16, float accumulation); a
 // block of 4 warps computes a 64×64 tile of C, staging 64×16 slices of A and
 // 16×64 slices of B through shared memory with zero padding at the edges.
@@ -15,6 +16,7 @@ using namespace nvcuda;
 struct Gemm {
     int M, N, K;
     int transA, transB;
+    int accumulate;   // 1: C += products (C holds bias and residual already), 0: C = products
     int64_t strideA, strideB; // batch strides in elements (0: shared)
 };
 
@@ -65,7 +67,10 @@ template <typename T> __device__ void gemm_wmma_impl(T *C, const T *A, const T *
     __syncthreads();
     for (int i = threadIdx.x; i < 64 * 64; i += blockDim.x) {
         int r = m0 + i / 64, c = n0 + i % 64;
-        if (r < g.M && c < g.N) C[(int64_t)r * g.N + c] = from_f<T>(cs[i / 64][i % 64]);
+        if (r < g.M && c < g.N) {
+            int64_t o = (int64_t)r * g.N + c;
+            C[o] = from_f<T>(cs[i / 64][i % 64] + (g.accumulate ? to_f(C[o]) : 0.f));
+        }
     }
 }
 extern "C" __global__ void gemm_wmma_f16(void *C, const void *A, const void *B, Gemm g) { gemm_wmma_impl<f16>((f16 *)C, (const f16 *)A, (const f16 *)B, g); }
@@ -97,7 +102,7 @@ extern "C" __global__ void gemm_f32(void *Cv, const void *Av, const void *Bv, Ge
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) {
             int r = m0 + tr * 4 + i, c = n0 + tc * 4 + j;
-            if (r < g.M && c < g.N) C[(int64_t)r * g.N + c] = acc[i][j];
+            if (r < g.M && c < g.N) C[(int64_t)r * g.N + c] = acc[i][j] + (g.accumulate ? C[(int64_t)r * g.N + c] : 0.f);
         }
 }
 EMU_REGISTER(gemm_f32)

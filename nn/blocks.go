@@ -19,6 +19,12 @@ func (f *FeedForward) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return f.Out.Forward(f.In.Forward(x).GEGLU())
 }
 
+// ForwardAdd is residual + Forward(x), the residual added where the last
+// projection accumulates.
+func (f *FeedForward) ForwardAdd(x, residual *tensor.Tensor) *tensor.Tensor {
+	return f.Out.ForwardAdd(f.In.Forward(x).GEGLU(), residual)
+}
+
 // ResBlock is diffusers' ResnetBlock2D: two GroupNorm-SiLU-conv stages, the
 // time embedding added between them (UNet only), and a 1×1 shortcut when the
 // channel count changes.
@@ -53,11 +59,11 @@ func (r *ResBlock) Forward(x, temb *tensor.Tensor) *tensor.Tensor {
 		t := r.TimeProj.Forward(temb.SiLU())
 		h = h.Add(t.Reshape(t.Dim(0), t.Dim(1), 1, 1))
 	}
-	h = r.Conv2.Forward(r.Norm2.Forward(h).SiLU())
 	if r.Shortcut != nil {
 		x = r.Shortcut.Forward(x)
 	}
-	return x.Add(h)
+	// The skip connection is added where conv2 accumulates its product.
+	return r.Conv2.ForwardAdd(r.Norm2.Forward(h).SiLU(), x)
 }
 
 // Downsample halves the resolution with a stride-2 3×3 convolution. With

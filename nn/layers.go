@@ -20,6 +20,12 @@ func LoadLinear(w *weights.Source, in, out int, bias bool) *Linear {
 // Forward applies the layer to the last axis of x.
 func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor { return x.Linear(l.Weight, l.Bias) }
 
+// ForwardAdd is residual + Forward(x), the sum formed where the product
+// accumulates (tensor.LinearAdd).
+func (l *Linear) ForwardAdd(x, residual *tensor.Tensor) *tensor.Tensor {
+	return x.LinearAdd(l.Weight, l.Bias, residual)
+}
+
 // Conv2d is a 2-D convolution with a square kernel.
 type Conv2d struct {
 	Weight, Bias *tensor.Tensor
@@ -34,6 +40,12 @@ func LoadConv2d(w *weights.Source, in, out, k, stride int) *Conv2d {
 // Forward convolves x [N, C, H, W].
 func (c *Conv2d) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return x.Conv2d(c.Weight, c.Bias, c.Stride, c.Pad)
+}
+
+// ForwardAdd is residual + Forward(x), the sum formed where the product
+// accumulates (tensor.Conv2dAdd).
+func (c *Conv2d) ForwardAdd(x, residual *tensor.Tensor) *tensor.Tensor {
+	return x.Conv2dAdd(c.Weight, c.Bias, residual, c.Stride, c.Pad)
 }
 
 // GroupNorm normalizes groups of channels of x [N, C, ...].

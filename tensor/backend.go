@@ -87,6 +87,10 @@ type MatMulParams struct {
 	BatchStrideA, BatchStrideB int
 }
 
+// LinearParams describes Rows independent rows of a linear layer with a
+// residual: out [Rows, Out] = x [Rows, In]·wᵀ (w [Out, In]) + bias [Out] + residual [Rows, Out].
+type LinearParams struct{ Rows, In, Out int }
+
 // Conv2dParams describes a 2-D convolution of x [N, C, H, W] with w [O, C, KH, KW],
 // the same stride and zero padding on both spatial axes.
 type Conv2dParams struct {
@@ -143,7 +147,7 @@ func (p AttentionParams) HeadCount() int { return max(p.Heads, 1) }
 // gradient cases of all ops share backendtest/grad_cases.go):
 //
 //	elementwise  Unary, UnaryBackward, Affine, Binary, GEGLU, GEGLUBackward
-//	matmul       MatMul (its kernels keep the BLAS name, gemm_*)
+//	matmul       MatMul, Linear (its kernels keep the BLAS name, gemm_*)
 //	conv         Conv2d, Conv2dBackwardInput
 //	norm         GroupNorm, GroupNormBackward, LayerNorm, LayerNormBackward
 //	softmax      Softmax, SoftmaxBackward
@@ -201,8 +205,16 @@ type Backend interface {
 
 	// MatMul returns the Batch products of p as one [Batch, M, N] buffer.
 	MatMul(a, b Buffer, p MatMulParams) Buffer
-	// Conv2d returns x ⋆ w + bias as [N, O, OutH, OutW]; bias [O] may be nil.
-	Conv2d(x, w, bias Buffer, p Conv2dParams) Buffer
+	// Linear returns x·wᵀ + bias + residual as in LinearParams; bias and
+	// residual may be nil. The sums are formed where the product is
+	// accumulated (on a GPU: bias and residual written first, then a GEMM
+	// adding onto them), saving the separate passes of a bias and a residual
+	// add over the output.
+	Linear(x, w, bias, residual Buffer, p LinearParams) Buffer
+	// Conv2d returns x ⋆ w + bias + residual as [N, O, OutH, OutW]; bias [O]
+	// and residual [N, O, OutH, OutW] may be nil (the residual added where the
+	// product is accumulated, as in Linear).
+	Conv2d(x, w, bias, residual Buffer, p Conv2dParams) Buffer
 	// Conv2dBackwardInput returns dL/dx [N, C, H, W] for dy [N, O, OutH, OutW].
 	Conv2dBackwardInput(dy, w Buffer, p Conv2dParams) Buffer
 

@@ -28,10 +28,16 @@ func (c *FLOPCounter) MatMul(a, b Buffer, p MatMulParams) Buffer {
 	return c.Backend.MatMul(a, b, p)
 }
 
-// Conv2d counts 2·N·O·OutH·OutW·C·KH·KW.
-func (c *FLOPCounter) Conv2d(x, w, bias Buffer, p Conv2dParams) Buffer {
+// Linear counts 2·Rows·In·Out.
+func (c *FLOPCounter) Linear(x, w, bias, residual Buffer, p LinearParams) Buffer {
 	c.n.Add(p.FLOPs())
-	return c.Backend.Conv2d(x, w, bias, p)
+	return c.Backend.Linear(x, w, bias, residual, p)
+}
+
+// Conv2d counts 2·N·O·OutH·OutW·C·KH·KW.
+func (c *FLOPCounter) Conv2d(x, w, bias, residual Buffer, p Conv2dParams) Buffer {
+	c.n.Add(p.FLOPs())
+	return c.Backend.Conv2d(x, w, bias, residual, p)
 }
 
 // Conv2dBackwardInput counts as many as the forward.
@@ -50,6 +56,9 @@ func (c *FLOPCounter) Attention(q, k, v Buffer, p AttentionParams) Buffer {
 func (p MatMulParams) FLOPs() int64 {
 	return 2 * int64(p.Batch) * int64(p.M) * int64(p.N) * int64(p.K)
 }
+
+// FLOPs of the product: 2·Rows·In·Out.
+func (p LinearParams) FLOPs() int64 { return 2 * int64(p.Rows) * int64(p.In) * int64(p.Out) }
 
 // FLOPs of the convolution as a product: 2·N·O·OutH·OutW·C·KH·KW.
 func (p Conv2dParams) FLOPs() int64 {

@@ -9,7 +9,10 @@ type products struct{ Meta }
 func (products) MatMul(a, b Buffer, p MatMulParams) Buffer {
 	return metaBuf{a.DType(), p.Batch * p.M * p.N}
 }
-func (products) Conv2d(x, w, bias Buffer, p Conv2dParams) Buffer {
+func (products) Linear(x, w, bias, residual Buffer, p LinearParams) Buffer {
+	return metaBuf{x.DType(), p.Rows * p.Out}
+}
+func (products) Conv2d(x, w, bias, residual Buffer, p Conv2dParams) Buffer {
 	return metaBuf{x.DType(), p.N * p.O * p.OutH() * p.OutW()}
 }
 func (products) Attention(q, k, v Buffer, p AttentionParams) Buffer {
@@ -29,6 +32,18 @@ func TestFLOPCounter(t *testing.T) {
 	x.Conv2d(w, nil, 2, 1) // 4×4 output
 	if got := c.FLOPs(); got != 2*6*4*4*3*9 {
 		t.Fatalf("conv2d: %d FLOPs", got)
+	}
+	c.Reset()
+	r := Zeros(c, Float32, 1, 6, 4, 4)
+	x.Conv2dAdd(w, nil, r, 2, 1)
+	if got := c.FLOPs(); got != 2*6*4*4*3*9 {
+		t.Fatalf("conv2d with a residual: %d FLOPs", got)
+	}
+	c.Reset()
+	h, lw := Zeros(c, Float32, 2, 7, 16), Zeros(c, Float32, 5, 16)
+	h.LinearAdd(lw, nil, Zeros(c, Float32, 2, 7, 5))
+	if got := c.FLOPs(); got != 2*14*16*5 {
+		t.Fatalf("linear: %d FLOPs", got)
 	}
 	c.Reset()
 	q, k := Zeros(c, Float32, 2, 7, 16), Zeros(c, Float32, 2, 9, 16)

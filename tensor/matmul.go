@@ -64,3 +64,31 @@ func (t *Tensor) Linear(w, bias *Tensor) *Tensor {
 	}
 	return y.Reshape(append(t.shape[:t.Rank()-1].Clone(), w.shape[0])...)
 }
+
+// LinearAdd is residual + Linear(w, bias), residual of the output's shape: a
+// transformer block's skip connection. Untracked, the backend adds bias and
+// residual where it accumulates the product (Backend.Linear: one pass over
+// the output instead of the bias's and the residual's); on the tape it is
+// Linear and an Add.
+func (t *Tensor) LinearAdd(w, bias, residual *Tensor) *Tensor {
+	if t.Tracked() || residual.Tracked() {
+		return t.Linear(w, bias).Add(residual)
+	}
+	if w.Rank() != 2 || t.Dim(-1) != w.shape[1] {
+		panic(fmt.Sprintf("tensor: linear: input %v with weight %v", t.shape, w.shape))
+	}
+	if bias != nil && (bias.Rank() != 1 || bias.shape[0] != w.shape[0]) {
+		panic(fmt.Sprintf("tensor: linear: bias %v for weight %v", bias.shape, w.shape))
+	}
+	shape := append(t.shape[:t.Rank()-1].Clone(), w.shape[0])
+	if !residual.shape.Equal(shape) || residual.DType() != t.DType() || w.DType() != t.DType() {
+		panic(fmt.Sprintf("tensor: linear: residual %v %s for output %v %s (weight %s)", residual.shape, residual.DType(), shape, t.DType(), w.DType()))
+	}
+	requireUntracked("linear", w, bias)
+	var bb Buffer
+	if bias != nil {
+		bb = bias.buf
+	}
+	p := LinearParams{Rows: t.Numel() / t.Dim(-1), In: t.Dim(-1), Out: w.shape[0]}
+	return t.derive(t.b.Linear(t.buf, w.buf, bb, residual.buf, p), shape)
+}

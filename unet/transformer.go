@@ -65,7 +65,7 @@ func (t *transformer) forward(x, context *tensor.Tensor, hook func(block int) nn
 	for i, blk := range t.blocks {
 		hs = hs.Add(blk.attn1.Forward(blk.norm1.Forward(hs), nil, nil))
 		hs = hs.Add(blk.attn2.Forward(blk.norm2.Forward(hs), context, hook(i)))
-		hs = hs.Add(blk.ff.Forward(blk.norm3.Forward(hs)))
+		hs = blk.ff.ForwardAdd(blk.norm3.Forward(hs), hs)
 	}
 	hs = t.projOut.Forward(hs)
 	return hs.Permute(0, 2, 1).Reshape(b, c, h, w).Add(x)

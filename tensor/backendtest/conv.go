@@ -22,6 +22,34 @@ func testConv2dForward(t *testing.T, f forward) {
 	}
 }
 
+// Conv2dAdd adds the residual where the product accumulates: the same as the
+// convolution plus the residual, with and without a bias, for a pointwise, a
+// padded and a strided kernel (the im2col path in chunks and the direct one).
+func testConv2dResidualForward(t *testing.T, f forward) {
+	for _, c := range []struct {
+		n, c, h, w, o, k, s, p int
+		bias                   bool
+	}{
+		{2, 3, 8, 8, 4, 3, 1, 1, true}, {1, 5, 9, 7, 6, 3, 2, 1, false}, {2, 8, 5, 5, 3, 1, 1, 0, true}, {2, 8, 6, 5, 3, 1, 1, 0, false},
+	} {
+		t.Run(fmt.Sprintf("%dx%dx%dx%d_to%d_k%d_s%d_p%d_bias%v", c.n, c.c, c.h, c.w, c.o, c.k, c.s, c.p, c.bias), func(t *testing.T) {
+			xv, x := f.host(7, c.n, c.c, c.h, c.w)
+			wv, w := f.host(8, c.o, c.c, c.k, c.k)
+			bv, bias := f.host(9, c.o)
+			if !c.bias {
+				bv, bias = nil, nil
+			}
+			want := refConv2d(xv, wv, bv, c.n, c.c, c.h, c.w, c.o, c.k, c.k, c.s, c.p)
+			rv, res := f.host(10, c.n, c.o, (c.h+2*c.p-c.k)/c.s+1, (c.w+2*c.p-c.k)/c.s+1)
+			for i := range want {
+				want[i] += rv[i]
+			}
+			got := x.Conv2dAdd(w, bias, res, c.s, c.p)
+			f.check(t, got, res.Shape(), want)
+		})
+	}
+}
+
 // BenchmarkConv2d times convolutions in dtype d at UNet and VAE shapes and reports GFLOP/s.
 func BenchmarkConv2d(b *testing.B, be tensor.Backend, d tensor.DType) {
 	for _, c := range []struct{ n, c, h, o, k, s, p int }{

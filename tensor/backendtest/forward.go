@@ -50,6 +50,8 @@ var forwardChecks = []struct {
 	{"binary_broadcast", testBinaryForward},
 	{"matmul", testMatMulForward},
 	{"conv2d", testConv2dForward},
+	{"conv2d_residual", testConv2dResidualForward},
+	{"linear_residual", testLinearResidualForward},
 	{"group_norm", testGroupNormForward},
 	{"layer_norm", testLayerNormForward},
 	{"softmax", testSoftmaxForward},

@@ -33,6 +33,31 @@ func testMatMulForward(t *testing.T, f forward) {
 	f.check(t, a.MatMul(bb), tensor.Shape{3, 4, 2}, want)
 }
 
+// LinearAdd is x·wᵀ + bias + residual, with and without a bias, at sizes
+// on and off the GEMM kernels' 64-wide tiles, x with a leading batch axis.
+func testLinearResidualForward(t *testing.T, f forward) {
+	for _, c := range []struct {
+		b, rows, in, out int
+		bias             bool
+	}{{1, 3, 5, 4, true}, {2, 70, 33, 130, true}, {2, 64, 40, 64, false}} {
+		xv, x := f.host(11, c.b, c.rows, c.in)
+		wv, w := f.host(12, c.out, c.in)
+		bv, bias := f.host(13, c.out)
+		rv, res := f.host(14, c.b, c.rows, c.out)
+		if !c.bias {
+			bias = nil
+		}
+		want := refMatMul(xv, wv, c.b*c.rows, c.out, c.in, false, true)
+		for i := range want {
+			want[i] += rv[i]
+			if c.bias {
+				want[i] += bv[i%c.out]
+			}
+		}
+		f.check(t, x.LinearAdd(w, bias, res), res.Shape(), want)
+	}
+}
+
 // BenchmarkMatMul times products in dtype d at Stable Diffusion shapes and reports GFLOP/s.
 func BenchmarkMatMul(b *testing.B, be tensor.Backend, d tensor.DType) {
 	for _, c := range []struct {
