@@ -45,9 +45,6 @@ func (u *UNet) PrepareContext(context *tensor.Tensor) *Context {
 	return c
 }
 
-// Text is the text context the keys and values were projected from.
-func (c *Context) Text() *tensor.Tensor { return c.text }
-
 // Free releases the keys and values (device memory on a GPU). The context
 // must not be used afterwards; the text tensor stays the caller's.
 func (c *Context) Free() {
