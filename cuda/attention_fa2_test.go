@@ -95,7 +95,7 @@ func TestAttentionFA2Strided(t *testing.T) {
 	for _, d := range []tensor.DType{tensor.Float16, tensor.BFloat16} {
 		for _, dim := range []int{40, 64, 80, 160} {
 			t.Run(fmt.Sprintf("%v/d%d", d, dim), func(t *testing.T) {
-				const batch, heads, n = 2, 2, 100
+				const batch, heads, n = 2, 2, 70 // two query tiles, two (three) key tiles
 				inner := heads * dim
 				p := tensor.AttentionParams{Batch: batch * heads, N: n, M: n, D: dim, Heads: heads, Scale: 1 / math.Sqrt(float64(dim)),
 					QStride: 3 * inner, KStride: 3 * inner, VStride: 3 * inner, KOffset: inner, VOffset: 2 * inner}
@@ -105,6 +105,7 @@ func TestAttentionFA2Strided(t *testing.T) {
 				want := tensor.Wrap(ref, ref.Attention(onCPU, onCPU, onCPU, p), got.Shape())
 				syncOK(t, g)
 				backendtest.AssertCloseValues(t, got.Float64s(), want.Float64s(), backendtest.ParityTol[d])
+				t.Logf("rel. L2 %.2e", backendtest.RelL2(got.Float64s(), want.Float64s()))
 			})
 		}
 	}
