@@ -39,19 +39,40 @@ var (
 // either layout of tensor.AttentionParams; on CUDA cores (kernels/attention.cu)
 // for float and other widths; heads wider than 256, and float attention over
 // many scores (explicitMinScores), go through matmul, softmax, matmul. The
-// last two take split heads: interleaved ones are split and merged around them.
+// last two take packed split heads: strided operands (a fused QKV
+// projection) are first copied out into packed ones, and interleaved heads
+// are split and merged around them. Those paths serve float32 and unusual
+// head widths, whose attention costs far more than the copies; teaching the
+// CUDA-core kernel and the GEMM calls strides would buy little.
 func (g *Backend) Attention(q, k, v tensor.Buffer, p tensor.AttentionParams) tensor.Buffer {
 	qd, kd, vd := dev("attention", q), dev("attention", k), dev("attention", v)
 	d := same("attention", qd, kd, vd)
-	need("attention", qd, p.Batch*p.N*p.D)
-	need("attention", kd, p.Batch*p.M*p.D)
-	need("attention", vd, p.Batch*p.M*p.D)
+	nq, nk, nv := p.Lens()
+	need("attention", qd, nq)
+	need("attention", kd, nk)
+	need("attention", vd, nv)
 	if g.fa2Fits(p, d, qd, kd, vd) {
 		out := g.newBuffer(d, p.Batch*p.N*p.D)
 		g.attentionFA2(out, qd, kd, vd, p, d)
 		return out
 	}
-	if h := p.HeadCount(); h > 1 {
+	h := p.HeadCount()
+	if !p.Packed() {
+		// Columns [offset, offset+H·D) of [rows, stride] → packed [rows, H·D].
+		pack := func(x tensor.Buffer, rows, stride, off int) tensor.Buffer {
+			return g.Slice(x, p.Batch/h*rows, stride, off, h*p.D)
+		}
+		qs, ks, vs := p.Strides()
+		qp, kp, vp := pack(q, p.N, qs, p.QOffset), pack(k, p.M, ks, p.KOffset), pack(v, p.M, vs, p.VOffset)
+		pp := p
+		pp.QStride, pp.KStride, pp.VStride, pp.QOffset, pp.KOffset, pp.VOffset = 0, 0, 0, 0, 0, 0
+		out := g.Attention(qp, kp, vp, pp)
+		g.Free(qp)
+		g.Free(kp)
+		g.Free(vp)
+		return out
+	}
+	if h > 1 {
 		// [B, rows, H, D] → [B, H, rows, D] and back.
 		split := func(x tensor.Buffer, rows int) tensor.Buffer {
 			return g.Permute(x, tensor.Shape{p.Batch / h, rows, h, p.D}, []int{0, 2, 1, 3})
@@ -119,15 +140,20 @@ func (g *Backend) attentionCore(out, q, k, v *buffer, p tensor.AttentionParams, 
 }
 
 // fa2Fits says whether kernels/attention_fa2.cu takes p: a 16-bit dtype, a
-// head width it is instantiated for (all multiples of 8, so every row of a
-// 16-byte aligned buffer starts 16-byte aligned, as cp.async needs) and a
-// grid of at most 65535 (batch × head) rows.
-func (g *Backend) fa2Fits(p tensor.AttentionParams, d tensor.DType, bufs ...*buffer) bool {
+// head width it is instantiated for (all multiples of 8), row strides and
+// offsets of whole 16-byte chunks and 16-byte aligned buffers (so every row
+// starts 16-byte aligned, as cp.async needs) and a grid of at most 65535
+// (batch × head) rows.
+func (g *Backend) fa2Fits(p tensor.AttentionParams, d tensor.DType, q, k, v *buffer) bool {
 	if d == tensor.Float32 || !fa2Heads[p.D] || p.Batch > 65535 {
 		return false
 	}
-	for _, b := range bufs {
-		if b.ptr%16 != 0 {
+	qs, ks, vs := p.Strides()
+	for _, o := range []struct {
+		b           *buffer
+		stride, off int
+	}{{q, qs, p.QOffset}, {k, ks, p.KOffset}, {v, vs, p.VOffset}} {
+		if o.b.ptr%16 != 0 || o.stride*d.Size()%16 != 0 || o.off*d.Size()%16 != 0 {
 			return false
 		}
 	}
@@ -135,8 +161,9 @@ func (g *Backend) fa2Fits(p tensor.AttentionParams, d tensor.DType, bufs ...*buf
 }
 
 // attentionFA2 launches kernels/attention_fa2.cu: 64 queries per block of 4
-// warps, one (batch entry, head) per grid row. Each row of q, k, v and out
-// is Heads·D elements apart (D with split heads). Shared memory holds the
+// warps, one (batch entry, head) per grid row. q, k and v start at their
+// offsets and their rows are their strides apart (Heads·D, D with split
+// heads, when packed); out's rows are Heads·D apart. Shared memory holds the
 // block's 64 query rows and two stages of a key and a value tile of 64
 // rows (32 for heads over 128), each row the head rounded up to 16 plus 8
 // elements of padding.
@@ -147,10 +174,11 @@ func (g *Backend) attentionFA2(out, q, k, v *buffer, p tensor.AttentionParams, d
 		keys = 32
 	}
 	ld := (p.D+15)/16*16 + 8
-	stride := int32(p.HeadCount() * p.D)
+	qs, ks, vs := p.Strides()
+	at := func(x *buffer, off int) C.CUdeviceptr { return x.ptr + C.CUdeviceptr(off*d.Size()) }
 	l := launch{grid: [3]int{(p.N + rows - 1) / rows, p.Batch, 1}, block: 32 * warps,
 		shared: (rows + 4*keys) * ld * d.Size(), flops: float64(p.FLOPs())}
-	a := new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.HeadCount())).
-		i32(stride).i32(stride).i32(stride).i32(stride).f32(float32(p.Scale * math.Log2E))
+	a := new(args).ptr(out.ptr).ptr(at(q, p.QOffset)).ptr(at(k, p.KOffset)).ptr(at(v, p.VOffset)).i32(int32(p.N)).i32(int32(p.M)).
+		i32(int32(p.HeadCount())).i32(int32(qs)).i32(int32(ks)).i32(int32(vs)).i32(int32(p.HeadCount() * p.D)).f32(float32(p.Scale * math.Log2E))
 	g.run(fmt.Sprintf("attention_fa2_d%d%s", p.D, suffix(d)), l, a, attentionWhat(p))
 }

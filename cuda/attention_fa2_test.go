@@ -60,7 +60,8 @@ func TestAttentionFA2(t *testing.T) {
 
 // TestAttentionHeadsFallback: interleaved heads of a width attention_fa2
 // has no instance for (32), and float32, take the split-and-merge path
-// around the CUDA-core kernel and agree with the CPU.
+// around the CUDA-core kernel and agree with the CPU; so do the strided
+// thirds of a fused QKV projection, packed first (AttentionQKV).
 func TestAttentionHeadsFallback(t *testing.T) {
 	g := device(t)
 	ref := cpu.New()
@@ -78,5 +79,34 @@ func TestAttentionHeadsFallback(t *testing.T) {
 		got := tensor.AttentionHeads(q, k, v, 3, scale)
 		syncOK(t, g)
 		backendtest.AssertCloseValues(t, got.Float64s(), tensor.AttentionHeads(onCPU(q), onCPU(k), onCPU(v), 3, scale).Float64s(), backendtest.ParityTol[c.d])
+		qkv := backendtest.Randn(g, c.d, 44, 2, 70, 9*c.dim)
+		fused := tensor.AttentionQKV(qkv, 3, scale)
+		syncOK(t, g)
+		backendtest.AssertCloseValues(t, fused.Float64s(), tensor.AttentionQKV(onCPU(qkv), 3, scale).Float64s(), backendtest.ParityTol[c.d])
+	}
+}
+
+// TestAttentionFA2Strided: the mma.sync kernel reading q, k and v in place
+// from one fused projection [B, N, 3·H·D] (row strides 3·H·D, offsets 0,
+// H·D, 2·H·D) against the CPU on the same values, f16 and bf16.
+func TestAttentionFA2Strided(t *testing.T) {
+	g := device(t)
+	ref := cpu.New()
+	for _, d := range []tensor.DType{tensor.Float16, tensor.BFloat16} {
+		for _, dim := range []int{40, 64, 80, 160} {
+			t.Run(fmt.Sprintf("%v/d%d", d, dim), func(t *testing.T) {
+				const batch, heads, n = 2, 2, 70 // two query tiles, two (three) key tiles
+				inner := heads * dim
+				p := tensor.AttentionParams{Batch: batch * heads, N: n, M: n, D: dim, Heads: heads, Scale: 1 / math.Sqrt(float64(dim)),
+					QStride: 3 * inner, KStride: 3 * inner, VStride: 3 * inner, KOffset: inner, VOffset: 2 * inner}
+				qkv := backendtest.Randn(g, d, 34, batch, n, 3*inner)
+				got := tensor.Wrap(g, cuda.FA2Attention(g, qkv.Buffer(), qkv.Buffer(), qkv.Buffer(), p), tensor.Shape{batch, n, inner})
+				onCPU := tensor.FromFloat64(ref, tensor.Float64, qkv.Shape(), qkv.Float64s()).Buffer()
+				want := tensor.Wrap(ref, ref.Attention(onCPU, onCPU, onCPU, p), got.Shape())
+				syncOK(t, g)
+				backendtest.AssertCloseValues(t, got.Float64s(), want.Float64s(), backendtest.ParityTol[d])
+				t.Logf("rel. L2 %.2e", backendtest.RelL2(got.Float64s(), want.Float64s()))
+			})
+		}
 	}
 }

@@ -11,17 +11,22 @@ import (
 // ProbsHook receives attention probabilities [B, Heads, N, M] (queries N, keys M).
 type ProbsHook func(probs *tensor.Tensor)
 
-// Attention is multi-head attention with diffusers' parameter names (to_q, to_k,
-// to_v, to_out.0). Context nil means self-attention.
+// Attention is multi-head attention with diffusers' parameter names (to_q,
+// to_k, to_v, to_out.0). A self-attention layer (LoadSelfAttention) holds
+// its three projections as one: QKV, the to_q, to_k and to_v weights stacked
+// into [3·inner, C] (Q, K and V nil), so one GEMM reads x once and the
+// attention reads its thirds in place.
 type Attention struct {
 	Q, K, V, Out *Linear
+	QKV          *Linear
 	Heads        int
 	// Upcast computes the scores and softmax in float32 when the inputs are in
 	// a 16-bit dtype (diffusers' upcast_attention / upcast_softmax).
 	Upcast bool
 }
 
-// LoadAttention reads an attention layer; qkvBias is true in the VAE, false in the UNet.
+// LoadAttention reads a cross-attention layer (queries from x, keys and
+// values from a context); qkvBias is true in the VAE, false in the UNet.
 func LoadAttention(w *weights.Source, queryDim, contextDim, heads, headDim int, qkvBias bool) *Attention {
 	inner := heads * headDim
 	return &Attention{
@@ -33,14 +38,71 @@ func LoadAttention(w *weights.Source, queryDim, contextDim, heads, headDim int, 
 	}
 }
 
+// LoadSelfAttention reads a self-attention layer of width dim under the same
+// names and stacks to_q, to_k and to_v into QKV once read; the three
+// tensors are freed, so the weights are held once.
+func LoadSelfAttention(w *weights.Source, dim, heads, headDim int, qkvBias bool) *Attention {
+	a := LoadAttention(w, dim, dim, heads, headDim, qkvBias)
+	a.QKV = &Linear{Weight: tensor.Concat(0, a.Q.Weight, a.K.Weight, a.V.Weight)}
+	if qkvBias {
+		a.QKV.Bias = tensor.Concat(0, a.Q.Bias, a.K.Bias, a.V.Bias)
+	}
+	for _, l := range []*Linear{a.Q, a.K, a.V} {
+		l.Weight.Free()
+		if l.Bias != nil {
+			l.Bias.Free()
+		}
+	}
+	a.Q, a.K, a.V = nil, nil, nil
+	return a
+}
+
 // Forward attends from x [B, N, C] to context [B, M, Cctx] (x itself when nil)
-// and hands the probabilities to hook when it is not nil.
+// and hands the probabilities to hook when it is not nil. A self-attention
+// layer takes no context.
 func (a *Attention) Forward(x, context *tensor.Tensor, hook ProbsHook) *tensor.Tensor {
+	if a.QKV != nil {
+		if context != nil {
+			panic(fmt.Sprintf("nn: self-attention given a context %v", context.Shape()))
+		}
+		qkv := a.QKV.Forward(x) // [B, N, 3·inner]
+		if hook == nil && !qkv.Tracked() {
+			return a.Out.Forward(tensor.AttentionQKV(qkv, a.Heads, a.scale(qkv.Dim(-1)/3)))
+		}
+		inner := qkv.Dim(-1) / 3
+		return a.attend(qkv.Narrow(-1, 0, inner), qkv.Narrow(-1, inner, inner), qkv.Narrow(-1, 2*inner, inner), hook)
+	}
 	if context == nil {
 		context = x
 	}
-	q, k, v := a.Q.Forward(x), a.K.Forward(context), a.V.Forward(context)
-	scale := 1 / math.Sqrt(float64(q.Dim(-1)/a.Heads))
+	k, v := a.KeysValues(context)
+	return a.ForwardKV(x, k, v, hook)
+}
+
+// KeysValues projects context [B, M, Cctx] into the keys and values [B, M,
+// inner] of a cross-attention layer. A context that stays the same over many
+// calls (the text over a generation) is projected once and handed to
+// ForwardKV each time.
+func (a *Attention) KeysValues(context *tensor.Tensor) (k, v *tensor.Tensor) {
+	if a.QKV != nil {
+		panic("nn: self-attention has no keys and values of a context")
+	}
+	return a.K.Forward(context), a.V.Forward(context)
+}
+
+// ForwardKV is Forward of a cross-attention layer with the keys and values
+// of its context already projected (KeysValues).
+func (a *Attention) ForwardKV(x, k, v *tensor.Tensor, hook ProbsHook) *tensor.Tensor {
+	return a.attend(a.Q.Forward(x), k, v, hook)
+}
+
+// scale is 1/√D for inner channels over the heads.
+func (a *Attention) scale(inner int) float64 { return 1 / math.Sqrt(float64(inner/a.Heads)) }
+
+// attend runs the attention of projected q [B, N, inner] and k, v [B, M,
+// inner] and the output projection.
+func (a *Attention) attend(q, k, v *tensor.Tensor, hook ProbsHook) *tensor.Tensor {
+	scale := a.scale(q.Dim(-1))
 	if hook == nil && !q.Tracked() && !k.Tracked() && !v.Tracked() {
 		// The fused attention reads the heads where the projections put
 		// them: no split and merge permutes.

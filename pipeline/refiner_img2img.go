@@ -159,6 +159,9 @@ func (r *Refiner) Refine(q RefineRequest) (*RefineResult, error) {
 		added = &unet.Added{TextEmbeds: tensor.Concat(0, res.UncondPooled, res.Pooled),
 			TimeIDs: append(append([]float64(nil), res.NegativeTimeIDs...), res.TimeIDs...)}
 	}
+	// The text's cross-attention keys and values, projected once for every step.
+	prepared := r.UNet.PrepareContext(context)
+	defer prepared.Free()
 	for i := start; i < q.Steps; i++ {
 		if err := Canceled(q.Context, i-start); err != nil {
 			return nil, err
@@ -168,7 +171,7 @@ func (r *Refiner) Refine(q RefineRequest) (*RefineResult, error) {
 		if cfg {
 			x, times = tensor.Concat(0, latents, latents), []float64{t, t}
 		}
-		out, err := r.UNet.ForwardAdded(s.ScaleModelInput(x, i), times, context, added, nil)
+		out, err := r.UNet.ForwardContext(s.ScaleModelInput(x, i), times, prepared, added, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -205,6 +205,10 @@ func (m *Model) Denoise(ctx context.Context, s sched.Scheduler, latents, cond, u
 	if cfg {
 		context = tensor.Concat(0, uncond, cond)
 	}
+	// The text is the same at every step: its cross-attention keys and values
+	// are projected once, outside the per-call scopes, and freed at the end.
+	prepared := m.UNet.PrepareContext(context)
+	defer prepared.Free()
 	for i, t := range ts {
 		if err := Canceled(ctx, i); err != nil {
 			return nil, err
@@ -217,7 +221,7 @@ func (m *Model) Denoise(ctx context.Context, s sched.Scheduler, latents, cond, u
 			x = tensor.Concat(0, latents, latents)
 			times = []float64{t, t}
 		}
-		out, err := m.UNet.Forward(s.ScaleModelInput(x, i), times, context, nil)
+		out, err := m.UNet.ForwardContext(s.ScaleModelInput(x, i), times, prepared, nil, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -36,3 +36,20 @@ func AttentionHeads(q, k, v *Tensor, heads int, scale float64) *Tensor {
 	p := AttentionParams{Batch: q.Dim(0) * heads, N: q.Dim(1), M: k.Dim(1), D: q.Dim(2) / heads, Heads: heads, Scale: scale}
 	return q.derive(q.b.Attention(q.buf, k.buf, v.buf, p), q.shape)
 }
+
+// AttentionQKV is AttentionHeads over the three thirds of one fused
+// projection qkv [B, N, 3·heads·D] (q, then k, then v in each row, as a
+// Linear with the three weights stacked writes them): the backend reads them
+// in place through row strides, and the result is [B, N, heads·D].
+func AttentionQKV(qkv *Tensor, heads int, scale float64) *Tensor {
+	if qkv.Rank() != 3 || heads < 1 || qkv.Dim(2)%(3*heads) != 0 {
+		panic(fmt.Sprintf("tensor: fused qkv attention over %d heads: qkv %v", heads, qkv.shape))
+	}
+	if qkv.Tracked() {
+		panic("tensor: attention: the fused attention has no backward; compose matmul and softmax for gradients")
+	}
+	inner := qkv.Dim(2) / 3
+	p := AttentionParams{Batch: qkv.Dim(0) * heads, N: qkv.Dim(1), M: qkv.Dim(1), D: inner / heads, Heads: heads, Scale: scale,
+		QStride: 3 * inner, KStride: 3 * inner, VStride: 3 * inner, QOffset: 0, KOffset: inner, VOffset: 2 * inner}
+	return qkv.derive(qkv.b.Attention(qkv.buf, qkv.buf, qkv.buf, p), Shape{qkv.Dim(0), qkv.Dim(1), inner})
+}

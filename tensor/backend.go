@@ -1,6 +1,9 @@
 package tensor
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // ErrNoDevice is returned when a backend's device (a GPU, its driver) is not present.
 var ErrNoDevice = errors.New("no device")
@@ -126,14 +129,56 @@ type TopKParams struct {
 // With Heads > 1 they interleave in each row as the projections write them:
 // queries [Batch/Heads, N, Heads·D], keys and values [Batch/Heads, M, Heads·D],
 // out [Batch/Heads, N, Heads·D] (no permutes around the attention).
+//
+// The rows of q, k and v may be wider than their heads: with QStride > 0,
+// q's heads are columns [QOffset, QOffset+Heads·D) of a row-major
+// [Batch/Heads·N, QStride] buffer (likewise k and v over M rows), so the
+// three thirds of one fused QKV projection [B, N, 3·Heads·D] are read in
+// place (strides 3·Heads·D, offsets 0, Heads·D, 2·Heads·D). A stride of 0
+// means packed rows (Heads·D) at offset 0. out is always packed.
 type AttentionParams struct {
-	Batch, N, M, D int
-	Heads          int
-	Scale          float64
+	Batch, N, M, D            int
+	Heads                     int
+	Scale                     float64
+	QStride, KStride, VStride int
+	QOffset, KOffset, VOffset int
 }
 
 // HeadCount is Heads, at least 1.
 func (p AttentionParams) HeadCount() int { return max(p.Heads, 1) }
+
+// Strides are the row strides of q, k and v (Heads·D where a stride is 0).
+func (p AttentionParams) Strides() (q, k, v int) {
+	packed := func(s int) int {
+		if s == 0 {
+			return p.HeadCount() * p.D
+		}
+		return s
+	}
+	return packed(p.QStride), packed(p.KStride), packed(p.VStride)
+}
+
+// Lens are the element counts q, k and v must have: (Batch/Heads)·rows
+// rows of their stride. It panics when an operand's heads do not fit inside
+// its rows (offset + Heads·D past the stride): a bug in the caller.
+func (p AttentionParams) Lens() (q, k, v int) {
+	h := p.HeadCount()
+	qs, ks, vs := p.Strides()
+	for _, o := range [][2]int{{p.QOffset, qs}, {p.KOffset, ks}, {p.VOffset, vs}} {
+		if o[0] < 0 || o[0]+h*p.D > o[1] {
+			panic(fmt.Sprintf("tensor: attention: %d heads of %d at offset %d in rows of %d", h, p.D, o[0], o[1]))
+		}
+	}
+	entries := p.Batch / h
+	return entries * p.N * qs, entries * p.M * ks, entries * p.M * vs
+}
+
+// Packed reports whether q, k and v are all packed (no strides, no offsets).
+func (p AttentionParams) Packed() bool {
+	q, k, v := p.Strides()
+	w := p.HeadCount() * p.D
+	return q == w && k == w && v == w && p.QOffset == 0 && p.KOffset == 0 && p.VOffset == 0
+}
 
 // Backend runs coarse ops on contiguous buffers. Each method documents shapes and
 // layout; all sizes are explicit, and buffers are row-major. Outputs are new buffers.

@@ -37,3 +37,14 @@ func (Meta) Free(Buffer) {}
 
 // Sync has nothing to wait for.
 func (Meta) Sync() error { return nil }
+
+// Concat returns an empty buffer as long as the joined ones: loading stacks
+// weights (a self-attention layer's to_q, to_k and to_v into one QKV
+// projection), which a model built on Meta does too.
+func (Meta) Concat(xs []Buffer, outer int, inners []int) Buffer {
+	n := 0
+	for _, x := range xs {
+		n += x.Len()
+	}
+	return metaBuf{xs[0].DType(), n}
+}

@@ -35,7 +35,7 @@ func loadTransformer(w *weights.Source, c Config, channels, heads, depth int) *t
 			norm1: nn.LoadLayerNorm(b.Sub("norm1"), channels, 1e-5),
 			norm2: nn.LoadLayerNorm(b.Sub("norm2"), channels, 1e-5),
 			norm3: nn.LoadLayerNorm(b.Sub("norm3"), channels, 1e-5),
-			attn1: nn.LoadAttention(b.Sub("attn1"), channels, channels, heads, headDim, false),
+			attn1: nn.LoadSelfAttention(b.Sub("attn1"), channels, heads, headDim, false),
 			attn2: nn.LoadAttention(b.Sub("attn2"), channels, c.CrossAttentionDim, heads, headDim, false),
 			ff:    nn.LoadFeedForward(b.Sub("ff"), channels, 4*channels),
 		}
@@ -54,9 +54,10 @@ func loadProjection(w *weights.Source, ch int, linear bool) *nn.Linear {
 	return &nn.Linear{Weight: w.Tensor("weight", ch, ch, 1, 1).Reshape(ch, ch), Bias: w.Tensor("bias", ch)}
 }
 
-// forward runs x [B, C, H, W] with context [B, M, Cctx]; hook(k) is the hook
-// (nil for none) that receives block k's cross-attention probabilities.
-func (t *transformer) forward(x, context *tensor.Tensor, hook func(block int) nn.ProbsHook) *tensor.Tensor {
+// forward runs x [B, C, H, W] with context (text [B, M, Cctx], perhaps
+// prepared); hook(k) is the hook (nil for none) that receives block k's
+// cross-attention probabilities.
+func (t *transformer) forward(x *tensor.Tensor, context *Context, hook func(block int) nn.ProbsHook) *tensor.Tensor {
 	b, c, h, w := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
 	// [B, C, H, W] -> [B, H·W, C]; the projection is the same map before or after
 	// the permute, so the conv and linear variants differ only in their weights' shape.
@@ -64,7 +65,7 @@ func (t *transformer) forward(x, context *tensor.Tensor, hook func(block int) nn
 	hs = t.projIn.Forward(hs)
 	for i, blk := range t.blocks {
 		hs = hs.Add(blk.attn1.Forward(blk.norm1.Forward(hs), nil, nil))
-		hs = hs.Add(blk.attn2.Forward(blk.norm2.Forward(hs), context, hook(i)))
+		hs = hs.Add(context.attend(blk.attn2, blk.norm2.Forward(hs), hook(i)))
 		hs = blk.ff.ForwardAdd(blk.norm3.Forward(hs), hs)
 	}
 	hs = t.projOut.Forward(hs)

@@ -139,6 +139,17 @@ type Added struct {
 // ForwardAdded is Forward with SDXL's extra conditioning, which a UNet with
 // addition_embed_type text_time requires and any other refuses.
 func (u *UNet) ForwardAdded(latent *tensor.Tensor, timesteps []float64, context *tensor.Tensor, added *Added, hook Hook) (out *tensor.Tensor, err error) {
+	return u.ForwardContext(latent, timesteps, &Context{u: u, text: context}, added, hook)
+}
+
+// ForwardContext is ForwardAdded (added nil without text_time conditioning)
+// under a context from PrepareContext: the cross-attention layers use its
+// keys and values instead of projecting the text again.
+func (u *UNet) ForwardContext(latent *tensor.Tensor, timesteps []float64, c *Context, added *Added, hook Hook) (out *tensor.Tensor, err error) {
+	if c.u != u {
+		return nil, errors.New("unet: the context was prepared by another UNet")
+	}
+	context := c.text
 	if len(timesteps) != latent.Dim(0) || context.Dim(0) != latent.Dim(0) {
 		panic(fmt.Sprintf("unet: latent %v, %d timesteps, context %v", latent.Shape(), len(timesteps), context.Shape()))
 	}
@@ -149,7 +160,7 @@ func (u *UNet) ForwardAdded(latent *tensor.Tensor, timesteps []float64, context 
 		// Only the prediction outlives a plain call (no tape keeps the
 		// intermediates, no hook is shown the maps): the intermediates go
 		// back to the device cache as it returns.
-		return tensor.Scoped(latent.Backend(), func() *tensor.Tensor { return u.forward(latent, timesteps, context, added, nil) }), nil
+		return tensor.Scoped(latent.Backend(), func() *tensor.Tensor { return u.forward(latent, timesteps, c, added, nil) }), nil
 	}
 	if hook != nil {
 		defer func() {
@@ -161,7 +172,7 @@ func (u *UNet) ForwardAdded(latent *tensor.Tensor, timesteps []float64, context 
 			}
 		}()
 	}
-	return u.forward(latent, timesteps, context, added, hook), nil
+	return u.forward(latent, timesteps, c, added, hook), nil
 }
 
 // checkAdded checks the extra conditioning fits the config for batch b.
@@ -206,7 +217,7 @@ func (u *UNet) timeEmbedding(latent *tensor.Tensor, timesteps []float64, added *
 }
 
 // forward is Forward's network; a stop by hook unwinds it as a stopSignal panic.
-func (u *UNet) forward(latent *tensor.Tensor, timesteps []float64, context *tensor.Tensor, added *Added, hook Hook) *tensor.Tensor {
+func (u *UNet) forward(latent *tensor.Tensor, timesteps []float64, context *Context, added *Added, hook Hook) *tensor.Tensor {
 	// attnHook names the layer and turns a stop into an unwind to Forward.
 	attnHook := func(prefix string, x *tensor.Tensor) func(int) nn.ProbsHook {
 		return func(k int) nn.ProbsHook {

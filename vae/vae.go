@@ -21,7 +21,7 @@ type midBlock struct {
 
 func loadMid(w *weights.Source, ch, groups int) *midBlock {
 	a := w.Sub("attentions", 0)
-	attn := nn.LoadAttention(a, ch, ch, 1, ch, true)
+	attn := nn.LoadSelfAttention(a, ch, 1, ch, true)
 	attn.Upcast = true
 	return &midBlock{
 		res1: nn.LoadResBlock(w.Sub("resnets", 0), ch, ch, 0, groups, eps),

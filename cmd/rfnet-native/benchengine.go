@@ -244,7 +244,11 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 	encode := func() error { ctx = m.Text.Encode(tokens).To(d); return nil }
 	encode() // ctx for the other calls
 	z := m.Noise(1, 8*size, 8*size, 1)
-	z2, ctx2 := tensor.Concat(0, z, z), tensor.Concat(0, ctx, ctx)
+	z2 := tensor.Concat(0, z, z)
+	// The step as the denoising loop runs it: the text's cross-attention
+	// keys and values projected once, before the loop.
+	ctx2 := m.UNet.PrepareContext(tensor.Concat(0, ctx, ctx))
+	defer ctx2.Free()
 
 	keys := map[string]bool{}
 	for _, k := range rfnet.Default().SteeringKeys {
@@ -253,7 +257,7 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 	stages := []benchStage{
 		{"text encoder (1×77 tokens)", iters, true, encode},
 		{fmt.Sprintf("unet, batch 2 (CFG step), %d² latent", size), iters, true, func() error {
-			_, err := m.UNet.Forward(z2, []float64{500, 500}, ctx2, nil)
+			_, err := m.UNet.ForwardContext(z2, []float64{500, 500}, ctx2, nil, nil)
 			return err
 		}},
 		{"rfnet steering pass (forward to the last map + backward to the latent)", iters, true, func() error {

@@ -18,6 +18,10 @@ type loop struct {
 	sched  sched.Scheduler
 	cond   *tensor.Tensor // [1, 77, D]
 	uncond *tensor.Tensor
+	// prepared is cond's cross-attention keys and values, projected once by
+	// steer for every guidance pass of the run; nil for a loop whose passes
+	// run outside steer (they project cond each time).
+	prepared *unet.Context
 	// loss returns the unscaled steering loss at a step from the captured
 	// maps; nil means no steering.
 	loss             func(step int, maps map[string]capture) (steeringLoss, error)
@@ -61,7 +65,12 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 	res := &loopResult{latents: []*tensor.Tensor{z}}
 	last := 10000.0
 	ts := l.sched.Timesteps()
-	context := tensor.Concat(0, l.uncond, l.cond)
+	// The text is the same at every step and pass: the keys and values of
+	// [uncond, cond] (denoising) and of cond (guidance) are projected once.
+	context := r.UNet.PrepareContext(tensor.Concat(0, l.uncond, l.cond))
+	defer context.Free()
+	l.prepared = r.UNet.PrepareContext(l.cond)
+	defer l.prepared.Free()
 	wantSaved, wantLoss := keySet(l.save), keySet(l.keys)
 	for i, t := range ts {
 		if err := pipeline.Canceled(r.ctx, i); err != nil {
@@ -113,7 +122,7 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 		pass := r.tl.Begin("unet", "batch", 2)
 		out := tensor.Scoped(r.Backend, func() *tensor.Tensor {
 			var out *tensor.Tensor
-			out, err = r.UNet.Forward(x, []float64{t, t}, context, hook)
+			out, err = r.UNet.ForwardContext(x, []float64{t, t}, context, nil, hook)
 			if err == nil && measure {
 				var sl steeringLoss
 				if sl, err = l.loss(i, maps); err == nil {
@@ -268,12 +277,19 @@ func (r *runner) steeringGradient(l loop, z *tensor.Tensor, step int, t float64)
 	zt := tape.Track(z)
 	maps := map[string]capture{}
 	want := keySet(l.keys)
-	_, err := r.UNet.Forward(l.sched.ScaleModelInput(zt, step), []float64{t}, l.cond, func(layer unet.Layer, p *tensor.Tensor) bool {
+	hook := func(layer unet.Layer, p *tensor.Tensor) bool {
 		if want[layer.Key] {
 			maps[layer.Key] = capture{probs: p, h: layer.H, w: layer.W}
 		}
 		return len(maps) == len(want)
-	})
+	}
+	x := l.sched.ScaleModelInput(zt, step)
+	var err error
+	if l.prepared != nil {
+		_, err = r.UNet.ForwardContext(x, []float64{t}, l.prepared, nil, hook)
+	} else {
+		_, err = r.UNet.Forward(x, []float64{t}, l.cond, hook)
+	}
 	if err != nil && !errors.Is(err, unet.ErrStopped) {
 		return measurement{}, nil, err
 	}

@@ -33,7 +33,11 @@ func (r *runner) steerBatch(ls []loop, zs []*tensor.Tensor) ([]*loopResult, erro
 		last[j] = 10000.0 // as steer starts
 		ctxs[j], ctxs[n+j] = l.uncond, l.cond
 	}
-	context := tensor.Concat(0, ctxs...)
+	// The denoising passes' text is the same at every step: its keys and
+	// values are projected once. (The guidance passes batch the objects
+	// still iterating, a different set at each iteration: they project theirs.)
+	context := r.UNet.PrepareContext(tensor.Concat(0, ctxs...))
+	defer context.Free()
 	ts := ls[0].sched.Timesteps()
 	wantSaved, wantLoss := keySet(ls[0].save), keySet(ls[0].keys)
 	times := make([]float64, 2*n)
@@ -85,7 +89,7 @@ func (r *runner) steerBatch(ls []loop, zs []*tensor.Tensor) ([]*loopResult, erro
 		pass := r.tl.Begin("unet", "batch", 2*n)
 		out := tensor.Scoped(r.Backend, func() *tensor.Tensor {
 			var out *tensor.Tensor
-			out, err = r.UNet.Forward(x, times, context, hook)
+			out, err = r.UNet.ForwardContext(x, times, context, nil, hook)
 			for j, l := range ls {
 				after[j] = math.NaN()
 				if err == nil && pending[j] != nil {

@@ -58,3 +58,17 @@ func testAttentionHeadsForward(t *testing.T, f forward) {
 		f.check(t, tensor.AttentionHeads(q, k, v, c.h, scale), tensor.Shape{c.b, c.n, c.h * c.d}, want)
 	}
 }
+
+// testAttentionQKVForward checks attention that reads q, k and v in place
+// from one fused projection [B, N, 3·H·D] (row strides 3·H·D, offsets 0, H·D,
+// 2·H·D) against the packed layout of the same thirds, copied out by Narrow.
+func testAttentionQKVForward(t *testing.T, f forward) {
+	for _, c := range []struct{ b, h, n, d int }{{2, 3, 7, 8}, {1, 1, 33, 40}, {1, 5, 64, 40}} {
+		_, qkv := f.host(29, c.b, c.n, 3*c.h*c.d)
+		inner := c.h * c.d
+		q, k, v := qkv.Narrow(2, 0, inner), qkv.Narrow(2, inner, inner), qkv.Narrow(2, 2*inner, inner)
+		scale := 1 / math.Sqrt(float64(c.d))
+		want := tensor.AttentionHeads(q, k, v, c.h, scale).Float64s()
+		f.check(t, tensor.AttentionQKV(qkv, c.h, scale), tensor.Shape{c.b, c.n, inner}, want)
+	}
+}

@@ -62,6 +62,7 @@ var forwardChecks = []struct {
 	{"masked_topk_mean", testTopKMeanForward},
 	{"attention", testAttentionForward},
 	{"attention_heads", testAttentionHeadsForward},
+	{"attention_qkv", testAttentionQKVForward},
 	{"gather", testGatherForward},
 }
 
