@@ -61,22 +61,29 @@ func LoadSelfAttention(w *weights.Source, dim, heads, headDim int, qkvBias bool)
 // and hands the probabilities to hook when it is not nil. A self-attention
 // layer takes no context.
 func (a *Attention) Forward(x, context *tensor.Tensor, hook ProbsHook) *tensor.Tensor {
+	return a.ForwardAdd(x, context, hook, nil)
+}
+
+// ForwardAdd is residual + Forward(x, context, hook), the residual (a
+// transformer block's skip connection, nil for none) added where the output
+// projection accumulates (Linear.ForwardAdd).
+func (a *Attention) ForwardAdd(x, context *tensor.Tensor, hook ProbsHook, residual *tensor.Tensor) *tensor.Tensor {
 	if a.QKV != nil {
 		if context != nil {
 			panic(fmt.Sprintf("nn: self-attention given a context %v", context.Shape()))
 		}
 		qkv := a.QKV.Forward(x) // [B, N, 3·inner]
 		if hook == nil && !qkv.Tracked() {
-			return a.Out.Forward(tensor.AttentionQKV(qkv, a.Heads, a.scale(qkv.Dim(-1)/3)))
+			return a.project(tensor.AttentionQKV(qkv, a.Heads, a.scale(qkv.Dim(-1)/3)), residual)
 		}
 		inner := qkv.Dim(-1) / 3
-		return a.attend(qkv.Narrow(-1, 0, inner), qkv.Narrow(-1, inner, inner), qkv.Narrow(-1, 2*inner, inner), hook)
+		return a.attend(qkv.Narrow(-1, 0, inner), qkv.Narrow(-1, inner, inner), qkv.Narrow(-1, 2*inner, inner), hook, residual)
 	}
 	if context == nil {
 		context = x
 	}
 	k, v := a.KeysValues(context)
-	return a.ForwardKV(x, k, v, hook)
+	return a.ForwardKVAdd(x, k, v, hook, residual)
 }
 
 // KeysValues projects context [B, M, Cctx] into the keys and values [B, M,
@@ -93,23 +100,37 @@ func (a *Attention) KeysValues(context *tensor.Tensor) (k, v *tensor.Tensor) {
 // ForwardKV is Forward of a cross-attention layer with the keys and values
 // of its context already projected (KeysValues).
 func (a *Attention) ForwardKV(x, k, v *tensor.Tensor, hook ProbsHook) *tensor.Tensor {
-	return a.attend(a.Q.Forward(x), k, v, hook)
+	return a.ForwardKVAdd(x, k, v, hook, nil)
+}
+
+// ForwardKVAdd is residual + ForwardKV(x, k, v, hook), as in ForwardAdd.
+func (a *Attention) ForwardKVAdd(x, k, v *tensor.Tensor, hook ProbsHook, residual *tensor.Tensor) *tensor.Tensor {
+	return a.attend(a.Q.Forward(x), k, v, hook, residual)
+}
+
+// project is the output projection of the merged heads o, plus residual
+// when it is not nil.
+func (a *Attention) project(o, residual *tensor.Tensor) *tensor.Tensor {
+	if residual == nil {
+		return a.Out.Forward(o)
+	}
+	return a.Out.ForwardAdd(o, residual)
 }
 
 // scale is 1/√D for inner channels over the heads.
 func (a *Attention) scale(inner int) float64 { return 1 / math.Sqrt(float64(inner/a.Heads)) }
 
 // attend runs the attention of projected q [B, N, inner] and k, v [B, M,
-// inner] and the output projection.
-func (a *Attention) attend(q, k, v *tensor.Tensor, hook ProbsHook) *tensor.Tensor {
+// inner] and the output projection (plus residual, when not nil).
+func (a *Attention) attend(q, k, v *tensor.Tensor, hook ProbsHook, residual *tensor.Tensor) *tensor.Tensor {
 	scale := a.scale(q.Dim(-1))
 	if hook == nil && !q.Tracked() && !k.Tracked() && !v.Tracked() {
 		// The fused attention reads the heads where the projections put
 		// them: no split and merge permutes.
-		return a.Out.Forward(tensor.AttentionHeads(q, k, v, a.Heads, scale))
+		return a.project(tensor.AttentionHeads(q, k, v, a.Heads, scale), residual)
 	}
 	o := ScaledDotProduct(SplitHeads(q, a.Heads), SplitHeads(k, a.Heads), SplitHeads(v, a.Heads), nil, scale, a.Upcast, hook)
-	return a.Out.Forward(MergeHeads(o))
+	return a.project(MergeHeads(o), residual)
 }
 
 // SplitHeads turns [B, N, H·D] into [B, H, N, D].

@@ -55,14 +55,14 @@ func (c *Context) Free() {
 	}
 }
 
-// attend runs cross-attention layer a from x to this context: with the
-// prepared keys and values when there are, else projecting the text (a raw
-// context handed to Forward).
-func (c *Context) attend(a *nn.Attention, x *tensor.Tensor, hook nn.ProbsHook) *tensor.Tensor {
+// attendAdd is residual + cross-attention layer a from x to this context:
+// with the prepared keys and values when there are, else projecting the text
+// (a raw context handed to Forward).
+func (c *Context) attendAdd(a *nn.Attention, x *tensor.Tensor, hook nn.ProbsHook, residual *tensor.Tensor) *tensor.Tensor {
 	if kv, ok := c.kv[a]; ok {
-		return a.ForwardKV(x, kv[0], kv[1], hook)
+		return a.ForwardKVAdd(x, kv[0], kv[1], hook, residual)
 	}
-	return a.Forward(x, c.text, hook)
+	return a.ForwardAdd(x, c.text, hook, residual)
 }
 
 // transformers lists the UNet's transformers in forward order.

@@ -64,8 +64,10 @@ func (t *transformer) forward(x *tensor.Tensor, context *Context, hook func(bloc
 	hs := t.norm.Forward(x).Reshape(b, c, h*w).Permute(0, 2, 1)
 	hs = t.projIn.Forward(hs)
 	for i, blk := range t.blocks {
-		hs = hs.Add(blk.attn1.Forward(blk.norm1.Forward(hs), nil, nil))
-		hs = hs.Add(context.attend(blk.attn2, blk.norm2.Forward(hs), hook(i)))
+		// Each skip connection is added where the block's last projection
+		// accumulates its product.
+		hs = blk.attn1.ForwardAdd(blk.norm1.Forward(hs), nil, nil, hs)
+		hs = context.attendAdd(blk.attn2, blk.norm2.Forward(hs), hook(i), hs)
 		hs = blk.ff.ForwardAdd(blk.norm3.Forward(hs), hs)
 	}
 	hs = t.projOut.Forward(hs)
