@@ -41,9 +41,11 @@ func (a *Attention) Forward(x, context *tensor.Tensor, hook ProbsHook) *tensor.T
 	}
 	q, k, v := a.Q.Forward(x), a.K.Forward(context), a.V.Forward(context)
 	scale := 1 / math.Sqrt(float64(q.Dim(-1)/a.Heads))
-	if hook == nil && !q.Tracked() && !k.Tracked() && !v.Tracked() {
+	if hook == nil {
 		// The fused attention reads the heads where the projections put
-		// them: no split and merge permutes.
+		// them: no split and merge permutes. Tracked inputs are fine: its
+		// backward recomputes the probabilities (Upcast is moot there, the
+		// fused kernels form the scores and softmax in float32 anyway).
 		return a.Out.Forward(tensor.AttentionHeads(q, k, v, a.Heads, scale))
 	}
 	o := ScaledDotProduct(SplitHeads(q, a.Heads), SplitHeads(k, a.Heads), SplitHeads(v, a.Heads), nil, scale, a.Upcast, hook)
@@ -67,11 +69,13 @@ func MergeHeads(x *tensor.Tensor) *tensor.Tensor {
 
 // ScaledDotProduct returns softmax(scale·q·kᵀ + mask)·v for q [B, H, N, D] and
 // k, v [B, H, M, D]; mask broadcasts to [B, H, N, M] and may be nil. When nobody
-// needs the probabilities or gradients, the backend's fused attention runs
-// (no N×M scores in memory); otherwise scores, softmax and the product are
-// separate ops on the tape.
+// reads the probabilities and there is no mask, the backend's fused attention
+// runs (no N×M scores in memory), tracked inputs included: its backward
+// recomputes the probabilities from the saved log-sum-exp, and upcast is moot
+// (the fused kernels compute the scores and softmax in float32 anyway).
+// Otherwise scores, softmax and the product are separate ops on the tape.
 func ScaledDotProduct(q, k, v, mask *tensor.Tensor, scale float64, upcast bool, hook ProbsHook) *tensor.Tensor {
-	if hook == nil && mask == nil && !q.Tracked() && !k.Tracked() && !v.Tracked() {
+	if hook == nil && mask == nil {
 		return tensor.Attention(q, k, v, scale)
 	}
 	dt := q.DType()

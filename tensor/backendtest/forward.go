@@ -60,6 +60,7 @@ var forwardChecks = []struct {
 	{"masked_topk_mean", testTopKMeanForward},
 	{"attention", testAttentionForward},
 	{"attention_heads", testAttentionHeadsForward},
+	{"attention_grad", testAttentionGrad},
 	{"gather", testGatherForward},
 }
 
