@@ -120,3 +120,32 @@ func BenchmarkAttentionBackward(b *testing.B) {
 		g.Free(lse)
 	}
 }
+
+// TestAttentionTapeFA2: tensor.AttentionHeads on tracked f16 inputs (the
+// guidance pass's self-attention: the mma.sync forward and backward) gives
+// the gradients of the CPU's tape on the same inputs in float64.
+func TestAttentionTapeFA2(t *testing.T) {
+	g := device(t)
+	ref := cpu.New()
+	const heads, dim = 2, 40
+	grads := func(b tensor.Backend, d tensor.DType, in []*tensor.Tensor) []*tensor.Tensor {
+		tape := tensor.NewTape()
+		x := make([]*tensor.Tensor, 3)
+		for i := range x {
+			x[i] = tape.Track(tensor.FromFloat64(b, d, in[i].Shape(), in[i].Float64s()))
+		}
+		r := tensor.FromFloat64(b, d, in[3].Shape(), in[3].Float64s())
+		gs, err := tape.Backward(tensor.AttentionHeads(x[0], x[1], x[2], heads, 1/math.Sqrt(dim)).Mul(r).Sum(), x...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gs
+	}
+	in := []*tensor.Tensor{backendtest.Randn(g, tensor.Float16, 71, 1, 70, heads*dim), backendtest.Randn(g, tensor.Float16, 72, 1, 77, heads*dim),
+		backendtest.Randn(g, tensor.Float16, 73, 1, 77, heads*dim), backendtest.Randn(g, tensor.Float16, 74, 1, 70, heads*dim)}
+	got, want := grads(g, tensor.Float16, in), grads(ref, tensor.Float64, in)
+	syncOK(t, g)
+	for i := range got {
+		backendtest.AssertCloseValues(t, got[i].Float64s(), want[i].Float64s(), backendtest.ParityTol[tensor.Float16])
+	}
+}
