@@ -208,19 +208,19 @@ __device__ void attention_fa2_impl(T *out, float *lse, const T *q, const T *k, c
     }
 }
 
-#define ATT_FA2(d)                                                                                                                  \
-    extern "C" __global__ void __launch_bounds__(FA2_WARPS * 32)                                                                    \
-        attention_fa2_d##d##_f16(void *out, float *lse, const void *q, const void *k, const void *v, int N, int M, int H, int qStride,           \
-                                 int kStride, int vStride, int oStride, float scaleLog2) {                                          \
-        attention_fa2_impl<f16, d>((f16 *)out, lse, (const f16 *)q, (const f16 *)k, (const f16 *)v, N, M, H, qStride, kStride, vStride, \
-                                   oStride, scaleLog2);                                                                             \
-    }                                                                                                                               \
-    extern "C" __global__ void __launch_bounds__(FA2_WARPS * 32)                                                                    \
-        attention_fa2_d##d##_bf16(void *out, float *lse, const void *q, const void *k, const void *v, int N, int M, int H, int qStride,          \
-                                  int kStride, int vStride, int oStride, float scaleLog2) {                                         \
-        attention_fa2_impl<bf16, d>((bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, N, M, H, qStride, kStride,     \
-                                    vStride, oStride, scaleLog2);                                                                   \
-    }                                                                                                                               \
+#define ATT_FA2(d)                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(FA2_WARPS * 32)                                                               \
+        attention_fa2_d##d##_f16(void *out, float *lse, const void *q, const void *k, const void *v, int N, int M, int H,      \
+                                 int qStride, int kStride, int vStride, int oStride, float scaleLog2) {                        \
+        attention_fa2_impl<f16, d>((f16 *)out, lse, (const f16 *)q, (const f16 *)k, (const f16 *)v, N, M, H, qStride, kStride, \
+                                   vStride, oStride, scaleLog2);                                                               \
+    }                                                                                                                          \
+    extern "C" __global__ void __launch_bounds__(FA2_WARPS * 32)                                                               \
+        attention_fa2_d##d##_bf16(void *out, float *lse, const void *q, const void *k, const void *v, int N, int M, int H,     \
+                                  int qStride, int kStride, int vStride, int oStride, float scaleLog2) {                       \
+        attention_fa2_impl<bf16, d>((bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, N, M, H, qStride,     \
+                                    kStride, vStride, oStride, scaleLog2);                                                     \
+    }                                                                                                                          \
     EMU_REGISTER(attention_fa2_d##d##_f16) EMU_REGISTER(attention_fa2_d##d##_bf16)
 ATT_FA2(40)
 ATT_FA2(64)
