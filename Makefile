@@ -48,7 +48,7 @@ cuda/fatbin/%.fatbin: kernels/%.cu kernels/common.cuh
 	$(NVCC) --fatbin $(CUDA_ARCH) -O3 -o $@ $<
 
 # The kernel files on mma.sync also include kernels/mma.cuh.
-cuda/fatbin/attention_fa2.fatbin: kernels/mma.cuh
+cuda/fatbin/attention_fa2.fatbin cuda/fatbin/attention_fa2_bwd.fatbin: kernels/mma.cuh
 
 # A fatbin whose kernels/*.cu is gone (renamed or removed) would still be
 # embedded and could serve a stale copy of a kernel: it goes.
@@ -81,7 +81,7 @@ $(EMU_DIR)/%.o: kernels/%.cu kernels/common.cuh cuda/emu/emu.h cuda/emu/emu_mma.
 	@mkdir -p $(EMU_DIR)
 	$(EMU_CXX) $(EMU_FLAGS) -x c++ -include cuda/emu/emu.h -DRF_EMU_MODULE='"$*"' -c -o $@ $<
 
-$(EMU_DIR)/attention_fa2.o: kernels/mma.cuh
+$(EMU_DIR)/attention_fa2.o $(EMU_DIR)/attention_fa2_bwd.o: kernels/mma.cuh
 
 $(EMU_DIR)/%.o: cuda/emu/%.cc cuda/emu/runtime.h
 	@mkdir -p $(EMU_DIR)

@@ -57,6 +57,8 @@ type ops interface {
 	topKMeanBackward(dy, idx, mask tensor.Buffer, p tensor.TopKParams) tensor.Buffer
 	gather(table, ids tensor.Buffer, dim int) tensor.Buffer
 	attention(q, k, v tensor.Buffer, p tensor.AttentionParams) tensor.Buffer
+	attentionForward(q, k, v tensor.Buffer, p tensor.AttentionParams) (out, lse tensor.Buffer)
+	attentionBackward(q, k, v, out, lse, dout tensor.Buffer, p tensor.AttentionParams) (dq, dk, dv tensor.Buffer)
 }
 
 // kern holds the loops for one compute dtype.
@@ -161,4 +163,10 @@ func (*Backend) Gather(table, ids tensor.Buffer, dim int) tensor.Buffer {
 }
 func (*Backend) Attention(q, k, v tensor.Buffer, p tensor.AttentionParams) tensor.Buffer {
 	return pick("attention", q).attention(q, k, v, p)
+}
+func (*Backend) AttentionForward(q, k, v tensor.Buffer, p tensor.AttentionParams) (out, lse tensor.Buffer) {
+	return pick("attention", q).attentionForward(q, k, v, p)
+}
+func (*Backend) AttentionBackward(q, k, v, out, lse, dout tensor.Buffer, p tensor.AttentionParams) (dq, dk, dv tensor.Buffer) {
+	return pick("attention backward", q).attentionBackward(q, k, v, out, lse, dout, p)
 }

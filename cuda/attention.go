@@ -53,7 +53,7 @@ func (g *Backend) Attention(q, k, v tensor.Buffer, p tensor.AttentionParams) ten
 	need("attention", vd, nv)
 	if g.fa2Fits(p, d, qd, kd, vd) {
 		out := g.newBuffer(d, p.Batch*p.N*p.D)
-		g.attentionFA2(out, qd, kd, vd, p, d)
+		g.attentionFA2(out, nil, qd, kd, vd, p, d)
 		return out
 	}
 	h := p.HeadCount()
@@ -92,7 +92,7 @@ func (g *Backend) Attention(q, k, v tensor.Buffer, p tensor.AttentionParams) ten
 	if p.D > attentionMaxD || p.Batch > 65535 || (d == tensor.Float32 && p.N*p.M >= explicitMinScores) {
 		g.attentionExplicit(out, qd, kd, vd, p, d)
 	} else {
-		g.attentionCore(out, qd, kd, vd, p, d)
+		g.attentionCore(out, nil, qd, kd, vd, p, d)
 	}
 	return out
 }
@@ -131,11 +131,12 @@ func attentionWhat(p tensor.AttentionParams) string {
 // attentionCore launches kernels/attention.cu: 4 query rows per block of 4
 // warps; shared memory holds a key and a value tile of 32 rows (padded by
 // one column), each warp's scaled query row and its 32 probabilities, in float.
-func (g *Backend) attentionCore(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
+// lse (float32 [Batch, N]) may be nil.
+func (g *Backend) attentionCore(out, lse, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
 	const warps, tile = 4, 32
 	l := launch{grid: [3]int{(p.N + warps - 1) / warps, p.Batch, 1}, block: 32 * warps, shared: (2*tile*(p.D+1) + warps*p.D + warps*tile) * 4,
 		flops: float64(p.FLOPs())}
-	g.run("attention"+suffix(d), l, new(args).ptr(out.ptr).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
+	g.run("attention"+suffix(d), l, new(args).ptr(out.ptr).ptr(ptrOf(lse)).ptr(q.ptr).ptr(k.ptr).ptr(v.ptr).i32(int32(p.N)).i32(int32(p.M)).i32(int32(p.D)).f32(float32(p.Scale)),
 		attentionWhat(p))
 }
 
@@ -145,7 +146,7 @@ func (g *Backend) attentionCore(out, q, k, v *buffer, p tensor.AttentionParams, 
 // starts 16-byte aligned, as cp.async needs) and a grid of at most 65535
 // (batch × head) rows.
 func (g *Backend) fa2Fits(p tensor.AttentionParams, d tensor.DType, q, k, v *buffer) bool {
-	if d == tensor.Float32 || !fa2Heads[p.D] || p.Batch > 65535 {
+	if !fa2Shape(p, d) {
 		return false
 	}
 	qs, ks, vs := p.Strides()
@@ -160,14 +161,19 @@ func (g *Backend) fa2Fits(p tensor.AttentionParams, d tensor.DType, q, k, v *buf
 	return true
 }
 
+// fa2Shape is fa2Fits's condition on the dtype and shape alone.
+func fa2Shape(p tensor.AttentionParams, d tensor.DType) bool {
+	return d != tensor.Float32 && fa2Heads[p.D] && p.Batch <= 65535
+}
+
 // attentionFA2 launches kernels/attention_fa2.cu: 64 queries per block of 4
 // warps, one (batch entry, head) per grid row. q, k and v start at their
 // offsets and their rows are their strides apart (Heads·D, D with split
 // heads, when packed); out's rows are Heads·D apart. Shared memory holds the
 // block's 64 query rows and two stages of a key and a value tile of 64
 // rows (32 for heads over 128), each row the head rounded up to 16 plus 8
-// elements of padding.
-func (g *Backend) attentionFA2(out, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
+// elements of padding. lse (float32 [Batch, N]) may be nil.
+func (g *Backend) attentionFA2(out, lse, q, k, v *buffer, p tensor.AttentionParams, d tensor.DType) {
 	const rows, warps = 64, 4
 	keys := 64
 	if p.D > 128 {
@@ -178,7 +184,7 @@ func (g *Backend) attentionFA2(out, q, k, v *buffer, p tensor.AttentionParams, d
 	at := func(x *buffer, off int) C.CUdeviceptr { return x.ptr + C.CUdeviceptr(off*d.Size()) }
 	l := launch{grid: [3]int{(p.N + rows - 1) / rows, p.Batch, 1}, block: 32 * warps,
 		shared: (rows + 4*keys) * ld * d.Size(), flops: float64(p.FLOPs())}
-	a := new(args).ptr(out.ptr).ptr(at(q, p.QOffset)).ptr(at(k, p.KOffset)).ptr(at(v, p.VOffset)).i32(int32(p.N)).i32(int32(p.M)).
+	a := new(args).ptr(out.ptr).ptr(ptrOf(lse)).ptr(at(q, p.QOffset)).ptr(at(k, p.KOffset)).ptr(at(v, p.VOffset)).i32(int32(p.N)).i32(int32(p.M)).
 		i32(int32(p.HeadCount())).i32(int32(qs)).i32(int32(ks)).i32(int32(vs)).i32(int32(p.HeadCount() * p.D)).f32(float32(p.Scale * math.Log2E))
 	g.run(fmt.Sprintf("attention_fa2_d%d%s", p.D, suffix(d)), l, a, attentionWhat(p))
 }

@@ -24,7 +24,7 @@ func CoreAttention(b tensor.Backend, q, k, v tensor.Buffer, p tensor.AttentionPa
 	g := b.(*Backend)
 	qd, kd, vd := dev("core attention", q), dev("core attention", k), dev("core attention", v)
 	out := g.newBuffer(qd.dtype, p.Batch*p.N*p.D)
-	g.attentionCore(out, qd, kd, vd, p, qd.dtype)
+	g.attentionCore(out, nil, qd, kd, vd, p, qd.dtype)
 	return out
 }
 
@@ -65,6 +65,12 @@ func FA2Attention(b tensor.Backend, q, k, v tensor.Buffer, p tensor.AttentionPar
 		panic(fmt.Sprintf("cuda: attention_fa2 does not take %+v in %v", p, qd.dtype))
 	}
 	out := g.newBuffer(qd.dtype, p.Batch*p.N*p.D)
-	g.attentionFA2(out, qd, kd, vd, p, qd.dtype)
+	g.attentionFA2(out, nil, qd, kd, vd, p, qd.dtype)
 	return out
+}
+
+// FA2Fits reports whether attention of p in dtype d on b runs on the
+// mma.sync kernels (forward and backward), for tests that must know.
+func FA2Fits(b tensor.Backend, p tensor.AttentionParams, d tensor.DType) bool {
+	return fa2Shape(p, d)
 }

@@ -5,14 +5,15 @@
 // shared memory in tiles of 32; lane j scores key j of the tile, the running
 // maximum and sum are updated (online softmax), the tile's probabilities are
 // shared through shared memory, and each lane accumulates output channels
-// lane, lane+32, ... CPU reference: cpu/attention.go.
+// lane, lane+32, ... When lse is not null (the forward of the backward) it
+// gets each row's log-sum-exp, [B, N]. CPU reference: cpu/attention.go.
 #include "common.cuh"
 
 #define ATT_WARPS 4
 #define ATT_TILE 32
 #define ATT_MAXD 256
 
-template <typename T> __device__ void attention_impl(T *out, const T *q, const T *k, const T *v, int N, int M, int D, float scale) {
+template <typename T> __device__ void attention_impl(T *out, float *lse, const T *q, const T *k, const T *v, int N, int M, int D, float scale) {
     DYNAMIC_SHARED(float, sm);
     int pitch = D + 1; // padding avoids bank conflicts when lane j reads row j
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -71,7 +72,8 @@ template <typename T> __device__ void attention_impl(T *out, const T *q, const T
 #pragma unroll
         for (int t = 0; t < ATT_MAXD / 32; t++)
             if (t * 32 + lane < D) out[(b * N + row) * D + t * 32 + lane] = from_f<T>(acc[t] / sum);
+        if (lse && lane == 0) lse[b * N + row] = mx + logf(sum);
     }
 }
-KERNEL3(attention, (void *out, const void *q, const void *k, const void *v, int N, int M, int D, float scale),
-        ((T *)out, (const T *)q, (const T *)k, (const T *)v, N, M, D, scale))
+KERNEL3(attention, (void *out, float *lse, const void *q, const void *k, const void *v, int N, int M, int D, float scale),
+        ((T *)out, lse, (const T *)q, (const T *)k, (const T *)v, N, M, D, scale))

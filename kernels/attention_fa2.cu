@@ -65,7 +65,7 @@ template <typename T, int D, int LD> __device__ __forceinline__ void load_rows(T
 }
 
 template <typename T, int D>
-__device__ void attention_fa2_impl(T *out, const T *q, const T *k, const T *v, int N, int M, int H, int qStride, int kStride,
+__device__ void attention_fa2_impl(T *out, float *lse, const T *q, const T *k, const T *v, int N, int M, int H, int qStride, int kStride,
                                    int vStride, int oStride, float scaleLog2) {
     typedef FA2<D> S;
     constexpr int KD = S::KD, BN = S::BN, LD = S::LD, ND = S::ND;
@@ -186,7 +186,8 @@ __device__ void attention_fa2_impl(T *out, const T *q, const T *k, const T *v, i
         __syncthreads(); // this stage fully read before the next iteration's copies refill it
     }
 
-    // out = O / l: lanes t of a quad write 2 columns each of rows g and g+8.
+    // out = O / l: lanes t of a quad write 2 columns each of rows g and g+8;
+    // lse [B·H, N] (the forward of the backward, when not null) gets the rows' log-sum-exp.
     out += (int64_t)b * N * oStride + (int64_t)h * D;
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -196,6 +197,8 @@ __device__ void attention_fa2_impl(T *out, const T *q, const T *k, const T *v, i
         float inv = 1.f / l;
         int row = m0 + warp * 16 + g + 8 * r;
         if (row >= N) continue;
+        // The backward's log-sum-exp (natural log): max and sum are in log2 units.
+        if (lse && t == 0) lse[(int64_t)blockIdx.y * N + row] = (mx[r] + log2f(l)) * 0.6931471805599453f;
         T *dst = out + (int64_t)row * oStride + 2 * t;
 #pragma unroll
         for (int i = 0; i < ND; i++) {
@@ -205,19 +208,19 @@ __device__ void attention_fa2_impl(T *out, const T *q, const T *k, const T *v, i
     }
 }
 
-#define ATT_FA2(d)                                                                                                                  \
-    extern "C" __global__ void __launch_bounds__(FA2_WARPS * 32)                                                                    \
-        attention_fa2_d##d##_f16(void *out, const void *q, const void *k, const void *v, int N, int M, int H, int qStride,           \
-                                 int kStride, int vStride, int oStride, float scaleLog2) {                                          \
-        attention_fa2_impl<f16, d>((f16 *)out, (const f16 *)q, (const f16 *)k, (const f16 *)v, N, M, H, qStride, kStride, vStride, \
-                                   oStride, scaleLog2);                                                                             \
-    }                                                                                                                               \
-    extern "C" __global__ void __launch_bounds__(FA2_WARPS * 32)                                                                    \
-        attention_fa2_d##d##_bf16(void *out, const void *q, const void *k, const void *v, int N, int M, int H, int qStride,          \
-                                  int kStride, int vStride, int oStride, float scaleLog2) {                                         \
-        attention_fa2_impl<bf16, d>((bf16 *)out, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, N, M, H, qStride, kStride,     \
-                                    vStride, oStride, scaleLog2);                                                                   \
-    }                                                                                                                               \
+#define ATT_FA2(d)                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(FA2_WARPS * 32)                                                               \
+        attention_fa2_d##d##_f16(void *out, float *lse, const void *q, const void *k, const void *v, int N, int M, int H,      \
+                                 int qStride, int kStride, int vStride, int oStride, float scaleLog2) {                        \
+        attention_fa2_impl<f16, d>((f16 *)out, lse, (const f16 *)q, (const f16 *)k, (const f16 *)v, N, M, H, qStride, kStride, \
+                                   vStride, oStride, scaleLog2);                                                               \
+    }                                                                                                                          \
+    extern "C" __global__ void __launch_bounds__(FA2_WARPS * 32)                                                               \
+        attention_fa2_d##d##_bf16(void *out, float *lse, const void *q, const void *k, const void *v, int N, int M, int H,     \
+                                  int qStride, int kStride, int vStride, int oStride, float scaleLog2) {                       \
+        attention_fa2_impl<bf16, d>((bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, N, M, H, qStride,     \
+                                    kStride, vStride, oStride, scaleLog2);                                                     \
+    }                                                                                                                          \
     EMU_REGISTER(attention_fa2_d##d##_f16) EMU_REGISTER(attention_fa2_d##d##_bf16)
 ATT_FA2(40)
 ATT_FA2(64)

@@ -124,9 +124,11 @@ func (a *Attention) scale(inner int) float64 { return 1 / math.Sqrt(float64(inne
 // inner] and the output projection (plus residual, when not nil).
 func (a *Attention) attend(q, k, v *tensor.Tensor, hook ProbsHook, residual *tensor.Tensor) *tensor.Tensor {
 	scale := a.scale(q.Dim(-1))
-	if hook == nil && !q.Tracked() && !k.Tracked() && !v.Tracked() {
+	if hook == nil {
 		// The fused attention reads the heads where the projections put
-		// them: no split and merge permutes.
+		// them: no split and merge permutes. Tracked inputs are fine: its
+		// backward recomputes the probabilities (Upcast is moot there, the
+		// fused kernels form the scores and softmax in float32 anyway).
 		return a.project(tensor.AttentionHeads(q, k, v, a.Heads, scale), residual)
 	}
 	o := ScaledDotProduct(SplitHeads(q, a.Heads), SplitHeads(k, a.Heads), SplitHeads(v, a.Heads), nil, scale, a.Upcast, hook)
@@ -150,11 +152,13 @@ func MergeHeads(x *tensor.Tensor) *tensor.Tensor {
 
 // ScaledDotProduct returns softmax(scale·q·kᵀ + mask)·v for q [B, H, N, D] and
 // k, v [B, H, M, D]; mask broadcasts to [B, H, N, M] and may be nil. When nobody
-// needs the probabilities or gradients, the backend's fused attention runs
-// (no N×M scores in memory); otherwise scores, softmax and the product are
-// separate ops on the tape.
+// reads the probabilities and there is no mask, the backend's fused attention
+// runs (no N×M scores in memory), tracked inputs included: its backward
+// recomputes the probabilities from the saved log-sum-exp, and upcast is moot
+// (the fused kernels compute the scores and softmax in float32 anyway).
+// Otherwise scores, softmax and the product are separate ops on the tape.
 func ScaledDotProduct(q, k, v, mask *tensor.Tensor, scale float64, upcast bool, hook ProbsHook) *tensor.Tensor {
-	if hook == nil && mask == nil && !q.Tracked() && !k.Tracked() && !v.Tracked() {
+	if hook == nil && mask == nil {
 		return tensor.Attention(q, k, v, scale)
 	}
 	dt := q.DType()

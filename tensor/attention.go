@@ -4,7 +4,9 @@ import "fmt"
 
 // Attention returns softmax(scale·q·kᵀ)·v for q [..., N, D] and k, v [..., M, D]
 // with the same leading axes, computed by the backend without materializing
-// the scores. It is forward only: tracked inputs are refused.
+// the scores. With tracked inputs it is recorded on the tape: the forward
+// also keeps each query row's log-sum-exp, from which the backward
+// recomputes the probabilities (AttentionBackward).
 func Attention(q, k, v *Tensor, scale float64) *Tensor {
 	if q.Rank() < 2 || !k.shape.Equal(v.shape) || q.Rank() != k.Rank() || q.Dim(-1) != k.Dim(-1) {
 		panic(fmt.Sprintf("tensor: attention: q %v, k %v, v %v", q.shape, k.shape, v.shape))
@@ -14,12 +16,8 @@ func Attention(q, k, v *Tensor, scale float64) *Tensor {
 			panic(fmt.Sprintf("tensor: attention: q %v and k %v differ in the batch axes", q.shape, k.shape))
 		}
 	}
-	if q.Tracked() || k.Tracked() || v.Tracked() {
-		panic("tensor: attention: the fused attention has no backward; compose matmul and softmax for gradients")
-	}
 	n, m, d := q.Dim(-2), k.Dim(-2), q.Dim(-1)
-	p := AttentionParams{Batch: q.Numel() / (n * d), N: n, M: m, D: d, Scale: scale}
-	return q.derive(q.b.Attention(q.buf, k.buf, v.buf, p), q.shape)
+	return attention(q, k, v, AttentionParams{Batch: q.Numel() / (n * d), N: n, M: m, D: d, Scale: scale})
 }
 
 // AttentionHeads is Attention over heads that interleave in each row, as the
@@ -30,11 +28,20 @@ func AttentionHeads(q, k, v *Tensor, heads int, scale float64) *Tensor {
 	if q.Rank() != 3 || k.Rank() != 3 || !k.shape.Equal(v.shape) || q.Dim(0) != k.Dim(0) || q.Dim(2) != k.Dim(2) || heads < 1 || q.Dim(2)%heads != 0 {
 		panic(fmt.Sprintf("tensor: attention over %d heads: q %v, k %v, v %v", heads, q.shape, k.shape, v.shape))
 	}
-	if q.Tracked() || k.Tracked() || v.Tracked() {
-		panic("tensor: attention: the fused attention has no backward; compose matmul and softmax for gradients")
+	return attention(q, k, v, AttentionParams{Batch: q.Dim(0) * heads, N: q.Dim(1), M: k.Dim(1), D: q.Dim(2) / heads, Heads: heads, Scale: scale})
+}
+
+// attention runs the inference kernel when nothing is tracked, and the
+// forward that also returns the log-sum-exp (saved for the backward) when
+// something is.
+func attention(q, k, v *Tensor, p AttentionParams) *Tensor {
+	if !q.Tracked() && !k.Tracked() && !v.Tracked() {
+		return q.derive(q.b.Attention(q.buf, k.buf, v.buf, p), q.shape)
 	}
-	p := AttentionParams{Batch: q.Dim(0) * heads, N: q.Dim(1), M: k.Dim(1), D: q.Dim(2) / heads, Heads: heads, Scale: scale}
-	return q.derive(q.b.Attention(q.buf, k.buf, v.buf, p), q.shape)
+	o, lse := q.b.AttentionForward(q.buf, k.buf, v.buf, p)
+	out := q.derive(o, q.shape)
+	record(OpAttention, out, []*Tensor{q, k, v}, []*Tensor{q.derive(lse, Shape{p.Batch, p.N})}, p)
+	return out
 }
 
 // AttentionQKV is AttentionHeads over the three thirds of one fused

@@ -201,7 +201,8 @@ func (p AttentionParams) Packed() bool {
 //	upsample     Upsample2x, Upsample2xBackward
 //	topk         TopKMean, TopKMeanBackward
 //	gather       Gather
-//	attention    Attention (two kernel files: attention.cu, attention_fa2.cu)
+//	attention    Attention, AttentionForward, AttentionBackward (kernel files:
+//	             attention.cu, attention_fa2.cu, attention_fa2_bwd.cu)
 //	memory       Alloc, FromFloat64, FromFloat32, FromInt32, FromRaw, Float64s,
 //	             Float32s, Int32s, Convert, Free
 //
@@ -307,9 +308,18 @@ type Backend interface {
 	// Gather returns rows ids[i] of table [rows, dim] as [len(ids), dim] (embedding lookup).
 	Gather(table, ids Buffer, dim int) Buffer
 	// Attention returns softmax(scale·q·kᵀ)·v (layout in AttentionParams) without keeping the
-	// N×M scores (forward only: the guidance pass, which needs gradients and
-	// the probabilities, composes matmul and softmax instead).
+	// N×M scores: the inference path.
 	Attention(q, k, v Buffer, p AttentionParams) Buffer
+	// AttentionForward is Attention that also returns each query row's log-sum-exp of the
+	// scaled scores, lse[e, n] = log Σ_m exp(scale·q_n·k_m) for batch entry e (batch × heads,
+	// in the order of AttentionParams.Batch) as [Batch, N] in float32 (float64 for float64
+	// inputs): what AttentionBackward needs to recompute the probabilities.
+	AttentionForward(q, k, v Buffer, p AttentionParams) (out, lse Buffer)
+	// AttentionBackward returns dL/dq, dL/dk, dL/dv (the layouts of q, k, v) for dout = dL/dout,
+	// from the forward's out and lse, without the N×M probabilities in memory:
+	// P = exp(scale·q·kᵀ - lse), dv = Pᵀ·dout, dS = P∘(dout·vᵀ - rowsum(dout∘out)),
+	// dq = scale·dS·k, dk = scale·dSᵀ·q.
+	AttentionBackward(q, k, v, out, lse, dout Buffer, p AttentionParams) (dq, dk, dv Buffer)
 }
 
 // MemoryReporter is implemented by backends that can say how many bytes new

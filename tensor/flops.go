@@ -52,6 +52,20 @@ func (c *FLOPCounter) Attention(q, k, v Buffer, p AttentionParams) Buffer {
 	return c.Backend.Attention(q, k, v, p)
 }
 
+// AttentionForward counts as many as Attention.
+func (c *FLOPCounter) AttentionForward(q, k, v Buffer, p AttentionParams) (out, lse Buffer) {
+	c.n.Add(p.FLOPs())
+	return c.Backend.AttentionForward(q, k, v, p)
+}
+
+// AttentionBackward counts its five products (dv, dP, dq, dk and the
+// recomputed scores), 2.5 times the forward's: how FlashAttention-2 counts it
+// (a kernel that recomputes more, as attention_fa2_bwd's does, reports the same).
+func (c *FLOPCounter) AttentionBackward(q, k, v, out, lse, dout Buffer, p AttentionParams) (dq, dk, dv Buffer) {
+	c.n.Add(p.BackwardFLOPs())
+	return c.Backend.AttentionBackward(q, k, v, out, lse, dout, p)
+}
+
 // FLOPs of the products: 2·Batch·M·N·K.
 func (p MatMulParams) FLOPs() int64 {
 	return 2 * int64(p.Batch) * int64(p.M) * int64(p.N) * int64(p.K)
@@ -69,3 +83,7 @@ func (p Conv2dParams) FLOPs() int64 {
 func (p AttentionParams) FLOPs() int64 {
 	return 4 * int64(p.Batch) * int64(p.N) * int64(p.M) * int64(p.D)
 }
+
+// BackwardFLOPs of the backward's five products (q·kᵀ recomputed, dout·vᵀ,
+// Pᵀ·dout, dS·k, dSᵀ·q): 10·Batch·N·M·D.
+func (p AttentionParams) BackwardFLOPs() int64 { return p.FLOPs() / 4 * 10 }

@@ -25,13 +25,15 @@ const (
 	OpExpand
 	OpUpsample2x
 	OpTopKMean
+	OpAttention
 )
 
 var opNames = [...]string{opLeaf: "leaf", OpConvert: "convert", OpUnary: "unary", OpAffine: "affine",
 	OpBinary: "binary", OpMatMul: "matmul", OpConv2d: "conv2d", OpGroupNorm: "group_norm",
 	OpLayerNorm: "layer_norm", OpSoftmax: "softmax", OpGEGLU: "geglu", OpReshape: "reshape",
 	OpPermute: "permute", OpNarrow: "narrow", OpConcat: "concat", OpReduceSum: "reduce_sum",
-	OpExpand: "expand", OpUpsample2x: "upsample2x", OpTopKMean: "masked_topk_mean"}
+	OpExpand: "expand", OpUpsample2x: "upsample2x", OpTopKMean: "masked_topk_mean",
+	OpAttention: "attention"}
 
 func (k OpKind) String() string {
 	if int(k) < len(opNames) {
@@ -208,6 +210,13 @@ var backwardOf = map[OpKind]backwardFunc{
 		p := n.attr.(TopKParams)
 		dx := x.b.TopKMeanBackward(dy.buf, n.saved[0].buf, bufOf(n.in[1]), p)
 		return []*Tensor{x.derive(dx, x.shape), nil}
+	},
+	// o = softmax(scale·q·kᵀ)·v ⇒ with P recomputed from the saved log-sum-exp,
+	// dv = Pᵀ·dy, dS = P∘(dy·vᵀ - rowsum(dy∘o)), dq = scale·dS·k, dk = scale·dSᵀ·q
+	OpAttention: func(n *node, dy *Tensor) []*Tensor {
+		q, k, v := n.in[0], n.in[1], n.in[2]
+		dq, dk, dv := q.b.AttentionBackward(q.buf, k.buf, v.buf, n.out.buf, n.saved[0].buf, dy.buf, n.attr.(AttentionParams))
+		return []*Tensor{q.derive(dq, q.shape), k.derive(dk, k.shape), v.derive(dv, v.shape)}
 	},
 }
 

@@ -56,12 +56,13 @@ type recordRow struct {
 	PeakGiB *float64 `json:"peak_gib"`
 }
 
-// The values a row may hold; kernel rows have calls "attention BxNxMxD".
+// The values a row may hold; kernel rows have calls "attention BxNxMxD" or
+// "attention_bwd BxNxMxD".
 var (
 	recordEngines = []string{"rfnet-native", "diffusers-eager", "torch-rfnet"}
 	recordModels  = []string{"sd15", "sd21-base", "sdxl-refiner"}
 	recordCalls   = []string{"text", "unet", "guidance", "vae_decode", "loop50", "rfnet_scene2_forced", "rfnet_scene2_default", "refine15"}
-	kernelCall    = regexp.MustCompile(`^attention \d+x\d+x\d+x\d+$`)
+	kernelCall    = regexp.MustCompile(`^attention(_bwd)? \d+x\d+x\d+x\d+$`)
 	rowFields     = []string{"engine", "model", "dtype", "call", "ms", "tflops", "peak_gib"}
 )
 
@@ -75,7 +76,7 @@ func (r recordRow) check() error {
 	case !slices.Contains([]string{"f32", "f16", "bf16"}, r.DType):
 		return fmt.Errorf("dtype %q: want f32, f16 or bf16", r.DType)
 	case !slices.Contains(recordCalls, r.Call) && !kernelCall.MatchString(r.Call):
-		return fmt.Errorf("call %q: want one of %s, or \"attention BxNxMxD\"", r.Call, strings.Join(recordCalls, ", "))
+		return fmt.Errorf("call %q: want one of %s, or \"attention[_bwd] BxNxMxD\"", r.Call, strings.Join(recordCalls, ", "))
 	case !(r.MS > 0) || math.IsInf(r.MS, 0):
 		return fmt.Errorf("ms %v: want a positive number", r.MS)
 	}
@@ -355,8 +356,10 @@ func attentionModel(headDim int) string {
 	return "sd15"
 }
 
-// kernelRows are BenchmarkAttention's rows of the kernel the engine picks:
-// BenchmarkAttention/DTYPE/picked/BxNxMxD-P  RUNS  NS ns/op  T TFLOP/s.
+// kernelRows are BenchmarkAttention's rows of the kernel the engine picks,
+// BenchmarkAttention/DTYPE/picked/BxNxMxD-P  RUNS  NS ns/op  T TFLOP/s,
+// and BenchmarkAttentionBackward's, BenchmarkAttentionBackward/DTYPE/BxNxMxD-P
+// (calls "attention_bwd BxNxMxD").
 func kernelRows(path string) ([]recordRow, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -365,20 +368,25 @@ func kernelRows(path string) ([]recordRow, error) {
 	var rows []recordRow
 	for _, line := range strings.Split(string(raw), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 4 || !strings.HasPrefix(f[0], "BenchmarkAttention/") || f[3] != "ns/op" {
+		if len(f) < 4 || !strings.HasPrefix(f[0], "BenchmarkAttention") || f[3] != "ns/op" {
 			continue
 		}
 		name := strings.Split(f[0], "/")
-		if len(name) != 4 || name[2] != "picked" {
+		call, last := "attention ", 3
+		switch {
+		case name[0] == "BenchmarkAttention" && len(name) == 4 && name[2] == "picked":
+		case name[0] == "BenchmarkAttentionBackward" && len(name) == 3:
+			call, last = "attention_bwd ", 2
+		default:
 			continue
 		}
-		shape, _, _ := strings.Cut(name[3], "-")
+		shape, _, _ := strings.Cut(name[last], "-")
 		var b, n, m, d int
 		ns, err := strconv.ParseFloat(f[2], 64)
 		if !scanShape(shape, &b, &n, &m, &d) || err != nil {
 			return nil, fmt.Errorf("--kernels %s: cannot read %q", path, line)
 		}
-		row := recordRow{Engine: "rfnet-native", Model: attentionModel(d), DType: name[1], Call: "attention " + shape, MS: ns / 1e6}
+		row := recordRow{Engine: "rfnet-native", Model: attentionModel(d), DType: name[1], Call: call + shape, MS: ns / 1e6}
 		for i := 4; i+1 < len(f); i += 2 {
 			if f[i+1] == "TFLOP/s" {
 				if v, err := strconv.ParseFloat(f[i], 64); err == nil {

@@ -76,6 +76,7 @@ func TestGPURecord(t *testing.T) {
 		"diffusers-eager sd21-base f16 loop50", "diffusers-eager sd15 f16 attention 16x4096x4096x40",
 		"diffusers-eager sd21-base f16 attention 10x4096x4096x64",
 		"rfnet-native sd15 f16 attention 16x4096x4096x40", "rfnet-native sd21-base f16 attention 10x4096x77x64",
+		"rfnet-native sd21-base f16 attention_bwd 10x4096x4096x64",
 		"torch-rfnet sd21-base f16 rfnet_scene2_forced", "torch-rfnet sd21-base f16 guidance",
 		"diffusers-eager sdxl-refiner f16 unet", "diffusers-eager sdxl-refiner f16 refine15",
 		"rfnet-native sdxl-refiner f16 text", "rfnet-native sdxl-refiner f16 unet", "rfnet-native sdxl-refiner f16 refine15",

@@ -109,7 +109,11 @@ func TestTorchRFNetParity(t *testing.T) {
 				delete(torchLoss, k) // each pairs once
 				rel := math.Abs(*e.Loss-wl) / math.Abs(wl)
 				worst = math.Max(worst, rel)
-				if rel > 1e-5 {
+				// 2e-5: the self-attention runs fused (float64 sums on the CPU)
+				// where torch composes float32 matmul and softmax; the worst
+				// loss moved from 4.7e-6 to 1.1e-5 with it (the final latents
+				// did not: 2.6e-6 either way).
+				if rel > 2e-5 {
 					t.Errorf("%s object %v step %d iteration %d: loss %.8g, torch %.8g (rel. %.2g)", e.Stage, e.Object, *e.Step, *e.Iteration, *e.Loss, wl, rel)
 				}
 			}

@@ -1,6 +1,7 @@
 package backendtest
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -70,5 +71,48 @@ func testAttentionQKVForward(t *testing.T, f forward) {
 		scale := 1 / math.Sqrt(float64(c.d))
 		want := tensor.AttentionHeads(q, k, v, c.h, scale).Float64s()
 		f.check(t, tensor.AttentionQKV(qkv, c.h, scale), tensor.Shape{c.b, c.n, inner}, want)
+	}
+}
+
+// testAttentionGrad checks the fused attention's gradients (recorded as one
+// op, its backward recomputing the probabilities) against those of the
+// composed matmul, softmax, matmul on the tape, in both layouts, with a
+// weighted loss so every output element matters.
+func testAttentionGrad(t *testing.T, f forward) {
+	for _, c := range []struct{ b, h, n, m, d int }{{2, 0, 7, 5, 8}, {1, 0, 33, 40, 16}, {2, 3, 7, 5, 8}, {1, 2, 20, 77, 40}} {
+		h := max(c.h, 1)
+		_, q := f.host(51, c.b, c.n, h*c.d)
+		_, k := f.host(52, c.b, c.m, h*c.d)
+		_, v := f.host(53, c.b, c.m, h*c.d)
+		_, r := f.host(54, c.b, c.n, h*c.d)
+		scale := 1 / math.Sqrt(float64(c.d))
+		split := func(x *tensor.Tensor) *tensor.Tensor {
+			return x.Reshape(c.b, x.Dim(1), h, c.d).Permute(0, 2, 1, 3)
+		}
+		fused := func(q, k, v *tensor.Tensor) *tensor.Tensor {
+			if c.h == 0 {
+				return tensor.Attention(q, k, v, scale)
+			}
+			return tensor.AttentionHeads(q, k, v, c.h, scale)
+		}
+		composed := func(q, k, v *tensor.Tensor) *tensor.Tensor {
+			p := tensor.MatMulT(split(q), split(k), false, true).Scale(scale).Softmax()
+			return p.MatMul(split(v)).Permute(0, 2, 1, 3).Reshape(c.b, c.n, h*c.d)
+		}
+		grads := func(att func(q, k, v *tensor.Tensor) *tensor.Tensor) []*tensor.Tensor {
+			tape := tensor.NewTape()
+			tq, tk, tv := tape.Track(q), tape.Track(k), tape.Track(v)
+			g, err := tape.Backward(att(tq, tk, tv).Mul(r).Sum(), tq, tk, tv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return g
+		}
+		got, want := grads(fused), grads(composed)
+		for i, name := range []string{"dq", "dk", "dv"} {
+			t.Run(fmt.Sprintf("%dx%dh/%dx%dx%d/%s", c.b, c.h, c.n, c.m, c.d, name), func(t *testing.T) {
+				AssertClose(t, got[i], want[i], f.tol)
+			})
+		}
 	}
 }

@@ -63,6 +63,7 @@ var forwardChecks = []struct {
 	{"attention", testAttentionForward},
 	{"attention_heads", testAttentionHeadsForward},
 	{"attention_qkv", testAttentionQKVForward},
+	{"attention_grad", testAttentionGrad},
 	{"gather", testGatherForward},
 }
 

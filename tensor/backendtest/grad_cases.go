@@ -128,6 +128,11 @@ func gradCasesIn(b tensor.Backend, d tensor.DType) []gradCase {
 	add("masked_topk_mean/no_mask", []*tensor.Tensor{rn(38, 2, 3, 9)}, []int{0},
 		one(func(x *tensor.Tensor) *tensor.Tensor { return x.MaskedTopKMean(nil, 4) }))
 
+	add("attention/split", []*tensor.Tensor{rn(44, 2, 5, 4), rn(45, 2, 6, 4), rn(46, 2, 6, 4)}, []int{0, 1, 2},
+		func(in []*tensor.Tensor) *tensor.Tensor { return tensor.Attention(in[0], in[1], in[2], 0.7) })
+	add("attention/heads", []*tensor.Tensor{rn(47, 2, 5, 6), rn(48, 2, 7, 6), rn(49, 2, 7, 6)}, []int{0, 1, 2},
+		func(in []*tensor.Tensor) *tensor.Tensor { return tensor.AttentionHeads(in[0], in[1], in[2], 2, 0.7) })
+
 	// Composites: an input used twice (accumulation) and the attention pattern.
 	add("composite/residual_conv", []*tensor.Tensor{rn(39, 1, 4, 4, 4), rn(40, 4, 4, 3, 3), rn(41, 4, 4)}, []int{0},
 		func(in []*tensor.Tensor) *tensor.Tensor {
