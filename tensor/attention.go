@@ -53,7 +53,7 @@ func AttentionQKV(qkv *Tensor, heads int, scale float64) *Tensor {
 		panic(fmt.Sprintf("tensor: fused qkv attention over %d heads: qkv %v", heads, qkv.shape))
 	}
 	if qkv.Tracked() {
-		panic("tensor: attention: the fused attention has no backward; compose matmul and softmax for gradients")
+		panic("tensor: fused qkv attention: tracked input; its tape form is AttentionHeads of the three Narrow thirds (nn.Attention)")
 	}
 	inner := qkv.Dim(2) / 3
 	p := AttentionParams{Batch: qkv.Dim(0) * heads, N: qkv.Dim(1), M: qkv.Dim(1), D: inner / heads, Heads: heads, Scale: scale,
