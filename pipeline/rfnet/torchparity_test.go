@@ -111,8 +111,9 @@ func TestTorchRFNetParity(t *testing.T) {
 				worst = math.Max(worst, rel)
 				// 2e-5: the self-attention runs fused (float64 sums on the CPU)
 				// where torch composes float32 matmul and softmax; the worst
-				// loss moved from 4.7e-6 to 1.1e-5 with it (the final latents
-				// did not: 2.6e-6 either way).
+				// loss moved from 4.7e-6 to 1.1e-5 with it, and to 7.9e-6 with
+				// the stacked QKV projection besides (the final latents did
+				// not: 2.5e-6 to 2.7e-6 throughout).
 				if rel > 2e-5 {
 					t.Errorf("%s object %v step %d iteration %d: loss %.8g, torch %.8g (rel. %.2g)", e.Stage, e.Object, *e.Step, *e.Iteration, *e.Loss, wl, rel)
 				}
