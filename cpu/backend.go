@@ -37,7 +37,7 @@ type ops interface {
 	conv2d(x, w, bias tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer
 	conv2dBackwardInput(dy, w tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer
 	groupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormParams) (y, mean, rstd tensor.Buffer)
-	groupNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer
+	groupNormBackward(x, dy, mean, rstd, gamma, beta tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer
 	layerNorm(x, gamma, beta tensor.Buffer, rows, cols int, eps float64) (y, mean, rstd tensor.Buffer)
 	layerNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, rows, cols int) tensor.Buffer
 	softmax(x tensor.Buffer, rows, cols int) tensor.Buffer
@@ -101,8 +101,8 @@ func (*Backend) Conv2dBackwardInput(dy, w tensor.Buffer, p tensor.Conv2dParams) 
 func (*Backend) GroupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormParams) (y, mean, rstd tensor.Buffer) {
 	return pick("group_norm", x).groupNorm(x, gamma, beta, p)
 }
-func (*Backend) GroupNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer {
-	return pick("group_norm backward", x).groupNormBackward(x, dy, mean, rstd, gamma, p)
+func (*Backend) GroupNormBackward(x, dy, mean, rstd, gamma, beta tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer {
+	return pick("group_norm backward", x).groupNormBackward(x, dy, mean, rstd, gamma, beta, p)
 }
 func (*Backend) LayerNorm(x, gamma, beta tensor.Buffer, rows, cols int, eps float64) (y, mean, rstd tensor.Buffer) {
 	return pick("layer_norm", x).layerNorm(x, gamma, beta, rows, cols, eps)

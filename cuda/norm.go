@@ -11,8 +11,9 @@ import (
 // sliceThreads is the block size of the split group-norm kernels.
 const sliceThreads = 256
 
-// GroupNorm normalizes each (sample, group) of x [N, C, HW]; the statistics
-// come back as float32 [N, Groups] whatever x's dtype.
+// GroupNorm normalizes each (sample, group) of x [N, C, HW], with p.SiLU
+// applying SiLU in the same write; the statistics come back as float32
+// [N, Groups] whatever x's dtype.
 func (g *Backend) GroupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormParams) (y, mean, rstd tensor.Buffer) {
 	return g.groupNorm(x, gamma, beta, p, groupSlices(p.N*p.Groups, p.C/max(p.Groups, 1)*p.HW))
 }
@@ -30,9 +31,10 @@ func (g *Backend) groupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormPara
 	out := g.newBuffer(d, xd.n)
 	runs, size := p.N*p.Groups, p.C/p.Groups*p.HW
 	mu, rs := g.newBuffer(tensor.Float32, runs), g.newBuffer(tensor.Float32, runs)
-	what := fmt.Sprintf("group_norm of [%d, %d, %d] in %d groups", p.N, p.C, p.HW, p.Groups)
+	what := fmt.Sprintf("%s of [%d, %d, %d] in %d groups", groupNormName(p), p.N, p.C, p.HW, p.Groups)
 	shape := func(a *args) *args {
-		return a.ptr(xd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).i32(int32(p.C)).div(p.HW).i32(int32(p.Groups)).f32(float32(p.Eps))
+		return a.ptr(xd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).i32(int32(p.C)).div(p.HW).i32(int32(p.Groups)).f32(float32(p.Eps)).
+			i32(int32(b2i(p.SiLU)))
 	}
 	if slices > 1 {
 		part := g.newBuffer(tensor.Float32, 2*runs*slices) // float2 per slice
@@ -47,18 +49,26 @@ func (g *Backend) groupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormPara
 	return out, mu, rs
 }
 
-// GroupNormBackward returns dL/dx from the forward's statistics.
-func (g *Backend) GroupNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer {
-	const op = "group_norm backward"
-	xd, dd, gd := dev(op, x), dev(op, dy), devOrNil(op, gamma)
+// GroupNormBackward returns dL/dx from the forward's statistics; with
+// p.SiLU through the SiLU too (beta is read only then).
+func (g *Backend) GroupNormBackward(x, dy, mean, rstd, gamma, beta tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer {
+	op := groupNormName(p) + " backward"
+	if !p.SiLU {
+		beta = nil
+	}
+	xd, dd, gd, bd := dev(op, x), dev(op, dy), devOrNil(op, gamma), devOrNil(op, beta)
 	md, rd := stats(op, mean, p.N*p.Groups), stats(op, rstd, p.N*p.Groups)
-	d := same(op, xd, dd, gd)
+	d := same(op, xd, dd, gd, bd)
+	need(op, xd, p.N*p.C*p.HW)
 	need(op, dd, xd.n)
+	need(op, gd, p.C)
+	need(op, bd, p.C)
 	dx := g.newBuffer(d, xd.n)
 	runs, size := p.N*p.Groups, p.C/p.Groups*p.HW
 	what := fmt.Sprintf("%s of [%d, %d, %d] in %d groups", op, p.N, p.C, p.HW, p.Groups)
 	shape := func(a *args) *args {
-		return a.ptr(xd.ptr).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).i32(int32(p.C)).div(p.HW).i32(int32(p.Groups))
+		return a.ptr(xd.ptr).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).i32(int32(p.C)).div(p.HW).
+			i32(int32(p.Groups)).i32(int32(b2i(p.SiLU)))
 	}
 	if s := groupSlices(runs, size); s > 1 {
 		part := g.newBuffer(tensor.Float32, 2*runs*s) // float2 per slice
@@ -101,6 +111,14 @@ func (g *Backend) LayerNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, rows
 	g.run("layernorm_bwd"+suffix(d), l, new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).
 		i64(int64(cols)), fmt.Sprintf("%s of [%d, %d]", op, rows, cols))
 	return dx
+}
+
+// groupNormName names the op in messages: the fused form by its tensor-level name.
+func groupNormName(p tensor.GroupNormParams) string {
+	if p.SiLU {
+		return "group_norm_silu"
+	}
+	return "group_norm"
 }
 
 // stats checks a saved statistic: float32, n values (from this backend's forward).

@@ -4,9 +4,12 @@
 // there are too few groups to fill the GPU (SD's 64² layers, the VAE's 256²
 // and 512² ones: 32 or 64 runs of 40K to 1M values), cut into slices of one
 // block each, in two launches (groupnorm_partial + groupnorm_apply, and the
-// same for the backward). Layer norm: x [rows, cols]; one block per row.
+// same for the backward). With silu set the group norm is fused with the
+// SiLU after it: SiLU is applied in the write, and the backward takes dy
+// through it at z = x̂·gamma + beta, recomputed from x and the statistics
+// (nothing more is saved). Layer norm: x [rows, cols]; one block per row.
 // Mean and 1/sqrt(var+eps) are written as float whatever T is, and the
-// backward reads them back. CPU references: cpu/groupnorm.go, cpu/layernorm.go.
+// backward reads them back. CPU reference: cpu/norm.go.
 #include "common.cuh"
 
 // mean_m2: two passes over n values starting at x: their mean, then the sum
@@ -34,12 +37,12 @@ template <typename T> __device__ void moments(const T *x, int64_t n, float eps, 
 }
 
 // groupnorm_write normalizes the elements [lo, hi) of one run (seg in, out
-// out), whose element i is in channel c0 + i/HW.d: a Vec per thread when a
-// plane is a whole number of them (a Vec is then in one channel) and the
-// range starts aligned.
+// out), whose element i is in channel c0 + i/HW.d, applying SiLU with silu:
+// a Vec per thread when a plane is a whole number of them (a Vec is then in
+// one channel) and the range starts aligned.
 template <typename T>
 __device__ void groupnorm_write(T *out, const T *seg, const T *gamma, const T *beta, int64_t lo, int64_t hi, Divisor HW, int c0,
-                                float mu, float rs) {
+                                float mu, float rs, bool silu) {
     constexpr int N = VEC(T);
     if (HW.d % N == 0 && (hi - lo) % N == 0 && vec_aligned<T, N>(seg + lo) && vec_aligned<T, N>(out + lo)) {
         for (int64_t k = lo + (int64_t)threadIdx.x * N; k < hi; k += (int64_t)blockDim.x * N) {
@@ -49,7 +52,10 @@ __device__ void groupnorm_write(T *out, const T *seg, const T *gamma, const T *b
             float a = gamma ? rs * to_f(gamma[c]) : rs, b = beta ? to_f(beta[c]) : 0.f;
             Vec<T, N> v = load_vec<N>(seg + k);
 #pragma unroll
-            for (int j = 0; j < N; j++) v.v[j] = from_f<T>((to_f(v.v[j]) - mu) * a + b);
+            for (int j = 0; j < N; j++) {
+                float z = (to_f(v.v[j]) - mu) * a + b;
+                v.v[j] = from_f<T>(silu ? siluf(z) : z);
+            }
             store_vec<N>(out + k, v);
         }
         return;
@@ -59,68 +65,80 @@ __device__ void groupnorm_write(T *out, const T *seg, const T *gamma, const T *b
         float v = (to_f(seg[i]) - mu) * rs;
         if (gamma) v *= to_f(gamma[c]);
         if (beta) v += to_f(beta[c]);
-        out[i] = from_f<T>(v);
+        out[i] = from_f<T>(silu ? siluf(v) : v);
     }
 }
 
 template <typename T>
 __device__ void groupnorm_impl(T *y, float *mean, float *rstd, const T *x, const T *gamma, const T *beta,
-                               int C, Divisor HW, int G, float eps) {
+                               int C, Divisor HW, int G, float eps, int silu) {
     int ng = blockIdx.x, g = ng % G, cpg = C / G;
     int64_t size = cpg * HW.d;
     const T *seg = x + ng * size;
     float mu, rs;
     moments(seg, size, eps, &mu, &rs);
     if (threadIdx.x == 0) { mean[ng] = mu; rstd[ng] = rs; }
-    groupnorm_write(y + ng * size, seg, gamma, beta, 0, size, HW, g * cpg, mu, rs);
+    groupnorm_write(y + ng * size, seg, gamma, beta, 0, size, HW, g * cpg, mu, rs, silu);
 }
-KERNEL3(groupnorm, (void *y, float *mean, float *rstd, const void *x, const void *gamma, const void *beta, int C, Divisor HW, int G, float eps),
-        ((T *)y, mean, rstd, (const T *)x, (const T *)gamma, (const T *)beta, C, HW, G, eps))
+KERNEL3(groupnorm, (void *y, float *mean, float *rstd, const void *x, const void *gamma, const void *beta, int C, Divisor HW, int G, float eps, int silu),
+        ((T *)y, mean, rstd, (const T *)x, (const T *)gamma, (const T *)beta, C, HW, G, eps, silu))
 
 // The normalized backward over a group of n values is
-// dx = rstd·(g - mean(g) - x̂·mean(g·x̂)), g = dy·gamma; element i of the
-// group has gamma[gammaOff + i/gammaDiv.d]. bwd_sums adds g and g·x̂ over the
-// elements [lo, hi) (a whole group, or a slice of one); bwd_apply writes dx there.
+// dx = rstd·(g - mean(g) - x̂·mean(g·x̂)), g = dL/dx̂: dy·gamma, or with silu
+// dy·SiLU'(z)·gamma at z = x̂·gamma + beta. Element i of the group has
+// gamma[gammaOff + i/gammaDiv.d] (beta likewise). bwd_sums adds g and g·x̂
+// over the elements [lo, hi) (a whole group, or a slice of one); bwd_apply
+// writes dx there. Both form g from x and dy, so the SiLU costs no memory.
 template <typename T>
-__device__ void bwd_sums(const T *x, const T *dy, const T *gamma, int64_t lo, int64_t hi, Divisor gammaDiv, int gammaOff,
-                         float mu, float rs, float *sg, float *sgx) {
+__device__ __forceinline__ float grad_xhat(float dy, float xh, const T *gamma, const T *beta, int64_t c, bool silu) {
+    float gm = gamma ? to_f(gamma[c]) : 1.f;
+    if (silu) dy *= silu_deriv(xh * gm + (beta ? to_f(beta[c]) : 0.f));
+    return dy * gm;
+}
+
+template <typename T>
+__device__ void bwd_sums(const T *x, const T *dy, const T *gamma, const T *beta, bool silu, int64_t lo, int64_t hi, Divisor gammaDiv,
+                         int gammaOff, float mu, float rs, float *sg, float *sgx) {
     float a = 0.f, b = 0.f;
     for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
-        float g = to_f(dy[i]) * (gamma ? to_f(gamma[gammaOff + quot(i, gammaDiv)]) : 1.f);
+        float xh = (to_f(x[i]) - mu) * rs;
+        float g = grad_xhat(to_f(dy[i]), xh, gamma, beta, gammaOff + quot(i, gammaDiv), silu);
         a += g;
-        b += g * (to_f(x[i]) - mu) * rs;
+        b += g * xh;
     }
     *sg = block_sum(a);
     *sgx = block_sum(b);
 }
 
 template <typename T>
-__device__ void bwd_apply(T *dx, const T *x, const T *dy, const T *gamma, int64_t lo, int64_t hi, Divisor gammaDiv, int gammaOff,
-                          float mu, float rs, float mg, float mgx) {
+__device__ void bwd_apply(T *dx, const T *x, const T *dy, const T *gamma, const T *beta, bool silu, int64_t lo, int64_t hi,
+                          Divisor gammaDiv, int gammaOff, float mu, float rs, float mg, float mgx) {
     for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
-        float g = to_f(dy[i]) * (gamma ? to_f(gamma[gammaOff + quot(i, gammaDiv)]) : 1.f);
         float xh = (to_f(x[i]) - mu) * rs;
+        float g = grad_xhat(to_f(dy[i]), xh, gamma, beta, gammaOff + quot(i, gammaDiv), silu);
         dx[i] = from_f<T>(rs * (g - mg - xh * mgx));
     }
 }
 
 template <typename T>
-__device__ void norm_bwd(T *dx, const T *x, const T *dy, const T *gamma, int64_t n, Divisor gammaDiv, int gammaOff,
-                         float mu, float rs) {
+__device__ void norm_bwd(T *dx, const T *x, const T *dy, const T *gamma, const T *beta, bool silu, int64_t n, Divisor gammaDiv,
+                         int gammaOff, float mu, float rs) {
     float sg, sgx;
-    bwd_sums(x, dy, gamma, 0, n, gammaDiv, gammaOff, mu, rs, &sg, &sgx);
-    bwd_apply(dx, x, dy, gamma, 0, n, gammaDiv, gammaOff, mu, rs, sg / n, sgx / n);
+    bwd_sums(x, dy, gamma, beta, silu, 0, n, gammaDiv, gammaOff, mu, rs, &sg, &sgx);
+    bwd_apply(dx, x, dy, gamma, beta, silu, 0, n, gammaDiv, gammaOff, mu, rs, sg / n, sgx / n);
 }
 
 template <typename T>
-__device__ void groupnorm_bwd_impl(T *dx, const T *x, const T *dy, const float *mean, const float *rstd, const T *gamma,
-                                   int C, Divisor HW, int G) {
+__device__ void groupnorm_bwd_impl(T *dx, const T *x, const T *dy, const float *mean, const float *rstd, const T *gamma, const T *beta,
+                                   int C, Divisor HW, int G, int silu) {
     int ng = blockIdx.x, cpg = C / G;
     int64_t size = cpg * HW.d, off = ng * size;
-    norm_bwd(dx + off, x + off, dy + off, gamma, size, HW, (ng % G) * cpg, mean[ng], rstd[ng]);
+    norm_bwd(dx + off, x + off, dy + off, gamma, beta, silu, size, HW, (ng % G) * cpg, mean[ng], rstd[ng]);
 }
-KERNEL3(groupnorm_bwd, (void *dx, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, int C, Divisor HW, int G),
-        ((T *)dx, (const T *)x, (const T *)dy, mean, rstd, (const T *)gamma, C, HW, G))
+KERNEL3(groupnorm_bwd,
+        (void *dx, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, const void *beta, int C, Divisor HW,
+         int G, int silu),
+        ((T *)dx, (const T *)x, (const T *)dy, mean, rstd, (const T *)gamma, (const T *)beta, C, HW, G, silu))
 
 // The split group norm: grid (S, N·G), block s of run ng takes the slice
 // [slice_start(s), slice_start(s+1)) of the run's size values, about size/S each.
@@ -185,44 +203,51 @@ KERNEL3(groupnorm_partial, (float2 *part, const void *x, int64_t size), (part, (
 // slice 0 writes the run's statistics.
 template <typename T>
 __device__ void groupnorm_apply_impl(T *y, float *mean, float *rstd, const float2 *part, const T *x, const T *gamma, const T *beta,
-                                     int C, Divisor HW, int G, float eps) {
+                                     int C, Divisor HW, int G, float eps, int silu) {
     int s = blockIdx.x, S = gridDim.x, cpg = C / G;
     int64_t ng = blockIdx.y, size = cpg * HW.d, lo = slice_start(size, s, S), hi = slice_start(size, s + 1, S);
     int g = (int)(ng % G);
     float mu, rs;
     merged_moments(part + ng * S, S, size, eps, &mu, &rs);
     if (s == 0 && threadIdx.x == 0) { mean[ng] = mu; rstd[ng] = rs; }
-    groupnorm_write(y + ng * size, x + ng * size, gamma, beta, lo, hi, HW, g * cpg, mu, rs);
+    groupnorm_write(y + ng * size, x + ng * size, gamma, beta, lo, hi, HW, g * cpg, mu, rs, silu);
 }
-KERNEL3(groupnorm_apply, (void *y, float *mean, float *rstd, const float2 *part, const void *x, const void *gamma, const void *beta, int C, Divisor HW, int G, float eps),
-        ((T *)y, mean, rstd, part, (const T *)x, (const T *)gamma, (const T *)beta, C, HW, G, eps))
+KERNEL3(groupnorm_apply,
+        (void *y, float *mean, float *rstd, const float2 *part, const void *x, const void *gamma, const void *beta, int C, Divisor HW, int G,
+         float eps, int silu),
+        ((T *)y, mean, rstd, part, (const T *)x, (const T *)gamma, (const T *)beta, C, HW, G, eps, silu))
 
 // groupnorm_bwd_partial: each slice's sums of g and g·x̂ into part [N·G, S].
 template <typename T>
 __device__ void groupnorm_bwd_partial_impl(float2 *part, const T *x, const T *dy, const float *mean, const float *rstd, const T *gamma,
-                                           int C, Divisor HW, int G) {
+                                           const T *beta, int C, Divisor HW, int G, int silu) {
     int s = blockIdx.x, S = gridDim.x, cpg = C / G;
     int64_t ng = blockIdx.y, size = cpg * HW.d, off = ng * size;
     float sg, sgx;
-    bwd_sums(x + off, dy + off, gamma, slice_start(size, s, S), slice_start(size, s + 1, S), HW, (int)(ng % G) * cpg, mean[ng], rstd[ng], &sg, &sgx);
+    bwd_sums(x + off, dy + off, gamma, beta, silu, slice_start(size, s, S), slice_start(size, s + 1, S), HW, (int)(ng % G) * cpg, mean[ng],
+             rstd[ng], &sg, &sgx);
     if (threadIdx.x == 0) part[ng * S + s] = make_float2(sg, sgx);
 }
-KERNEL3(groupnorm_bwd_partial, (float2 *part, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, int C, Divisor HW, int G),
-        (part, (const T *)x, (const T *)dy, mean, rstd, (const T *)gamma, C, HW, G))
+KERNEL3(groupnorm_bwd_partial,
+        (float2 *part, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, const void *beta, int C,
+         Divisor HW, int G, int silu),
+        (part, (const T *)x, (const T *)dy, mean, rstd, (const T *)gamma, (const T *)beta, C, HW, G, silu))
 
 // groupnorm_bwd_apply: the run's sums from its slices, then dx over this block's slice.
 template <typename T>
 __device__ void groupnorm_bwd_apply_impl(T *dx, const float2 *part, const T *x, const T *dy, const float *mean, const float *rstd, const T *gamma,
-                                         int C, Divisor HW, int G) {
+                                         const T *beta, int C, Divisor HW, int G, int silu) {
     int s = blockIdx.x, S = gridDim.x, cpg = C / G;
     int64_t ng = blockIdx.y, size = cpg * HW.d, off = ng * size;
     float sg, sgx;
     summed_pairs(part + ng * S, S, &sg, &sgx);
-    bwd_apply(dx + off, x + off, dy + off, gamma, slice_start(size, s, S), slice_start(size, s + 1, S), HW, (int)(ng % G) * cpg,
+    bwd_apply(dx + off, x + off, dy + off, gamma, beta, silu, slice_start(size, s, S), slice_start(size, s + 1, S), HW, (int)(ng % G) * cpg,
               mean[ng], rstd[ng], sg / (float)size, sgx / (float)size);
 }
-KERNEL3(groupnorm_bwd_apply, (void *dx, const float2 *part, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, int C, Divisor HW, int G),
-        ((T *)dx, part, (const T *)x, (const T *)dy, mean, rstd, (const T *)gamma, C, HW, G))
+KERNEL3(groupnorm_bwd_apply,
+        (void *dx, const float2 *part, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, const void *beta,
+         int C, Divisor HW, int G, int silu),
+        ((T *)dx, part, (const T *)x, (const T *)dy, mean, rstd, (const T *)gamma, (const T *)beta, C, HW, G, silu))
 
 template <typename T>
 __device__ void layernorm_impl(T *y, float *mean, float *rstd, const T *x, const T *gamma, const T *beta, int64_t cols, float eps) {
@@ -263,7 +288,7 @@ KERNEL3(layernorm, (void *y, float *mean, float *rstd, const void *x, const void
 template <typename T>
 __device__ void layernorm_bwd_impl(T *dx, const T *x, const T *dy, const float *mean, const float *rstd, const T *gamma, int64_t cols) {
     int64_t r = blockIdx.x, off = r * cols;
-    norm_bwd(dx + off, x + off, dy + off, gamma, cols, Divisor{1, 1, 0}, 0, mean[r], rstd[r]);
+    norm_bwd(dx + off, x + off, dy + off, gamma, (const T *)nullptr, false, cols, Divisor{1, 1, 0}, 0, mean[r], rstd[r]);
 }
 KERNEL3(layernorm_bwd, (void *dx, const void *x, const void *dy, const float *mean, const float *rstd, const void *gamma, int64_t cols),
         ((T *)dx, (const T *)x, (const T *)dy, mean, rstd, (const T *)gamma, cols))

@@ -125,12 +125,13 @@ var backwardOf = map[OpKind]backwardFunc{
 		p := n.attr.(Conv2dParams)
 		return []*Tensor{x.derive(x.b.Conv2dBackwardInput(dy.buf, w.buf, p), x.shape), nil, nil}
 	},
-	// y = x̂·gamma + beta, x̂ = (x-μ)·rstd per group
-	// ⇒ dx = rstd·(g - mean(g) - x̂·mean(g·x̂)) with g = dy·gamma, means over the group
+	// z = x̂·gamma + beta, x̂ = (x-μ)·rstd per group, y = z (or z·σ(z) with p.SiLU)
+	// ⇒ dz = dy (or dy·σ(z)·(1 + z·(1 − σ(z))), z recomputed from x),
+	//   dx = rstd·(g - mean(g) - x̂·mean(g·x̂)) with g = dz·gamma, means over the group
 	OpGroupNorm: func(n *node, dy *Tensor) []*Tensor {
 		x := n.in[0]
 		p := n.attr.(GroupNormParams)
-		dx := x.b.GroupNormBackward(x.buf, dy.buf, n.saved[0].buf, n.saved[1].buf, bufOf(n.in[1]), p)
+		dx := x.b.GroupNormBackward(x.buf, dy.buf, n.saved[0].buf, n.saved[1].buf, bufOf(n.in[1]), bufOf(n.in[2]), p)
 		return []*Tensor{x.derive(dx, x.shape), nil, nil}
 	},
 	// the same as group norm, with the row as the group

@@ -7,13 +7,25 @@ type layerNormAttr struct{ rows, cols int }
 // GroupNorm normalizes x [N, C, ...] over groups of C/groups channels and all
 // remaining axes, then scales by gamma [C] and shifts by beta [C] (either may be nil).
 func (t *Tensor) GroupNorm(groups int, gamma, beta *Tensor, eps float64) *Tensor {
+	return t.groupNorm("group_norm", groups, gamma, beta, eps, false)
+}
+
+// GroupNormSiLU is GroupNorm followed by SiLU, as one op: one pass over x
+// forward and one backward, which recomputes the norm's output instead of
+// keeping it. In a 16-bit dtype the norm's output is not rounded before the
+// SiLU, so results differ from the pair by that one rounding.
+func (t *Tensor) GroupNormSiLU(groups int, gamma, beta *Tensor, eps float64) *Tensor {
+	return t.groupNorm("group_norm_silu", groups, gamma, beta, eps, true)
+}
+
+func (t *Tensor) groupNorm(op string, groups int, gamma, beta *Tensor, eps float64, silu bool) *Tensor {
 	if t.Rank() < 2 || groups < 1 || t.shape[1]%groups != 0 {
-		panic(fmt.Sprintf("tensor: group_norm: %d groups for input %v", groups, t.shape))
+		panic(fmt.Sprintf("tensor: %s: %d groups for input %v", op, groups, t.shape))
 	}
-	checkVec("group_norm", "gamma", gamma, t.shape[1])
-	checkVec("group_norm", "beta", beta, t.shape[1])
-	requireUntracked("group_norm", gamma, beta)
-	p := GroupNormParams{N: t.shape[0], C: t.shape[1], HW: t.Numel() / (t.shape[0] * t.shape[1]), Groups: groups, Eps: eps}
+	checkVec(op, "gamma", gamma, t.shape[1])
+	checkVec(op, "beta", beta, t.shape[1])
+	requireUntracked(op, gamma, beta)
+	p := GroupNormParams{N: t.shape[0], C: t.shape[1], HW: t.Numel() / (t.shape[0] * t.shape[1]), Groups: groups, Eps: eps, SiLU: silu}
 	y, mean, rstd := t.b.GroupNorm(t.buf, bufOf(gamma), bufOf(beta), p)
 	out := t.derive(y, t.shape)
 	record(OpGroupNorm, out, []*Tensor{t, gamma, beta},

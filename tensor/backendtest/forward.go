@@ -51,6 +51,7 @@ var forwardChecks = []struct {
 	{"matmul", testMatMulForward},
 	{"conv2d", testConv2dForward},
 	{"group_norm", testGroupNormForward},
+	{"group_norm_silu", testGroupNormSiLUForward},
 	{"layer_norm", testLayerNormForward},
 	{"softmax", testSoftmaxForward},
 	{"geglu", testGEGLUForward},

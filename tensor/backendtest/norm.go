@@ -1,8 +1,11 @@
 package backendtest
 
 import (
+	"fmt"
 	"math"
 	"testing"
+
+	"github.com/rfnet/rfnet-native/tensor"
 )
 
 func testGroupNormForward(t *testing.T, f forward) {
@@ -11,6 +14,57 @@ func testGroupNormForward(t *testing.T, f forward) {
 	bv, bias := f.host(12, 8)
 	want := refNormalize(xv, 4*9, 1e-5, gv, bv, func(i int) int { return (i / 9) % 8 })
 	f.check(t, x.GroupNorm(2, g, bias, 1e-5), x.Shape(), want)
+}
+
+// testGroupNormSiLUForward checks the fused group norm + SiLU against the
+// float64 reference, and its output and gradient against the pair
+// GroupNorm().SiLU() on the same backend: groups of 1 to 5 channels, planes
+// of 7 and 15 (no multiple of any Vec width), with and without gamma and beta.
+func testGroupNormSiLUForward(t *testing.T, f forward) {
+	for i, c := range []struct {
+		shape       []int
+		groups      int
+		gamma, beta bool
+	}{
+		{[]int{2, 12, 3, 5}, 3, true, true},  // 4 channels a group
+		{[]int{1, 5, 7}, 1, true, true},      // one group of 5
+		{[]int{2, 6, 1, 7}, 6, true, false},  // one channel a group, no beta
+		{[]int{1, 4, 3, 5}, 2, false, false}, // no affine
+	} {
+		name := fmt.Sprintf("%v/%d_groups/gamma=%v,beta=%v", c.shape, c.groups, c.gamma, c.beta)
+		t.Run(name, func(t *testing.T) {
+			seed := uint64(100 + 3*i)
+			xv, x := f.host(seed, c.shape...)
+			ch := c.shape[1]
+			hw := x.Numel() / (c.shape[0] * ch)
+			var gv, bv []float64
+			var gamma, beta *tensor.Tensor
+			if c.gamma {
+				gv, gamma = f.host(seed+1, ch)
+				bv = make([]float64, ch)
+			}
+			if c.beta {
+				bv, beta = f.host(seed+2, ch)
+			}
+			want := refNormalize(xv, ch/c.groups*hw, 1e-5, gv, bv, func(i int) int { return (i / hw) % ch })
+			for i, z := range want {
+				want[i] = z / (1 + math.Exp(-z))
+			}
+			f.check(t, x.GroupNormSiLU(c.groups, gamma, beta, 1e-5), x.Shape(), want)
+
+			fused := gradCase{inputs: []*tensor.Tensor{x}, wrt: []int{0}, f: func(in []*tensor.Tensor) *tensor.Tensor {
+				return in[0].GroupNormSiLU(c.groups, gamma, beta, 1e-5)
+			}}
+			pair := fused
+			pair.f = func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GroupNorm(c.groups, gamma, beta, 1e-5).SiLU() }
+			r := Randn(f.b, f.d, seed+3, c.shape...)
+			loss := func(out *tensor.Tensor) *tensor.Tensor { return out.Mul(r).Sum() }
+			gotOut, gotGrad := fused.gradients(t, loss)
+			wantOut, wantGrad := pair.gradients(t, loss)
+			AssertClose(t, gotOut, wantOut, f.tol)
+			AssertClose(t, gotGrad[0], wantGrad[0], f.tol)
+		})
+	}
 }
 
 func testLayerNormForward(t *testing.T, f forward) {
