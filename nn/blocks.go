@@ -48,12 +48,12 @@ func LoadResBlock(w *weights.Source, in, out, tembDim, groups int, eps float64) 
 
 // Forward runs x [N, C, H, W] with time embedding temb [N, T] (nil in the VAE).
 func (r *ResBlock) Forward(x, temb *tensor.Tensor) *tensor.Tensor {
-	h := r.Conv1.Forward(r.Norm1.Forward(x).SiLU())
+	h := r.Conv1.Forward(r.Norm1.ForwardSiLU(x))
 	if r.TimeProj != nil {
 		t := r.TimeProj.Forward(temb.SiLU())
 		h = h.Add(t.Reshape(t.Dim(0), t.Dim(1), 1, 1))
 	}
-	h = r.Conv2.Forward(r.Norm2.Forward(h).SiLU())
+	h = r.Conv2.Forward(r.Norm2.ForwardSiLU(h))
 	if r.Shortcut != nil {
 		x = r.Shortcut.Forward(x)
 	}

@@ -53,6 +53,11 @@ func (g *GroupNorm) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return x.GroupNorm(g.Groups, g.Weight, g.Bias, g.Eps)
 }
 
+// ForwardSiLU is Forward followed by SiLU, as one fused op.
+func (g *GroupNorm) ForwardSiLU(x *tensor.Tensor) *tensor.Tensor {
+	return x.GroupNormSiLU(g.Groups, g.Weight, g.Bias, g.Eps)
+}
+
 // LayerNorm normalizes the last axis.
 type LayerNorm struct {
 	Eps          float64
