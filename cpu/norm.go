@@ -7,10 +7,12 @@ import (
 )
 
 // groupNorm: x [N, C, HW]; one (sample, group) is a contiguous run of
-// C/Groups·HW elements. Statistics accumulate in float64; with p.SiLU the
+// C/Groups·HW elements, which run ng's shift [cpg] (from shift [N, C]) moves
+// channel by channel. Statistics accumulate in float64; with p.SiLU the
 // SiLU is applied to the float64 norm output before it is stored.
-func (kern[T]) groupNorm(xb, gammab, betab tensor.Buffer, p tensor.GroupNormParams) (tensor.Buffer, tensor.Buffer, tensor.Buffer) {
-	x, gamma, beta := vals[T]("group_norm", xb), vals[T]("group_norm", gammab), vals[T]("group_norm", betab)
+func (kern[T]) groupNorm(xb, shiftb, gammab, betab tensor.Buffer, p tensor.GroupNormParams) (tensor.Buffer, tensor.Buffer, tensor.Buffer) {
+	const op = "group_norm"
+	x, sh, gamma, beta := vals[T](op, xb), vals[T](op, shiftb), vals[T](op, gammab), vals[T](op, betab)
 	cpg := p.C / p.Groups
 	size := cpg * p.HW
 	y := make([]T, len(x))
@@ -19,23 +21,23 @@ func (kern[T]) groupNorm(xb, gammab, betab tensor.Buffer, p tensor.GroupNormPara
 	silu := unaryFunc[tensor.SiLU]
 	parallelFor(p.N*p.Groups, 1, func(lo, hi int) {
 		for ng := lo; ng < hi; ng++ {
-			seg := x[ng*size : (ng+1)*size]
+			seg := shiftedRun(x, sh, ng, cpg, p.HW)
 			mu, rs := moments(seg, p.Eps)
 			mean[ng], rstd[ng] = T(mu), T(rs)
 			g := ng % p.Groups
 			for cl := 0; cl < cpg; cl++ {
 				c := g*cpg + cl
-				scale, shift := rs, -mu*rs
+				a, b := rs, -mu*rs
 				if gamma != nil {
-					scale, shift = scale*float64(gamma[c]), shift*float64(gamma[c])
+					a, b = a*float64(gamma[c]), b*float64(gamma[c])
 				}
 				if beta != nil {
-					shift += float64(beta[c])
+					b += float64(beta[c])
 				}
 				src := seg[cl*p.HW : (cl+1)*p.HW]
 				dst := y[ng*size+cl*p.HW:][:p.HW]
 				for i, v := range src {
-					z := float64(v)*scale + shift
+					z := v*a + b
 					if p.SiLU {
 						z = silu(z)
 					}
@@ -45,6 +47,21 @@ func (kern[T]) groupNorm(xb, gammab, betab tensor.Buffer, p tensor.GroupNormPara
 		}
 	})
 	return wrap(y), wrap(mean), wrap(rstd)
+}
+
+// shiftedRun returns run ng of x (cpg planes of hw) in float64, plane i
+// moved by shift[ng·cpg + i] when there is a shift [N, C] (the run's
+// channels are those of one sample, and consecutive).
+func shiftedRun[T float](x, shift []T, ng, cpg, hw int) []float64 {
+	size := cpg * hw
+	run := make([]float64, size)
+	for i, v := range x[ng*size : (ng+1)*size] {
+		run[i] = float64(v)
+		if shift != nil {
+			run[i] += float64(shift[ng*cpg+i/hw])
+		}
+	}
+	return run
 }
 
 // moments returns the mean and 1/sqrt(biased variance + eps) of v, two-pass in float64.
@@ -65,7 +82,7 @@ func moments[T float](v []T, eps float64) (mean, rstd float64) {
 // normBackward applies dx = rstd·(g - mean(g) - x̂·mean(g·x̂)) over one
 // normalization group, where x̂ = (x-μ)·rstd and g(i) is dL/dx̂ at element i
 // of the group (dy·gamma, or more when an activation follows the norm).
-func normBackward[T float](x, dx []T, mu, rs float64, g func(i int) float64) {
+func normBackward[X, T float](x []X, dx []T, mu, rs float64, g func(i int) float64) {
 	var sg, sgx float64
 	for i := range x {
 		gi := g(i)
@@ -81,10 +98,10 @@ func normBackward[T float](x, dx []T, mu, rs float64, g func(i int) float64) {
 }
 
 // groupNormBackward: with p.SiLU, dy is first taken through the SiLU at
-// z = x̂·gamma + beta, recomputed from x and the statistics.
-func (kern[T]) groupNormBackward(xb, dyb, meanb, rstdb, gammab, betab tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer {
+// z = x̂·gamma + beta, recomputed from x, shift and the statistics.
+func (kern[T]) groupNormBackward(xb, shiftb, dyb, meanb, rstdb, gammab, betab tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer {
 	const op = "group_norm backward"
-	x, dy := vals[T](op, xb), vals[T](op, dyb)
+	x, sh, dy := vals[T](op, xb), vals[T](op, shiftb), vals[T](op, dyb)
 	mean, rstd, gamma, beta := vals[T](op, meanb), vals[T](op, rstdb), vals[T](op, gammab), vals[T](op, betab)
 	siluDeriv := unaryDeriv[tensor.SiLU]
 	cpg := p.C / p.Groups
@@ -94,9 +111,9 @@ func (kern[T]) groupNormBackward(xb, dyb, meanb, rstdb, gammab, betab tensor.Buf
 		for ng := lo; ng < hi; ng++ {
 			r, c0 := ng*size, (ng%p.Groups)*cpg
 			mu, rs := float64(mean[ng]), float64(rstd[ng])
-			seg, dseg := x[r:r+size], dy[r:r+size]
+			seg, dseg := shiftedRun(x, sh, ng, cpg, p.HW), dy[r:r+size]
 			g := func(i int) float64 {
-				gi, z := float64(dseg[i]), (float64(seg[i])-mu)*rs
+				gi, z := float64(dseg[i]), (seg[i]-mu)*rs
 				if gamma != nil {
 					gi, z = gi*float64(gamma[c0+i/p.HW]), z*float64(gamma[c0+i/p.HW])
 				}

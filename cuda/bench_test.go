@@ -111,7 +111,7 @@ func BenchmarkGroupNorm(b *testing.B) {
 				run  func() tensor.Buffer
 			}{
 				{"auto", func() tensor.Buffer {
-					y, mean, rstd := g.GroupNorm(x.Buffer(), gamma.Buffer(), beta.Buffer(), p)
+					y, mean, rstd := g.GroupNorm(x.Buffer(), nil, gamma.Buffer(), beta.Buffer(), p)
 					g.Free(mean)
 					g.Free(rstd)
 					return y
@@ -120,13 +120,13 @@ func BenchmarkGroupNorm(b *testing.B) {
 				{"silu_fused", func() tensor.Buffer {
 					ps := p
 					ps.SiLU = true
-					y, mean, rstd := g.GroupNorm(x.Buffer(), gamma.Buffer(), beta.Buffer(), ps)
+					y, mean, rstd := g.GroupNorm(x.Buffer(), nil, gamma.Buffer(), beta.Buffer(), ps)
 					g.Free(mean)
 					g.Free(rstd)
 					return y
 				}},
 				{"silu_pair", func() tensor.Buffer {
-					z, mean, rstd := g.GroupNorm(x.Buffer(), gamma.Buffer(), beta.Buffer(), p)
+					z, mean, rstd := g.GroupNorm(x.Buffer(), nil, gamma.Buffer(), beta.Buffer(), p)
 					g.Free(mean)
 					g.Free(rstd)
 					y := g.Unary(tensor.SiLU, z)

@@ -49,11 +49,11 @@ func LoadResBlock(w *weights.Source, in, out, tembDim, groups int, eps float64) 
 // Forward runs x [N, C, H, W] with time embedding temb [N, T] (nil in the VAE).
 func (r *ResBlock) Forward(x, temb *tensor.Tensor) *tensor.Tensor {
 	h := r.Conv1.Forward(r.Norm1.ForwardSiLU(x))
+	var t *tensor.Tensor // the time embedding [N, C], added to h on every plane inside norm2
 	if r.TimeProj != nil {
-		t := r.TimeProj.Forward(temb.SiLU())
-		h = h.Add(t.Reshape(t.Dim(0), t.Dim(1), 1, 1))
+		t = r.TimeProj.Forward(temb.SiLU())
 	}
-	h = r.Conv2.Forward(r.Norm2.ForwardSiLU(h))
+	h = r.Conv2.Forward(r.Norm2.ForwardAddSiLU(h, t))
 	if r.Shortcut != nil {
 		x = r.Shortcut.Forward(x)
 	}

@@ -211,14 +211,16 @@ type Backend interface {
 	// Conv2dBackwardInput returns dL/dx [N, C, H, W] for dy [N, O, OutH, OutW].
 	Conv2dBackwardInput(dy, w Buffer, p Conv2dParams) Buffer
 
-	// GroupNorm returns y = (x-mean)·rstd·gamma + beta over x [N, C, HW] (with
-	// p.SiLU, SiLU of that), and the per-(sample, group) mean and
-	// 1/sqrt(var+eps), each [N, Groups]. gamma and beta [C] may be nil (no affine).
-	GroupNorm(x, gamma, beta Buffer, p GroupNormParams) (y, mean, rstd Buffer)
-	// GroupNormBackward returns dL/dx from the forward's saved statistics. With
-	// p.SiLU it first takes dy through the SiLU, recomputing the norm's output
-	// from x, the statistics, gamma and beta (beta is read only then).
-	GroupNormBackward(x, dy, mean, rstd, gamma, beta Buffer, p GroupNormParams) Buffer
+	// GroupNorm returns y = (x'-mean)·rstd·gamma + beta over x' = x + shift,
+	// x [N, C, HW] and shift [N, C] repeated over HW (with p.SiLU, SiLU of
+	// that), and the per-(sample, group) mean and 1/sqrt(var+eps) of x', each
+	// [N, Groups]. shift (no shift), gamma and beta [C] (no affine) may be nil.
+	GroupNorm(x, shift, gamma, beta Buffer, p GroupNormParams) (y, mean, rstd Buffer)
+	// GroupNormBackward returns dL/dx' (which is dL/dx) from the forward's
+	// saved statistics. With p.SiLU it first takes dy through the SiLU,
+	// recomputing the norm's output from x, shift, the statistics, gamma and
+	// beta (beta is read only then).
+	GroupNormBackward(x, shift, dy, mean, rstd, gamma, beta Buffer, p GroupNormParams) Buffer
 	// LayerNorm normalizes each row of x [rows, cols]; gamma and beta are [cols]
 	// and may be nil. It returns y and the per-row mean and 1/sqrt(var+eps) [rows].
 	LayerNorm(x, gamma, beta Buffer, rows, cols int, eps float64) (y, mean, rstd Buffer)
