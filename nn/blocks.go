@@ -21,7 +21,8 @@ func (f *FeedForward) Forward(x *tensor.Tensor) *tensor.Tensor {
 
 // ResBlock is diffusers' ResnetBlock2D: two GroupNorm-SiLU-conv stages, the
 // time embedding added between them (UNet only), and a 1×1 shortcut when the
-// channel count changes.
+// channel count changes. Each norm and its SiLU run as one fused op, the
+// second with the time-embedding add folded in (AddGroupNormSiLU).
 type ResBlock struct {
 	Norm1, Norm2 *GroupNorm
 	Conv1, Conv2 *Conv2d

@@ -149,8 +149,9 @@ func (p AttentionParams) HeadCount() int { return max(p.Heads, 1) }
 //	elementwise  Unary, UnaryBackward, Affine, Binary, GEGLU, GEGLUBackward
 //	matmul       MatMul (its kernels keep the BLAS name, gemm_*)
 //	conv         Conv2d, Conv2dBackwardInput
-//	norm         GroupNorm, GroupNormBackward (both with an optional fused SiLU:
-//	             GroupNormParams.SiLU), LayerNorm, LayerNormBackward
+//	norm         GroupNorm, GroupNormBackward (both with an optional shift added
+//	             to the input and an optional fused SiLU: GroupNormParams.SiLU),
+//	             LayerNorm, LayerNormBackward
 //	softmax      Softmax, SoftmaxBackward
 //	layout       Permute, Concat, Slice, SliceBackward, Expand
 //	reduce       ReduceSum
