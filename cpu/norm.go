@@ -6,10 +6,10 @@ import (
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
-// groupNorm: x [N, C, HW]; one (sample, group) is a contiguous run of
-// C/Groups·HW elements, which run ng's shift [cpg] (from shift [N, C]) moves
-// channel by channel. Statistics accumulate in float64; with p.SiLU the
-// SiLU is applied to the float64 norm output before it is stored.
+// groupNorm: x [N, C, HW], plus shift [N, C] on every plane when there is
+// one; one (sample, group) is a contiguous run of C/Groups·HW elements.
+// Statistics accumulate in float64; with p.SiLU the SiLU is applied to the
+// float64 norm output before it is stored.
 func (kern[T]) groupNorm(xb, shiftb, gammab, betab tensor.Buffer, p tensor.GroupNormParams) (tensor.Buffer, tensor.Buffer, tensor.Buffer) {
 	const op = "group_norm"
 	x, sh, gamma, beta := vals[T](op, xb), vals[T](op, shiftb), vals[T](op, gammab), vals[T](op, betab)

@@ -51,8 +51,8 @@ func (g *Backend) groupNorm(x, shift, gamma, beta tensor.Buffer, p tensor.GroupN
 	return out, mu, rs
 }
 
-// GroupNormBackward returns dL/dx from the forward's statistics; with
-// p.SiLU through the SiLU too (beta is read only then).
+// GroupNormBackward returns dL/dx (= dL/d(x + shift)) from the forward's
+// statistics; with p.SiLU through the SiLU too (beta is read only then).
 func (g *Backend) GroupNormBackward(x, shift, dy, mean, rstd, gamma, beta tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer {
 	op := groupNormName(p, shift != nil) + " backward"
 	if !p.SiLU {
