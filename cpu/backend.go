@@ -37,8 +37,8 @@ type ops interface {
 	linear(x, w, bias, residual tensor.Buffer, p tensor.LinearParams) tensor.Buffer
 	conv2d(x, w, bias, residual tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer
 	conv2dBackwardInput(dy, w tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer
-	groupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormParams) (y, mean, rstd tensor.Buffer)
-	groupNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer
+	groupNorm(x, shift, gamma, beta tensor.Buffer, p tensor.GroupNormParams) (y, mean, rstd tensor.Buffer)
+	groupNormBackward(x, shift, dy, mean, rstd, gamma, beta tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer
 	layerNorm(x, gamma, beta tensor.Buffer, rows, cols int, eps float64) (y, mean, rstd tensor.Buffer)
 	layerNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, rows, cols int) tensor.Buffer
 	softmax(x tensor.Buffer, rows, cols int) tensor.Buffer
@@ -104,11 +104,11 @@ func (*Backend) Conv2d(x, w, bias, residual tensor.Buffer, p tensor.Conv2dParams
 func (*Backend) Conv2dBackwardInput(dy, w tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer {
 	return pick("conv2d backward", dy).conv2dBackwardInput(dy, w, p)
 }
-func (*Backend) GroupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormParams) (y, mean, rstd tensor.Buffer) {
-	return pick("group_norm", x).groupNorm(x, gamma, beta, p)
+func (*Backend) GroupNorm(x, shift, gamma, beta tensor.Buffer, p tensor.GroupNormParams) (y, mean, rstd tensor.Buffer) {
+	return pick("group_norm", x).groupNorm(x, shift, gamma, beta, p)
 }
-func (*Backend) GroupNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer {
-	return pick("group_norm backward", x).groupNormBackward(x, dy, mean, rstd, gamma, p)
+func (*Backend) GroupNormBackward(x, shift, dy, mean, rstd, gamma, beta tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer {
+	return pick("group_norm backward", x).groupNormBackward(x, shift, dy, mean, rstd, gamma, beta, p)
 }
 func (*Backend) LayerNorm(x, gamma, beta tensor.Buffer, rows, cols int, eps float64) (y, mean, rstd tensor.Buffer) {
 	return pick("layer_norm", x).layerNorm(x, gamma, beta, rows, cols, eps)

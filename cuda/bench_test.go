@@ -94,7 +94,10 @@ func BenchmarkAttentionHeads(b *testing.B) {
 // BenchmarkGroupNorm times group norm at SD's largest shapes (batch-2 UNet
 // at 64² and 16², the VAE decoder at 256² and 512²) in GB/s of x read once
 // and y written once: "auto" is what GroupNorm picks (runs cut into slices
-// when they are few and long), "one_block" one block per run, side by side.
+// when they are few and long), "one_block" one block per run, side by side;
+// "silu_fused" the group norm + SiLU of the ResNet blocks as one op, and
+// "silu_pair" the same as GroupNorm then SiLU (two passes, counted as the
+// fused op's bytes, so the two GB/s compare as times).
 func BenchmarkGroupNorm(b *testing.B) {
 	g := device(b)
 	for _, d := range computeDTypes {
@@ -108,12 +111,28 @@ func BenchmarkGroupNorm(b *testing.B) {
 				run  func() tensor.Buffer
 			}{
 				{"auto", func() tensor.Buffer {
-					y, mean, rstd := g.GroupNorm(x.Buffer(), gamma.Buffer(), beta.Buffer(), p)
+					y, mean, rstd := g.GroupNorm(x.Buffer(), nil, gamma.Buffer(), beta.Buffer(), p)
 					g.Free(mean)
 					g.Free(rstd)
 					return y
 				}},
 				{"one_block", func() tensor.Buffer { return cuda.OneBlockGroupNorm(g, x.Buffer(), gamma.Buffer(), beta.Buffer(), p) }},
+				{"silu_fused", func() tensor.Buffer {
+					ps := p
+					ps.SiLU = true
+					y, mean, rstd := g.GroupNorm(x.Buffer(), nil, gamma.Buffer(), beta.Buffer(), ps)
+					g.Free(mean)
+					g.Free(rstd)
+					return y
+				}},
+				{"silu_pair", func() tensor.Buffer {
+					z, mean, rstd := g.GroupNorm(x.Buffer(), nil, gamma.Buffer(), beta.Buffer(), p)
+					g.Free(mean)
+					g.Free(rstd)
+					y := g.Unary(tensor.SiLU, z)
+					g.Free(z)
+					return y
+				}},
 			} {
 				b.Run(fmt.Sprintf("%s/%s/%dx%dx%d", d, kern.name, c.n, c.c, c.hw), func(b *testing.B) {
 					for range b.N {

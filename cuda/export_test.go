@@ -31,7 +31,7 @@ func CoreAttention(b tensor.Backend, q, k, v tensor.Buffer, p tensor.AttentionPa
 // OneBlockGroupNorm runs group norm with one block per (sample, group) run,
 // whatever GroupNorm would pick, for benchmarks that set it beside the sliced kernels.
 func OneBlockGroupNorm(b tensor.Backend, x, gamma, beta tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer {
-	y, mean, rstd := b.(*Backend).groupNorm(x, gamma, beta, p, 1)
+	y, mean, rstd := b.(*Backend).groupNorm(x, nil, gamma, beta, p, 1)
 	b.Free(mean)
 	b.Free(rstd)
 	return y

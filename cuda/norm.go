@@ -11,33 +11,37 @@ import (
 // sliceThreads is the block size of the split group-norm kernels.
 const sliceThreads = 256
 
-// GroupNorm normalizes each (sample, group) of x [N, C, HW]; the statistics
-// come back as float32 [N, Groups] whatever x's dtype.
-func (g *Backend) GroupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormParams) (y, mean, rstd tensor.Buffer) {
-	return g.groupNorm(x, gamma, beta, p, groupSlices(p.N*p.Groups, p.C/max(p.Groups, 1)*p.HW))
+// GroupNorm normalizes each (sample, group) of x (+ shift) [N, C, HW], with
+// p.SiLU applying SiLU in the same write; the statistics come back as
+// float32 [N, Groups] whatever x's dtype.
+func (g *Backend) GroupNorm(x, shift, gamma, beta tensor.Buffer, p tensor.GroupNormParams) (y, mean, rstd tensor.Buffer) {
+	return g.groupNorm(x, shift, gamma, beta, p, groupSlices(p.N*p.Groups, p.C/max(p.Groups, 1)*p.HW))
 }
 
 // groupNorm is GroupNorm with each run cut into the given number of slices.
-func (g *Backend) groupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormParams, slices int) (y, mean, rstd tensor.Buffer) {
-	xd, gd, bd := dev("group_norm", x), devOrNil("group_norm", gamma), devOrNil("group_norm", beta)
-	d := same("group_norm", xd, gd, bd)
-	need("group_norm", xd, p.N*p.C*p.HW)
-	need("group_norm", gd, p.C)
-	need("group_norm", bd, p.C)
+func (g *Backend) groupNorm(x, shift, gamma, beta tensor.Buffer, p tensor.GroupNormParams, slices int) (y, mean, rstd tensor.Buffer) {
+	op := groupNormName(p, shift != nil)
+	xd, sd, gd, bd := dev(op, x), devOrNil(op, shift), devOrNil(op, gamma), devOrNil(op, beta)
+	d := same(op, xd, sd, gd, bd)
+	need(op, xd, p.N*p.C*p.HW)
+	need(op, sd, p.N*p.C)
+	need(op, gd, p.C)
+	need(op, bd, p.C)
 	if p.Groups <= 0 || p.C%p.Groups != 0 {
-		panic(fmt.Sprintf("cuda: group_norm: %d channels in %d groups", p.C, p.Groups))
+		panic(fmt.Sprintf("cuda: %s: %d channels in %d groups", op, p.C, p.Groups))
 	}
 	out := g.newBuffer(d, xd.n)
 	runs, size := p.N*p.Groups, p.C/p.Groups*p.HW
 	mu, rs := g.newBuffer(tensor.Float32, runs), g.newBuffer(tensor.Float32, runs)
-	what := fmt.Sprintf("group_norm of [%d, %d, %d] in %d groups", p.N, p.C, p.HW, p.Groups)
+	what := fmt.Sprintf("%s of [%d, %d, %d] in %d groups", op, p.N, p.C, p.HW, p.Groups)
 	shape := func(a *args) *args {
-		return a.ptr(xd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).i32(int32(p.C)).div(p.HW).i32(int32(p.Groups)).f32(float32(p.Eps))
+		return a.ptr(xd.ptr).ptr(ptrOf(sd)).ptr(ptrOf(gd)).ptr(ptrOf(bd)).i32(int32(p.C)).div(p.HW).i32(int32(p.Groups)).
+			f32(float32(p.Eps)).i32(int32(b2i(p.SiLU)))
 	}
 	if slices > 1 {
 		part := g.newBuffer(tensor.Float32, 2*runs*slices) // float2 per slice
 		l := launch{grid: [3]int{slices, runs, 1}, block: sliceThreads}
-		g.run("groupnorm_partial"+suffix(d), l, new(args).ptr(part.ptr).ptr(xd.ptr).i64(int64(size)), what)
+		g.run("groupnorm_partial"+suffix(d), l, new(args).ptr(part.ptr).ptr(xd.ptr).ptr(ptrOf(sd)).i32(int32(p.C/p.Groups)).div(p.HW), what)
 		g.run("groupnorm_apply"+suffix(d), l, shape(new(args).ptr(out.ptr).ptr(mu.ptr).ptr(rs.ptr).ptr(part.ptr)), what)
 		g.Free(part)
 		return out, mu, rs
@@ -47,18 +51,27 @@ func (g *Backend) groupNorm(x, gamma, beta tensor.Buffer, p tensor.GroupNormPara
 	return out, mu, rs
 }
 
-// GroupNormBackward returns dL/dx from the forward's statistics.
-func (g *Backend) GroupNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer {
-	const op = "group_norm backward"
-	xd, dd, gd := dev(op, x), dev(op, dy), devOrNil(op, gamma)
+// GroupNormBackward returns dL/dx (= dL/d(x + shift)) from the forward's
+// statistics; with p.SiLU through the SiLU too (beta is read only then).
+func (g *Backend) GroupNormBackward(x, shift, dy, mean, rstd, gamma, beta tensor.Buffer, p tensor.GroupNormParams) tensor.Buffer {
+	op := groupNormName(p, shift != nil) + " backward"
+	if !p.SiLU {
+		beta = nil
+	}
+	xd, sd, dd, gd, bd := dev(op, x), devOrNil(op, shift), dev(op, dy), devOrNil(op, gamma), devOrNil(op, beta)
 	md, rd := stats(op, mean, p.N*p.Groups), stats(op, rstd, p.N*p.Groups)
-	d := same(op, xd, dd, gd)
+	d := same(op, xd, sd, dd, gd, bd)
+	need(op, xd, p.N*p.C*p.HW)
+	need(op, sd, p.N*p.C)
 	need(op, dd, xd.n)
+	need(op, gd, p.C)
+	need(op, bd, p.C)
 	dx := g.newBuffer(d, xd.n)
 	runs, size := p.N*p.Groups, p.C/p.Groups*p.HW
 	what := fmt.Sprintf("%s of [%d, %d, %d] in %d groups", op, p.N, p.C, p.HW, p.Groups)
 	shape := func(a *args) *args {
-		return a.ptr(xd.ptr).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).i32(int32(p.C)).div(p.HW).i32(int32(p.Groups))
+		return a.ptr(xd.ptr).ptr(ptrOf(sd)).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).ptr(ptrOf(bd)).i32(int32(p.C)).
+			div(p.HW).i32(int32(p.Groups)).i32(int32(b2i(p.SiLU)))
 	}
 	if s := groupSlices(runs, size); s > 1 {
 		part := g.newBuffer(tensor.Float32, 2*runs*s) // float2 per slice
@@ -101,6 +114,18 @@ func (g *Backend) LayerNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, rows
 	g.run("layernorm_bwd"+suffix(d), l, new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(dd.ptr).ptr(md.ptr).ptr(rd.ptr).ptr(ptrOf(gd)).
 		i64(int64(cols)), fmt.Sprintf("%s of [%d, %d]", op, rows, cols))
 	return dx
+}
+
+// groupNormName names the op in messages: the fused forms by their tensor-level names.
+func groupNormName(p tensor.GroupNormParams, shift bool) string {
+	name := "group_norm"
+	if p.SiLU {
+		name += "_silu"
+	}
+	if shift {
+		name = "add_" + name
+	}
+	return name
 }
 
 // stats checks a saved statistic: float32, n values (from this backend's forward).

@@ -98,6 +98,28 @@ func edgeCases() []edgeCase {
 		{name: "group_norm/one_group_19_slices", in: [][]int{{2, 4, 100, 100}, {4}, {4}}, grad: true,
 			f:    func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GroupNorm(1, in[1], in[2], 1e-6) },
 			prep: offsetChannels(0, 4, 100*100)},
+		// The fused group norm + SiLU on each path: one block a run with a
+		// Vec per thread (planes of 256), split runs element-wise (planes of
+		// 1517) and split runs with Vecs (planes of 2304).
+		{name: "group_norm_silu/32_groups_vec", in: [][]int{{2, 64, 16, 16}, {64}, {64}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GroupNormSiLU(32, in[1], in[2], 1e-6) }},
+		{name: "group_norm_silu/sliced_runs", in: [][]int{{2, 6, 37, 41}, {6}, {6}}, grad: true,
+			f:    func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GroupNormSiLU(2, in[1], in[2], 1e-5) },
+			prep: offsetChannels(0, 6, 37*41)},
+		{name: "group_norm_silu/sliced_vec", in: [][]int{{1, 2, 48, 48}, {2}, {2}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GroupNormSiLU(1, in[1], in[2], 1e-6) }},
+		// ... with a shift [N, C] added first (a ResNet block's time embedding).
+		{name: "add_group_norm_silu/32_groups_vec", in: [][]int{{2, 64, 16, 16}, {2, 64}, {64}, {64}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].AddGroupNormSiLU(in[1], 32, in[2], in[3], 1e-6) }},
+		{name: "add_group_norm_silu/sliced_runs", in: [][]int{{2, 6, 37, 41}, {2, 6}, {6}, {6}}, grad: true,
+			f:    func(in []*tensor.Tensor) *tensor.Tensor { return in[0].AddGroupNormSiLU(in[1], 2, in[2], in[3], 1e-5) },
+			prep: offsetChannels(0, 6, 37*41)},
+		// The gradient with respect to the shift (input 0 here) through split runs.
+		{name: "add_group_norm_silu/sliced_shift_grad", in: [][]int{{2, 6}, {2, 6, 37, 41}, {6}, {6}}, grad: true,
+			f:    func(in []*tensor.Tensor) *tensor.Tensor { return in[1].AddGroupNormSiLU(in[0], 2, in[2], in[3], 1e-5) },
+			prep: offsetChannels(1, 6, 37*41)},
+		{name: "add_group_norm_silu/sliced_vec", in: [][]int{{1, 2, 48, 48}, {1, 2}, {2}, {2}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].AddGroupNormSiLU(in[1], 1, in[2], in[3], 1e-6) }},
 		{name: "sum/rows", in: [][]int{{3, 10000}}, scale: 0.01, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Sum(-1) }},
 		{name: "sum/middle", in: [][]int{{3, 1000, 7}}, scale: 0.01, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Sum(1) }},
 		{name: "topk/4096_cols", in: [][]int{{4, 4096}, {4096}}, grad: true,

@@ -32,6 +32,14 @@ template <> __device__ __forceinline__ float from_f<float>(float x) { return x; 
 template <> __device__ __forceinline__ f16 from_f<f16>(float x) { return __float2half_rn(x); }
 template <> __device__ __forceinline__ bf16 from_f<bf16>(float x) { return __float2bfloat16_rn(x); }
 
+__device__ __forceinline__ float sigmoidf(float x) { return 1.f / (1.f + expf(-x)); }
+__device__ __forceinline__ float siluf(float x) { return x * sigmoidf(x); }
+// silu_deriv: d/dx x·σ(x) = σ(x)·(1 + x·(1-σ(x))).
+__device__ __forceinline__ float silu_deriv(float x) {
+    float s = sigmoidf(x);
+    return s * (1.f + x * (1.f - s));
+}
+
 // Unary ops, as tensor.UnaryOp.
 enum { OP_SILU, OP_GELU, OP_QUICK_GELU, OP_SIGMOID, OP_EXP, OP_ABS, OP_SQUARE, OP_SQRT };
 // Binary ops, as tensor.BinaryOp.

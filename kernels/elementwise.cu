@@ -5,7 +5,6 @@
 // reference: cpu/elementwise.go.
 #include "common.cuh"
 
-__device__ __forceinline__ float sigmoidf(float x) { return 1.f / (1.f + expf(-x)); }
 __device__ __forceinline__ float geluf(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
 __device__ __forceinline__ float gelu_deriv(float x) {
     return 0.5f * (1.f + erff(x * 0.70710678118654752f)) + x * expf(-0.5f * x * x) * 0.39894228040143268f;
@@ -13,7 +12,7 @@ __device__ __forceinline__ float gelu_deriv(float x) {
 
 __device__ __forceinline__ float unary_op(int op, float x) {
     switch (op) {
-    case OP_SILU: return x * sigmoidf(x);
+    case OP_SILU: return siluf(x);
     case OP_GELU: return geluf(x);
     case OP_QUICK_GELU: return x * sigmoidf(1.702f * x);
     case OP_SIGMOID: return sigmoidf(x);
@@ -26,7 +25,7 @@ __device__ __forceinline__ float unary_op(int op, float x) {
 
 __device__ __forceinline__ float unary_deriv(int op, float x) {
     switch (op) {
-    case OP_SILU: { float s = sigmoidf(x); return s * (1.f + x * (1.f - s)); }
+    case OP_SILU: return silu_deriv(x);
     case OP_GELU: return gelu_deriv(x);
     case OP_QUICK_GELU: { float s = sigmoidf(1.702f * x); return s + 1.702f * x * s * (1.f - s); }
     case OP_SIGMOID: { float s = sigmoidf(x); return s * (1.f - s); }

@@ -27,7 +27,8 @@ func (f *FeedForward) ForwardAdd(x, residual *tensor.Tensor) *tensor.Tensor {
 
 // ResBlock is diffusers' ResnetBlock2D: two GroupNorm-SiLU-conv stages, the
 // time embedding added between them (UNet only), and a 1×1 shortcut when the
-// channel count changes.
+// channel count changes. Each norm and its SiLU run as one fused op, the
+// second with the time-embedding add folded in (AddGroupNormSiLU).
 type ResBlock struct {
 	Norm1, Norm2 *GroupNorm
 	Conv1, Conv2 *Conv2d
@@ -54,16 +55,16 @@ func LoadResBlock(w *weights.Source, in, out, tembDim, groups int, eps float64) 
 
 // Forward runs x [N, C, H, W] with time embedding temb [N, T] (nil in the VAE).
 func (r *ResBlock) Forward(x, temb *tensor.Tensor) *tensor.Tensor {
-	h := r.Conv1.Forward(r.Norm1.Forward(x).SiLU())
+	h := r.Conv1.Forward(r.Norm1.ForwardSiLU(x))
+	var t *tensor.Tensor // the time embedding [N, C], added to h on every plane inside norm2
 	if r.TimeProj != nil {
-		t := r.TimeProj.Forward(temb.SiLU())
-		h = h.Add(t.Reshape(t.Dim(0), t.Dim(1), 1, 1))
+		t = r.TimeProj.Forward(temb.SiLU())
 	}
 	if r.Shortcut != nil {
 		x = r.Shortcut.Forward(x)
 	}
 	// The skip connection is added where conv2 accumulates its product.
-	return r.Conv2.ForwardAdd(r.Norm2.Forward(h).SiLU(), x)
+	return r.Conv2.ForwardAdd(r.Norm2.ForwardAddSiLU(h, t), x)
 }
 
 // Downsample halves the resolution with a stride-2 3×3 convolution. With

@@ -65,6 +65,17 @@ func (g *GroupNorm) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return x.GroupNorm(g.Groups, g.Weight, g.Bias, g.Eps)
 }
 
+// ForwardSiLU is Forward followed by SiLU, as one fused op.
+func (g *GroupNorm) ForwardSiLU(x *tensor.Tensor) *tensor.Tensor {
+	return x.GroupNormSiLU(g.Groups, g.Weight, g.Bias, g.Eps)
+}
+
+// ForwardAddSiLU is ForwardSiLU of x [N, C, ...] plus shift [N, C] on every
+// plane, as one fused op; a nil shift adds nothing.
+func (g *GroupNorm) ForwardAddSiLU(x, shift *tensor.Tensor) *tensor.Tensor {
+	return x.AddGroupNormSiLU(shift, g.Groups, g.Weight, g.Bias, g.Eps)
+}
+
 // LayerNorm normalizes the last axis.
 type LayerNorm struct {
 	Eps          float64

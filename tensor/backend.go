@@ -109,10 +109,14 @@ func (p Conv2dParams) OutH() int { return (p.H+2*p.Pad-p.KH)/p.Stride + 1 }
 func (p Conv2dParams) OutW() int { return (p.W+2*p.Pad-p.KW)/p.Stride + 1 }
 
 // GroupNormParams describes a group norm of x [N, C, HW] with Groups groups of
-// C/Groups channels; statistics are per (sample, group).
+// C/Groups channels; statistics are per (sample, group). With SiLU the op is
+// the fused group norm + SiLU of every ResNet block: z = x̂·gamma + beta, then
+// y = z·σ(z) applied as y is written (one pass over memory instead of two, and
+// in a 16-bit dtype one rounding instead of two).
 type GroupNormParams struct {
 	N, C, HW, Groups int
 	Eps              float64
+	SiLU             bool
 }
 
 // TopKParams describes the masked top-k mean over the last axis of x [Rows, Cols]:
@@ -194,7 +198,9 @@ func (p AttentionParams) Packed() bool {
 //	elementwise  Unary, UnaryBackward, Affine, Binary, GEGLU, GEGLUBackward
 //	matmul       MatMul, Linear (its kernels keep the BLAS name, gemm_*)
 //	conv         Conv2d, Conv2dBackwardInput
-//	norm         GroupNorm, GroupNormBackward, LayerNorm, LayerNormBackward
+//	norm         GroupNorm, GroupNormBackward (both with an optional shift added
+//	             to the input and an optional fused SiLU: GroupNormParams.SiLU),
+//	             LayerNorm, LayerNormBackward
 //	softmax      Softmax, SoftmaxBackward
 //	layout       Permute, Concat, Slice, SliceBackward, Expand
 //	reduce       ReduceSum
@@ -264,12 +270,16 @@ type Backend interface {
 	// Conv2dBackwardInput returns dL/dx [N, C, H, W] for dy [N, O, OutH, OutW].
 	Conv2dBackwardInput(dy, w Buffer, p Conv2dParams) Buffer
 
-	// GroupNorm returns y = (x-mean)·rstd·gamma + beta over x [N, C, HW], and the
-	// per-(sample, group) mean and 1/sqrt(var+eps), each [N, Groups]. gamma and beta
-	// [C] may be nil (no affine).
-	GroupNorm(x, gamma, beta Buffer, p GroupNormParams) (y, mean, rstd Buffer)
-	// GroupNormBackward returns dL/dx from the forward's saved statistics.
-	GroupNormBackward(x, dy, mean, rstd, gamma Buffer, p GroupNormParams) Buffer
+	// GroupNorm returns y = (x'-mean)·rstd·gamma + beta over x' = x + shift,
+	// x [N, C, HW] and shift [N, C] repeated over HW (with p.SiLU, SiLU of
+	// that), and the per-(sample, group) mean and 1/sqrt(var+eps) of x', each
+	// [N, Groups]. shift (no shift), gamma and beta [C] (no affine) may be nil.
+	GroupNorm(x, shift, gamma, beta Buffer, p GroupNormParams) (y, mean, rstd Buffer)
+	// GroupNormBackward returns dL/dx' (which is dL/dx) from the forward's
+	// saved statistics. With p.SiLU it first takes dy through the SiLU,
+	// recomputing the norm's output from x, shift, the statistics, gamma and
+	// beta (beta is read only then).
+	GroupNormBackward(x, shift, dy, mean, rstd, gamma, beta Buffer, p GroupNormParams) Buffer
 	// LayerNorm normalizes each row of x [rows, cols]; gamma and beta are [cols]
 	// and may be nil. It returns y and the per-row mean and 1/sqrt(var+eps) [rows].
 	LayerNorm(x, gamma, beta Buffer, rows, cols int, eps float64) (y, mean, rstd Buffer)

@@ -127,13 +127,21 @@ var backwardOf = map[OpKind]backwardFunc{
 		p := n.attr.(Conv2dParams)
 		return []*Tensor{x.derive(x.b.Conv2dBackwardInput(dy.buf, w.buf, p), x.shape), nil, nil}
 	},
-	// y = x̂·gamma + beta, x̂ = (x-μ)·rstd per group
-	// ⇒ dx = rstd·(g - mean(g) - x̂·mean(g·x̂)) with g = dy·gamma, means over the group
+	// x' = x + shift (shift [N, C] repeated over the plane, or none),
+	// z = x̂·gamma + beta, x̂ = (x'-μ)·rstd per group, y = z (or z·σ(z) with p.SiLU)
+	// ⇒ dz = dy (or dy·σ(z)·(1 + z·(1 − σ(z))), z recomputed from x and shift),
+	//   dx = dx' = rstd·(g - mean(g) - x̂·mean(g·x̂)) with g = dz·gamma, means over the group,
+	//   dshift = Σ over the plane of dx'
 	OpGroupNorm: func(n *node, dy *Tensor) []*Tensor {
-		x := n.in[0]
+		x, shift := n.in[0], n.in[3]
 		p := n.attr.(GroupNormParams)
-		dx := x.b.GroupNormBackward(x.buf, dy.buf, n.saved[0].buf, n.saved[1].buf, bufOf(n.in[1]), p)
-		return []*Tensor{x.derive(dx, x.shape), nil, nil}
+		gamma, beta := bufOf(n.in[1]), bufOf(n.in[2])
+		dx := x.derive(x.b.GroupNormBackward(x.buf, bufOf(shift), dy.buf, n.saved[0].buf, n.saved[1].buf, gamma, beta, p), x.shape)
+		var dshift *Tensor
+		if needsGrad(shift) {
+			dshift = dx.Reshape(p.N, p.C, p.HW).Sum(2)
+		}
+		return []*Tensor{dx, nil, nil, dshift}
 	},
 	// the same as group norm, with the row as the group
 	OpLayerNorm: func(n *node, dy *Tensor) []*Tensor {

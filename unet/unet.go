@@ -267,7 +267,7 @@ func (u *UNet) forward(latent *tensor.Tensor, timesteps []float64, context *Cont
 			x = blk.up.ForwardTo(x, next.Dim(2), next.Dim(3))
 		}
 	}
-	return u.convOut.Forward(u.normOut.Forward(x).SiLU())
+	return u.convOut.Forward(u.normOut.ForwardSiLU(x))
 }
 
 // CrossAttentionLayers lists the cross-attention layers in forward order, with

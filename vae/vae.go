@@ -111,7 +111,7 @@ func (d *Decoder) decode(latents *tensor.Tensor) *tensor.Tensor {
 			x = blk.up.Forward(x)
 		}
 	}
-	return d.convOut.Forward(d.normOut.Forward(x).SiLU())
+	return d.convOut.Forward(d.normOut.ForwardSiLU(x))
 }
 
 // Encoder turns images into latent distributions; Encode returns their mean.
@@ -204,5 +204,5 @@ func (e *Encoder) moments(images *tensor.Tensor) *tensor.Tensor {
 		}
 	}
 	x = e.mid.forward(x)
-	return e.quant.Forward(e.convOut.Forward(e.normOut.Forward(x).SiLU()))
+	return e.quant.Forward(e.convOut.Forward(e.normOut.ForwardSiLU(x)))
 }

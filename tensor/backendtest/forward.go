@@ -53,6 +53,7 @@ var forwardChecks = []struct {
 	{"conv2d_residual", testConv2dResidualForward},
 	{"linear_residual", testLinearResidualForward},
 	{"group_norm", testGroupNormForward},
+	{"group_norm_silu", testGroupNormSiLUForward},
 	{"layer_norm", testLayerNormForward},
 	{"softmax", testSoftmaxForward},
 	{"geglu", testGEGLUForward},

@@ -88,6 +88,21 @@ func gradCasesIn(b tensor.Backend, d tensor.DType) []gradCase {
 		func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GroupNorm(3, in[1], in[2], 1e-5) })
 	add("group_norm/plain", []*tensor.Tensor{rn(16, 1, 4, 5)}, []int{0},
 		one(func(x *tensor.Tensor) *tensor.Tensor { return x.GroupNorm(2, nil, nil, 1e-6) }))
+	// The fused group norm + SiLU: groups of 2 and 5 channels, planes of 6
+	// and 7, gamma with and without beta, and no affine.
+	add("group_norm_silu/affine", []*tensor.Tensor{rn(44, 2, 6, 2, 3), rn(45, 6), rn(46, 6)}, []int{0},
+		func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GroupNormSiLU(3, in[1], in[2], 1e-5) })
+	add("group_norm_silu/one_group", []*tensor.Tensor{rn(47, 2, 5, 7), rn(48, 5), rn(49, 5)}, []int{0},
+		func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GroupNormSiLU(1, in[1], in[2], 1e-6) })
+	add("group_norm_silu/gamma_only", []*tensor.Tensor{rn(50, 1, 4, 3, 3), rn(51, 4)}, []int{0},
+		func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GroupNormSiLU(2, in[1], nil, 1e-5) })
+	add("group_norm_silu/plain", []*tensor.Tensor{rn(52, 1, 4, 5)}, []int{0},
+		one(func(x *tensor.Tensor) *tensor.Tensor { return x.GroupNormSiLU(2, nil, nil, 1e-6) }))
+	// ... with a shift [N, C] added to x first (a ResNet block's time embedding), tracked too.
+	add("add_group_norm_silu/affine", []*tensor.Tensor{rn(53, 2, 6, 2, 3), rn(54, 2, 6), rn(55, 6), rn(56, 6)}, []int{0, 1},
+		func(in []*tensor.Tensor) *tensor.Tensor { return in[0].AddGroupNormSiLU(in[1], 3, in[2], in[3], 1e-5) })
+	add("add_group_norm_silu/one_group", []*tensor.Tensor{rn(57, 2, 5, 7), rn(58, 2, 5)}, []int{0, 1},
+		func(in []*tensor.Tensor) *tensor.Tensor { return in[0].AddGroupNormSiLU(in[1], 1, nil, nil, 1e-6) })
 	add("layer_norm/affine", []*tensor.Tensor{rn(17, 2, 3, 8), rn(18, 8), rn(19, 8)}, []int{0},
 		func(in []*tensor.Tensor) *tensor.Tensor { return in[0].LayerNorm(in[1], in[2], 1e-5) })
 	add("layer_norm/plain", []*tensor.Tensor{rn(20, 4, 6)}, []int{0},
