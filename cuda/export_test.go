@@ -68,3 +68,7 @@ func FA2Attention(b tensor.Backend, q, k, v tensor.Buffer, p tensor.AttentionPar
 	g.attentionFA2(out, qd, kd, vd, p, qd.dtype)
 	return out
 }
+
+// Replays counts the graph launches so far, for tests that must know a
+// graph ran.
+func Replays(b tensor.Backend) int64 { return b.(*Backend).graph.replays.Load() }

@@ -205,6 +205,8 @@ func (m *Model) Denoise(ctx context.Context, s sched.Scheduler, latents, cond, u
 	if cfg {
 		context = tensor.Concat(0, uncond, cond)
 	}
+	predict := m.unetSteps() // a CUDA graph where the backend captures
+	defer predict.close()
 	for i, t := range ts {
 		if err := Canceled(ctx, i); err != nil {
 			return nil, err
@@ -217,7 +219,7 @@ func (m *Model) Denoise(ctx context.Context, s sched.Scheduler, latents, cond, u
 			x = tensor.Concat(0, latents, latents)
 			times = []float64{t, t}
 		}
-		out, err := m.UNet.Forward(s.ScaleModelInput(x, i), times, context, nil)
+		out, err := predict.predict(s.ScaleModelInput(x, i), times, context)
 		if err != nil {
 			return nil, err
 		}
