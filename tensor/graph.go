@@ -43,7 +43,9 @@ type Call struct {
 // CaptureCall captures f(inputs) for replays by Run with new inputs of the
 // same shapes and dtypes. It runs f once eagerly (scoped) on copies of
 // inputs, so that the backend's cache holds every block the captured run
-// takes, then captures the same run; f must launch the same work whatever
+// takes, then captures the same run. The eager result is dropped: kept, it
+// would hold one of those blocks, and the capture, which must not allocate
+// from the driver, would lack it. f must launch the same work whatever
 // the values of its inputs, and keep nothing of them (what Scoped asks).
 // The error wraps ErrUnsupported when b cannot capture; any error means the
 // caller runs f eagerly.
