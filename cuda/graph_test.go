@@ -227,3 +227,29 @@ func TestTextToImageGraphMatchesEager(t *testing.T) {
 		})
 	}
 }
+
+// A FLOP counter around the GPU captures too, and counts a graph's products
+// at each replay, not at the capture: the eager run plus three replays count
+// four calls.
+func TestGraphCountsFLOPsAtReplay(t *testing.T) {
+	g := device(t)
+	graphsOn(t, g)
+	c := tensor.CountFLOPs(g)
+	x, w := backendtest.Randn(c, tensor.Float32, 1, 24, 32), backendtest.Randn(c, tensor.Float32, 2, 32, 16)
+	call, err := tensor.CaptureCall(c, func(in []*tensor.Tensor) *tensor.Tensor { return in[0].MatMul(in[1]).SiLU() }, x, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	for range 3 {
+		out, err := call.Run(x, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Free()
+	}
+	syncOK(t, g)
+	if got, want := c.FLOPs(), int64(4*2*24*32*16); got != want {
+		t.Fatalf("%d FLOPs counted, want %d (four calls)", got, want)
+	}
+}

@@ -1,6 +1,9 @@
 package tensor
 
-import "sync/atomic"
+import (
+	"fmt"
+	"sync/atomic"
+)
 
 // FLOPCounter wraps a backend and counts the floating-point operations of
 // the products it runs: matrix products, convolutions (forward and input
@@ -59,4 +62,37 @@ func (p Conv2dParams) FLOPs() int64 {
 // FLOPs of the two products q·kᵀ and p·v: 4·Batch·N·M·D.
 func (p AttentionParams) FLOPs() int64 {
 	return 4 * int64(p.Batch) * int64(p.N) * int64(p.M) * int64(p.D)
+}
+
+// Capture forwards to the counted backend, when it captures: the products
+// recorded count at each Replay (when the device runs them), not at the
+// capture, so a denoising loop of replays counts as its eager twin does.
+func (c *FLOPCounter) Capture(f func()) (Graph, error) {
+	inner, ok := c.Backend.(Capturer)
+	if !ok {
+		return nil, fmt.Errorf("tensor: %s cannot capture calls: %w", c.Backend.Name(), ErrUnsupported)
+	}
+	before := c.n.Load()
+	g, err := inner.Capture(f)
+	recorded := c.n.Load() - before
+	c.n.Add(-recorded)
+	if err != nil {
+		return nil, err
+	}
+	return &countedGraph{Graph: g, c: c, flops: recorded}, nil
+}
+
+// CopyBuffer forwards to the counted backend (CaptureCall checks first that it captures).
+func (c *FLOPCounter) CopyBuffer(dst, src Buffer) { c.Backend.(Capturer).CopyBuffer(dst, src) }
+
+// countedGraph adds its products' FLOPs at each replay.
+type countedGraph struct {
+	Graph
+	c     *FLOPCounter
+	flops int64
+}
+
+func (g *countedGraph) Replay() {
+	g.c.n.Add(g.flops)
+	g.Graph.Replay()
 }

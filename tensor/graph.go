@@ -51,6 +51,9 @@ type Call struct {
 // caller runs f eagerly.
 func CaptureCall(b Backend, f func(in []*Tensor) *Tensor, inputs ...*Tensor) (*Call, error) {
 	c, ok := b.(Capturer)
+	if fc, counted := b.(*FLOPCounter); counted {
+		_, ok = fc.Backend.(Capturer) // the counter captures when what it counts does
+	}
 	if !ok {
 		return nil, fmt.Errorf("tensor: %s cannot capture calls: %w", b.Name(), ErrUnsupported)
 	}

@@ -19,4 +19,8 @@ func TestCaptureCallUnsupportedOnCPU(t *testing.T) {
 		t.Fatalf("CaptureCall on the CPU: %v, %v, ran %v; want ErrUnsupported, nil, not run", call, err, ran)
 	}
 	call.Close()
+	c := tensor.CountFLOPs(b)
+	if call, err := tensor.CaptureCall(c, func(in []*tensor.Tensor) *tensor.Tensor { ran = true; return in[0] }, x.Move(c)); !errors.Is(err, tensor.ErrUnsupported) || call != nil || ran {
+		t.Fatalf("CaptureCall on a counter around the CPU: %v, %v, ran %v; want ErrUnsupported, nil, not run", call, err, ran)
+	}
 }
