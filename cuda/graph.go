@@ -37,6 +37,7 @@ type graphs struct {
 	mu        sync.Mutex
 	off       bool // Options.NoGraphs, RFNET_CUDA_GRAPHS=0, or SetGraphs(false)
 	workspace C.CUdeviceptr
+	capturing bool            // a capture runs (they do not nest)
 	noticed   map[string]bool // reasons already said on stderr
 	replays   atomic.Int64    // graph launches, for tests
 }
@@ -69,13 +70,13 @@ func (g *Backend) notice(kind, reason string) {
 	}
 }
 
-// unavailable says why no capture can start now ("" when one can), and
-// whether to say so (a setting the user chose is not news).
-func (g *Backend) unavailable() (why string, say bool) {
-	g.graph.mu.Lock()
-	off := g.graph.off
-	g.graph.mu.Unlock()
-	switch {
+// unavailableLocked says why no capture can start now ("" when one can),
+// and whether to say so (a setting the user chose is not news). g.graph.mu
+// is held.
+func (g *Backend) unavailableLocked() (why string, say bool) {
+	switch off, capturing := g.graph.off, g.graph.capturing; {
+	case capturing:
+		return "a capture is already running (captures do not nest)", false
 	case off:
 		return "graphs are turned off (Options.NoGraphs, RFNET_CUDA_GRAPHS=0)", false
 	case C.rf_graphs_available() == 0:
@@ -106,14 +107,27 @@ func (g *Backend) cublasWorkspace() (C.CUdeviceptr, error) {
 
 // Capture implements tensor.Capturer: f's device work is recorded on the
 // capture stream instead of run, and instantiated. Pending work and errors
-// are settled first (Sync), so an error afterwards is the capture's.
+// are settled first (Sync), so an error afterwards is the capture's. Like a
+// scope, a capture takes every launch on the backend, whichever goroutine
+// makes it: the backend serves one computation at a time.
 func (g *Backend) Capture(f func()) (tensor.Graph, error) {
-	if why, say := g.unavailable(); why != "" {
+	g.graph.mu.Lock()
+	why, say := g.unavailableLocked()
+	if why == "" {
+		g.graph.capturing = true
+	}
+	g.graph.mu.Unlock()
+	if why != "" {
 		if say {
 			g.notice(why, why)
 		}
 		return nil, fmt.Errorf("cuda: capture: %s: %w", why, tensor.ErrUnsupported)
 	}
+	defer func() {
+		g.graph.mu.Lock()
+		g.graph.capturing = false
+		g.graph.mu.Unlock()
+	}()
 	if err := g.Sync(); err != nil {
 		return nil, err
 	}

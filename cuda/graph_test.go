@@ -124,7 +124,24 @@ func TestGraphCaptureRefusesHostWork(t *testing.T) {
 			syncOK(t, g)
 		})
 	}
-	_, err := b.Profile(func() error {
+	// A panic inside ends the capture on its way out; a capture inside
+	// another is refused.
+	func() {
+		defer func() { _ = recover() }()
+		_, _ = b.Capture(func() {
+			x.Affine(2, 0)
+			panic("stop")
+		})
+	}()
+	var nested error
+	outer, err := b.Capture(func() { _, nested = b.Capture(func() {}) })
+	if err != nil || !errors.Is(nested, tensor.ErrUnsupported) {
+		t.Fatalf("after a panic, a capture holding another: %v; the inner one: %v (want nil, ErrUnsupported)", err, nested)
+	}
+	outer.Replay()
+	outer.Close()
+	syncOK(t, g)
+	_, err = b.Profile(func() error {
 		_, err := b.Capture(func() { x.Affine(2, 0) })
 		if !errors.Is(err, tensor.ErrUnsupported) || !strings.Contains(err.Error(), "profile") {
 			t.Errorf("a capture while profiling: %v, want ErrUnsupported naming the profile", err)
