@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -128,6 +129,11 @@ func (g *Backend) Capture(f func()) (tensor.Graph, error) {
 		g.graph.capturing = false
 		g.graph.mu.Unlock()
 	}()
+	// A global-mode capture must end on the thread that began it
+	// (CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD otherwise), and goroutines
+	// move between threads.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := g.Sync(); err != nil {
 		return nil, err
 	}

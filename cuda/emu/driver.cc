@@ -14,8 +14,10 @@
 // an event) fails with CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED and invalidates
 // the capture, whose end then fails with CUDA_ERROR_STREAM_CAPTURE_INVALIDATED,
 // so a host copy left inside a captured call fails here as on the hardware.
-// Stricter than the hardware: only a non-blocking stream may capture, and
-// one capture runs at a time.
+// As on the hardware, a capture not in relaxed mode must end on the thread
+// that began it (Go moves goroutines between threads: the backend locks the
+// thread for a capture). Stricter than the hardware: only a non-blocking
+// stream may capture, and one capture runs at a time.
 #include <sys/mman.h>
 
 #include <chrono>
@@ -25,6 +27,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "runtime.h"
 
@@ -57,6 +60,7 @@ enum {
     NOT_SUPPORTED = 801,
     STREAM_CAPTURE_UNSUPPORTED = 900,
     STREAM_CAPTURE_INVALIDATED = 901,
+    STREAM_CAPTURE_WRONG_THREAD = 908,
 };
 
 std::mutex mu; // the driver state is global; Go may call from any thread
@@ -82,6 +86,8 @@ struct Graph {
 Stream *capturing;  // the stream in capture, if any
 Graph *captured;    // what it has recorded
 std::string invalid; // why the capture was invalidated ("" while it is valid)
+std::thread::id captureThread; // the thread that began it
+bool captureRelaxed;           // CU_STREAM_CAPTURE_MODE_RELAXED: any thread may end it
 
 struct Module {
     std::string name;
@@ -404,6 +410,7 @@ API CUresult cuGetErrorString(CUresult r, const char **s) {
     case NOT_SUPPORTED: base = "operation not supported"; break;
     case STREAM_CAPTURE_UNSUPPORTED: base = "operation not permitted when stream is capturing"; break;
     case STREAM_CAPTURE_INVALIDATED: base = "operation failed due to a previous error during capture"; break;
+    case STREAM_CAPTURE_WRONG_THREAD: base = "attempt to terminate a thread-local capture sequence from another thread"; break;
     default: return INVALID_VALUE;
     }
     msg = std::string(base) + (detail.empty() ? "" : " [emulator: " + detail + "]");
@@ -443,6 +450,8 @@ API CUresult cuStreamBeginCapture_v2(void *s, int mode) {
     capturing = st;
     captured = new Graph{};
     invalid.clear();
+    captureThread = std::this_thread::get_id();
+    captureRelaxed = mode == 2;
     return SUCCESS;
 }
 
@@ -450,6 +459,8 @@ API CUresult cuStreamEndCapture(void *s, void **graph) {
     LOCK();
     *graph = nullptr;
     if (!capturing || (Stream *)s != capturing) return fail(ILLEGAL_STATE, "cuStreamEndCapture on a stream that is not capturing");
+    if (!captureRelaxed && std::this_thread::get_id() != captureThread)
+        return fail(STREAM_CAPTURE_WRONG_THREAD, "cuStreamEndCapture on another thread than cuStreamBeginCapture's (the capture goes on)");
     Graph *g = captured;
     capturing = nullptr;
     captured = nullptr;

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../../kernels/mma.cuh"
@@ -605,6 +606,13 @@ int main() {
         CHECK(r == 901 && graph == nullptr && error_text(r).find("cuMemcpyHtoDAsync") != std::string::npos, "invalidated capture: %d %s", r,
               error_text(r).c_str());
         CHECK(cuCtxSynchronize() == 0, "the context after an invalidated capture");
+        // Ending a global-mode capture on another thread fails (and the capture goes on).
+        CHECK(cuStreamBeginCapture_v2(s, 0) == 0, "begin capture");
+        CUresult other = 0;
+        std::thread([&] { other = cuStreamEndCapture(s, &graph); }).join();
+        CHECK(other == 908, "a capture ended on another thread: %d", other);
+        CHECK(cuStreamEndCapture(s, &graph) == 0 && graph, "end capture on its thread");
+        CHECK(cuGraphDestroy(graph) == 0, "destroy graph");
     }
     if (failures) {
         fprintf(stderr, "cuda emulator self-test: %d failures\n", failures);
