@@ -50,8 +50,10 @@ static CUresult (*p_cuGraphDestroy)(CUgraph);
 static CUcontext ctx;
 static CUstream stream;
 // cur is where stream operations go: stream, or capStream while a capture
-// runs. Capturing needs a stream of its own: work on the backend's blocking
-// stream would order with the legacy default stream, which a capture forbids.
+// runs. Capture gets a non-blocking stream of its own: the capture of a
+// blocking stream breaks on any use of the legacy default stream meanwhile
+// (an implicit join), and the backend's stream stays blocking for the
+// synchronous downloads (rf_memcpy_dtoh). Replays go on the backend's stream.
 static CUstream capStream, cur;
 static CUdevice device;
 
