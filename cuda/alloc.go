@@ -36,6 +36,7 @@ type allocator struct {
 	// capture is set while a CUDA graph is captured (graph.go): the blocks
 	// taken meanwhile, which become the graph's, and no driver calls.
 	capture map[C.CUdeviceptr]int64
+	missed  int64 // the size of the first block a capture lacked (0: none)
 	// reserved are the blocks of live graphs still held by a buffer: freed,
 	// they stay with their graph (a replay writes them) instead of the cache.
 	reserved map[C.CUdeviceptr]*graphBlocks
@@ -71,7 +72,11 @@ func (a *allocator) alloc(n int64) (C.CUdeviceptr, int64, error) {
 	a.mu.Lock()
 	if a.capture != nil {
 		// cuMemAlloc may synchronize, which a capture forbids: the call
-		// must find its blocks in the cache (Capture runs it eagerly first).
+		// must find its blocks in the cache (Capture then grows it by this
+		// one and tries again).
+		if a.missed == 0 {
+			a.missed = size
+		}
 		a.mu.Unlock()
 		return 0, 0, fmt.Errorf("%s that the cache does not hold, inside a graph capture (the captured call allocates more than its eager run did): %w",
 			byteString(size), errCaptureAlloc)
@@ -144,18 +149,36 @@ func (a *allocator) release(p C.CUdeviceptr, size int64) {
 func (a *allocator) beginCapture() {
 	a.mu.Lock()
 	a.capture = map[C.CUdeviceptr]int64{}
+	a.missed = 0
 	a.mu.Unlock()
 }
 
-// endCapture gives the blocks taken since beginCapture to a graph: those
+// grow adds a block of size (a rounded size) to the cache, from the driver.
+func (a *allocator) grow(size int64) error {
+	var p C.CUdeviceptr
+	if r := C.rf_mem_alloc(&p, C.size_t(size)); r != 0 {
+		return driverError("allocate "+byteString(size), r)
+	}
+	a.mu.Lock()
+	a.free[size] = append(a.free[size], p)
+	a.cached += size
+	a.driverAllocs++
+	a.mu.Unlock()
+	return nil
+}
+
+// endCapture gives the blocks taken since beginCapture to a graph (and says
+// the size of the first block the capture lacked, 0 if none): those
 // freed meanwhile leave the cache (the captured call's order of work on one
 // stream made their reuse inside it safe, but a replay writes them again),
 // those still held are reserved for when their buffer is freed.
-func (a *allocator) endCapture() *graphBlocks {
+func (a *allocator) endCapture() (*graphBlocks, int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	gb := &graphBlocks{size: a.capture}
 	a.capture = nil
+	missed := a.missed
+	a.missed = 0
 	for p, size := range gb.size {
 		list := a.free[size]
 		if i := slices.Index(list, p); i >= 0 {
@@ -166,7 +189,7 @@ func (a *allocator) endCapture() *graphBlocks {
 			a.reserved[p] = gb
 		}
 	}
-	return gb
+	return gb, missed
 }
 
 // releaseGraph returns a destroyed graph's blocks: to the cache those no

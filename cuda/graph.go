@@ -141,28 +141,53 @@ func (g *Backend) Capture(f func()) (tensor.Graph, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A capture that lacked a block (the caller holds one its eager run
+	// left in the cache, such as that run's result) grows the cache by it
+	// and runs f again: a capture costs host time only.
+	for attempt := 0; ; attempt++ {
+		x, missed, err := g.captureOnce(f, ws)
+		if missed > 0 && attempt < maxCaptureGrowth {
+			if err := g.mem.grow(missed); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			g.notice("failed", "a capture failed ("+err.Error()+")")
+			// Unsupported: the call cannot be captured, and runs eagerly.
+			return nil, fmt.Errorf("cuda: capture: %w: %w", err, tensor.ErrUnsupported)
+		}
+		return x, nil
+	}
+}
+
+// maxCaptureGrowth bounds the blocks a capture may add to the cache.
+const maxCaptureGrowth = 8
+
+// captureOnce captures f once: the graph, or the error and the size of the
+// first block the capture lacked (0 if none).
+func (g *Backend) captureOnce(f func(), ws C.CUdeviceptr) (*graph, int64, error) {
 	g.mem.beginCapture()
 	if r := C.rf_capture_begin(ws, workspaceBytes); r != 0 {
-		g.mem.releaseGraph(g.mem.endCapture())
-		err := driverError("begin capture", r)
-		g.notice("begin", err.Error())
-		return nil, fmt.Errorf("cuda: capture: %w: %w", err, tensor.ErrUnsupported)
+		gb, _ := g.mem.endCapture()
+		g.mem.releaseGraph(gb)
+		return nil, 0, driverError("begin capture", r)
 	}
 	var exec unsafe.Pointer
 	ended := false
-	end := func() (C.CUresult, *graphBlocks, error) {
+	end := func() (C.CUresult, *graphBlocks, int64, error) {
 		ended = true
 		r := C.rf_capture_end(&exec, ws, workspaceBytes)
-		gb := g.mem.endCapture()
+		gb, missed := g.mem.endCapture()
 		g.mu.Lock()
 		err := g.err // what failed inside: skipped launches, a refused call
 		g.err = nil
 		g.mu.Unlock()
-		return r, gb, err
+		return r, gb, missed, err
 	}
 	defer func() {
 		if !ended { // f panicked: leave capture mode, free what it took, let the panic go on
-			_, gb, _ := end()
+			_, gb, _, _ := end()
 			if exec != nil {
 				C.rf_graph_destroy(exec)
 			}
@@ -170,7 +195,7 @@ func (g *Backend) Capture(f func()) (tensor.Graph, error) {
 		}
 	}()
 	f()
-	r, gb, err := end()
+	r, gb, missed, err := end()
 	if r != 0 || err != nil {
 		if exec != nil {
 			C.rf_graph_destroy(exec)
@@ -179,11 +204,9 @@ func (g *Backend) Capture(f func()) (tensor.Graph, error) {
 		if r != 0 {
 			err = errors.Join(err, driverError("end capture", r))
 		}
-		g.notice("failed", "a capture failed ("+err.Error()+")")
-		// Unsupported: the call cannot be captured, and runs eagerly.
-		return nil, fmt.Errorf("cuda: capture: %w: %w", err, tensor.ErrUnsupported)
+		return nil, missed, err
 	}
-	return &graph{g: g, exec: exec, blocks: gb}, nil
+	return &graph{g: g, exec: exec, blocks: gb}, 0, nil
 }
 
 // CopyBuffer implements tensor.Capturer: a device-to-device copy on the stream.

@@ -52,10 +52,16 @@ func TestGraphReplaysOps(t *testing.T) {
 			runtime.GC()
 			time.Sleep(10 * time.Millisecond)
 			before := inUse()
-			call, err := tensor.CaptureCall(g, f, x, w)
+			call, first, err := tensor.CaptureCall(g, f, x, w)
 			if err != nil {
 				t.Fatal(err)
 			}
+			if want := tensor.Scoped(g, func() *tensor.Tensor { return f([]*tensor.Tensor{x, w}) }); !slices.Equal(first.Float32s(), want.Float32s()) {
+				t.Fatal("CaptureCall's eager result differs from the call's")
+			} else {
+				want.Free()
+			}
+			first.Free()
 			replays := cuda.Replays(g)
 			var drivers int64
 			for round := range 4 {
@@ -95,9 +101,9 @@ func TestGraphReplaysOps(t *testing.T) {
 	}
 }
 
-// A capture that copies to or from the host, or allocates more than the
-// cache holds, fails (unsupported: the caller runs eagerly), and leaves the
-// backend working; graphs turned off refuse capture.
+// A capture that copies to or from the host, or needs more new blocks than
+// it may add to the cache, fails (unsupported: the caller runs eagerly), and
+// leaves the backend working; graphs turned off refuse capture.
 func TestGraphCaptureRefusesHostWork(t *testing.T) {
 	g := device(t)
 	b := graphsOn(t, g)
@@ -108,7 +114,16 @@ func TestGraphCaptureRefusesHostWork(t *testing.T) {
 	}{
 		{"upload", "capturing", func() { tensor.FromFloat32(g, tensor.Float32, tensor.Shape{4}, []float32{1, 2, 3, 4}).Affine(2, 0) }},
 		{"download", "capturing", func() { _ = x.Affine(2, 0).Float32s() }},
-		{"allocation", "inside a graph capture", func() { tensor.Zeros(g, tensor.Float32, 12345, 7).Affine(1, 1) }},
+		// Ten new sizes at once: the capture grows the cache by eight blocks, one per try, and gives up.
+		{"allocation", "inside a graph capture", func() {
+			tensor.Scoped(g, func() *tensor.Tensor {
+				var out *tensor.Tensor
+				for i := range 10 {
+					out = tensor.Zeros(g, tensor.Float32, 10000+200*i)
+				}
+				return out
+			})
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			x.Affine(2, 0).Free() // the cache holds a block for the capture's first op
@@ -152,7 +167,7 @@ func TestGraphCaptureRefusesHostWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.SetGraphs(false)
-	if _, err := tensor.CaptureCall(g, func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Affine(2, 0) }, x); !errors.Is(err, tensor.ErrUnsupported) {
+	if _, _, err := tensor.CaptureCall(g, func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Affine(2, 0) }, x); !errors.Is(err, tensor.ErrUnsupported) {
 		t.Fatalf("with graphs off: %v, want ErrUnsupported", err)
 	}
 	syncOK(t, g)
@@ -172,7 +187,7 @@ func TestGraphUNetMatchesEager(t *testing.T) {
 			context := backendtest.Randn(g, d, 5, 2, 77, u.Config.CrossAttentionDim)
 			latent := backendtest.Randn(g, d, 6, 2, 4, 8, 8)
 			proj := u.TimeProjection(g, d, []float64{999, 999})
-			call, err := tensor.CaptureCall(g, func(in []*tensor.Tensor) *tensor.Tensor {
+			call, _, err := tensor.CaptureCall(g, func(in []*tensor.Tensor) *tensor.Tensor {
 				out, err := u.ForwardProjected(in[0], in[1], in[2])
 				if err != nil {
 					panic(err)
@@ -204,7 +219,8 @@ func TestGraphUNetMatchesEager(t *testing.T) {
 }
 
 // Text-to-image on the tiny model: with graphs the loop replays the UNet
-// call at every step, and the image equals the one without, bit for bit:
+// call at every step after the first (which runs it eagerly and captures
+// it), and the image equals the one without, bit for bit:
 // DDIM under guidance, and PNDM without (its steps keep earlier
 // predictions, which a replay must not overwrite).
 func TestTextToImageGraphMatchesEager(t *testing.T) {
@@ -223,8 +239,8 @@ func TestTextToImageGraphMatchesEager(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n := cuda.Replays(g) - replays; n != int64(len(withGraphs.Timesteps)) {
-				t.Fatalf("%d graph launches for %d steps", n, len(withGraphs.Timesteps))
+			if n, steps := cuda.Replays(g)-replays, len(withGraphs.Timesteps); n != int64(steps-1) {
+				t.Fatalf("%d graph launches for %d steps, want %d", n, steps, steps-1)
 			}
 			b.SetGraphs(false)
 			defer b.SetGraphs(true)
@@ -253,11 +269,12 @@ func TestGraphCountsFLOPsAtReplay(t *testing.T) {
 	graphsOn(t, g)
 	c := tensor.CountFLOPs(g)
 	x, w := backendtest.Randn(c, tensor.Float32, 1, 24, 32), backendtest.Randn(c, tensor.Float32, 2, 32, 16)
-	call, err := tensor.CaptureCall(c, func(in []*tensor.Tensor) *tensor.Tensor { return in[0].MatMul(in[1]).SiLU() }, x, w)
+	call, first, err := tensor.CaptureCall(c, func(in []*tensor.Tensor) *tensor.Tensor { return in[0].MatMul(in[1]).SiLU() }, x, w)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer call.Close()
+	first.Free()
 	for range 3 {
 		out, err := call.Run(x, w)
 		if err != nil {

@@ -9,8 +9,8 @@ import (
 )
 
 // unetSteps makes the denoising loop's UNet calls. On a backend that
-// captures (tensor.Capturer: CUDA graphs) the first step captures the call
-// and every step replays it, its inputs (the scaled latents, the timesteps'
+// captures (tensor.Capturer: CUDA graphs) the first step runs the call
+// eagerly and captures it, and every later step replays it, its inputs (the scaled latents, the timesteps'
 // projection, the text context) copied into the graph's fixed buffers; the
 // loop's shapes are the same at every step, which a replay needs. Elsewhere,
 // or when the backend cannot capture (it says why), the calls run eagerly.
@@ -32,7 +32,7 @@ func (u *unetSteps) predict(x *tensor.Tensor, times []float64, context *tensor.T
 	}
 	proj := u.m.UNet.TimeProjection(x.Backend(), x.DType(), times)
 	if u.call == nil {
-		call, err := tensor.CaptureCall(x.Backend(), func(in []*tensor.Tensor) *tensor.Tensor {
+		call, first, err := tensor.CaptureCall(x.Backend(), func(in []*tensor.Tensor) *tensor.Tensor {
 			out, err := u.m.UNet.ForwardProjected(in[0], in[1], in[2])
 			if err != nil { // the shapes come from Forward's own, and text_time went eager
 				panic(fmt.Sprintf("pipeline: unet call to capture: %v", err))
@@ -47,6 +47,7 @@ func (u *unetSteps) predict(x *tensor.Tensor, times []float64, context *tensor.T
 			return nil, err
 		}
 		u.call = call
+		return first, nil
 	}
 	return u.call.Run(x, proj, context)
 }

@@ -12,7 +12,9 @@ type Capturer interface {
 	// Capture runs f with its device work recorded instead of run, and
 	// returns the record. f may do device work only: no copy to or from the
 	// host, no wait for the device, no allocation the backend's cache cannot
-	// serve (run f once eagerly first to fill it). Every buffer f allocates
+	// serve (run f once eagerly first to fill it; a backend may also grow
+	// its cache and capture again, so f may run more than once, each run
+	// replacing the last). Every buffer f allocates
 	// belongs to the graph until Close, since each replay writes it again.
 	// After an error nothing was recorded and nothing is pending: run eagerly.
 	Capture(f func()) (Graph, error)
@@ -41,28 +43,26 @@ type Call struct {
 }
 
 // CaptureCall captures f(inputs) for replays by Run with new inputs of the
-// same shapes and dtypes. It runs f once eagerly (scoped) on copies of
-// inputs, so that the backend's cache holds every block the captured run
-// takes, then captures the same run. The eager result is dropped: kept, it
-// would hold one of those blocks, and the capture, which must not allocate
-// from the driver, would lack it. f must launch the same work whatever
-// the values of its inputs, and keep nothing of them (what Scoped asks).
-// The error wraps ErrUnsupported when b cannot capture; any error means the
+// same shapes and dtypes, and returns f(inputs) too, from an eager run
+// (scoped) on copies of inputs that also fills the backend's cache with the
+// blocks the captured run takes. f must launch the same work whatever the
+// values of its inputs, and keep nothing of them (what Scoped asks). The
+// error wraps ErrUnsupported when b cannot capture; after any error the
 // caller runs f eagerly.
-func CaptureCall(b Backend, f func(in []*Tensor) *Tensor, inputs ...*Tensor) (*Call, error) {
+func CaptureCall(b Backend, f func(in []*Tensor) *Tensor, inputs ...*Tensor) (*Call, *Tensor, error) {
 	c, ok := b.(Capturer)
 	if fc, counted := b.(*FLOPCounter); counted {
 		_, ok = fc.Backend.(Capturer) // the counter captures when what it counts does
 	}
 	if !ok {
-		return nil, fmt.Errorf("tensor: %s cannot capture calls: %w", b.Name(), ErrUnsupported)
+		return nil, nil, fmt.Errorf("tensor: %s cannot capture calls: %w", b.Name(), ErrUnsupported)
 	}
 	for i, x := range inputs {
 		if x.Tracked() {
-			return nil, fmt.Errorf("tensor: capture: input %d is tracked (a tape needs every intermediate): %w", i, ErrUnsupported)
+			return nil, nil, fmt.Errorf("tensor: capture: input %d is tracked (a tape needs every intermediate): %w", i, ErrUnsupported)
 		}
 		if x.Backend() != b {
-			return nil, fmt.Errorf("tensor: capture: input %d is on %s, not %s", i, x.Backend().Name(), b.Name())
+			return nil, nil, fmt.Errorf("tensor: capture: input %d is on %s, not %s", i, x.Backend().Name(), b.Name())
 		}
 	}
 	call := &Call{b: b, c: c}
@@ -71,14 +71,27 @@ func CaptureCall(b Backend, f func(in []*Tensor) *Tensor, inputs ...*Tensor) (*C
 		c.CopyBuffer(fixed.buf, x.buf)
 		call.in = append(call.in, fixed)
 	}
-	Scoped(b, func() *Tensor { return f(call.in) }).Free()
-	g, err := c.Capture(func() { call.out = Scoped(b, func() *Tensor { return f(call.in) }) })
+	first := Scoped(b, func() *Tensor { return f(call.in) })
+	g, err := c.Capture(func() {
+		if call.out != nil { // an earlier try's
+			call.out.Free()
+		}
+		call.out = Scoped(b, func() *Tensor { return f(call.in) })
+	})
 	if err != nil {
+		first.Free()
 		call.free()
-		return nil, err
+		return nil, nil, err
 	}
 	call.g = g
-	return call, nil
+	return call, first, nil
+}
+
+// copyOut copies x into a new tensor.
+func (c *Call) copyOut(x *Tensor) *Tensor {
+	out := Wrap(c.b, c.b.Alloc(x.DType(), x.Numel()), x.shape)
+	c.c.CopyBuffer(out.buf, x.buf)
+	return out
 }
 
 // Run refills the inputs, replays the call and returns a copy of its output
@@ -101,9 +114,7 @@ func (c *Call) Run(inputs ...*Tensor) (*Tensor, error) {
 		c.c.CopyBuffer(c.in[i].buf, x.buf)
 	}
 	c.g.Replay()
-	out := Wrap(c.b, c.b.Alloc(c.out.DType(), c.out.Numel()), c.out.shape)
-	c.c.CopyBuffer(out.buf, c.out.buf)
-	return out, nil
+	return c.copyOut(c.out), nil
 }
 
 // Close releases the graph and the fixed buffers. A nil Call may be closed.

@@ -14,13 +14,13 @@ func TestCaptureCallUnsupportedOnCPU(t *testing.T) {
 	b := cpu.New()
 	x := tensor.FromFloat64(b, tensor.Float32, tensor.Shape{2}, []float64{1, 2})
 	ran := false
-	call, err := tensor.CaptureCall(b, func(in []*tensor.Tensor) *tensor.Tensor { ran = true; return in[0].Affine(2, 0) }, x)
-	if !errors.Is(err, tensor.ErrUnsupported) || call != nil || ran {
-		t.Fatalf("CaptureCall on the CPU: %v, %v, ran %v; want ErrUnsupported, nil, not run", call, err, ran)
+	call, first, err := tensor.CaptureCall(b, func(in []*tensor.Tensor) *tensor.Tensor { ran = true; return in[0].Affine(2, 0) }, x)
+	if !errors.Is(err, tensor.ErrUnsupported) || call != nil || first != nil || ran {
+		t.Fatalf("CaptureCall on the CPU: %v, %v, %v, ran %v; want ErrUnsupported, nil, nil, not run", call, first, err, ran)
 	}
 	call.Close()
 	c := tensor.CountFLOPs(b)
-	if call, err := tensor.CaptureCall(c, func(in []*tensor.Tensor) *tensor.Tensor { ran = true; return in[0] }, x.Move(c)); !errors.Is(err, tensor.ErrUnsupported) || call != nil || ran {
+	if call, _, err := tensor.CaptureCall(c, func(in []*tensor.Tensor) *tensor.Tensor { ran = true; return in[0] }, x.Move(c)); !errors.Is(err, tensor.ErrUnsupported) || call != nil || ran {
 		t.Fatalf("CaptureCall on a counter around the CPU: %v, %v, ran %v; want ErrUnsupported, nil, not run", call, err, ran)
 	}
 }
