@@ -19,8 +19,8 @@ import (
 
 // CUDA graphs: a call's launches recorded once by stream capture and
 // replayed with one cuGraphLaunch, so the host no longer pays ~1000 kernel
-// launches per UNet call (on an H100 the gaps between them were 17% of the
-// call). The captured call reads and writes fixed buffers: its inputs, which
+// launches per UNet call (issue 20: on an H100 the gaps between them were
+// 17% of an SD UNet call). The captured call reads and writes fixed buffers: its inputs, which
 // the caller refills before each replay (CopyBuffer, outside the capture),
 // every intermediate and its output, all of which the graph keeps from the
 // allocator's cache until Close (alloc.go: graphBlocks).
