@@ -232,7 +232,7 @@ func TestTextToImageGraphMatchesEager(t *testing.T) {
 	}{{"ddim", 7.5}, {"pndm", 1}} {
 		t.Run(c.sched, func(t *testing.T) {
 			m := loadOn(t, "tiny-sd1", g, tensor.Float32)
-			req := pipeline.Request{Prompt: "a mouse hunting a lion", NegativePrompt: "blurry", Steps: 3, Guidance: c.guidance,
+			req := pipeline.Request{Prompt: "a mouse hunting a lion", NegativePrompt: "blurry", Steps: 2, Guidance: c.guidance,
 				Scheduler: c.sched, Width: 64, Height: 64, Seed: 3}
 			replays := cuda.Replays(g)
 			withGraphs, err := m.Generate(req, nil)
