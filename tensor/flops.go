@@ -73,13 +73,17 @@ func (c *FLOPCounter) Capture(f func()) (Graph, error) {
 		return nil, fmt.Errorf("tensor: %s cannot capture calls: %w", c.Backend.Name(), ErrUnsupported)
 	}
 	before := c.n.Load()
-	g, err := inner.Capture(f)
-	recorded := c.n.Load() - before
-	c.n.Add(-recorded)
+	var last int64 // the products of f's last run (a backend may capture more than once)
+	g, err := inner.Capture(func() {
+		start := c.n.Load()
+		f()
+		last = c.n.Load() - start
+	})
+	c.n.Add(before - c.n.Load())
 	if err != nil {
 		return nil, err
 	}
-	return &countedGraph{Graph: g, c: c, flops: recorded}, nil
+	return &countedGraph{Graph: g, c: c, flops: last}, nil
 }
 
 // CopyBuffer forwards to the counted backend (CaptureCall checks first that it captures).
