@@ -29,6 +29,7 @@ type Backend struct {
 	prof    atomic.Pointer[profiler] // set while Profile runs
 	scopeMu sync.Mutex
 	scope   scopes // tensor.Scoped calls in progress
+	graph   graphs // CUDA graphs (graph.go)
 
 	mu  sync.Mutex
 	err error // the first error since the last Sync
@@ -82,6 +83,7 @@ func open(o Options) (*Backend, error) {
 			C.GoString(&name[0]), major, minor, tensor.ErrUnsupported)
 	}
 	g := &Backend{opts: o, mem: newAllocator()}
+	g.graph.off = graphsOff(o)
 	g.name = fmt.Sprintf("cuda:%d %s (sm_%d%d, %.0f GiB, driver %d.%d)", o.Ordinal, C.GoString(&name[0]), major, minor,
 		float64(total)/(1<<30), driver/1000, (driver%1000)/10)
 	var err error

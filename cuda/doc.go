@@ -10,6 +10,10 @@
 // --device cpu. The same layer lets the tests swap in the CPU emulator of
 // cuda/emu for the driver (RFNET_LIBCUDA, RFNET_LIBCUBLAS).
 //
+// A call whose work is only device work can be captured once as a CUDA
+// graph and replayed (graph.go: the denoising loop's UNet call), where the
+// driver has the graph functions; elsewhere the same calls launch eagerly.
+//
 // It builds only with the cuda build tag; without it, New reports that the
 // binary has no CUDA support, so the rest of the tree builds and tests without
 // a GPU.

@@ -37,9 +37,24 @@ static CUresult (*p_cuEventRecord)(CUevent, CUstream);
 static CUresult (*p_cuEventSynchronize)(CUevent);
 static CUresult (*p_cuEventElapsedTime)(float *, CUevent, CUevent);
 static CUresult (*p_cuEventDestroy)(CUevent);
+// Graphs: optional (an old driver lacks them; then the backend runs eagerly).
+typedef void *CUgraph, *CUgraphExec;
+static CUresult (*p_cuStreamBeginCapture)(CUstream, int);
+static CUresult (*p_cuStreamEndCapture)(CUstream, CUgraph *);
+static CUresult (*p_cuGraphInstantiateWithFlags)(CUgraphExec *, CUgraph, unsigned long long);
+static CUresult (*p_cuGraphInstantiate)(CUgraphExec *, CUgraph, void *, char *, size_t);
+static CUresult (*p_cuGraphLaunch)(CUgraphExec, CUstream);
+static CUresult (*p_cuGraphExecDestroy)(CUgraphExec);
+static CUresult (*p_cuGraphDestroy)(CUgraph);
 
 static CUcontext ctx;
 static CUstream stream;
+// cur is where stream operations go: stream, or capStream while a capture
+// runs. Capture gets a non-blocking stream of its own: the capture of a
+// blocking stream breaks on any use of the legacy default stream meanwhile
+// (an implicit join), and the backend's stream stays blocking for the
+// synchronous downloads (rf_memcpy_dtoh). Replays go on the backend's stream.
+static CUstream capStream, cur;
 static CUdevice device;
 
 #define CURRENT() do { CUresult r_ = p_cuCtxSetCurrent(ctx); if (r_) return r_; } while (0)
@@ -99,6 +114,16 @@ int rf_open(int ordinal, char *err, size_t errlen) {
     LOAD(p_cuEventSynchronize, "cuEventSynchronize");
     LOAD(p_cuEventElapsedTime, "cuEventElapsedTime");
     LOAD(p_cuEventDestroy, "cuEventDestroy_v2");
+    int noGraphs = 0;
+    *(void **)(&p_cuStreamBeginCapture) = sym(lib, "cuStreamBeginCapture_v2", &noGraphs);
+    *(void **)(&p_cuStreamEndCapture) = sym(lib, "cuStreamEndCapture", &noGraphs);
+    *(void **)(&p_cuGraphLaunch) = sym(lib, "cuGraphLaunch", &noGraphs);
+    *(void **)(&p_cuGraphExecDestroy) = sym(lib, "cuGraphExecDestroy", &noGraphs);
+    *(void **)(&p_cuGraphDestroy) = sym(lib, "cuGraphDestroy", &noGraphs);
+    int noFlags = 0, noOld = 0;
+    *(void **)(&p_cuGraphInstantiateWithFlags) = sym(lib, "cuGraphInstantiateWithFlags", &noFlags);
+    *(void **)(&p_cuGraphInstantiate) = sym(lib, "cuGraphInstantiate_v2", &noOld);
+    if (noGraphs || (noFlags && noOld)) p_cuStreamBeginCapture = NULL; // no graphs
 #undef LOAD
     if (missing) {
         snprintf(err, errlen, "the NVIDIA driver's libcuda lacks functions this build needs (driver too old?)");
@@ -122,6 +147,7 @@ int rf_open(int ordinal, char *err, size_t errlen) {
     TRY(p_cuDevicePrimaryCtxRetain(&ctx, device), "cuDevicePrimaryCtxRetain");
     TRY(p_cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
     TRY(p_cuStreamCreate(&stream, 0), "cuStreamCreate");
+    cur = stream;
 #undef TRY
     return 0;
 }
@@ -151,10 +177,10 @@ CUresult rf_mem_free(CUdeviceptr p) { CURRENT(); return p_cuMemFree(p); }
 // queue every step). The synchronous download orders with the stream: it is
 // a blocking stream (created with flags 0), so the legacy default stream
 // waits for it.
-CUresult rf_memcpy_htod(CUdeviceptr dst, const void *src, size_t bytes) { CURRENT(); return p_cuMemcpyHtoDAsync(dst, src, bytes, stream); }
+CUresult rf_memcpy_htod(CUdeviceptr dst, const void *src, size_t bytes) { CURRENT(); return p_cuMemcpyHtoDAsync(dst, src, bytes, cur); }
 CUresult rf_memcpy_dtoh(void *dst, CUdeviceptr src, size_t bytes) { CURRENT(); return p_cuMemcpyDtoH(dst, src, bytes); }
-CUresult rf_memcpy_dtod(CUdeviceptr dst, CUdeviceptr src, size_t bytes) { CURRENT(); return p_cuMemcpyDtoDAsync(dst, src, bytes, stream); }
-CUresult rf_memset8(CUdeviceptr dst, unsigned char v, size_t bytes) { CURRENT(); return p_cuMemsetD8Async(dst, v, bytes, stream); }
+CUresult rf_memcpy_dtod(CUdeviceptr dst, CUdeviceptr src, size_t bytes) { CURRENT(); return p_cuMemcpyDtoDAsync(dst, src, bytes, cur); }
+CUresult rf_memset8(CUdeviceptr dst, unsigned char v, size_t bytes) { CURRENT(); return p_cuMemsetD8Async(dst, v, bytes, cur); }
 CUresult rf_mem_info(size_t *free, size_t *total) { CURRENT(); return p_cuMemGetInfo(free, total); }
 CUresult rf_sync(void) { CURRENT(); return p_cuCtxSynchronize(); }
 
@@ -167,7 +193,7 @@ CUresult rf_launch(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
     void *params[32];
     if (nargs > 32) return 1; // CUDA_ERROR_INVALID_VALUE
     for (int i = 0; i < nargs; i++) params[i] = (char *)args + offs[i];
-    return p_cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shmem, stream, params, NULL);
+    return p_cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shmem, cur, params, NULL);
 }
 
 CUresult rf_set_max_shared(void *fn, int bytes) {
@@ -176,7 +202,7 @@ CUresult rf_set_max_shared(void *fn, int bytes) {
 }
 
 CUresult rf_event_create(void **ev) { CURRENT(); return p_cuEventCreate((CUevent *)ev, 0); }
-CUresult rf_event_record(void *ev) { CURRENT(); return p_cuEventRecord(ev, stream); }
+CUresult rf_event_record(void *ev) { CURRENT(); return p_cuEventRecord(ev, cur); }
 CUresult rf_event_elapsed(float *ms, void *start, void *end) {
     CURRENT();
     CUresult r = p_cuEventSynchronize(end);
@@ -189,6 +215,7 @@ CUresult rf_event_destroy(void *ev) { CURRENT(); return p_cuEventDestroy(ev); }
 typedef void *cublasHandle_t;
 static int (*p_cublasCreate)(cublasHandle_t *);
 static int (*p_cublasSetStream)(cublasHandle_t, CUstream);
+static int (*p_cublasSetWorkspace)(cublasHandle_t, void *, size_t); // optional (cuBLAS 11.3+)
 static int (*p_cublasGemmStridedBatchedEx)(cublasHandle_t, int, int, int, int, int, const void *, const void *, int, int, long long,
                                              const void *, int, int, long long, const void *, void *, int, int, long long, int,
                                              int, int);
@@ -213,6 +240,8 @@ int rf_cublas_open(char *which, size_t whichlen) {
         *(void **)(&p_cublasSetStream) = sym(lib, "cublasSetStream_v2", &missing);
         *(void **)(&p_cublasGemmStridedBatchedEx) = sym(lib, "cublasGemmStridedBatchedEx", &missing);
         if (missing) continue;
+        int noWorkspace = 0;
+        *(void **)(&p_cublasSetWorkspace) = sym(lib, "cublasSetWorkspace_v2", &noWorkspace);
         if (p_cuCtxSetCurrent(ctx)) return -1;
         if (p_cublasCreate(&handle) || p_cublasSetStream(handle, stream)) continue;
         snprintf(which, whichlen, "%s", names[i]);
@@ -234,3 +263,53 @@ int rf_gemm(int dtype, int transA, int transB, int M, int N, int K, CUdeviceptr 
                                         (void *)C, dtype, N, strideC, batch,
                                         compute, -1 /* CUBLAS_GEMM_DEFAULT */);
 }
+
+// --- CUDA graphs ---
+
+int rf_graphs_available(void) { return p_cuStreamBeginCapture != NULL; }
+
+// bind_cublas points cuBLAS at s with the workspace ws. cublasSetStream
+// resets the workspace to cuBLAS's own pool, so the workspace follows it.
+static int bind_cublas(CUstream s, CUdeviceptr ws, size_t wsBytes) {
+    if (!handle) return 0;
+    if (p_cublasSetStream(handle, s)) return 1;
+    if (ws && p_cublasSetWorkspace && p_cublasSetWorkspace(handle, (void *)ws, wsBytes)) return 1;
+    return 0;
+}
+
+CUresult rf_capture_begin(CUdeviceptr ws, size_t wsBytes) {
+    CURRENT();
+    if (!p_cuStreamBeginCapture) return 801; // CUDA_ERROR_NOT_SUPPORTED
+    if (handle && (!ws || !p_cublasSetWorkspace)) return 801; // cuBLAS would allocate its workspace inside
+    CUresult r;
+    if (!capStream && (r = p_cuStreamCreate(&capStream, 1))) return r; // CU_STREAM_NON_BLOCKING
+    if (bind_cublas(capStream, ws, wsBytes)) return 1;
+    if ((r = p_cuStreamBeginCapture(capStream, 0))) { // CU_STREAM_CAPTURE_MODE_GLOBAL
+        bind_cublas(stream, ws, wsBytes);
+        return r;
+    }
+    cur = capStream;
+    return 0;
+}
+
+CUresult rf_capture_end(void **exec, CUdeviceptr ws, size_t wsBytes) {
+    *exec = NULL;
+    CURRENT();
+    cur = stream;
+    CUgraph graph = NULL;
+    CUresult r = p_cuStreamEndCapture(capStream, &graph);
+    if (bind_cublas(stream, ws, wsBytes) && !r) r = 1;
+    if (r || !graph) {
+        if (graph) p_cuGraphDestroy(graph);
+        return r ? r : 1;
+    }
+    // The executable graph stands alone: the captured one goes at once.
+    if (p_cuGraphInstantiateWithFlags) r = p_cuGraphInstantiateWithFlags(exec, graph, 0);
+    else r = p_cuGraphInstantiate(exec, graph, NULL, NULL, 0);
+    p_cuGraphDestroy(graph);
+    if (r) *exec = NULL;
+    return r;
+}
+
+CUresult rf_graph_launch(void *exec) { CURRENT(); return p_cuGraphLaunch(exec, stream); }
+CUresult rf_graph_destroy(void *exec) { CURRENT(); return p_cuGraphExecDestroy(exec); }

@@ -45,6 +45,25 @@ CUresult rf_event_record(void *ev);
 CUresult rf_event_elapsed(float *ms, void *start, void *end);
 CUresult rf_event_destroy(void *ev);
 
+// CUDA graphs (graph.go). rf_graphs_available reports whether the driver has
+// the graph functions (CUDA 11.4+ for cuGraphInstantiateWithFlags; older ones
+// fall back to cuGraphInstantiate_v2, and one lacking both has no graphs).
+int rf_graphs_available(void);
+// rf_capture_begin starts capturing on a second, non-blocking stream (made on
+// first use) in global mode: from then on every rf_* stream operation, cuBLAS
+// included, is recorded there instead of run, and a call that cannot be
+// recorded (a host copy, a synchronization, an allocation) fails and
+// invalidates the capture. cuBLAS is bound to that stream with the workspace
+// ws of wsBytes (without one it could allocate inside the capture).
+CUresult rf_capture_begin(CUdeviceptr ws, size_t wsBytes);
+// rf_capture_end ends the capture (always, whatever went wrong inside it),
+// puts the work back on the backend's stream and instantiates the record
+// into *exec (NULL on failure).
+CUresult rf_capture_end(void **exec, CUdeviceptr ws, size_t wsBytes);
+// rf_graph_launch queues the instantiated graph on the backend's stream.
+CUresult rf_graph_launch(void *exec);
+CUresult rf_graph_destroy(void *exec);
+
 
 // rf_cublas_open looks for libcublas.so.13, .12, .11, then libcublas.so (or
 // loads $RFNET_LIBCUBLAS; "none" finds none);

@@ -74,3 +74,7 @@ func FA2Attention(b tensor.Backend, q, k, v tensor.Buffer, p tensor.AttentionPar
 func FA2Fits(b tensor.Backend, p tensor.AttentionParams, d tensor.DType) bool {
 	return fa2Shape(p, d)
 }
+
+// Replays counts the graph launches so far, for tests that must know a
+// graph ran.
+func Replays(b tensor.Backend) int64 { return b.(*Backend).graph.replays.Load() }

@@ -209,6 +209,8 @@ func (m *Model) Denoise(ctx context.Context, s sched.Scheduler, latents, cond, u
 	// are projected once, outside the per-call scopes, and freed at the end.
 	prepared := m.UNet.PrepareContext(context)
 	defer prepared.Free()
+	predict := m.unetSteps(prepared) // a CUDA graph where the backend captures
+	defer predict.close()
 	for i, t := range ts {
 		if err := Canceled(ctx, i); err != nil {
 			return nil, err
@@ -221,7 +223,7 @@ func (m *Model) Denoise(ctx context.Context, s sched.Scheduler, latents, cond, u
 			x = tensor.Concat(0, latents, latents)
 			times = []float64{t, t}
 		}
-		out, err := m.UNet.ForwardContext(s.ScaleModelInput(x, i), times, prepared, nil, nil)
+		out, err := predict.predict(s.ScaleModelInput(x, i), times)
 		if err != nil {
 			return nil, err
 		}

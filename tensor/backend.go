@@ -213,7 +213,10 @@ func (p AttentionParams) Packed() bool {
 //	             Float32s, Int32s, Convert, Free
 //
 // Name, Computes and Sync belong to the backend itself (cpu/backend.go,
-// cuda/device.go).
+// cuda/device.go). Backends may implement optional interfaces beside it:
+// Scoper (tensor/scope.go, cuda/scope.go), Capturer (tensor/graph.go,
+// cuda/graph.go: CUDA graphs, with CopyBuffer, the refill of a graph's
+// inputs) and MemoryReporter; callers work without them.
 type Backend interface {
 	// Name is a short description ("cpu", "cuda:0 NVIDIA H100 ...").
 	Name() string

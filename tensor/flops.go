@@ -1,6 +1,9 @@
 package tensor
 
-import "sync/atomic"
+import (
+	"fmt"
+	"sync/atomic"
+)
 
 // FLOPCounter wraps a backend and counts the floating-point operations of
 // the products it runs: matrix products, convolutions (forward and input
@@ -87,3 +90,40 @@ func (p AttentionParams) FLOPs() int64 {
 // BackwardFLOPs of the backward's five products (q·kᵀ recomputed, dout·vᵀ,
 // Pᵀ·dout, dS·k, dSᵀ·q): 10·Batch·N·M·D.
 func (p AttentionParams) BackwardFLOPs() int64 { return p.FLOPs() / 4 * 10 }
+
+// Capture forwards to the counted backend, when it captures: the products
+// recorded count at each Replay (when the device runs them), not at the
+// capture, so a denoising loop of replays counts as its eager twin does.
+func (c *FLOPCounter) Capture(f func()) (Graph, error) {
+	inner, ok := c.Backend.(Capturer)
+	if !ok {
+		return nil, fmt.Errorf("tensor: %s cannot capture calls: %w", c.Backend.Name(), ErrUnsupported)
+	}
+	before := c.n.Load()
+	var last int64 // the products of f's last run (a backend may capture more than once)
+	g, err := inner.Capture(func() {
+		start := c.n.Load()
+		f()
+		last = c.n.Load() - start
+	})
+	c.n.Add(before - c.n.Load())
+	if err != nil {
+		return nil, err
+	}
+	return &countedGraph{Graph: g, c: c, flops: last}, nil
+}
+
+// CopyBuffer forwards to the counted backend (CaptureCall checks first that it captures).
+func (c *FLOPCounter) CopyBuffer(dst, src Buffer) { c.Backend.(Capturer).CopyBuffer(dst, src) }
+
+// countedGraph adds its products' FLOPs at each replay.
+type countedGraph struct {
+	Graph
+	c     *FLOPCounter
+	flops int64
+}
+
+func (g *countedGraph) Replay() {
+	g.c.n.Add(g.flops)
+	g.Graph.Replay()
+}

@@ -160,7 +160,9 @@ func (u *UNet) ForwardContext(latent *tensor.Tensor, timesteps []float64, c *Con
 		// Only the prediction outlives a plain call (no tape keeps the
 		// intermediates, no hook is shown the maps): the intermediates go
 		// back to the device cache as it returns.
-		return tensor.Scoped(latent.Backend(), func() *tensor.Tensor { return u.forward(latent, timesteps, c, added, nil) }), nil
+		return tensor.Scoped(latent.Backend(), func() *tensor.Tensor {
+			return u.forward(latent, u.timeEmbedding(latent, timesteps, added), c, nil)
+		}), nil
 	}
 	if hook != nil {
 		defer func() {
@@ -172,7 +174,36 @@ func (u *UNet) ForwardContext(latent *tensor.Tensor, timesteps []float64, c *Con
 			}
 		}()
 	}
-	return u.forward(latent, timesteps, c, added, hook), nil
+	return u.forward(latent, u.timeEmbedding(latent, timesteps, added), c, hook), nil
+}
+
+// TimeProjection is the sinusoidal embedding of the timesteps that the time
+// embedding's MLP takes, [len(timesteps), BlockOutChannels[0]] (diffusers'
+// time_proj). It is computed on the host and uploaded; ForwardProjected
+// takes it as a tensor, so that a call can be captured as a CUDA graph (an
+// upload cannot be in one) and replayed with the next step's projection.
+func (u *UNet) TimeProjection(b tensor.Backend, d tensor.DType, timesteps []float64) *tensor.Tensor {
+	c := u.Config
+	return tensor.TimestepEmbedding(b, d, timesteps, c.BlockOutChannels[0], c.FlipSinToCos, c.FreqShift, 10000)
+}
+
+// ForwardProjected is ForwardContext without hooks, from the timesteps'
+// projection (TimeProjection) instead of the timesteps: every input a device
+// tensor (the prepared context's keys and values too), no host work. A UNet
+// with text_time conditioning is refused (its time ids are host values too).
+func (u *UNet) ForwardProjected(latent, proj *tensor.Tensor, c *Context) (*tensor.Tensor, error) {
+	if c.u != u {
+		return nil, errors.New("unet: the context was prepared by another UNet")
+	}
+	if proj.Rank() != 2 || proj.Dim(0) != latent.Dim(0) || proj.Dim(1) != u.Config.BlockOutChannels[0] || c.text.Dim(0) != latent.Dim(0) {
+		return nil, fmt.Errorf("unet: latent %v, time projection %v, context %v", latent.Shape(), proj.Shape(), c.text.Shape())
+	}
+	if err := u.checkAdded(latent.Dim(0), nil); err != nil {
+		return nil, err
+	}
+	return tensor.Scoped(latent.Backend(), func() *tensor.Tensor {
+		return u.forward(latent, u.timeMLP(proj.To(latent.DType()), nil), c, nil)
+	}), nil
 }
 
 // checkAdded checks the extra conditioning fits the config for batch b.
@@ -201,14 +232,18 @@ func (u *UNet) checkAdded(b int, added *Added) error {
 // embedding followed by the time ids' sinusoidal embeddings (diffusers'
 // UNet2DConditionModel.forward: concat([text_embeds, time_embeds], -1)).
 func (u *UNet) timeEmbedding(latent *tensor.Tensor, timesteps []float64, added *Added) *tensor.Tensor {
+	return u.timeMLP(u.TimeProjection(latent.Backend(), latent.DType(), timesteps), added)
+}
+
+// timeMLP is timeEmbedding from the timesteps' projection proj.
+func (u *UNet) timeMLP(proj *tensor.Tensor, added *Added) *tensor.Tensor {
 	c := u.Config
-	b, d := latent.Backend(), latent.DType()
-	emb := tensor.TimestepEmbedding(b, d, timesteps, c.BlockOutChannels[0], c.FlipSinToCos, c.FreqShift, 10000)
-	temb := u.timeLin2.Forward(u.timeLin1.Forward(emb).SiLU())
+	b, d := proj.Backend(), proj.DType()
+	temb := u.timeLin2.Forward(u.timeLin1.Forward(proj).SiLU())
 	if u.addLin1 == nil {
 		return temb
 	}
-	n := latent.Dim(0)
+	n := proj.Dim(0)
 	// add_time_proj: each time id in AdditionTimeEmbedDim channels, a row's ids side by side.
 	timeIDs := tensor.TimestepEmbedding(b, d, added.TimeIDs, c.AdditionTimeEmbedDim, c.FlipSinToCos, c.FreqShift, 10000)
 	timeIDs = timeIDs.Reshape(n, len(added.TimeIDs)/n*c.AdditionTimeEmbedDim)
@@ -216,8 +251,9 @@ func (u *UNet) timeEmbedding(latent *tensor.Tensor, timesteps []float64, added *
 	return temb.Add(u.addLin2.Forward(u.addLin1.Forward(aug).SiLU()))
 }
 
-// forward is Forward's network; a stop by hook unwinds it as a stopSignal panic.
-func (u *UNet) forward(latent *tensor.Tensor, timesteps []float64, context *Context, added *Added, hook Hook) *tensor.Tensor {
+// forward is Forward's network under the time embedding temb; a stop by hook
+// unwinds it as a stopSignal panic.
+func (u *UNet) forward(latent, temb *tensor.Tensor, context *Context, hook Hook) *tensor.Tensor {
 	// attnHook names the layer and turns a stop into an unwind to Forward.
 	attnHook := func(prefix string, x *tensor.Tensor) func(int) nn.ProbsHook {
 		return func(k int) nn.ProbsHook {
@@ -231,8 +267,6 @@ func (u *UNet) forward(latent *tensor.Tensor, timesteps []float64, context *Cont
 			}
 		}
 	}
-	temb := u.timeEmbedding(latent, timesteps, added)
-
 	x := u.convIn.Forward(latent)
 	skips := []*tensor.Tensor{x}
 	for i, blk := range u.down {

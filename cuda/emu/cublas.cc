@@ -4,6 +4,11 @@
 // row-major-to-column-major mapping of cuda/driver.c is tested against the
 // documented semantics, not against itself. Arguments are validated as cuBLAS
 // does, and every operand's extent must lie in live device memory.
+//
+// A product on a capturing stream is recorded (driver.cc) and computed at
+// each replay; it needs a workspace set with cublasSetWorkspace after the
+// last cublasSetStream (which resets it, as cuBLAS documents), since cuBLAS
+// would otherwise allocate one inside the capture.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -12,6 +17,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,13 +25,20 @@
 
 namespace emu {
 bool device_range(const void *p, size_t n);
+bool capture_op(void *stream, std::function<std::string()> op);
+bool stream_capturing(void *stream);
 }
 
 namespace {
-enum { STATUS_SUCCESS = 0, STATUS_NOT_INITIALIZED = 1, STATUS_INVALID_VALUE = 7, STATUS_EXECUTION_FAILED = 13 };
+enum { STATUS_SUCCESS = 0, STATUS_NOT_INITIALIZED = 1, STATUS_INVALID_VALUE = 7, STATUS_EXECUTION_FAILED = 13, STATUS_NOT_SUPPORTED = 15 };
 enum { R_32F = 0, R_16F = 2, R_16BF = 14 };
 enum { COMPUTE_32F = 68, COMPUTE_32F_FAST_TF32 = 77 };
 int handleTag;
+void *boundStream;  // cublasSetStream's
+bool userWorkspace; // cublasSetWorkspace since the last cublasSetStream
+
+void gemm(int transa, int transb, int m, int n, int k, float al, const void *A, int Atype, int lda, long long strideA, const void *B,
+          int Btype, int ldb, long long strideB, float be, void *C, int Ctype, int ldc, long long strideC, int batch, int compute);
 
 size_t elem_size(int t) { return t == R_32F ? 4 : 2; }
 
@@ -67,7 +80,21 @@ bool extent_ok(const char *name, const void *p, int t, int rows, int cols, int l
 } // namespace
 
 API int cublasCreate_v2(void **handle) { *handle = &handleTag; return STATUS_SUCCESS; }
-API int cublasSetStream_v2(void *handle, void *) { return handle == &handleTag ? STATUS_SUCCESS : STATUS_NOT_INITIALIZED; }
+API int cublasSetStream_v2(void *handle, void *stream) {
+    if (handle != &handleTag) return STATUS_NOT_INITIALIZED;
+    boundStream = stream;
+    userWorkspace = false;
+    return STATUS_SUCCESS;
+}
+API int cublasSetWorkspace_v2(void *handle, void *ws, size_t bytes) {
+    if (handle != &handleTag) return STATUS_NOT_INITIALIZED;
+    if (bytes && !emu::device_range(ws, bytes)) {
+        fprintf(stderr, "cuBLAS emulator: cublasSetWorkspace: %zu bytes at %p are not one live device allocation\n", bytes, ws);
+        return STATUS_INVALID_VALUE;
+    }
+    userWorkspace = bytes > 0;
+    return STATUS_SUCCESS;
+}
 
 // C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b], column-major; op(A) is m×k, op(B) k×n.
 API int cublasGemmStridedBatchedEx(void *handle, int transa, int transb, int m, int n, int k, const void *alpha, const void *A,
@@ -92,7 +119,31 @@ API int cublasGemmStridedBatchedEx(void *handle, int transa, int transb, int m, 
     if (!extent_ok("A", A, Atype, aRows, aCols, lda, strideA, batch) || !extent_ok("B", B, Btype, bRows, bCols, ldb, strideB, batch) ||
         !extent_ok("C", C, Ctype, m, n, ldc, strideC, batch))
         return STATUS_EXECUTION_FAILED;
+    // Host pointer mode: alpha and beta are read at the call, so a graph keeps their values.
     float al = *(const float *)alpha, be = *(const float *)beta;
+    auto product = [=]() -> std::string {
+        if (!extent_ok("A", A, Atype, aRows, aCols, lda, strideA, batch) || !extent_ok("B", B, Btype, bRows, bCols, ldb, strideB, batch) ||
+            !extent_ok("C", C, Ctype, m, n, ldc, strideC, batch))
+            return "cublasGemmStridedBatchedEx: an operand is no longer live";
+        gemm(transa, transb, m, n, k, al, A, Atype, lda, strideA, B, Btype, ldb, strideB, be, C, Ctype, ldc, strideC, batch, compute);
+        return "";
+    };
+    if (emu::stream_capturing(boundStream)) {
+        if (!userWorkspace) {
+            fprintf(stderr, "cuBLAS emulator: a product on a capturing stream without cublasSetWorkspace (cuBLAS would allocate inside the capture)\n");
+            return STATUS_NOT_SUPPORTED;
+        }
+        emu::capture_op(boundStream, product);
+        return STATUS_SUCCESS;
+    }
+    product();
+    return STATUS_SUCCESS;
+}
+
+namespace {
+// gemm computes C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b] (arguments checked).
+void gemm(int transa, int transb, int m, int n, int k, float al, const void *A, int Atype, int lda, long long strideA, const void *B,
+          int Btype, int ldb, long long strideB, float be, void *C, int Ctype, int ldc, long long strideC, int batch, int compute) {
     bool round = compute == COMPUTE_32F_FAST_TF32;
     std::vector<float> acc(m);
     for (int b = 0; b < batch; b++) {
@@ -117,5 +168,5 @@ API int cublasGemmStridedBatchedEx(void *handle, int transa, int transb, int m, 
             }
         }
     }
-    return STATUS_SUCCESS;
 }
+} // namespace

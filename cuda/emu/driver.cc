@@ -4,6 +4,20 @@
 // live allocations (the GPU would read garbage or fault, later and with less
 // to say), and each ends at an inaccessible page. Launches run at once, synchronously; a failed launch makes the
 // context unusable, as on the hardware, and the message names the kernel.
+//
+// Stream capture (CUDA graphs): while a stream captures, launches, memsets
+// and device copies on it (and cuBLAS products bound to it, cublas.cc) are
+// recorded, arguments copied, instead of run; a graph launch runs the record
+// in order, checking its pointers again. Capture is in global mode, the one
+// rfnet uses: a call that would synchronize or touch the host (a download,
+// an upload from pageable memory, cuCtxSynchronize, cuMemAlloc, cuMemFree,
+// an event) fails with CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED and invalidates
+// the capture, whose end then fails with CUDA_ERROR_STREAM_CAPTURE_INVALIDATED,
+// so a host copy left inside a captured call fails here as on the hardware.
+// As on the hardware, a capture not in relaxed mode must end on the thread
+// that began it (Go moves goroutines between threads: the backend locks the
+// thread for a capture). Stricter than the hardware: only a non-blocking
+// stream may capture, and one capture runs at a time.
 #include <sys/mman.h>
 
 #include <chrono>
@@ -13,6 +27,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "runtime.h"
 
@@ -39,8 +54,13 @@ enum {
     INVALID_IMAGE = 200,
     INVALID_CONTEXT = 201,
     INVALID_HANDLE = 400,
+    ILLEGAL_STATE = 401,
     NOT_FOUND = 500,
     LAUNCH_FAILED = 719,
+    NOT_SUPPORTED = 801,
+    STREAM_CAPTURE_UNSUPPORTED = 900,
+    STREAM_CAPTURE_INVALIDATED = 901,
+    STREAM_CAPTURE_WRONG_THREAD = 908,
 };
 
 std::mutex mu; // the driver state is global; Go may call from any thread
@@ -54,7 +74,20 @@ size_t inUse;
 size_t total = size_t(8) << 30;
 std::string detail;   // the last error, in words
 CUresult sticky;      // a failed launch loses the context
-int contextTag, streamTag;
+int contextTag;
+
+struct Stream {
+    unsigned flags; // CU_STREAM_NON_BLOCKING = 1
+};
+// A graph is its operations in stream order; an executable graph a copy.
+struct Graph {
+    std::vector<std::function<std::string()>> ops;
+};
+Stream *capturing;  // the stream in capture, if any
+Graph *captured;    // what it has recorded
+std::string invalid; // why the capture was invalidated ("" while it is valid)
+std::thread::id captureThread; // the thread that began it
+bool captureRelaxed;           // CU_STREAM_CAPTURE_MODE_RELAXED: any thread may end it
 
 struct Module {
     std::string name;
@@ -91,7 +124,42 @@ CUresult check_range(const char *op, CUdeviceptr p, size_t n) {
     return SUCCESS;
 }
 
+// recording reports whether stream s captures (then its operations are recorded).
+bool recording(void *s) { return capturing && (Stream *)s == capturing; }
+
+// forbid fails a call that a global-mode capture does not allow, and
+// invalidates the capture, as the hardware does.
+CUresult forbid(const std::string &what) {
+    if (!capturing) return SUCCESS;
+    if (invalid.empty()) invalid = what;
+    return fail(STREAM_CAPTURE_UNSUPPORTED, what + " while a stream is capturing (a CUDA graph cannot hold it)");
+}
+
+// pointer_error checks a launch's pointer arguments against live allocations.
+std::string pointer_error(const KernelInfo &k, void **params) {
+    for (size_t i = 0; i < k.pointer.size(); i++) {
+        if (!k.pointer[i]) continue;
+        uintptr_t p;
+        memcpy(&p, params[i], sizeof p);
+        if (p != 0 && !live(p, 1))
+            return std::string(k.name) + ": pointer argument " + std::to_string(i) + " (" + hex(p) + ") is not live device memory (freed, or never allocated)";
+    }
+    return "";
+}
+
 } // namespace
+
+bool stream_capturing(void *stream) {
+    std::lock_guard<std::mutex> lock(mu);
+    return recording(stream);
+}
+
+bool capture_op(void *stream, std::function<std::string()> op) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!recording(stream)) return false;
+    captured->ops.push_back(std::move(op));
+    return true;
+}
 
 // device_range reports whether [p, p+n) lies in one live allocation (for the cuBLAS emulation).
 bool device_range(const void *p, size_t n) {
@@ -134,11 +202,21 @@ API CUresult cuCtxSetCurrent(void *ctx) {
     if (ctx != &contextTag) return fail(INVALID_CONTEXT, "not the emulator's context");
     return SUCCESS;
 }
-API CUresult cuCtxSynchronize(void) { LOCK(); CONTEXT_OK(); return SUCCESS; }
-API CUresult cuStreamCreate(void **s, unsigned) { *s = &streamTag; return SUCCESS; }
+API CUresult cuCtxSynchronize(void) {
+    LOCK();
+    if (CUresult r = forbid("cuCtxSynchronize")) return r;
+    CONTEXT_OK();
+    return SUCCESS;
+}
+API CUresult cuStreamCreate(void **s, unsigned flags) {
+    if (flags > 1) return fail(INVALID_VALUE, "stream flags " + std::to_string(flags) + " (0 or CU_STREAM_NON_BLOCKING)");
+    *s = new Stream{flags};
+    return SUCCESS;
+}
 
 API CUresult cuMemAlloc_v2(CUdeviceptr *p, size_t n) {
     LOCK();
+    if (CUresult r = forbid("cuMemAlloc")) return r;
     CONTEXT_OK();
     if (n == 0) return fail(INVALID_VALUE, "cuMemAlloc of 0 bytes");
     if (inUse + n > total) return fail(OUT_OF_MEMORY, "out of the emulated " + std::to_string(total >> 20) + " MiB");
@@ -159,6 +237,7 @@ API CUresult cuMemAlloc_v2(CUdeviceptr *p, size_t n) {
 }
 API CUresult cuMemFree_v2(CUdeviceptr p) {
     LOCK();
+    if (CUresult r = forbid("cuMemFree")) return r;
     auto it = allocations.find((uintptr_t)p);
     if (it == allocations.end()) return fail(INVALID_VALUE, "cuMemFree of " + hex(p) + ", which is not the start of a live allocation");
     inUse -= it->second.bytes;
@@ -168,8 +247,11 @@ API CUresult cuMemFree_v2(CUdeviceptr p) {
     return SUCCESS;
 }
 // Kernels run at launch, so the stream is always drained: the async copy is immediate.
-API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, void *) {
+// On a capturing stream it is refused: Go's memory is pageable, and a graph
+// can only copy from pinned memory.
+API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, void *s) {
     LOCK();
+    if (recording(s)) return forbid("cuMemcpyHtoDAsync from pageable memory");
     CONTEXT_OK();
     if (CUresult r = check_range("cuMemcpyHtoDAsync destination", dst, n)) return r;
     memcpy((void *)dst, src, n);
@@ -177,24 +259,37 @@ API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, vo
 }
 API CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n) {
     LOCK();
+    if (CUresult r = forbid("cuMemcpyDtoH")) return r;
     CONTEXT_OK();
     if (CUresult r = check_range("cuMemcpyDtoH source", src, n)) return r;
     memcpy(dst, (const void *)src, n);
     return SUCCESS;
 }
-API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, void *) {
+API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, void *s) {
     LOCK();
     CONTEXT_OK();
     if (CUresult r = check_range("cuMemcpyDtoD destination", dst, n)) return r;
     if (CUresult r = check_range("cuMemcpyDtoD source", src, n)) return r;
-    memmove((void *)dst, (const void *)src, n);
+    auto op = [dst, src, n]() -> std::string {
+        if (n && (!live(dst, n) || !live(src, n))) return "cuMemcpyDtoD: [" + hex(src) + " or " + hex(dst) + ", +" + std::to_string(n) + ") is no longer live";
+        memmove((void *)dst, (const void *)src, n);
+        return "";
+    };
+    if (recording(s)) captured->ops.push_back(op);
+    else op();
     return SUCCESS;
 }
-API CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char v, size_t n, void *) {
+API CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char v, size_t n, void *s) {
     LOCK();
     CONTEXT_OK();
     if (CUresult r = check_range("cuMemsetD8", dst, n)) return r;
-    memset((void *)dst, v, n);
+    auto op = [dst, v, n]() -> std::string {
+        if (n && !live(dst, n)) return "cuMemsetD8: [" + hex(dst) + ", +" + std::to_string(n) + ") is no longer live";
+        memset((void *)dst, v, n);
+        return "";
+    };
+    if (recording(s)) captured->ops.push_back(op);
+    else op();
     return SUCCESS;
 }
 API CUresult cuMemGetInfo_v2(size_t *freeBytes, size_t *totalBytes) {
@@ -255,7 +350,7 @@ API CUresult cuFuncSetAttribute(void *fn, int attr, int value) {
 }
 
 API CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                            unsigned shmem, void *, void **params, void **extra) {
+                            unsigned shmem, void *stream, void **params, void **extra) {
     LOCK();
     CONTEXT_OK();
     KernelInfo *k = (KernelInfo *)fn;
@@ -268,12 +363,27 @@ API CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, uns
     if ((int)shmem > k->maxDynamicShared)
         return fail(INVALID_VALUE, name + ": " + std::to_string(shmem) + " bytes of dynamic shared memory, more than the " +
                                        std::to_string(k->maxDynamicShared) + " allowed (cuFuncSetAttribute raises it)");
-    for (size_t i = 0; i < k->pointer.size(); i++) {
-        if (!k->pointer[i]) continue;
-        uintptr_t p;
-        memcpy(&p, params[i], sizeof p);
-        if (p != 0 && !live(p, 1))
-            return fail(INVALID_VALUE, name + ": pointer argument " + std::to_string(i) + " (" + hex(p) + ") is not live device memory (freed, or never allocated)");
+    std::string bad = pointer_error(*k, params);
+    if (!bad.empty()) return fail(INVALID_VALUE, bad);
+    if (recording(stream)) {
+        // The values are copied now, as cuLaunchKernel copies them: the
+        // caller's argument block is gone by the replay.
+        std::vector<char> blob;
+        std::vector<size_t> offs;
+        for (size_t i = 0; i < k->size.size(); i++) {
+            blob.resize((blob.size() + 15) / 16 * 16);
+            offs.push_back(blob.size());
+            blob.insert(blob.end(), (const char *)params[i], (const char *)params[i] + k->size[i]);
+        }
+        Dim3 grid{gx, gy, gz}, block{bx, by, bz};
+        captured->ops.push_back([k, blob, offs, grid, block, shmem]() mutable -> std::string {
+            std::vector<void *> p(offs.size());
+            for (size_t i = 0; i < offs.size(); i++) p[i] = blob.data() + offs[i];
+            std::string err = pointer_error(*k, p.data());
+            if (err.empty()) err = run_grid(*k, p.data(), grid, block, shmem);
+            return err.empty() ? "" : std::string(k->name) + ": " + err;
+        });
+        return SUCCESS;
     }
     std::string err = run_grid(*k, params, Dim3{gx, gy, gz}, Dim3{bx, by, bz}, shmem);
     if (!err.empty()) {
@@ -296,6 +406,11 @@ API CUresult cuGetErrorString(CUresult r, const char **s) {
     case INVALID_HANDLE: base = "invalid resource handle"; break;
     case NOT_FOUND: base = "named symbol not found"; break;
     case LAUNCH_FAILED: base = "unspecified launch failure"; break;
+    case ILLEGAL_STATE: base = "the operation cannot be performed in the present state"; break;
+    case NOT_SUPPORTED: base = "operation not supported"; break;
+    case STREAM_CAPTURE_UNSUPPORTED: base = "operation not permitted when stream is capturing"; break;
+    case STREAM_CAPTURE_INVALIDATED: base = "operation failed due to a previous error during capture"; break;
+    case STREAM_CAPTURE_WRONG_THREAD: base = "attempt to terminate a thread-local capture sequence from another thread"; break;
     default: return INVALID_VALUE;
     }
     msg = std::string(base) + (detail.empty() ? "" : " [emulator: " + detail + "]");
@@ -304,12 +419,16 @@ API CUresult cuGetErrorString(CUresult r, const char **s) {
 }
 
 API CUresult cuEventCreate(void **ev, unsigned) { *ev = new Event{{}, false}; return SUCCESS; }
-API CUresult cuEventRecord(void *ev, void *) {
+API CUresult cuEventRecord(void *ev, void *s) {
+    {
+        LOCK();
+        if (recording(s)) return forbid("cuEventRecord on the capturing stream (event nodes are not emulated)");
+    }
     ((Event *)ev)->t = std::chrono::steady_clock::now();
     ((Event *)ev)->recorded = true;
     return SUCCESS;
 }
-API CUresult cuEventSynchronize(void *) { return SUCCESS; }
+API CUresult cuEventSynchronize(void *) { LOCK(); return forbid("cuEventSynchronize"); }
 API CUresult cuEventElapsedTime(float *ms, void *start, void *end) {
     Event *a = (Event *)start, *b = (Event *)end;
     if (!a->recorded || !b->recorded) return fail(INVALID_HANDLE, "elapsed time of an event never recorded");
@@ -317,3 +436,66 @@ API CUresult cuEventElapsedTime(float *ms, void *start, void *end) {
     return SUCCESS;
 }
 API CUresult cuEventDestroy_v2(void *ev) { delete (Event *)ev; return SUCCESS; }
+
+// --- stream capture and graphs ---
+
+API CUresult cuStreamBeginCapture_v2(void *s, int mode) {
+    LOCK();
+    CONTEXT_OK();
+    Stream *st = (Stream *)s;
+    if (!st) return fail(NOT_SUPPORTED, "the legacy default stream cannot capture");
+    if (mode < 0 || mode > 2) return fail(INVALID_VALUE, "capture mode " + std::to_string(mode));
+    if (!(st->flags & 1)) return fail(NOT_SUPPORTED, "capture on a blocking stream (the emulator asks for CU_STREAM_NON_BLOCKING: a blocking one joins the legacy default stream)");
+    if (capturing) return fail(NOT_SUPPORTED, "a second capture while one runs (the emulator captures one stream at a time)");
+    capturing = st;
+    captured = new Graph{};
+    invalid.clear();
+    captureThread = std::this_thread::get_id();
+    captureRelaxed = mode == 2;
+    return SUCCESS;
+}
+
+API CUresult cuStreamEndCapture(void *s, void **graph) {
+    LOCK();
+    *graph = nullptr;
+    if (!capturing || (Stream *)s != capturing) return fail(ILLEGAL_STATE, "cuStreamEndCapture on a stream that is not capturing");
+    if (!captureRelaxed && std::this_thread::get_id() != captureThread)
+        return fail(STREAM_CAPTURE_WRONG_THREAD, "cuStreamEndCapture on another thread than cuStreamBeginCapture's (the capture goes on)");
+    Graph *g = captured;
+    capturing = nullptr;
+    captured = nullptr;
+    if (!invalid.empty()) {
+        delete g;
+        return fail(STREAM_CAPTURE_INVALIDATED, "the capture was invalidated by " + invalid);
+    }
+    *graph = g;
+    return SUCCESS;
+}
+
+API CUresult cuGraphInstantiateWithFlags(void **exec, void *graph, unsigned long long flags) {
+    LOCK();
+    if (!graph) return fail(INVALID_VALUE, "cuGraphInstantiate of no graph");
+    if (flags) return fail(INVALID_VALUE, "graph instantiation flags are not emulated");
+    *exec = new Graph(*(Graph *)graph);
+    return SUCCESS;
+}
+API CUresult cuGraphInstantiate_v2(void **exec, void *graph, void *, char *, size_t) { return cuGraphInstantiateWithFlags(exec, graph, 0); }
+
+// cuGraphLaunch runs the record in order; a failing node loses the context, as a failed launch does.
+API CUresult cuGraphLaunch(void *exec, void *s) {
+    LOCK();
+    CONTEXT_OK();
+    if (!exec) return fail(INVALID_HANDLE, "cuGraphLaunch of no graph");
+    if (recording(s)) return forbid("cuGraphLaunch into a capture (child graphs are not emulated)");
+    Graph *g = (Graph *)exec;
+    for (size_t i = 0; i < g->ops.size(); i++) {
+        std::string err = g->ops[i]();
+        if (!err.empty()) {
+            sticky = LAUNCH_FAILED;
+            return fail(LAUNCH_FAILED, "graph node " + std::to_string(i) + ": " + err);
+        }
+    }
+    return SUCCESS;
+}
+API CUresult cuGraphExecDestroy(void *exec) { LOCK(); delete (Graph *)exec; return SUCCESS; }
+API CUresult cuGraphDestroy(void *graph) { LOCK(); delete (Graph *)graph; return SUCCESS; }

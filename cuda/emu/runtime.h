@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -21,6 +22,7 @@ struct KernelInfo {
     void *fn;
     Invoker invoke;
     std::vector<bool> pointer; // which parameters are pointers (checked at launch)
+    std::vector<size_t> size;  // each parameter's size (a captured launch copies the values)
     int maxDynamicShared;      // cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)
 };
 
@@ -30,7 +32,7 @@ std::vector<KernelInfo> &kernels();
 // Registrar records a kernel from a static initializer (EMU_REGISTER in kernels/common.cuh).
 struct Registrar {
     template <class... A> Registrar(const char *module, const char *name, void (*fn)(A...)) {
-        register_kernel(KernelInfo{module, name, (void *)fn, &invoke<A...>, {std::is_pointer<A>::value...}, 48 << 10});
+        register_kernel(KernelInfo{module, name, (void *)fn, &invoke<A...>, {std::is_pointer<A>::value...}, {sizeof(A)...}, 48 << 10});
     }
     template <class... A> static void invoke(void *fn, void **p) {
         call<A...>((void (*)(A...))fn, p, std::index_sequence_for<A...>{});
@@ -76,6 +78,13 @@ void async_commit();
 void async_wait(int pending);
 void async_start(unsigned thread);
 void async_finish();
+
+// Stream capture (driver.cc): capture_op records op, to run at each replay of
+// the graph, when stream is capturing, and reports whether it did (the
+// cuBLAS emulation records its products this way). An op returns "" or what
+// went wrong. It takes the driver's lock: call it without holding it.
+bool capture_op(void *stream, std::function<std::string()> op);
+bool stream_capturing(void *stream);
 
 std::string run_grid(const KernelInfo &k, void **params, Dim3 grid, Dim3 block, size_t dynamicShared);
 

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../../kernels/mma.cuh"
@@ -25,6 +26,22 @@ CUresult cuModuleLoadData(void **, const void *);
 CUresult cuModuleGetFunction(void **, void *, const char *);
 CUresult cuLaunchKernel(void *, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void *, void **, void **);
 CUresult cuGetErrorString(CUresult, const char **);
+CUresult cuMemcpyDtoH_v2(void *, CUdeviceptr, size_t);
+CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr, CUdeviceptr, size_t, void *);
+CUresult cuMemsetD8Async(CUdeviceptr, unsigned char, size_t, void *);
+CUresult cuCtxSynchronize(void);
+CUresult cuStreamCreate(void **, unsigned);
+CUresult cuStreamBeginCapture_v2(void *, int);
+CUresult cuStreamEndCapture(void *, void **);
+CUresult cuGraphInstantiateWithFlags(void **, void *, unsigned long long);
+CUresult cuGraphLaunch(void *, void *);
+CUresult cuGraphExecDestroy(void *);
+CUresult cuGraphDestroy(void *);
+int cublasCreate_v2(void **);
+int cublasSetStream_v2(void *, void *);
+int cublasSetWorkspace_v2(void *, void *, size_t);
+int cublasGemmStridedBatchedEx(void *, int, int, int, int, int, const void *, const void *, int, int, long long, const void *, int, int,
+                               long long, const void *, void *, int, int, long long, int, int, int);
 }
 
 static int failures;
@@ -133,6 +150,12 @@ EMU_REGISTER(neighbour_race)
 
 extern "C" __global__ void write_at(float *x, int i) { x[i] = 1.f; }
 EMU_REGISTER(write_at)
+
+extern "C" __global__ void add_one(float *y, const float *x, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = x[i] + 1.f;
+}
+EMU_REGISTER(add_one)
 
 // --- mma.sync, ldmatrix, cp.async (kernels/mma.cuh, emu_mma.h, async.cc) ---
 
@@ -521,6 +544,75 @@ int main() {
         int status = 0;
         waitpid(child, &status, 0);
         CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV, "a write past the end did not fault (status %d)", status);
+
+        // Stream capture: a launch, a device copy, a memset and a cuBLAS
+        // product recorded (values copied at the call) and replayed in order
+        // with new inputs; a host copy, an allocation or a wait inside
+        // invalidates the capture.
+        void *afn, *s, *blocking, *graph, *exec, *blas;
+        CHECK(cuModuleGetFunction(&afn, module, "add_one") == 0, "get function");
+        CUdeviceptr x, y, z, ws, c;
+        CHECK(cuMemAlloc_v2(&x, 1024) == 0 && cuMemAlloc_v2(&y, 1024) == 0 && cuMemAlloc_v2(&z, 1024) == 0 && cuMemAlloc_v2(&ws, 4096) == 0 &&
+                  cuMemAlloc_v2(&c, 64) == 0,
+              "alloc");
+        CHECK(cuStreamCreate(&s, 1) == 0 && cuStreamCreate(&blocking, 0) == 0, "streams");
+        CHECK(cuStreamBeginCapture_v2(blocking, 0) == 801, "a blocking stream captured");
+        CHECK(cublasCreate_v2(&blas) == 0 && cublasSetStream_v2(blas, s) == 0, "cuBLAS handle");
+        CHECK(cuStreamBeginCapture_v2(s, 0) == 0, "begin capture: %s", error_text(1).c_str());
+        int count = 256;
+        void *ap[] = {&y, &x, &count};
+        CHECK(cuLaunchKernel(afn, 1, 1, 1, 256, 1, 1, 0, s, ap, nullptr) == 0, "captured launch: %s", error_text(1).c_str());
+        count = 0; // the record holds the value of the launch
+        CHECK(cuMemcpyDtoDAsync_v2(z, y, 1024, s) == 0, "captured copy");
+        CHECK(cuMemsetD8Async(y, 0, 1024, s) == 0, "captured memset");
+        float one = 1.f, zero = 0.f;
+        // C (4×4) = A·B with A = B = the first 16 floats of z, column-major.
+        CHECK(cublasGemmStridedBatchedEx(blas, 0, 0, 4, 4, 4, &one, (void *)z, 0, 4, 16, (void *)z, 0, 4, 16, &zero, (void *)c, 0, 4, 16, 1,
+                                         68, -1) == 15,
+              "a cuBLAS product captured without a workspace");
+        CHECK(cublasSetWorkspace_v2(blas, (void *)ws, 4096) == 0, "workspace");
+        CHECK(cublasGemmStridedBatchedEx(blas, 0, 0, 4, 4, 4, &one, (void *)z, 0, 4, 16, (void *)z, 0, 4, 16, &zero, (void *)c, 0, 4, 16, 1,
+                                         68, -1) == 0,
+              "captured cuBLAS product");
+        CHECK(cuStreamEndCapture(s, &graph) == 0 && graph, "end capture: %s", error_text(1).c_str());
+        CHECK(cuGraphInstantiateWithFlags(&exec, graph, 0) == 0, "instantiate");
+        CHECK(cuGraphDestroy(graph) == 0, "destroy graph");
+        for (int round = 0; round < 2; round++) {
+            std::vector<float> in(256), out(256), prod(16);
+            for (int i = 0; i < 256; i++) in[i] = (float)(round * 100 + i % 7);
+            CHECK(cuMemcpyHtoDAsync_v2(x, in.data(), 1024, s) == 0, "refill");
+            CHECK(cuGraphLaunch(exec, s) == 0, "replay %d: %s", round, error_text(1).c_str());
+            CHECK(cuMemcpyDtoH_v2(out.data(), z, 1024) == 0, "download");
+            for (int i = 0; i < 256; i++) CHECK(out[i] == in[i] + 1.f, "replay %d: z[%d] = %g, want %g", round, i, out[i], in[i] + 1.f);
+            CHECK(cuMemcpyDtoH_v2(out.data(), y, 1024) == 0 && out[0] == 0.f && out[255] == 0.f, "replay %d: the memset", round);
+            CHECK(cuMemcpyDtoH_v2(prod.data(), c, 64) == 0, "download");
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) {
+                    float want = 0.f;
+                    for (int l = 0; l < 4; l++) want += (in[i + 4 * l] + 1.f) * (in[l + 4 * j] + 1.f);
+                    CHECK(prod[i + 4 * j] == want, "replay %d: product (%d, %d) = %g, want %g", round, i, j, prod[i + 4 * j], want);
+                }
+        }
+        CHECK(cuGraphExecDestroy(exec) == 0, "destroy exec");
+        CHECK(cuStreamBeginCapture_v2(s, 0) == 0, "begin capture");
+        float h[4] = {};
+        CUdeviceptr more;
+        r = cuMemcpyHtoDAsync_v2(x, h, 16, s);
+        CHECK(r == 900, "an upload inside a capture: %d", r);
+        CHECK(cuMemAlloc_v2(&more, 64) == 900, "an allocation inside a capture");
+        CHECK(cuMemcpyDtoH_v2(h, x, 16) == 900, "a download inside a capture");
+        CHECK(cuCtxSynchronize() == 900, "a synchronization inside a capture");
+        r = cuStreamEndCapture(s, &graph);
+        CHECK(r == 901 && graph == nullptr && error_text(r).find("cuMemcpyHtoDAsync") != std::string::npos, "invalidated capture: %d %s", r,
+              error_text(r).c_str());
+        CHECK(cuCtxSynchronize() == 0, "the context after an invalidated capture");
+        // Ending a global-mode capture on another thread fails (and the capture goes on).
+        CHECK(cuStreamBeginCapture_v2(s, 0) == 0, "begin capture");
+        CUresult other = 0;
+        std::thread([&] { other = cuStreamEndCapture(s, &graph); }).join();
+        CHECK(other == 908, "a capture ended on another thread: %d", other);
+        CHECK(cuStreamEndCapture(s, &graph) == 0 && graph, "end capture on its thread");
+        CHECK(cuGraphDestroy(graph) == 0, "destroy graph");
     }
     if (failures) {
         fprintf(stderr, "cuda emulator self-test: %d failures\n", failures);

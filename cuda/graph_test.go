@@ -1,0 +1,291 @@
+//go:build cuda
+
+package cuda_test
+
+import (
+	"errors"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rfnet/rfnet-native/cuda"
+	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/tensor"
+	"github.com/rfnet/rfnet-native/tensor/backendtest"
+)
+
+// graphsOn turns capture on for the test (another test may have turned it off).
+func graphsOn(t *testing.T, g tensor.Backend) *cuda.Backend {
+	t.Helper()
+	b := g.(*cuda.Backend)
+	was := b.SetGraphs(true)
+	t.Cleanup(func() { b.SetGraphs(was) })
+	return b
+}
+
+// A captured call of a few ops (elementwise, a GEMM, a reduction, a concat)
+// replayed with new inputs equals the eager call bit for bit; the steady
+// replays take nothing from the driver, and Close gives every block back.
+func TestGraphReplaysOps(t *testing.T) {
+	g := device(t)
+	graphsOn(t, g)
+	mem := g.(interface {
+		MemoryStats() (inUse, peak int64)
+		AllocStats() cuda.AllocStats
+	})
+	for _, d := range computeDTypes {
+		t.Run(d.String(), func(t *testing.T) {
+			f := func(in []*tensor.Tensor) *tensor.Tensor {
+				x, w := in[0], in[1]
+				h := x.Reshape(24, 32).MatMul(w).Affine(0.5, 0.25).SiLU()
+				s := h.Sum(1).Reshape(24, 1)
+				return tensor.Concat(1, h, s).Mul(s.Sigmoid())
+			}
+			x := backendtest.Randn(g, d, 1, 2, 12, 32)
+			w := backendtest.Randn(g, d, 2, 32, 16)
+			syncOK(t, g)
+			inUse := func() int64 { n, _ := mem.MemoryStats(); return n }
+			// Earlier tests' garbage goes back now, not in the middle of the count.
+			runtime.GC()
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond)
+			before := inUse()
+			call, first, err := tensor.CaptureCall(g, f, x, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := tensor.Scoped(g, func() *tensor.Tensor { return f([]*tensor.Tensor{x, w}) }); !slices.Equal(first.Float32s(), want.Float32s()) {
+				t.Fatal("CaptureCall's eager result differs from the call's")
+			} else {
+				want.Free()
+			}
+			first.Free()
+			replays := cuda.Replays(g)
+			var drivers int64
+			for round := range 4 {
+				if round == 2 { // the first two may fill the cache for the outputs' copies
+					drivers = mem.AllocStats().DriverAllocs
+				}
+				x := backendtest.Randn(g, d, uint64(10+round), 2, 12, 32)
+				w := backendtest.Randn(g, d, uint64(20+round), 32, 16)
+				got, err := call.Run(x, w)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := tensor.Scoped(g, func() *tensor.Tensor { return f([]*tensor.Tensor{x, w}) })
+				if !want.Shape().Equal(got.Shape()) || !slices.Equal(got.Float32s(), want.Float32s()) {
+					t.Fatalf("round %d: the replay differs from the eager call (shape %v, want %v)", round, got.Shape(), want.Shape())
+				}
+				syncOK(t, g)
+				got.Free()
+				want.Free()
+				x.Free()
+				w.Free()
+			}
+			if n := cuda.Replays(g) - replays; n != 4 {
+				t.Errorf("%d graph launches, want 4", n)
+			}
+			if n := mem.AllocStats().DriverAllocs - drivers; n != 0 {
+				t.Errorf("steady replays took %d blocks from the driver", n)
+			}
+			call.Close()
+			syncOK(t, g)
+			if n := inUse() - before; n != 0 {
+				t.Errorf("a closed call left %d bytes in use", n)
+			}
+			x.Free() // after the count: reachable until here, the collector leaves them alone
+			w.Free()
+		})
+	}
+}
+
+// A capture that copies to or from the host, or needs more new blocks than
+// it may add to the cache, fails (unsupported: the caller runs eagerly), and
+// leaves the backend working; graphs turned off refuse capture.
+func TestGraphCaptureRefusesHostWork(t *testing.T) {
+	g := device(t)
+	b := graphsOn(t, g)
+	x := backendtest.Randn(g, tensor.Float32, 3, 64)
+	for _, c := range []struct {
+		name, want string
+		f          func()
+	}{
+		{"upload", "capturing", func() { tensor.FromFloat32(g, tensor.Float32, tensor.Shape{4}, []float32{1, 2, 3, 4}).Affine(2, 0) }},
+		{"download", "capturing", func() { _ = x.Affine(2, 0).Float32s() }},
+		// Ten new sizes at once: the capture grows the cache by eight blocks, one per try, and gives up.
+		{"allocation", "inside a graph capture", func() {
+			tensor.Scoped(g, func() *tensor.Tensor {
+				var out *tensor.Tensor
+				for i := range 10 {
+					out = tensor.Zeros(g, tensor.Float32, 10000+200*i)
+				}
+				return out
+			})
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			x.Affine(2, 0).Free() // the cache holds a block for the capture's first op
+			graph, err := b.Capture(c.f)
+			if err == nil {
+				graph.Close()
+				t.Fatal("the capture succeeded")
+			}
+			if !errors.Is(err, tensor.ErrUnsupported) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q, want one wrapping ErrUnsupported that says %q", err, c.want)
+			}
+			backendtest.AssertCloseValues(t, x.Affine(2, 1).Float64s(), x.Affine(1, 0).Affine(2, 1).Float64s(), 0)
+			syncOK(t, g)
+		})
+	}
+	// A panic inside ends the capture on its way out; a capture inside
+	// another is refused.
+	func() {
+		defer func() { _ = recover() }()
+		_, _ = b.Capture(func() {
+			x.Affine(2, 0)
+			panic("stop")
+		})
+	}()
+	var nested error
+	outer, err := b.Capture(func() { _, nested = b.Capture(func() {}) })
+	if err != nil || !errors.Is(nested, tensor.ErrUnsupported) {
+		t.Fatalf("after a panic, a capture holding another: %v; the inner one: %v (want nil, ErrUnsupported)", err, nested)
+	}
+	outer.Replay()
+	outer.Close()
+	syncOK(t, g)
+	_, err = b.Profile(func() error {
+		_, err := b.Capture(func() { x.Affine(2, 0) })
+		if !errors.Is(err, tensor.ErrUnsupported) || !strings.Contains(err.Error(), "profile") {
+			t.Errorf("a capture while profiling: %v, want ErrUnsupported naming the profile", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetGraphs(false)
+	if _, _, err := tensor.CaptureCall(g, func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Affine(2, 0) }, x); !errors.Is(err, tensor.ErrUnsupported) {
+		t.Fatalf("with graphs off: %v, want ErrUnsupported", err)
+	}
+	syncOK(t, g)
+}
+
+// The tiny UNet's call replayed over several timesteps equals the eager
+// call bit for bit (the same kernels in the same order). One dtype, f16:
+// the mechanism is the same in each, and a UNet call costs seconds on the
+// emulator.
+func TestGraphUNetMatchesEager(t *testing.T) {
+	g := device(t)
+	graphsOn(t, g)
+	for _, d := range []tensor.DType{tensor.Float16} {
+		t.Run(d.String(), func(t *testing.T) {
+			m := loadOn(t, "tiny-sd1", g, d)
+			u := m.UNet
+			context := backendtest.Randn(g, d, 5, 2, 77, u.Config.CrossAttentionDim)
+			latent := backendtest.Randn(g, d, 6, 2, 4, 8, 8)
+			prepared := u.PrepareContext(context) // read in place by the graph
+			defer prepared.Free()
+			proj := u.TimeProjection(g, d, []float64{999, 999})
+			call, _, err := tensor.CaptureCall(g, func(in []*tensor.Tensor) *tensor.Tensor {
+				out, err := u.ForwardProjected(in[0], in[1], prepared)
+				if err != nil {
+					panic(err)
+				}
+				return out
+			}, latent, proj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer call.Close()
+			for i, ts := range []float64{901, 21} {
+				x := latent.Affine(1-0.2*float64(i), 0.1)
+				want, err := u.ForwardContext(x, []float64{ts, ts}, prepared, nil, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := call.Run(x, u.TimeProjection(g, d, []float64{ts, ts}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got.Float32s(), want.Float32s()) {
+					t.Fatalf("timestep %g: the replayed UNet call differs from the eager one (rel. L2 %.3g)", ts,
+						backendtest.RelL2(got.Float64s(), want.Float64s()))
+				}
+			}
+			syncOK(t, g)
+		})
+	}
+}
+
+// Text-to-image on the tiny model: with graphs the loop replays the UNet
+// call at every step after the first (which runs it eagerly and captures
+// it), and the image equals the one without, bit for bit:
+// DDIM under guidance, and PNDM without (its steps keep earlier
+// predictions, which a replay must not overwrite).
+func TestTextToImageGraphMatchesEager(t *testing.T) {
+	g := device(t)
+	b := graphsOn(t, g)
+	for _, c := range []struct {
+		sched    string
+		guidance float64
+	}{{"ddim", 7.5}, {"pndm", 1}} {
+		t.Run(c.sched, func(t *testing.T) {
+			m := loadOn(t, "tiny-sd1", g, tensor.Float32)
+			req := pipeline.Request{Prompt: "a mouse hunting a lion", NegativePrompt: "blurry", Steps: 2, Guidance: c.guidance,
+				Scheduler: c.sched, Width: 64, Height: 64, Seed: 3}
+			replays := cuda.Replays(g)
+			withGraphs, err := m.Generate(req, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, steps := cuda.Replays(g)-replays, len(withGraphs.Timesteps); n != int64(steps-1) {
+				t.Fatalf("%d graph launches for %d steps, want %d", n, steps, steps-1)
+			}
+			b.SetGraphs(false)
+			defer b.SetGraphs(true)
+			replays = cuda.Replays(g)
+			eager, err := m.Generate(req, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := cuda.Replays(g) - replays; n != 0 {
+				t.Fatalf("graphs off: %d graph launches", n)
+			}
+			if !slices.Equal(withGraphs.Latents.Float32s(), eager.Latents.Float32s()) ||
+				!slices.Equal(withGraphs.Image.Float32s(), eager.Image.Float32s()) {
+				t.Fatalf("with graphs the latents differ from eager (rel. L2 %.3g)",
+					backendtest.RelL2(withGraphs.Latents.Float64s(), eager.Latents.Float64s()))
+			}
+		})
+	}
+}
+
+// A FLOP counter around the GPU captures too, and counts a graph's products
+// at each replay, not at the capture: the eager run plus three replays count
+// four calls.
+func TestGraphCountsFLOPsAtReplay(t *testing.T) {
+	g := device(t)
+	graphsOn(t, g)
+	c := tensor.CountFLOPs(g)
+	x, w := backendtest.Randn(c, tensor.Float32, 1, 24, 32), backendtest.Randn(c, tensor.Float32, 2, 32, 16)
+	call, first, err := tensor.CaptureCall(c, func(in []*tensor.Tensor) *tensor.Tensor { return in[0].MatMul(in[1]).SiLU() }, x, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	first.Free()
+	for range 3 {
+		out, err := call.Run(x, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Free()
+	}
+	syncOK(t, g)
+	if got, want := c.FLOPs(), int64(4*2*24*32*16); got != want {
+		t.Fatalf("%d FLOPs counted, want %d (four calls)", got, want)
+	}
+}
