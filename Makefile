@@ -131,8 +131,13 @@ test-emu-cublas: emu-selftest
 
 # The built-in GEMM pass also runs blocks, warps and lanes last to first
 # (RFNET_EMU_ORDER=reverse): a race the default order hides shows there.
+# Of the diffusers runs it takes one prompt per model and scheduler (the
+# second prompt of each pair runs the same kernels on other tokens); they
+# were 1640 s of the cuda package's 1675 s on the emulator, and the
+# cuBLAS pass still runs all of them.
+EMU_GEMM_SKIP := -skip 'TestTextToImageMatchesDiffusers/.*-(ddim-negative|dpm\+\+2m-long|euler-punctuation|pndm-punctuation)/'
 test-emu-gemm: emu-selftest
-	$(EMU_ENV) RFNET_LIBCUBLAS=none RFNET_EMU_ORDER=reverse $(EMU_TEST) $(EMU_PKGS)
+	$(EMU_ENV) RFNET_LIBCUBLAS=none RFNET_EMU_ORDER=reverse $(EMU_TEST) $(EMU_GEMM_SKIP) $(EMU_PKGS)
 	tests=$$(scripts/cmd-cuda-tests.sh) && $(EMU_ENV) RFNET_LIBCUBLAS=none RFNET_EMU_ORDER=reverse $(EMU_TEST) $(EMU_CMD_RUN)
 
 # float32 products on TF32 (RFNET_CUDA_TF32=1; the emulated cuBLAS rounds

@@ -78,3 +78,7 @@ func FA2Fits(b tensor.Backend, p tensor.AttentionParams, d tensor.DType) bool {
 // Replays counts the graph launches so far, for tests that must know a
 // graph ran.
 func Replays(b tensor.Backend) int64 { return b.(*Backend).graph.replays.Load() }
+
+// TrimCache returns the allocator's cached blocks to the driver, for tests
+// that need a cache in a known state.
+func TrimCache(b tensor.Backend) { b.(*Backend).mem.trim() }

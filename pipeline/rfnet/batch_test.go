@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/rfnet/rfnet-native/llm"
+	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/tensor"
 )
 
@@ -126,29 +127,56 @@ func TestBatchedObjectsEqualOneByOneOneObject(t *testing.T) {
 	runBoth(t, p, testConfig())
 }
 
+// objectStage is the test plan's object stage set up by hand on model pm:
+// the runner, the spec with its prompts, and each object's initial latent.
+type objectStage struct {
+	r      *runner
+	s      *spec
+	uncond *tensor.Tensor
+	zs     []*tensor.Tensor
+}
+
+func newObjectStage(t *testing.T, pm *pipeline.Model, c Config) *objectStage {
+	t.Helper()
+	o := &objectStage{r: &runner{Model: pm, cfg: c, emit: func(TraceEvent) {}}, s: newSpec(testPlan(), c)}
+	runSAA(o.s.Objects, Config{SAA: false}, nil)
+	if err := o.s.buildPrompts(pm.Tokenizer); err != nil {
+		t.Fatal(err)
+	}
+	o.uncond, _ = pm.EncodePrompt(o.s.SONegative)
+	for j := range o.s.Objects {
+		o.zs = append(o.zs, toLatent(pm.Backend, pm.DType, noise(uint64(j+3), 4*16*16), 4, 16, 16, 1))
+	}
+	return o
+}
+
+// loop is object j's loop, with a fresh scheduler.
+func (o *objectStage) loop(t *testing.T, j int) loop {
+	t.Helper()
+	l, err := o.r.objectLoop(o.s, j, o.uncond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// loops are every object's loops.
+func (o *objectStage) loops(t *testing.T) []loop {
+	t.Helper()
+	var ls []loop
+	for j := range o.s.Objects {
+		ls = append(ls, o.loop(t, j))
+	}
+	return ls
+}
+
 // The batch keeps each object's saved maps as its own run does, no more:
 // the same layers and sizes per step, nothing duplicated across objects.
 func TestBatchedObjectsSaveNoMoreThanOneByOne(t *testing.T) {
 	c := testConfig()
 	c.Steps, c.MaxIndexStep = 3, 2
-	pm := tinyModel(t, "tiny-sd2", tensor.Float32)
-	r := &runner{Model: pm, cfg: c, emit: func(TraceEvent) {}}
-	s := newSpec(testPlan(), c)
-	runSAA(s.Objects, Config{SAA: false}, nil)
-	if err := s.buildPrompts(pm.Tokenizer); err != nil {
-		t.Fatal(err)
-	}
-	uncond, _ := pm.EncodePrompt(s.SONegative)
-	var ls []loop
-	var zs []*tensor.Tensor
-	for j := range s.Objects {
-		l, err := r.objectLoop(s, j, uncond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		zs = append(zs, toLatent(pm.Backend, pm.DType, noise(uint64(j+3), 4*16*16), 4, 16, 16, 1))
-	}
+	o := newObjectStage(t, tinyModel(t, "tiny-sd2", tensor.Float32), c)
+	r, ls, zs := o.r, o.loops(t), o.zs
 	size := func(run *loopResult) (n int) {
 		for _, sm := range run.saved {
 			for _, m := range sm {
@@ -162,8 +190,7 @@ func TestBatchedObjectsSaveNoMoreThanOneByOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	for j := range ls {
-		l, _ := r.objectLoop(s, j, uncond) // a fresh scheduler
-		one, err := r.steer(l, zs[j])
+		one, err := r.steer(o.loop(t, j), zs[j])
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -99,35 +99,16 @@ func TestBatchedObjectsOnGPU(t *testing.T) {
 	c := testConfig()
 	c.Steps, c.MaxIndexStep, c.MaxIter = 2, 2, []int{2, 1}
 	c.LossThreshold, c.OverallLossThreshold = 0, 0
-	pm := tinyModelOn(t, "tiny-sd2", g, d)
-	r := &runner{Model: pm, cfg: c, emit: func(TraceEvent) {}}
-	s := newSpec(testPlan(), c)
-	runSAA(s.Objects, Config{SAA: false}, nil)
-	if err := s.buildPrompts(pm.Tokenizer); err != nil {
-		t.Fatal(err)
-	}
-	uncond, _ := pm.EncodePrompt(s.SONegative)
-	var ls []loop
-	var zs []*tensor.Tensor
-	for j := range s.Objects {
-		l, err := r.objectLoop(s, j, uncond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		zs = append(zs, toLatent(pm.Backend, pm.DType, noise(uint64(j+3), 4*16*16), 4, 16, 16, 1))
-	}
+	o := newObjectStage(t, tinyModelOn(t, "tiny-sd2", g, d), c)
+	r, zs := o.r, o.zs
+	ls := o.loops(t)
 	runs, err := r.steerBatch(ls, zs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tol := fixtures.GPUModelTol(d)
 	for j := range ls {
-		l, err := r.objectLoop(s, j, uncond) // a fresh scheduler
-		if err != nil {
-			t.Fatal(err)
-		}
-		one, err := r.steer(l, zs[j])
+		one, err := r.steer(o.loop(t, j), zs[j])
 		if err != nil {
 			t.Fatal(err)
 		}
