@@ -148,7 +148,7 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 		step "bench-engine $1 $2" "$base.txt" 240 "$bin/rfnet-native" bench-engine --device cuda --model "$1" --dtype "$2" \
 			--iters 5 --steps 50 --profile --json "$logs/$base.json"
 		st=$?
-		outcome "bench-engine $1 $2" "$base.txt" $st "$(awk '/^host side/ {exit} /^unet, batch 2/ {u=$(NF-5)} /^vae decode/ {v=$(NF-5)} /^denoise/ {d=$(NF-5)} END {printf "unet %s ms, vae %s ms, 50 steps %s ms", u, v, d}' "$logs/$base.txt")"
+		outcome "bench-engine $1 $2" "$base.txt" $st "$(awk '/^host side/ {exit} /^unet, batch 2/ {u=$(NF-5)} /^graph replay of the unet/ {g=$(NF-5)} /^vae decode/ {v=$(NF-5)} /^denoise/ {d=$(NF-5)} END {printf "unet %s ms (graph replay %s ms), vae %s ms, 50 steps %s ms", u, g, v, d}' "$logs/$base.txt")"
 	}
 	# rfnet_scenes MODEL DTYPE: bench-engine --rfnet, whole RFNet scenes of
 	# 1, 2 and 4 objects at 512² and 50 steps, default and forced gating.
@@ -168,9 +168,13 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 	# Parity first (one row per top-level test), then speed, the headline
 	# figures first: SD 2.1-base fp16 against diffusers on the same card.
 	if want parity; then
-		for t in TestConformance TestParityWithCPU TestKernelEdges TestKernelGemmMatchesCPU TestTopKMeanMatchesCPU TestNewOncePerProcess TestGatherReportsBadID TestAllocatorReuse TestScopedCallsFreeIntermediates TestAttentionExplicitPath TestProfileCountsLaunches TestModelsMatchCPU TestTextToImageMatchesDiffusers; do
+		for t in TestConformance TestParityWithCPU TestKernelEdges TestKernelGemmMatchesCPU TestTopKMeanMatchesCPU TestNewOncePerProcess TestGatherReportsBadID TestAllocatorReuse TestScopedCallsFreeIntermediates TestAttentionExplicitPath TestProfileCountsLaunches \
+			TestAttentionFA2 TestAttentionFA2Strided TestAttentionFA2Backward TestAttentionTapeFA2 TestAttentionBackwardComposed \
+			TestGraphReplaysOps TestGraphCaptureRefusesHostWork TestGraphUNetMatchesEager TestTextToImageGraphMatchesEager TestModelsMatchCPU TestTextToImageMatchesDiffusers; do
 			check "$t" "$t.log" "$bin/cuda.test" -test.run "^$t\$" -test.v
 		done
+		# The diffusers runs again with the denoising loop eager (no CUDA graph).
+		check "TestTextToImageMatchesDiffusers, eager" eager.log env RFNET_CUDA_GRAPHS=0 "$bin/cuda.test" -test.run '^TestTextToImageMatchesDiffusers$' -test.v
 		check "fp32 products on TF32 (1e-3 per op, 1e-2 per model)" tf32.log env RFNET_CUDA_TF32=1 "$bin/cuda.test" -test.run '^(TestParityWithCPU|TestKernelEdges|TestModelsMatchCPU)$' -test.v
 		check TestGuidanceGradientOnGPU guidance.log "$bin/rfnet.test" -test.run '^TestGuidanceGradientOnGPU$' -test.v
 		check TestCommandsOnGPU commands.log "$bin/cmd.test" -test.run '^TestCommandsOnGPU$' -test.v
