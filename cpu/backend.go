@@ -43,8 +43,8 @@ type ops interface {
 	layerNormBackward(x, dy, mean, rstd, gamma tensor.Buffer, rows, cols int) tensor.Buffer
 	softmax(x tensor.Buffer, rows, cols int) tensor.Buffer
 	softmaxBackward(y, dy tensor.Buffer, rows, cols int) tensor.Buffer
-	geglu(x tensor.Buffer, rows, cols int) tensor.Buffer
-	gegluBackward(x, dy tensor.Buffer, rows, cols int) tensor.Buffer
+	geglu(x, bias tensor.Buffer, rows, cols int) tensor.Buffer
+	gegluBackward(x, bias, dy tensor.Buffer, rows, cols int) tensor.Buffer
 	permute(x tensor.Buffer, shape tensor.Shape, perm []int) tensor.Buffer
 	concat(xs []tensor.Buffer, outer int, inners []int) tensor.Buffer
 	slice(x tensor.Buffer, outer, inner, start, size int) tensor.Buffer
@@ -122,11 +122,11 @@ func (*Backend) Softmax(x tensor.Buffer, rows, cols int) tensor.Buffer {
 func (*Backend) SoftmaxBackward(y, dy tensor.Buffer, rows, cols int) tensor.Buffer {
 	return pick("softmax backward", y).softmaxBackward(y, dy, rows, cols)
 }
-func (*Backend) GEGLU(x tensor.Buffer, rows, cols int) tensor.Buffer {
-	return pick("geglu", x).geglu(x, rows, cols)
+func (*Backend) GEGLU(x, bias tensor.Buffer, rows, cols int) tensor.Buffer {
+	return pick("geglu", x).geglu(x, bias, rows, cols)
 }
-func (*Backend) GEGLUBackward(x, dy tensor.Buffer, rows, cols int) tensor.Buffer {
-	return pick("geglu backward", x).gegluBackward(x, dy, rows, cols)
+func (*Backend) GEGLUBackward(x, bias, dy tensor.Buffer, rows, cols int) tensor.Buffer {
+	return pick("geglu backward", x).gegluBackward(x, bias, dy, rows, cols)
 }
 func (*Backend) Permute(x tensor.Buffer, shape tensor.Shape, perm []int) tensor.Buffer {
 	return pick("permute", x).permute(x, shape, perm)

@@ -136,25 +136,27 @@ func (kern[T]) binary(op tensor.BinaryOp, ab, bb tensor.Buffer, bc tensor.Broadc
 	return wrap(out)
 }
 
-// geglu: each row of x [rows, 2·cols] is [h | g]; y = h·GELU(g) (diffusers' GEGLU
-// chunks the projection in this order).
-func (kern[T]) geglu(xb tensor.Buffer, rows, cols int) tensor.Buffer {
-	x := vals[T]("geglu", xb)
+// geglu: each row of x [rows, 2·cols] plus bias (nil: none) is [h | g]; y =
+// h·GELU(g) (diffusers' GEGLU chunks the projection in this order). The sum
+// is rounded to T first, as Add would round it.
+func (kern[T]) geglu(xb, biasb tensor.Buffer, rows, cols int) tensor.Buffer {
+	x, bias := vals[T]("geglu", xb), vals[T]("geglu", biasb)
 	y := make([]T, rows*cols)
 	parallelFor(rows, max(1, elemGrain/max(cols, 1)), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			h, g := x[2*r*cols:][:cols], x[(2*r+1)*cols:][:cols]
 			dst := y[r*cols:][:cols]
 			for i := range dst {
-				dst[i] = T(float64(h[i]) * gelu(float64(g[i])))
+				hi, gi := biased(h[i], bias, i), biased(g[i], bias, cols+i)
+				dst[i] = T(float64(hi) * gelu(float64(gi)))
 			}
 		}
 	})
 	return wrap(y)
 }
 
-func (kern[T]) gegluBackward(xb, dyb tensor.Buffer, rows, cols int) tensor.Buffer {
-	x, dy := vals[T]("geglu backward", xb), vals[T]("geglu backward", dyb)
+func (kern[T]) gegluBackward(xb, biasb, dyb tensor.Buffer, rows, cols int) tensor.Buffer {
+	x, bias, dy := vals[T]("geglu backward", xb), vals[T]("geglu backward", biasb), vals[T]("geglu backward", dyb)
 	dx := make([]T, len(x))
 	parallelFor(rows, max(1, elemGrain/max(cols, 1)), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -162,11 +164,19 @@ func (kern[T]) gegluBackward(xb, dyb tensor.Buffer, rows, cols int) tensor.Buffe
 			dh, dg := dx[2*r*cols:][:cols], dx[(2*r+1)*cols:][:cols]
 			d := dy[r*cols:][:cols]
 			for i := range d {
-				gi := float64(g[i])
+				hi, gi := float64(biased(h[i], bias, i)), float64(biased(g[i], bias, cols+i))
 				dh[i] = T(float64(d[i]) * gelu(gi))
-				dg[i] = T(float64(d[i]) * float64(h[i]) * geluDeriv(gi))
+				dg[i] = T(float64(d[i]) * hi * geluDeriv(gi))
 			}
 		}
 	})
 	return wrap(dx)
+}
+
+// biased is v + bias[i] in T (v when there is no bias).
+func biased[T float](v T, bias []T, i int) T {
+	if bias == nil {
+		return v
+	}
+	return v + bias[i]
 }

@@ -67,30 +67,34 @@ func (g *Backend) Binary(op tensor.BinaryOp, a, b tensor.Buffer, bc tensor.Broad
 	return out
 }
 
-// GEGLU returns h·GELU(g) for each row [h | g] of x [rows, 2·cols].
-func (g *Backend) GEGLU(x tensor.Buffer, rows, cols int) tensor.Buffer {
-	xd := dev("geglu", x)
-	d := same("geglu", xd)
+// GEGLU returns h·GELU(g) for each row [h | g] of x [rows, 2·cols] plus bias
+// (nil: none), the bias read in the same pass.
+func (g *Backend) GEGLU(x, bias tensor.Buffer, rows, cols int) tensor.Buffer {
+	xd, bd := dev("geglu", x), devOrNil("geglu", bias)
+	d := same("geglu", xd, bd)
 	need("geglu", xd, 2*rows*cols)
+	need("geglu", bd, 2*cols)
 	y := g.newBuffer(d, rows*cols)
 	// A Vec of a row per thread when the width is whole Vecs (kernels/elementwise.cu).
 	unit, l := 1, linear(int64(rows*cols))
-	if v := vecLen(d); cols%v == 0 && vecAligned(y.ptr) && vecAligned(xd.ptr) {
+	if v := vecLen(d); cols%v == 0 && vecAligned(y.ptr) && vecAligned(xd.ptr) && (bd == nil || vecAligned(bd.ptr)) {
 		unit, l = v, linearVec(rows*cols, d)
 	}
-	g.run("geglu"+suffix(d), l, new(args).ptr(y.ptr).ptr(xd.ptr).i64(int64(rows)).div(cols).i32(int32(unit)),
+	g.run("geglu"+suffix(d), l, new(args).ptr(y.ptr).ptr(xd.ptr).ptr(ptrOf(bd)).i64(int64(rows)).div(cols).i32(int32(unit)),
 		fmt.Sprintf("geglu of [%d, 2·%d]", rows, cols))
 	return y
 }
 
-// GEGLUBackward returns dL/dx [rows, 2·cols] for dy [rows, cols].
-func (g *Backend) GEGLUBackward(x, dy tensor.Buffer, rows, cols int) tensor.Buffer {
-	xd, gd := dev("geglu backward", x), dev("geglu backward", dy)
-	d := same("geglu backward", xd, gd)
+// GEGLUBackward returns dL/dx [rows, 2·cols] for dy [rows, cols], x + bias
+// formed again rather than kept.
+func (g *Backend) GEGLUBackward(x, bias, dy tensor.Buffer, rows, cols int) tensor.Buffer {
+	xd, bd, gd := dev("geglu backward", x), devOrNil("geglu backward", bias), dev("geglu backward", dy)
+	d := same("geglu backward", xd, bd, gd)
 	need("geglu backward", xd, 2*rows*cols)
+	need("geglu backward", bd, 2*cols)
 	need("geglu backward", gd, rows*cols)
 	dx := g.newBuffer(d, 2*rows*cols)
-	g.run("geglu_bwd"+suffix(d), linear(int64(rows*cols)), new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(gd.ptr).i64(int64(rows)).div(cols),
+	g.run("geglu_bwd"+suffix(d), linear(int64(rows*cols)), new(args).ptr(dx.ptr).ptr(xd.ptr).ptr(ptrOf(bd)).ptr(gd.ptr).i64(int64(rows)).div(cols),
 		fmt.Sprintf("geglu backward of [%d, 2·%d]", rows, cols))
 	return dx
 }

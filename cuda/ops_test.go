@@ -145,6 +145,9 @@ func edgeCases() []edgeCase {
 		// Vec paths (16 bytes per thread: the last axis a multiple of 8) and
 		// their tails, beside the element-wise shapes above.
 		{name: "geglu/vec", in: [][]int{{37, 128}}, grad: true, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GEGLU() }},
+		// The feed-forward's projection bias added in the gate's pass, on both paths.
+		{name: "geglu/bias", in: [][]int{{37, 140}, {140}}, grad: true, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GEGLUBias(in[1]) }},
+		{name: "geglu/bias_vec", in: [][]int{{37, 128}, {128}}, grad: true, f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GEGLUBias(in[1]) }},
 		{name: "binary/same_shape_vec", in: [][]int{{2, 3, 40, 64}, {2, 3, 40, 64}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor {
 				return in[0].Add(in[1]).Mul(in[0]).Div(in[1].Abs().AddScalar(1))

@@ -154,16 +154,29 @@ template <typename T> __device__ void binary_vec_impl(int op, T *out, const T *a
 KERNEL3(binary_vec, (int op, void *out, const void *a, const void *b, int64_t n, Broadcast bc),
         (op, (T *)out, (const T *)a, (const T *)b, n, bc))
 
-// GEGLU: each row of x [rows, 2·cols.d] is [h | g]; y = h·GELU(g). unit is
-// 1, or VEC(T) when the launcher (cuda/elementwise.go) found the width a
-// whole number of Vecs: a thread then takes a Vec of a row.
-template <typename T> __device__ void geglu_impl(T *y, const T *x, int64_t rows, Divisor cols, int unit) {
+// GEGLU: each row of x [rows, 2·cols.d] plus bias [2·cols.d] (null: none)
+// is [h | g]; y = h·GELU(g). The sum is rounded to T, as the add it replaces
+// rounded it (tensor.GEGLUBias). unit is 1, or VEC(T) when the launcher
+// (cuda/elementwise.go) found the width a whole number of Vecs: a thread
+// then takes a Vec of a row.
+template <typename T> __device__ __forceinline__ float biased(T v, const T *bias, int64_t i) {
+    return bias ? to_f(from_f<T>(to_f(v) + to_f(bias[i]))) : to_f(v);
+}
+template <typename T> __device__ void geglu_impl(T *y, const T *x, const T *bias, int64_t rows, Divisor cols, int unit) {
     constexpr int N = VEC(T);
     int64_t w = cols.d;
     if (unit == N) {
         FOR_EACH(k, rows * w / N) {
             int64_t i = k * N, r = quot(i, cols), c = i - r * w;
             Vec<T, N> h = load_vec<N>(x + 2 * r * w + c), g = load_vec<N>(x + (2 * r + 1) * w + c);
+            if (bias) {
+                Vec<T, N> bh = load_vec<N>(bias + c), bg = load_vec<N>(bias + w + c);
+#pragma unroll
+                for (int j = 0; j < N; j++) {
+                    h.v[j] = from_f<T>(to_f(h.v[j]) + to_f(bh.v[j]));
+                    g.v[j] = from_f<T>(to_f(g.v[j]) + to_f(bg.v[j]));
+                }
+            }
 #pragma unroll
             for (int j = 0; j < N; j++) h.v[j] = from_f<T>(to_f(h.v[j]) * geluf(to_f(g.v[j])));
             store_vec<N>(y + i, h);
@@ -172,20 +185,21 @@ template <typename T> __device__ void geglu_impl(T *y, const T *x, int64_t rows,
     }
     FOR_EACH(i, rows * w) {
         int64_t r = quot(i, cols), c = i - r * w;
-        float h = to_f(x[2 * r * w + c]), g = to_f(x[(2 * r + 1) * w + c]);
+        float h = biased(x[2 * r * w + c], bias, c), g = biased(x[(2 * r + 1) * w + c], bias, w + c);
         y[i] = from_f<T>(h * geluf(g));
     }
 }
-KERNEL3(geglu, (void *y, const void *x, int64_t rows, Divisor cols, int unit), ((T *)y, (const T *)x, rows, cols, unit))
+KERNEL3(geglu, (void *y, const void *x, const void *bias, int64_t rows, Divisor cols, int unit),
+        ((T *)y, (const T *)x, (const T *)bias, rows, cols, unit))
 
-template <typename T> __device__ void geglu_bwd_impl(T *dx, const T *x, const T *dy, int64_t rows, Divisor cols) {
+template <typename T> __device__ void geglu_bwd_impl(T *dx, const T *x, const T *bias, const T *dy, int64_t rows, Divisor cols) {
     int64_t w = cols.d;
     FOR_EACH(i, rows * w) {
         int64_t r = quot(i, cols), c = i - r * w;
-        float h = to_f(x[2 * r * w + c]), g = to_f(x[(2 * r + 1) * w + c]), d = to_f(dy[i]);
+        float h = biased(x[2 * r * w + c], bias, c), g = biased(x[(2 * r + 1) * w + c], bias, w + c), d = to_f(dy[i]);
         dx[2 * r * w + c] = from_f<T>(d * geluf(g));
         dx[(2 * r + 1) * w + c] = from_f<T>(d * h * gelu_deriv(g));
     }
 }
-KERNEL3(geglu_bwd, (void *dx, const void *x, const void *dy, int64_t rows, Divisor cols),
-        ((T *)dx, (const T *)x, (const T *)dy, rows, cols))
+KERNEL3(geglu_bwd, (void *dx, const void *x, const void *bias, const void *dy, int64_t rows, Divisor cols),
+        ((T *)dx, (const T *)x, (const T *)bias, (const T *)dy, rows, cols))

@@ -7,6 +7,8 @@ import (
 
 // FeedForward is the transformer MLP of the SD UNet: a GEGLU projection to
 // 2·Inner, the gate, and a projection back (diffusers' ff.net.0.proj, ff.net.2).
+// The first projection's bias is added inside the gate's pass
+// (tensor.GEGLUBias), not over its 2·Inner-wide output first.
 type FeedForward struct{ In, Out *Linear }
 
 // LoadFeedForward reads ff.net.0.proj [2·inner, dim] and ff.net.2 [dim, inner].
@@ -16,13 +18,18 @@ func LoadFeedForward(w *weights.Source, dim, inner int) *FeedForward {
 
 // Forward applies the MLP to the last axis.
 func (f *FeedForward) Forward(x *tensor.Tensor) *tensor.Tensor {
-	return f.Out.Forward(f.In.Forward(x).GEGLU())
+	return f.Out.Forward(f.gate(x))
 }
 
 // ForwardAdd is residual + Forward(x), the residual added where the last
 // projection accumulates.
 func (f *FeedForward) ForwardAdd(x, residual *tensor.Tensor) *tensor.Tensor {
-	return f.Out.ForwardAdd(f.In.Forward(x).GEGLU(), residual)
+	return f.Out.ForwardAdd(f.gate(x), residual)
+}
+
+// gate is GEGLU(In(x)), In's bias added in the gate.
+func (f *FeedForward) gate(x *tensor.Tensor) *tensor.Tensor {
+	return x.Linear(f.In.Weight, nil).GEGLUBias(f.In.Bias)
 }
 
 // ResBlock is diffusers' ResnetBlock2D: two GroupNorm-SiLU-conv stages, the

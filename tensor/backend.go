@@ -292,10 +292,14 @@ type Backend interface {
 	Softmax(x Buffer, rows, cols int) Buffer
 	// SoftmaxBackward returns dL/dx = y·(dy - Σ dy·y) per row, from the forward's output y.
 	SoftmaxBackward(y, dy Buffer, rows, cols int) Buffer
-	// GEGLU splits each row of x [rows, 2·cols] into halves h, g and returns h·GELU(g) [rows, cols].
-	GEGLU(x Buffer, rows, cols int) Buffer
-	// GEGLUBackward returns dL/dx [rows, 2·cols] for dy [rows, cols].
-	GEGLUBackward(x, dy Buffer, rows, cols int) Buffer
+	// GEGLU adds bias [2·cols] (nil: none) to each row of x [rows, 2·cols],
+	// rounding the sum to x's dtype, splits the row into halves h, g and
+	// returns h·GELU(g) [rows, cols]: the feed-forward projection's bias
+	// add and its gate in one pass.
+	GEGLU(x, bias Buffer, rows, cols int) Buffer
+	// GEGLUBackward returns dL/dx [rows, 2·cols] for dy [rows, cols] (the
+	// gradient of x + bias: the bias is a constant).
+	GEGLUBackward(x, bias, dy Buffer, rows, cols int) Buffer
 
 	// Permute returns x of shape `shape` with its axes reordered: output axis i is input axis perm[i].
 	Permute(x Buffer, shape Shape, perm []int) Buffer

@@ -156,11 +156,11 @@ var backwardOf = map[OpKind]backwardFunc{
 		cols := x.Dim(-1)
 		return []*Tensor{x.derive(x.b.SoftmaxBackward(y.buf, dy.buf, x.Numel()/cols, cols), x.shape)}
 	},
-	// y = h·GELU(g) ⇒ dh = dy·GELU(g), dg = dy·h·GELU'(g)
+	// y = h·GELU(g) of x + bias ⇒ dh = dy·GELU(g), dg = dy·h·GELU'(g)
 	OpGEGLU: func(n *node, dy *Tensor) []*Tensor {
 		x := n.in[0]
 		cols := x.Dim(-1) / 2
-		return []*Tensor{x.derive(x.b.GEGLUBackward(x.buf, dy.buf, x.Numel()/(2*cols), cols), x.shape)}
+		return []*Tensor{x.derive(x.b.GEGLUBackward(x.buf, bufOf(n.in[1]), dy.buf, x.Numel()/(2*cols), cols), x.shape), nil}
 	},
 	// y = reshape(x) ⇒ dx = reshape(dy)
 	OpReshape: func(n *node, dy *Tensor) []*Tensor {

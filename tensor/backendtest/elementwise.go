@@ -47,3 +47,25 @@ func testGEGLUForward(t *testing.T, f forward) {
 	}
 	f.check(t, x.GEGLU(), tensor.Shape{3, 5}, want)
 }
+
+// testGEGLUBiasForward: the bias is added before the split, and the result
+// is exactly the composed x.Add(bias).GEGLU() (the sum rounded as Add rounds it).
+func testGEGLUBiasForward(t *testing.T, f forward) {
+	xv, x := f.host(61, 3, 10)
+	bv, b := f.host(62, 10)
+	want := make([]float64, 15)
+	for r := 0; r < 3; r++ {
+		for i := 0; i < 5; i++ {
+			h, g := xv[r*10+i]+bv[i], xv[r*10+5+i]+bv[5+i]
+			want[r*5+i] = h * 0.5 * g * (1 + math.Erf(g/math.Sqrt2))
+		}
+	}
+	got := x.GEGLUBias(b)
+	f.check(t, got, tensor.Shape{3, 5}, want)
+	composed := x.Add(b).GEGLU().Float64s()
+	for i, v := range got.Float64s() {
+		if v != composed[i] {
+			t.Fatalf("element %d: fused %v, composed %v", i, v, composed[i])
+		}
+	}
+}

@@ -57,6 +57,7 @@ var forwardChecks = []struct {
 	{"layer_norm", testLayerNormForward},
 	{"softmax", testSoftmaxForward},
 	{"geglu", testGEGLUForward},
+	{"geglu_bias", testGEGLUBiasForward},
 	{"layout", testLayoutForward},
 	{"reduce_sum", testReduceSumForward},
 	{"upsample2x", testUpsample2xForward},

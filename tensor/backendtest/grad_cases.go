@@ -109,6 +109,8 @@ func gradCasesIn(b tensor.Backend, d tensor.DType) []gradCase {
 		one(func(x *tensor.Tensor) *tensor.Tensor { return x.LayerNorm(nil, nil, 1e-5) }))
 	add("softmax", []*tensor.Tensor{rn(21, 2, 3, 7)}, []int{0}, one((*tensor.Tensor).Softmax))
 	add("geglu", []*tensor.Tensor{rn(22, 2, 3, 8)}, []int{0}, one((*tensor.Tensor).GEGLU))
+	add("geglu/bias", []*tensor.Tensor{rn(59, 2, 3, 8), rn(60, 8)}, []int{0},
+		func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GEGLUBias(in[1]) })
 
 	add("reshape", []*tensor.Tensor{rn(23, 2, 3, 4)}, []int{0},
 		one(func(x *tensor.Tensor) *tensor.Tensor { return x.Reshape(4, -1).Square() }))
