@@ -53,15 +53,9 @@ template <int D> struct FA2 {
     static constexpr int SHARED = (FA2_BM + 4 * BN) * LD; // elements: Q, then two stages of K and V
 };
 
-// load_rows starts the copies of rows [r0, r0+rows) of one head into
-// s[rows][LD]: 16 bytes per copy, zero-filled past the last row (count).
+// load_rows stages rows [r0, r0+rows) of one head into s[rows][LD] (mma.cuh's cp_async_rows).
 template <typename T, int D, int LD> __device__ __forceinline__ void load_rows(T *s, const T *g, int64_t stride, int r0, int rows, int count) {
-    constexpr int C = D / 8; // 16-byte chunks per row
-    for (int c = threadIdx.x; c < rows * C; c += FA2_WARPS * 32) {
-        int r = c / C, col = (c % C) * 8;
-        bool valid = r0 + r < count;
-        cp_async16(s + r * LD + col, valid ? g + (r0 + r) * stride + col : g, valid);
-    }
+    cp_async_rows<FA2_WARPS * 32, T, D, LD>(s, g, stride, r0, rows, count);
 }
 
 template <typename T, int D>

@@ -63,15 +63,9 @@ template <typename T> __device__ void attention_bwd_di_impl(float *di, const T *
 KERNEL3(attention_bwd_di, (float *di, const void *o, const void *dout, int N, int H, int D, int stride),
         (di, (const T *)o, (const T *)dout, N, H, D, stride))
 
-// fa2b_load starts the copies of rows [r0, r0+rows) of one head into
-// s[rows][LD], 16 bytes per copy, zero-filled past the last row (count).
+// fa2b_load stages rows [r0, r0+rows) of one head into s[rows][LD] (mma.cuh's cp_async_rows).
 template <typename T, int D, int LD> __device__ __forceinline__ void fa2b_load(T *s, const T *g, int64_t stride, int r0, int rows, int count) {
-    constexpr int C = D / 8;
-    for (int c = threadIdx.x; c < rows * C; c += FA2B_WARPS * 32) {
-        int r = c / C, col = (c % C) * 8;
-        bool valid = r0 + r < count;
-        cp_async16(s + r * LD + col, valid ? g + (r0 + r) * stride + col : g, valid);
-    }
+    cp_async_rows<FA2B_WARPS * 32, T, D, LD>(s, g, stride, r0, rows, count);
 }
 
 // fa2b_abt sets s = a·cᵀ for the warp's 16 rows of a (shared,

@@ -90,3 +90,18 @@ template <> __device__ __forceinline__ uint32_t pack_h2<__nv_bfloat16>(float lo,
     memcpy(&r, &h, 4);
     return r;
 }
+
+// cp_async_rows starts the copies of rows [r0, r0+rows) of a row-major
+// matrix g (row stride in elements) into shared s[rows][LD], D elements per
+// row in 16-byte copies spread over the block's THREADS threads; rows from
+// count on are zero-filled. The flash-attention kernels stage their Q, K, V
+// (and dO) tiles with it.
+template <int THREADS, typename T, int D, int LD>
+__device__ __forceinline__ void cp_async_rows(T *s, const T *g, int64_t stride, int r0, int rows, int count) {
+    constexpr int C = D / 8; // 16-byte chunks per row
+    for (int c = threadIdx.x; c < rows * C; c += THREADS) {
+        int r = c / C, col = (c % C) * 8;
+        bool valid = r0 + r < count;
+        cp_async16(s + r * LD + col, valid ? g + (r0 + r) * stride + col : g, valid);
+    }
+}
