@@ -44,6 +44,7 @@ type ops interface {
 	softmax(x tensor.Buffer, rows, cols int) tensor.Buffer
 	softmaxBackward(y, dy tensor.Buffer, rows, cols int) tensor.Buffer
 	geglu(x, bias tensor.Buffer, rows, cols int) tensor.Buffer
+	combine(coef, x tensor.Buffer, rows, k, n int) tensor.Buffer
 	gegluBackward(x, bias, dy tensor.Buffer, rows, cols int) tensor.Buffer
 	permute(x tensor.Buffer, shape tensor.Shape, perm []int) tensor.Buffer
 	concat(xs []tensor.Buffer, outer int, inners []int) tensor.Buffer
@@ -121,6 +122,9 @@ func (*Backend) Softmax(x tensor.Buffer, rows, cols int) tensor.Buffer {
 }
 func (*Backend) SoftmaxBackward(y, dy tensor.Buffer, rows, cols int) tensor.Buffer {
 	return pick("softmax backward", y).softmaxBackward(y, dy, rows, cols)
+}
+func (*Backend) Combine(coef, x tensor.Buffer, rows, k, n int) tensor.Buffer {
+	return pick("combine", x).combine(coef, x, rows, k, n)
 }
 func (*Backend) GEGLU(x, bias tensor.Buffer, rows, cols int) tensor.Buffer {
 	return pick("geglu", x).geglu(x, bias, rows, cols)

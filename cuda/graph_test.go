@@ -4,6 +4,7 @@ package cuda_test
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"strings"
@@ -225,21 +226,23 @@ func TestGraphUNetMatchesEager(t *testing.T) {
 	}
 }
 
-// Text-to-image on the tiny model: with graphs the loop replays the UNet
-// call at every step after the first (which runs it eagerly and captures
-// it), and the image equals the one without, bit for bit:
-// DDIM under guidance, and PNDM without (its steps keep earlier
-// predictions, which a replay must not overwrite).
+// Text-to-image on the tiny model: with graphs the loop replays the whole
+// step (model input, UNet call, guidance combine and scheduler update) at
+// every step after the first (which runs it eagerly and captures it), and
+// the latents and image equal those without, bit for bit, for every
+// scheduler, with guidance and, for the multistep ones whose history
+// slots a replay rewrites, without.
 func TestTextToImageGraphMatchesEager(t *testing.T) {
 	g := device(t)
 	b := graphsOn(t, g)
 	for _, c := range []struct {
 		sched    string
 		guidance float64
-	}{{"ddim", 7.5}, {"pndm", 1}} {
-		t.Run(c.sched, func(t *testing.T) {
+	}{{"ddim", 7.5}, {"pndm", 7.5}, {"pndm", 1}, {"euler", 7.5}, {"dpm++2m", 7.5}, {"dpm++2m", 1}} {
+		t.Run(fmt.Sprintf("%s/guidance_%g", c.sched, c.guidance), func(t *testing.T) {
 			m := loadOn(t, "tiny-sd1", g, tensor.Float32)
-			req := pipeline.Request{Prompt: "a mouse hunting a lion", NegativePrompt: "blurry", Steps: 2, Guidance: c.guidance,
+			// Three steps: PNDM's and DPM-Solver++'s multistep updates are reached.
+			req := pipeline.Request{Prompt: "a mouse hunting a lion", NegativePrompt: "blurry", Steps: 3, Guidance: c.guidance,
 				Scheduler: c.sched, Width: 64, Height: 64, Seed: 3}
 			replays := cuda.Replays(g)
 			withGraphs, err := m.Generate(req, nil)

@@ -163,6 +163,14 @@ func edgeCases() []edgeCase {
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], in[2], 1, 1) }},
 		{name: "conv2d/3x3_s2_vec_rows", in: [][]int{{2, 5, 12, 32}, {7, 5, 3, 3}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], nil, 2, 1) }},
+		// A denoising step's shape: five state slots from seven (state,
+		// both guidance halves), planes of an odd size.
+		{name: "combine/step", in: [][]int{{7, 3, 37, 41}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor {
+				x := in[0]
+				c := tensor.FromFloat64(x.Backend(), tensor.CoefDType(x.DType()), tensor.Shape{5, 7}, backendtest.RandnValues(77, 35))
+				return tensor.Combine(c, x)
+			}},
 		{name: "unary/tail", in: [][]int{{1003}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].SiLU().Affine(0.5, -1).Exp() }},
 		{name: "unary/chain", in: [][]int{{1000}}, grad: true,

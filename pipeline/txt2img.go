@@ -200,30 +200,25 @@ func (m *Model) Generate(r Request, progress Progress) (*Result, error) {
 // nil) gets a span per step. ctx (may be nil) is checked before every step.
 func (m *Model) Denoise(ctx context.Context, s sched.Scheduler, latents, cond, uncond *tensor.Tensor, guidance float64, progress Progress, tl *timeline.Recorder) (*tensor.Tensor, error) {
 	ts := s.Timesteps()
-	cfg := GuidanceBatch(guidance) == 2
 	context := cond
-	if cfg {
+	if GuidanceBatch(guidance) == 2 {
 		context = tensor.Concat(0, uncond, cond)
 	}
 	// The text is the same at every step: its cross-attention keys and values
 	// are projected once, outside the per-call scopes, and freed at the end.
 	prepared := m.UNet.PrepareContext(context)
 	defer prepared.Free()
-	predict := m.unetSteps(prepared) // a CUDA graph where the backend captures
-	defer predict.close()
+	next := m.stepper(s, prepared, latents, guidance) // a CUDA graph where the backend captures
+	defer next.close()
 	for i, t := range ts {
 		if err := Canceled(ctx, i); err != nil {
 			return nil, err
 		}
 		// A step that fails stays open and is left out of the timeline.
 		step := tl.Begin("denoise step", "step", i, "timestep", t)
-		x := latents
-		times := []float64{t}
-		if cfg {
-			x = tensor.Concat(0, latents, latents)
-			times = []float64{t, t}
-		}
-		out, err := predict.predict(s.ScaleModelInput(x, i), times)
+		var out *tensor.Tensor
+		var err error
+		latents, out, err = next.step(i, t)
 		if err != nil {
 			return nil, err
 		}
@@ -232,11 +227,6 @@ func (m *Model) Denoise(ctx context.Context, s sched.Scheduler, latents, cond, u
 				return nil, err
 			}
 		}
-		if cfg {
-			parts := out.Chunk(2, 0)
-			out = parts[0].Add(parts[1].Sub(parts[0]).Scale(guidance))
-		}
-		latents = s.Step(out, latents, i)
 		if err := m.Backend.Sync(); err != nil {
 			return nil, fmt.Errorf("pipeline: step %d: %w", i, err)
 		}

@@ -13,9 +13,8 @@ type dpmSolver struct {
 	c                    Config
 	alpha, sigma, lambda []float64
 	timesteps            []float64
-	outputs              []*tensor.Tensor // the last two x̂₀ predictions, oldest first
-	lowerOrderNums       int
 	lowerOrderFinal      bool
+	h                    history // slot 1: the last x̂₀
 }
 
 func newDPMSolver(c Config, steps int) (Scheduler, error) {
@@ -75,7 +74,20 @@ func (s *dpmSolver) GradientStepScale(step int) float64 {
 	return s.sigma[int(s.timesteps[step])]
 }
 
+func (s *dpmSolver) Slots() int   { return 2 }
+func (s *dpmSolver) linear() bool { return true }
+
 func (s *dpmSolver) Step(out, latent *tensor.Tensor, step int) *tensor.Tensor {
+	return s.h.step(s, out, latent, step)
+}
+
+// Coefficients: the data prediction x̂₀ = a·x + e·out (convert_model_output),
+// kept in slot 1 for the next step, and the update: first order (DDIM-like,
+// the first step and the final ones of short schedules)
+// x' = (σ_prev/σ_t)·x - c·x̂₀, else the midpoint second order
+// x' = (σ_prev/σ_t)·x - c·m0 - ½c·(m0 - m1)/r0 with m0 this x̂₀, m1 the last,
+// c = α_prev·(e^-h - 1).
+func (s *dpmSolver) Coefficients(step int) Coefficients {
 	n := len(s.timesteps)
 	t := int(s.timesteps[step])
 	prev := 0
@@ -83,32 +95,19 @@ func (s *dpmSolver) Step(out, latent *tensor.Tensor, step int) *tensor.Tensor {
 		prev = int(s.timesteps[step+1])
 	}
 	lowerFinal := step == n-1 && s.lowerOrderFinal && n < 15
-	// convert_model_output: the data prediction x̂₀.
-	var x0 *tensor.Tensor
+	a, e := 1/s.alpha[t], -s.sigma[t]/s.alpha[t]
 	if s.c.PredictionType == VPrediction {
-		x0 = latent.Scale(s.alpha[t]).Sub(out.Scale(s.sigma[t]))
-	} else {
-		x0 = latent.Sub(out.Scale(s.sigma[t])).Scale(1 / s.alpha[t])
-	}
-	s.outputs = append(s.outputs, x0)
-	if len(s.outputs) > 2 {
-		s.outputs = s.outputs[1:]
+		a, e = s.alpha[t], -s.sigma[t]
 	}
 	h := s.lambda[prev] - s.lambda[t]
-	var next *tensor.Tensor
-	if s.lowerOrderNums < 1 || lowerFinal {
-		// First order (DDIM-like): x = (σ_prev/σ_t)·x - α_prev·(e^-h - 1)·x̂₀
-		next = latent.Scale(s.sigma[prev] / s.sigma[t]).Sub(x0.Scale(s.alpha[prev] * (math.Exp(-h) - 1)))
-	} else {
-		s1 := int(s.timesteps[step-1])
-		m0, m1 := s.outputs[1], s.outputs[0]
-		r0 := (s.lambda[t] - s.lambda[s1]) / h
-		d1 := m0.Sub(m1).Scale(1 / r0)
-		c := s.alpha[prev] * (math.Exp(-h) - 1)
-		next = latent.Scale(s.sigma[prev] / s.sigma[t]).Sub(m0.Scale(c)).Sub(d1.Scale(0.5 * c))
+	c := s.alpha[prev] * (math.Exp(-h) - 1)
+	onX0, onLast := c, 0.0 // x' = (σ_prev/σ_t)·x - onX0·x̂₀ + onLast·m1
+	if step > 0 && !lowerFinal {
+		r0 := (s.lambda[t] - s.lambda[int(s.timesteps[step-1])]) / h
+		onX0, onLast = c*(1+0.5/r0), 0.5*c/r0
 	}
-	if s.lowerOrderNums < 2 {
-		s.lowerOrderNums++
-	}
-	return next
+	return Coefficients{Input: 1, Step: [][]float64{
+		{s.sigma[prev]/s.sigma[t] - onX0*a, onLast, -onX0 * e},
+		{a, 0, e},
+	}}
 }

@@ -12,6 +12,7 @@ type euler struct {
 	c         Config
 	timesteps []float64
 	sigmas    []float64 // steps+1 entries, the last 0
+	h         history
 }
 
 func newEuler(c Config, steps int) (Scheduler, error) {
@@ -65,22 +66,36 @@ func (s *euler) InitNoiseSigma() float64 {
 }
 
 func (s *euler) ScaleModelInput(latent *tensor.Tensor, step int) *tensor.Tensor {
+	return latent.Scale(s.inputScale(step))
+}
+
+// inputScale is 1/√(σ²+1).
+func (s *euler) inputScale(step int) float64 {
 	sg := s.sigmas[step]
-	return latent.Scale(1 / math.Sqrt(sg*sg+1))
+	return 1 / math.Sqrt(sg*sg+1)
 }
 
 // GradientStepScale is σ².
 func (s *euler) GradientStepScale(step int) float64 { return s.sigmas[step] * s.sigmas[step] }
 
-// Step: x̂₀ from the prediction, derivative d = (x - x̂₀)/σ, x_next = x + d·(σ_next - σ).
+func (s *euler) Slots() int   { return 1 }
+func (s *euler) linear() bool { return true }
+
 func (s *euler) Step(out, latent *tensor.Tensor, step int) *tensor.Tensor {
+	return s.h.step(s, out, latent, step)
+}
+
+// Coefficients: x̂₀ from the prediction, the derivative d = (x - x̂₀)/σ,
+// x_next = x + d·(σ_next - σ), written out: with ε, d is ε; with v,
+// x̂₀ = -σ/√(σ²+1)·v + x/(σ²+1), so d = σ/(σ²+1)·x + v/√(σ²+1).
+func (s *euler) Coefficients(step int) Coefficients {
 	sg, next := s.sigmas[step], s.sigmas[step+1]
-	var x0 *tensor.Tensor
+	dt := next - sg
+	m := identity(1)
 	if s.c.PredictionType == VPrediction {
-		x0 = out.Scale(-sg / math.Sqrt(sg*sg+1)).Add(latent.Scale(1 / (sg*sg + 1)))
+		m[0][0], m[0][1] = 1+dt*sg/(sg*sg+1), dt/math.Sqrt(sg*sg+1)
 	} else {
-		x0 = latent.Sub(out.Scale(sg))
+		m[0][1] = dt
 	}
-	d := latent.Sub(x0).Scale(1 / sg)
-	return latent.Add(d.Scale(next - sg))
+	return Coefficients{Input: s.inputScale(step), Step: m}
 }

@@ -5,12 +5,23 @@ import "github.com/rfnet/rfnet-native/tensor"
 // pndm is PNDMScheduler with skip_prk_steps: linear multistep (PLMS) steps
 // only, diffusers' scheduling_pndm.py. The second step re-evaluates the first
 // step's timestep, so there are steps+1 model calls.
+//
+// Its state (Linear) is five slots: the latent, the last three model
+// outputs kept (newest first: diffusers' ets without the current one) and
+// the sample saved by the first step for the second.
 type pndm struct {
 	alphaSchedule
-	ets       []*tensor.Tensor
-	counter   int
-	curSample *tensor.Tensor
+	h history
 }
+
+const (
+	pndmLatent = iota
+	pndmE1     // the newest kept model output
+	pndmE2
+	pndmE3
+	pndmCur // the first step's sample
+	pndmSlots
+)
 
 func newPNDM(c Config, steps int) (Scheduler, error) {
 	a, err := newAlphaSchedule(c, steps)
@@ -25,47 +36,67 @@ func newPNDM(c Config, steps int) (Scheduler, error) {
 	return &pndm{alphaSchedule: a}, nil
 }
 
-// Step is step_plms: Adams-Bashforth combinations of the last model outputs.
+func (s *pndm) Slots() int   { return pndmSlots }
+func (s *pndm) linear() bool { return true }
+
 func (s *pndm) Step(out, latent *tensor.Tensor, step int) *tensor.Tensor {
-	t := int(s.timesteps[step])
-	prev := t - s.stride
-	if s.counter != 1 {
-		if len(s.ets) > 3 {
-			s.ets = s.ets[len(s.ets)-3:]
-		}
-		s.ets = append(s.ets, out)
-	} else {
-		prev = t
-		t += s.stride
-	}
-	e := s.ets
-	n := len(e)
-	switch {
-	case n == 1 && s.counter == 0:
-		s.curSample = latent
-	case n == 1 && s.counter == 1:
-		out = out.Add(e[0]).Scale(0.5)
-		latent = s.curSample
-		s.curSample = nil
-	case n == 2:
-		out = e[1].Scale(3).Sub(e[0]).Scale(0.5)
-	case n == 3:
-		out = e[2].Scale(23).Sub(e[1].Scale(16)).Add(e[0].Scale(5)).Scale(1.0 / 12)
-	default:
-		out = e[n-1].Scale(55).Sub(e[n-2].Scale(59)).Add(e[n-3].Scale(37)).Sub(e[n-4].Scale(9)).Scale(1.0 / 24)
-	}
-	s.counter++
-	return s.prevSample(latent, t, prev, out)
+	return s.h.step(s, out, latent, step)
 }
 
-// prevSample is PNDM's _get_prev_sample (formula (9) of the PNDM paper).
-func (s *pndm) prevSample(latent *tensor.Tensor, t, prev int, out *tensor.Tensor) *tensor.Tensor {
+// Coefficients are step_plms: an Adams-Bashforth combination ε̃ of the model
+// output e and the kept ones (the step's index is diffusers' counter), then
+// _get_prev_sample of the latent (the saved sample at the second step).
+func (s *pndm) Coefficients(step int) Coefficients {
+	t := int(s.timesteps[step])
+	prev := t - s.stride
+	// eps[j] is ε̃'s weight on column j of [state; e].
+	eps := make([]float64, pndmSlots+1)
+	const e = pndmSlots
+	sample := pndmLatent
+	m := identity(pndmSlots)
+	m[pndmCur][pndmCur] = 0
+	keep := func() { // ets.append(e): the kept outputs shift by one
+		m[pndmE1] = make([]float64, pndmSlots+1)
+		m[pndmE1][e] = 1
+		m[pndmE2] = make([]float64, pndmSlots+1)
+		m[pndmE2][pndmE1] = 1
+		m[pndmE3] = make([]float64, pndmSlots+1)
+		m[pndmE3][pndmE2] = 1
+	}
+	switch n := min(step, 4); {
+	case step == 0:
+		keep()
+		m[pndmCur][pndmLatent] = 1
+		eps[e] = 1
+	case step == 1: // the first timestep again: the mean of both outputs from the saved sample
+		prev, t = t, t+s.stride
+		sample = pndmCur
+		eps[e], eps[pndmE1] = 0.5, 0.5
+	case n == 2:
+		keep()
+		eps[e], eps[pndmE1] = 1.5, -0.5
+	case n == 3:
+		keep()
+		eps[e], eps[pndmE1], eps[pndmE2] = 23.0/12, -16.0/12, 5.0/12
+	default:
+		keep()
+		eps[e], eps[pndmE1], eps[pndmE2], eps[pndmE3] = 55.0/24, -59.0/24, 37.0/24, -9.0/24
+	}
+	// _get_prev_sample (formula (9) of the PNDM paper): x' = c·x - k·ε̃, ε̃
+	// first turned into ε from a v-prediction (√ᾱ·ε̃ + √(1-ᾱ)·x).
 	a, aPrev := s.acp[t], s.alphaProd(prev)
 	b, bPrev := 1-a, 1-aPrev
+	c := sqrt(aPrev / a)
+	k := (aPrev - a) / (a*sqrt(bPrev) + sqrt(a*b*aPrev))
+	onEps, onSample := 1.0, 0.0
 	if s.c.PredictionType == VPrediction {
-		out = out.Scale(sqrt(a)).Add(latent.Scale(sqrt(b)))
+		onEps, onSample = sqrt(a), sqrt(b)
 	}
-	sampleCoeff := sqrt(aPrev / a)
-	denom := a*sqrt(bPrev) + sqrt(a*b*aPrev)
-	return latent.Scale(sampleCoeff).Sub(out.Scale((aPrev - a) / denom))
+	x := make([]float64, pndmSlots+1)
+	for j, w := range eps {
+		x[j] = -k * onEps * w
+	}
+	x[sample] += c - k*onSample
+	m[pndmLatent] = x
+	return Coefficients{Input: 1, Step: m}
 }

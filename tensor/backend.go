@@ -198,6 +198,7 @@ func (p AttentionParams) Packed() bool {
 //	elementwise  Unary, UnaryBackward, Affine, Binary, GEGLU, GEGLUBackward
 //	matmul       MatMul, Linear (its kernels keep the BLAS name, gemm_*)
 //	conv         Conv2d, Conv2dBackwardInput
+//	combine      Combine (a scheduler's step, guidance included, as one pass)
 //	norm         GroupNorm, GroupNormBackward (both with an optional shift added
 //	             to the input and an optional fused SiLU: GroupNormParams.SiLU),
 //	             LayerNorm, LayerNormBackward
@@ -272,6 +273,14 @@ type Backend interface {
 	Conv2d(x, w, bias, residual Buffer, p Conv2dParams) Buffer
 	// Conv2dBackwardInput returns dL/dx [N, C, H, W] for dy [N, O, OutH, OutW].
 	Conv2dBackwardInput(dy, w Buffer, p Conv2dParams) Buffer
+
+	// Combine returns rows linear combinations of the k rows of x [k, n]:
+	// y[r, i] = Σ_j coef[r, j]·x[j, i], y [rows, n]. coef [rows, k] is in
+	// CoefDType(x's dtype); each sum is accumulated in that dtype in j
+	// order and rounded to x's dtype once. The coefficients are read from
+	// the buffer when the op runs, so a recorded call (a CUDA graph) takes
+	// new ones by a refill of coef.
+	Combine(coef, x Buffer, rows, k, n int) Buffer
 
 	// GroupNorm returns y = (x'-mean)·rstd·gamma + beta over x' = x + shift,
 	// x [N, C, HW] and shift [N, C] repeated over HW (with p.SiLU, SiLU of

@@ -26,6 +26,7 @@ const (
 	OpUpsample2x
 	OpTopKMean
 	OpAttention
+	OpCombine
 )
 
 var opNames = [...]string{opLeaf: "leaf", OpConvert: "convert", OpUnary: "unary", OpAffine: "affine",
@@ -33,7 +34,7 @@ var opNames = [...]string{opLeaf: "leaf", OpConvert: "convert", OpUnary: "unary"
 	OpLayerNorm: "layer_norm", OpSoftmax: "softmax", OpGEGLU: "geglu", OpReshape: "reshape",
 	OpPermute: "permute", OpNarrow: "narrow", OpConcat: "concat", OpReduceSum: "reduce_sum",
 	OpExpand: "expand", OpUpsample2x: "upsample2x", OpTopKMean: "masked_topk_mean",
-	OpAttention: "attention"}
+	OpAttention: "attention", OpCombine: "combine"}
 
 func (k OpKind) String() string {
 	if int(k) < len(opNames) {
@@ -161,6 +162,10 @@ var backwardOf = map[OpKind]backwardFunc{
 		x := n.in[0]
 		cols := x.Dim(-1) / 2
 		return []*Tensor{x.derive(x.b.GEGLUBackward(x.buf, bufOf(n.in[1]), dy.buf, x.Numel()/(2*cols), cols), x.shape), nil}
+	},
+	// y = C·x over the leading axis ⇒ dx = Cᵀ·dy
+	OpCombine: func(n *node, dy *Tensor) []*Tensor {
+		return []*Tensor{Combine(n.in[1].Transpose(0, 1), dy), nil}
 	},
 	// y = reshape(x) ⇒ dx = reshape(dy)
 	OpReshape: func(n *node, dy *Tensor) []*Tensor {

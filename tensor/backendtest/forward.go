@@ -58,6 +58,7 @@ var forwardChecks = []struct {
 	{"softmax", testSoftmaxForward},
 	{"geglu", testGEGLUForward},
 	{"geglu_bias", testGEGLUBiasForward},
+	{"combine", testCombineForward},
 	{"layout", testLayoutForward},
 	{"reduce_sum", testReduceSumForward},
 	{"upsample2x", testUpsample2xForward},

@@ -111,6 +111,10 @@ func gradCasesIn(b tensor.Backend, d tensor.DType) []gradCase {
 	add("geglu", []*tensor.Tensor{rn(22, 2, 3, 8)}, []int{0}, one((*tensor.Tensor).GEGLU))
 	add("geglu/bias", []*tensor.Tensor{rn(59, 2, 3, 8), rn(60, 8)}, []int{0},
 		func(in []*tensor.Tensor) *tensor.Tensor { return in[0].GEGLUBias(in[1]) })
+	add("combine", []*tensor.Tensor{rn(65, 3, 2, 4)}, []int{0}, one(func(x *tensor.Tensor) *tensor.Tensor {
+		c := tensor.FromFloat64(x.Backend(), tensor.CoefDType(x.DType()), tensor.Shape{2, 3}, RandnValues(66, 6))
+		return tensor.Combine(c, x)
+	}))
 
 	add("reshape", []*tensor.Tensor{rn(23, 2, 3, 4)}, []int{0},
 		one(func(x *tensor.Tensor) *tensor.Tensor { return x.Reshape(4, -1).Square() }))
