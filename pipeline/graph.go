@@ -77,8 +77,9 @@ type linearSteps struct {
 	m       *Model
 	context *unet.Context
 	l       sched.Linear
-	weights []float64 // the model outputs' weights: [1], or [1-g, g] for CFG
-	shape   tensor.Shape
+	weights []float64    // the model outputs' weights: [1], or [1-g, g] for CFG
+	shape   tensor.Shape // the latents'
+	batched tensor.Shape // the UNet's input and output: [batch, latent...]
 	state   *tensor.Tensor
 	call    *tensor.Call
 	eager   bool
@@ -96,7 +97,9 @@ func (m *Model) linearSteps(context *unet.Context, l sched.Linear, latents *tens
 	if slots := l.Slots(); slots > 1 {
 		state = tensor.Concat(0, state, tensor.Zeros(latents.Backend(), latents.DType(), slots-1, n))
 	}
-	return &linearSteps{m: m, context: context, l: l, weights: weights, shape: latents.Shape(), state: state}
+	shape := latents.Shape()
+	batched := append(tensor.Shape{len(weights)}, shape[1:]...)
+	return &linearSteps{m: m, context: context, l: l, weights: weights, shape: shape, batched: batched, state: state}
 }
 
 // step runs step i at timestep t and returns the latents after it and the
@@ -116,7 +119,7 @@ func (u *linearSteps) step(i int, t float64) (latents, pred *tensor.Tensor, err 
 	// One output: the next state and the prediction packed [slots+batch, n].
 	f := func(in []*tensor.Tensor) (*tensor.Tensor, error) {
 		state, proj, cin, cstep := in[0], in[1], in[2], in[3]
-		x := tensor.Combine(cin, state).Reshape(append(tensor.Shape{batch}, u.shape[1:]...)...)
+		x := tensor.Combine(cin, state).Reshape(u.batched...)
 		out, err := u.m.UNet.ForwardProjected(x, proj, u.context)
 		if err != nil {
 			return nil, err
@@ -151,7 +154,7 @@ func (u *linearSteps) step(i int, t float64) (latents, pred *tensor.Tensor, err 
 	}
 	u.state = packed.Narrow(0, 0, slots)
 	latents = u.state.Narrow(0, 0, 1).Reshape(u.shape...)
-	pred = packed.Narrow(0, slots, batch).Reshape(append(tensor.Shape{batch}, u.shape[1:]...)...)
+	pred = packed.Narrow(0, slots, batch).Reshape(u.batched...)
 	packed.Free() // the narrowed copies are what outlives the step
 	return latents, pred, nil
 }

@@ -85,10 +85,16 @@ func (c Coefficients) InputMatrix(batch int) []float64 {
 func identity(slots int) [][]float64 {
 	m := make([][]float64, slots)
 	for i := range m {
-		m[i] = make([]float64, slots+1)
-		m[i][i] = 1
+		m[i] = unit(slots+1, i)
 	}
 	return m
+}
+
+// unit is a row of n coefficients that picks column j.
+func unit(n, j int) []float64 {
+	r := make([]float64, n)
+	r[j] = 1
+	return r
 }
 
 // history is a Linear scheduler's state past the latent between eager
@@ -100,18 +106,18 @@ type history struct{ t *tensor.Tensor }
 // the caller's, not the last step's output: RFNet steers it in between.
 func (h *history) step(l Linear, out, latent *tensor.Tensor, step int) *tensor.Tensor {
 	slots, n := l.Slots(), latent.Numel()
+	b, d := latent.Backend(), latent.DType()
 	if out.Numel() != n || out.DType() != latent.DType() {
 		panic(fmt.Sprintf("sched: step of latent %v with model output %v", latent, out))
 	}
 	parts := []*tensor.Tensor{latent.Reshape(1, n)}
 	if slots > 1 {
 		if h.t == nil || h.t.Dim(1) != n {
-			h.t = tensor.Zeros(latent.Backend(), latent.DType(), slots-1, n)
+			h.t = tensor.Zeros(b, d, slots-1, n)
 		}
 		parts = append(parts, h.t)
 	}
 	parts = append(parts, out.Reshape(1, n))
-	b, d := latent.Backend(), latent.DType()
 	coef := tensor.FromFloat64(b, tensor.CoefDType(d), tensor.Shape{slots, slots + 1}, l.Coefficients(step).StepMatrix(1))
 	next := tensor.Combine(coef, tensor.Concat(0, parts...))
 	if slots > 1 {

@@ -43,44 +43,39 @@ func (s *pndm) Step(out, latent *tensor.Tensor, step int) *tensor.Tensor {
 	return s.h.step(s, out, latent, step)
 }
 
+// plmsWeights are the Adams-Bashforth weights on the model output and the
+// kept ones, newest first, by how many outputs there are with the new one.
+var plmsWeights = [...][]float64{
+	1: {1},
+	2: {3.0 / 2, -1.0 / 2},
+	3: {23.0 / 12, -16.0 / 12, 5.0 / 12},
+	4: {55.0 / 24, -59.0 / 24, 37.0 / 24, -9.0 / 24},
+}
+
 // Coefficients are step_plms: an Adams-Bashforth combination ε̃ of the model
 // output e and the kept ones (the step's index is diffusers' counter), then
 // _get_prev_sample of the latent (the saved sample at the second step).
 func (s *pndm) Coefficients(step int) Coefficients {
 	t := int(s.timesteps[step])
 	prev := t - s.stride
-	// eps[j] is ε̃'s weight on column j of [state; e].
-	eps := make([]float64, pndmSlots+1)
-	const e = pndmSlots
+	const e = pndmSlots                 // the model output's column of [state; e]
+	eps := make([]float64, pndmSlots+1) // ε̃'s weight on each column
 	sample := pndmLatent
 	m := identity(pndmSlots)
 	m[pndmCur][pndmCur] = 0
-	keep := func() { // ets.append(e): the kept outputs shift by one
-		m[pndmE1] = make([]float64, pndmSlots+1)
-		m[pndmE1][e] = 1
-		m[pndmE2] = make([]float64, pndmSlots+1)
-		m[pndmE2][pndmE1] = 1
-		m[pndmE3] = make([]float64, pndmSlots+1)
-		m[pndmE3][pndmE2] = 1
-	}
-	switch n := min(step, 4); {
-	case step == 0:
-		keep()
-		m[pndmCur][pndmLatent] = 1
-		eps[e] = 1
-	case step == 1: // the first timestep again: the mean of both outputs from the saved sample
+	if step == 1 { // the first timestep again: the mean of both outputs, from the saved sample
 		prev, t = t, t+s.stride
 		sample = pndmCur
 		eps[e], eps[pndmE1] = 0.5, 0.5
-	case n == 2:
-		keep()
-		eps[e], eps[pndmE1] = 1.5, -0.5
-	case n == 3:
-		keep()
-		eps[e], eps[pndmE1], eps[pndmE2] = 23.0/12, -16.0/12, 5.0/12
-	default:
-		keep()
-		eps[e], eps[pndmE1], eps[pndmE2], eps[pndmE3] = 55.0/24, -59.0/24, 37.0/24, -9.0/24
+	} else {
+		// ets.append(e): the kept outputs shift by one.
+		m[pndmE1], m[pndmE2], m[pndmE3] = unit(pndmSlots+1, e), unit(pndmSlots+1, pndmE1), unit(pndmSlots+1, pndmE2)
+		if step == 0 {
+			m[pndmCur][pndmLatent] = 1
+		}
+		w := plmsWeights[max(1, min(step, 4))]
+		eps[e] = w[0]
+		copy(eps[pndmE1:], w[1:])
 	}
 	// _get_prev_sample (formula (9) of the PNDM paper): x' = c·x - k·ε̃, ε̃
 	// first turned into ε from a v-prediction (√ᾱ·ε̃ + √(1-ᾱ)·x).
