@@ -6,11 +6,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rfnet/rfnet-native/internal/fixtures"
+	"github.com/rfnet/rfnet-native/internal/timeline"
 	"github.com/rfnet/rfnet-native/pipeline/rfnet"
 )
 
@@ -131,11 +134,90 @@ func testBenchEngineRFNetScenes(t *testing.T, batch bool) {
 				t.Errorf("%s: stage %d is %v ms", name, i, v)
 			}
 		}
-		if d := math.Abs(sum - s.SceneMS); !(d <= 0.03*s.SceneMS) {
-			t.Errorf("%s: stages add up to %.1f ms, the scene took %.1f", name, sum, s.SceneMS)
+		// The stages are disjoint spans inside the scene's: they never add
+		// up to more than it, and other_ms is the rest. How small the rest
+		// is depends on the machine's load, so it is not asserted here;
+		// TestSceneStages checks the accounting exactly.
+		if !(sum <= s.SceneMS*(1+1e-9)) || math.Abs(s.OtherMS-(s.SceneMS-sum)) > 1e-6 {
+			t.Errorf("%s: stages add up to %.3f ms, the scene took %.3f, other %.3f", name, sum, s.SceneMS, s.OtherMS)
 		}
 		if s.ObjectGuidance.TotalMS >= s.ObjectsMS || s.OverallGuidance.TotalMS >= s.OverallMS || !(s.PeakMiB > 0) {
 			t.Errorf("%s: %+v", name, s)
+		}
+	}
+}
+
+// sceneStages on made-up timelines, one per way of running the objects:
+// each span lands in exactly one stage, the work nested in a run (its
+// decodes, masks and composition) is taken out of the run's time, and
+// other_ms is exactly what no stage holds.
+func TestSceneStages(t *testing.T) {
+	span := func(name string, ms float64, parent int, args ...any) timeline.SpanRecord {
+		r := timeline.SpanRecord{Name: name, Seconds: ms / 1e3, Parent: parent, Args: map[string]any{}}
+		for i := 0; i+1 < len(args); i += 2 {
+			r.Args[args[i].(string)] = args[i+1]
+		}
+		return r
+	}
+	for _, c := range []struct {
+		name     string
+		spans    []timeline.SpanRecord
+		pictures time.Duration
+		want     sceneTiming
+	}{{
+		name: "one by one",
+		spans: []timeline.SpanRecord{
+			span("rfnet", 100, -1),
+			span("prompts", 10, 0), span("text encoder", 6, 1),
+			span("object", 30, 0, "index", 0),
+			span("denoise step", 12, 3), span("steering iteration", 5, 4), span("steering iteration", 4, 4),
+			span("vae decode", 6, 3), span("mask and alignment", 3, 3),
+			span("overall", 40, 0), span("compose", 2, 9), span("steering iteration", 7, 9),
+			span("vae decode", 8, 0),
+		},
+		pictures: 3 * time.Millisecond,
+		want: sceneTiming{SceneMS: 100, PromptsMS: 10, ObjectsMS: 21, MasksMS: 5, OverallMS: 38, DecodeMS: 17, OtherMS: 9,
+			ObjectGuidance: passStats{Count: 2, TotalMS: 9, MedianMS: 5}, OverallGuidance: passStats{Count: 1, TotalMS: 7, MedianMS: 7},
+			GuidanceMedianMS: 5, IterationsPerRun: []int{2, 1}},
+	}, {
+		name: "batched, arguments as JSON reads them",
+		spans: []timeline.SpanRecord{
+			span("rfnet", 100, -1),
+			span("prompts", 10, 0),
+			span("objects", 50, 0, "batch", 2.0),
+			span("steering iteration", 6, 2, "objects", []any{0.0, 1.0}), span("steering iteration", 3, 2, "objects", []any{1.0}),
+			span("object", 8, 2, "index", 0), span("vae decode", 4, 5), span("mask and alignment", 2, 5),
+			span("object", 8, 2, "index", 1), span("vae decode", 4, 8), span("mask and alignment", 2, 8),
+			span("overall", 20, 0), span("steering iteration", 5, 11),
+			span("vae decode", 5, 0),
+		},
+		want: sceneTiming{SceneMS: 100, PromptsMS: 10, ObjectsMS: 38, MasksMS: 4, OverallMS: 20, DecodeMS: 13, OtherMS: 15,
+			ObjectGuidance: passStats{Count: 2, TotalMS: 9, MedianMS: 6}, OverallGuidance: passStats{Count: 1, TotalMS: 5, MedianMS: 5},
+			GuidanceMedianMS: 5, IterationsPerRun: []int{1, 2, 1}},
+	}} {
+		got := sceneStages(c.spans, map[string]time.Duration{"pictures": c.pictures})
+		near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+		w := c.want
+		for _, f := range []struct {
+			field     string
+			got, want float64
+		}{
+			{"scene", got.SceneMS, w.SceneMS}, {"prompts", got.PromptsMS, w.PromptsMS}, {"objects", got.ObjectsMS, w.ObjectsMS},
+			{"masks", got.MasksMS, w.MasksMS}, {"overall", got.OverallMS, w.OverallMS}, {"decode", got.DecodeMS, w.DecodeMS},
+			{"other", got.OtherMS, w.OtherMS}, {"object passes", got.ObjectGuidance.TotalMS, w.ObjectGuidance.TotalMS},
+			{"object pass median", got.ObjectGuidance.MedianMS, w.ObjectGuidance.MedianMS},
+			{"overall passes", got.OverallGuidance.TotalMS, w.OverallGuidance.TotalMS},
+			{"overall pass median", got.OverallGuidance.MedianMS, w.OverallGuidance.MedianMS},
+			{"pass median", got.GuidanceMedianMS, w.GuidanceMedianMS},
+		} {
+			if !near(f.got, f.want) {
+				t.Errorf("%s: %s = %v ms, want %v", c.name, f.field, f.got, f.want)
+			}
+		}
+		if got.ObjectGuidance.Count != w.ObjectGuidance.Count || got.OverallGuidance.Count != w.OverallGuidance.Count ||
+			!slices.Equal(got.IterationsPerRun, w.IterationsPerRun) {
+			t.Errorf("%s: passes %+v %+v, iterations per run %v; want %+v %+v, %v", c.name, got.ObjectGuidance, got.OverallGuidance,
+				got.IterationsPerRun, w.ObjectGuidance, w.OverallGuidance, w.IterationsPerRun)
 		}
 	}
 }

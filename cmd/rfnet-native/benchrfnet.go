@@ -45,7 +45,8 @@ type rfnetReport struct {
 
 // sceneTiming is one scene under one setting, run once after the warm-up.
 // The stages are disjoint and add up to the scene but for OtherMS (the
-// scheduler set-ups and finite checks between the stages' spans).
+// scheduler set-ups, the starting noise and the finite checks between the
+// stages' spans).
 type sceneTiming struct {
 	Objects int     `json:"objects"`
 	Setting string  `json:"setting"` // default or forced

@@ -192,10 +192,19 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 		return nil, err
 	}
 	res.OverallPrompt, res.OverallNegative, res.SONegative = s.Overall, s.OverallNegative, s.SONegative
-	text := r.tl.Begin("text encoder", "prompts", 3)
+	// Every prompt is encoded here, the objects' with their loops, so the
+	// text encoder's whole time is this stage's.
+	text := r.tl.Begin("text encoder", "prompts", 3+len(s.Objects))
 	soUncond, _ := r.EncodePrompt(s.SONegative)
 	overallUncond, _ := r.EncodePrompt(s.OverallNegative)
 	overallCond, _ := r.EncodePrompt(s.Overall)
+	ls := make([]loop, len(s.Objects))
+	var err error
+	for j := range s.Objects {
+		if ls[j], err = r.objectLoop(s, j, soUncond); err != nil {
+			return nil, err
+		}
+	}
 	text.End()
 	span.End()
 	r.stage(res, "prompts", start)
@@ -210,12 +219,8 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 
 	// Stage 2, step 1: every object alone, steered into its box; with
 	// batch_objects all the single-object runs as one batch (steerBatch).
-	ls := make([]loop, len(s.Objects))
 	zs := make([]*tensor.Tensor, len(s.Objects))
 	for j := range s.Objects {
-		if ls[j], err = r.objectLoop(s, j, soUncond); err != nil {
-			return nil, err
-		}
 		zs[j] = toLatent(r.Backend, r.DType, objectNoise(bg, seeds[j], s.Objects[j].SOBox, ch, h, w, c.FgBlending), ch, h, w, sigma)
 	}
 	objects := r.objectsOneByOne
