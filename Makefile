@@ -47,8 +47,10 @@ cuda/fatbin/%.fatbin: kernels/%.cu kernels/common.cuh
 	@mkdir -p cuda/fatbin
 	$(NVCC) --fatbin $(CUDA_ARCH) -O3 -o $@ $<
 
-# The kernel files on mma.sync also include kernels/mma.cuh.
-cuda/fatbin/attention_fa2.fatbin cuda/fatbin/attention_fa2_bwd.fatbin: kernels/mma.cuh
+# The kernel files on mma.sync also include kernels/mma.cuh; the convolution
+# kernels share kernels/conv.cuh.
+cuda/fatbin/attention_fa2.fatbin cuda/fatbin/attention_fa2_bwd.fatbin cuda/fatbin/conv_implicit.fatbin: kernels/mma.cuh
+cuda/fatbin/conv.fatbin cuda/fatbin/conv_implicit.fatbin: kernels/conv.cuh
 
 # A fatbin whose kernels/*.cu is gone (renamed or removed) would still be
 # embedded and could serve a stale copy of a kernel: it goes.
@@ -81,7 +83,8 @@ $(EMU_DIR)/%.o: kernels/%.cu kernels/common.cuh cuda/emu/emu.h cuda/emu/emu_mma.
 	@mkdir -p $(EMU_DIR)
 	$(EMU_CXX) $(EMU_FLAGS) -x c++ -include cuda/emu/emu.h -DRF_EMU_MODULE='"$*"' -c -o $@ $<
 
-$(EMU_DIR)/attention_fa2.o $(EMU_DIR)/attention_fa2_bwd.o: kernels/mma.cuh
+$(EMU_DIR)/attention_fa2.o $(EMU_DIR)/attention_fa2_bwd.o $(EMU_DIR)/conv_implicit.o: kernels/mma.cuh
+$(EMU_DIR)/conv.o $(EMU_DIR)/conv_implicit.o: kernels/conv.cuh
 
 $(EMU_DIR)/%.o: cuda/emu/%.cc cuda/emu/runtime.h
 	@mkdir -p $(EMU_DIR)

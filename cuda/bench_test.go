@@ -29,6 +29,39 @@ func BenchmarkConv2d(b *testing.B) {
 	}
 }
 
+// BenchmarkConv2dBackwardInput times the input gradient of the UNet's 3×3
+// convolutions at 512² and batch 1 (a guidance pass's shapes) on both paths
+// side by side, in TFLOP/s of the products (gpu-check.sh records the rows,
+// call "conv2d_bwd_input NxCxHxW_toO PATH"): "implicit" is
+// kernels/conv_implicit.cu (the default), "im2col" the GEMM into a column
+// buffer and col2im (RFNET_CONV=im2col).
+func BenchmarkConv2dBackwardInput(b *testing.B) {
+	g := device(b)
+	be := g.(*cuda.Backend)
+	for _, d := range []tensor.DType{tensor.Float16, tensor.BFloat16} {
+		for _, c := range []tensor.Conv2dParams{
+			{N: 1, C: 320, H: 64, W: 64, O: 320, KH: 3, KW: 3, Stride: 1, Pad: 1},   // level 0
+			{N: 1, C: 640, H: 32, W: 32, O: 640, KH: 3, KW: 3, Stride: 1, Pad: 1},   // level 1
+			{N: 1, C: 1280, H: 16, W: 16, O: 1280, KH: 3, KW: 3, Stride: 1, Pad: 1}, // level 2
+			{N: 1, C: 1280, H: 8, W: 8, O: 1280, KH: 3, KW: 3, Stride: 1, Pad: 1},   // level 3
+			{N: 1, C: 2560, H: 16, W: 16, O: 1280, KH: 3, KW: 3, Stride: 1, Pad: 1}, // an up block's first conv
+		} {
+			dy := backendtest.Randn(g, d, 1, c.N, c.O, c.OutH(), c.OutW())
+			w := backendtest.Randn(g, d, 2, c.O, c.C, c.KH, c.KW)
+			for _, path := range []cuda.Conv2dPath{cuda.ConvImplicit, cuda.ConvIm2col} {
+				b.Run(fmt.Sprintf("%s/%dx%dx%dx%d_to%d/%s", d, c.N, c.C, c.H, c.W, c.O, path), func(b *testing.B) {
+					defer be.SetConv2dPath(be.SetConv2dPath(path))
+					for range b.N {
+						g.Free(g.Conv2dBackwardInput(dy.Buffer(), w.Buffer(), c))
+					}
+					syncOK(b, g)
+					b.ReportMetric(float64(c.FLOPs())*float64(b.N)/b.Elapsed().Seconds()/1e12, "TFLOP/s")
+				})
+			}
+		}
+	}
+}
+
 // BenchmarkAttention times attention at SD's self-attention shapes (batch 2
 // × heads, 64² and 32² latents, and SD 2.1's 64² latent against its 77 text
 // tokens) and reports TFLOP/s of the two products: "picked" is what

@@ -76,7 +76,10 @@ func (g *Backend) addBias(d tensor.DType, out, bias, residual *buffer, n, plane,
 	g.run("add_bias"+suffix(d), l, new(args).ptr(out.ptr).ptr(src).ptr(bp).i64(int64(n)).div(plane).div(channels).i32(int32(unit)), what)
 }
 
-// Conv2dBackwardInput is the adjoint: dcol[n] = wᵀ · dy[n], then col2im.
+// Conv2dBackwardInput is the adjoint. A 3×3 kernel, stride 1, in f16 or bf16 runs as
+// one implicit GEMM (kernels/conv_implicit.cu: no column buffer) unless
+// RFNET_CONV=im2col; a pointwise one is a GEMM; any other shape, or f32, is
+// dcol[n] = wᵀ · dy[n] then col2im.
 func (g *Backend) Conv2dBackwardInput(dy, w tensor.Buffer, p tensor.Conv2dParams) tensor.Buffer {
 	gd, wd := dev("conv2d backward", dy), dev("conv2d backward", w)
 	d := same("conv2d backward", gd, wd)
@@ -85,6 +88,10 @@ func (g *Backend) Conv2dBackwardInput(dy, w tensor.Buffer, p tensor.Conv2dParams
 	need("conv2d backward", wd, p.O*ckk)
 	dx := g.newBuffer(d, p.N*p.C*p.H*p.W)
 	size := C.CUdeviceptr(d.Size())
+	if g.implicitGradient(p, d) {
+		g.conv2dBackwardImplicit(d, dx.ptr, gd.ptr, wd.ptr, p)
+		return dx
+	}
 	if pointwise(p) {
 		g.gemm(d, "conv2d backward", dx.ptr, wd.ptr, gd.ptr, tensor.MatMulParams{Batch: p.N, M: p.C, N: P, K: p.O, TransA: true, BatchStrideB: p.O * P})
 		return dx
@@ -101,6 +108,33 @@ func (g *Backend) Conv2dBackwardInput(dy, w tensor.Buffer, p tensor.Conv2dParams
 	}
 	g.Free(col)
 	return dx
+}
+
+// SetConv2dPath picks the input gradient's path (tests and benchmarks run
+// both in one process; the backend is opened once) and returns the previous one.
+func (g *Backend) SetConv2dPath(c Conv2dPath) (was Conv2dPath) {
+	return Conv2dPath(g.convPath.Swap(int32(c)))
+}
+
+// implicitGradient says whether kernels/conv_implicit.cu takes the input
+// gradient of p in d: a 16-bit dtype (its tensor-core operands), a 3×3
+// kernel with stride 1 (the UNet's and the VAE's every convolution but the
+// pointwise ones and the downsampling ones, whose stride 2 would make three
+// of four products zeros), any padding, and the im2col path not asked for.
+func (g *Backend) implicitGradient(p tensor.Conv2dParams, d tensor.DType) bool {
+	return Conv2dPath(g.convPath.Load()) == ConvImplicit && d != tensor.Float32 && p.KH == 3 && p.KW == 3 && p.Stride == 1 && p.N <= 65535
+}
+
+// conv2dBackwardImplicit launches kernels/conv_implicit.cu: a block of 8
+// warps per 64 channels × 128 positions of one sample's dx; shared memory
+// holds two stages of a 64×32 slice of wᵀ and a 32×128 slice of the
+// gathered dy, each row padded by 8 elements.
+func (g *Backend) conv2dBackwardImplicit(d tensor.DType, dx, dy, w C.CUdeviceptr, p tensor.Conv2dParams) {
+	const rows, cols, depth, pad = 64, 128, 32, 8
+	l := launch{grid: [3]int{(p.H*p.W + cols - 1) / cols, (p.C + rows - 1) / rows, p.N}, block: 256,
+		shared: 2 * (rows*(depth+pad) + depth*(cols+pad)) * d.Size(), flops: float64(p.FLOPs())}
+	g.run("conv2d_backward_input"+suffix(d), l, new(args).ptr(dx).ptr(dy).ptr(w).record(convRecord(p)).i32(int32(p.O)),
+		convWhat("conv2d backward input", p))
 }
 
 func pointwise(p tensor.Conv2dParams) bool {

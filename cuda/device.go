@@ -30,6 +30,8 @@ type Backend struct {
 	scopeMu sync.Mutex
 	scope   scopes // tensor.Scoped calls in progress
 	graph   graphs // CUDA graphs (graph.go)
+	// convPath is a Conv2dPath: RFNET_CONV, or SetConv2dPath.
+	convPath atomic.Int32
 
 	mu  sync.Mutex
 	err error // the first error since the last Sync
@@ -84,9 +86,13 @@ func open(o Options) (*Backend, error) {
 	}
 	g := &Backend{opts: o, mem: newAllocator()}
 	g.graph.off = graphsOff(o)
+	path, err := convPathFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	g.convPath.Store(int32(path))
 	g.name = fmt.Sprintf("cuda:%d %s (sm_%d%d, %.0f GiB, driver %d.%d)", o.Ordinal, C.GoString(&name[0]), major, minor,
 		float64(total)/(1<<30), driver/1000, (driver%1000)/10)
-	var err error
 	if g.kernels, err = loadKernels(); err != nil {
 		return nil, err
 	}

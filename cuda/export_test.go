@@ -82,3 +82,9 @@ func Replays(b tensor.Backend) int64 { return b.(*Backend).graph.replays.Load() 
 // TrimCache returns the allocator's cached blocks to the driver, for tests
 // that need a cache in a known state.
 func TrimCache(b tensor.Backend) { b.(*Backend).mem.trim() }
+
+// ImplicitGradient reports whether the input gradient of p in d on b runs
+// on kernels/conv_implicit.cu, for tests that must know.
+func ImplicitGradient(b tensor.Backend, p tensor.Conv2dParams, d tensor.DType) bool {
+	return b.(*Backend).implicitGradient(p, d)
+}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/rfnet/rfnet-native/cpu"
+	"github.com/rfnet/rfnet-native/cuda"
 	"github.com/rfnet/rfnet-native/internal/fixtures"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/tensor/backendtest"
@@ -59,6 +60,16 @@ func edgeCases() []edgeCase {
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], nil, 2, 1) }},
 		{name: "conv2d/1x1", in: [][]int{{2, 9, 6, 7}, {4, 9, 1, 1}, {4}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], in[2], 1, 0) }},
+		// The implicit GEMM's edges (kernels/conv_implicit.cu): channels past
+		// one 64-row tile, positions past one 128-column tile, O·9 = 360 in
+		// 32-wide slices with a partial last one; then no padding (dy
+		// smaller than x). Its stride 2 neighbour takes im2col's path.
+		{name: "conv2d/3x3_partial_tiles", in: [][]int{{2, 70, 13, 11}, {40, 70, 3, 3}, {40}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], in[2], 1, 1) }},
+		{name: "conv2d/3x3_s2_partial_tiles", in: [][]int{{1, 66, 17, 19}, {33, 66, 3, 3}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], nil, 2, 1) }},
+		{name: "conv2d/3x3_no_padding", in: [][]int{{2, 9, 10, 12}, {5, 9, 3, 3}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], nil, 1, 0) }},
 		// Bias and residual written first, the product added onto them
 		// (cuBLAS's beta = 1, the built-in kernels' accumulate).
 		{name: "linear/residual_partial_tiles", in: [][]int{{2, 70, 33}, {130, 33}, {130}, {2, 70, 130}},
@@ -195,51 +206,81 @@ func offsetChannels(i, channels, hw int) func(int, []float64) {
 func TestKernelEdges(t *testing.T) {
 	g, c := device(t), cpu.New()
 	for _, d := range computeDTypes {
-		tol := fixtures.GPUOpTol(d)
 		for _, ec := range edgeCases() {
-			t.Run(d.String()+"/"+ec.name, func(t *testing.T) {
-				var gin, cin []*tensor.Tensor
-				for i, shape := range ec.in {
-					v := backendtest.RandnValues(uint64(10+i), tensor.Shape(shape).Numel())
-					if ec.scale != 0 {
-						for j := range v {
-							v[j] *= ec.scale
-						}
-					}
-					if ec.prep != nil {
-						ec.prep(i, v)
-					}
-					x := tensor.FromFloat64(g, d, shape, v)
-					gin = append(gin, x)
-					cin = append(cin, tensor.FromFloat64(c, tensor.Float64, shape, x.Float64s())) // as rounded on the GPU
-				}
-				run := func(b tensor.Backend, d tensor.DType, in []*tensor.Tensor) (out, grad []float64) {
-					tape := tensor.NewTape()
-					if ec.grad {
-						in = append([]*tensor.Tensor(nil), in...)
-						in[0] = tape.Track(in[0])
-					}
-					y := ec.f(in)
-					out = y.Float64s()
-					if ec.grad {
-						r := backendtest.Randn(b, d, 99, y.Shape()...)
-						gs, err := tape.Backward(y.Mul(r).Sum(), in[0])
-						if err != nil {
-							t.Fatal(err)
-						}
-						grad = gs[0].Float64s()
-					}
-					return out, grad
-				}
-				wantOut, wantGrad := run(c, tensor.Float64, cin)
-				gotOut, gotGrad := run(g, d, gin)
-				syncOK(t, g)
-				backendtest.AssertCloseValues(t, gotOut, wantOut, tol)
-				if ec.grad {
-					backendtest.AssertCloseValues(t, gotGrad, wantGrad, tol)
-				}
-			})
+			t.Run(d.String()+"/"+ec.name, func(t *testing.T) { testEdgeCase(t, g, c, d, ec) })
 		}
+	}
+}
+
+// The convolutions' edge cases on each path of the input gradient: the
+// 3×3 ones in f16 and bf16 take the implicit GEMM by default (TestKernelEdges
+// runs them so), and im2col + col2im with RFNET_CONV=im2col, here.
+func TestConv2dGradientPaths(t *testing.T) {
+	g, c := device(t), cpu.New()
+	b := g.(*cuda.Backend)
+	p := tensor.Conv2dParams{N: 2, C: 70, H: 13, W: 11, O: 40, KH: 3, KW: 3, Stride: 1, Pad: 1}
+	for _, d := range []tensor.DType{tensor.Float16, tensor.BFloat16} {
+		if !cuda.ImplicitGradient(g, p, d) {
+			t.Fatalf("%v: the implicit GEMM does not take %+v by default", d, p)
+		}
+	}
+	was := b.SetConv2dPath(cuda.ConvIm2col)
+	defer b.SetConv2dPath(was)
+	if cuda.ImplicitGradient(g, p, tensor.Float16) {
+		t.Fatal("SetConv2dPath(ConvIm2col): the implicit GEMM still takes the gradient")
+	}
+	for _, d := range []tensor.DType{tensor.Float16, tensor.BFloat16} {
+		for _, ec := range edgeCases() {
+			if strings.HasPrefix(ec.name, "conv2d/") && ec.grad {
+				t.Run(d.String()+"/im2col/"+ec.name, func(t *testing.T) { testEdgeCase(t, g, c, d, ec) })
+			}
+		}
+	}
+}
+
+// testEdgeCase compares ec on the GPU in d with the CPU in float64, from the
+// same inputs as rounded to d.
+func testEdgeCase(t *testing.T, g, c tensor.Backend, d tensor.DType, ec edgeCase) {
+	tol := fixtures.GPUOpTol(d)
+	var gin, cin []*tensor.Tensor
+	for i, shape := range ec.in {
+		v := backendtest.RandnValues(uint64(10+i), tensor.Shape(shape).Numel())
+		if ec.scale != 0 {
+			for j := range v {
+				v[j] *= ec.scale
+			}
+		}
+		if ec.prep != nil {
+			ec.prep(i, v)
+		}
+		x := tensor.FromFloat64(g, d, shape, v)
+		gin = append(gin, x)
+		cin = append(cin, tensor.FromFloat64(c, tensor.Float64, shape, x.Float64s())) // as rounded on the GPU
+	}
+	run := func(b tensor.Backend, d tensor.DType, in []*tensor.Tensor) (out, grad []float64) {
+		tape := tensor.NewTape()
+		if ec.grad {
+			in = append([]*tensor.Tensor(nil), in...)
+			in[0] = tape.Track(in[0])
+		}
+		y := ec.f(in)
+		out = y.Float64s()
+		if ec.grad {
+			r := backendtest.Randn(b, d, 99, y.Shape()...)
+			gs, err := tape.Backward(y.Mul(r).Sum(), in[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			grad = gs[0].Float64s()
+		}
+		return out, grad
+	}
+	wantOut, wantGrad := run(c, tensor.Float64, cin)
+	gotOut, gotGrad := run(g, d, gin)
+	syncOK(t, g)
+	backendtest.AssertCloseValues(t, gotOut, wantOut, tol)
+	if ec.grad {
+		backendtest.AssertCloseValues(t, gotGrad, wantGrad, tol)
 	}
 }
 

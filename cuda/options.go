@@ -1,6 +1,9 @@
 package cuda
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+)
 
 // Options configure the GPU backend (a build without the cuda tag has no
 // backend to configure: its New reports that).
@@ -29,4 +32,36 @@ func reopenError(first, asked Options) error {
 	}
 	return fmt.Errorf("cuda: New(ordinal %d, TF32 %v): the first New of this process asked for ordinal %d, TF32 %v, and the GPU is opened once per process (the driver state is global)",
 		asked.Ordinal, asked.TF32, first.Ordinal, first.TF32)
+}
+
+// Conv2dPath is how the input gradient of convolutions runs: the implicit
+// GEMM where it takes the shape, or im2col's path for every shape.
+type Conv2dPath int
+
+const (
+	ConvImplicit Conv2dPath = iota // kernels/conv_implicit.cu for 3×3 kernels, stride 1, in f16 and bf16
+	ConvIm2col                     // dcol = wᵀ·dy by GEMM, then col2im, for every shape
+)
+
+func (c Conv2dPath) String() string {
+	switch c {
+	case ConvImplicit:
+		return "implicit"
+	case ConvIm2col:
+		return "im2col"
+	}
+	return fmt.Sprintf("Conv2dPath(%d)", int(c))
+}
+
+// convPathFromEnv reads RFNET_CONV ("implicit", the default, or "im2col":
+// to time the two paths side by side, or to rule the implicit kernel out).
+func convPathFromEnv() (Conv2dPath, error) {
+	switch v := os.Getenv("RFNET_CONV"); v {
+	case "", "implicit":
+		return ConvImplicit, nil
+	case "im2col":
+		return ConvIm2col, nil
+	default:
+		return 0, fmt.Errorf("cuda: RFNET_CONV=%q: want implicit or im2col", v)
+	}
 }

@@ -25,3 +25,21 @@ func TestReopenError(t *testing.T) {
 		}
 	}
 }
+
+// RFNET_CONV picks the input gradient's path; anything else is an error
+// naming the variable and the values it takes.
+func TestConvPathFromEnv(t *testing.T) {
+	for _, c := range []struct {
+		value string
+		want  Conv2dPath
+	}{{"", ConvImplicit}, {"implicit", ConvImplicit}, {"im2col", ConvIm2col}} {
+		t.Setenv("RFNET_CONV", c.value)
+		if got, err := convPathFromEnv(); err != nil || got != c.want {
+			t.Errorf("RFNET_CONV=%q: %v, %v; want %v", c.value, got, err, c.want)
+		}
+	}
+	t.Setenv("RFNET_CONV", "cudnn")
+	if _, err := convPathFromEnv(); err == nil || !strings.Contains(err.Error(), `RFNET_CONV="cudnn"`) || !strings.Contains(err.Error(), "im2col") {
+		t.Errorf("RFNET_CONV=cudnn: %v", err)
+	}
+}

@@ -1,13 +1,11 @@
 // Convolution as im2col + GEMM (the GEMM runs in cuBLAS or matmul.cu): im2col
 // gathers the input patches of one sample into col [C·KH·KW, OH·OW]; col2im is
 // its adjoint for the input gradient (a gather, not atomics, so it is
-// deterministic); add_bias adds bias[o] (and a residual) into out [N, O, P].
+// deterministic) where kernels/conv_implicit.cu does not take the shape;
+// add_bias adds bias[o] (and a residual) into out [N, O, P].
 // CPU reference: cpu/conv.go.
 #include "common.cuh"
-
-struct Conv {
-    int C, H, W, KH, KW, stride, pad, OH, OW;
-};
+#include "conv.cuh"
 
 // im2col: one thread per input channel and output position, writing that
 // position's KH·KW taps (each tap a coalesced row of col). ow divides by OW,

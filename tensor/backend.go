@@ -197,7 +197,8 @@ func (p AttentionParams) Packed() bool {
 //
 //	elementwise  Unary, UnaryBackward, Affine, Binary, GEGLU, GEGLUBackward
 //	matmul       MatMul, Linear (its kernels keep the BLAS name, gemm_*)
-//	conv         Conv2d, Conv2dBackwardInput
+//	conv         Conv2d, Conv2dBackwardInput (kernel files: conv.cu,
+//	             conv_implicit.cu)
 //	combine      Combine (a scheduler's step, guidance included, as one pass)
 //	norm         GroupNorm, GroupNormBackward (both with an optional shift added
 //	             to the input and an optional fused SiLU: GroupNormParams.SiLU),

@@ -62,7 +62,7 @@ var (
 	recordEngines = []string{"rfnet-native", "diffusers-eager", "torch-rfnet"}
 	recordModels  = []string{"sd15", "sd21-base", "sdxl-refiner"}
 	recordCalls   = []string{"text", "unet", "guidance", "vae_decode", "loop50", "rfnet_scene2_forced", "rfnet_scene2_default", "refine15"}
-	kernelCall    = regexp.MustCompile(`^attention(_bwd)? \d+x\d+x\d+x\d+$`)
+	kernelCall    = regexp.MustCompile(`^(attention(_bwd)? \d+x\d+x\d+x\d+|conv2d_bwd_input \d+x\d+x\d+x\d+_to\d+ (implicit|im2col))$`)
 	rowFields     = []string{"engine", "model", "dtype", "call", "ms", "tflops", "peak_gib"}
 )
 
@@ -76,7 +76,7 @@ func (r recordRow) check() error {
 	case !slices.Contains([]string{"f32", "f16", "bf16"}, r.DType):
 		return fmt.Errorf("dtype %q: want f32, f16 or bf16", r.DType)
 	case !slices.Contains(recordCalls, r.Call) && !kernelCall.MatchString(r.Call):
-		return fmt.Errorf("call %q: want one of %s, or \"attention[_bwd] BxNxMxD\"", r.Call, strings.Join(recordCalls, ", "))
+		return fmt.Errorf("call %q: want one of %s, \"attention[_bwd] BxNxMxD\" or \"conv2d_bwd_input NxCxHxW_toO implicit|im2col\"", r.Call, strings.Join(recordCalls, ", "))
 	case !(r.MS > 0) || math.IsInf(r.MS, 0):
 		return fmt.Errorf("ms %v: want a positive number", r.MS)
 	}
@@ -123,7 +123,7 @@ func setupGPURecord(fs *pflag.FlagSet) func() error {
 	engines := fs.StringArray("engine", nil, "bench-engine --json report (repeatable)")
 	scenes := fs.StringArray("rfnet", nil, "bench-engine --rfnet --json report (repeatable)")
 	torch := fs.String("torch", "", "scripts/torch_baseline.py's JSON output (engine diffusers-eager)")
-	kernels := fs.String("kernels", "", "the CUDA kernel benchmarks' output (go test -bench): the attention rows")
+	kernels := fs.String("kernels", "", "the CUDA kernel benchmarks' output (go test -bench): the attention and convolution-gradient rows")
 	parity := fs.StringArray("parity", nil, "a parity test binary's -test.v output (repeatable): counts its --- PASS/FAIL/SKIP lines")
 	rows := fs.StringArray("rows", nil, "JSON-lines file of rows, one object with exactly the row's fields a line (repeatable; missing files are none)")
 	return func() error {
@@ -358,8 +358,11 @@ func attentionModel(headDim int) string {
 
 // kernelRows are BenchmarkAttention's rows of the kernel the engine picks,
 // BenchmarkAttention/DTYPE/picked/BxNxMxD-P  RUNS  NS ns/op  T TFLOP/s,
-// and BenchmarkAttentionBackward's, BenchmarkAttentionBackward/DTYPE/BxNxMxD-P
-// (calls "attention_bwd BxNxMxD").
+// BenchmarkAttentionBackward's, BenchmarkAttentionBackward/DTYPE/BxNxMxD-P
+// (calls "attention_bwd BxNxMxD"), and BenchmarkConv2dBackwardInput's,
+// BenchmarkConv2dBackwardInput/DTYPE/NxCxHxW_toO/PATH-P (calls
+// "conv2d_bwd_input NxCxHxW_toO PATH", model sd21-base: SD 1.5's UNet has
+// the same convolutions).
 func kernelRows(path string) ([]recordRow, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -368,25 +371,35 @@ func kernelRows(path string) ([]recordRow, error) {
 	var rows []recordRow
 	for _, line := range strings.Split(string(raw), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 4 || !strings.HasPrefix(f[0], "BenchmarkAttention") || f[3] != "ns/op" {
+		if len(f) < 4 || f[3] != "ns/op" {
 			continue
 		}
 		name := strings.Split(f[0], "/")
-		call, last := "attention ", 3
+		ns, err := strconv.ParseFloat(f[2], 64)
+		bad := func() error { return fmt.Errorf("--kernels %s: cannot read %q", path, line) }
+		var row recordRow
 		switch {
-		case name[0] == "BenchmarkAttention" && len(name) == 4 && name[2] == "picked":
-		case name[0] == "BenchmarkAttentionBackward" && len(name) == 3:
-			call, last = "attention_bwd ", 2
+		case name[0] == "BenchmarkAttention" && len(name) == 4 && name[2] == "picked",
+			name[0] == "BenchmarkAttentionBackward" && len(name) == 3:
+			call, last := "attention ", 3
+			if name[0] == "BenchmarkAttentionBackward" {
+				call, last = "attention_bwd ", 2
+			}
+			shape, _, _ := strings.Cut(name[last], "-")
+			var b, n, m, d int
+			if !scanShape(shape, &b, &n, &m, &d) || err != nil {
+				return nil, bad()
+			}
+			row = recordRow{Engine: "rfnet-native", Model: attentionModel(d), DType: name[1], Call: call + shape, MS: ns / 1e6}
+		case name[0] == "BenchmarkConv2dBackwardInput" && len(name) == 4:
+			pathName, _, _ := strings.Cut(name[3], "-")
+			row = recordRow{Engine: "rfnet-native", Model: "sd21-base", DType: name[1], Call: "conv2d_bwd_input " + name[2] + " " + pathName, MS: ns / 1e6}
+			if err != nil || !kernelCall.MatchString(row.Call) {
+				return nil, bad()
+			}
 		default:
 			continue
 		}
-		shape, _, _ := strings.Cut(name[last], "-")
-		var b, n, m, d int
-		ns, err := strconv.ParseFloat(f[2], 64)
-		if !scanShape(shape, &b, &n, &m, &d) || err != nil {
-			return nil, fmt.Errorf("--kernels %s: cannot read %q", path, line)
-		}
-		row := recordRow{Engine: "rfnet-native", Model: attentionModel(d), DType: name[1], Call: call + shape, MS: ns / 1e6}
 		for i := 4; i+1 < len(f); i += 2 {
 			if f[i+1] == "TFLOP/s" {
 				if v, err := strconv.ParseFloat(f[i], 64); err == nil {

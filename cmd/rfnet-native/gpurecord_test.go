@@ -77,6 +77,8 @@ func TestGPURecord(t *testing.T) {
 		"diffusers-eager sd21-base f16 attention 10x4096x4096x64",
 		"rfnet-native sd15 f16 attention 16x4096x4096x40", "rfnet-native sd21-base f16 attention 10x4096x77x64",
 		"rfnet-native sd21-base f16 attention_bwd 10x4096x4096x64",
+		"rfnet-native sd21-base f16 conv2d_bwd_input 1x320x64x64_to320 implicit",
+		"rfnet-native sd21-base f16 conv2d_bwd_input 1x320x64x64_to320 im2col",
 		"torch-rfnet sd21-base f16 rfnet_scene2_forced", "torch-rfnet sd21-base f16 guidance",
 		"diffusers-eager sdxl-refiner f16 unet", "diffusers-eager sdxl-refiner f16 refine15",
 		"rfnet-native sdxl-refiner f16 text", "rfnet-native sdxl-refiner f16 unet", "rfnet-native sdxl-refiner f16 refine15",
@@ -94,6 +96,9 @@ func TestGPURecord(t *testing.T) {
 	}
 	if r := got["rfnet-native sd15 f16 attention 16x4096x4096x40"]; r.MS < 7.84 || r.MS > 7.85 || r.TFLOPS == nil || *r.TFLOPS != 54.8 {
 		t.Errorf("kernel row %+v", r)
+	}
+	if r := got["rfnet-native sd21-base f16 conv2d_bwd_input 1x320x64x64_to320 implicit"]; r.MS != 0.21 || r.TFLOPS == nil || *r.TFLOPS != 180 {
+		t.Errorf("convolution row %+v", r)
 	}
 }
 
