@@ -128,13 +128,27 @@ func (g *Backend) implicitGradient(p tensor.Conv2dParams, d tensor.DType) bool {
 // conv2dBackwardImplicit launches kernels/conv_implicit.cu: a block of 8
 // warps per 64 channels × 128 positions of one sample's dx; shared memory
 // holds two stages of a 64×32 slice of wᵀ and a 32×128 slice of the
-// gathered dy, each row padded by 8 elements.
+// gathered dy, each row padded by 8 elements. With K split (dgradSplits)
+// the blocks write f32 partial tiles to a scratch buffer and
+// conv2d_backward_input_sum adds them up into dx.
 func (g *Backend) conv2dBackwardImplicit(d tensor.DType, dx, dy, w C.CUdeviceptr, p tensor.Conv2dParams) {
 	const rows, cols, depth, pad = 64, 128, 32, 8
-	l := launch{grid: [3]int{(p.H*p.W + cols - 1) / cols, (p.C + rows - 1) / rows, p.N}, block: 256,
+	tiles := [2]int{(p.H*p.W + cols - 1) / cols, (p.C + rows - 1) / rows}
+	splits, chunk := dgradSplits(p.N*tiles[0]*tiles[1], (p.O*9+depth-1)/depth)
+	var partial *buffer
+	total := p.N * p.C * p.H * p.W
+	if splits > 1 {
+		partial = g.newBuffer(tensor.Float32, splits*total)
+	}
+	what := convWhat("conv2d backward input", p)
+	l := launch{grid: [3]int{tiles[0], tiles[1], p.N * splits}, block: 256,
 		shared: 2 * (rows*(depth+pad) + depth*(cols+pad)) * d.Size(), flops: float64(p.FLOPs())}
-	g.run("conv2d_backward_input"+suffix(d), l, new(args).ptr(dx).ptr(dy).ptr(w).record(convRecord(p)).i32(int32(p.O)),
-		convWhat("conv2d backward input", p))
+	g.run("conv2d_backward_input"+suffix(d), l, new(args).ptr(dx).ptr(ptrOf(partial)).ptr(dy).ptr(w).record(convRecord(p)).
+		i32(int32(p.O)).i32(int32(splits)).i32(int32(chunk)), what)
+	if partial != nil {
+		g.run("conv2d_backward_input_sum"+suffix(d), linear(int64(total)), new(args).ptr(dx).ptr(partial.ptr).i32(int32(splits)).i64(int64(total)), what)
+		g.Free(partial)
+	}
 }
 
 func pointwise(p tensor.Conv2dParams) bool {

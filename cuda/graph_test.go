@@ -231,16 +231,27 @@ func TestGraphUNetMatchesEager(t *testing.T) {
 // every step after the first (which runs it eagerly and captures it), and
 // the latents and image equal those without, bit for bit, for every
 // scheduler, with guidance and, for the multistep ones whose history
-// slots a replay rewrites, without.
+// slots a replay rewrites, without. DDIM with clip_sample, not linear,
+// captures the UNet call alone (and clamps on the host between replays).
 func TestTextToImageGraphMatchesEager(t *testing.T) {
 	g := device(t)
 	b := graphsOn(t, g)
+	var unclipped []float32 // DDIM's latents without clip_sample, from the case before
 	for _, c := range []struct {
 		sched    string
 		guidance float64
-	}{{"ddim", 7.5}, {"pndm", 7.5}, {"pndm", 1}, {"euler", 7.5}, {"dpm++2m", 7.5}, {"dpm++2m", 1}} {
-		t.Run(fmt.Sprintf("%s/guidance_%g", c.sched, c.guidance), func(t *testing.T) {
+		clip     bool
+	}{{"ddim", 7.5, false}, {"ddim", 7.5, true}, {"pndm", 7.5, false}, {"pndm", 1, false}, {"euler", 7.5, false},
+		{"dpm++2m", 7.5, false}, {"dpm++2m", 1, false}} {
+		name := fmt.Sprintf("%s/guidance_%g", c.sched, c.guidance)
+		if c.clip {
+			name += "/clip_sample"
+		}
+		t.Run(name, func(t *testing.T) {
 			m := loadOn(t, "tiny-sd1", g, tensor.Float32)
+			if c.clip {
+				m.Variant.Sched.ClipSample, m.Variant.Sched.ClipSampleRange = true, 0.5 // a tight range, so the clamp bites
+			}
 			// Three steps: PNDM's and DPM-Solver++'s multistep updates are reached.
 			req := pipeline.Request{Prompt: "a mouse hunting a lion", NegativePrompt: "blurry", Steps: 3, Guidance: c.guidance,
 				Scheduler: c.sched, Width: 64, Height: 64, Seed: 3}
@@ -266,6 +277,12 @@ func TestTextToImageGraphMatchesEager(t *testing.T) {
 				!slices.Equal(withGraphs.Image.Float32s(), eager.Image.Float32s()) {
 				t.Fatalf("with graphs the latents differ from eager (rel. L2 %.3g)",
 					backendtest.RelL2(withGraphs.Latents.Float64s(), eager.Latents.Float64s()))
+			}
+			switch {
+			case c.sched == "ddim" && !c.clip:
+				unclipped = eager.Latents.Float32s()
+			case c.clip && (unclipped == nil || slices.Equal(unclipped, eager.Latents.Float32s())):
+				t.Fatal("clip_sample left DDIM's latents as they were without it: the clamp never ran")
 			}
 		})
 	}

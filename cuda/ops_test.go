@@ -62,10 +62,13 @@ func edgeCases() []edgeCase {
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], in[2], 1, 0) }},
 		// The implicit GEMM's edges (kernels/conv_implicit.cu): channels past
 		// one 64-row tile, positions past one 128-column tile, O·9 = 360 in
-		// 32-wide slices with a partial last one; then no padding (dy
-		// smaller than x). Its stride 2 neighbour takes im2col's path.
+		// 32-wide slices with a partial last one; K split three ways (26
+		// slices as 9, 9 and 8: few tiles, deep K) and summed; then no
+		// padding (dy smaller than x). Its stride 2 neighbour takes im2col's path.
 		{name: "conv2d/3x3_partial_tiles", in: [][]int{{2, 70, 13, 11}, {40, 70, 3, 3}, {40}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], in[2], 1, 1) }},
+		{name: "conv2d/3x3_split_k", in: [][]int{{1, 70, 13, 11}, {90, 70, 3, 3}}, grad: true,
+			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], nil, 1, 1) }},
 		{name: "conv2d/3x3_s2_partial_tiles", in: [][]int{{1, 66, 17, 19}, {33, 66, 3, 3}}, grad: true,
 			f: func(in []*tensor.Tensor) *tensor.Tensor { return in[0].Conv2d(in[1], nil, 2, 1) }},
 		{name: "conv2d/3x3_no_padding", in: [][]int{{2, 9, 10, 12}, {5, 9, 3, 3}}, grad: true,

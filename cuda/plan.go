@@ -10,7 +10,8 @@ import (
 const maxRank = 6
 
 // Launch plans: the index plans of the kernels that map each output element
-// to input offsets (binary, permute), and how group norm splits its runs.
+// to input offsets (binary, permute), how group norm splits its runs, and
+// how the implicit convolution gradient splits K.
 // Pure Go, so they are tested without a GPU.
 
 // simplifyBroadcast drops axes of size 1 and merges neighbouring axes that
@@ -103,4 +104,26 @@ func indexRecord(shape []int, strides ...[]int) []byte {
 		}
 	}
 	return rec
+}
+
+// dgradTargetBlocks is the grid the implicit gradient aims for when its
+// tiles are fewer: two blocks on each of an H100's 132 SMs (two fit in its
+// registers), so that no SM idles while a few do all the work; on a smaller
+// card the extra blocks wait in line, at the cost of the partial sums.
+const dgradTargetBlocks = 264
+
+// dgradSplits cuts the implicit gradient's slices of K (32 deep each) into
+// splits of chunk slices when blocks (its tiles over every sample) fall
+// short of dgradTargetBlocks: as many splits as bring the grid there, each
+// of at least 8 slices so that the partial sums stay a small share of the
+// work. The last split may be shorter; every split has at least one slice.
+func dgradSplits(blocks, slices int) (splits, chunk int) {
+	const minChunk = 8
+	splits = 1
+	if blocks < dgradTargetBlocks {
+		splits = (dgradTargetBlocks + blocks - 1) / blocks
+	}
+	splits = max(1, min(splits, slices/minChunk))
+	chunk = (slices + splits - 1) / splits
+	return (slices + chunk - 1) / chunk, chunk
 }

@@ -126,3 +126,28 @@ func TestIndexRecord(t *testing.T) {
 		t.Errorf("strides: %x", rec[strides:])
 	}
 }
+
+// The implicit gradient splits K only where its tiles fall short of the
+// target grid, into splits of at least 8 slices that cover every slice once.
+func TestDgradSplits(t *testing.T) {
+	for _, c := range []struct {
+		name                  string
+		blocks, slices        int
+		wantSplits, wantChunk int
+	}{
+		{"UNet level 0 at batch 1 (320 channels, 64²)", 160, 90, 2, 45},
+		{"level 2 (1280 channels, 16²)", 40, 360, 7, 52},
+		{"level 3 (1280 channels, 8²)", 20, 360, 14, 26},
+		{"batch 2 at level 0: enough tiles", 320, 90, 1, 90},
+		{"shallow K: no split of fewer than 8 slices", 4, 12, 1, 12},
+		{"a short last split", 1, 26, 3, 9},
+	} {
+		splits, chunk := dgradSplits(c.blocks, c.slices)
+		if splits != c.wantSplits || chunk != c.wantChunk {
+			t.Errorf("%s: %d splits of %d, want %d of %d", c.name, splits, chunk, c.wantSplits, c.wantChunk)
+		}
+		if (splits-1)*chunk >= c.slices || splits*chunk < c.slices {
+			t.Errorf("%s: %d splits of %d slices do not cover %d slices each once", c.name, splits, chunk, c.slices)
+		}
+	}
+}

@@ -21,9 +21,15 @@
 // slice of K, every thread gathers 8 elements of Wᵀ and 16 of D into
 // registers while the warps multiply the current slice out of one stage of
 // shared memory (A fragments by ldmatrix, B's by ldmatrix.trans from D's
-// rows), then stores them into the other stage. Zeros fill the tile past C, H·W and O·9.
-// Grid: (⌈H·W/128⌉, ⌈C/64⌉, N). CPU reference: cpu/conv.go's
-// Conv2dBackwardInput; the launcher and the choice of path: cuda/conv.go.
+// rows), then stores them into the other stage. Zeros fill the tile past
+// C, H·W and O·9.
+//
+// Grid: (⌈H·W/128⌉, ⌈C/64⌉, N·splits). At the UNet's deep levels at batch 1
+// (1280 channels of 16² or 8²) the tiles alone are 20-40 blocks for a card
+// of 132 SMs, while K is 11520 deep, so the launcher splits K across blocks
+// and a second pass sums their f32 partial tiles. CPU reference:
+// cpu/conv.go's conv2dBackwardInput; the launcher and the choice of path:
+// cuda/conv.go.
 #include "common.cuh"
 #include "conv.cuh"
 #include "mma.cuh"
@@ -74,8 +80,12 @@ template <typename T> struct DgradGather {
     }
 };
 
-// O is dy's channel count (Conv describes x and the kernel's window).
-template <typename T> __device__ void conv2d_backward_input_impl(T *dx, const T *dy, const T *w, Conv p, int O) {
+// O is dy's channel count (Conv describes x and the kernel's window). With
+// splits > 1, grid z is sample × split: split s takes K's slices [s·chunk,
+// (s+1)·chunk) and writes its f32 sums to partial [splits, N, C, H·W] for
+// conv2d_backward_input_sum; with one split the block writes dx itself.
+template <typename T>
+__device__ void conv2d_backward_input_impl(T *dx, float *partial, const T *dy, const T *w, Conv p, int O, int splits, int chunk) {
     DYNAMIC_SHARED(char, dgrad_smem);
     // Stage st holds a Wᵀ slice [BM][LDA] (channels × k) at as + st·STAGE
     // and a D slice [BK][LDB] (k × positions) at bs + st·STAGE.
@@ -84,8 +94,11 @@ template <typename T> __device__ void conv2d_backward_input_impl(T *dx, const T 
     const int wm = warp >> 2, wn = warp & 3, g = lane >> 2, t = lane & 3;
     const int HW = p.H * p.W, OHW = p.OH * p.OW, K = O * 9;
     const int c0 = blockIdx.y * DG_BM, i0 = blockIdx.x * DG_BN;
-    dy += (int64_t)blockIdx.z * O * OHW;
-    dx += (int64_t)blockIdx.z * p.C * HW;
+    const int n = blockIdx.z / splits, split = blockIdx.z - n * splits, N = gridDim.z / splits;
+    const int kBegin = split * chunk * DG_BK, kEnd = K < kBegin + chunk * DG_BK ? K : kBegin + chunk * DG_BK;
+    dy += (int64_t)n * O * OHW;
+    dx += (int64_t)n * p.C * HW;
+    if (partial) partial += ((int64_t)split * N + n) * p.C * HW;
 
     // This thread's gathers (DgradGather): column ak of Wᵀ, column bi of D
     // (one position of x for the whole pass).
@@ -107,11 +120,11 @@ template <typename T> __device__ void conv2d_backward_input_impl(T *dx, const T 
     // Two stages of shared memory: slice s is multiplied out of stage s % 2
     // while slice s+1 travels from global memory through registers into the
     // other, so one barrier per slice suffices.
-    next.load(w, dy, p, O, c0, ar, ak, br, posIn, iy, ix, 0);
+    next.load(w, dy, p, O, c0, ar, ak, br, posIn, iy, ix, kBegin);
     next.store(as, bs, ar, ak, br, bi);
     __syncthreads();
-    for (int k0 = 0, st = 0; k0 < K; k0 += DG_BK, st ^= 1) {
-        const bool more = k0 + DG_BK < K;
+    for (int k0 = kBegin, st = 0; k0 < kEnd; k0 += DG_BK, st ^= 1) {
+        const bool more = k0 + DG_BK < kEnd;
         if (more) next.load(w, dy, p, O, c0, ar, ak, br, posIn, iy, ix, k0 + DG_BK); // in flight while this slice is multiplied
         const T *sa = as + st * DG_STAGE, *sb = bs + st * DG_STAGE;
 #pragma unroll
@@ -143,22 +156,36 @@ template <typename T> __device__ void conv2d_backward_input_impl(T *dx, const T 
         for (int r = 0; r < 2; r++) {
             int c = c0 + wm * 32 + mi * 16 + g + 8 * r;
             if (c >= p.C) continue;
-            T *row = dx + (int64_t)c * HW;
 #pragma unroll
             for (int ni = 0; ni < 4; ni++)
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
                     int i = i0 + wn * 32 + ni * 8 + 2 * t + e;
-                    if (i < HW) row[i] = from_f<T>(acc[mi][ni][2 * r + e]);
+                    if (i >= HW) continue;
+                    if (splits == 1) dx[(int64_t)c * HW + i] = from_f<T>(acc[mi][ni][2 * r + e]);
+                    else partial[(int64_t)c * HW + i] = acc[mi][ni][2 * r + e];
                 }
         }
 }
 
-extern "C" __global__ void __launch_bounds__(DG_WARPS * 32) conv2d_backward_input_f16(void *dx, const void *dy, const void *w, Conv p, int O) {
-    conv2d_backward_input_impl<f16>((f16 *)dx, (const f16 *)dy, (const f16 *)w, p, O);
+// conv2d_backward_input_sum: dx = Σ_s partial[s] over the splits in order
+// (deterministic, unlike atomics), rounded once to T; total is N·C·H·W.
+template <typename T> __device__ void conv2d_backward_input_sum_impl(T *dx, const float *partial, int splits, int64_t total) {
+    FOR_EACH(i, total) {
+        float s = 0.f;
+        for (int j = 0; j < splits; j++) s += partial[j * total + i];
+        dx[i] = from_f<T>(s);
+    }
 }
-extern "C" __global__ void __launch_bounds__(DG_WARPS * 32) conv2d_backward_input_bf16(void *dx, const void *dy, const void *w, Conv p, int O) {
-    conv2d_backward_input_impl<bf16>((bf16 *)dx, (const bf16 *)dy, (const bf16 *)w, p, O);
-}
-EMU_REGISTER(conv2d_backward_input_f16)
-EMU_REGISTER(conv2d_backward_input_bf16)
+
+#define CONV_DGRAD(S, T)                                                                                                          \
+    extern "C" __global__ void __launch_bounds__(DG_WARPS * 32)                                                                   \
+        conv2d_backward_input_##S(void *dx, float *partial, const void *dy, const void *w, Conv p, int O, int splits, int chunk) { \
+        conv2d_backward_input_impl<T>((T *)dx, partial, (const T *)dy, (const T *)w, p, O, splits, chunk);                        \
+    }                                                                                                                             \
+    extern "C" __global__ void conv2d_backward_input_sum_##S(void *dx, const float *partial, int splits, int64_t total) {         \
+        conv2d_backward_input_sum_impl<T>((T *)dx, partial, splits, total);                                                       \
+    }                                                                                                                             \
+    EMU_REGISTER(conv2d_backward_input_##S) EMU_REGISTER(conv2d_backward_input_sum_##S)
+CONV_DGRAD(f16, f16)
+CONV_DGRAD(bf16, bf16)
