@@ -232,6 +232,16 @@ func (a *allocator) trim() {
 	}
 }
 
+// hold counts size bytes that the backend took from the driver itself and
+// keeps for the life of the process (cuBLAS's graph workspace) as in use,
+// so that MemoryStats and its peak see all the device memory it holds.
+func (a *allocator) hold(size int64) {
+	a.mu.Lock()
+	a.inUse += size
+	a.peak = max(a.peak, a.inUse)
+	a.mu.Unlock()
+}
+
 func (a *allocator) stats() (inUse, peak int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -88,3 +88,14 @@ func TrimCache(b tensor.Backend) { b.(*Backend).mem.trim() }
 func ImplicitGradient(b tensor.Backend, p tensor.Conv2dParams, d tensor.DType) bool {
 	return b.(*Backend).implicitGradient(p, d)
 }
+
+// CublasWorkspace allocates cuBLAS's graph workspace if it is not yet, and
+// returns its size (0 with the built-in GEMM), for tests of its accounting.
+func CublasWorkspace(b tensor.Backend) (int64, error) {
+	g := b.(*Backend)
+	p, err := g.cublasWorkspace()
+	if p == 0 || err != nil {
+		return 0, err
+	}
+	return workspaceBytes, nil
+}

@@ -89,7 +89,8 @@ func (g *Backend) unavailableLocked() (why string, say bool) {
 }
 
 // cublasWorkspace allocates cuBLAS's workspace on first use (outside any
-// capture); 0 with the built-in GEMM, which needs none.
+// capture), counted in MemoryStats as in use from then on; 0 with the
+// built-in GEMM, which needs none.
 func (g *Backend) cublasWorkspace() (C.CUdeviceptr, error) {
 	if g.cublas == "" {
 		return 0, nil
@@ -102,6 +103,7 @@ func (g *Backend) cublasWorkspace() (C.CUdeviceptr, error) {
 			return 0, driverError("allocate the cuBLAS workspace", r)
 		}
 		g.graph.workspace = p // kept for the life of the process
+		g.mem.hold(workspaceBytes)
 	}
 	return g.graph.workspace, nil
 }

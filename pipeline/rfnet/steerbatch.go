@@ -34,10 +34,12 @@ func (r *runner) steerBatch(ls []loop, zs []*tensor.Tensor) ([]*loopResult, erro
 		ctxs[j], ctxs[n+j] = l.uncond, l.cond
 	}
 	// The denoising passes' text is the same at every step: its keys and
-	// values are projected once. (The guidance passes batch the objects
-	// still iterating, a different set at each iteration: they project theirs.)
+	// values are projected once. The guidance passes batch the objects still
+	// iterating: each set's are projected the first time it iterates.
 	context := r.UNet.PrepareContext(tensor.Concat(0, ctxs...))
 	defer context.Free()
+	guidance := &guidanceContexts{r: r, ls: ls, sets: map[string]*unet.Context{}}
+	defer guidance.free()
 	ts := ls[0].sched.Timesteps()
 	wantSaved, wantLoss := keySet(ls[0].save), keySet(ls[0].keys)
 	times := make([]float64, 2*n)
@@ -46,7 +48,7 @@ func (r *runner) steerBatch(ls []loop, zs []*tensor.Tensor) ([]*loopResult, erro
 			return nil, err
 		}
 		step := r.tl.Begin("denoise step", "stage", ls[0].stage, "objects", n, "step", i, "timestep", t)
-		pending, err := r.steerBatchStep(ls, zs, i, t, last)
+		pending, err := r.steerBatchStep(ls, zs, i, t, last, guidance)
 		if err != nil {
 			return nil, err
 		}
@@ -155,7 +157,7 @@ func (r *runner) steerBatch(ls []loop, zs []*tensor.Tensor) ([]*loopResult, erro
 // object's gate and budget as steerStep decides them, the iterations batched
 // over the objects still iterating. It updates zs and last in place and
 // returns each object's pending row (nil where the step did not steer it).
-func (r *runner) steerBatchStep(ls []loop, zs []*tensor.Tensor, i int, t float64, last []float64) ([]*TraceEvent, error) {
+func (r *runner) steerBatchStep(ls []loop, zs []*tensor.Tensor, i int, t float64, last []float64, guidance *guidanceContexts) ([]*TraceEvent, error) {
 	n := len(ls)
 	pending := make([]*TraceEvent, n)
 	budget := make([]int, n)
@@ -208,7 +210,7 @@ func (r *runner) steerBatchStep(ls []loop, zs []*tensor.Tensor, i int, t float64
 			return nil, err
 		}
 		iter := r.tl.Begin("steering iteration", "step", i, "iteration", it, "objects", act)
-		ms, grads, err := r.batchSteeringPass(ls, zs, act, i, t)
+		ms, grads, err := r.batchSteeringPass(ls, zs, act, guidance.of(act), i, t)
 		if err != nil {
 			emitPending(act)
 			return nil, err
@@ -245,16 +247,50 @@ func (r *runner) steerBatchStep(ls []loop, zs []*tensor.Tensor, i int, t float64
 	}
 }
 
+// guidanceContexts are the prepared texts (unet.PrepareContext) of a
+// batch's guidance passes, one per set of objects still iterating: the
+// conds of the set's objects in its order, projected the first time the set
+// iterates, outside the pass's scope (which frees what it allocates), and
+// kept until the batch ends, as steer keeps its object's. At most one per
+// subset of the objects: a few MiB each at SD's sizes.
+type guidanceContexts struct {
+	r    *runner
+	ls   []loop
+	sets map[string]*unet.Context
+}
+
+// of is the prepared text of the objects act.
+func (g *guidanceContexts) of(act []int) *unet.Context {
+	key := fmt.Sprint(act)
+	if c, ok := g.sets[key]; ok {
+		return c
+	}
+	conds := make([]*tensor.Tensor, len(act))
+	for a, j := range act {
+		conds[a] = g.ls[j].cond
+	}
+	c := g.r.UNet.PrepareContext(tensor.Concat(0, conds...))
+	g.sets[key] = c
+	return c
+}
+
+func (g *guidanceContexts) free() {
+	for _, c := range g.sets {
+		c.Free()
+	}
+}
+
 // batchSteeringPass is steeringPass for the objects act of a batch at once:
-// one tracked pass of batch len(act) (cond only) and one backward of the sum
-// of their scaled losses. It returns each one's measurement and gradient.
-func (r *runner) batchSteeringPass(ls []loop, zs []*tensor.Tensor, act []int, step int, t float64) ([]measurement, []*tensor.Tensor, error) {
+// one tracked pass of batch len(act) (cond only, under context: act's
+// prepared text) and one backward of the sum of their scaled losses. It
+// returns each one's measurement and gradient.
+func (r *runner) batchSteeringPass(ls []loop, zs []*tensor.Tensor, act []int, context *unet.Context, step int, t float64) ([]measurement, []*tensor.Tensor, error) {
 	ms := make([]measurement, len(act))
 	var err error
 	// Only the batch's gradient outlives the pass (see steeringPass).
 	g := tensor.Scoped(r.Backend, func() *tensor.Tensor {
 		var g *tensor.Tensor
-		g, err = r.batchSteeringGradient(ls, zs, act, step, t, ms)
+		g, err = r.batchSteeringGradient(ls, zs, act, context, step, t, ms)
 		return g
 	})
 	if err != nil {
@@ -267,14 +303,13 @@ func (r *runner) batchSteeringPass(ls []loop, zs []*tensor.Tensor, act []int, st
 	return ms, grads, nil
 }
 
-func (r *runner) batchSteeringGradient(ls []loop, zs []*tensor.Tensor, act []int, step int, t float64, ms []measurement) (*tensor.Tensor, error) {
+func (r *runner) batchSteeringGradient(ls []loop, zs []*tensor.Tensor, act []int, context *unet.Context, step int, t float64, ms []measurement) (*tensor.Tensor, error) {
 	k := len(act)
 	tape := tensor.NewTape()
 	in := make([]*tensor.Tensor, k)
-	conds := make([]*tensor.Tensor, k)
 	times := make([]float64, k)
 	for a, j := range act {
-		in[a], conds[a], times[a] = zs[j], ls[j].cond, t
+		in[a], times[a] = zs[j], t
 	}
 	zt := tape.Track(tensor.Concat(0, in...))
 	xs := make([]*tensor.Tensor, k)
@@ -287,7 +322,7 @@ func (r *runner) batchSteeringGradient(ls []loop, zs []*tensor.Tensor, act []int
 	}
 	want := keySet(ls[0].keys)
 	got := 0
-	_, err := r.UNet.Forward(tensor.Concat(0, xs...), times, tensor.Concat(0, conds...), func(layer unet.Layer, p *tensor.Tensor) bool {
+	_, err := r.UNet.ForwardContext(tensor.Concat(0, xs...), times, context, nil, func(layer unet.Layer, p *tensor.Tensor) bool {
 		if want[layer.Key] {
 			for a := range act {
 				maps[a][layer.Key] = capture{probs: p.Narrow(0, a, 1), h: layer.H, w: layer.W}
