@@ -265,6 +265,17 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 		}},
 		{fmt.Sprintf("vae decode to %d²", 8*size), iters, true, func() error { m.DecodeImage(z); return nil }},
 	}
+	// The steering pass again with its convolutions' input gradient on the
+	// other path (where the backend has two: the GPU's implicit GEMM by
+	// default, im2col + col2im here), side by side in the same run. Its name
+	// does not start as the steering pass's, which gpu-record reads as the
+	// "guidance" row.
+	if p, ok := dev.(conv2dPather); ok {
+		stages = append(stages[:3], append([]benchStage{{"im2col-gradient steering pass (RFNET_CONV=im2col)", iters, true, func() error {
+			defer p.SetConv2dPath(p.SetConv2dPath(cuda.ConvIm2col))
+			return steeringPass(m, z, ctx, keys)
+		}}}, stages[3:]...)...)
+	}
 	// The same call captured once and replayed, as the denoising loop runs
 	// it after its first step, where the backend captures (CUDA graphs; not
 	// with RFNET_CUDA_GRAPHS=0). Not profiled: a profile refuses capture.
@@ -300,6 +311,12 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 		}})
 	}
 	return timeStages(dev, counter, prof, stages)
+}
+
+// conv2dPather is a backend with two paths for a convolution's input
+// gradient (cuda.Backend).
+type conv2dPather interface {
+	SetConv2dPath(cuda.Conv2dPath) (was cuda.Conv2dPath)
 }
 
 // benchTokens is a fixed prompt of 77 token ids for a vocabulary of vocab:

@@ -78,7 +78,10 @@ func TestCommandsOnGPU(t *testing.T) {
 			return run(append([]string{"bench-engine", "--weights", weights, "--size", "8", "--iters", "2", "--steps", "2", "--profile", "--json", out}, gpu...))
 		})
 		r := readEngineReport(t, out)
-		if len(r.Timings) != 6 || !strings.HasPrefix(r.Device, "cuda:") || r.DType != "f16" || !strings.Contains(r.Timer, "CUDA events") {
+		// The CPU's five calls, the graph replay, and the steering pass on
+		// the other convolution-gradient path.
+		if len(r.Timings) != 7 || !strings.HasPrefix(r.Device, "cuda:") || r.DType != "f16" || !strings.Contains(r.Timer, "CUDA events") ||
+			!strings.HasPrefix(r.Timings[4].Name, "im2col-gradient steering pass") {
 			t.Fatalf("report %+v", r)
 		}
 		for _, s := range r.Timings {
