@@ -153,7 +153,7 @@ func newObjectStage(t *testing.T, pm *pipeline.Model, c Config) *objectStage {
 // loop is object j's loop, with a fresh scheduler.
 func (o *objectStage) loop(t *testing.T, j int) loop {
 	t.Helper()
-	l, err := o.r.objectLoop(o.s, j, o.uncond)
+	l, err := o.r.objectLoop(o.s, j, o.uncond, attentionGrids(o.r.UNet.CrossAttentionLayers(16, 16)))
 	if err != nil {
 		t.Fatal(err)
 	}

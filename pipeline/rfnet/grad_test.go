@@ -45,7 +45,7 @@ func newLossFixtureOn(t *testing.T, b tensor.Backend, d tensor.DType, c Config) 
 	f := &lossFixture{m: m, spec: s, z: backendtest.Randn(pm.Backend, d, 5, 1, 4, 16, 16)}
 	f.soLoop = loop{sched: sc, cond: cond, keys: c.SteeringKeys, scale: c.LossScale,
 		loss: func(_ int, maps map[string]capture) (steeringLoss, error) {
-			total, err := boxLoss(maps, c.SteeringKeys, o.Tokens, o.SOBox, c)
+			total, err := boxLoss(maps, c.SteeringKeys, o.Tokens, o.SOBox, nil, c)
 			return steeringLoss{total: total}, err
 		}}
 	// Reference maps: positive random values on each object's grids, as a shifted SO run would give.
@@ -65,7 +65,7 @@ func newLossFixtureOn(t *testing.T, b tensor.Backend, d tensor.DType, c Config) 
 	}
 	f.allLoop = loop{sched: sc, cond: overall, keys: c.SteeringKeys, scale: c.OverallLossScale,
 		loss: func(step int, maps map[string]capture) (steeringLoss, error) {
-			return overallLoss(maps, s, f.objs, step, c)
+			return overallLoss(maps, s, f.objs, step, nil, nil, c)
 		}}
 	return f
 }

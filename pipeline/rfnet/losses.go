@@ -50,20 +50,16 @@ func inverse(m []float64) []float64 {
 
 // boxTerm is Σ_h [w_fg·(1 - topmean_kfg(A⊙M)) + w_bg·topmean_kbg(A⊙(1-M))],
 // averaged over the phrase's tokens (heads summed, §7.2). A zero weight drops its term.
-func boxTerm(c capture, tokens []int, mask []float64, fgTopP, bgTopP, wFg, wBg float64) *tensor.Tensor {
+func boxTerm(c capture, tokens []int, m gridMask, fgTopP, bgTopP, wFg, wBg float64) *tensor.Tensor {
 	rows := c.tokenRows(tokens[0], len(tokens))
-	b, d := rows.Backend(), rows.DType()
 	n := c.h * c.w
-	inside := count(mask)
 	var term *tensor.Tensor
 	if wFg != 0 {
-		m := tensor.FromFloat64(b, d, tensor.Shape{n}, mask)
-		fg := rows.MaskedTopKMean(m, topK(fgTopP, inside))
+		fg := rows.MaskedTopKMean(m.in, topK(fgTopP, m.inside))
 		term = fg.Scale(-wFg).AddScalar(wFg).Sum()
 	}
 	if wBg != 0 {
-		m := tensor.FromFloat64(b, d, tensor.Shape{n}, inverse(mask))
-		bg := rows.MaskedTopKMean(m, topK(bgTopP, n-inside)).Scale(wBg).Sum()
+		bg := rows.MaskedTopKMean(m.out, topK(bgTopP, n-m.inside)).Scale(wBg).Sum()
 		if term == nil {
 			term = bg
 		} else {
@@ -75,14 +71,19 @@ func boxTerm(c capture, tokens []int, mask []float64, fgTopP, bgTopP, wFg, wBg f
 
 // boxLoss is the single-object loss L_box (§7.2) with P = 1: the object's
 // phrase tokens against its box at every steering key, averaged over keys.
-func boxLoss(maps map[string]capture, keys []string, tokens []int, box Box, c Config) (*tensor.Tensor, error) {
+// masks are box's at the keys' grids (nil: uploaded here, masksOf).
+func boxLoss(maps map[string]capture, keys []string, tokens []int, box Box, masks keyMasks, c Config) (*tensor.Tensor, error) {
+	if masks == nil {
+		masks = masksOf(maps, keys, box)
+	}
 	var total *tensor.Tensor
 	for _, k := range keys {
 		cp, ok := maps[k]
-		if !ok {
+		m, masked := masks[k]
+		if !ok || !masked {
 			return nil, fmt.Errorf("rfnet: steering key %q is not a cross-attention layer of this UNet", k)
 		}
-		t := boxTerm(cp, tokens, box.mask(cp.h, cp.w), c.FgTopP, c.BgTopP, c.FgWeight, c.BgWeight)
+		t := boxTerm(cp, tokens, m, c.FgTopP, c.BgTopP, c.FgWeight, c.BgWeight)
 		total = add(total, t)
 	}
 	return total.Scale(1 / float64(len(keys))), nil
@@ -98,25 +99,31 @@ func add(a, b *tensor.Tensor) *tensor.Tensor {
 // refTerm is the reference constraint for one box at one key (§10.3): the
 // current word-token attention and the reference one, each masked to the box
 // and normalized to sum 1 inside it, compared with L1 per head, heads averaged.
-// ref is the reference map [heads, h·w] (a constant).
-func refTerm(c capture, word int, ref []float64, mask []float64, eps float64) *tensor.Tensor {
+// ref is the reference map [heads, h·w] so masked and normalized
+// (normalizedReference), a constant.
+func refTerm(c capture, word int, ref *tensor.Tensor, m gridMask, eps float64) *tensor.Tensor {
 	a := c.tokenRows(word, 1) // [heads, h·w]
-	b, d := a.Backend(), a.DType()
-	heads, n := a.Dim(0), a.Dim(1)
-	m := tensor.FromFloat64(b, d, tensor.Shape{n}, mask)
-	am := a.Mul(m)
+	heads := a.Dim(0)
+	am := a.Mul(m.in)
 	an := am.Div(am.Sum(1).AddScalar(eps).Reshape(heads, 1))
-	rm := make([]float64, len(ref))
-	for h := 0; h < heads; h++ {
+	return an.Sub(ref).Abs().Sum(1).Mean()
+}
+
+// normalizedReference is a saved reference map [heads, h·w] masked to the
+// box and normalized to sum 1 inside it per head (refTerm's constant),
+// computed on the host.
+func normalizedReference(ref savedMap, m gridMask, eps float64) []float64 {
+	n := ref.h * ref.w
+	rm := make([]float64, len(ref.v))
+	for h := 0; h < ref.heads; h++ {
 		s := 0.0
 		for i := 0; i < n; i++ {
-			rm[h*n+i] = ref[h*n+i] * mask[i]
+			rm[h*n+i] = ref.v[h*n+i] * m.host[i]
 			s += rm[h*n+i]
 		}
 		for i := 0; i < n; i++ {
 			rm[h*n+i] /= s + eps
 		}
 	}
-	r := tensor.FromFloat64(b, d, tensor.Shape{heads, n}, rm)
-	return an.Sub(r).Abs().Sum(1).Mean()
+	return rm
 }

@@ -81,12 +81,12 @@ func TestLossesMatchReference(t *testing.T) {
 	}{
 		{"so", loop{sched: sc, cond: load("context_so"), keys: meta.Keys, scale: 1,
 			loss: func(_ int, maps map[string]capture) (steeringLoss, error) {
-				total, err := boxLoss(maps, meta.Keys, meta.SO.Tokens, meta.SO.Box, c)
+				total, err := boxLoss(maps, meta.Keys, meta.SO.Tokens, meta.SO.Box, nil, c)
 				return steeringLoss{total: total}, err
 			}}},
 		{"overall", loop{sched: sc, cond: load("context_all"), keys: meta.Keys, scale: 1,
 			loss: func(step int, maps map[string]capture) (steeringLoss, error) {
-				return overallLoss(maps, s, objs, step, c)
+				return overallLoss(maps, s, objs, step, nil, nil, c)
 			}}},
 	} {
 		got, grad, err := m.steeringPass(c2.l, load("z"), 0, meta.Timestep)

@@ -169,8 +169,10 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 	res.LatentH, res.LatentW = h, w
 	res.Geometry.LatentGrid, res.Geometry.Objects = [2]int{h, w}, []ObjectGeometry{}
 	layers := map[string]unet.Layer{}
+	crossLayers := r.UNet.CrossAttentionLayers(h, w)
+	grids := attentionGrids(crossLayers) // the losses' masks are uploaded for these
 	base := h
-	for _, l := range r.UNet.CrossAttentionLayers(h, w) {
+	for _, l := range crossLayers {
 		layers[l.Key] = l
 		base = min(base, l.H)
 	}
@@ -201,7 +203,7 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 	ls := make([]loop, len(s.Objects))
 	var err error
 	for j := range s.Objects {
-		if ls[j], err = r.objectLoop(s, j, soUncond); err != nil {
+		if ls[j], err = r.objectLoop(s, j, soUncond, grids); err != nil {
 			return nil, err
 		}
 	}
@@ -269,8 +271,17 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 			return z
 		}}
 	if len(s.Phrases) > 0 && (c.Suppression || c.ReferenceConstraint) {
+		masks := newOverallMasks(r.Backend, r.DType, grids, s, c.SteeringKeys)
+		var refs *references
+		defer func() { refs.free() }()
+		if c.ReferenceConstraint {
+			l.before = func(step int) {
+				refs.free()
+				refs = newReferences(r.Backend, r.DType, placedObjs, step, masks, c.SteeringKeys, c.RefEps)
+			}
+		}
 		l.loss = func(step int, maps map[string]capture) (steeringLoss, error) {
-			return overallLoss(maps, s, placedObjs, step, c)
+			return overallLoss(maps, s, placedObjs, step, masks, refs, c)
 		}
 	}
 	z0 := tensor.FromFloat64(r.Backend, r.DType, tensor.Shape{1, ch, h, w}, comp.latents[0])
@@ -355,8 +366,9 @@ func (r *runner) objectsBatched(res *Result, s *spec, ls []loop, zs []*tensor.Te
 }
 
 // objectLoop is object j's single-object run: its prompt against the shared
-// SO negative, steered into its single-object box.
-func (r *runner) objectLoop(s *spec, j int, soUncond *tensor.Tensor) (loop, error) {
+// SO negative, steered into its single-object box (its masks uploaded for
+// the attention grids).
+func (r *runner) objectLoop(s *spec, j int, soUncond *tensor.Tensor, grids map[string]attnGrid) (loop, error) {
 	c := r.cfg
 	o := &s.Objects[j]
 	cond, _ := r.EncodePrompt(o.Prompt)
@@ -364,11 +376,12 @@ func (r *runner) objectLoop(s *spec, j int, soUncond *tensor.Tensor) (loop, erro
 	if err != nil {
 		return loop{}, err
 	}
+	masks := newKeyMasks(r.Backend, r.DType, grids, c.SteeringKeys, o.SOBox)
 	return loop{stage: "object", object: j, sched: sc, cond: cond, uncond: soUncond, keys: c.SteeringKeys,
 		scale: c.LossScale, threshold: c.LossThreshold, maxIter: c.MaxIter, maxIndexStep: c.MaxIndexStep,
 		remeasure: c.RemeasureLoss, save: append([]string{c.ObjectKey}, c.SteeringKeys...), saveToken: o.Word,
 		loss: func(_ int, maps map[string]capture) (steeringLoss, error) {
-			total, err := boxLoss(maps, c.SteeringKeys, o.Tokens, o.SOBox, c)
+			total, err := boxLoss(maps, c.SteeringKeys, o.Tokens, o.SOBox, masks, c)
 			return steeringLoss{total: total}, err
 		}}, nil
 }
@@ -426,30 +439,49 @@ func (r *runner) checkResult(z *tensor.Tensor, stage string) error {
 }
 
 // overallLoss is L_all = L_sup + L_ref (§10.2-10.4), each divided by P·|K|,
-// with the two terms apart for the trace.
-func overallLoss(maps map[string]capture, s *spec, objs []placed, step int, c Config) (steeringLoss, error) {
+// with the two terms apart for the trace. masks are the scene boxes' at the
+// steering keys' grids and refs the reference term's constants at step
+// (nil, or refs of another step: uploaded here).
+func overallLoss(maps map[string]capture, s *spec, objs []placed, step int, masks *overallMasks, refs *references, c Config) (steeringLoss, error) {
+	if masks == nil {
+		masks = overallMasksOf(maps, s, c.SteeringKeys)
+	}
+	if c.ReferenceConstraint && (refs == nil || refs.step != step) {
+		var b tensor.Backend
+		var d tensor.DType
+		for _, cp := range maps {
+			b, d = cp.probs.Backend(), cp.probs.DType()
+		}
+		if b != nil {
+			refs = newReferences(b, d, objs, step, masks, c.SteeringKeys, c.RefEps)
+		}
+	}
 	var sup, ref *tensor.Tensor
 	for _, k := range c.SteeringKeys {
 		cp, ok := maps[k]
 		if !ok {
 			return steeringLoss{}, fmt.Errorf("rfnet: steering key %q was not captured", k)
 		}
-		for _, p := range s.Phrases {
+		for i, p := range s.Phrases {
 			if c.Suppression {
-				var ms [][]float64
-				for _, j := range p.Objects {
-					ms = append(ms, s.Objects[j].Box.mask(cp.h, cp.w))
+				m, ok := masks.phrases[i][k]
+				if !ok {
+					return steeringLoss{}, fmt.Errorf("rfnet: no mask of %s at layer %s", llm.Quote(p.Text), k)
 				}
-				sup = add(sup, boxTerm(cp, p.Tokens, union(ms...), c.FgTopP, c.OverallBgTopP, 0, c.SuppressionWeight))
+				sup = add(sup, boxTerm(cp, p.Tokens, m, c.FgTopP, c.OverallBgTopP, 0, c.SuppressionWeight))
 			}
 			if c.ReferenceConstraint {
 				var lp *tensor.Tensor
 				for _, j := range p.Objects {
-					saved, ok := objs[j].saved[step][k]
-					if !ok {
+					if _, ok := objs[j].saved[step][k]; !ok {
 						return steeringLoss{}, fmt.Errorf("rfnet: no reference attention of %s at step %d, layer %s", llm.Quote(s.Objects[j].Name), step, k)
 					}
-					lp = add(lp, refTerm(cp, p.Word, saved.v, s.Objects[j].Box.mask(cp.h, cp.w), c.RefEps))
+					m, masked := masks.objects[j][k]
+					ref, ok := refs.objects[j][k]
+					if !masked || !ok {
+						return steeringLoss{}, fmt.Errorf("rfnet: no mask of %s at layer %s", llm.Quote(s.Objects[j].Name), k)
+					}
+					lp = add(lp, refTerm(cp, p.Word, ref, m, c.RefEps))
 				}
 				ref = add(ref, lp.Scale(c.RefScale*c.RefWeight/float64(len(p.Objects))))
 			}

@@ -34,6 +34,10 @@ type loop struct {
 	// at these layers after every denoising step.
 	save      []string
 	saveToken int
+	// before, when set, runs at the start of each step, outside its passes'
+	// scopes: the uploads of the step's loss constants (the overall run's
+	// reference maps). steer calls it; the batched single-object loops have none.
+	before func(step int)
 	// after adjusts the latent after each denoising step (frozen-step replacement).
 	after func(step int, z *tensor.Tensor) *tensor.Tensor
 	// observe, when set, sees every cross-attention layer's probabilities
@@ -78,6 +82,9 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 		}
 		// A step that fails stays open and is left out of the timeline.
 		step := r.tl.Begin("denoise step", "stage", l.stage, "object", l.object, "step", i, "timestep", t)
+		if l.before != nil {
+			l.before(i)
+		}
 		var pending *TraceEvent
 		var err error
 		z, pending, err = r.steerStep(l, z, i, t, &last)
