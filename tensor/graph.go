@@ -50,10 +50,7 @@ type Call struct {
 // error wraps ErrUnsupported when b cannot capture; after any error the
 // caller runs f eagerly.
 func CaptureCall(b Backend, f func(in []*Tensor) *Tensor, inputs ...*Tensor) (*Call, *Tensor, error) {
-	c, ok := b.(Capturer)
-	if fc, counted := b.(*FLOPCounter); counted {
-		_, ok = fc.Backend.(Capturer) // the counter captures when what it counts does
-	}
+	c, ok := capturer(b)
 	if !ok {
 		return nil, nil, fmt.Errorf("tensor: %s cannot capture calls: %w", b.Name(), ErrUnsupported)
 	}
@@ -85,6 +82,32 @@ func CaptureCall(b Backend, f func(in []*Tensor) *Tensor, inputs ...*Tensor) (*C
 	}
 	call.g = g
 	return call, first, nil
+}
+
+// capturer is b as a Capturer, when it captures (a FLOPCounter captures
+// when what it counts does).
+func capturer(b Backend) (Capturer, bool) {
+	c, ok := b.(Capturer)
+	if fc, counted := b.(*FLOPCounter); counted {
+		_, ok = fc.Backend.(Capturer)
+	}
+	return c, ok
+}
+
+// Refill copies src into dst's buffer (same dtype and length) in the
+// backend's order of work, on a backend that captures: a graph that reads
+// dst then reads src's values at its next replay. It reports whether it
+// copied; elsewhere it copies nothing (no graph holds dst: replace it).
+func Refill(dst, src *Tensor) bool {
+	c, ok := capturer(dst.b)
+	if !ok {
+		return false
+	}
+	if dst.DType() != src.DType() || dst.Numel() != src.Numel() || src.b != dst.b {
+		panic(fmt.Sprintf("tensor: refill of %v with %v", dst, src))
+	}
+	c.CopyBuffer(dst.buf, src.buf)
+	return true
 }
 
 // copyOut copies x into a new tensor.

@@ -192,18 +192,45 @@ func (u *UNet) TimeProjection(b tensor.Backend, d tensor.DType, timesteps []floa
 // tensor (the prepared context's keys and values too), no host work. A UNet
 // with text_time conditioning is refused (its time ids are host values too).
 func (u *UNet) ForwardProjected(latent, proj *tensor.Tensor, c *Context) (*tensor.Tensor, error) {
-	if c.u != u {
-		return nil, errors.New("unet: the context was prepared by another UNet")
-	}
-	if proj.Rank() != 2 || proj.Dim(0) != latent.Dim(0) || proj.Dim(1) != u.Config.BlockOutChannels[0] || c.text.Dim(0) != latent.Dim(0) {
-		return nil, fmt.Errorf("unet: latent %v, time projection %v, context %v", latent.Shape(), proj.Shape(), c.text.Shape())
-	}
-	if err := u.checkAdded(latent.Dim(0), nil); err != nil {
+	if err := u.checkProjected(latent, proj, c); err != nil {
 		return nil, err
 	}
 	return tensor.Scoped(latent.Backend(), func() *tensor.Tensor {
 		return u.forward(latent, u.timeMLP(proj.To(latent.DType()), nil), c, nil)
 	}), nil
+}
+
+// ForwardProjectedHook is ForwardProjected with a hook, which may stop the
+// call (ErrStopped), and a latent that may be tracked: still no host work,
+// so that RFNet's guidance pass (forward to the last map it reads, then
+// backward) can be captured as a CUDA graph. The intermediates are the
+// caller's (a tape may keep them): run it in a scope.
+func (u *UNet) ForwardProjectedHook(latent, proj *tensor.Tensor, c *Context, hook Hook) (out *tensor.Tensor, err error) {
+	if err := u.checkProjected(latent, proj, c); err != nil {
+		return nil, err
+	}
+	if hook != nil {
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(stopSignal); !ok {
+					panic(r)
+				}
+				out, err = nil, ErrStopped
+			}
+		}()
+	}
+	return u.forward(latent, u.timeMLP(proj.To(latent.DType()), nil), c, hook), nil
+}
+
+// checkProjected checks ForwardProjected's inputs.
+func (u *UNet) checkProjected(latent, proj *tensor.Tensor, c *Context) error {
+	if c.u != u {
+		return errors.New("unet: the context was prepared by another UNet")
+	}
+	if proj.Rank() != 2 || proj.Dim(0) != latent.Dim(0) || proj.Dim(1) != u.Config.BlockOutChannels[0] || c.text.Dim(0) != latent.Dim(0) {
+		return fmt.Errorf("unet: latent %v, time projection %v, context %v", latent.Shape(), proj.Shape(), c.text.Shape())
+	}
+	return u.checkAdded(latent.Dim(0), nil)
 }
 
 // checkAdded checks the extra conditioning fits the config for batch b.

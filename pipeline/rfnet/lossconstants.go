@@ -137,6 +137,29 @@ func newReferences(b tensor.Backend, d tensor.DType, objs []placed, step int, ma
 	return refs
 }
 
+// next are the references at step: newReferences, written into r's
+// buffers where the backend can (tensor.Refill), so that a guidance pass
+// captured as a graph at an earlier step reads this step's; r's own where
+// it cannot. r may be nil (the first step).
+func (r *references) next(b tensor.Backend, d tensor.DType, objs []placed, step int, masks *overallMasks, keys []string, eps float64) *references {
+	n := newReferences(b, d, objs, step, masks, keys, eps)
+	if r == nil || len(r.objects) != len(n.objects) {
+		r.free()
+		return n
+	}
+	for j, m := range n.objects {
+		for k, t := range m {
+			if old, ok := r.objects[j][k]; ok && old.Shape().Equal(t.Shape()) && tensor.Refill(old, t) {
+				t.Free()
+				m[k] = old
+				delete(r.objects[j], k)
+			}
+		}
+	}
+	r.free() // what was not refilled
+	return n
+}
+
 // free hands the references' device memory back (nil: nothing).
 func (r *references) free() {
 	if r == nil {

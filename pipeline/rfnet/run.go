@@ -276,8 +276,7 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 		defer func() { refs.free() }()
 		if c.ReferenceConstraint {
 			l.before = func(step int) {
-				refs.free()
-				refs = newReferences(r.Backend, r.DType, placedObjs, step, masks, c.SteeringKeys, c.RefEps)
+				refs = refs.next(r.Backend, r.DType, placedObjs, step, masks, c.SteeringKeys, c.RefEps)
 			}
 		}
 		l.loss = func(step int, maps map[string]capture) (steeringLoss, error) {

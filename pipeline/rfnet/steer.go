@@ -22,6 +22,9 @@ type loop struct {
 	// steer for every guidance pass of the run; nil for a loop whose passes
 	// run outside steer (they project cond each time).
 	prepared *unet.Context
+	// guidance is the loop's guidance pass as steer runs it (captured as a
+	// CUDA graph where the backend can); nil: steeringGradient's eager pass.
+	guidance *guidancePass
 	// loss returns the unscaled steering loss at a step from the captured
 	// maps; nil means no steering.
 	loss             func(step int, maps map[string]capture) (steeringLoss, error)
@@ -75,6 +78,10 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 	defer context.Free()
 	l.prepared = r.UNet.PrepareContext(l.cond)
 	defer l.prepared.Free()
+	if l.loss != nil {
+		l.guidance = r.newGuidancePass(l)
+		defer l.guidance.close()
+	}
 	wantSaved, wantLoss := keySet(l.save), keySet(l.keys)
 	for i, t := range ts {
 		if err := pipeline.Canceled(r.ctx, i); err != nil {
@@ -268,6 +275,9 @@ type measurement struct {
 // steeringPass runs the UNet on z (tracked, batch 1, cond only) up to the last
 // layer the loss reads, and returns the scaled loss and its gradient with respect to z.
 func (r *runner) steeringPass(l loop, z *tensor.Tensor, step int, t float64) (m measurement, grad *tensor.Tensor, err error) {
+	if l.guidance != nil {
+		return l.guidance.run(z, step, t)
+	}
 	// Only the gradient outlives the pass (the loss and the norm are read to
 	// the host, the maps and the tape die with it): everything else goes back
 	// to the device cache as it returns.
