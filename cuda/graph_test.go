@@ -328,12 +328,13 @@ func TestGraphCountsFLOPsAtReplay(t *testing.T) {
 	}
 }
 
-// RFNet on the tiny model with every steering iteration forced and the
-// objects one by one: each steered loop (two single-object runs, the
-// overall run) runs its first guidance pass eagerly, captures its second
-// and replays it from the third on (the loss's masks fixed for the loop, the
-// overall run's reference maps refilled in place at each step), and the
-// scene's latents and image equal those with graphs off, bit for bit.
+// RFNet on the tiny model with every steering iteration forced, the
+// objects as one batch (the default): the batch's guidance passes (the
+// same set of objects at every iteration) and the overall run's each run
+// their first pass eagerly, capture their second and replay it from the
+// third on (the losses' masks fixed for the run, the overall run's
+// reference maps refilled in place at each step), and the scene's latents
+// and image equal those with graphs off, bit for bit.
 func TestRFNetGuidanceGraphMatchesEager(t *testing.T) {
 	g := device(t)
 	b := graphsOn(t, g)
@@ -345,7 +346,7 @@ func TestRFNetGuidanceGraphMatchesEager(t *testing.T) {
 		},
 		Background: "the savanna at dusk"}
 	c := rfnet.Default()
-	c.Steps, c.Width, c.Height, c.AggStart, c.BatchObjects = 2, 64, 64, 1, false
+	c.Steps, c.Width, c.Height, c.AggStart, c.BatchObjects = 2, 64, 64, 1, true
 	c.MaxIndexStep, c.OverallMaxIndexStep = 2, 2
 	c.MaxIter, c.OverallMaxIter = []int{3, 2}, []int{3, 2}
 	c.LossThreshold, c.OverallLossThreshold = 0, 0
@@ -354,9 +355,9 @@ func TestRFNetGuidanceGraphMatchesEager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Five passes a loop: the third to the fifth replay.
-	if n := cuda.Replays(g) - replays; n != 3*3 {
-		t.Errorf("%d graph launches, want 9 (3 in each of the 3 steered loops)", n)
+	// Five passes of the batch and of the overall run: the third to the fifth replay.
+	if n := cuda.Replays(g) - replays; n != 2*3 {
+		t.Errorf("%d graph launches, want 6 (3 of the batch's guidance pass, 3 of the overall run's)", n)
 	}
 	b.SetGraphs(false)
 	defer b.SetGraphs(true)

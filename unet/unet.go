@@ -165,14 +165,7 @@ func (u *UNet) ForwardContext(latent *tensor.Tensor, timesteps []float64, c *Con
 		}), nil
 	}
 	if hook != nil {
-		defer func() {
-			if r := recover(); r != nil {
-				if _, ok := r.(stopSignal); !ok {
-					panic(r)
-				}
-				out, err = nil, ErrStopped
-			}
-		}()
+		defer stopped(&out, &err)
 	}
 	return u.forward(latent, u.timeEmbedding(latent, timesteps, added), c, hook), nil
 }
@@ -210,16 +203,20 @@ func (u *UNet) ForwardProjectedHook(latent, proj *tensor.Tensor, c *Context, hoo
 		return nil, err
 	}
 	if hook != nil {
-		defer func() {
-			if r := recover(); r != nil {
-				if _, ok := r.(stopSignal); !ok {
-					panic(r)
-				}
-				out, err = nil, ErrStopped
-			}
-		}()
+		defer stopped(&out, &err)
 	}
 	return u.forward(latent, u.timeMLP(proj.To(latent.DType()), nil), c, hook), nil
+}
+
+// stopped, deferred by a call with a hook, turns the hook's stop (a
+// stopSignal panic out of forward) into ErrStopped; any other panic goes on.
+func stopped(out **tensor.Tensor, err *error) {
+	if r := recover(); r != nil {
+		if _, ok := r.(stopSignal); !ok {
+			panic(r)
+		}
+		*out, *err = nil, ErrStopped
+	}
 }
 
 // checkProjected checks ForwardProjected's inputs.

@@ -5,46 +5,64 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/rfnet/rfnet-native/sched"
 	"github.com/rfnet/rfnet-native/tensor"
 	"github.com/rfnet/rfnet-native/unet"
 )
 
-// guidancePass is a loop's guidance pass (the UNet to the last map the loss
-// reads, the loss, the backward to the model input) as one function of
-// device tensors: the model input and the timestep's projection in, the
-// input's gradient and the scaled loss (with its terms) packed out. Nothing
-// else changes between the loop's passes: the shapes, the prepared text and
-// the loss's constants (the masks, and the reference maps that the overall
-// loop refills in place at each step: references.next). So on a backend
-// that captures (CUDA graphs) the loop's second pass is captured
-// (tensor.CaptureCall) and every later one replays it; the first runs
-// eagerly, where an error of the loss is an error and not a panic inside a
-// capture. Elsewhere, with graphs off, or when the capture fails (the
-// backend says why), every pass runs eagerly: the same ops.
+// guidancePass is a guidance pass (the UNet to the last map the losses
+// read, the losses, the backward to the model input) of one loop, or of a
+// batch's set of objects still iterating, as one function of device
+// tensors: the model input and the timesteps' projection in, the input's
+// gradient and the scaled losses (with the overall loss's terms) packed
+// out. Nothing else changes between the passes of a loop or a set: the
+// shapes, the prepared text and the losses' constants (the masks, and the
+// reference maps that the overall loop refills in place at each step:
+// references.next). So on a backend that captures (CUDA graphs) the second
+// pass is captured (tensor.CaptureCall) and every later one replays it; the
+// first runs eagerly, where an error of a loss is an error and not a panic
+// inside a capture. Elsewhere, with graphs off, or when the capture fails
+// (the backend says why), every pass runs eagerly: the same ops.
 type guidancePass struct {
-	r     *runner
-	l     loop // prepared set
-	calls int  // passes so far
+	r      *runner
+	text   *unet.Context     // the objects' conds, prepared
+	scheds []sched.Scheduler // each object's (its model input's scale)
+	scales []float64         // each object's loss scale
+	keys   []string          // the layers the losses read
+	// losses are the objects' unscaled losses from their maps.
+	losses func(step int, maps []map[string]capture) ([]steeringLoss, error)
+	calls  int // passes so far
 	// sup and ref say which of the overall loss's terms the packed output
-	// holds after the loss (from the first pass: the loss's terms are the
-	// same at every step).
+	// holds after the losses (from the first pass: a loss's terms are the
+	// same at every step; one object only).
 	sup, ref bool
 	call     *tensor.Call
 	eager    bool
 }
 
-func (r *runner) newGuidancePass(l loop) *guidancePass { return &guidancePass{r: r, l: l} }
+// loopGuidance is the guidance pass of loop l (prepared set).
+func (r *runner) loopGuidance(l loop) *guidancePass {
+	return &guidancePass{r: r, text: l.prepared, scheds: []sched.Scheduler{l.sched}, scales: []float64{l.scale}, keys: l.keys,
+		losses: func(step int, maps []map[string]capture) ([]steeringLoss, error) {
+			sl, err := l.loss(step, maps[0])
+			return []steeringLoss{sl}, err
+		}}
+}
 
-// run is the pass on z at step i (timestep t): the measurement and the
-// gradient with respect to z. Only the gradient outlives it.
-func (g *guidancePass) run(z *tensor.Tensor, step int, t float64) (measurement, *tensor.Tensor, error) {
-	r, l := g.r, g.l
-	// The loss depends on z through the model input alone, which every
-	// scheduler makes by one scalar per step (ScaleModelInput): the input's
-	// gradient scaled the same way is z's.
-	x := l.sched.ScaleModelInput(z, step)
-	proj := r.UNet.TimeProjection(r.Backend, r.DType, []float64{t})
-	f := func(in []*tensor.Tensor) (*tensor.Tensor, error) { return g.pass(in[0], in[1], step) }
+// run is the pass on the objects' latents zs at step i (timestep t): each
+// one's measurement and gradient. Only the gradients outlive it.
+func (g *guidancePass) run(zs []*tensor.Tensor, step int, t float64) ([]measurement, []*tensor.Tensor, error) {
+	r, k := g.r, len(zs)
+	// A loss depends on its latent through the model input alone, which
+	// every scheduler makes by one scalar per step (ScaleModelInput): the
+	// input's gradient scaled the same way is the latent's.
+	xs, times := make([]*tensor.Tensor, k), make([]float64, k)
+	for a, z := range zs {
+		xs[a], times[a] = g.scheds[a].ScaleModelInput(z, step), t
+	}
+	x := tensor.Concat(0, xs...)
+	proj := r.UNet.TimeProjection(r.Backend, r.DType, times)
+	f := func(in []*tensor.Tensor) (*tensor.Tensor, error) { return g.pass(in[0], in[1], k, step) }
 	var packed *tensor.Tensor
 	var err error
 	switch {
@@ -64,77 +82,102 @@ func (g *guidancePass) run(z *tensor.Tensor, step int, t float64) (measurement, 
 		}, x, proj)
 		if errors.Is(cerr, tensor.ErrUnsupported) {
 			g.eager = true
-			return g.run(z, step, t)
+			return g.run(zs, step, t)
 		}
 		g.call, packed, err = call, first, cerr
 	default:
 		packed, err = g.call.Run(x, proj)
 	}
 	g.calls++
-	if x != z { // a scheduler without input scaling hands z back
+	if x != zs[0] { // one object whose scheduler does not scale: x is its latent
 		x.Free()
 	}
 	proj.Free()
 	if err != nil {
-		return measurement{}, nil, err
+		return nil, nil, err
 	}
-	n := z.Numel()
-	tail := packed.Narrow(0, n, packed.Numel()-n).Float64s()
-	grad := l.sched.ScaleModelInput(packed.Narrow(0, 0, n).Reshape(z.Shape()...), step)
+	n := zs[0].Numel()
+	tail := packed.Narrow(0, k*n, packed.Numel()-k*n).Float64s()
+	ms, grads := make([]measurement, k), make([]*tensor.Tensor, k)
+	for a, z := range zs {
+		grads[a] = g.scheds[a].ScaleModelInput(packed.Narrow(0, a*n, n).Reshape(z.Shape()...), step)
+		// On the host: a sum of squares over the latent can overflow fp16.
+		sq := 0.0
+		for _, v := range grads[a].Float64s() {
+			sq += v * v
+		}
+		ms[a] = measurement{loss: tail[a], gradNorm: math.Sqrt(sq)}
+	}
 	packed.Free()
-	// On the host: a sum of squares over the latent can overflow fp16.
-	sq := 0.0
-	for _, v := range grad.Float64s() {
-		sq += v * v
-	}
-	m := measurement{loss: tail[0], gradNorm: math.Sqrt(sq)}
-	next := 1
+	next := k
 	if g.sup {
-		m.suppression, next = ptr(tail[next]), next+1
+		ms[0].suppression, next = ptr(tail[next]), next+1
 	}
 	if g.ref {
-		m.reference = ptr(tail[next])
+		ms[0].reference = ptr(tail[next])
 	}
-	return m, grad, nil
+	return ms, grads, nil
 }
 
-// pass is the function run captures: [gradient with respect to x, scaled
-// loss, its suppression and reference terms where the loss has them].
-func (g *guidancePass) pass(x, proj *tensor.Tensor, step int) (*tensor.Tensor, error) {
-	l := g.l
+// pass is the function run captures on x [k, latent...]: [the gradient of
+// the sum of the k scaled losses with respect to x, each scaled loss, the
+// suppression and reference terms where a lone object's loss has them].
+func (g *guidancePass) pass(x, proj *tensor.Tensor, k, step int) (*tensor.Tensor, error) {
 	tape := tensor.NewTape()
 	xt := tape.Track(x)
-	maps := map[string]capture{}
-	want := keySet(l.keys)
+	maps := make([]map[string]capture, k)
+	for a := range maps {
+		maps[a] = map[string]capture{}
+	}
+	want := keySet(g.keys)
+	got := 0
 	hook := func(layer unet.Layer, p *tensor.Tensor) bool {
 		if want[layer.Key] {
-			maps[layer.Key] = capture{probs: p, h: layer.H, w: layer.W}
+			for a := range maps {
+				probs := p
+				if k > 1 {
+					probs = p.Narrow(0, a, 1)
+				}
+				maps[a][layer.Key] = capture{probs: probs, h: layer.H, w: layer.W}
+			}
+			got++
 		}
-		return len(maps) == len(want)
+		return got == len(want)
 	}
-	if _, err := g.r.UNet.ForwardProjectedHook(xt, proj, l.prepared, hook); err != nil && !errors.Is(err, unet.ErrStopped) {
+	if _, err := g.r.UNet.ForwardProjectedHook(xt, proj, g.text, hook); err != nil && !errors.Is(err, unet.ErrStopped) {
 		return nil, err
 	}
-	sl, err := l.loss(step, maps)
+	sls, err := g.losses(step, maps)
 	if err != nil {
 		return nil, err
 	}
-	loss := sl.total.Scale(l.scale)
-	grads, err := tape.Backward(loss, xt)
+	parts := []*tensor.Tensor{nil}
+	var sum *tensor.Tensor
+	for a, sl := range sls {
+		loss := sl.total.Scale(g.scales[a])
+		sum = add(sum, loss)
+		parts = append(parts, loss.Reshape(1))
+	}
+	grads, err := tape.Backward(sum, xt)
 	if err != nil {
 		return nil, err
 	}
-	parts := []*tensor.Tensor{grads[0].Reshape(-1), loss.Reshape(1)}
-	if g.calls == 0 {
-		g.sup, g.ref = sl.suppression != nil, sl.reference != nil
+	parts[0] = grads[0].Reshape(-1)
+	if g.calls == 0 && k == 1 {
+		g.sup, g.ref = sls[0].suppression != nil, sls[0].reference != nil
 	}
 	if g.sup {
-		parts = append(parts, sl.suppression.Reshape(1))
+		parts = append(parts, sls[0].suppression.Reshape(1))
 	}
 	if g.ref {
-		parts = append(parts, sl.reference.Reshape(1))
+		parts = append(parts, sls[0].reference.Reshape(1))
 	}
 	return tensor.Concat(0, parts...), nil
 }
 
-func (g *guidancePass) close() { g.call.Close() }
+// close releases the captured pass (nil: nothing).
+func (g *guidancePass) close() {
+	if g != nil {
+		g.call.Close()
+	}
+}

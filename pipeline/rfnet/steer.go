@@ -79,7 +79,7 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 	l.prepared = r.UNet.PrepareContext(l.cond)
 	defer l.prepared.Free()
 	if l.loss != nil {
-		l.guidance = r.newGuidancePass(l)
+		l.guidance = r.loopGuidance(l)
 		defer l.guidance.close()
 	}
 	wantSaved, wantLoss := keySet(l.save), keySet(l.keys)
@@ -276,7 +276,11 @@ type measurement struct {
 // layer the loss reads, and returns the scaled loss and its gradient with respect to z.
 func (r *runner) steeringPass(l loop, z *tensor.Tensor, step int, t float64) (m measurement, grad *tensor.Tensor, err error) {
 	if l.guidance != nil {
-		return l.guidance.run(z, step, t)
+		ms, grads, err := l.guidance.run([]*tensor.Tensor{z}, step, t)
+		if err != nil {
+			return measurement{}, nil, err
+		}
+		return ms[0], grads[0], nil
 	}
 	// Only the gradient outlives the pass (the loss and the norm are read to
 	// the host, the maps and the tape die with it): everything else goes back

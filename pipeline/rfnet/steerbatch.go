@@ -1,7 +1,6 @@
 package rfnet
 
 import (
-	"errors"
 	"fmt"
 	"math"
 
@@ -38,7 +37,7 @@ func (r *runner) steerBatch(ls []loop, zs []*tensor.Tensor) ([]*loopResult, erro
 	// iterating: each set's are projected the first time it iterates.
 	context := r.UNet.PrepareContext(tensor.Concat(0, ctxs...))
 	defer context.Free()
-	guidance := &guidanceContexts{r: r, ls: ls, sets: map[string]*unet.Context{}}
+	guidance := &batchGuidance{r: r, ls: ls, texts: map[string]*unet.Context{}}
 	defer guidance.free()
 	ts := ls[0].sched.Timesteps()
 	wantSaved, wantLoss := keySet(ls[0].save), keySet(ls[0].keys)
@@ -157,7 +156,7 @@ func (r *runner) steerBatch(ls []loop, zs []*tensor.Tensor) ([]*loopResult, erro
 // object's gate and budget as steerStep decides them, the iterations batched
 // over the objects still iterating. It updates zs and last in place and
 // returns each object's pending row (nil where the step did not steer it).
-func (r *runner) steerBatchStep(ls []loop, zs []*tensor.Tensor, i int, t float64, last []float64, guidance *guidanceContexts) ([]*TraceEvent, error) {
+func (r *runner) steerBatchStep(ls []loop, zs []*tensor.Tensor, i int, t float64, last []float64, guidance *batchGuidance) ([]*TraceEvent, error) {
 	n := len(ls)
 	pending := make([]*TraceEvent, n)
 	budget := make([]int, n)
@@ -210,7 +209,11 @@ func (r *runner) steerBatchStep(ls []loop, zs []*tensor.Tensor, i int, t float64
 			return nil, err
 		}
 		iter := r.tl.Begin("steering iteration", "step", i, "iteration", it, "objects", act)
-		ms, grads, err := r.batchSteeringPass(ls, zs, act, guidance.of(act), i, t)
+		in := make([]*tensor.Tensor, len(act))
+		for k, j := range act {
+			in[k] = zs[j]
+		}
+		ms, grads, err := guidance.of(act).run(in, i, t)
 		if err != nil {
 			emitPending(act)
 			return nil, err
@@ -247,116 +250,61 @@ func (r *runner) steerBatchStep(ls []loop, zs []*tensor.Tensor, i int, t float64
 	}
 }
 
-// guidanceContexts are the prepared texts (unet.PrepareContext) of a
-// batch's guidance passes, one per set of objects still iterating: the
-// conds of the set's objects in its order, projected the first time the set
-// iterates, outside the pass's scope (which frees what it allocates), and
-// kept until the batch ends, as steer keeps its object's. At most one per
-// subset of the objects: a few MiB each at SD's sizes.
-type guidanceContexts struct {
-	r    *runner
-	ls   []loop
-	sets map[string]*unet.Context
+// batchGuidance makes a batch's guidance passes (steerBatchStep): for each
+// set of objects still iterating, their prepared text (unet.PrepareContext
+// of their conds in the set's order, projected the first time the set
+// iterates, outside the pass's scope, and kept until the batch ends: a few
+// MiB each at SD's sizes) and the pass over the set's batch, a
+// guidancePass. Only the latest set's pass is kept (captured as a CUDA graph
+// from its second pass on, where the backend can): a captured pass holds a
+// pass's buffers, and the set changes seldom (under forced steering never;
+// under the gates objects leave it one at a time).
+type batchGuidance struct {
+	r     *runner
+	ls    []loop
+	texts map[string]*unet.Context
+	key   string // the set of pass
+	pass  *guidancePass
 }
 
-// of is the prepared text of the objects act.
-func (g *guidanceContexts) of(act []int) *unet.Context {
+// of is the guidance pass of the objects act.
+func (g *batchGuidance) of(act []int) *guidancePass {
 	key := fmt.Sprint(act)
-	if c, ok := g.sets[key]; ok {
-		return c
+	if g.pass != nil && key == g.key {
+		return g.pass
 	}
-	conds := make([]*tensor.Tensor, len(act))
-	for a, j := range act {
-		conds[a] = g.ls[j].cond
+	text, ok := g.texts[key]
+	if !ok {
+		conds := make([]*tensor.Tensor, len(act))
+		for a, j := range act {
+			conds[a] = g.ls[j].cond
+		}
+		text = g.r.UNet.PrepareContext(tensor.Concat(0, conds...))
+		g.texts[key] = text
 	}
-	c := g.r.UNet.PrepareContext(tensor.Concat(0, conds...))
-	g.sets[key] = c
-	return c
+	g.pass.close()
+	ls, act := g.ls, append([]int(nil), act...)
+	p := &guidancePass{r: g.r, text: text, keys: ls[act[0]].keys, // the loops read the same keys
+		losses: func(step int, maps []map[string]capture) ([]steeringLoss, error) {
+			out := make([]steeringLoss, len(act))
+			for a, j := range act {
+				var err error
+				if out[a], err = ls[j].loss(step, maps[a]); err != nil {
+					return nil, err
+				}
+			}
+			return out, nil
+		}}
+	for _, j := range act {
+		p.scheds, p.scales = append(p.scheds, ls[j].sched), append(p.scales, ls[j].scale)
+	}
+	g.key, g.pass = key, p
+	return p
 }
 
-func (g *guidanceContexts) free() {
-	for _, c := range g.sets {
+func (g *batchGuidance) free() {
+	g.pass.close()
+	for _, c := range g.texts {
 		c.Free()
 	}
-}
-
-// batchSteeringPass is steeringPass for the objects act of a batch at once:
-// one tracked pass of batch len(act) (cond only, under context: act's
-// prepared text) and one backward of the sum of their scaled losses. It
-// returns each one's measurement and gradient.
-func (r *runner) batchSteeringPass(ls []loop, zs []*tensor.Tensor, act []int, context *unet.Context, step int, t float64) ([]measurement, []*tensor.Tensor, error) {
-	ms := make([]measurement, len(act))
-	var err error
-	// Only the batch's gradient outlives the pass (see steeringPass).
-	g := tensor.Scoped(r.Backend, func() *tensor.Tensor {
-		var g *tensor.Tensor
-		g, err = r.batchSteeringGradient(ls, zs, act, context, step, t, ms)
-		return g
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	grads := make([]*tensor.Tensor, len(act))
-	for k := range act {
-		grads[k] = g.Narrow(0, k, 1)
-	}
-	return ms, grads, nil
-}
-
-func (r *runner) batchSteeringGradient(ls []loop, zs []*tensor.Tensor, act []int, context *unet.Context, step int, t float64, ms []measurement) (*tensor.Tensor, error) {
-	k := len(act)
-	tape := tensor.NewTape()
-	in := make([]*tensor.Tensor, k)
-	times := make([]float64, k)
-	for a, j := range act {
-		in[a], times[a] = zs[j], t
-	}
-	zt := tape.Track(tensor.Concat(0, in...))
-	xs := make([]*tensor.Tensor, k)
-	for a, j := range act {
-		xs[a] = ls[j].sched.ScaleModelInput(zt.Narrow(0, a, 1), step)
-	}
-	maps := make([]map[string]capture, k)
-	for a := range maps {
-		maps[a] = map[string]capture{}
-	}
-	want := keySet(ls[0].keys)
-	got := 0
-	_, err := r.UNet.ForwardContext(tensor.Concat(0, xs...), times, context, nil, func(layer unet.Layer, p *tensor.Tensor) bool {
-		if want[layer.Key] {
-			for a := range act {
-				maps[a][layer.Key] = capture{probs: p.Narrow(0, a, 1), h: layer.H, w: layer.W}
-			}
-			got++
-		}
-		return got == len(want)
-	})
-	if err != nil && !errors.Is(err, unet.ErrStopped) {
-		return nil, err
-	}
-	var sum *tensor.Tensor
-	losses := make([]*tensor.Tensor, k)
-	for a, j := range act {
-		sl, err := ls[j].loss(step, maps[a])
-		if err != nil {
-			return nil, err
-		}
-		losses[a] = sl.total.Scale(ls[j].scale)
-		sum = add(sum, losses[a])
-	}
-	grads, err := tape.Backward(sum, zt)
-	if err != nil {
-		return nil, err
-	}
-	g := grads[0]
-	host := g.Float64s()
-	per := len(host) / k
-	for a := range act {
-		sq := 0.0 // on the host, as steeringGradient
-		for _, v := range host[a*per : (a+1)*per] {
-			sq += v * v
-		}
-		ms[a] = measurement{loss: losses[a].Item(), gradNorm: math.Sqrt(sq)}
-	}
-	return g, nil
 }
