@@ -1,7 +1,6 @@
 package rfnet
 
 import (
-	"errors"
 	"fmt"
 	"math"
 
@@ -23,7 +22,7 @@ type loop struct {
 	// run outside steer (they project cond each time).
 	prepared *unet.Context
 	// guidance is the loop's guidance pass as steer runs it (captured as a
-	// CUDA graph where the backend can); nil: steeringGradient's eager pass.
+	// CUDA graph where the backend can); nil outside steer.
 	guidance *guidancePass
 	// loss returns the unscaled steering loss at a step from the captured
 	// maps; nil means no steering.
@@ -272,71 +271,24 @@ type measurement struct {
 	suppression, reference *float64
 }
 
-// steeringPass runs the UNet on z (tracked, batch 1, cond only) up to the last
-// layer the loss reads, and returns the scaled loss and its gradient with respect to z.
-func (r *runner) steeringPass(l loop, z *tensor.Tensor, step int, t float64) (m measurement, grad *tensor.Tensor, err error) {
-	if l.guidance != nil {
-		ms, grads, err := l.guidance.run([]*tensor.Tensor{z}, step, t)
-		if err != nil {
-			return measurement{}, nil, err
+// steeringPass runs the UNet on z (batch 1, cond only) up to the last layer
+// the loss reads, and returns the scaled loss and its gradient with respect
+// to z: l's guidance pass (guidancePass), or for a loop steer did not set
+// up (the tests' passes) a one-off, eager one under cond prepared for it.
+func (r *runner) steeringPass(l loop, z *tensor.Tensor, step int, t float64) (measurement, *tensor.Tensor, error) {
+	g := l.guidance
+	if g == nil {
+		if l.prepared == nil {
+			l.prepared = r.UNet.PrepareContext(l.cond)
+			defer l.prepared.Free()
 		}
-		return ms[0], grads[0], nil
+		g = r.loopGuidance(l)
 	}
-	// Only the gradient outlives the pass (the loss and the norm are read to
-	// the host, the maps and the tape die with it): everything else goes back
-	// to the device cache as it returns.
-	grad = tensor.Scoped(r.Backend, func() *tensor.Tensor {
-		var g *tensor.Tensor
-		m, g, err = r.steeringGradient(l, z, step, t)
-		return g
-	})
-	return m, grad, err
-}
-
-func (r *runner) steeringGradient(l loop, z *tensor.Tensor, step int, t float64) (measurement, *tensor.Tensor, error) {
-	tape := tensor.NewTape()
-	zt := tape.Track(z)
-	maps := map[string]capture{}
-	want := keySet(l.keys)
-	hook := func(layer unet.Layer, p *tensor.Tensor) bool {
-		if want[layer.Key] {
-			maps[layer.Key] = capture{probs: p, h: layer.H, w: layer.W}
-		}
-		return len(maps) == len(want)
-	}
-	x := l.sched.ScaleModelInput(zt, step)
-	var err error
-	if l.prepared != nil {
-		_, err = r.UNet.ForwardContext(x, []float64{t}, l.prepared, nil, hook)
-	} else {
-		_, err = r.UNet.Forward(x, []float64{t}, l.cond, hook)
-	}
-	if err != nil && !errors.Is(err, unet.ErrStopped) {
-		return measurement{}, nil, err
-	}
-	sl, err := l.loss(step, maps)
+	ms, grads, err := g.run([]*tensor.Tensor{z}, step, t)
 	if err != nil {
 		return measurement{}, nil, err
 	}
-	loss := sl.total.Scale(l.scale)
-	grads, err := tape.Backward(loss, zt)
-	if err != nil {
-		return measurement{}, nil, err
-	}
-	g := grads[0]
-	// On the host: a sum of squares over the latent can overflow fp16.
-	sq := 0.0
-	for _, v := range g.Float64s() {
-		sq += v * v
-	}
-	m := measurement{loss: loss.Item(), gradNorm: math.Sqrt(sq)}
-	if sl.suppression != nil {
-		m.suppression = ptr(sl.suppression.Item())
-	}
-	if sl.reference != nil {
-		m.reference = ptr(sl.reference.Item())
-	}
-	return m, g, nil
+	return ms[0], grads[0], nil
 }
 
 // keySet is the set of keys.
