@@ -97,13 +97,23 @@ func (g *guidancePass) run(zs []*tensor.Tensor, step int, t float64) ([]measurem
 		return nil, nil, err
 	}
 	n := zs[0].Numel()
-	tail := packed.Narrow(0, k*n, packed.Numel()-k*n).Float64s()
 	ms, grads := make([]measurement, k), make([]*tensor.Tensor, k)
+	// One copy to the host: the latents' gradients (for their norms, on the
+	// host: a sum of squares over the latent can overflow fp16) and the
+	// losses after them.
+	host := make([]*tensor.Tensor, 0, k+1)
 	for a, z := range zs {
 		grads[a] = g.scheds[a].ScaleModelInput(packed.Narrow(0, a*n, n).Reshape(z.Shape()...), step)
-		// On the host: a sum of squares over the latent can overflow fp16.
+		host = append(host, grads[a].Reshape(-1))
+	}
+	host = append(host, packed.Narrow(0, k*n, packed.Numel()-k*n))
+	all := tensor.Concat(0, host...)
+	values := all.Float64s()
+	all.Free()
+	tail := values[k*n:]
+	for a := range zs {
 		sq := 0.0
-		for _, v := range grads[a].Float64s() {
+		for _, v := range values[a*n : (a+1)*n] {
 			sq += v * v
 		}
 		ms[a] = measurement{loss: tail[a], gradNorm: math.Sqrt(sq)}

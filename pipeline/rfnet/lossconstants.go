@@ -70,13 +70,23 @@ func newKeyMasks(b tensor.Backend, d tensor.DType, grids map[string]attnGrid, ke
 	return km
 }
 
+// placeOf is the backend and dtype of the maps a pass captured (ok false:
+// it captured none): where a loss given no constants uploads its own.
+func placeOf(maps map[string]capture) (b tensor.Backend, d tensor.DType, ok bool) {
+	for _, c := range maps {
+		return c.probs.Backend(), c.probs.DType(), true
+	}
+	return nil, d, false
+}
+
 // masksOf are the masks of boxes at the grids of maps, on their backend in
 // their dtype: what a loss given no masks uploads in its pass.
 func masksOf(maps map[string]capture, keys []string, boxes ...Box) keyMasks {
-	for _, c := range maps {
-		return newKeyMasks(c.probs.Backend(), c.probs.DType(), gridsOf(maps), keys, boxes...)
+	b, d, ok := placeOf(maps)
+	if !ok {
+		return keyMasks{}
 	}
-	return keyMasks{}
+	return newKeyMasks(b, d, gridsOf(maps), keys, boxes...)
 }
 
 // overallMasks are the overall loss's masks: for each phrase the union of
@@ -104,10 +114,11 @@ func newOverallMasks(b tensor.Backend, d tensor.DType, grids map[string]attnGrid
 // overallMasksOf is newOverallMasks at the grids of maps, on their backend
 // in their dtype.
 func overallMasksOf(maps map[string]capture, s *spec, keys []string) *overallMasks {
-	for _, c := range maps {
-		return newOverallMasks(c.probs.Backend(), c.probs.DType(), gridsOf(maps), s, keys)
+	b, d, ok := placeOf(maps)
+	if !ok {
+		return &overallMasks{}
 	}
-	return &overallMasks{}
+	return newOverallMasks(b, d, gridsOf(maps), s, keys)
 }
 
 // references are the reference term's constants at one step: each object's

@@ -446,12 +446,7 @@ func overallLoss(maps map[string]capture, s *spec, objs []placed, step int, mask
 		masks = overallMasksOf(maps, s, c.SteeringKeys)
 	}
 	if c.ReferenceConstraint && (refs == nil || refs.step != step) {
-		var b tensor.Backend
-		var d tensor.DType
-		for _, cp := range maps {
-			b, d = cp.probs.Backend(), cp.probs.DType()
-		}
-		if b != nil {
+		if b, d, ok := placeOf(maps); ok {
 			refs = newReferences(b, d, objs, step, masks, c.SteeringKeys, c.RefEps)
 		}
 	}
