@@ -330,11 +330,13 @@ func TestGraphCountsFLOPsAtReplay(t *testing.T) {
 
 // RFNet on the tiny model with every steering iteration forced, the
 // objects as one batch (the default): the batch's guidance passes (the
-// same set of objects at every iteration) and the overall run's each run
-// their first pass eagerly, capture their second and replay it from the
-// third on (the losses' masks fixed for the run, the overall run's
-// reference maps refilled in place at each step), and the scene's latents
-// and image equal those with graphs off, bit for bit.
+// same set of objects at every iteration) and the overall run's, and the
+// denoising passes of both, each run their first pass eagerly, capture
+// their second and replay it from the third on (the losses' masks fixed
+// for the run, the overall run's reference maps refilled in place at each
+// step; the saved maps and the losses' maps packed out of the denoising
+// pass), and the scene's latents and image equal those with graphs off,
+// bit for bit.
 func TestRFNetGuidanceGraphMatchesEager(t *testing.T) {
 	g := device(t)
 	b := graphsOn(t, g)
@@ -346,7 +348,9 @@ func TestRFNetGuidanceGraphMatchesEager(t *testing.T) {
 		},
 		Background: "the savanna at dusk"}
 	c := rfnet.Default()
-	c.Steps, c.Width, c.Height, c.AggStart, c.BatchObjects = 2, 64, 64, 1, true
+	// Four steps, the first two steered (the denoising passes measure the
+	// loss after there, not later: one graph serves both).
+	c.Steps, c.Width, c.Height, c.AggStart, c.BatchObjects = 4, 64, 64, 1, true
 	c.MaxIndexStep, c.OverallMaxIndexStep = 2, 2
 	c.MaxIter, c.OverallMaxIter = []int{3, 2}, []int{3, 2}
 	c.LossThreshold, c.OverallLossThreshold = 0, 0
@@ -355,9 +359,10 @@ func TestRFNetGuidanceGraphMatchesEager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Five passes of the batch and of the overall run: the third to the fifth replay.
-	if n := cuda.Replays(g) - replays; n != 2*3 {
-		t.Errorf("%d graph launches, want 6 (3 of the batch's guidance pass, 3 of the overall run's)", n)
+	// Five guidance passes of the batch and of the overall run: the third to
+	// the fifth replay; four denoising passes of each: the third and fourth.
+	if n := cuda.Replays(g) - replays; n != 2*3+2*2 {
+		t.Errorf("%d graph launches, want 10 (3 of the batch's guidance pass, 3 of the overall run's, 2 of each one's denoising pass)", n)
 	}
 	b.SetGraphs(false)
 	defer b.SetGraphs(true)

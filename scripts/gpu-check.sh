@@ -145,10 +145,12 @@ for d in site.getsitepackages() + [site.getusersitepackages()]:
 	# engine MODEL DTYPE: bench-engine on random full-size weights, profiled.
 	engine() {
 		local base="engine-$1-$2" st
-		step "bench-engine $1 $2" "$base.txt" 240 "$bin/rfnet-native" bench-engine --device cuda --model "$1" --dtype "$2" \
+		local tok=bin/gpu/tokenizer/bpe_simple_vocab_16e6.txt.gz
+		[ -f "$tok" ] || tok=testdata/tokenizer/tiny
+		step "bench-engine $1 $2" "$base.txt" 240 "$bin/rfnet-native" bench-engine --device cuda --model "$1" --dtype "$2" --tokenizer "$tok" \
 			--iters 5 --steps 50 --profile --json "$logs/$base.json"
 		st=$?
-		outcome "bench-engine $1 $2" "$base.txt" $st "$(awk '/^host side/ {exit} /^unet, batch 2/ {u=$(NF-5)} /^graph replay of the unet/ {g=$(NF-5)} /^vae decode/ {v=$(NF-5)} /^denoise/ {d=$(NF-5)} END {printf "unet %s ms (graph replay %s ms), vae %s ms, 50 steps %s ms", u, g, v, d}' "$logs/$base.txt")"
+		outcome "bench-engine $1 $2" "$base.txt" $st "$(awk '/^host side/ {exit} /^unet, batch 2/ {u=$(NF-5)} /^graph replay of the unet/ {g=$(NF-5)} /^vae decode/ {v=$(NF-5)} /^graph replay of the rfnet guidance/ {q=$(NF-5)} /^denoise/ {d=$(NF-5)} END {printf "unet %s ms (graph replay %s ms), guidance %s ms, vae %s ms, 50 steps %s ms", u, g, q, v, d}' "$logs/$base.txt")"
 	}
 	# rfnet_scenes MODEL DTYPE: bench-engine --rfnet, whole RFNet scenes of
 	# 1, 2 and 4 objects at 512² and 50 steps, default and forced gating.

@@ -19,7 +19,6 @@ import (
 	"github.com/rfnet/rfnet-native/pipeline/rfnet"
 	"github.com/rfnet/rfnet-native/sched"
 	"github.com/rfnet/rfnet-native/tensor"
-	"github.com/rfnet/rfnet-native/unet"
 	"github.com/rfnet/rfnet-native/weights"
 )
 
@@ -181,7 +180,7 @@ func benchSD(r *engineReport, m *modelFlags, e engineBench, model string) error 
 	var err error
 	if m.weights == "" {
 		// Random full-size weights built in memory: no checkpoint, no disk.
-		if mdl, err = randomModel(model, m.modelType, "", e.counter, e.dtype); err != nil {
+		if mdl, err = randomModel(model, m.modelType, m.tokenizer, e.counter, e.dtype); err != nil {
 			return loadFlagError(err)
 		}
 		r.Weights = "random " + model + " (in memory)"
@@ -190,8 +189,15 @@ func benchSD(r *engineReport, m *modelFlags, e engineBench, model string) error 
 		if err != nil {
 			return err
 		}
-		o.NoTokenizer = true // token ids are fixed: no vocabulary needed
-		if mdl, err = pipeline.Load(path, o); err != nil {
+		// The calls' token ids are fixed: the tokenizer (a folder's own,
+		// or --tokenizer) serves only the guidance pass's prompts, which a
+		// checkpoint without one goes without.
+		mdl, err = pipeline.Load(path, o)
+		if errors.Is(err, pipeline.ErrNoTokenizer) {
+			o.NoTokenizer = true
+			mdl, err = pipeline.Load(path, o)
+		}
+		if err != nil {
 			return loadFlagError(err)
 		}
 		defer mdl.Close()
@@ -250,32 +256,22 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 	ctx2 := m.UNet.PrepareContext(tensor.Concat(0, ctx, ctx))
 	defer ctx2.Free()
 
-	keys := map[string]bool{}
-	for _, k := range rfnet.Default().SteeringKeys {
-		keys[k] = true
-	}
 	stages := []benchStage{
 		{"text encoder (1×77 tokens)", iters, true, encode},
 		{fmt.Sprintf("unet, batch 2 (CFG step), %d² latent", size), iters, true, func() error {
 			_, err := m.UNet.ForwardContext(z2, []float64{500, 500}, ctx2, nil, nil)
 			return err
 		}},
-		{"rfnet steering pass (forward to the last map + backward to the latent)", iters, true, func() error {
-			return steeringPass(m, z, ctx, keys)
-		}},
-		{fmt.Sprintf("vae decode to %d²", 8*size), iters, true, func() error { m.DecodeImage(z); return nil }},
 	}
-	// The steering pass again with its convolutions' input gradient on the
-	// other path (where the backend has two: the GPU's implicit GEMM by
-	// default, im2col + col2im here), side by side in the same run. Its name
-	// does not start as the steering pass's, which gpu-record reads as the
-	// "guidance" row.
-	if p, ok := dev.(conv2dPather); ok {
-		stages = append(stages[:3], append([]benchStage{{"im2col-gradient steering pass (RFNET_CONV=im2col)", iters, true, func() error {
-			defer p.SetConv2dPath(p.SetConv2dPath(cuda.ConvIm2col))
-			return steeringPass(m, z, ctx, keys)
-		}}}, stages[3:]...)...)
+	guidance, err := guidanceStages(m, dev, size, iters)
+	if err != nil {
+		return nil, err
 	}
+	for _, g := range guidance {
+		defer g.close()
+		stages = append(stages, g.benchStage)
+	}
+	stages = append(stages, benchStage{fmt.Sprintf("vae decode to %d²", 8*size), iters, true, func() error { m.DecodeImage(z); return nil }})
 	// The same call captured once and replayed, as the denoising loop runs
 	// it after its first step, where the backend captures (CUDA graphs; not
 	// with RFNET_CUDA_GRAPHS=0). Not profiled: a profile refuses capture.
@@ -311,6 +307,83 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 		}})
 	}
 	return timeStages(dev, counter, prof, stages)
+}
+
+// guidanceStage is a timed RFNet guidance pass and what it holds.
+type guidanceStage struct {
+	benchStage
+	close func()
+}
+
+// guidanceStages are RFNet's guidance pass (rfnet.GuidanceBench: the first
+// object's single-object run of bench-engine --rfnet's one-object plan, at
+// its first step, with its box loss) as the timed calls: eager (op by op,
+// profiled); where the backend captures, replayed as the runs replay it
+// (the record's guidance row); and where it has two paths for the
+// convolutions' input gradient, eager on the other (im2col + col2im here,
+// the GPU's implicit GEMM by default), side by side in the same run. Its
+// prompts need the model's tokenizer: without one (random weights and no
+// --tokenizer) there are none, and bench-engine says so.
+func guidanceStages(m *pipeline.Model, dev tensor.Backend, size, iters int) ([]guidanceStage, error) {
+	if m.Tokenizer == nil {
+		fmt.Fprintln(os.Stderr, "bench-engine: no rfnet guidance pass: its prompts need a tokenizer (--tokenizer)")
+		return nil, nil
+	}
+	c := rfnet.Default()
+	c.Width, c.Height = 8*size, 8*size
+	var out []guidanceStage
+	closeAll := func() {
+		for _, g := range out {
+			g.close()
+		}
+	}
+	// add appends the stage name of a pass; with replay, the pass runs as
+	// the runs' do (eager, then captured: both before the timing, so every
+	// timed run replays; no stage where the backend does not capture).
+	add := func(name string, replay bool, around func() func()) error {
+		g, err := rfnet.NewGuidanceBench(m, benchPlan(1), c, !replay)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if replay {
+			for range 2 {
+				if err := g.Run(); err != nil {
+					g.Close()
+					return fmt.Errorf("%s: %w", name, err)
+				}
+			}
+			if !g.Captured() {
+				g.Close()
+				return nil
+			}
+		}
+		out = append(out, guidanceStage{benchStage{name, iters, !replay, func() error {
+			if around != nil {
+				defer around()()
+			}
+			return g.Run()
+		}}, g.Close})
+		return nil
+	}
+	if err := add("rfnet guidance pass, eager (box loss, backward to the latent)", false, nil); err != nil {
+		return nil, err
+	}
+	// Not profiled: a profile refuses capture.
+	if err := add(replayedGuidance, true, nil); err != nil {
+		closeAll()
+		return nil, err
+	}
+	// Its name does not start as the eager pass's.
+	if p, ok := dev.(conv2dPather); ok {
+		if err := add("im2col-gradient guidance pass, eager (RFNET_CONV=im2col)", false, func() func() {
+			was := p.SetConv2dPath(cuda.ConvIm2col)
+			return func() { p.SetConv2dPath(was) }
+		}); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // conv2dPather is a backend with two paths for a convolution's input
@@ -430,43 +503,6 @@ func timeCall(b tensor.Backend, f func() error) (float64, error) {
 		return 0, err
 	}
 	return float64(time.Since(start).Microseconds()) / 1000, nil
-}
-
-// steeringPass is the shape of RFNet's steering step: the UNet run with the
-// cross-attention maps of the steering layers kept, a loss on them, and the
-// gradient back to the latent.
-func steeringPass(m *pipeline.Model, z, ctx *tensor.Tensor, keys map[string]bool) (err error) {
-	// As RFNet's pass: only the gradient outlives it.
-	tensor.Scoped(m.Backend, func() *tensor.Tensor {
-		var g *tensor.Tensor
-		g, err = steeringGradient(m, z, ctx, keys)
-		return g
-	})
-	return err
-}
-
-func steeringGradient(m *pipeline.Model, z, ctx *tensor.Tensor, keys map[string]bool) (*tensor.Tensor, error) {
-	tape := tensor.NewTape()
-	zt := tape.Track(z)
-	var maps []*tensor.Tensor
-	_, err := m.UNet.Forward(zt, []float64{500}, ctx, func(l unet.Layer, p *tensor.Tensor) bool {
-		if keys[l.Key] {
-			maps = append(maps, p.Narrow(-1, 1, 2)) // the object's tokens
-		}
-		return len(maps) == len(keys)
-	})
-	if err != nil && !errors.Is(err, unet.ErrStopped) {
-		return nil, err
-	}
-	loss := maps[0].Sum()
-	for _, p := range maps[1:] {
-		loss = loss.Add(p.Sum())
-	}
-	grads, err := tape.Backward(loss, zt)
-	if err != nil {
-		return nil, err
-	}
-	return grads[0], nil
 }
 
 func printEngineReport(r engineReport) {

@@ -78,10 +78,11 @@ func TestCommandsOnGPU(t *testing.T) {
 			return run(append([]string{"bench-engine", "--weights", weights, "--size", "8", "--iters", "2", "--steps", "2", "--profile", "--json", out}, gpu...))
 		})
 		r := readEngineReport(t, out)
-		// The CPU's five calls, the graph replay, and the steering pass on
-		// the other convolution-gradient path.
-		if len(r.Timings) != 7 || !strings.HasPrefix(r.Device, "cuda:") || r.DType != "f16" || !strings.Contains(r.Timer, "CUDA events") ||
-			!strings.HasPrefix(r.Timings[4].Name, "im2col-gradient steering pass") {
+		// The CPU's five calls, the UNet call's and the guidance pass's
+		// graph replays, and the guidance pass on the other
+		// convolution-gradient path.
+		if len(r.Timings) != 8 || !strings.HasPrefix(r.Device, "cuda:") || r.DType != "f16" || !strings.Contains(r.Timer, "CUDA events") ||
+			!strings.HasPrefix(r.Timings[4].Name, replayedGuidance) || !strings.HasPrefix(r.Timings[5].Name, "im2col-gradient guidance pass") {
 			t.Fatalf("report %+v", r)
 		}
 		for _, s := range r.Timings {

@@ -240,9 +240,15 @@ func readJSON(flag, path string, v any) error {
 	return nil
 }
 
+// replayedGuidance is bench-engine's name of the replayed guidance pass.
+const replayedGuidance = "graph replay of the rfnet guidance pass"
+
 // engineCalls map bench-engine's call names (by prefix) to the record's calls.
 var engineCalls = []struct{ prefix, call string }{
-	{"text encoder", "text"}, {"unet, batch 2", "unet"}, {"rfnet steering pass", "guidance"},
+	{"text encoder", "text"}, {"unet, batch 2", "unet"},
+	// The guidance pass as the runs run it: replayed where the backend
+	// captures (engineRows then leaves the eager one out), else eager.
+	{replayedGuidance, "guidance"}, {"rfnet guidance pass, eager", "guidance"},
 	{"vae decode", "vae_decode"}, {"denoise: 50 ", "loop50"},
 	// bench-engine --refiner's (model sdxl-refiner)
 	{"refiner text encoder", "text"}, {"refiner unet, batch 2", "unet"}, {"refine: 15 of 50 ", "refine15"},
@@ -255,9 +261,13 @@ func engineRows(path string) ([]recordRow, string, error) {
 	if err := readJSON("engine", path, &r); err != nil {
 		return nil, "", err
 	}
+	replayed := slices.ContainsFunc(r.Timings, func(t stageTiming) bool { return strings.HasPrefix(t.Name, replayedGuidance) })
 	var rows []recordRow
 	for _, t := range r.Timings {
 		for _, c := range engineCalls {
+			if c.call == "guidance" && replayed != (c.prefix == replayedGuidance) {
+				continue
+			}
 			if strings.HasPrefix(t.Name, c.prefix) {
 				rows = append(rows, recordRow{Engine: "rfnet-native", Model: recordModel(r.Model), DType: r.DType, Call: c.call,
 					MS: t.MedianMS, TFLOPS: positive(t.TFLOPS), PeakGiB: positive(t.PeakMiB / 1024)})

@@ -91,6 +91,10 @@ func TestGPURecord(t *testing.T) {
 			t.Errorf("no row %q", k)
 		}
 	}
+	// The guidance pass as the runs run it: the replayed one, not the eager.
+	if r := got["rfnet-native sd21-base f16 guidance"]; r.MS != 18.4 || r.TFLOPS != nil {
+		t.Errorf("guidance row %+v", r)
+	}
 	if r := got["rfnet-native sd21-base f16 rfnet_scene2_forced"]; r.MS != 7600 || r.TFLOPS != nil || r.PeakGiB == nil || *r.PeakGiB < 7.1 || *r.PeakGiB > 7.2 {
 		t.Errorf("scene row %+v", r)
 	}

@@ -35,7 +35,7 @@ var commands = map[string]command{
 	"download":     {"fetch a model from the Hugging Face Hub into its cache and print where it is", setupDownload},
 	"inspect":      {"check a checkpoint and print its family, prediction type, dtypes and parameter counts", setupInspect},
 	"info":         {"print the generation parameters stored in a PNG (ours, A1111's): rfnet-native info IMAGE.png [--json]", setupInfo},
-	"bench-engine": {"time the engine's calls (text encoder, UNet, RFNet steering pass, VAE, denoising loop) on full-size random or given weights", setupBenchEngine},
+	"bench-engine": {"time the engine's calls (text encoder, UNet, RFNet guidance pass, VAE, denoising loop) on full-size random or given weights", setupBenchEngine},
 	"gpu-record":   {"write the machine-readable record of a GPU run (docs/gpu-runs/DATE-CARD-COMMIT.json) from gpu-check's logs", setupGPURecord},
 	"serve":        {"load the model once and answer HTTP APIs (OpenAI Images, AUTOMATIC1111, RFNet jobs): rfnet-native serve --weights M [--addr 127.0.0.1:7860]", setupServe},
 	"version":      {"print the version", setupVersion},

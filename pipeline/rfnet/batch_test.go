@@ -178,9 +178,11 @@ func TestBatchedObjectsSaveNoMoreThanOneByOne(t *testing.T) {
 	o := newObjectStage(t, tinyModel(t, "tiny-sd2", tensor.Float32), c)
 	r, ls, zs := o.r, o.loops(t), o.zs
 	size := func(run *loopResult) (n int) {
-		for _, sm := range run.saved {
-			for _, m := range sm {
-				n += len(m.v)
+		for _, token := range run.saved {
+			for _, sm := range token {
+				for _, m := range sm {
+					n += len(m.v)
+				}
 			}
 		}
 		return n
@@ -194,12 +196,13 @@ func TestBatchedObjectsSaveNoMoreThanOneByOne(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := size(runs[j]), size(one); got != want || len(runs[j].saved) != len(one.saved) {
-			t.Fatalf("object %d: the batch saved %d values in %d steps, its own run %d in %d", j, got, len(runs[j].saved), want, len(one.saved))
+		batched, alone := runs[j].saved[0], one.saved[0] // the object's word
+		if got, want := size(runs[j]), size(one); got != want || len(runs[j].saved) != 1 || len(batched) != len(alone) || len(alone) != c.Steps {
+			t.Fatalf("object %d: the batch saved %d values in %d steps, its own run %d in %d", j, got, len(batched), want, len(alone))
 		}
-		for i := range one.saved {
-			if len(runs[j].saved[i]) != len(one.saved[i]) {
-				t.Fatalf("object %d step %d: %d saved layers batched, %d alone", j, i, len(runs[j].saved[i]), len(one.saved[i]))
+		for i := range alone {
+			if len(batched[i]) != len(alone[i]) {
+				t.Fatalf("object %d step %d: %d saved layers batched, %d alone", j, i, len(batched[i]), len(alone[i]))
 			}
 		}
 	}

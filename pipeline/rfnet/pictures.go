@@ -5,7 +5,6 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
-	"slices"
 
 	xdraw "golang.org/x/image/draw"
 	"golang.org/x/image/font"
@@ -13,8 +12,6 @@ import (
 	"golang.org/x/image/math/fixed"
 
 	"github.com/rfnet/rfnet-native/pipeline"
-	"github.com/rfnet/rfnet-native/tensor"
-	"github.com/rfnet/rfnet-native/unet"
 )
 
 // The pictures of an out-dir beside the objects' own: what index.html shows.
@@ -46,42 +43,6 @@ func scenePictures(img *image.RGBA, res *Result) []picture {
 		out = append(out, picture{previewFile, previewPicture(res.Previews)})
 	}
 	return out
-}
-
-// phraseAttention keeps, at every denoising step of the overall run, the cond
-// half's attention of each phrase's word token at the steering layers: the
-// maps the reference constraint compares with each object's own run.
-type phraseAttention struct {
-	words []int         // the word token of each phrase
-	keys  []string      // the steering layers
-	saved [][]savedMaps // [phrase][step]
-}
-
-func newPhraseAttention(phrases []phrase, keys []string) *phraseAttention {
-	a := &phraseAttention{keys: keys, saved: make([][]savedMaps, len(phrases))}
-	for _, p := range phrases {
-		a.words = append(a.words, p.Word)
-	}
-	return a
-}
-
-// observe is the overall loop's hook: probs [2, heads, h·w, 77].
-func (a *phraseAttention) observe(step int, layer unet.Layer, probs *tensor.Tensor) {
-	if !slices.Contains(a.keys, layer.Key) {
-		return
-	}
-	cond := probs.Narrow(0, 1, 1)
-	for p, word := range a.words {
-		for len(a.saved[p]) <= step {
-			a.saved[p] = append(a.saved[p], savedMaps{})
-		}
-		a.saved[p][step][layer.Key] = savedMap{heads: probs.Dim(1), h: layer.H, w: layer.W, v: cond.Narrow(3, word, 1).Float64s()}
-	}
-}
-
-// mean is phrase p's attention averaged as meanAttention does.
-func (a *phraseAttention) mean(p, steps, h, w int) grid {
-	return meanAttention(a.saved[p], a.keys, steps, h, w)
 }
 
 // attentionWindow is how many first steps the attention pictures average:

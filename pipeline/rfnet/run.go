@@ -186,13 +186,11 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 	start := time.Now()
 	span := r.tl.Begin("prompts")
 	defer span.End() // on an early return; a second End does nothing
-	s := newSpec(plan, c)
-	saa := r.tl.Begin("saa", "enabled", c.SAA, "cross_object", c.SAACrossObject)
-	res.SAA = runSAA(s.Objects, c, textEncoder(r.EncodePrompt))
-	saa.End()
-	if err := s.buildPrompts(r.Tokenizer); err != nil {
+	s, saa, err := r.specOf(plan)
+	if err != nil {
 		return nil, err
 	}
+	res.SAA = saa
 	res.OverallPrompt, res.OverallNegative, res.SONegative = s.Overall, s.OverallNegative, s.SONegative
 	// Every prompt is encoded here, the objects' with their loops, so the
 	// text encoder's whole time is this stage's.
@@ -201,7 +199,6 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 	overallUncond, _ := r.EncodePrompt(s.OverallNegative)
 	overallCond, _ := r.EncodePrompt(s.Overall)
 	ls := make([]loop, len(s.Objects))
-	var err error
 	for j := range s.Objects {
 		if ls[j], err = r.objectLoop(s, j, soUncond, grids); err != nil {
 			return nil, err
@@ -217,14 +214,10 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 	}
 	sigma := probe.InitNoiseSigma()
 	bg := noise(c.BgSeed, ch*h*w)
-	seeds := fgSeeds(c, len(s.Objects))
 
 	// Stage 2, step 1: every object alone, steered into its box; with
 	// batch_objects all the single-object runs as one batch (steerBatch).
-	zs := make([]*tensor.Tensor, len(s.Objects))
-	for j := range s.Objects {
-		zs[j] = toLatent(r.Backend, r.DType, objectNoise(bg, seeds[j], s.Objects[j].SOBox, ch, h, w, c.FgBlending), ch, h, w, sigma)
-	}
+	zs := r.objectStarts(s, bg, sigma)
 	objects := r.objectsOneByOne
 	if c.BatchObjects {
 		objects = r.objectsBatched
@@ -255,10 +248,15 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 	}
 	res.Frozen = comp.frozen
 	frozenMask := tensor.FromFloat64(r.Backend, r.DType, tensor.Shape{1, 1, h, w}, comp.frozen)
-	attention := newPhraseAttention(s.Phrases, c.SteeringKeys)
+	// The phrases' attention at the steering layers, kept at every step:
+	// the maps the reference constraint compares with each object's own run.
+	var words []int
+	for _, p := range s.Phrases {
+		words = append(words, p.Word)
+	}
 	l := loop{stage: "overall", object: -1, sched: sc, cond: overallCond, uncond: overallUncond, keys: c.SteeringKeys,
 		scale: c.OverallLossScale, threshold: c.OverallLossThreshold, maxIter: c.OverallMaxIter,
-		maxIndexStep: c.OverallMaxIndexStep, remeasure: c.RemeasureLoss, observe: attention.observe,
+		maxIndexStep: c.OverallMaxIndexStep, remeasure: c.RemeasureLoss, save: c.SteeringKeys, saveTokens: words,
 		after: func(i int, z *tensor.Tensor) *tensor.Tensor {
 			if i < frozen {
 				// z = C[i+1]·F + z·(1-F)
@@ -295,7 +293,7 @@ func (r *runner) run(plan *llm.Plan) (*Result, error) {
 	overallGeometry(&res.Geometry, r.Tokenizer, s, frozen, run.iterations)
 	window := attentionWindow(c)
 	for j := range res.Objects {
-		res.Objects[j].OverallAttention = attention.mean(phraseOf(s, j), window, h, w).v
+		res.Objects[j].OverallAttention = meanAttention(run.saved[phraseOf(s, j)], c.SteeringKeys, window, h, w).v
 		res.Objects[j].ReferenceAttention = meanAttention(placedObjs[j].saved, c.SteeringKeys, window, h, w).v
 	}
 	r.stage(res, "overall", start)
@@ -364,6 +362,35 @@ func (r *runner) objectsBatched(res *Result, s *spec, ls []loop, zs []*tensor.Te
 	return placedObjs, nil
 }
 
+// specOf is plan's objects and prompts under the config: SAA picks each
+// object's descriptions (its results for the report), then the prompts and
+// their tokens' positions.
+func (r *runner) specOf(plan *llm.Plan) (*spec, []SAAResult, error) {
+	c := r.cfg
+	s := newSpec(plan, c)
+	span := r.tl.Begin("saa", "enabled", c.SAA, "cross_object", c.SAACrossObject)
+	saa := runSAA(s.Objects, c, textEncoder(r.EncodePrompt))
+	span.End()
+	if err := s.buildPrompts(r.Tokenizer); err != nil {
+		return nil, nil, err
+	}
+	return s, saa, nil
+}
+
+// objectStarts are the single-object runs' starting latents: the
+// background noise bg with each object's own noise blended into its
+// single-object box, scaled by the scheduler's initial sigma.
+func (r *runner) objectStarts(s *spec, bg []float64, sigma float64) []*tensor.Tensor {
+	c := r.cfg
+	ch, h, w := r.Variant.UNet.InChannels, c.Height/8, c.Width/8
+	seeds := fgSeeds(c, len(s.Objects))
+	zs := make([]*tensor.Tensor, len(s.Objects))
+	for j := range s.Objects {
+		zs[j] = toLatent(r.Backend, r.DType, objectNoise(bg, seeds[j], s.Objects[j].SOBox, ch, h, w, c.FgBlending), ch, h, w, sigma)
+	}
+	return zs
+}
+
 // objectLoop is object j's single-object run: its prompt against the shared
 // SO negative, steered into its single-object box (its masks uploaded for
 // the attention grids).
@@ -378,7 +405,7 @@ func (r *runner) objectLoop(s *spec, j int, soUncond *tensor.Tensor, grids map[s
 	masks := newKeyMasks(r.Backend, r.DType, grids, c.SteeringKeys, o.SOBox)
 	return loop{stage: "object", object: j, sched: sc, cond: cond, uncond: soUncond, keys: c.SteeringKeys,
 		scale: c.LossScale, threshold: c.LossThreshold, maxIter: c.MaxIter, maxIndexStep: c.MaxIndexStep,
-		remeasure: c.RemeasureLoss, save: append([]string{c.ObjectKey}, c.SteeringKeys...), saveToken: o.Word,
+		remeasure: c.RemeasureLoss, save: append([]string{c.ObjectKey}, c.SteeringKeys...), saveTokens: []int{o.Word},
 		loss: func(_ int, maps map[string]capture) (steeringLoss, error) {
 			total, err := boxLoss(maps, c.SteeringKeys, o.Tokens, o.SOBox, masks, c)
 			return steeringLoss{total: total}, err
@@ -404,9 +431,10 @@ func (r *runner) finishObject(res *Result, s *spec, j int, run *loopResult, base
 		return err
 	}
 	maskSpan := r.tl.Begin("mask and alignment")
-	sal, ok := saliency(run.saved, c.ObjectKey, c.AggStart)
+	saved := run.saved[0] // of the object's word
+	sal, ok := saliency(saved, c.ObjectKey, c.AggStart)
 	if !ok { // fewer steps than the aggregation start: use every step
-		sal, _ = saliency(run.saved, c.ObjectKey, 0)
+		sal, _ = saliency(saved, c.ObjectKey, 0)
 	}
 	mask, method, choice, err := r.objectMask(sal, or.Image, o.SOBox, h, w)
 	if err != nil {
@@ -421,7 +449,7 @@ func (r *runner) finishObject(res *Result, s *spec, j int, run *loopResult, base
 	for i, z := range run.latents {
 		host[i] = z.Float64s()
 	}
-	p := place(host, mask, run.saved, sh)
+	p := place(host, mask, saved, sh)
 	*placedObjs = append(*placedObjs, p)
 	or.AlignedMask = p.mask.v
 	maskSpan.Set("shift", or.Shift)

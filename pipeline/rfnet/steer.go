@@ -32,20 +32,17 @@ type loop struct {
 	maxIter          []int
 	maxIndexStep     int
 	remeasure        bool
-	// save, when not empty, keeps the cond half's attention of token saveToken
-	// at these layers after every denoising step.
-	save      []string
-	saveToken int
+	// save and saveTokens: after every denoising step the loop keeps the
+	// cond half's attention of each of saveTokens at each of the layers
+	// save (loopResult.saved).
+	save       []string
+	saveTokens []int
 	// before, when set, runs at the start of each step, outside its passes'
 	// scopes: the uploads of the step's loss constants (the overall run's
 	// reference maps). steer calls it; the batched single-object loops have none.
 	before func(step int)
 	// after adjusts the latent after each denoising step (frozen-step replacement).
 	after func(step int, z *tensor.Tensor) *tensor.Tensor
-	// observe, when set, sees every cross-attention layer's probabilities
-	// [2 (uncond, cond), heads, h·w, 77] of each denoising pass; it copies what
-	// it keeps, as the probabilities go back to the device cache.
-	observe func(step int, layer unet.Layer, probs *tensor.Tensor)
 }
 
 // savedMaps are one step's saved attention maps by key: [heads·h·w] values and the grid.
@@ -57,10 +54,11 @@ type savedMap struct {
 }
 
 // loopResult holds the latent before the first and after every step, the
-// saved maps per step and the steering iterations each step made.
+// saved maps of each saved token per step and the steering iterations each
+// step made.
 type loopResult struct {
 	latents    []*tensor.Tensor
-	saved      []savedMaps
+	saved      [][]savedMaps // [token (the loop's saveTokens)][step]
 	iterations []int
 }
 
@@ -75,13 +73,15 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 	// [uncond, cond] (denoising) and of cond (guidance) are projected once.
 	context := r.UNet.PrepareContext(tensor.Concat(0, l.uncond, l.cond))
 	defer context.Free()
+	denoise := r.newDenoisePass([]loop{l}, context)
+	defer denoise.close()
 	l.prepared = r.UNet.PrepareContext(l.cond)
 	defer l.prepared.Free()
 	if l.loss != nil {
 		l.guidance = r.loopGuidance(l)
 		defer l.guidance.close()
 	}
-	wantSaved, wantLoss := keySet(l.save), keySet(l.keys)
+	res.saved = make([][]savedMaps, len(l.saveTokens))
 	for i, t := range ts {
 		if err := pipeline.Canceled(r.ctx, i); err != nil {
 			return nil, err
@@ -104,47 +104,15 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 		// The denoising pass sees the latent the step's last update left, so
 		// its cond half measures that update's loss after.
 		measure := pending != nil
-		var saved savedMaps
-		if len(l.save) > 0 || l.observe != nil {
-			saved = savedMaps{}
-		}
-		maps := map[string]capture{}
-		var hook unet.Hook
-		if len(l.save) > 0 || measure || l.observe != nil {
-			hook = func(layer unet.Layer, p *tensor.Tensor) bool {
-				cond := p.Narrow(0, 1, 1) // [1, heads, h·w, 77]
-				if l.observe != nil {
-					l.observe(i, layer, p)
-				}
-				if wantSaved[layer.Key] {
-					// the word token's column: [heads, h·w]
-					col := cond.Narrow(3, l.saveToken, 1)
-					saved[layer.Key] = savedMap{heads: p.Dim(1), h: layer.H, w: layer.W, v: col.Float64s()}
-				}
-				if measure && wantLoss[layer.Key] {
-					maps[layer.Key] = capture{probs: cond, h: layer.H, w: layer.W}
-				}
-				return false
-			}
-		}
-		x := l.sched.ScaleModelInput(tensor.Concat(0, z, z), i)
-		// The hook copies what it keeps to the host and the loss after is read
-		// there: only the prediction outlives the call, and its intermediates
-		// go back to the device cache.
-		after := math.NaN()
+		scaled := l.sched.ScaleModelInput(z, i)
+		x := tensor.Concat(0, scaled, scaled)
 		pass := r.tl.Begin("unet", "batch", 2)
-		out := tensor.Scoped(r.Backend, func() *tensor.Tensor {
-			var out *tensor.Tensor
-			out, err = r.UNet.ForwardContext(x, []float64{t, t}, context, nil, hook)
-			if err == nil && measure {
-				var sl steeringLoss
-				if sl, err = l.loss(i, maps); err == nil {
-					after = sl.total.Item()
-				}
-			}
-			return out
-		})
+		dn, err := denoise.run(x, []float64{t, t}, i, []bool{measure})
 		pass.End()
+		x.Free()
+		if scaled != z {
+			scaled.Free()
+		}
 		if err != nil {
 			if measure { // the step's last row, without the loss after this pass did not measure
 				r.emit(*pending)
@@ -152,11 +120,12 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 			return nil, err
 		}
 		if measure {
-			if !math.IsNaN(after) && !math.IsInf(after, 0) { // JSON has neither
+			if after := dn.after[0]; !math.IsNaN(after) && !math.IsInf(after, 0) { // JSON has neither
 				pending.LossAfter, pending.LossAfterFrom = ptr(after), afterDenoisingPass
 			}
 			r.emit(*pending)
 		}
+		out := dn.pred
 		if i == 0 {
 			if err := r.CheckFinite(out, "the UNet's prediction at step 1", "unet"); err != nil {
 				return nil, err
@@ -173,7 +142,9 @@ func (r *runner) steer(l loop, z *tensor.Tensor) (*loopResult, error) {
 		}
 		step.End()
 		res.latents = append(res.latents, z)
-		res.saved = append(res.saved, saved)
+		for k, m := range dn.saved[0] {
+			res.saved[k] = append(res.saved[k], m)
+		}
 		res.iterations = append(res.iterations, iterations)
 		if r.progress != nil {
 			r.progress(l.stage, l.object, i+1, len(ts))

@@ -37,11 +37,15 @@ func (r *runner) steerBatch(ls []loop, zs []*tensor.Tensor) ([]*loopResult, erro
 	// iterating: each set's are projected the first time it iterates.
 	context := r.UNet.PrepareContext(tensor.Concat(0, ctxs...))
 	defer context.Free()
+	denoise := r.newDenoisePass(ls, context)
+	defer denoise.close()
 	guidance := &batchGuidance{r: r, ls: ls, texts: map[string]*unet.Context{}}
 	defer guidance.free()
 	ts := ls[0].sched.Timesteps()
-	wantSaved, wantLoss := keySet(ls[0].save), keySet(ls[0].keys)
 	times := make([]float64, 2*n)
+	for j, l := range ls {
+		res[j].saved = make([][]savedMaps, len(l.saveTokens))
+	}
 	for i, t := range ts {
 		if err := pipeline.Canceled(r.ctx, i); err != nil {
 			return nil, err
@@ -51,33 +55,9 @@ func (r *runner) steerBatch(ls []loop, zs []*tensor.Tensor) ([]*loopResult, erro
 		if err != nil {
 			return nil, err
 		}
-		saved := make([]savedMaps, n)
-		maps := make([]map[string]capture, n)
-		for j := range ls {
-			if len(ls[j].save) > 0 {
-				saved[j] = savedMaps{}
-			}
-			maps[j] = map[string]capture{}
-		}
-		measuring := false
-		for _, p := range pending {
-			measuring = measuring || p != nil
-		}
-		var hook unet.Hook
-		if len(wantSaved) > 0 || measuring {
-			hook = func(layer unet.Layer, p *tensor.Tensor) bool {
-				for j, l := range ls {
-					cond := p.Narrow(0, n+j, 1) // [1, heads, h·w, 77]
-					if wantSaved[layer.Key] {
-						col := cond.Narrow(3, l.saveToken, 1)
-						saved[j][layer.Key] = savedMap{heads: p.Dim(1), h: layer.H, w: layer.W, v: col.Float64s()}
-					}
-					if pending[j] != nil && wantLoss[layer.Key] {
-						maps[j][layer.Key] = capture{probs: cond, h: layer.H, w: layer.W}
-					}
-				}
-				return false
-			}
+		measure := make([]bool, n)
+		for j, p := range pending {
+			measure[j] = p != nil
 		}
 		xs := make([]*tensor.Tensor, 2*n)
 		for j, l := range ls {
@@ -86,27 +66,19 @@ func (r *runner) steerBatch(ls []loop, zs []*tensor.Tensor) ([]*loopResult, erro
 			times[j], times[n+j] = t, t
 		}
 		x := tensor.Concat(0, xs...)
-		after := make([]float64, n)
 		pass := r.tl.Begin("unet", "batch", 2*n)
-		out := tensor.Scoped(r.Backend, func() *tensor.Tensor {
-			var out *tensor.Tensor
-			out, err = r.UNet.ForwardContext(x, times, context, nil, hook)
-			for j, l := range ls {
-				after[j] = math.NaN()
-				if err == nil && pending[j] != nil {
-					var sl steeringLoss
-					if sl, err = l.loss(i, maps[j]); err == nil {
-						after[j] = sl.total.Item()
-					}
-				}
-			}
-			return out
-		})
+		dn, err := denoise.run(x, times, i, measure)
 		pass.End()
+		x.Free()
+		for j := range ls {
+			if xs[j] != zs[j] {
+				xs[j].Free()
+			}
+		}
 		for j := range ls {
 			if p := pending[j]; p != nil {
-				if err == nil && !math.IsNaN(after[j]) && !math.IsInf(after[j], 0) {
-					p.LossAfter, p.LossAfterFrom = ptr(after[j]), afterDenoisingPass
+				if err == nil && !math.IsNaN(dn.after[j]) && !math.IsInf(dn.after[j], 0) {
+					p.LossAfter, p.LossAfterFrom = ptr(dn.after[j]), afterDenoisingPass
 				}
 				r.emit(*p)
 			}
@@ -114,6 +86,7 @@ func (r *runner) steerBatch(ls []loop, zs []*tensor.Tensor) ([]*loopResult, erro
 		if err != nil {
 			return nil, err
 		}
+		out := dn.pred
 		if i == 0 {
 			if err := r.CheckFinite(out, "the UNet's prediction at step 1", "unet"); err != nil {
 				return nil, err
@@ -134,7 +107,9 @@ func (r *runner) steerBatch(ls []loop, zs []*tensor.Tensor) ([]*loopResult, erro
 				iterations = *pending[j].Iteration + 1
 			}
 			res[j].latents = append(res[j].latents, zs[j])
-			res[j].saved = append(res[j].saved, saved[j])
+			for k, m := range dn.saved[j] {
+				res[j].saved[k] = append(res[j].saved[k], m)
+			}
 			res[j].iterations = append(res[j].iterations, iterations)
 			// The objects' steps report one by one: a cancel in one's
 			// progress stops the reports of the others too.
