@@ -81,6 +81,8 @@ func TestBadRequests(t *testing.T) {
 		{"job settings steps", jobs, `{"prompt": "p", "settings": {"num_inference_steps": 200}}`, "settings.num_inference_steps", 400},
 		{"job settings scheduler", jobs, `{"prompt": "p", "settings": {"scheduler": "lms"}}`, "settings.scheduler", 400},
 		{"job settings sam box", jobs, `{"prompt": "p", "settings": {"sam_box": true}}`, "settings.sam_box", 400},
+		{"job sdxl", jobs, `{"prompt": "p", "sdxl": true}`, "sdxl", 400},
+		{"job sdxl type", jobs, `{"prompt": "p", "sdxl": "yes"}`, "sdxl", 400},
 		{"job settings not an object", jobs, `{"prompt": "p", "settings": [1]}`, "settings", 400},
 		{"job steps", jobs, `{"prompt": "p", "steps": 0}`, "steps", 400},
 		{"job width", jobs, `{"prompt": "p", "width": 12}`, "width", 400},

@@ -497,7 +497,7 @@ func TestPageHelpersInChromium(t *testing.T) {
   const { JobView } = await import('/static/job.js');
   const view = new JobView(() => {});
   view.finish({ id: 'j1', state: 'succeeded', files: ['seed-5/image.png', 'seed-5/layout.png', 'seed-5/objects/00-a-cat.png',
-    'seed-5/objects/00-a-cat-mask.png', 'seed-6/image.png', 'seed-6/layout.png'] });
+    'seed-5/objects/00-a-cat-mask.png', 'seed-6/image.png', 'seed-6/image-sdxl.png', 'seed-6/layout.png'] });
   await new Promise((r) => setTimeout(r, 0));
   const src = () => document.getElementById('result-image').getAttribute('src');
   const seeds = { buttons: [...document.querySelectorAll('#result-seeds button')].map((b) => b.textContent), first: src(),
@@ -533,7 +533,8 @@ func TestPageHelpersInChromium(t *testing.T) {
 			"01-a-big-mask": map[string]any{"image": "objects/01-a-big-mask.png", "mask": "objects/01-a-big-mask-mask.png"},
 		},
 		"seeds": map[string]any{"buttons": []any{"seed 5", "seed 6"}, "first": "/v1/jobs/j1/files/seed-5/image.png", "objects": 2,
-			"second": "/v1/jobs/j1/files/seed-6/image.png", "run": []any{"/v1/jobs/j1/files/seed-6/layout.png"}},
+			// The refined image is the result where the SDXL refiner made one.
+			"second": "/v1/jobs/j1/files/seed-6/image-sdxl.png", "run": []any{"/v1/jobs/j1/files/seed-6/image.png", "/v1/jobs/j1/files/seed-6/layout.png"}},
 		"stages": []any{"object 2/2", "overall", "denoise, image 2/4", "object 1/2"},
 		"events": []any{
 			map[string]any{"id": "1", "type": "state", "data": `{"state": "running"}`},

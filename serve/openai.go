@@ -112,7 +112,7 @@ func (s *Server) openAIImages(w http.ResponseWriter, r *http.Request) error {
 		if err := checkSeeds("n", seed, n); err != nil {
 			return err
 		}
-		j := rfnetJob{API: "openai", Prompt: req.Prompt, Config: c, Images: n}
+		j := rfnetJob{API: "openai", Prompt: req.Prompt, Config: c, Images: n, SDXL: s.o.SDXL != nil}
 		kind, stored, work = "rfnet", j, s.rfnetWork(j)
 	default:
 		return badField("method", "method %q: want sd or rfnet", req.Method)

@@ -10,6 +10,8 @@ import (
 	"github.com/rfnet/rfnet-native/llm"
 	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/pipeline/infotext"
+	"github.com/rfnet/rfnet-native/pipeline/rfnet"
+	"github.com/rfnet/rfnet-native/sam"
 )
 
 // Options configure a Server.
@@ -29,6 +31,15 @@ type Options struct {
 	// (https://example.com); "": the request's scheme and Host.
 	PublicURL string
 	Limits    Limits
+	// SAM, when not nil, cuts RFNet's object masks (§8.1, rfnet.Options.SAM);
+	// without it they come from the attention (§8.2) and settings.sam_box
+	// is refused. Loaded; the server does not close it.
+	SAM *sam.Model
+	// SDXL, when not nil, is the SDXL refiner RFNet jobs refine their
+	// images with after the overall run (§11.2, rfnet.RefineToDir), unless
+	// a request says "sdxl": false; its Context and Progress are each
+	// job's. Loaded; the server does not close it.
+	SDXL *rfnet.SDXL
 	// AllowV runs RFNet on a v-prediction model, which rfnet.CheckPrediction refuses.
 	AllowV  bool
 	Version string

@@ -66,6 +66,9 @@ type jobRequest struct {
 	Height         *int            `json:"height"`
 	PreviewEvery   int             `json:"preview_every"`
 	TimeoutSeconds *float64        `json:"timeout_seconds"`
+	// SDXL asks for the SDXL refiner pass (nil: the server's default, on
+	// when it loads the refiner).
+	SDXL *bool `json:"sdxl"`
 }
 
 func (s *Server) rfnetSubmit(w http.ResponseWriter, r *http.Request) error {
@@ -145,10 +148,17 @@ func (s *Server) rfnetJobOf(req jobRequest) (rfnetJob, error) {
 	}); err != nil {
 		return j, err
 	}
-	if c.SAMBox {
-		// The server loads no SAM model, so its masks are always §8.2's: a
-		// request for SAM's box mode would be accepted and not honoured.
-		return j, badField("settings.sam_box", "settings.sam_box: this server loads no SAM model (masks come from the attention, §8.2): leave it false")
+	if c.SAMBox && s.o.SAM == nil {
+		// Without SAM the masks are always §8.2's: a request for SAM's box
+		// mode would be accepted and not honoured.
+		return j, badField("settings.sam_box", "settings.sam_box: this server loads no SAM model (masks come from the attention, §8.2; serve --sam loads one): leave it false")
+	}
+	j.SDXL = s.o.SDXL != nil
+	if req.SDXL != nil {
+		if *req.SDXL && s.o.SDXL == nil {
+			return j, badField("sdxl", "sdxl: this server loads no SDXL refiner (serve --sdxl loads one): leave it out or false")
+		}
+		j.SDXL = *req.SDXL
 	}
 	j.Config = c
 	return j, nil

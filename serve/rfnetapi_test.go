@@ -5,7 +5,16 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/rfnet/rfnet-native/cpu"
+	"github.com/rfnet/rfnet-native/internal/fixtures"
+	"github.com/rfnet/rfnet-native/pipeline"
+	"github.com/rfnet/rfnet-native/pipeline/infotext"
+	"github.com/rfnet/rfnet-native/pipeline/rfnet"
+	"github.com/rfnet/rfnet-native/sam"
+	"github.com/rfnet/rfnet-native/tensor"
 )
 
 // An RFNet job planned by the (fake) LLM: 202 with its Location, events in
@@ -155,5 +164,95 @@ func TestRFNetJobObjectByObject(t *testing.T) {
 	}
 	if !slices.Equal(stages, []string{"plan", "object0", "object1", "overall"}) {
 		t.Errorf("stages %v", stages)
+	}
+}
+
+// A server with SAM and the SDXL refiner (serve --sam, --sdxl): an RFNet
+// job's masks come from SAM (and settings.sam_box is accepted), its image is the
+// refined one with the refiner's parameters text, run.json records the
+// pass, and the progress reaches 1 through the refiner's steps; a request's
+// "sdxl": false keeps the unrefined image. Without them, sam_box and
+// "sdxl": true are refused naming the field (TestBadRequests).
+func TestRFNetJobWithSAMAndSDXL(t *testing.T) {
+	b := cpu.New()
+	segmenter, err := sam.Load(fixtures.Path("sam", "tiny-sam"), b, tensor.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refiner, err := pipeline.LoadRefiner(fixtures.Path("models", "tiny-sdxl-refiner"), pipeline.LoadOptions{Backend: b, DType: tensor.Float32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer refiner.Close()
+	ckpt, err := infotext.RefinerCheckpointOf(refiner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, Options{SAM: segmenter, SDXL: &rfnet.SDXL{Refiner: refiner, Checkpoint: ckpt, Weights: "tiny-sdxl-refiner", Size: 64}})
+	for _, c := range []struct {
+		name  string
+		sdxl  any // the request's field (nil: left out)
+		image string
+	}{
+		{"default", nil, rfnet.SDXLImage},
+		{"off", false, "image.png"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req := map[string]any{"prompt": "a mouse hunting a lion", "steps": 2, "width": 64, "height": 64, "seed": 3}
+			if c.sdxl != nil {
+				req["sdxl"] = c.sdxl
+			}
+			code, body, _ := ts.do("POST", "/v1/rfnet/jobs", req)
+			if code != http.StatusAccepted {
+				t.Fatalf("submit: %d %s", code, body)
+			}
+			id := decodeAs[struct {
+				ID string `json:"id"`
+			}](t, body).ID
+			events, _ := ts.events(id, "")
+			last := 0.0
+			for _, e := range events {
+				var d map[string]any
+				json.Unmarshal([]byte(e.Data), &d)
+				if e.Type == "step" {
+					if f := d["fraction"].(float64); f < last || f > 1 {
+						t.Errorf("fraction %v after %v", f, last)
+					} else {
+						last = f
+					}
+				}
+			}
+			if last != 1 {
+				t.Errorf("the progress ends at %v", last)
+			}
+			_, body, _ = ts.do("GET", "/v1/jobs/"+id, nil)
+			done := decodeAs[struct {
+				State  string   `json:"state"`
+				Files  []string `json:"files"`
+				Result result   `json:"result"`
+			}](t, body)
+			if done.State != "succeeded" || len(done.Result.Images) != 1 || done.Result.Images[0] != c.image {
+				t.Fatalf("job %s", body)
+			}
+			refined := strings.Contains(done.Result.Infotexts[0], "tiny-sdxl-refiner") || strings.Contains(done.Result.Infotexts[0], ckpt.Name)
+			if refined != (c.image == rfnet.SDXLImage) || slices.Contains(done.Files, rfnet.SDXLImage) != refined {
+				t.Errorf("image %s, infotext %q, files %v", c.image, done.Result.Infotexts[0], done.Files)
+			}
+			_, raw, _ := ts.do("GET", "/v1/jobs/"+id+"/files/run.json", nil)
+			var info struct {
+				MaskMethod string          `json:"mask_method"`
+				SDXL       json.RawMessage `json:"sdxl"`
+			}
+			if err := json.Unmarshal(raw, &info); err != nil {
+				t.Fatal(err)
+			}
+			if info.MaskMethod != "sam-point" || (len(info.SDXL) > 0) != refined {
+				t.Errorf("run.json: mask_method %q, sdxl %s", info.MaskMethod, info.SDXL)
+			}
+		})
+	}
+	code, body, _ := ts.do("POST", "/v1/rfnet/jobs", map[string]any{"prompt": "p", "steps": 1, "width": 64, "height": 64, "settings": map[string]any{"sam_box": true}})
+	if code != http.StatusAccepted {
+		t.Errorf("sam_box with SAM: %d %s", code, body)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -39,6 +40,9 @@ type rfnetJob struct {
 	Config       rfnet.Config `json:"config"`
 	PreviewEvery int          `json:"preview_every"`
 	Images       int          `json:"images"` // image i moves both seeds by i, as generate's --batch-count
+	// SDXL refines each image with the server's SDXL refiner (Options.SDXL):
+	// the job's image is then the refined one.
+	SDXL bool `json:"sdxl,omitempty"`
 }
 
 // result is a job's summary (Job.Result) for both kinds: per image, in seed
@@ -140,6 +144,9 @@ func (s *Server) sdWork(j sdJob) jobs.Work {
 func (s *Server) rfnetWork(j rfnetJob) jobs.Work {
 	return func(ctx context.Context, dir string, rep jobs.Reporter) (any, error) {
 		m := s.o.Model
+		if j.SDXL && s.o.SDXL == nil { // a stored job, from a server started with --sdxl
+			return nil, errors.New("serve: the job asks for the SDXL refiner, which this server does not load (serve --sdxl)")
+		}
 		plan := j.Plan
 		if plan == nil {
 			rep.Progress(jobs.Progress{Stage: "plan"})
@@ -149,14 +156,18 @@ func (s *Server) rfnetWork(j rfnetJob) jobs.Work {
 			}
 		}
 		runs := len(plan.Objects) + 1 // the objects, then the overall scene
-		total := float64(j.Images * runs * j.Config.Steps)
+		perImage := runs * j.Config.Steps
+		if j.SDXL {
+			perImage += rfnet.SDXLStepsRun(j.Config) // the refiner's steps after the scene's
+		}
+		total := float64(j.Images * perImage)
 		var res result
 		for i := 0; i < j.Images; i++ {
 			c := j.Config
 			// Both seeds move by i, as generate's batch moves them.
 			c.BgSeed, c.FgSeedStart = j.Config.BgSeed+uint64(i), j.Config.FgSeedStart+uint64(i)
 			sub := rfnetDir(j.Images, c.BgSeed)
-			o := rfnet.Options{Config: c, AllowV: s.o.AllowV, Context: ctx}
+			o := rfnet.Options{Config: c, AllowV: s.o.AllowV, Context: ctx, SAM: s.o.SAM}
 			n := len(plan.Objects)
 			o.Progress = func(stage string, object, step, steps int) {
 				p := jobs.Progress{Stage: stage, Objects: n, Image: i, Images: j.Images, Step: step, Steps: steps}
@@ -174,7 +185,7 @@ func (s *Server) rfnetWork(j rfnetJob) jobs.Work {
 				case stage == "object":
 					p.Object, done = &object, object*c.Steps+step
 				}
-				p.Fraction = float64(i*runs*c.Steps+done) / total
+				p.Fraction = float64(i*perImage+done) / total
 				rep.Progress(p)
 			}
 			o.Latent = func(stage string, object, step int, latents *tensor.Tensor) {
@@ -199,9 +210,25 @@ func (s *Server) rfnetWork(j rfnetJob) jobs.Work {
 			for k, d := range out.Durations {
 				rep.Timing(k, d.Seconds())
 			}
+			image, params := "image.png", rfnet.Parameters(out, c, s.o.Checkpoint).Format()
+			if j.SDXL {
+				// As generate --sdxl: image.png stays, image-sdxl.png is the job's image.
+				sd := *s.o.SDXL
+				sd.Context = ctx
+				sd.Progress = func(step, steps int, _ *tensor.Tensor) {
+					rep.Progress(jobs.Progress{Stage: "sdxl refine", Image: i, Images: j.Images, Step: step, Steps: steps,
+						Fraction: float64(i*perImage+runs*c.Steps+step) / total})
+				}
+				refined, err := rfnet.RefineToDir(sd, filepath.Join(dir, sub), out, c, "")
+				if err != nil {
+					return nil, err
+				}
+				rep.Timing("sdxl refine", refined.Record.Seconds["refine"])
+				image, params = rfnet.SDXLImage, refined.Parameters
+			}
 			res.Seeds = append(res.Seeds, c.BgSeed)
-			res.Images = append(res.Images, filepath.ToSlash(filepath.Join(sub, "image.png")))
-			res.Infotexts = append(res.Infotexts, rfnet.Parameters(out, c, s.o.Checkpoint).Format())
+			res.Images = append(res.Images, filepath.ToSlash(filepath.Join(sub, image)))
+			res.Infotexts = append(res.Infotexts, params)
 		}
 		return res, nil
 	}

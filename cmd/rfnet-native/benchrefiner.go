@@ -98,7 +98,7 @@ func benchRefiner(r *engineReport, m *modelFlags, e engineBench) error {
 		r.Weights = "random sdxl-refiner (in memory)"
 	} else {
 		o.NoTokenizer = e.steps == 0 // only the refinement encodes a prompt
-		if ref, err = loadRefiner(context.Background(), "--weights", m.weights, m.offline, o); err != nil {
+		if ref, err = loadRefiner(context.Background(), refinerFlags{"--weights", "--tokenizer", "--config"}, m.weights, m.offline, o); err != nil {
 			return err
 		}
 		defer ref.Close()

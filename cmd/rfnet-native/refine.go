@@ -95,7 +95,7 @@ func (f *refineFlags) run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	loadStart := time.Now()
-	r, err := loadRefiner(ctx, "--weights", f.model.weights, f.model.offline, pipeline.LoadOptions{Backend: b, DType: d, Tokenizer: f.model.tokenizer,
+	r, err := loadRefiner(ctx, refinerFlags{"--weights", "--tokenizer", "--config"}, f.model.weights, f.model.offline, pipeline.LoadOptions{Backend: b, DType: d, Tokenizer: f.model.tokenizer,
 		ConfigDir: f.model.config, TokenizerSplit: split})
 	if err != nil {
 		return err
@@ -141,20 +141,26 @@ func (f *refineFlags) run() error {
 	return nil
 }
 
+// refinerFlags name the flags that gave loadRefiner its weights, a single
+// file's tokenizer and its config files, for its errors.
+type refinerFlags struct{ weights, tokenizer, config string }
+
 // loadRefiner loads the SDXL refiner weights names (a path, or a Hub name
 // such as sdxl-refiner, fetched into the Hugging Face cache like --weights'
-// of generate), flag naming the flag that gave it in errors.
-func loadRefiner(ctx context.Context, flag, name string, offline bool, o pipeline.LoadOptions) (*pipeline.Refiner, error) {
-	path, err := resolveModel(ctx, flag, name, offline, o.DType != tensor.Float32)
+// of generate); flags name where each input came from in its errors.
+func loadRefiner(ctx context.Context, flags refinerFlags, name string, offline bool, o pipeline.LoadOptions) (*pipeline.Refiner, error) {
+	path, err := resolveModel(ctx, flags.weights, name, offline, o.DType != tensor.Float32)
 	if err != nil {
 		return nil, err
 	}
 	r, err := pipeline.LoadRefiner(path, o)
-	if errors.Is(err, pipeline.ErrNoTokenizer) {
-		return nil, fmt.Errorf("%s: %w; --tokenizer names it", flag, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, loadFlagError(err))
+	switch {
+	case errors.Is(err, pipeline.ErrNoTokenizer):
+		return nil, fmt.Errorf("%s: %w; %s names it", flags.weights, err, flags.tokenizer)
+	case errors.Is(err, pipeline.ErrNeedsConfig):
+		return nil, fmt.Errorf("%s: %w (pass %s DIR, an SDXL refiner folder with its unet/, vae/ and text_encoder_2/ config.json)", flags.weights, err, flags.config)
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", flags.weights, loadFlagError(err))
 	}
 	return r, nil
 }

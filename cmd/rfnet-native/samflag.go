@@ -78,7 +78,11 @@ func loadSAM(ctx context.Context, name string, offline bool, b tensor.Backend, d
 // the Hugging Face cache, else none, which log is told once (the masks then
 // come from the attention, §8.2).
 func (f *rfnetFlags) loadSAM(b tensor.Backend, d tensor.DType, offline bool, log io.Writer) (*sam.Model, error) {
-	name := f.sam
+	return rfnetSAM(f.sam, b, d, offline, log)
+}
+
+// rfnetSAM is loadSAM of --sam name (generate's and serve's).
+func rfnetSAM(name string, b tensor.Backend, d tensor.DType, offline bool, log io.Writer) (*sam.Model, error) {
 	if name == "" {
 		dir, ok := cachedSAM()
 		if !ok {

@@ -108,10 +108,24 @@ func TestRFNetSDXLInput(t *testing.T) {
 		{[]string{"--sdxl", "--sdxl-size", "100"}, "--sdxl-size"},
 		{[]string{"--sdxl", "--sdxl-weights", "./no-refiner"}, "--sdxl-weights ./no-refiner: no such file or folder, and not a Hub name"},
 		{[]string{"--sdxl", "--sdxl-weights", fixtures.Path("models", "tiny-sd1")}, "--sdxl-weights: pipeline: " + fixtures.Path("models", "tiny-sd1") + " holds a Stable Diffusion 1.x/2.x model"},
+		{[]string{"--sdxl-tokenizer", "t"}, "--sdxl-tokenizer applies with --sdxl"},
+		// A single-file refiner: the tiny one's shapes do not tell its
+		// architecture, and it holds no tokenizer; the flags that give them are named.
+		{[]string{"--sdxl", "--sdxl-weights", fixtures.Path("models", "tiny-sdxl-refiner.safetensors")}, "pass --sdxl-config DIR"},
+		{[]string{"--sdxl", "--sdxl-weights", fixtures.Path("models", "tiny-sdxl-refiner.safetensors"), "--sdxl-config", fixtures.Path("models", "tiny-sdxl-refiner")}, "--sdxl-tokenizer names it"},
 	} {
 		if err := run(append(append([]string(nil), base...), c.args...)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: error %v, want one saying %q", c.args, err, c.want)
 		}
+	}
+	// With --sdxl-tokenizer and --sdxl-config the single file refines.
+	single := append(append([]string(nil), base...), "--sdxl", "--sdxl-size", "64", "--sdxl-weights", fixtures.Path("models", "tiny-sdxl-refiner.safetensors"),
+		"--sdxl-tokenizer", fixtures.Path("models", "tiny-sdxl-refiner", "tokenizer_2"), "--sdxl-config", fixtures.Path("models", "tiny-sdxl-refiner"))
+	if err := run(single); err != nil {
+		t.Fatalf("a single-file refiner with --sdxl-tokenizer: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out", rfnet.SDXLImage)); err != nil {
+		t.Error(err)
 	}
 	err := run([]string{"generate", "--weights", fixtures.Path("models", "tiny-sd2"), "--method", "sd", "--prompt", "x", "--sdxl", "--out", filepath.Join(dir, "a.png")})
 	if err == nil || !strings.Contains(err.Error(), "--sdxl applies to --method rfnet") {

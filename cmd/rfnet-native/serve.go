@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rfnet/rfnet-native/pipeline/infotext"
+	"github.com/rfnet/rfnet-native/pipeline/rfnet"
 	"github.com/rfnet/rfnet-native/serve"
 )
 
@@ -31,6 +32,8 @@ type serveFlags struct {
 	limits                     serve.Limits
 	grace                      time.Duration
 	allowV                     bool
+	sam                        string
+	sdxl                       sdxlFlags
 	// ready, when not nil, gets the address once listening (tests).
 	ready func(addr string)
 	// stop, when not nil, ends the server as SIGTERM does (tests).
@@ -65,6 +68,11 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.limits.JobTimeout, "job-timeout", d.JobTimeout, "a job's deadline from its submission (a request's timeout_seconds may only shorten it)")
 	fs.DurationVar(&f.grace, "shutdown-grace", time.Minute, "on SIGTERM or SIGINT, how long running jobs may finish before they are canceled")
 	fs.BoolVar(&f.allowV, "allow-v", false, "rfnet: run on a v-prediction model (SD 2.x 768), which the reference does not support")
+	fs.StringVar(&f.sam, "sam", "", "rfnet: cut each object's mask with Segment Anything (§8.1): a SamModel folder or a Hub name such as sam-vit-base (default: facebook/sam-vit-base when the Hugging Face cache has it, else the attention mask of §8.2)")
+	fs.BoolVar(&f.sdxl.on, "sdxl", false, `rfnet: refine each image with the SDXL refiner after the overall run, as generate --sdxl does (a request's "sdxl": false skips it); the job's image is then `+rfnet.SDXLImage)
+	fs.StringVar(&f.sdxl.weights, "sdxl-weights", "sdxl-refiner", "rfnet --sdxl: the refiner: a diffusers folder, or a Hub name (the Hugging Face cache, else downloaded)")
+	f.sdxl.registerSingleFile(fs)
+	fs.IntVar(&f.sdxl.size, "sdxl-size", rfnet.SDXLSize, "rfnet --sdxl: the side images are resized to (Lanczos) before refining; the published run's is 1024 (the strength is each request's settings.sdxl_step_ratio)")
 	f.llm.register(fs)
 	f.limits.MaxGuidance = d.MaxGuidance
 }
@@ -106,6 +114,10 @@ func (f *serveFlags) check(changed func(string) bool) error {
 	}
 	f.limits.MaxBody = n
 	f.limits.MaxObjects = f.llm.maxObjects
+	var c rfnet.Config // the step ratio is each request's: no flag sets it
+	if err := f.sdxl.apply(changed, &c); err != nil {
+		return err
+	}
 	if err := f.limits.Check(); err != nil {
 		return err
 	}
@@ -150,10 +162,19 @@ func (f *serveFlags) run(fs *pflag.FlagSet) error {
 	if err != nil {
 		return err
 	}
+	segmenter, err := rfnetSAM(f.sam, m.Backend, m.DType, f.model.offline, os.Stderr)
+	if err != nil {
+		return err
+	}
+	sdxl, closeSDXL, err := f.sdxl.load(context.Background(), m, f.model.offline)
+	if err != nil {
+		return err
+	}
+	defer closeSDXL()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	s, err := serve.New(serve.Options{Model: m, Planner: f.llm.planner(os.Stderr), Checkpoint: ckpt, LoadTime: load,
 		DataDir: f.data, Queue: f.queue, Workers: f.workers, APIKey: f.apiKey, PublicURL: f.public, Limits: f.limits,
-		AllowV: f.allowV, Version: version, Log: log})
+		SAM: segmenter, SDXL: sdxl, AllowV: f.allowV, Version: version, Log: log})
 	if err != nil {
 		return err
 	}
@@ -167,7 +188,7 @@ func (f *serveFlags) run(fs *pflag.FlagSet) error {
 		return fmt.Errorf("--addr %s: %w", f.addr, err)
 	}
 	log.Info("rfnet-native serve: listening", "url", "http://"+l.Addr().String(), "model", m.Path, "device", m.Backend.Name(),
-		"data", f.data, "auth", f.apiKey != "")
+		"data", f.data, "auth", f.apiKey != "", "sam", segmenter != nil, "sdxl", sdxl != nil)
 	if f.ready != nil {
 		f.ready(l.Addr().String())
 	}

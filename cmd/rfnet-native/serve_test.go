@@ -210,6 +210,11 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--weights", missing, "--data", ""}, "--data"},
 		{[]string{"--weights", missing, "--workers", "0"}, "--workers 0"},
 		{[]string{"--weights", tiny, "--offline-planner", "--data", t.TempDir(), "--addr", "127.0.0.1:-1"}, "--addr"},
+		{[]string{"--weights", missing, "--sdxl-size", "512"}, "--sdxl-size applies with --sdxl"},
+		{[]string{"--weights", missing, "--sdxl", "--sdxl-size", "100"}, "--sdxl-size"},
+		// Named once the model has loaded, before the server listens.
+		{[]string{"--weights", tiny, "--offline-planner", "--data", t.TempDir(), "--sam", missing}, "--sam"},
+		{[]string{"--weights", tiny, "--offline-planner", "--data", t.TempDir(), "--sdxl", "--sdxl-weights", missing, "--offline"}, "--sdxl-weights"},
 	} {
 		err := run(append([]string{"serve"}, c.args...))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

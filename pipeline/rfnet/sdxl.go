@@ -85,6 +85,8 @@ func SDXLImageRequest(r *pipeline.Refiner, image *tensor.Tensor, caption, negati
 type SDXLResult struct {
 	Refined *pipeline.RefineResult
 	Record  pipeline.RefineSidecar
+	// Parameters is the refined image's parameters text (its PNG's).
+	Parameters string
 }
 
 // RefineToDir runs s on res (a run with cfg whose artifacts are in dir):
@@ -145,7 +147,7 @@ func RefineToDir(s SDXL, dir string, res *Result, cfg Config, image string) (*SD
 			return nil, err
 		}
 	}
-	return &SDXLResult{Refined: refined, Record: rec}, nil
+	return &SDXLResult{Refined: refined, Record: rec, Parameters: params}, nil
 }
 
 // withSDXL is the run.json at path with "sdxl": rec added as its last key,

@@ -113,15 +113,16 @@ export class JobView {
   }
 
   // pictures shows the pictures of one folder of a job's files ('' for the
-  // top level): image.png as the result (an SD job's first picture where it
-  // has none), layout.png, regions.png and the rest beside it, and each
+  // top level): the refined image-sdxl.png as the result where the SDXL
+  // refiner made one, else image.png (an SD job's first picture where it
+  // has neither), layout.png, regions.png and the rest beside it, and each
   // object's image, mask and attention.
   pictures(files, folder) {
     el('result-run').replaceChildren();
     el('result-objects').replaceChildren();
     const names = files.filter((f) => f.startsWith(folder)).map((f) => f.slice(folder.length));
     const top = names.filter((f) => !f.includes('/') && f.endsWith('.png'));
-    const main = top.includes('image.png') ? 'image.png' : top[0];
+    const main = ['image-sdxl.png', 'image.png'].find((f) => top.includes(f)) || top[0];
     if (main) this.image(el('result-image'), folder + main);
     for (const name of top.filter((f) => f !== main)) {
       el('result-run').append(this.figure(folder + name, name.replace(/\.png$/, '')));
