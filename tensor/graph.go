@@ -162,3 +162,81 @@ func (c *Call) free() {
 		c.out = nil
 	}
 }
+
+// Passes runs f, a function of device tensors that launches the same work
+// whatever its inputs' values, as a loop runs it pass after pass: the first
+// pass eagerly (in a scope), where an error of f is an error; the second
+// captured (CaptureCall), where f must not fail; every later one replayed.
+// On a backend that cannot capture, with graphs off, or when the capture
+// fails (the backend says why), every pass runs eagerly: the same ops.
+// Setting Eager before a pass makes it and every later one eager.
+type Passes struct {
+	b     Backend
+	what  string // names f in the panic of a capture that fails
+	f     func(in []*Tensor) (*Tensor, error)
+	calls int
+	call  *Call
+	Eager bool
+}
+
+// NewPasses makes the passes of f on b; what names f ("rfnet: guidance pass").
+func NewPasses(b Backend, what string, f func(in []*Tensor) (*Tensor, error)) *Passes {
+	return &Passes{b: b, what: what, f: f}
+}
+
+// Run is one pass on in (each pass's the same shapes and dtypes); its
+// output is the caller's.
+func (p *Passes) Run(in ...*Tensor) (*Tensor, error) {
+	switch {
+	case p.Eager || p.calls == 0:
+		var err error
+		out := Scoped(p.b, func() *Tensor {
+			var o *Tensor
+			o, err = p.f(in)
+			return o
+		})
+		if err != nil {
+			return nil, err
+		}
+		p.calls++
+		return out, nil
+	case p.call == nil:
+		call, first, err := CaptureCall(p.b, func(in []*Tensor) *Tensor {
+			out, err := p.f(in)
+			if err != nil { // the first pass ran the same function without one
+				panic(fmt.Sprintf("%s to capture: %v", p.what, err))
+			}
+			return out
+		}, in...)
+		if errors.Is(err, ErrUnsupported) {
+			p.Eager = true
+			return p.Run(in...)
+		}
+		if err != nil {
+			return nil, err
+		}
+		p.call = call
+		p.calls++
+		return first, nil
+	default:
+		out, err := p.call.Run(in...)
+		if err != nil {
+			return nil, err
+		}
+		p.calls++
+		return out, nil
+	}
+}
+
+// Calls is the number of passes run so far (during the first, 0).
+func (p *Passes) Calls() int { return p.calls }
+
+// Captured says whether the passes from the third on replay a captured one.
+func (p *Passes) Captured() bool { return p.call != nil }
+
+// Close releases the captured pass. A nil Passes may be closed.
+func (p *Passes) Close() {
+	if p != nil {
+		p.call.Close()
+	}
+}

@@ -65,7 +65,7 @@ func (g *GuidanceBench) Run() error {
 
 // Captured says whether the passes replay a captured one (from the third
 // on, where the backend captures and the pass is not eager).
-func (g *GuidanceBench) Captured() bool { return g.pass.call != nil }
+func (g *GuidanceBench) Captured() bool { return g.pass.passes.Captured() }
 
 // Close releases the captured pass and the prepared text.
 func (g *GuidanceBench) Close() {

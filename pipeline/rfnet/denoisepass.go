@@ -1,8 +1,6 @@
 package rfnet
 
 import (
-	"errors"
-	"fmt"
 	"math"
 
 	"github.com/rfnet/rfnet-native/tensor"
@@ -17,10 +15,9 @@ import (
 // save layers) and the maps each loop's loss reads packed out, all from the
 // cond halves. Everything a step keeps of the pass leaves it through that
 // output, so the pass does no host work and launches the same work at every
-// step: on a backend that captures (CUDA graphs) the first pass runs
-// eagerly, the second is captured (tensor.CaptureCall) and every later one
-// replays it. Elsewhere, with graphs off, or when the capture fails (the
-// backend says why), every pass runs eagerly: the same ops.
+// step: the passes run as tensor.Passes runs them (the first eagerly, the
+// second captured where the backend can: CUDA graphs, every later one
+// replayed).
 //
 // The loss maps are packed at every step, steered or not (a few MiB at SD's
 // sizes), so that one graph serves all; a step's loss after its update is
@@ -35,9 +32,7 @@ type denoisePass struct {
 	parts       []packedPart
 	saved       int          // the saved columns' values, all parts
 	pred        tensor.Shape // the prediction's
-	calls       int
-	call        *tensor.Call
-	eager       bool
+	passes      *tensor.Passes
 	savedLayers []map[string]bool // each loop's saved layers
 	lossLayers  []map[string]bool // each loop's loss layers
 }
@@ -56,6 +51,9 @@ type packedPart struct {
 // cond...] prepared (which must outlive the pass).
 func (r *runner) newDenoisePass(ls []loop, text *unet.Context) *denoisePass {
 	d := &denoisePass{r: r, ls: ls, text: text}
+	d.passes = tensor.NewPasses(r.Backend, "rfnet: denoising pass", func(in []*tensor.Tensor) (*tensor.Tensor, error) {
+		return d.pass(in[0], in[1])
+	})
 	for _, l := range ls {
 		d.savedLayers = append(d.savedLayers, keySet(l.save))
 		lo := map[string]bool{}
@@ -83,36 +81,10 @@ func (d *denoisePass) run(x *tensor.Tensor, times []float64, step int, measure [
 	r := d.r
 	proj := r.UNet.TimeProjection(r.Backend, r.DType, times)
 	defer proj.Free()
-	f := func(in []*tensor.Tensor) (*tensor.Tensor, error) { return d.pass(in[0], in[1]) }
-	var packed *tensor.Tensor
-	var err error
-	switch {
-	case d.eager || d.calls == 0:
-		packed = tensor.Scoped(r.Backend, func() *tensor.Tensor {
-			var p *tensor.Tensor
-			p, err = f([]*tensor.Tensor{x, proj})
-			return p
-		})
-	case d.call == nil:
-		call, first, cerr := tensor.CaptureCall(r.Backend, func(in []*tensor.Tensor) *tensor.Tensor {
-			p, err := f(in)
-			if err != nil { // the first pass ran the same function without one
-				panic(fmt.Sprintf("rfnet: denoising pass to capture: %v", err))
-			}
-			return p
-		}, x, proj)
-		if errors.Is(cerr, tensor.ErrUnsupported) {
-			d.eager = true
-			return d.run(x, times, step, measure)
-		}
-		d.call, packed, err = call, first, cerr
-	default:
-		packed, err = d.call.Run(x, proj)
-	}
+	packed, err := d.passes.Run(x, proj)
 	if err != nil {
 		return denoised{}, err
 	}
-	d.calls++
 	n := d.pred.Numel()
 	out := denoised{pred: packed.Narrow(0, 0, n).Reshape(d.pred...), after: make([]float64, len(d.ls))}
 	if n < packed.Numel() { // else the prediction is all of it (Narrow gave packed)
@@ -229,7 +201,7 @@ func (d *denoisePass) pass(x, proj *tensor.Tensor) (*tensor.Tensor, error) {
 			parts, packed = append(parts, p), append(packed, k.probs.Reshape(-1))
 		}
 	}
-	if d.calls == 0 {
+	if d.passes.Calls() == 0 {
 		d.parts, d.saved, d.pred = parts, saved, out.Shape()
 	}
 	return tensor.Concat(0, packed...), nil
@@ -238,6 +210,6 @@ func (d *denoisePass) pass(x, proj *tensor.Tensor) (*tensor.Tensor, error) {
 // close releases the captured pass (nil: nothing).
 func (d *denoisePass) close() {
 	if d != nil {
-		d.call.Close()
+		d.passes.Close()
 	}
 }

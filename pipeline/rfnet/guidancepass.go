@@ -2,7 +2,6 @@ package rfnet
 
 import (
 	"errors"
-	"fmt"
 	"math"
 
 	"github.com/rfnet/rfnet-native/sched"
@@ -18,11 +17,10 @@ import (
 // out. Nothing else changes between the passes of a loop or a set: the
 // shapes, the prepared text and the losses' constants (the masks, and the
 // reference maps that the overall loop refills in place at each step:
-// references.next). So on a backend that captures (CUDA graphs) the second
-// pass is captured (tensor.CaptureCall) and every later one replays it; the
-// first runs eagerly, where an error of a loss is an error and not a panic
-// inside a capture. Elsewhere, with graphs off, or when the capture fails
-// (the backend says why), every pass runs eagerly: the same ops.
+// references.next). So the passes run as tensor.Passes runs them: the
+// first eagerly (where an error of a loss is an error and not a panic
+// inside a capture), the second captured where the backend can (CUDA
+// graphs), every later one replayed.
 type guidancePass struct {
 	r      *runner
 	text   *unet.Context     // the objects' conds, prepared
@@ -31,13 +29,17 @@ type guidancePass struct {
 	keys   []string          // the layers the losses read
 	// losses are the objects' unscaled losses from their maps.
 	losses func(step int, maps []map[string]capture) ([]steeringLoss, error)
-	calls  int // passes so far
 	// sup and ref say which of the overall loss's terms the packed output
 	// holds after the losses (from the first pass: a loss's terms are the
 	// same at every step; one object only).
 	sup, ref bool
-	call     *tensor.Call
-	eager    bool
+	// eager makes every pass eager (a benchmark's eager pass).
+	eager  bool
+	passes *tensor.Passes
+	// k and step are the pass's objects and step, which the eager passes
+	// read (a captured pass replays the step it was captured at: nothing in
+	// it depends on the step but the refilled references).
+	k, step int
 }
 
 // loopGuidance is the guidance pass of loop l (prepared set).
@@ -62,33 +64,14 @@ func (g *guidancePass) run(zs []*tensor.Tensor, step int, t float64) ([]measurem
 	}
 	x := tensor.Concat(0, xs...)
 	proj := r.UNet.TimeProjection(r.Backend, r.DType, times)
-	f := func(in []*tensor.Tensor) (*tensor.Tensor, error) { return g.pass(in[0], in[1], k, step) }
-	var packed *tensor.Tensor
-	var err error
-	switch {
-	case g.eager || g.calls == 0:
-		packed = tensor.Scoped(r.Backend, func() *tensor.Tensor {
-			var p *tensor.Tensor
-			p, err = f([]*tensor.Tensor{x, proj})
-			return p
+	if g.passes == nil {
+		g.passes = tensor.NewPasses(r.Backend, "rfnet: guidance pass", func(in []*tensor.Tensor) (*tensor.Tensor, error) {
+			return g.pass(in[0], in[1], g.k, g.step)
 		})
-	case g.call == nil:
-		call, first, cerr := tensor.CaptureCall(r.Backend, func(in []*tensor.Tensor) *tensor.Tensor {
-			p, err := f(in)
-			if err != nil { // the first pass ran the same function without one
-				panic(fmt.Sprintf("rfnet: guidance pass to capture: %v", err))
-			}
-			return p
-		}, x, proj)
-		if errors.Is(cerr, tensor.ErrUnsupported) {
-			g.eager = true
-			return g.run(zs, step, t)
-		}
-		g.call, packed, err = call, first, cerr
-	default:
-		packed, err = g.call.Run(x, proj)
+		g.passes.Eager = g.eager
 	}
-	g.calls++
+	g.k, g.step = k, step
+	packed, err := g.passes.Run(x, proj)
 	if x != zs[0] { // one object whose scheduler does not scale: x is its latent
 		x.Free()
 	}
@@ -173,7 +156,7 @@ func (g *guidancePass) pass(x, proj *tensor.Tensor, k, step int) (*tensor.Tensor
 		return nil, err
 	}
 	parts[0] = grads[0].Reshape(-1)
-	if g.calls == 0 && k == 1 {
+	if g.passes.Calls() == 0 && k == 1 {
 		g.sup, g.ref = sls[0].suppression != nil, sls[0].reference != nil
 	}
 	if g.sup {
@@ -188,6 +171,6 @@ func (g *guidancePass) pass(x, proj *tensor.Tensor, k, step int) (*tensor.Tensor
 // close releases the captured pass (nil: nothing).
 func (g *guidancePass) close() {
 	if g != nil {
-		g.call.Close()
+		g.passes.Close()
 	}
 }
