@@ -348,27 +348,39 @@ func TestRFNetGuidanceGraphMatchesEager(t *testing.T) {
 		},
 		Background: "the savanna at dusk"}
 	c := rfnet.Default()
-	// Four steps, the first two steered (the denoising passes measure the
-	// loss after there, not later: one graph serves both).
-	c.Steps, c.Width, c.Height, c.AggStart, c.BatchObjects = 4, 64, 64, 1, true
-	c.MaxIndexStep, c.OverallMaxIndexStep = 2, 2
-	c.MaxIter, c.OverallMaxIter = []int{3, 2}, []int{3, 2}
+	// Five steps, the first four steered: the replayed denoising passes of
+	// steps 3 and 4 hand their loss maps to the losses after, that of step 5
+	// measures nothing (one graph serves both).
+	c.Steps, c.Width, c.Height, c.AggStart, c.BatchObjects = 5, 64, 64, 1, true
+	c.MaxIndexStep, c.OverallMaxIndexStep = 4, 4
+	c.MaxIter, c.OverallMaxIter = []int{2, 1}, []int{2, 1}
 	c.LossThreshold, c.OverallLossThreshold = 0, 0
-	replays := cuda.Replays(g)
-	withGraphs, err := rfnet.Run(m, plan, rfnet.Options{Config: c})
-	if err != nil {
-		t.Fatal(err)
+	// lossesAfter are a run's losses after each steered step's update, by stage.
+	lossesAfter := func(run func(o rfnet.Options) (*rfnet.Result, error)) (*rfnet.Result, []float64) {
+		var after []float64
+		res, err := run(rfnet.Options{Config: c, Trace: func(e rfnet.TraceEvent) {
+			if e.LossAfter != nil {
+				after = append(after, *e.LossAfter)
+			}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, after
 	}
+	runScene := func(o rfnet.Options) (*rfnet.Result, error) { return rfnet.Run(m, plan, o) }
+	replays := cuda.Replays(g)
+	withGraphs, afterGraphs := lossesAfter(runScene)
 	// Five guidance passes of the batch and of the overall run: the third to
-	// the fifth replay; four denoising passes of each: the third and fourth.
-	if n := cuda.Replays(g) - replays; n != 2*3+2*2 {
-		t.Errorf("%d graph launches, want 10 (3 of the batch's guidance pass, 3 of the overall run's, 2 of each one's denoising pass)", n)
+	// the fifth replay; five denoising passes of each: the third to the fifth.
+	if n := cuda.Replays(g) - replays; n != 2*3+2*3 {
+		t.Errorf("%d graph launches, want 12 (3 of the batch's guidance pass, 3 of the overall run's, 3 of each one's denoising pass)", n)
 	}
 	b.SetGraphs(false)
 	defer b.SetGraphs(true)
-	eager, err := rfnet.Run(m, plan, rfnet.Options{Config: c})
-	if err != nil {
-		t.Fatal(err)
+	eager, afterEager := lossesAfter(runScene)
+	if len(afterGraphs) < 12 || !slices.Equal(afterGraphs, afterEager) {
+		t.Errorf("losses after with graphs %v, eager %v", afterGraphs, afterEager)
 	}
 	if !slices.Equal(withGraphs.Latents.Float32s(), eager.Latents.Float32s()) ||
 		!slices.Equal(withGraphs.Image.Float32s(), eager.Image.Float32s()) {

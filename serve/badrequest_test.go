@@ -83,6 +83,8 @@ func TestBadRequests(t *testing.T) {
 		{"job settings sam box", jobs, `{"prompt": "p", "settings": {"sam_box": true}}`, "settings.sam_box", 400},
 		{"job sdxl", jobs, `{"prompt": "p", "sdxl": true}`, "sdxl", 400},
 		{"job sdxl type", jobs, `{"prompt": "p", "sdxl": "yes"}`, "sdxl", 400},
+		{"openai sdxl sd", openai, `{"prompt": "p", "sdxl": false}`, "sdxl", 400},
+		{"openai sdxl", openai, `{"prompt": "p", "method": "rfnet", "sdxl": true}`, "sdxl", 400},
 		{"job settings not an object", jobs, `{"prompt": "p", "settings": [1]}`, "settings", 400},
 		{"job steps", jobs, `{"prompt": "p", "steps": 0}`, "steps", 400},
 		{"job width", jobs, `{"prompt": "p", "width": 12}`, "width", 400},

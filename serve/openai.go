@@ -26,6 +26,7 @@ type openAIRequest struct {
 	Seed           *uint64  `json:"seed"`
 	Scheduler      string   `json:"scheduler"`
 	Method         string   `json:"method"`
+	SDXL           *bool    `json:"sdxl"` // method rfnet: the SDXL refiner pass (nil: the server's default)
 	// Accepted and not acted on.
 	Model   string `json:"model"`
 	User    string `json:"user"`
@@ -75,6 +76,9 @@ func (s *Server) openAIImages(w http.ResponseWriter, r *http.Request) error {
 	var work jobs.Work
 	switch req.Method {
 	case "", "sd":
+		if req.SDXL != nil {
+			return badField("sdxl", "sdxl: applies to method rfnet (its SDXL refiner pass)")
+		}
 		scheduler := req.Scheduler
 		if scheduler == "" {
 			scheduler = "ddim"
@@ -112,7 +116,11 @@ func (s *Server) openAIImages(w http.ResponseWriter, r *http.Request) error {
 		if err := checkSeeds("n", seed, n); err != nil {
 			return err
 		}
-		j := rfnetJob{API: "openai", Prompt: req.Prompt, Config: c, Images: n, SDXL: s.o.SDXL != nil}
+		sdxl, err := s.sdxlOf(req.SDXL, c)
+		if err != nil {
+			return err
+		}
+		j := rfnetJob{API: "openai", Prompt: req.Prompt, Config: c, Images: n, SDXL: sdxl}
 		kind, stored, work = "rfnet", j, s.rfnetWork(j)
 	default:
 		return badField("method", "method %q: want sd or rfnet", req.Method)

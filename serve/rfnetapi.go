@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/rfnet/rfnet-native/llm"
+	"github.com/rfnet/rfnet-native/pipeline"
 	"github.com/rfnet/rfnet-native/pipeline/rfnet"
 )
 
@@ -153,15 +154,30 @@ func (s *Server) rfnetJobOf(req jobRequest) (rfnetJob, error) {
 		// mode would be accepted and not honoured.
 		return j, badField("settings.sam_box", "settings.sam_box: this server loads no SAM model (masks come from the attention, §8.2; serve --sam loads one): leave it false")
 	}
-	j.SDXL = s.o.SDXL != nil
-	if req.SDXL != nil {
-		if *req.SDXL && s.o.SDXL == nil {
-			return j, badField("sdxl", "sdxl: this server loads no SDXL refiner (serve --sdxl loads one): leave it out or false")
-		}
-		j.SDXL = *req.SDXL
+	sdxl, err := s.sdxlOf(req.SDXL, c)
+	if err != nil {
+		return j, err
 	}
-	j.Config = c
+	j.Config, j.SDXL = c, sdxl
 	return j, nil
+}
+
+// sdxlOf is whether an RFNet job under c refines its images with the
+// server's SDXL refiner: asked (nil: the server's default, on when it loads
+// the refiner), refused where it cannot be honoured.
+func (s *Server) sdxlOf(asked *bool, c rfnet.Config) (bool, error) {
+	on := s.o.SDXL != nil
+	if asked != nil {
+		if *asked && s.o.SDXL == nil {
+			return false, badField("sdxl", "sdxl: this server loads no SDXL refiner (serve --sdxl loads one): leave it out or false")
+		}
+		on = *asked
+	}
+	if on && rfnet.SDXLStepsRun(c) < 1 {
+		// Refused now rather than after the whole scene.
+		return false, badField("settings.sdxl_step_ratio", "settings.sdxl_step_ratio %g runs none of the refiner's %d steps: raise it, or send \"sdxl\": false", c.SDXLStepRatio, pipeline.DefaultRefineSteps)
+	}
+	return on, nil
 }
 
 // checkPlan checks a request's plan as llm checks plan files (Plan.Check),

@@ -255,4 +255,19 @@ func TestRFNetJobWithSAMAndSDXL(t *testing.T) {
 	if code != http.StatusAccepted {
 		t.Errorf("sam_box with SAM: %d %s", code, body)
 	}
+	// A strength that runs none of the refiner's steps is refused up front,
+	// on both APIs, unless the refiner is skipped.
+	for _, c := range []struct {
+		path string
+		req  map[string]any
+		code int
+	}{
+		{"/v1/rfnet/jobs", map[string]any{"prompt": "p", "steps": 1, "width": 64, "height": 64, "settings": map[string]any{"sdxl_step_ratio": 0.01}}, http.StatusBadRequest},
+		{"/v1/rfnet/jobs", map[string]any{"prompt": "p", "steps": 1, "width": 64, "height": 64, "sdxl": false, "settings": map[string]any{"sdxl_step_ratio": 0.01}}, http.StatusAccepted},
+	} {
+		code, body, _ := ts.do("POST", c.path, c.req)
+		if code != c.code || (code == http.StatusBadRequest && !strings.Contains(string(body), `"param": "settings.sdxl_step_ratio"`) && !strings.Contains(string(body), `"param":"settings.sdxl_step_ratio"`)) {
+			t.Errorf("%v: %d %s, want %d", c.req, code, body, c.code)
+		}
+	}
 }

@@ -167,9 +167,10 @@ func (c *Call) free() {
 // whatever its inputs' values, as a loop runs it pass after pass: the first
 // pass eagerly (in a scope), where an error of f is an error; the second
 // captured (CaptureCall), where f must not fail; every later one replayed.
-// On a backend that cannot capture, with graphs off, or when the capture
-// fails (the backend says why), every pass runs eagerly: the same ops.
-// Setting Eager before a pass makes it and every later one eager.
+// On a backend that cannot capture, with graphs off, or where the capture
+// is refused (an error wrapping ErrUnsupported: the backend says why),
+// every pass runs eagerly: the same ops; any other error of the capture is
+// the pass's. Setting Eager before a pass makes it and every later one eager.
 type Passes struct {
 	b     Backend
 	what  string // names f in the panic of a capture that fails
@@ -232,7 +233,7 @@ func (p *Passes) Run(in ...*Tensor) (*Tensor, error) {
 func (p *Passes) Calls() int { return p.calls }
 
 // Captured says whether the passes from the third on replay a captured one.
-func (p *Passes) Captured() bool { return p.call != nil }
+func (p *Passes) Captured() bool { return p != nil && p.call != nil }
 
 // Close releases the captured pass. A nil Passes may be closed.
 func (p *Passes) Close() {

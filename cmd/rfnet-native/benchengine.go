@@ -257,21 +257,14 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 	defer ctx2.Free()
 
 	stages := []benchStage{
-		{"text encoder (1×77 tokens)", iters, true, encode},
-		{fmt.Sprintf("unet, batch 2 (CFG step), %d² latent", size), iters, true, func() error {
+		{name: "text encoder (1×77 tokens)", runs: iters, profile: true, f: encode},
+		{name: fmt.Sprintf("unet, batch 2 (CFG step), %d² latent", size), runs: iters, profile: true, f: func() error {
 			_, err := m.UNet.ForwardContext(z2, []float64{500, 500}, ctx2, nil, nil)
 			return err
 		}},
 	}
-	guidance, err := guidanceStages(m, dev, size, iters)
-	if err != nil {
-		return nil, err
-	}
-	for _, g := range guidance {
-		defer g.close()
-		stages = append(stages, g.benchStage)
-	}
-	stages = append(stages, benchStage{fmt.Sprintf("vae decode to %d²", 8*size), iters, true, func() error { m.DecodeImage(z); return nil }})
+	stages = append(stages, guidanceStages(m, dev, iters, size)...)
+	stages = append(stages, benchStage{name: fmt.Sprintf("vae decode to %d²", 8*size), runs: iters, profile: true, f: func() error { m.DecodeImage(z); return nil }})
 	// The same call captured once and replayed, as the denoising loop runs
 	// it after its first step, where the backend captures (CUDA graphs; not
 	// with RFNET_CUDA_GRAPHS=0). Not profiled: a profile refuses capture.
@@ -286,7 +279,7 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 	switch {
 	case err == nil:
 		defer call.Close()
-		stages = append(stages[:2], append([]benchStage{{fmt.Sprintf("graph replay of the unet call, batch 2, %d² latent", size), iters, false, func() error {
+		stages = append(stages[:2], append([]benchStage{{name: fmt.Sprintf("graph replay of the unet call, batch 2, %d² latent", size), runs: iters, f: func() error {
 			out, err := call.Run(z2, proj)
 			if err == nil {
 				out.Free()
@@ -297,7 +290,7 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 		return nil, err
 	}
 	if steps > 0 {
-		stages = append(stages, benchStage{fmt.Sprintf("denoise: %d DDIM steps with CFG", steps), 1, false, func() error {
+		stages = append(stages, benchStage{name: fmt.Sprintf("denoise: %d DDIM steps with CFG", steps), runs: 1, f: func() error {
 			s, err := sched.New("ddim", m.Variant.Sched, steps)
 			if err != nil {
 				return err
@@ -309,81 +302,70 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 	return timeStages(dev, counter, prof, stages)
 }
 
-// guidanceStage is a timed RFNet guidance pass and what it holds.
-type guidanceStage struct {
-	benchStage
-	close func()
-}
-
 // guidanceStages are RFNet's guidance pass (rfnet.GuidanceBench: the first
 // object's single-object run of bench-engine --rfnet's one-object plan, at
 // its first step, with its box loss) as the timed calls: eager (op by op,
 // profiled); where the backend captures, replayed as the runs replay it
 // (the record's guidance row); and where it has two paths for the
 // convolutions' input gradient, eager on the other (im2col + col2im here,
-// the GPU's implicit GEMM by default), side by side in the same run. Its
+// the GPU's implicit GEMM by default), side by side in the same run. Each
+// stage prepares its pass in its setup and releases it when done, so the
+// captured one's graph counts in its own row's peak memory alone. Its
 // prompts need the model's tokenizer: without one (random weights and no
 // --tokenizer) there are none, and bench-engine says so.
-func guidanceStages(m *pipeline.Model, dev tensor.Backend, size, iters int) ([]guidanceStage, error) {
+func guidanceStages(m *pipeline.Model, dev tensor.Backend, iters int, size int) []benchStage {
 	if m.Tokenizer == nil {
 		fmt.Fprintln(os.Stderr, "bench-engine: no rfnet guidance pass: its prompts need a tokenizer (--tokenizer)")
-		return nil, nil
+		return nil
 	}
 	c := rfnet.Default()
 	c.Width, c.Height = 8*size, 8*size
-	var out []guidanceStage
-	closeAll := func() {
-		for _, g := range out {
-			g.close()
-		}
-	}
-	// add appends the stage name of a pass; with replay, the pass runs as
-	// the runs' do (eager, then captured: both before the timing, so every
-	// timed run replays; no stage where the backend does not capture).
-	add := func(name string, replay bool, around func() func()) error {
-		g, err := rfnet.NewGuidanceBench(m, benchPlan(1), c, !replay)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if replay {
-			for range 2 {
-				if err := g.Run(); err != nil {
-					g.Close()
-					return fmt.Errorf("%s: %w", name, err)
+	// stage is the stage name of a pass; with replay, the pass runs as the
+	// runs' do, eager then captured, both in the setup, so that every timed
+	// run replays (left out where the backend does not capture).
+	stage := func(name string, replay bool, around func() func()) benchStage {
+		var g *rfnet.GuidanceBench
+		return benchStage{name: name, runs: iters, profile: !replay,
+			setup: func() error {
+				var err error
+				if g, err = rfnet.NewGuidanceBench(m, benchPlan(1), c, !replay); err != nil || !replay {
+					return err
 				}
-			}
-			if !g.Captured() {
-				g.Close()
+				for range 2 {
+					if err := g.Run(); err != nil {
+						return err
+					}
+				}
+				if !g.Captured() {
+					return fmt.Errorf("%w: the backend runs the pass eagerly", errSkipStage)
+				}
 				return nil
-			}
-		}
-		out = append(out, guidanceStage{benchStage{name, iters, !replay, func() error {
-			if around != nil {
-				defer around()()
-			}
-			return g.Run()
-		}}, g.Close})
-		return nil
+			},
+			f: func() error {
+				if around != nil {
+					defer around()()
+				}
+				return g.Run()
+			},
+			done: func() {
+				if g != nil {
+					g.Close()
+				}
+			}}
 	}
-	if err := add("rfnet guidance pass, eager (box loss, backward to the latent)", false, nil); err != nil {
-		return nil, err
-	}
+	stages := []benchStage{stage("rfnet guidance pass, eager (box loss, backward to the latent)", false, nil)}
 	// Not profiled: a profile refuses capture.
-	if err := add(replayedGuidance, true, nil); err != nil {
-		closeAll()
-		return nil, err
+	if _, ok := m.Backend.(tensor.Capturer); ok {
+		stages = append(stages, stage(replayedGuidance, true, nil))
 	}
 	// Its name does not start as the eager pass's.
 	if p, ok := dev.(conv2dPather); ok {
-		if err := add("im2col-gradient guidance pass, eager (RFNET_CONV=im2col)", false, func() func() {
+		stages = append(stages, stage("im2col-gradient guidance pass, eager (RFNET_CONV=im2col)", false, func() func() {
 			was := p.SetConv2dPath(cuda.ConvIm2col)
 			return func() { p.SetConv2dPath(was) }
-		}); err != nil {
-			closeAll()
-			return nil, err
-		}
+		}))
 	}
-	return out, nil
+	return stages
 }
 
 // conv2dPather is a backend with two paths for a convolution's input
@@ -412,7 +394,16 @@ type benchStage struct {
 	runs    int
 	profile bool
 	f       func() error
+	// setup, when set, runs before the stage's warm-up and done after its
+	// runs, so that what the stage holds (a captured graph) counts in its
+	// own peak memory and in no other stage's; setup's errSkipStage leaves
+	// the stage out.
+	setup func() error
+	done  func()
 }
+
+// errSkipStage is a stage's setup saying the stage cannot run here.
+var errSkipStage = errors.New("bench-engine: stage left out")
 
 // timeStages times each stage on dev: the one timing loop of bench-engine's
 // single calls (SD, SAM and the refiner). The calls run on counter (which
@@ -422,60 +413,80 @@ func timeStages(dev tensor.Backend, counter *tensor.FLOPCounter, prof kernelProf
 	var out []stageTiming
 	mem, _ := dev.(memoryStats)
 	for _, s := range stages {
-		fmt.Fprintf(os.Stderr, "timing %s\n", s.name)
-		// Warm-up (kernel lookups, the allocator's cache, cuBLAS heuristics), counting FLOPs.
-		counter.Reset()
-		if _, err := timeCall(dev, s.f); err != nil {
-			return nil, fmt.Errorf("%s: %w", s.name, err)
-		}
-		flops := counter.FLOPs()
-		if mem != nil {
-			mem.ResetPeak()
-		}
-		var ms, host []float64
-		as, _ := dev.(allocStats)
-		var before cuda.AllocStats
-		if as != nil {
-			before = as.AllocStats()
-		}
-		gcBefore := gcCycles()
-		for range s.runs {
-			var h time.Duration
-			t, err := timeCall(dev, func() error {
-				start := time.Now()
-				err := s.f()
-				h = time.Since(start)
-				return err
-			})
-			if err != nil {
+		if s.setup != nil {
+			if err := s.setup(); errors.Is(err, errSkipStage) {
+				fmt.Fprintf(os.Stderr, "not timing %s: %v\n", s.name, err)
+				continue
+			} else if err != nil {
 				return nil, fmt.Errorf("%s: %w", s.name, err)
 			}
-			ms, host = append(ms, t), append(host, float64(h.Microseconds())/1000)
 		}
-		slices.Sort(ms)
-		slices.Sort(host)
-		n := float64(len(ms))
-		t := stageTiming{Name: s.name, MedianMS: ms[len(ms)/2], MinMS: ms[0], Runs: len(ms), GFLOP: float64(flops) / 1e9,
-			HostMS: host[len(host)/2], GCPerRun: float64(gcCycles()-gcBefore) / n}
-		if as != nil {
-			after := as.AllocStats()
-			t.Alloc = &perRun{DriverAllocs: float64(after.DriverAllocs-before.DriverAllocs) / n, Collects: float64(after.Collects-before.Collects) / n}
+		t, err := timeStage(dev, counter, prof, mem, s)
+		if s.done != nil {
+			s.done()
 		}
-		t.TFLOPS = float64(flops) / (t.MedianMS / 1e3) / 1e12
-		if mem != nil {
-			_, peak := mem.MemoryStats()
-			t.PeakMiB = float64(peak) / (1 << 20)
-		}
-		if prof != nil && s.profile {
-			p, err := prof.Profile(s.f)
-			if err != nil {
-				return nil, fmt.Errorf("%s: profile: %w", s.name, err)
-			}
-			t.Profile = &p
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// timeStage is one stage of timeStages, after its setup.
+func timeStage(dev tensor.Backend, counter *tensor.FLOPCounter, prof kernelProfiler, mem memoryStats, s benchStage) (stageTiming, error) {
+	fmt.Fprintf(os.Stderr, "timing %s\n", s.name)
+	// Warm-up (kernel lookups, the allocator's cache, cuBLAS heuristics), counting FLOPs.
+	counter.Reset()
+	if _, err := timeCall(dev, s.f); err != nil {
+		return stageTiming{}, fmt.Errorf("%s: %w", s.name, err)
+	}
+	flops := counter.FLOPs()
+	if mem != nil {
+		mem.ResetPeak()
+	}
+	var ms, host []float64
+	as, _ := dev.(allocStats)
+	var before cuda.AllocStats
+	if as != nil {
+		before = as.AllocStats()
+	}
+	gcBefore := gcCycles()
+	for range s.runs {
+		var h time.Duration
+		t, err := timeCall(dev, func() error {
+			start := time.Now()
+			err := s.f()
+			h = time.Since(start)
+			return err
+		})
+		if err != nil {
+			return stageTiming{}, fmt.Errorf("%s: %w", s.name, err)
+		}
+		ms, host = append(ms, t), append(host, float64(h.Microseconds())/1000)
+	}
+	slices.Sort(ms)
+	slices.Sort(host)
+	n := float64(len(ms))
+	t := stageTiming{Name: s.name, MedianMS: ms[len(ms)/2], MinMS: ms[0], Runs: len(ms), GFLOP: float64(flops) / 1e9,
+		HostMS: host[len(host)/2], GCPerRun: float64(gcCycles()-gcBefore) / n}
+	if as != nil {
+		after := as.AllocStats()
+		t.Alloc = &perRun{DriverAllocs: float64(after.DriverAllocs-before.DriverAllocs) / n, Collects: float64(after.Collects-before.Collects) / n}
+	}
+	t.TFLOPS = float64(flops) / (t.MedianMS / 1e3) / 1e12
+	if mem != nil {
+		_, peak := mem.MemoryStats()
+		t.PeakMiB = float64(peak) / (1 << 20)
+	}
+	if prof != nil && s.profile {
+		p, err := prof.Profile(s.f)
+		if err != nil {
+			return stageTiming{}, fmt.Errorf("%s: profile: %w", s.name, err)
+		}
+		t.Profile = &p
+	}
+	return t, nil
 }
 
 // gcCycles is the number of Go garbage collections so far (runtime/metrics:

@@ -56,8 +56,8 @@ func refinerStages(r *pipeline.Refiner, size, iters, steps int) []benchStage {
 	added := &unet.Added{TextEmbeds: pooled2, TimeIDs: []float64{side, side, 0, 0, pipeline.DefaultNegativeAestheticScore,
 		side, side, 0, 0, pipeline.DefaultAestheticScore}}
 	stages := []benchStage{
-		{"refiner text encoder (1×77 tokens)", iters, true, encode},
-		{fmt.Sprintf("refiner unet, batch 2 (CFG step), %d² latent", size), iters, true, func() error {
+		{name: "refiner text encoder (1×77 tokens)", runs: iters, profile: true, f: encode},
+		{name: fmt.Sprintf("refiner unet, batch 2 (CFG step), %d² latent", size), runs: iters, profile: true, f: func() error {
 			_, err := r.UNet.ForwardContext(z2, []float64{500, 500}, ctx2, added, nil)
 			return err
 		}},
@@ -71,8 +71,8 @@ func refinerStages(r *pipeline.Refiner, size, iters, steps int) []benchStage {
 		img := tensor.FromFloat32(b, tensor.Float32, tensor.Shape{1, 3, 8 * size, 8 * size}, gray)
 		q := pipeline.NewRefineRequest(img, "a photo of a cat in a sunny garden")
 		q.Steps = steps
-		stages = append(stages, benchStage{fmt.Sprintf("refine: %d of %d Euler steps with CFG (strength %g), vae encode+decode",
-			int(float64(steps)*q.Strength), steps, q.Strength), 1, false, func() error {
+		stages = append(stages, benchStage{name: fmt.Sprintf("refine: %d of %d Euler steps with CFG (strength %g), vae encode+decode",
+			int(float64(steps)*q.Strength), steps, q.Strength), runs: 1, f: func() error {
 			_, err := r.Refine(q)
 			return err
 		}})

@@ -63,12 +63,12 @@ func samStages(m *sam.Model, iters int) ([]benchStage, error) {
 	embed := func() error { emb = m.EmbedImage(pixels); return nil }
 	embed() // emb for the decoder
 	return []benchStage{
-		{fmt.Sprintf("sam image encoder (1 image, %d²)", side), iters, true, embed},
-		{"sam prompt+decoder (1 point, multimask)", iters, true, func() error {
+		{name: fmt.Sprintf("sam image encoder (1 image, %d²)", side), runs: iters, profile: true, f: embed},
+		{name: "sam prompt+decoder (1 point, multimask)", runs: iters, profile: true, f: func() error {
 			_, _, err := m.Predict(emb, prompt, true)
 			return err
 		}},
-		{"sam per object (preprocess, encoder, decoder, post-processing)", iters, true, func() error {
+		{name: "sam per object (preprocess, encoder, decoder, post-processing)", runs: iters, profile: true, f: func() error {
 			_, err := m.Segment(img, sam.ImagePrompt{Points: [][2]float64{center}, Labels: []int{sam.Foreground}}, true)
 			return err
 		}},

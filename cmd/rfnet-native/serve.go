@@ -70,7 +70,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.allowV, "allow-v", false, "rfnet: run on a v-prediction model (SD 2.x 768), which the reference does not support")
 	fs.StringVar(&f.sam, "sam", "", "rfnet: cut each object's mask with Segment Anything (§8.1): a SamModel folder or a Hub name such as sam-vit-base (default: facebook/sam-vit-base when the Hugging Face cache has it, else the attention mask of §8.2)")
 	fs.BoolVar(&f.sdxl.on, "sdxl", false, `rfnet: refine each image with the SDXL refiner after the overall run, as generate --sdxl does (a request's "sdxl": false skips it); the job's image is then `+rfnet.SDXLImage)
-	fs.StringVar(&f.sdxl.weights, "sdxl-weights", "sdxl-refiner", "rfnet --sdxl: the refiner: a diffusers folder, or a Hub name (the Hugging Face cache, else downloaded)")
+	fs.StringVar(&f.sdxl.weights, "sdxl-weights", "sdxl-refiner", "rfnet --sdxl: the refiner: a diffusers folder, a single .safetensors file (with --sdxl-tokenizer), or a Hub name (the Hugging Face cache, else downloaded)")
 	f.sdxl.registerSingleFile(fs)
 	fs.IntVar(&f.sdxl.size, "sdxl-size", rfnet.SDXLSize, "rfnet --sdxl: the side images are resized to (Lanczos) before refining; the published run's is 1024 (the strength is each request's settings.sdxl_step_ratio)")
 	f.llm.register(fs)

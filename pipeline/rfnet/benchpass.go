@@ -67,8 +67,9 @@ func (g *GuidanceBench) Run() error {
 // on, where the backend captures and the pass is not eager).
 func (g *GuidanceBench) Captured() bool { return g.pass.passes.Captured() }
 
-// Close releases the captured pass and the prepared text.
+// Close releases the captured pass, the prepared text and the latent.
 func (g *GuidanceBench) Close() {
 	g.pass.close()
 	g.l.prepared.Free()
+	g.z.Free()
 }
