@@ -94,6 +94,14 @@ func capturer(b Backend) (Capturer, bool) {
 	return c, ok
 }
 
+// Captures says whether b can capture calls at all (a Capturer, or a
+// FLOPCounter around one); a capture may still be refused (graphs off, a
+// profile running), which CaptureCall says.
+func Captures(b Backend) bool {
+	_, ok := capturer(b)
+	return ok
+}
+
 // Refill copies src into dst's buffer (same dtype and length) in the
 // backend's order of work, on a backend that captures: a graph that reads
 // dst then reads src's values at its next replay. It reports whether it

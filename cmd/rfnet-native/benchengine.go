@@ -267,27 +267,37 @@ func benchStages(m *pipeline.Model, dev tensor.Backend, counter *tensor.FLOPCoun
 	stages = append(stages, benchStage{name: fmt.Sprintf("vae decode to %d²", 8*size), runs: iters, profile: true, f: func() error { m.DecodeImage(z); return nil }})
 	// The same call captured once and replayed, as the denoising loop runs
 	// it after its first step, where the backend captures (CUDA graphs; not
-	// with RFNET_CUDA_GRAPHS=0). Not profiled: a profile refuses capture.
-	proj := m.UNet.TimeProjection(b, d, []float64{500, 500})
-	call, _, err := tensor.CaptureCall(b, func(in []*tensor.Tensor) *tensor.Tensor {
-		out, err := m.UNet.ForwardProjected(in[0], in[1], ctx2)
-		if err != nil {
-			panic(fmt.Sprintf("bench-engine: unet call to capture: %v", err))
-		}
-		return out
-	}, z2, proj)
-	switch {
-	case err == nil:
-		defer call.Close()
-		stages = append(stages[:2], append([]benchStage{{name: fmt.Sprintf("graph replay of the unet call, batch 2, %d² latent", size), runs: iters, f: func() error {
-			out, err := call.Run(z2, proj)
-			if err == nil {
-				out.Free()
-			}
-			return err
-		}}}, stages[2:]...)...)
-	case !errors.Is(err, tensor.ErrUnsupported):
-		return nil, err
+	// with RFNET_CUDA_GRAPHS=0, which leaves the row out). Captured in its
+	// setup and released when done, so that its graph counts in no other
+	// row's peak memory. Not profiled: a profile refuses capture.
+	if tensor.Captures(b) {
+		proj := m.UNet.TimeProjection(b, d, []float64{500, 500})
+		defer proj.Free()
+		var call *tensor.Call
+		replay := benchStage{name: fmt.Sprintf("graph replay of the unet call, batch 2, %d² latent", size), runs: iters,
+			setup: func() error {
+				var err error
+				call, _, err = tensor.CaptureCall(b, func(in []*tensor.Tensor) *tensor.Tensor {
+					out, err := m.UNet.ForwardProjected(in[0], in[1], ctx2)
+					if err != nil {
+						panic(fmt.Sprintf("bench-engine: unet call to capture: %v", err))
+					}
+					return out
+				}, z2, proj)
+				if errors.Is(err, tensor.ErrUnsupported) {
+					return fmt.Errorf("%w: %v", errSkipStage, err)
+				}
+				return err
+			},
+			f: func() error {
+				out, err := call.Run(z2, proj)
+				if err == nil {
+					out.Free()
+				}
+				return err
+			},
+			done: func() { call.Close() }}
+		stages = append(stages[:2], append([]benchStage{replay}, stages[2:]...)...)
 	}
 	if steps > 0 {
 		stages = append(stages, benchStage{name: fmt.Sprintf("denoise: %d DDIM steps with CFG", steps), runs: 1, f: func() error {
@@ -355,7 +365,7 @@ func guidanceStages(m *pipeline.Model, dev tensor.Backend, iters int, size int) 
 	}
 	stages := []benchStage{stage("rfnet guidance pass, eager (box loss, backward to the latent)", false, nil)}
 	// Not profiled: a profile refuses capture.
-	if _, ok := m.Backend.(tensor.Capturer); ok {
+	if tensor.Captures(m.Backend) {
 		stages = append(stages, stage(replayedGuidance, true, nil))
 	}
 	// Its name does not start as the eager pass's.
@@ -395,9 +405,9 @@ type benchStage struct {
 	profile bool
 	f       func() error
 	// setup, when set, runs before the stage's warm-up and done after its
-	// runs, so that what the stage holds (a captured graph) counts in its
-	// own peak memory and in no other stage's; setup's errSkipStage leaves
-	// the stage out.
+	// runs (or after a failed setup), so that what the stage holds (a
+	// captured graph) counts in its own peak memory and in no other
+	// stage's; setup's errSkipStage leaves the stage out.
 	setup func() error
 	done  func()
 }
@@ -414,11 +424,15 @@ func timeStages(dev tensor.Backend, counter *tensor.FLOPCounter, prof kernelProf
 	mem, _ := dev.(memoryStats)
 	for _, s := range stages {
 		if s.setup != nil {
-			if err := s.setup(); errors.Is(err, errSkipStage) {
+			if err := s.setup(); err != nil {
+				if s.done != nil { // what the setup made before it failed
+					s.done()
+				}
+				if !errors.Is(err, errSkipStage) {
+					return nil, fmt.Errorf("%s: %w", s.name, err)
+				}
 				fmt.Fprintf(os.Stderr, "not timing %s: %v\n", s.name, err)
 				continue
-			} else if err != nil {
-				return nil, fmt.Errorf("%s: %w", s.name, err)
 			}
 		}
 		t, err := timeStage(dev, counter, prof, mem, s)
